@@ -1,0 +1,225 @@
+"""Every input check of fastjac, and nothing else.
+
+The compiled kernels run with bounds checks off, so nothing reaches them before this module
+has checked its dtype, shape, layout and (for outputs) writeability and overlap. Each check
+raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape or value)
+with a message that names the offending argument.
+
+Conventions (see ``DESIGN.md``):
+
+* float32 and float64 compute in their own precision; integer and bool inputs compute in
+  float64; float16 computes in float32; complex, object, string and extended-precision
+  inputs are rejected.
+* The result dtype is ``numpy.result_type`` of the inputs, with Python scalars "weak" as in
+  NumPy 2 (``float32_array * 2.0`` stays float32).
+* Kernels see flat C-contiguous buffers; any input layout is accepted (copied only when it
+  must be), and inputs are never written.
+"""
+
+import numbers
+import os
+
+import numpy as np
+
+F64 = np.dtype(np.float64)
+F32 = np.dtype(np.float32)
+_PY_SCALARS = (bool, int, float)
+
+
+def _cpu_count():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+CPU_COUNT = _cpu_count()
+
+
+def _bad_dtype(name, dtype):
+    return TypeError(
+        f"{name} has dtype {dtype}; fastjac computes on real numbers only "
+        "(float32/float64, or integers/bools which compute in float64)"
+    )
+
+
+def _asarray(value, name):
+    """``np.asarray`` that names the argument when NumPy cannot make an array of it."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
+
+
+def _check_kind(dtype, name):
+    kind = dtype.kind
+    if kind not in "fiub" or (kind == "f" and dtype.itemsize > 8):
+        raise _bad_dtype(name, dtype)
+
+
+def result_dtype(*named):
+    """Return the float dtype the kernels compute in, for ``(name, value)`` pairs.
+
+    ``None`` values are skipped. Python ``bool``/``int``/``float`` take part as weak
+    scalars (they do not widen an array's dtype); anything complex, object or text raises
+    ``TypeError`` naming the argument.
+    """
+    parts = []
+    for name, value in named:
+        if value is None:
+            continue
+        tv = type(value)
+        if tv is float or tv is int or tv is bool:
+            parts.append(value)
+            continue
+        if tv is np.ndarray or isinstance(value, np.generic):
+            dtype = value.dtype
+        elif isinstance(value, complex):
+            raise _bad_dtype(name, np.dtype(complex))
+        else:
+            dtype = _asarray(value, name).dtype
+        _check_kind(dtype, name)
+        parts.append(dtype)
+    if not parts:
+        return F64
+    try:
+        dtype = np.result_type(*parts)
+    except (OverflowError, TypeError) as exc:
+        names = ", ".join(n for n, v in named if v is not None)
+        raise TypeError(f"cannot find a common float dtype for {names}: {exc}") from None
+    if dtype.kind != "f":
+        return F64
+    if dtype.itemsize < 4:
+        return F32
+    return dtype
+
+
+def operand(value, name, dtype):
+    """Return ``(flat, shape)``: ``value`` as a 1-D C-contiguous array of ``dtype``.
+
+    ``shape`` is the shape the caller gave (``()`` for a scalar). No copy is made when the
+    input already is a contiguous array of the right dtype; a read-only input stays
+    read-only (kernels take ``const`` buffers and never write inputs).
+    """
+    if type(value) is np.ndarray:
+        arr = value
+    else:
+        arr = _asarray(value, name)
+    if arr.dtype is not dtype:
+        _check_kind(arr.dtype, name)
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        flat = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    else:
+        flat = arr.reshape(-1)
+    return flat, arr.shape
+
+
+def same_shape(shape_a, name_a, shape_b, name_b):
+    """Raise ``ValueError`` unless two shapes are equal."""
+    if shape_a != shape_b:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape; got {name_a}.shape={shape_a} "
+            f"and {name_b}.shape={shape_b}"
+        )
+
+
+def elementwise_shape(shape_w, name_w, shape_x, name_x):
+    """Shape of ``w ○ x`` under scalar expansion (paper §4.3); no other broadcasting."""
+    if shape_w == shape_x:
+        return shape_w
+    if shape_w == ():
+        return shape_x
+    if shape_x == ():
+        return shape_w
+    raise ValueError(
+        f"{name_w} and {name_x} must have the same shape, or one of them must be a scalar "
+        f"(scalar expansion, paper §4.3); got {name_w}.shape={shape_w} and "
+        f"{name_x}.shape={shape_x}"
+    )
+
+
+def _start(a):
+    return a.__array_interface__["data"][0]
+
+
+def output(out, name, shape, dtype, inputs=(), others=()):
+    """Check a user-supplied ``out=`` array and return ``(kernel_buffer, out)``.
+
+    ``out`` must be a writeable ``numpy.ndarray`` of exactly ``shape`` and ``dtype``. The
+    kernel buffer is a flat C-contiguous view of ``out`` when ``out`` is C-contiguous, or
+    a fresh array to be copied into ``out`` afterwards (``finish``). ``inputs`` are the flat
+    buffers the kernel reads: ``out`` may be one of them exactly (element-wise kernels
+    load a tile of every input before they store it), but a partial overlap raises
+    ``ValueError``. ``others`` are the other outputs of the same call, which ``out`` must
+    not overlap at all. With ``out=None`` a fresh buffer is allocated.
+    """
+    if out is None:
+        buf = np.empty(shape, dtype=dtype)
+        return buf.reshape(-1), buf
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {out.dtype}, expected {dtype} (the result dtype of the inputs)"
+        )
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for other_name, other in others:
+        if other is not None and np.may_share_memory(out, other):
+            raise ValueError(f"{name} overlaps {other_name}; outputs must not share memory")
+    if not out.flags.c_contiguous:
+        return np.empty(out.size, dtype=dtype), out
+    buf = out.reshape(-1)
+    for in_name, arr in inputs:
+        if arr is None or arr.size == 0 or not np.may_share_memory(buf, arr):
+            continue
+        if not (arr.size == buf.size and arr.dtype == buf.dtype and _start(arr) == _start(buf)):
+            raise ValueError(
+                f"{name} partially overlaps the input {in_name}; the kernel can run in place "
+                "only when out is exactly that input"
+            )
+    return buf, out
+
+
+def finish(buf, out):
+    """Copy a kernel buffer into ``out`` when ``output`` had to use a temporary."""
+    if out.size and not np.shares_memory(buf, out):
+        out[...] = buf.reshape(out.shape)
+    return out
+
+
+def n_threads(value, work, threshold):
+    """Resolve ``n_threads``: None means all cores above ``threshold`` work, else serial."""
+    if value is None:
+        return 1 if work < threshold else CPU_COUNT
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"n_threads must be a positive integer or None, got {value!r}")
+    if value < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {value}")
+    return int(value)
+
+
+def real_scalar(value, name, allow_inf=False):
+    """A finite (or, with ``allow_inf``, any non-NaN) real Python float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            return real_scalar(value[()], name, allow_inf)
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if isinstance(value, (complex, np.complexfloating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    f = float(value)
+    if f != f or (not allow_inf and f in (float("inf"), float("-inf"))):
+        raise ValueError(f"{name} must be finite, got {f}")
+    return f
+
+
+def positive_int(value, name, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
