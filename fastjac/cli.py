@@ -1,0 +1,721 @@
+"""The ``fastjac`` command line: ``fastjac check | bench | demo | train``.
+
+``fastjac demo`` is the one-command tour: it validates every kernel against finite
+differences, trains a ReLU neuron (paper §5, §6) on a built-in synthetic data set, shows
+the loss curve, and times the same training written in plain NumPy. ``fastjac train``
+trains the neuron on a CSV file of numeric columns. ``fastjac check`` and ``fastjac bench``
+hand their arguments to :func:`fastjac.gradcheck.main_check` and
+:func:`fastjac.bench.main_bench`.
+
+Every subcommand imports what it needs when it runs, so ``fastjac --help`` is instant and
+a missing piece (an optional dependency, a module this build lacks) gives a message
+naming it, not a traceback. Usage and data errors exit with status 2, a failed gradient
+check with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import math
+import sys
+import time
+from typing import IO, Any, Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "ascii_plot", "read_csv", "CLIError"]
+
+PROG = "fastjac"
+
+
+class CLIError(Exception):
+    """An error the user can fix; printed as ``fastjac <command>: error: <message>``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------
+# Lazy imports
+# ---------------------------------------------------------------------------------------
+
+def _import_piece(module: str, command: str, what: str) -> Any:
+    """Import a part of fastjac that ``command`` needs, or raise a CLIError naming it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing = exc.name or ""
+        if not missing.startswith("fastjac"):
+            raise  # a third-party import failing inside fastjac is a real bug: show it
+        if missing.startswith("fastjac._kernels"):
+            hint = ("its compiled kernel is not built; from a source checkout run "
+                    "pip install . (or python setup.py build_ext --inplace)")
+        else:
+            hint = "this version of fastjac does not include it"
+        raise CLIError(f"`{PROG} {command}` needs {what} ({module}): {hint} ({exc})") from None
+
+
+def _import_optional(module: str, option: str, extra: str) -> Any:
+    """Import an optional third-party dependency or raise a CLIError saying how to get it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise CLIError(
+            f"{option} needs the optional dependency {module}, which is not installed: "
+            f"pip install {module}  (or pip install 'fastjac[{extra}]')"
+        ) from None
+
+
+def _selfcheck_function() -> Optional[Callable[..., Any]]:
+    import fastjac
+
+    fn = getattr(fastjac, "selfcheck", None)
+    if fn is None:
+        try:
+            fn = importlib.import_module("fastjac.gradcheck").selfcheck
+        except (ImportError, AttributeError):
+            return None
+    return fn
+
+
+def _check_matplotlib() -> None:
+    _import_optional("matplotlib", "--plot", "plot")
+
+
+# ---------------------------------------------------------------------------------------
+# Progress and text output
+# ---------------------------------------------------------------------------------------
+
+class Progress:
+    """A per-epoch progress bar: tqdm when it is installed, plain text otherwise.
+
+    Written to ``stream`` (standard error by default) so that standard output holds only
+    the results. The plain-text bar redraws itself on a terminal and prints a few lines
+    (every 20%) elsewhere.
+    """
+
+    def __init__(self, total: int, desc: str = "training", enabled: bool = True,
+                 stream: Optional[IO[str]] = None) -> None:
+        self.total = max(int(total), 1)
+        self.desc = desc
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.count = 0
+        self._tqdm = None
+        self._next_report = 0
+        if not enabled:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        else:
+            self._tqdm = tqdm(total=self.total, desc=desc, unit="epoch", file=self.stream,
+                              leave=True, dynamic_ncols=True)
+
+    def update(self, loss: float) -> None:
+        self.count += 1
+        if not self.enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            self._tqdm.update(1)
+            return
+        if self._tty:
+            width = 30
+            filled = width * self.count // self.total
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r{self.desc}: [{bar}] {self.count}/{self.total} "
+                              f"epochs  loss {loss:.4g}   ")
+            self.stream.flush()
+        elif self.count >= self._next_report or self.count == self.total:
+            self.stream.write(f"{self.desc}: {self.count}/{self.total} epochs  "
+                              f"loss {loss:.4g}\n")
+            self.stream.flush()
+            self._next_report = self.count + max(1, self.total // 5)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def ascii_plot(values: Sequence[float], width: int = 60, height: int = 10,
+               log: bool = True, xlabel: str = "epoch") -> List[str]:
+    """A small text plot of a curve (e.g. the loss per epoch), in plain ASCII.
+
+    Parameters
+    ----------
+    values : sequence of float
+        The curve; non-finite values are left out.
+    width, height : int
+        Plot area in characters.
+    log : bool, default True
+        Logarithmic vertical axis (used only when every value is positive).
+    xlabel : str
+        Label of the horizontal axis.
+
+    Returns
+    -------
+    list of str
+        The lines of the plot, without newlines.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0 or not np.isfinite(v).any():
+        return ["(nothing to plot)"]
+    use_log = log and bool(np.all(v[np.isfinite(v)] > 0))
+    t = np.log10(v) if use_log else v.copy()
+    finite = np.isfinite(t)
+    lo, hi = float(t[finite].min()), float(t[finite].max())
+    span = hi - lo
+    if span <= 0:  # a flat curve: one row
+        span, height = 1.0, 1
+    width = max(1, min(width, v.size))
+    # Column c covers the points [edges[c], edges[c+1]); it shows their smallest and
+    # largest value, so that a spike between two columns is not lost.
+    edges = np.linspace(0, v.size, width + 1).round().astype(int)
+    grid = [[" "] * width for _ in range(height)]
+    for c in range(width):
+        seg = t[edges[c]:max(edges[c + 1], edges[c] + 1)]
+        seg = seg[np.isfinite(seg)]
+        for val in (seg.min(), seg.max()) if seg.size else ():
+            r = int(round((hi - float(val)) / span * (height - 1)))
+            grid[r][c] = "*"
+
+    def label(x: float) -> str:
+        return f"{10 ** x if use_log else x:.3g}"
+
+    top, bottom = label(hi), label(lo)
+    lw = max(len(top), len(bottom))
+    lines = []
+    for r in range(height):
+        lab = top if r == 0 else bottom if r == height - 1 else ""
+        lab = "" if (r > 0 and lab == top) else lab
+        lines.append(f"{lab:>{lw}} |" + "".join(grid[r]).rstrip())
+    lines.append(" " * lw + " +" + "-" * width)
+    left, right = "1", str(v.size)
+    middle = f"{xlabel}{' (log scale)' if use_log else ''}"
+    gap = width - len(left) - len(right)
+    if gap >= len(middle) + 2:
+        pad = gap - len(middle)
+        axis = left + " " * (pad // 2) + middle + " " * (pad - pad // 2) + right
+    else:
+        axis = left + " " * max(1, gap) + right
+    lines.append(" " * lw + "  " + axis)
+    return lines
+
+
+def _save_plot(losses: Sequence[float], path: str, title: str) -> None:
+    _import_optional("matplotlib", "--plot", "plot")
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, len(losses) + 1)
+    ax.plot(epochs, losses)
+    if np.all(np.asarray(losses) > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (mean squared error)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        raise CLIError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def _fmt_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs".replace("µ", "u")
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _best_time(fn: Callable[[], Any], repeats: int) -> Tuple[float, Any]:
+    best, result = math.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def _train(neuron: Any, X: np.ndarray, y: np.ndarray, *, lr: float, epochs: int,
+           batch_size: Optional[int], w0: Optional[np.ndarray], b0: float, seed: int,
+           progress: bool, desc: str) -> Any:
+    """``neuron.fit`` with a progress bar driven from its per-epoch callback."""
+    bar = Progress(epochs, desc=desc, enabled=progress)
+
+    def on_epoch(epoch: int, loss: float, *rest: Any) -> None:
+        bar.update(float(loss))
+
+    try:
+        return neuron.fit(X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
+                          seed=seed, callback=on_epoch if progress else None)
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------
+# fastjac check / fastjac bench: forwarded to the modules that own them
+# ---------------------------------------------------------------------------------------
+
+def _forward(command: str, module: str, function: str, what: str,
+             argv: List[str]) -> int:
+    mod = _import_piece(module, command, what)
+    fn = getattr(mod, function, None)
+    if fn is None:
+        raise CLIError(f"`{PROG} {command}` needs {module}.{function}, which this "
+                       "installation of fastjac does not have.")
+    code = fn(argv)
+    return int(code or 0)
+
+
+# ---------------------------------------------------------------------------------------
+# fastjac demo
+# ---------------------------------------------------------------------------------------
+
+def synthetic_neuron_data(n_samples: int = 2000, n_features: int = 8, noise: float = 0.05,
+                          seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """A data set a ReLU neuron can learn: ``y = max(0, X w* + b*) + noise``.
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_features), float64, standard normal entries
+    y : ndarray, shape (n_samples,)
+    w_star : ndarray, shape (n_features,), the planted (teacher) weights
+    b_star : float, the planted bias
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    w_star = np.round(rng.normal(0.0, 1.0, n_features), 2)
+    b_star = 0.5
+    y = np.maximum(X @ w_star + b_star, 0.0) + noise * rng.standard_normal(n_samples)
+    return X, y, w_star, b_star
+
+
+def numpy_fit(X: np.ndarray, y: np.ndarray, lr: float, epochs: int, w0: np.ndarray,
+              b0: float) -> Tuple[np.ndarray, float, np.ndarray]:
+    """Full-batch gradient descent on the ReLU neuron's MSE, written the obvious NumPy way.
+
+    The same algorithm as ``fastjac.neuron.fit(..., batch_size=None)``: per epoch the loss
+    C = mean((y - max(0, Xw + b))²) at the current parameters, then
+    ``w -= lr * (2/N) Σ_active e_i x_i`` and ``b -= lr * (2/N) Σ_active e_i`` (paper §6).
+    """
+    N = X.shape[0]
+    w = np.array(w0, dtype=np.float64)
+    b = float(b0)
+    losses = np.empty(epochs)
+    for e in range(epochs):
+        z = X @ w + b
+        r = np.maximum(z, 0.0) - y
+        losses[e] = np.mean(r * r)
+        c = (2.0 / N) * r * (z > 0)
+        w -= lr * (c @ X)
+        b -= lr * float(c.sum())
+    return w, b, losses
+
+
+def _run_selfcheck(out: IO[str]) -> Optional[bool]:
+    """Print a one-line summary of fastjac.selfcheck (plus failures); None if absent."""
+    selfcheck = _selfcheck_function()
+    if selfcheck is None:
+        print("   fastjac.selfcheck is not available in this build: skipped", file=out)
+        return None
+    t0 = time.perf_counter()
+    report = selfcheck()
+    elapsed = time.perf_counter() - t0
+    rows = list(getattr(report, "rows", []))
+    if rows:
+        passed = sum(r.status == "passed" for r in rows)
+        skipped = sum(r.status == "skipped" for r in rows)
+        kinks = sum(getattr(r, "kinks", 0) for r in rows)
+        failures = [r for r in rows if not getattr(r, "ok", r.status in ("passed", "skipped"))]
+        summary = f"{passed} checks passed, {len(failures)} failed"
+        if skipped:
+            summary += f", {skipped} skipped"
+        if kinks:
+            summary += f" ({kinks} points on kinks reported apart, as designed)"
+    else:
+        failures = []
+        summary = str(report).strip().splitlines()[-1] if str(report).strip() else ""
+    ok = bool(report)
+    print(f"   {'PASSED' if ok else 'FAILED'}: {summary}  [{_fmt_time(elapsed)}]", file=out)
+    for r in failures[:20]:
+        detail = f"  {r.detail}" if getattr(r, "detail", "") else ""
+        print(f"   FAILED {r.op} ({r.dtype}): max rel err {r.max_rel_err:.2e} "
+              f"> bound {r.bound:.1e}{detail}", file=out)
+    if len(failures) > 20:
+        print(f"   ... and {len(failures) - 20} more (run `fastjac check -v`)", file=out)
+    return ok
+
+
+def _cmd_demo(opts: argparse.Namespace) -> int:
+    out = sys.stdout
+    if opts.plot:
+        _check_matplotlib()
+    neuron = _import_piece("fastjac.neuron", "demo", "the ReLU neuron")
+    import fastjac
+
+    if opts.epochs < 1:
+        raise CLIError("--epochs must be at least 1")
+    N, n, lr, epochs = opts.samples, opts.features, opts.lr, opts.epochs
+    if N < 1 or n < 1:
+        raise CLIError("--samples and --features must be at least 1")
+
+    print(f"fastjac {fastjac.__version__} demo: one ReLU neuron, max(0, w·x + b), trained "
+          "by gradient descent on its MSE loss (Parr & Howard §5-§6)\n", file=out)
+
+    print("1. Gradient check: every fastjac kernel against central finite differences",
+          file=out)
+    check_ok = _run_selfcheck(out) if not opts.no_check else None
+    if opts.no_check:
+        print("   skipped (--no-check)", file=out)
+
+    X, y, w_star, b_star = synthetic_neuron_data(N, n, noise=opts.noise, seed=opts.seed)
+    rng = np.random.default_rng(opts.seed + 1)
+    w0 = rng.normal(0.0, 1.0 / math.sqrt(n), n)
+    b0 = 0.0
+    print(f"\n2. Data (built in, seed {opts.seed}): N={N} samples of n={n} features, "
+          f"x ~ N(0, I);\n   y = max(0, w*·x + b*) + N(0, {opts.noise}²) noise, with a "
+          "planted teacher neuron (w*, b*)", file=out)
+
+    print(f"\n3. Training with fastjac.neuron.fit: full batch, lr={lr:g}, {epochs} epochs",
+          file=out)
+    out.flush()
+    res = _train(neuron, X, y, lr=lr, epochs=epochs, batch_size=None, w0=w0, b0=b0,
+                 seed=opts.seed, progress=not opts.no_progress, desc="fit")
+    losses = np.asarray(res.losses, dtype=np.float64)
+    final = float(neuron.loss(X, y, res.w, res.b))
+    print(f"   loss {losses[0]:.4g} -> {final:.4g}   (the noise alone gives about "
+          f"{opts.noise ** 2:.4g})", file=out)
+    print(f"\n   {'parameter':<10}{'planted':>9}{'learned':>10}", file=out)
+    for j in range(n):
+        print(f"   {f'w[{j}]':<10}{w_star[j]:>9.3f}{float(res.w[j]):>10.3f}", file=out)
+    print(f"   {'b':<10}{b_star:>9.3f}{float(res.b):>10.3f}", file=out)
+    err = max(float(np.max(np.abs(res.w - w_star))), abs(res.b - b_star))
+    print(f"   largest |learned - planted| = {err:.3g}", file=out)
+
+    print("\n4. Loss per epoch", file=out)
+    for line in ascii_plot(losses, width=min(60, max(epochs, 2)), height=8):
+        print("   " + line, file=out)
+    if opts.plot:
+        _save_plot(losses, opts.plot, "fastjac demo: ReLU neuron, full-batch GD")
+        print(f"   saved the loss curve to {opts.plot}", file=out)
+
+    print("\n5. Speed: the same training (same start, same steps) written in plain NumPy",
+          file=out)
+    repeats = opts.repeats
+    t_np, (w_np, b_np, _) = _best_time(lambda: numpy_fit(X, y, lr, epochs, w0, b0), repeats)
+    t_fj, fj_res = _best_time(
+        lambda: neuron.fit(X, y, lr=lr, epochs=epochs, w0=w0, b0=b0, seed=opts.seed), repeats)
+    agree = max(float(np.max(np.abs(fj_res.w - w_np))), abs(fj_res.b - b_np))
+    print(f"   NumPy:    {_fmt_time(t_np):>9}   (best of {repeats})", file=out)
+    print(f"   fastjac:  {_fmt_time(t_fj):>9}   (best of {repeats})", file=out)
+    print(f"   speed-up: {t_np / t_fj:.1f}x   (the two agree to {agree:.1e} in w and b)",
+          file=out)
+
+    if check_ok is False:
+        print("\nThe gradient check FAILED (see step 1): exit status 1.", file=out)
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# fastjac train
+# ---------------------------------------------------------------------------------------
+
+def read_csv(path: str) -> Tuple[List[str], np.ndarray]:
+    """Read a CSV file of numeric columns with a header row.
+
+    Returns
+    -------
+    names : list of str
+        The column names (header row, surrounding spaces removed).
+    data : ndarray, shape (rows, columns), float64
+
+    Raises
+    ------
+    CLIError
+        Missing or unreadable file, no header, duplicate or empty column names, a row with
+        the wrong number of fields, a cell that is not a finite number (naming its line
+        and column), or no data rows.
+    """
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CLIError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path} is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with f:
+        try:
+            text = f.read()
+        except UnicodeDecodeError:
+            raise CLIError(f"{path} is not a UTF-8 text file") from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel  # type: ignore[assignment]
+    reader = csv.reader(text.splitlines(), dialect)
+    header: Optional[List[str]] = None
+    rows: List[List[float]] = []
+    for fields in reader:
+        if not fields or all(not c.strip() for c in fields):
+            continue  # blank line
+        if header is None:
+            header = [c.strip() for c in fields]
+            if any(not h for h in header):
+                raise CLIError(f"{path}, line {reader.line_num}: the header row has an "
+                               "empty column name")
+            dup = sorted({h for h in header if header.count(h) > 1})
+            if dup:
+                raise CLIError(f"{path}: duplicate column names in the header: "
+                               + ", ".join(dup))
+            continue
+        if len(fields) != len(header):
+            raise CLIError(f"{path}, line {reader.line_num}: {len(fields)} fields, but the "
+                           f"header has {len(header)} columns")
+        row = []
+        for name, cell in zip(header, fields):
+            s = cell.strip()
+            try:
+                value = float(s)
+            except ValueError:
+                what = "an empty cell" if not s else f"{s!r} is not a number"
+                raise CLIError(f"{path}, line {reader.line_num}, column {name!r}: {what} "
+                               "(every cell must be numeric)") from None
+            if not math.isfinite(value):
+                raise CLIError(f"{path}, line {reader.line_num}, column {name!r}: {s!r} is "
+                               "not a finite number")
+            row.append(value)
+        rows.append(row)
+    if header is None:
+        raise CLIError(f"{path} is empty: expected a header row and data rows")
+    if not rows:
+        raise CLIError(f"{path} has a header but no data rows")
+    return header, np.array(rows, dtype=np.float64)
+
+
+def _cmd_train(opts: argparse.Namespace) -> int:
+    out = sys.stdout
+    if opts.lr is not None and not (opts.lr > 0 and math.isfinite(opts.lr)):
+        raise CLIError("--lr must be a positive number")
+    if opts.epochs < 1:
+        raise CLIError("--epochs must be at least 1")
+    if opts.batch_size is not None and opts.batch_size < 1:
+        raise CLIError("--batch-size must be at least 1")
+    if opts.plot:
+        _check_matplotlib()
+    names, data = read_csv(opts.csv)
+    if opts.target not in names:
+        raise CLIError(f"no column {opts.target!r} in {opts.csv}; the columns are: "
+                       + ", ".join(names))
+    t = names.index(opts.target)
+    features = [c for i, c in enumerate(names) if i != t]
+    if not features:
+        raise CLIError(f"{opts.csv} has no feature columns besides the target {opts.target!r}")
+    neuron = _import_piece("fastjac.neuron", "train", "the ReLU neuron")
+    X = np.ascontiguousarray(np.delete(data, t, axis=1))
+    y = np.ascontiguousarray(data[:, t])
+    N, n = X.shape
+
+    mean = std = None
+    if opts.standardize:
+        mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        std[std == 0] = 1.0  # a constant column stays centred at 0
+        X = (X - mean) / std
+    lr = opts.lr
+    batch = opts.batch_size
+    print(f"fastjac train: {N} rows, {n} features -> target {opts.target!r}"
+          f"{' (features standardized)' if opts.standardize else ''}", file=out)
+    print(f"model: {opts.target} ≈ max(0, w·x + b); gradient descent on the MSE, lr={lr:g}, "
+          f"{opts.epochs} epochs, batch size {batch if batch else 'N (full batch)'}",
+          file=out)
+    out.flush()
+    try:
+        res = _train(neuron, X, y, lr=lr, epochs=opts.epochs, batch_size=batch, w0=None,
+                     b0=opts.b0, seed=opts.seed, progress=not opts.no_progress, desc="train")
+    except FloatingPointError as exc:
+        raise CLIError(f"training diverged: {exc}. Try a smaller --lr"
+                       f"{' or --standardize' if not opts.standardize else ''}.") from None
+    except ValueError as exc:
+        raise CLIError(f"cannot train: {exc}") from None
+    losses = np.asarray(res.losses, dtype=np.float64)
+    final = float(neuron.loss(X, y, res.w, res.b))
+    active = float(np.mean(X @ res.w + res.b > 0))
+
+    print(f"\nloss {losses[0]:.6g} -> {final:.6g} after {len(losses)} epochs "
+          f"(the neuron is active on {100 * active:.0f}% of the rows)", file=out)
+    if active == 0.0:
+        print("warning: the neuron is inactive on every row (a 'dead' ReLU): its gradient "
+              "is zero and it cannot learn; try a smaller --lr, --standardize, --b0 > 0 "
+              "or another --seed",
+              file=out)
+    wid = max(len(c) for c in features + ["(bias) b"])
+    for c, wj in zip(features, res.w):
+        print(f"  {c:<{wid}}  {float(wj):+.6g}", file=out)
+    print(f"  {'(bias) b':<{wid}}  {float(res.b):+.6g}", file=out)
+    for line in ascii_plot(losses, width=min(60, max(len(losses), 2)), height=6):
+        print("  " + line, file=out)
+
+    params = {
+        "model": "relu_neuron",
+        "formula": "prediction = max(0, w . x + b)"
+        + ("  with x standardized: (x - mean) / std" if opts.standardize else ""),
+        "target": opts.target,
+        "features": features,
+        "w": [float(v) for v in res.w],
+        "b": float(res.b),
+        "final_loss": final,
+        "losses": [float(v) for v in losses],
+        "standardization": (
+            {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+            if opts.standardize else None
+        ),
+        "training": {"lr": lr, "epochs": opts.epochs, "batch_size": batch,
+                     "seed": opts.seed, "n_samples": N},
+    }
+    if opts.out:
+        try:
+            with open(opts.out, "w", encoding="utf-8") as f:
+                json.dump(params, f, indent=2)
+                f.write("\n")
+        except OSError as exc:
+            raise CLIError(f"cannot write {opts.out}: {exc.strerror or exc}") from None
+        print(f"\nwrote the parameters to {opts.out}", file=out)
+    if opts.plot:
+        _save_plot(losses, opts.plot, f"fastjac train: {opts.target}")
+        print(f"saved the loss curve to {opts.plot}", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------------------
+
+_FORWARDED = {
+    # command: (module, function, what it is, help)
+    "check": ("fastjac.gradcheck", "main_check", "the gradient checker",
+              "validate every kernel against central finite differences "
+              "(see `fastjac check --help`)"),
+    "bench": ("fastjac.bench", "main_bench", "the benchmarks",
+              "time fastjac against NumPy (see `fastjac bench --help`)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level ``fastjac`` parser with its four subcommands."""
+    import fastjac
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="fastjac: the matrix calculus of deep learning (Parr & Howard) as fast "
+        "gradient kernels. Start with `fastjac demo`.",
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {fastjac.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    for name, (_, _, _, help_text) in _FORWARDED.items():
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+
+    d = sub.add_parser(
+        "demo", help="the tour: check the gradients, train a ReLU neuron on synthetic data, "
+        "plot the loss, time it against NumPy",
+        description="Validate fastjac's gradients, train a ReLU neuron on a built-in "
+        "synthetic data set (no download), print learned vs planted parameters and the "
+        "loss curve, and time the same training in plain NumPy.",
+    )
+    d.add_argument("--seed", type=int, default=0, help="seed of the data set (default 0)")
+    d.add_argument("--epochs", type=int, default=300, help="epochs of full-batch gradient "
+                   "descent (default 300)")
+    d.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    d.add_argument("--samples", type=int, default=2000, help="N (default 2000)")
+    d.add_argument("--features", type=int, default=8, help="n (default 8)")
+    d.add_argument("--noise", type=float, default=0.05, help="noise std (default 0.05)")
+    d.add_argument("--repeats", type=int, default=5, help="timing repeats (default 5)")
+    d.add_argument("--plot", metavar="PATH", help="save the loss curve as an image "
+                   "(needs matplotlib)")
+    d.add_argument("--no-check", action="store_true", help="skip the gradient check")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    t = sub.add_parser(
+        "train", help="train a ReLU neuron on a CSV file of numeric columns",
+        description="Train one ReLU neuron, target ≈ max(0, w·x + b), on a CSV file with a "
+        "header row and numeric cells, by gradient descent on the mean squared error.",
+    )
+    t.add_argument("csv", help="the CSV file (header row, numeric cells)")
+    t.add_argument("--target", required=True, metavar="COLUMN",
+                   help="the column to predict; every other column is a feature")
+    t.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    t.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="rows per step (default: all rows, full-batch gradient descent)")
+    t.add_argument("--standardize", action="store_true",
+                   help="scale each feature to mean 0, std 1 first (stored in --out)")
+    t.add_argument("--b0", type=float, default=0.1,
+                   help="initial bias (default 0.1: starts the neuron active)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the initial weights and "
+                   "the batch order (default 0)")
+    t.add_argument("--out", metavar="PATH", help="write the parameters as JSON")
+    t.add_argument("--plot", metavar="PATH", help="save the loss curve as an image "
+                   "(needs matplotlib)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _fail(command: Optional[str], exc: CLIError) -> int:
+    where = f"{PROG} {command}" if command else PROG
+    print(f"{where}: error: {exc}", file=sys.stderr)
+    return exc.code
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the ``fastjac`` command line; returns the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default ``sys.argv[1:]``).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args else None
+    try:
+        if command in _FORWARDED:
+            module, function, what, _ = _FORWARDED[command]
+            return _forward(command, module, function, what, args[1:])
+        parser = build_parser()
+        opts = parser.parse_args(args)
+        if opts.command is None:
+            parser.print_help()
+            return 2
+        if opts.command == "demo":
+            return _cmd_demo(opts)
+        if opts.command == "train":
+            return _cmd_train(opts)
+        parser.error(f"unknown command {opts.command!r}")  # pragma: no cover
+    except CLIError as exc:
+        return _fail(command, exc)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0  # pragma: no cover
