@@ -20,13 +20,14 @@ import csv
 import importlib
 import json
 import math
+import os
 import sys
 import time
 from typing import IO, Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "ascii_plot", "read_csv", "CLIError"]
+__all__ = ["main", "build_parser", "ascii_plot", "read_csv", "auto_learning_rate", "CLIError"]
 
 PROG = "fastjac"
 
@@ -513,6 +514,30 @@ def read_csv(path: str) -> Tuple[List[str], np.ndarray]:
     return header, np.array(rows, dtype=np.float64)
 
 
+def auto_learning_rate(X: np.ndarray, iterations: int = 30) -> float:
+    """A safe gradient-descent step for the neuron on ``X``: ``1 / λ_max``.
+
+    ``λ_max`` is the largest eigenvalue of ``(2/N) X̂ᵀX̂`` with ``X̂ = [X, 1]``, the
+    curvature of the MSE when every sample is active (the bias is the column of ones),
+    found by power iteration. Gradient descent on a quadratic is stable for steps below
+    ``2 / λ_max``; ``1 / λ_max`` leaves a factor of two to spare.
+    """
+    N, n = X.shape
+    v = np.full(n + 1, 1.0 / math.sqrt(n + 1))
+    lam = 0.0
+    for _ in range(iterations):
+        u = X @ v[:n] + v[n]
+        g = np.empty(n + 1)
+        g[:n] = X.T @ u
+        g[n] = u.sum()
+        g *= 2.0 / N
+        lam = float(np.linalg.norm(g))
+        if not lam > 0 or not math.isfinite(lam):
+            return 0.01
+        v = g / lam
+    return 1.0 / lam
+
+
 def _cmd_train(opts: argparse.Namespace) -> int:
     out = sys.stdout
     if opts.lr is not None and not (opts.lr > 0 and math.isfinite(opts.lr)):
@@ -542,13 +567,14 @@ def _cmd_train(opts: argparse.Namespace) -> int:
         std = X.std(axis=0)
         std[std == 0] = 1.0  # a constant column stays centred at 0
         X = (X - mean) / std
-    lr = opts.lr
+    lr = opts.lr if opts.lr is not None else auto_learning_rate(X)
     batch = opts.batch_size
     print(f"fastjac train: {N} rows, {n} features -> target {opts.target!r}"
           f"{' (features standardized)' if opts.standardize else ''}", file=out)
-    print(f"model: {opts.target} ≈ max(0, w·x + b); gradient descent on the MSE, lr={lr:g}, "
-          f"{opts.epochs} epochs, batch size {batch if batch else 'N (full batch)'}",
-          file=out)
+    lr_note = "" if opts.lr is not None else " (chosen from the data; set it with --lr)"
+    print(f"model: {opts.target} ≈ max(0, w·x + b); gradient descent on the MSE, "
+          f"{opts.epochs} epochs, batch size {batch if batch else 'N (full batch)'}, "
+          f"lr={lr:.3g}{lr_note}", file=out)
     out.flush()
     try:
         res = _train(neuron, X, y, lr=lr, epochs=opts.epochs, batch_size=batch, w0=None,
@@ -666,7 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("csv", help="the CSV file (header row, numeric cells)")
     t.add_argument("--target", required=True, metavar="COLUMN",
                    help="the column to predict; every other column is a feature")
-    t.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default: "
+                   "1/λ_max of the loss's curvature, a step that cannot diverge on a "
+                   "quadratic; see auto_learning_rate)")
     t.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
     t.add_argument("--batch-size", type=int, default=None,
                    help="rows per step (default: all rows, full-batch gradient descent)")
@@ -718,4 +746,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fastjac demo | head`: the reader left; leave quietly
+        try:
+            devnull = open(os.devnull, "w")
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     return 0  # pragma: no cover

@@ -355,3 +355,28 @@ def test_train_subprocess_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "column 'a'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_auto_learning_rate_is_the_inverse_curvature():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 3))
+    # (2/N) [X 1]ᵀ[X 1] ≈ 2 I for standard normal features: λ_max ≈ 2
+    assert 0.4 < cli.auto_learning_rate(X) < 0.6
+    big = X * np.array([1000.0, 1.0, 1.0])
+    lam = np.linalg.eigvalsh(2 / len(big) * np.column_stack([big, np.ones(len(big))]).T
+                             @ np.column_stack([big, np.ones(len(big))])).max()
+    assert cli.auto_learning_rate(big) == pytest.approx(1 / lam, rel=1e-6)
+
+
+def test_train_default_lr_does_not_diverge_on_unscaled_data(tmp_path, capsys):
+    _needs_neuron()
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 500, (100, 2))
+    y = X @ np.array([2.0, 0.5]) + 10
+    p = _write_csv(tmp_path / "big.csv", ["a", "b", "y"], np.column_stack([X, y]).round(3))
+    out = tmp_path / "p.json"
+    assert cli.main(["train", p, "--target", "y", "--epochs", "50", "--no-progress",
+                     "--out", str(out)]) == 0
+    assert "chosen from the data" in capsys.readouterr().out
+    params = json.loads(out.read_text())
+    assert params["final_loss"] < params["losses"][0]

@@ -46,3 +46,74 @@ def test_two_layer_network():
     assert "ReLU output (neuron.loss_grad with wrt=('w','b','X')): passed" in out
     assert "R² =" in out
     assert out.rstrip().endswith("OK")
+
+
+# ---------------------------------------------------------------------------------------
+# README: every code block and every `fastjac ...` command in it runs
+# ---------------------------------------------------------------------------------------
+
+def _readme_blocks(lang):
+    readme = ROOT / "README.md"
+    if not readme.is_file():
+        pytest.skip("README.md is not shipped with this installation")
+    blocks, current, inside = [], [], None
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            if inside is None:
+                inside = line[3:].strip()
+                current = []
+            else:
+                if inside == lang:
+                    blocks.append("\n".join(current))
+                inside = None
+        elif inside is not None:
+            current.append(line)
+    return blocks
+
+
+def test_readme_keeps_the_ci_test_command():
+    ci = (ROOT / ".ci" / "run")
+    if not ci.is_file():
+        pytest.skip(".ci/run not present")
+    command = ci.read_text().strip().splitlines()[-1]
+    assert command in _readme_blocks("bash")
+
+
+def test_readme_python_blocks_run(capsys):
+    pytest.importorskip("fastjac.neuron", reason="fastjac.neuron has not landed yet")
+    if not hasattr(fastjac, "check_grad"):
+        pytest.skip("fastjac.check_grad has not landed yet")
+    blocks = _readme_blocks("python")
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    assert "PASSED" in capsys.readouterr().out
+
+
+def test_readme_fastjac_commands_run(tmp_path, monkeypatch, capsys):
+    import shlex
+    import shutil
+
+    from fastjac import cli
+
+    pytest.importorskip("fastjac.neuron", reason="fastjac.neuron has not landed yet")
+    commands = [line.strip() for block in _readme_blocks("bash")
+                for line in block.splitlines() if line.strip().startswith("fastjac")]
+    assert any(c.startswith("fastjac demo") for c in commands)
+    assert any(c.startswith("fastjac train") for c in commands)
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        if argv[:1] == ["bench"]:
+            bench = pytest.importorskip("fastjac.bench")
+            assert callable(getattr(bench, "main_bench", None))
+            continue  # timing runs are the benchmark suite's business, not a unit test's
+        if argv[:1] == ["check"] and not hasattr(fastjac, "selfcheck"):
+            continue
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:  # --help
+            code = exc.code
+        assert code == 0, (command, capsys.readouterr())
+    assert (tmp_path / "params.json").is_file()
