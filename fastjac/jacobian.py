@@ -17,14 +17,17 @@ Jacobian-vector product (forward mode, length m); ``u @ J`` with a 1-D ``u`` of 
 the vector-Jacobian product (reverse mode, length n); 2-D operands are matrices.
 """
 
+from typing import Any, Optional, Tuple, Union
+
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense"]
 
 _LAYOUTS = ("numerator", "denominator")
 
 
-def _vector(v, name):
+def _vector(v: npt.ArrayLike, name: str) -> np.ndarray:
     a = np.asarray(v)
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
@@ -33,29 +36,67 @@ def _vector(v, name):
     return a
 
 
-def _check_layout(layout):
+def _check_layout(layout: str) -> None:
     if layout not in _LAYOUTS:
         raise ValueError(f"layout must be 'numerator' or 'denominator', got {layout!r}")
 
 
 class Jacobian:
-    """Base class: a linear map stored in structured form (numerator layout)."""
+    """Base class: a linear map stored in structured form (numerator layout).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(m, n)``: m outputs (rows) by n inputs (columns), the paper's numerator layout.
+    dtype : numpy.dtype
+        The dtype of the stored vectors (of ``todense()``).
+
+    Notes
+    -----
+    ``J @ v`` (v of shape (n,) or (n, k)) is forward mode, ``u @ J`` (u of shape (m,) or
+    (k, m)) is reverse mode, ``J1 @ J2`` composes two Jacobians by the vector chain rule
+    (paper §4.5.3), keeping the structure where the product has one. ``J.T`` is the
+    transpose, sharing storage. ``numpy.asarray(J)`` and ``J.todense()`` build the matrix.
+    """
 
     __array_priority__ = 1000  # make ``ndarray @ J`` defer to ``J.__rmatmul__``
 
-    shape = (0, 0)
+    shape: Tuple[int, int] = (0, 0)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         raise NotImplementedError
 
-    def todense(self, layout="numerator"):
-        """The full matrix; ``layout="denominator"`` gives its transpose."""
+    def todense(self, layout: str = "numerator") -> np.ndarray:
+        """The full matrix.
+
+        Parameters
+        ----------
+        layout : {"numerator", "denominator"}, default "numerator"
+            ``"numerator"``: one row per output, shape ``self.shape`` (the paper's layout).
+            ``"denominator"``: the transpose, one row per input.
+
+        Returns
+        -------
+        numpy.ndarray
+            A new (m, n) array, or (n, m) for the denominator layout.
+        """
         _check_layout(layout)
         dense = self._dense()
         return dense if layout == "numerator" else dense.T.copy()
 
-    def __array__(self, dtype=None, copy=None):
+    # -- what each subclass provides --------------------------------------------------------
+    def _dense(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _matvec(self, v: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _rmatvec(self, u: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __array__(self, dtype: Optional[npt.DTypeLike] = None,
+                  copy: Optional[bool] = None) -> np.ndarray:
         dense = self._dense()
         return dense if dtype is None else dense.astype(dtype)
 
@@ -76,7 +117,7 @@ class Jacobian:
             )
         return a
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Union["Jacobian", npt.ArrayLike]) -> Any:
         if isinstance(other, Jacobian):
             if self.shape[1] != other.shape[0]:
                 raise ValueError(
@@ -85,7 +126,7 @@ class Jacobian:
             return self._compose(other)
         return self._matvec(self._check_right(other))
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: npt.ArrayLike) -> np.ndarray:
         return self._rmatvec(self._check_left(other))
 
     def _compose(self, other):
@@ -94,10 +135,11 @@ class Jacobian:
         return Dense(self._matvec(other._dense()))
 
     @property
-    def T(self):
+    def T(self) -> "Jacobian":
+        """The transpose (the denominator-layout Jacobian), sharing storage."""
         return _Transposed(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
 
 
@@ -107,19 +149,29 @@ class Diagonal(Jacobian):
     Parameters
     ----------
     d : array_like, shape (n,)
-        The diagonal ∂y_i/∂x_i.
+        The diagonal ∂y_i/∂x_i (real; kept, not copied, when it is an ndarray).
+
+    Examples
+    --------
+    >>> import numpy as np, fastjac as fj
+    >>> J = fj.Diagonal(np.array([1.0, 2.0, 3.0]))     # ∂(w ⊗ x)/∂w = diag(x)
+    >>> J @ np.ones(3)                                  # forward mode: d ⊗ v
+    array([1., 2., 3.])
+    >>> (J @ J).d                                       # diag ∘ diag stays diagonal
+    array([1., 4., 9.])
     """
 
-    def __init__(self, d):
+    def __init__(self, d: npt.ArrayLike) -> None:
         self.d = _vector(d, "d")
         n = self.d.shape[0]
         self.shape = (n, n)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.d.dtype
 
-    def diagonal(self):
+    def diagonal(self) -> np.ndarray:
+        """The diagonal vector ``d`` (not a copy)."""
         return self.d
 
     def _dense(self):
@@ -143,7 +195,7 @@ class Diagonal(Jacobian):
         return super()._compose(other)
 
     @property
-    def T(self):
+    def T(self) -> "Diagonal":
         return self
 
 
@@ -151,14 +203,19 @@ class Column(Jacobian):
     """An m x 1 Jacobian ∂y/∂z of a vector with respect to a scalar (paper §4.3).
 
     ``∂(x + z)/∂z = 1`` and ``∂(x z)/∂z = x`` are Columns.
+
+    Parameters
+    ----------
+    c : array_like, shape (m,)
+        The column ∂y_i/∂z.
     """
 
-    def __init__(self, c):
+    def __init__(self, c: npt.ArrayLike) -> None:
         self.c = _vector(c, "c")
         self.shape = (self.c.shape[0], 1)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.c.dtype
 
     def _dense(self):
@@ -177,7 +234,7 @@ class Column(Jacobian):
         return super()._compose(other)
 
     @property
-    def T(self):
+    def T(self) -> "Row":
         return Row(self.c)
 
 
@@ -185,14 +242,19 @@ class Row(Jacobian):
     """A 1 x n Jacobian ∂y/∂x of a scalar with respect to a vector: a gradient (§4.4).
 
     ``∇ sum(x) = 1ᵀ`` and ``∂(w·x)/∂w = xᵀ`` are Rows.
+
+    Parameters
+    ----------
+    r : array_like, shape (n,)
+        The gradient ∂y/∂x_j.
     """
 
-    def __init__(self, r):
+    def __init__(self, r: npt.ArrayLike) -> None:
         self.r = _vector(r, "r")
         self.shape = (1, self.r.shape[0])
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.r.dtype
 
     def _dense(self):
@@ -217,7 +279,7 @@ class Row(Jacobian):
         return super()._compose(other)
 
     @property
-    def T(self):
+    def T(self) -> "Column":
         return Column(self.r)
 
 
@@ -227,9 +289,16 @@ class RowScaled(Jacobian):
     The Jacobian of the batched neuron activation ``max(0, Xw + b)`` with respect to ``w``
     is ``diag(mask) X``. The object keeps ``s`` and a reference to ``X``; it never copies
     ``X``. ``J @ v`` (length n) costs one pass over ``X``, and so does ``u @ J`` (length N).
+
+    Parameters
+    ----------
+    s : array_like, shape (N,)
+        The row scales (for the neuron, the 0/1 activity mask).
+    X : array_like, shape (N, n)
+        The matrix whose rows are scaled; referenced, not copied.
     """
 
-    def __init__(self, s, X):
+    def __init__(self, s: npt.ArrayLike, X: npt.ArrayLike) -> None:
         self.s = _vector(s, "s")
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] != self.s.shape[0]:
@@ -240,7 +309,7 @@ class RowScaled(Jacobian):
         self.shape = X.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return np.result_type(self.s.dtype, self.X.dtype)
 
     def _dense(self):
@@ -260,9 +329,14 @@ class RowScaled(Jacobian):
 
 
 class Dense(Jacobian):
-    """The fallback: a Jacobian with no structure, stored as an m x n array."""
+    """The fallback: a Jacobian with no structure, stored as an m x n array.
 
-    def __init__(self, M):
+    Parameters
+    ----------
+    M : array_like, shape (m, n)
+    """
+
+    def __init__(self, M: npt.ArrayLike) -> None:
         M = np.asarray(M)
         if M.ndim != 2:
             raise ValueError(f"M must be 2-D, got shape {M.shape}")
@@ -270,7 +344,7 @@ class Dense(Jacobian):
         self.shape = M.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.M.dtype
 
     def _dense(self):
@@ -283,19 +357,19 @@ class Dense(Jacobian):
         return u @ self.M
 
     @property
-    def T(self):
+    def T(self) -> "Dense":
         return Dense(self.M.T)
 
 
 class _Transposed(Jacobian):
     """The transpose of a structured Jacobian, sharing its storage."""
 
-    def __init__(self, J):
+    def __init__(self, J: Jacobian) -> None:
         self.J = J
         self.shape = (J.shape[1], J.shape[0])
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.J.dtype
 
     def _dense(self):
@@ -309,5 +383,5 @@ class _Transposed(Jacobian):
         return self.J._matvec(u) if u.ndim == 1 else self.J._matvec(u.T).T
 
     @property
-    def T(self):
+    def T(self) -> Jacobian:
         return self.J
