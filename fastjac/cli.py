@@ -26,6 +26,7 @@ import time
 from typing import IO, Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["main", "build_parser", "ascii_plot", "read_csv", "auto_learning_rate", "CLIError"]
 
@@ -149,7 +150,7 @@ class Progress:
             self.stream.flush()
 
 
-def ascii_plot(values: Sequence[float], width: int = 60, height: int = 10,
+def ascii_plot(values: npt.ArrayLike, width: int = 60, height: int = 10,
                log: bool = True, xlabel: str = "epoch") -> List[str]:
     """A small text plot of a curve (e.g. the loss per epoch), in plain ASCII.
 
@@ -214,17 +215,17 @@ def ascii_plot(values: Sequence[float], width: int = 60, height: int = 10,
     return lines
 
 
-def _save_plot(losses: Sequence[float], path: str, title: str) -> None:
+def _save_plot(losses: npt.ArrayLike, path: str, title: str) -> None:
     _import_optional("matplotlib", "--plot", "plot")
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
+    values = np.asarray(losses, dtype=np.float64).ravel()
     fig, ax = plt.subplots(figsize=(6, 4))
-    epochs = np.arange(1, len(losses) + 1)
-    ax.plot(epochs, losses)
-    if np.all(np.asarray(losses) > 0):
+    ax.plot(np.arange(1, values.size + 1), values)
+    if np.all(values > 0):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean squared error)")
@@ -561,7 +562,8 @@ def _cmd_train(opts: argparse.Namespace) -> int:
     y = np.ascontiguousarray(data[:, t])
     N, n = X.shape
 
-    mean = std = None
+    mean: Optional[np.ndarray] = None
+    std: Optional[np.ndarray] = None
     if opts.standardize:
         mean = X.mean(axis=0)
         std = X.std(axis=0)
@@ -614,7 +616,7 @@ def _cmd_train(opts: argparse.Namespace) -> int:
         "losses": [float(v) for v in losses],
         "standardization": (
             {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
-            if opts.standardize else None
+            if mean is not None and std is not None else None
         ),
         "training": {"lr": lr, "epochs": opts.epochs, "batch_size": batch,
                      "seed": opts.seed, "n_samples": N},
