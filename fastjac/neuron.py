@@ -69,16 +69,16 @@ _FIT = {np.dtype(np.float64): _k.fit_f64, np.dtype(np.float32): _k.fit_f32}
 _ORDER_BUDGET = 1 << 20
 
 
-def _batch(X, y, w, b):
+def _batch(X, y, w, b, w_name="w"):
     """Checked ``(X, y, w, b, dtype, N, n)``: contiguous arrays of one float dtype."""
     dtype = _v.fast_float_arrays(X, w) if y is None else _v.fast_float_arrays(X, y, w)
     if dtype is None:
-        dtype = _v.result_dtype(("X", X), ("y", y), ("w", w))
+        dtype = _v.result_dtype(("X", X), ("y", y), (w_name, w))
         X = _v.matrix(X, "X", dtype)
         if y is not None:
             y = _v.vector(y, "y", dtype)
-        w = _v.vector(w, "w", dtype)
-    N, n = _v.batch_shapes(X, y, w)
+        w = _v.vector(w, w_name, dtype)
+    N, n = _v.batch_shapes(X, y, w, names=("X", "y", w_name))
     b = b if type(b) is float else _v.real_number(b, "b")
     return X, y, w, b, dtype, N, n
 
@@ -441,7 +441,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
         N, n = _v.batch_shapes(X, y, np.empty(X.shape[1]))
         w = rng.normal(0.0, 1.0 / np.sqrt(max(n, 1)), size=n)
     else:
-        X, y, w0, _, dtype, N, n = _batch(X, y, w0, 0.0)
+        X, y, w0, _, dtype, N, n = _batch(X, y, w0, 0.0, w_name="w0")
         w = np.array(w0, dtype=np.float64)  # a copy: w0 is never written
         if not np.isfinite(w).all():
             raise ValueError("w0 must be finite")
