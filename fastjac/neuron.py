@@ -26,8 +26,10 @@ Conventions shared by every function here:
   computation dtype, is copied once per call; a C-contiguous one (read-only included) is
   read in place. Inputs are never written.
 * threads: ``n_threads=None`` runs serially below about 2**18 elements of ``X`` and on all
-  cores above; results are bitwise identical for every ``n_threads`` (rows are split
-  into fixed blocks whose partial sums are merged in block order).
+  cores above. A given ``n_threads`` is an upper bound: no thread is started for less
+  than 2**15 elements of work (a team's start-up costs more than that). Results are
+  bitwise identical for every ``n_threads`` (rows are split into fixed blocks whose
+  partial sums are merged in block order).
 * special values: NaN and inf propagate as in the NumPy expression
   ``z = X@w + b; r = np.maximum(z, 0) - y; c = 2/N*r*(z > 0); gw = c@X``. A NaN z is
   neither active nor inactive: it makes C, ∂C/∂w and ∂C/∂b NaN. ``b`` may be NaN or inf
@@ -83,6 +85,13 @@ def _batch(X, y, w, b, w_name="w"):
     return X, y, w, b, dtype, N, n
 
 
+def _finish(buf, out):
+    """Copy a kernel buffer into ``out`` unless it already is ``out`` or a view of it."""
+    if buf is out or buf.base is out:
+        return out
+    return _v.finish(buf, out)
+
+
 def _need_rows(N, what):
     if N == 0:
         raise ValueError(
@@ -117,7 +126,7 @@ def activation(X, w, b, out=None, n_threads=None):
     buf, out = _v.output(out, "out", (N,), dtype, inputs=(("X", X), ("w", w)))
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
     _FORWARD[dtype](X, w, b, buf, None, nt)
-    return _v.finish(buf, out)
+    return _finish(buf, out)
 
 
 def activation_jacobian(X, w, b, n_threads=None):
@@ -289,10 +298,10 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
     scale = 2.0 / N
     sse, gb_sum = _LOSS_GRAD_SUMS[dtype](X, y, w, b, scale, gw_buf, scale, gX_buf, nt)
-    gw = _v.finish(gw_buf, gw_out) if want_w else None
+    gw = _finish(gw_buf, gw_out) if want_w else None
     gb = scale * gb_sum if want_b else None
     if want_X:
-        return sse / N, gw, gb, _v.finish(gX_buf, gX_out)
+        return sse / N, gw, gb, _finish(gX_buf, gX_out)
     return sse / N, gw, gb
 
 

@@ -46,6 +46,10 @@ cdef enum:
     # fork/join count.
     MAX_GROUP = 64
     GROUP_SCRATCH_DOUBLES = 1 << 18
+    # A thread is only worth forking for this many elements of X: below it, the team's
+    # start and join (and, on a busy machine, waiting for a core) cost more than the work.
+    # n_threads is an upper bound; results do not depend on it either way.
+    MIN_THREAD_ELEMENTS = 1 << 15
 
 
 def openmp_enabled():
@@ -202,6 +206,7 @@ cdef void _sums(const floating* X, const floating* y, const Py_ssize_t* idx,
     cdef Py_ssize_t nblocks = (N + rb - 1) // rb
     cdef Py_ssize_t k, k0, k1, j, stride = n + 2
     cdef double* p
+    n_threads = _threads_for(N * (n if n > 0 else 1), n_threads)
     for j in range(n + 2):
         total[j] = 0.0
     k0 = 0
@@ -223,6 +228,14 @@ cdef void _sums(const floating* X, const floating* y, const Py_ssize_t* idx,
                 for j in range(2, n + 2):
                     total[j] += p[j]
         k0 = k1
+
+
+cdef int _threads_for(Py_ssize_t elements, int n_threads) noexcept nogil:
+    """The threads to use for ``elements`` of work: at most n_threads, at least one."""
+    cdef Py_ssize_t most = elements // MIN_THREAD_ELEMENTS
+    if most < n_threads:
+        return <int>most if most > 1 else 1
+    return n_threads
 
 
 cdef Py_ssize_t _group(Py_ssize_t n, int n_threads) noexcept nogil:
@@ -340,6 +353,7 @@ cdef object _forward(const floating[:, ::1] X, const floating[::1] w, double b,
     with nogil:
         _widen(w, wd)
         Xp = _ptr2(X, &dummy)
+        n_threads = _threads_for(N * (n if n > 0 else 1), n_threads)
         if n_threads > 1 and nblocks > 1:
             for k in prange(nblocks, schedule="static", num_threads=n_threads):
                 _block_forward(Xp, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
