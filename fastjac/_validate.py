@@ -228,25 +228,40 @@ def positive_int(value, name, allow_none=False):
 # -- batched linear models: X (N, n), y (N,), w (n,) -----------------------------------------
 
 
-def fast_float_arrays(*arrays):
-    """The common dtype when every argument already is what the kernels take, else ``None``.
+def fast_batch(X, y, w):
+    """``(dtype, N, n)`` when a batch needs no conversion and no further check, else ``None``.
 
-    "What the kernels take" is a C-contiguous ``numpy.ndarray`` of float32 or float64, all of
-    one dtype: then no conversion and no copy is needed. This is the fast path of the
-    public functions (a training loop calls them with such arrays on every step), so it
-    costs a few attribute reads and creates nothing; anything else returns ``None`` and the
-    caller goes through the full checks (``result_dtype``, ``matrix``, ``vector``).
+    That is: ``X`` (N, n), ``y`` (N,) (or ``None``) and ``w`` (n,) are C-contiguous
+    ``numpy.ndarray`` objects of one dtype, float32 or float64. This is the fast path of
+    the public functions (a training loop calls them with such arrays on every step), so
+    it only reads attributes and creates nothing. ``None`` sends the caller through the
+    full checks (``result_dtype``, ``matrix``, ``vector``, ``batch_shapes``), which also
+    produce the error messages.
     """
-    first = arrays[0]
-    if type(first) is not np.ndarray:
+    if type(X) is not np.ndarray or type(w) is not np.ndarray:
         return None
-    dtype = first.dtype
-    if dtype is not F64 and dtype is not F32:
+    dtype = X.dtype
+    if (dtype is not F64 and dtype is not F32) or w.dtype is not dtype:
         return None
-    for a in arrays:
-        if type(a) is not np.ndarray or a.dtype is not dtype or not a.flags.c_contiguous:
-            return None
-    return dtype
+    if X.ndim != 2 or w.ndim != 1:
+        return None
+    N, n = X.shape
+    if w.shape[0] != n or not X.flags.c_contiguous or not w.flags.c_contiguous:
+        return None
+    if y is not None and (type(y) is not np.ndarray or y.dtype is not dtype or y.ndim != 1
+                          or y.shape[0] != N or not y.flags.c_contiguous):
+        return None
+    return dtype, N, n
+
+
+def fast_output(out, shape, dtype):
+    """True when ``out`` can be written by a kernel as it is: a writeable C-contiguous
+    ``numpy.ndarray`` of exactly ``shape`` and ``dtype`` (the training-loop fast path; any
+    other ``out`` goes through ``output``, which checks it and explains what is wrong)."""
+    if type(out) is not np.ndarray or out.dtype is not dtype or out.shape != shape:
+        return False
+    flags = out.flags
+    return flags.c_contiguous and flags.writeable
 
 
 def matrix(value, name, dtype):

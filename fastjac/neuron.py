@@ -73,15 +73,18 @@ _ORDER_BUDGET = 1 << 20
 
 def _batch(X, y, w, b, w_name="w"):
     """Checked ``(X, y, w, b, dtype, N, n)``: contiguous arrays of one float dtype."""
-    dtype = _v.fast_float_arrays(X, w) if y is None else _v.fast_float_arrays(X, y, w)
-    if dtype is None:
+    fast = _v.fast_batch(X, y, w)
+    if fast is not None:
+        dtype, N, n = fast
+    else:
         dtype = _v.result_dtype(("X", X), ("y", y), (w_name, w))
         X = _v.matrix(X, "X", dtype)
         if y is not None:
             y = _v.vector(y, "y", dtype)
         w = _v.vector(w, w_name, dtype)
-    N, n = _v.batch_shapes(X, y, w, names=("X", "y", w_name))
-    b = b if type(b) is float else _v.real_number(b, "b")
+        N, n = _v.batch_shapes(X, y, w, names=("X", "y", w_name))
+    if type(b) is not float:
+        b = _v.real_number(b, "b")
     return X, y, w, b, dtype, N, n
 
 
@@ -288,14 +291,16 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
                                    others=(("gw_out", gw_out),))
         gX_buf = gX_buf.reshape(N, n)
     if want_w:
-        if (gw_out is not None and type(gw_out) is np.ndarray and gw_out.dtype is dtype
-                and gw_out.shape == (n,) and gw_out.flags.c_contiguous
-                and gw_out.flags.writeable and gX_out is None):
-            gw_buf = gw_out  # fast path of a training loop; written after every read
+        if gX_out is None and _v.fast_output(gw_out, (n,), dtype):
+            # the training-loop fast path: the kernel writes gw after its last read of
+            # any input, so even an out that overlaps an input is safe
+            gw_buf = gw_out
         else:
             gw_buf, gw_out = _v.output(gw_out, "gw_out", (n,), dtype, inputs=inputs,
                                        others=(("gX_out", gX_out),))
-    nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
+    work = N * n
+    nt = 1 if n_threads is None and work < _THREAD_THRESHOLD else _v.n_threads(
+        n_threads, work, _THREAD_THRESHOLD)
     scale = 2.0 / N
     sse, gb_sum = _LOSS_GRAD_SUMS[dtype](X, y, w, b, scale, gw_buf, scale, gX_buf, nt)
     gw = _finish(gw_buf, gw_out) if want_w else None

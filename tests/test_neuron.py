@@ -390,7 +390,7 @@ def test_bad_inputs_name_the_argument():
         fn.loss_grad(X, y[:9], w, b)
     with pytest.raises(ValueError, match=r"w must have shape \(n,\) = \(3,\)"):
         fn.loss_grad(X, y, w[:2], b)
-    with pytest.raises(ValueError, match=r"y must have shape .* got y.shape=\(10, 1\)"):
+    with pytest.raises(ValueError, match="y must be a 1-D"):
         fn.loss(X, y[:, None], w, b)
     with pytest.raises(ValueError, match="y must be a 1-D"):
         fn.loss(X, y[:, None].tolist(), w, b)
