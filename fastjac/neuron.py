@@ -211,7 +211,7 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
         C     = (1/N) Σ_i (y_i - max(0, z_i))²
         ∂C/∂w = (2/N) Σ_active e_i x_iᵀ
         ∂C/∂b = (2/N) Σ_active e_i
-        ∂C/∂X = (2/N) diag(active ⊗ e) 1 wᵀ   (row i: (2/N) e_i w if active, else 0)
+        ∂C/∂X : (N, n), row i = (2/N) e_i wᵀ if sample i is active, else 0ᵀ
 
     Each row of ``X`` is read once, and used for its dot product and its share of the
     gradient while it is in cache; apart from the outputs, the extra memory is O(n).

@@ -292,8 +292,9 @@ def test_wrt_selection():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threads_bitwise_identical(dtype):
-    n = 13
-    N = 15 * kernels.rows_per_block(n) + 5  # many blocks, a ragged last one, >= 3 threads
+    N, n = 10_000, 13
+    nblocks, rows = kernels.blocks(N, n)
+    assert nblocks >= 8 and N % rows != 0  # many blocks, a ragged last one
     X, y, w, b = make_batch(N, n, dtype=dtype, seed=10)
     one = fn.loss_grad(X, y, w, b, n_threads=1, wrt=("w", "b", "X"))
     for nt in (2, 3):

@@ -13,11 +13,13 @@ branch).
 One pass: each row of X is loaded once; its dot product and, for an active row, the
 update of the gradient sum Σ e_i x_i use it while it is in cache. No N-sized temporary.
 
-Determinism: rows are split into fixed blocks of ``rows_per_block(n)`` rows, a number that
-depends on n only (never on the thread count). Each block sums into its own small buffer,
-and the buffers are merged into the totals in block order, so every result is bitwise
-identical for every ``n_threads``. Blocks are processed in groups whose buffers are
-reused, so the scratch memory is O(n) whatever N is.
+Determinism: the N rows are split into ``blocks(N, n)`` blocks of equal size (the last may
+be smaller), a partition that depends on N and n only, never on the thread count. Each
+block sums into its own buffer of n + 2 doubles, and the buffers are merged into the
+totals in block order, so every result is bitwise identical for every ``n_threads``.
+There are at most MAX_BLOCKS blocks (fewer for very long rows), so the scratch memory is
+O(n) whatever N is, and a call opens one parallel region, not one per group of blocks
+(on a busy machine every region's join can wait for a descheduled thread).
 
 Arithmetic: w is widened to double once per call; float32 rows are widened on load; every
 sum accumulates in double (the dot product in four independent accumulators so that it
@@ -35,18 +37,16 @@ from cython.parallel cimport prange
 
 from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, floating, relu_deriv
 
-# Rows per block: about ROW_BLOCK_ELEMENTS elements of X (64 KB of float64: enough work to
-# hide a block's fixed costs, small enough to balance two or more threads on modest N),
-# never fewer than MIN_BLOCK_ROWS.
 cdef enum:
-    ROW_BLOCK_ELEMENTS = 2 * BLOCK
-    MIN_BLOCK_ROWS = 16
-    # Blocks whose partial sums are held at once: a group. Does not affect any result
-    # (merging is in block order either way), only the scratch size and the OpenMP
-    # fork/join count.
-    MAX_GROUP = 64
-    GROUP_SCRATCH_DOUBLES = 1 << 18
-    # A thread is only worth forking for this many elements of X: below it, the team's
+    # A block holds at least this many elements of X (64 KB of float64): enough work to
+    # hide a block's fixed costs (zeroing and merging n + 2 partial sums).
+    MIN_BLOCK_ELEMENTS = 2 * BLOCK
+    # At most this many blocks per call: plenty to balance any realistic thread count,
+    # and a bound on the scratch (MAX_BLOCKS * (n + 2) doubles) ...
+    MAX_BLOCKS = 256
+    # ... which is further capped at this many doubles (2 MB) for very long rows.
+    MAX_SCRATCH_DOUBLES = 1 << 18
+    # A thread is only worth starting for this many elements of X: below it, the team's
     # start and join (and, on a busy machine, waiting for a core) cost more than the work.
     # n_threads is an upper bound; results do not depend on it either way.
     MIN_THREAD_ELEMENTS = 1 << 15
@@ -57,14 +57,33 @@ def openmp_enabled():
     return bool(FJ_HAVE_OPENMP)
 
 
-cdef inline Py_ssize_t _rows_per_block(Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t r = ROW_BLOCK_ELEMENTS // (n if n > 0 else 1)
-    return r if r > MIN_BLOCK_ROWS else MIN_BLOCK_ROWS
+cdef Py_ssize_t _max_blocks(Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t cap = MAX_SCRATCH_DOUBLES // (n + 2)
+    if cap > MAX_BLOCKS:
+        cap = MAX_BLOCKS
+    return cap if cap > 1 else 1
 
 
-def rows_per_block(Py_ssize_t n):
-    """Rows in one block of the fixed row partition for rows of length ``n``."""
-    return _rows_per_block(n)
+cdef Py_ssize_t _blocks(Py_ssize_t N, Py_ssize_t n) noexcept nogil:
+    """Number of blocks for N rows of n elements: one per MIN_BLOCK_ELEMENTS, bounded."""
+    cdef Py_ssize_t per_row = n if n > 0 else 1
+    cdef Py_ssize_t nb = (N * per_row) // MIN_BLOCK_ELEMENTS
+    cdef Py_ssize_t cap = _max_blocks(n)
+    if nb > cap:
+        nb = cap
+    if nb > N:
+        nb = N
+    return nb if nb > 1 else 1
+
+
+cdef inline Py_ssize_t _block_rows(Py_ssize_t N, Py_ssize_t nblocks) noexcept nogil:
+    return (N + nblocks - 1) // nblocks
+
+
+def blocks(Py_ssize_t N, Py_ssize_t n):
+    """``(number of blocks, rows per block)`` of the fixed row partition of an (N, n) X."""
+    cdef Py_ssize_t nb = _blocks(N, n)
+    return nb, _block_rows(N, nb)
 
 
 # ---------------------------------------------------------------------------------------
@@ -198,36 +217,32 @@ cdef void _block_sums(const floating* X,      # IN  rows of the batch, n per row
 cdef void _sums(const floating* X, const floating* y, const Py_ssize_t* idx,
                 Py_ssize_t N, Py_ssize_t n, const double* w, double b, bint do_gw,
                 floating* gX, double gx_scale,
-                double* total,      # OUT [Σ r², Σ e, Σ e x (n)]
-                double* scratch,    # scratch of group * (n + 2) doubles
-                Py_ssize_t group, int n_threads) noexcept nogil:
+                double* total,      # OUT [Σ r², Σ c, Σ c x (n)]
+                double* scratch,    # scratch of _max_blocks(n) * (n + 2) doubles
+                int n_threads) noexcept nogil:
     """The fused loss + gradient sums over N rows: fixed blocks, merged in block order."""
-    cdef Py_ssize_t rb = _rows_per_block(n)
-    cdef Py_ssize_t nblocks = (N + rb - 1) // rb
-    cdef Py_ssize_t k, k0, k1, j, stride = n + 2
+    cdef Py_ssize_t nblocks = _blocks(N, n)
+    cdef Py_ssize_t rb = _block_rows(N, nblocks)
+    cdef Py_ssize_t k, j, stride = n + 2
     cdef double* p
     n_threads = _threads_for(N * (n if n > 0 else 1), n_threads)
+    if n_threads > 1 and nblocks > 1:
+        for k in prange(nblocks, schedule="static", num_threads=n_threads):
+            _block_sums(X, y, idx, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
+                        w, b, do_gw, gX, gx_scale, scratch + k * stride)
+    else:
+        for k in range(nblocks):
+            _block_sums(X, y, idx, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
+                        w, b, do_gw, gX, gx_scale, scratch + k * stride)
     for j in range(n + 2):
         total[j] = 0.0
-    k0 = 0
-    while k0 < nblocks:
-        k1 = k0 + group if k0 + group < nblocks else nblocks
-        if n_threads > 1 and k1 - k0 > 1:
-            for k in prange(k0, k1, schedule="static", num_threads=n_threads):
-                _block_sums(X, y, idx, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
-                            w, b, do_gw, gX, gx_scale, scratch + (k - k0) * stride)
-        else:
-            for k in range(k0, k1):
-                _block_sums(X, y, idx, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
-                            w, b, do_gw, gX, gx_scale, scratch + (k - k0) * stride)
-        for k in range(k0, k1):
-            p = scratch + (k - k0) * stride
-            total[0] += p[0]
-            total[1] += p[1]
-            if do_gw:
-                for j in range(2, n + 2):
-                    total[j] += p[j]
-        k0 = k1
+    for k in range(nblocks):
+        p = scratch + k * stride
+        total[0] += p[0]
+        total[1] += p[1]
+        if do_gw:
+            for j in range(2, n + 2):
+                total[j] += p[j]
 
 
 cdef int _threads_for(Py_ssize_t elements, int n_threads) noexcept nogil:
@@ -236,15 +251,6 @@ cdef int _threads_for(Py_ssize_t elements, int n_threads) noexcept nogil:
     if most < n_threads:
         return <int>most if most > 1 else 1
     return n_threads
-
-
-cdef Py_ssize_t _group(Py_ssize_t n, int n_threads) noexcept nogil:
-    cdef Py_ssize_t g = GROUP_SCRATCH_DOUBLES // (n + 2)
-    if g > MAX_GROUP:
-        g = MAX_GROUP
-    if g < n_threads:
-        g = n_threads
-    return g if g > 1 else 1
 
 
 cdef inline const floating* _ptr2(const floating[:, ::1] A, floating* dummy) noexcept nogil:
@@ -276,12 +282,12 @@ cdef object _loss_grad_sums(const floating[:, ::1] X, const floating[::1] y,
                             double gw_scale, floating[::1] gw_out,
                             double gx_scale, floating[:, ::1] gX_out, int n_threads):
     cdef Py_ssize_t N = X.shape[0], n = X.shape[1], j
-    cdef Py_ssize_t group = _group(n, n_threads)
+    cdef Py_ssize_t nblocks = _blocks(N, n)
     cdef bint do_gw = gw_out is not None
     cdef floating dummy = 0
     cdef floating* gX = NULL
     cdef double sse, gb
-    cdef double* mem = <double*>PyMem_RawMalloc(((group + 1) * (n + 2) + n) * sizeof(double))
+    cdef double* mem = <double*>PyMem_RawMalloc(((nblocks + 1) * (n + 2) + n) * sizeof(double))
     if mem == NULL:
         raise MemoryError()
     cdef double* wd = mem
@@ -292,7 +298,7 @@ cdef object _loss_grad_sums(const floating[:, ::1] X, const floating[::1] y,
     with nogil:
         _widen(w, wd)
         _sums(_ptr2(X, &dummy), _ptr1(y, &dummy), NULL, N, n, wd, b, do_gw, gX, gx_scale,
-              total, scratch, group, n_threads)
+              total, scratch, n_threads)
         if do_gw:
             for j in range(n):
                 gw_out[j] = <floating>(gw_scale * total[2 + j])
@@ -338,7 +344,7 @@ cdef void _block_forward(const floating* X, Py_ssize_t r0, Py_ssize_t r1, Py_ssi
 cdef object _forward(const floating[:, ::1] X, const floating[::1] w, double b,
                      floating[::1] act_out, floating[::1] mask_out, int n_threads):
     cdef Py_ssize_t N = X.shape[0], n = X.shape[1], k
-    cdef Py_ssize_t rb = _rows_per_block(n), nblocks = (N + rb - 1) // rb
+    cdef Py_ssize_t nblocks = _blocks(N, n), rb = _block_rows(N, nblocks)
     cdef floating dummy = 0
     cdef floating* act = NULL
     cdef floating* mask = NULL
@@ -387,14 +393,14 @@ cdef object _fit(const floating[:, ::1] X, const floating[::1] y,
                  int n_threads):
     cdef Py_ssize_t N = X.shape[0], n = X.shape[1]
     cdef Py_ssize_t ep, s0, B, j, bad_epoch = -1, bad_step = -1, step
-    cdef Py_ssize_t group = _group(n, n_threads)
+    cdef Py_ssize_t nblocks = _blocks(batch if batch < N else N, n)  # the most per step
     cdef floating dummy = 0
     cdef const floating* Xp
     cdef const floating* yp
     cdef const Py_ssize_t* idx
     cdef double sse, step_lr
     cdef bint shuffled = orders is not None
-    cdef double* mem = <double*>PyMem_RawMalloc(((group + 1) * (n + 2) + 1) * sizeof(double))
+    cdef double* mem = <double*>PyMem_RawMalloc(((nblocks + 1) * (n + 2) + 1) * sizeof(double))
     if mem == NULL:
         raise MemoryError()
     cdef double* total = mem
@@ -412,10 +418,10 @@ cdef object _fit(const floating[:, ::1] X, const floating[::1] y,
                 if shuffled:
                     idx = &orders[ep, s0]
                     _sums(Xp, yp, idx, B, n, wp, b, True, <floating*>NULL, 0.0,
-                          total, scratch, group, n_threads)
+                          total, scratch, n_threads)
                 else:
                     _sums(Xp + s0 * n, yp + s0, NULL, B, n, wp, b, True, <floating*>NULL,
-                          0.0, total, scratch, group, n_threads)
+                          0.0, total, scratch, n_threads)
                 if not _finite(total[0]):
                     bad_epoch = ep
                     bad_step = step
