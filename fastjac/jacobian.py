@@ -17,6 +17,8 @@ Jacobian-vector product (forward mode, length m); ``u @ J`` with a 1-D ``u`` of 
 the vector-Jacobian product (reverse mode, length n); 2-D operands are matrices.
 """
 
+from __future__ import annotations
+
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np

@@ -15,10 +15,14 @@ Conventions: ReLU'(0) = 0 (the paper's z <= 0 branch) and abs'(0) = 0; for ``max
 in every output that depends on it.
 """
 
+from __future__ import annotations
+
 import builtins
 import math
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _validate as V
 from ._kernels import elementwise as _K
@@ -27,6 +31,13 @@ from .jacobian import Column, Diagonal, Row
 __all__ = [
     "UnaryOp", "BinaryOp", "chain", "elementwise", "dot", "sum", "UNARY", "BINARY",
 ]
+
+# What the element-wise methods return: an array shaped like the inputs, or a NumPy scalar
+# when every input is a scalar (like a ufunc).
+Result = Union[np.ndarray, np.floating]
+# ``out=`` of the two-output methods: None, or a pair whose entries may be None.
+OutPair = Optional[Sequence[Optional[np.ndarray]]]
+
 
 # Work (in element-operations) below which a call runs serially: starting threads costs
 # more than it saves on small inputs. Transcendental functions weigh more per element.
@@ -62,16 +73,25 @@ class UnaryOp:
     Every method accepts arrays of any shape (treated element by element), Python or NumPy
     scalars, and any memory layout. float32 computes in float32 (with double arithmetic
     inside), float64 in float64, integers and bools in float64.
+
+    Notes
+    -----
+    Arguments every method takes:
+
+    * ``out`` (numpy.ndarray, optional): where to write the result, with its shape and
+      dtype, writeable. It may be one of the inputs (the kernels run in place).
+    * ``n_threads`` (int, optional): threads to use. ``None``: serial for small inputs,
+      all cores above a size threshold. Results are bitwise identical for every value.
     """
 
-    def __init__(self, name, codes, doc=None):
+    def __init__(self, name: str, codes: bytes, doc: Optional[str] = None) -> None:
         self.name = name
         self._codes = bytes(codes)
         self._work_per_element = _work(1, self._codes)
         if doc:
             self.__doc__ = doc
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<fastjac.UnaryOp {self.name}>"
 
     # The single entry point to the kernel: every public method goes through here.
@@ -96,34 +116,119 @@ class UnaryOp:
         V.finish(buf, res)
         return res if out is not None else _as_result(res, shape)
 
-    def __call__(self, x, out=None, n_threads=None):
-        """The value ``h(x)``, element by element (like a NumPy ufunc)."""
+    def __call__(self, x: npt.ArrayLike, out: Optional[np.ndarray] = None,
+                 n_threads: Optional[int] = None) -> Result:
+        """The value ``h(x)``, element by element (like a NumPy ufunc).
+
+        Parameters
+        ----------
+        x : array_like
+            Any shape; a Python or NumPy scalar gives a NumPy scalar.
+        out, n_threads
+            See :class:`UnaryOp`.
+
+        Returns
+        -------
+        numpy.ndarray or numpy.floating
+            ``h(x)`` with the shape of ``x``, float32 for float32 input, else float64.
+        """
         return self._run(x, None, None, out, n_threads, True)
 
-    def derivative(self, x, out=None, n_threads=None):
+    def derivative(self, x: npt.ArrayLike, out: Optional[np.ndarray] = None,
+                   n_threads: Optional[int] = None) -> Result:
         """``h'(x)``: the diagonal of the Jacobian ∂y/∂x (paper §4.2), shape of ``x``.
 
         For a chain this is the product of the stage derivatives (vector chain rule with
         diagonal factors, §4.5.3). It is also the gradient of ``sum(h(x))`` (§4.4).
+
+        Parameters
+        ----------
+        x : array_like
+        out, n_threads
+            See :class:`UnaryOp`.
+
+        Returns
+        -------
+        numpy.ndarray or numpy.floating
+            ``h'(x)`` with the shape of ``x`` (ReLU'(0) = 0, abs'(0) = 0).
         """
         return self._run(x, None, None, out, n_threads, False)
 
     sum_grad = derivative
 
-    def jacobian(self, x, n_threads=None):
-        """The Jacobian ∂h(x)/∂x as a :class:`~fastjac.jacobian.Diagonal` (never n x n)."""
+    def jacobian(self, x: npt.ArrayLike, n_threads: Optional[int] = None) -> Diagonal:
+        """The Jacobian ∂h(x)/∂x as a :class:`~fastjac.jacobian.Diagonal` (never n x n).
+
+        Parameters
+        ----------
+        x : array_like
+            Flattened: the Jacobian of an N-D input is that of its ravel.
+        n_threads : int, optional
+
+        Returns
+        -------
+        Diagonal
+            ``diag(h'(x))``, n x n in numerator layout, storing only the n-vector.
+        """
         return Diagonal(np.reshape(self.derivative(x, n_threads=n_threads), -1))
 
-    def jvp(self, x, dx, out=None, n_threads=None):
-        """Forward mode: ``J dx = h'(x) ⊗ dx`` in one pass; ``dx`` has the shape of ``x``."""
+    def jvp(self, x: npt.ArrayLike, dx: npt.ArrayLike, out: Optional[np.ndarray] = None,
+            n_threads: Optional[int] = None) -> Result:
+        """Forward mode: ``J dx = h'(x) ⊗ dx`` in one pass; ``dx`` has the shape of ``x``.
+
+        Parameters
+        ----------
+        x : array_like
+            The point.
+        dx : array_like
+            The tangent, shape of ``x``.
+        out, n_threads
+            See :class:`UnaryOp`.
+
+        Returns
+        -------
+        numpy.ndarray or numpy.floating
+            ``h'(x) ⊗ dx``, shape of ``x``.
+        """
         return self._run(x, dx, "dx", out, n_threads, False)
 
-    def vjp(self, x, gy, out=None, n_threads=None):
-        """Reverse mode: ``gyᵀ J = gy ⊗ h'(x)`` in one pass; ``gy`` has the shape of ``x``."""
+    def vjp(self, x: npt.ArrayLike, gy: npt.ArrayLike, out: Optional[np.ndarray] = None,
+            n_threads: Optional[int] = None) -> Result:
+        """Reverse mode: ``gyᵀ J = gy ⊗ h'(x)`` in one pass; ``gy`` has the shape of ``x``.
+
+        Parameters
+        ----------
+        x : array_like
+            The point.
+        gy : array_like
+            The cotangent ∂L/∂y, shape of ``x``.
+        out, n_threads
+            See :class:`UnaryOp`.
+
+        Returns
+        -------
+        numpy.ndarray or numpy.floating
+            ∂L/∂x = ``gy ⊗ h'(x)``, shape of ``x``.
+        """
         return self._run(x, gy, "gy", out, n_threads, False)
 
-    def value_and_vjp(self, x, gy, out=None, n_threads=None):
-        """``(h(x), gy ⊗ h'(x))`` from one pass over memory. ``out`` is a pair or None."""
+    def value_and_vjp(self, x: npt.ArrayLike, gy: npt.ArrayLike, out: OutPair = None,
+                      n_threads: Optional[int] = None) -> Tuple[Result, Result]:
+        """``(h(x), gy ⊗ h'(x))`` from one pass over memory. ``out`` is a pair or None.
+
+        Parameters
+        ----------
+        x, gy : array_like
+            The point and the cotangent (same shape).
+        out : pair of (numpy.ndarray or None), optional
+            Outputs for the value and the gradient.
+        n_threads : int, optional
+
+        Returns
+        -------
+        (y, gx) : tuple
+            ``h(x)`` and ``gy ⊗ h'(x)``, each with the shape of ``x``.
+        """
         out_y, out_g = _out_pair(out, ("y", "gx"))
         dt = V.result_dtype(("x", x), ("gy", gy))
         xf, shape = V.operand(x, "x", dt)
@@ -141,7 +246,7 @@ class UnaryOp:
         return y, g
 
 
-def chain(*functions):
+def chain(*functions: UnaryOp) -> UnaryOp:
     """Compose element-wise functions: ``chain(f1, f2, ..., fk)(x) = f1(f2(...fk(x)))``.
 
     The result is again a :class:`UnaryOp` whose Jacobian is diagonal,
@@ -173,9 +278,15 @@ class BinaryOp:
     diagonal, ``diag(∂y_i/∂w_i)`` and ``diag(∂y_i/∂x_i)``; the Jacobian with respect to a
     scalar operand is a column, and a scalar operand's gradient is a scalar (the sum of
     its column weighted by the cotangent).
+
+    Every method takes ``out=None`` (where to write the result) and ``n_threads=None``
+    (``None``: serial for small inputs, all cores above a size threshold; results are
+    bitwise identical for every value). float32 operands compute in float32 (double
+    arithmetic inside), float64 in float64, integers and bools in float64.
     """
 
-    def __init__(self, name, op, fcodes=b"", gcodes=b"", doc=None):
+    def __init__(self, name: str, op: int, fcodes: bytes = b"", gcodes: bytes = b"",
+                 doc: Optional[str] = None) -> None:
         self.name = name
         self._op = op
         self._fcodes = bytes(fcodes)
@@ -184,7 +295,7 @@ class BinaryOp:
         if doc:
             self.__doc__ = doc
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<fastjac.BinaryOp {self.name}>"
 
     def _prepare(self, w, x, extra):
@@ -198,8 +309,22 @@ class BinaryOp:
     def _threads(self, n_threads, n):
         return V.n_threads(n_threads, n * self._work_per_element, PARALLEL_THRESHOLD)
 
-    def __call__(self, w, x, out=None, n_threads=None):
-        """The value ``f(w) ○ g(x)``, element by element."""
+    def __call__(self, w: npt.ArrayLike, x: npt.ArrayLike, out: Optional[np.ndarray] = None,
+                 n_threads: Optional[int] = None) -> Result:
+        """The value ``f(w) ○ g(x)``, element by element.
+
+        Parameters
+        ----------
+        w, x : array_like
+            Same shape, or either one a scalar (expanded, §4.3).
+        out : numpy.ndarray, optional
+        n_threads : int, optional
+
+        Returns
+        -------
+        numpy.ndarray or numpy.floating
+            The common shape of ``w`` and ``x``.
+        """
         if out is None and n_threads is None:
             res = self._fast(w, x, None, True)
             if res is not None:
@@ -211,11 +336,19 @@ class BinaryOp:
         V.finish(buf, res)
         return res if out is not None else _as_result(res, shape)
 
-    def jvp(self, w, x, dw, dx, out=None, n_threads=None):
+    def jvp(self, w: npt.ArrayLike, x: npt.ArrayLike, dw: Optional[npt.ArrayLike],
+            dx: Optional[npt.ArrayLike], out: Optional[np.ndarray] = None,
+            n_threads: Optional[int] = None) -> Result:
         """Forward mode: ``dy = J_w dw + J_x dx`` in one fused pass (paper §4.2).
 
         ``dw`` has the shape of ``w`` and ``dx`` the shape of ``x`` (a scalar tangent for a
-        scalar operand, §4.3); ``None`` means a zero tangent.
+        scalar operand, §4.3); ``None`` means a zero tangent. Summing the two paths is the
+        total-derivative chain rule (§4.5.2).
+
+        Returns
+        -------
+        numpy.ndarray or numpy.floating
+            ``dy``, with the common shape of ``w`` and ``x``.
         """
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, (("dw", dw), ("dx", dx)))
         dwf = dxf = None
@@ -281,18 +414,25 @@ class BinaryOp:
         V.finish(buf, out)
         return out
 
-    def vjp(self, w, x, gy, out=None, n_threads=None):
+    def vjp(self, w: npt.ArrayLike, x: npt.ArrayLike, gy: npt.ArrayLike,
+            out: OutPair = None, n_threads: Optional[int] = None) -> Tuple[Result, Result]:
         """Reverse mode: ``(gw, gx) = (gyᵀ J_w, gyᵀ J_x)`` in one fused pass (paper §4.2).
 
         ``gy`` has the shape of the output. A scalar operand's gradient is the scalar
         ``Σ_i gy_i ∂y_i/∂z`` (§4.3), accumulated in double without allocating a ones
         vector. ``out`` is None or a pair ``(gw_out, gx_out)`` (entries may be None).
+
+        Returns
+        -------
+        (gw, gx) : tuple
+            ∂L/∂w with the shape of ``w`` and ∂L/∂x with the shape of ``x``.
         """
         if gy is None:
             raise TypeError("gy must be an array or a number, not None (see sum_grad)")
         return self._reverse(w, x, gy, out, n_threads)
 
-    def sum_grad(self, w, x, out=None, n_threads=None):
+    def sum_grad(self, w: npt.ArrayLike, x: npt.ArrayLike, out: OutPair = None,
+                 n_threads: Optional[int] = None) -> Tuple[Result, Result]:
         """Gradient of ``sum(f(w) ○ g(x))`` with respect to ``w`` and ``x`` (paper §4.4).
 
         The same as ``vjp`` with ``gy = 1``, without allocating the ones vector. For
@@ -300,9 +440,17 @@ class BinaryOp:
         """
         return self._reverse(w, x, None, out, n_threads)
 
-    def jacobian(self, w, x, n_threads=None):
+    def jacobian(self, w: npt.ArrayLike, x: npt.ArrayLike,
+                 n_threads: Optional[int] = None) -> Tuple[Union[Diagonal, Column],
+                                                           Union[Diagonal, Column]]:
         """``(J_w, J_x)``: :class:`Diagonal` for array operands, :class:`Column` for a
-        scalar operand (paper §4.2, §4.3). Only n-vectors are allocated."""
+        scalar operand (paper §4.2, §4.3). Only n-vectors are allocated.
+
+        Returns
+        -------
+        (J_w, J_x) : tuple of Diagonal or Column
+            Numerator layout: n x n diagonals, or an n x 1 column for a scalar operand.
+        """
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
         # Per-element partials: expand a scalar operand to a vector for this one call.
         wv = np.full(n, wf[0], dtype=dt) if ws else wf
@@ -314,7 +462,8 @@ class BinaryOp:
         return (Column(dw) if ws else Diagonal(dw)), (Column(dx) if xs else Diagonal(dx))
 
 
-def elementwise(op, f=None, g=None):
+def elementwise(op: BinaryOp, f: Optional[UnaryOp] = None,
+                g: Optional[UnaryOp] = None) -> BinaryOp:
     """The general element-wise form ``y = f(w) ○ g(x)`` (paper §4.2), fused.
 
     Parameters
@@ -365,21 +514,24 @@ class _Dot:
         V.same_shape(sw, "w", sx, "x")
         return dt, wf, xf
 
-    def __call__(self, w, x, n_threads=None):
+    def __call__(self, w: npt.ArrayLike, x: npt.ArrayLike,
+                 n_threads: Optional[int] = None) -> np.floating:
+        """``w·x`` as a NumPy scalar of the result dtype, accumulated in double."""
         dt, wf, xf = self._prepare(w, x)
         return dt.type(_K.reduce(wf, xf, V.n_threads(n_threads, 2 * wf.size, PARALLEL_THRESHOLD)))
 
-    def grad(self, w, x):
+    def grad(self, w: npt.ArrayLike, x: npt.ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
         """``(∂y/∂w, ∂y/∂x) = (x, w)`` as arrays of the result dtype (copies)."""
         dt, wf, xf = self._prepare(w, x)
         return xf.copy(), wf.copy()
 
-    def jacobian(self, w, x):
+    def jacobian(self, w: npt.ArrayLike, x: npt.ArrayLike) -> Tuple[Row, Row]:
         """``(Row(x), Row(w))``: the 1 x n Jacobians of numerator layout."""
         gw, gx = self.grad(w, x)
         return Row(gw), Row(gx)
 
-    def jvp(self, w, x, dw, dx, n_threads=None):
+    def jvp(self, w: npt.ArrayLike, x: npt.ArrayLike, dw: Optional[npt.ArrayLike],
+            dx: Optional[npt.ArrayLike], n_threads: Optional[int] = None) -> np.floating:
         """``dy = x·dw + w·dx`` (a zero tangent may be None)."""
         dt, wf, xf = self._prepare(w, x)
         nt = V.n_threads(n_threads, 2 * wf.size, PARALLEL_THRESHOLD)
@@ -391,7 +543,8 @@ class _Dot:
                 total += _K.reduce(other, tf, nt)
         return dt.type(total)
 
-    def vjp(self, w, x, gy):
+    def vjp(self, w: npt.ArrayLike, x: npt.ArrayLike,
+            gy: float) -> Tuple[np.ndarray, np.ndarray]:
         """``(gy x, gy w)`` for a scalar cotangent ``gy``."""
         dt, wf, xf = self._prepare(w, x)
         g = V.real_scalar(gy, "gy", allow_inf=True)
@@ -407,21 +560,23 @@ class _Sum:
 
     name = "sum"
 
-    def __call__(self, x, n_threads=None):
+    def __call__(self, x: npt.ArrayLike, n_threads: Optional[int] = None) -> np.floating:
+        """``sum(x)`` as a NumPy scalar of the result dtype, accumulated in double."""
         dt = V.result_dtype(("x", x))
         xf, _ = V.operand(x, "x", dt)
         return dt.type(_K.reduce(xf, None, V.n_threads(n_threads, xf.size, PARALLEL_THRESHOLD)))
 
-    def grad(self, x):
+    def grad(self, x: npt.ArrayLike) -> np.ndarray:
         """``1`` with the shape of ``x`` (the row 1ᵀ of §4.4)."""
         dt = V.result_dtype(("x", x))
         return np.ones(np.shape(x), dtype=dt)
 
-    def jacobian(self, x):
+    def jacobian(self, x: npt.ArrayLike) -> Row:
         """``Row(1)``: the 1 x n Jacobian."""
         return Row(np.reshape(self.grad(x), -1))
 
-    def jvp(self, x, dx, n_threads=None):
+    def jvp(self, x: npt.ArrayLike, dx: npt.ArrayLike,
+            n_threads: Optional[int] = None) -> np.floating:
         """``dy = 1ᵀ dx = sum(dx)``."""
         dt = V.result_dtype(("x", x), ("dx", dx))
         xf, sx = V.operand(x, "x", dt)
@@ -429,7 +584,7 @@ class _Sum:
         V.same_shape(sx, "x", st, "dx")
         return dt.type(_K.reduce(tf, None, V.n_threads(n_threads, tf.size, PARALLEL_THRESHOLD)))
 
-    def vjp(self, x, gy):
+    def vjp(self, x: npt.ArrayLike, gy: float) -> np.ndarray:
         """``gy 1ᵀ`` for a scalar cotangent ``gy``."""
         dt = V.result_dtype(("x", x))
         g = V.real_scalar(gy, "gy", allow_inf=True)
@@ -455,12 +610,12 @@ _UNARY_DOCS = {
     "abs": ("|x|", "sign(x) (so abs'(0) = 0)"),
     "reciprocal": ("1/x", "-1/x²"),
 }
-UNARY = {}
+UNARY: dict[str, UnaryOp] = {}
 for _name, (_f, _d) in _UNARY_DOCS.items():
     UNARY[_name] = UnaryOp(
         _name,
         bytes([_U[_name]]),
-        doc=f"Element-wise ``{_name}``: y = {_f}, dy/dx = {_d}.\n\n" + UnaryOp.__doc__,
+        doc=f"Element-wise ``{_name}``: y = {_f}, dy/dx = {_d}.\n\n" + (UnaryOp.__doc__ or ""),
     )
 
 _B = _K.BINARY_CODES
@@ -472,12 +627,12 @@ _BINARY_DOCS = {
     "maximum": ("max(w, x)", "diag(w >= x)", "diag(w < x)  (ties go to w)"),
     "minimum": ("min(w, x)", "diag(w <= x)", "diag(w > x)  (ties go to w)"),
 }
-BINARY = {}
+BINARY: dict[str, BinaryOp] = {}
 for _name, (_f, _jw, _jx) in _BINARY_DOCS.items():
     BINARY[_name] = BinaryOp(
         _name,
         _B[_name],
         doc=f"Element-wise ``{_name}``: y = {_f}; ∂y/∂w = {_jw}, ∂y/∂x = {_jx} (paper §4.2)."
-        "\n\n" + BinaryOp.__doc__,
+        "\n\n" + (BinaryOp.__doc__ or ""),
     )
 del _name, _f, _d, _jw, _jx

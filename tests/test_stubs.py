@@ -162,3 +162,16 @@ def test_mypy_stubtest(tmp_path):
         cwd=PACKAGE_DIR.parent, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_typed_public_modules_pass_mypy(tmp_path):
+    """The annotated public modules type-check (against the stubs of the kernels)."""
+    pytest.importorskip("mypy")
+    modules = [PACKAGE_DIR / name for name in ("cli.py", "jacobian.py", "ops.py")]
+    env = dict(os.environ, MYPY_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports",
+         *map(str, modules)],
+        cwd=PACKAGE_DIR.parent, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
