@@ -73,6 +73,7 @@ def _openmp_flags():
 
 
 def _extensions():
+    import numpy
     from Cython.Build import cythonize
 
     if NO_OPENMP:
@@ -101,6 +102,7 @@ def _extensions():
         Extension(
             f"fastjac._kernels.{name}",
             [f"fastjac/_kernels/{name}.pyx"],
+            include_dirs=[numpy.get_include()],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,

@@ -1,0 +1,483 @@
+"""Element-wise operations and their derivatives (paper §2, §4.2–§4.5).
+
+Every operation here has a diagonal Jacobian (or, under scalar expansion, a column), so
+each product with it is one pass over memory and no n x n matrix is ever built:
+
+* :class:`UnaryOp` — ``y = h(x)`` for the unary functions of the paper's §2 table and any
+  chain of them (§4.5.3): value, ``derivative`` (the Jacobian's diagonal), ``jacobian``
+  (a :class:`~fastjac.jacobian.Diagonal`), ``jvp`` and ``vjp``.
+* :class:`BinaryOp` — ``y = f(w) ○ g(x)`` (§4.2), including scalar expansion of either
+  operand (§4.3): value, ``jacobian``, ``jvp``, ``vjp`` and ``sum_grad`` (§4.4).
+* :data:`dot` and :data:`sum` — the reductions of §4.4.
+
+Conventions: ReLU'(0) = 0 (the paper's z <= 0 branch) and abs'(0) = 0; for ``maximum`` and
+``minimum`` a tie sends the whole gradient to the first operand; NaN in an input gives NaN
+in every output that depends on it.
+"""
+
+import builtins
+import math
+
+import numpy as np
+
+from . import _validate as V
+from ._kernels import elementwise as _K
+from .jacobian import Column, Diagonal, Row
+
+__all__ = [
+    "UnaryOp", "BinaryOp", "chain", "elementwise", "dot", "sum", "UNARY", "BINARY",
+]
+
+# Work (in element-operations) below which a call runs serially: starting threads costs
+# more than it saves on small inputs. Transcendental functions weigh more per element.
+PARALLEL_THRESHOLD = 1 << 16
+_COSTLY = {_K.UNARY_CODES[name] for name in ("exp", "log", "sin", "cos", "tanh", "sigmoid")}
+
+
+def _work(n, codes):
+    return n * (1 + 12 * builtins.sum(c in _COSTLY for c in codes))
+
+
+def _as_result(res, shape):
+    """A 0-d result (all-scalar inputs) is returned as a NumPy scalar, like a ufunc."""
+    return res[()] if shape == () else res
+
+
+def _out_pair(out, names):
+    if out is None:
+        return None, None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"out must be None or a pair ({names[0]}, {names[1]}) of arrays or None")
+    return out[0], out[1]
+
+
+class UnaryOp:
+    """An element-wise unary function ``y_i = h(x_i)`` with its derivative.
+
+    Instances are the module-level functions ``fastjac.exp``, ``fastjac.relu``, ... and
+    the chains built by :func:`chain`. Calling one gives the value; its Jacobian is
+    ``diag(h'(x))`` (paper §4.2), so ``jvp`` and ``vjp`` are the same product
+    ``h'(x) ⊗ v``, computed in one pass without forming the matrix.
+
+    Every method accepts arrays of any shape (treated element by element), Python or NumPy
+    scalars, and any memory layout. float32 computes in float32 (with double arithmetic
+    inside), float64 in float64, integers and bools in float64.
+    """
+
+    def __init__(self, name, codes, doc=None):
+        self.name = name
+        self._codes = bytes(codes)
+        self._work_per_element = _work(1, self._codes)
+        if doc:
+            self.__doc__ = doc
+
+    def __repr__(self):
+        return f"<fastjac.UnaryOp {self.name}>"
+
+    # The single entry point to the kernel: every public method goes through here.
+    def _run(self, x, t, t_name, out, n_threads, value):
+        if out is None and n_threads is None:
+            res = _K.unary_fast(self._codes, x, t, value, self._work_per_element,
+                                PARALLEL_THRESHOLD, V.CPU_COUNT)
+            if res is not None:
+                return res
+        dt = V.result_dtype(("x", x), (t_name, t))
+        xf, shape = V.operand(x, "x", dt)
+        tf = None
+        if t is not None:
+            tf, tshape = V.operand(t, t_name, dt)
+            V.same_shape(shape, "x", tshape, t_name)
+        buf, res = V.output(out, "out", shape, dt, inputs=(("x", xf), (t_name, tf)))
+        nt = V.n_threads(n_threads, xf.shape[0] * self._work_per_element, PARALLEL_THRESHOLD)
+        if value:
+            _K.unary(self._codes, xf, None, buf, None, nt)
+        else:
+            _K.unary(self._codes, xf, tf, None, buf, nt)
+        V.finish(buf, res)
+        return res if out is not None else _as_result(res, shape)
+
+    def __call__(self, x, out=None, n_threads=None):
+        """The value ``h(x)``, element by element (like a NumPy ufunc)."""
+        return self._run(x, None, None, out, n_threads, True)
+
+    def derivative(self, x, out=None, n_threads=None):
+        """``h'(x)``: the diagonal of the Jacobian ∂y/∂x (paper §4.2), shape of ``x``.
+
+        For a chain this is the product of the stage derivatives (vector chain rule with
+        diagonal factors, §4.5.3). It is also the gradient of ``sum(h(x))`` (§4.4).
+        """
+        return self._run(x, None, None, out, n_threads, False)
+
+    sum_grad = derivative
+
+    def jacobian(self, x, n_threads=None):
+        """The Jacobian ∂h(x)/∂x as a :class:`~fastjac.jacobian.Diagonal` (never n x n)."""
+        return Diagonal(np.reshape(self.derivative(x, n_threads=n_threads), -1))
+
+    def jvp(self, x, dx, out=None, n_threads=None):
+        """Forward mode: ``J dx = h'(x) ⊗ dx`` in one pass; ``dx`` has the shape of ``x``."""
+        return self._run(x, dx, "dx", out, n_threads, False)
+
+    def vjp(self, x, gy, out=None, n_threads=None):
+        """Reverse mode: ``gyᵀ J = gy ⊗ h'(x)`` in one pass; ``gy`` has the shape of ``x``."""
+        return self._run(x, gy, "gy", out, n_threads, False)
+
+    def value_and_vjp(self, x, gy, out=None, n_threads=None):
+        """``(h(x), gy ⊗ h'(x))`` from one pass over memory. ``out`` is a pair or None."""
+        out_y, out_g = _out_pair(out, ("y", "gx"))
+        dt = V.result_dtype(("x", x), ("gy", gy))
+        xf, shape = V.operand(x, "x", dt)
+        gf, gshape = V.operand(gy, "gy", dt)
+        V.same_shape(shape, "x", gshape, "gy")
+        inputs = (("x", xf), ("gy", gf))
+        ybuf, y = V.output(out_y, "out[0]", shape, dt, inputs, others=(("out[1]", out_g),))
+        gbuf, g = V.output(out_g, "out[1]", shape, dt, inputs)
+        nt = V.n_threads(n_threads, xf.shape[0] * self._work_per_element, PARALLEL_THRESHOLD)
+        _K.unary(self._codes, xf, gf, ybuf, gbuf, nt)
+        V.finish(ybuf, y)
+        V.finish(gbuf, g)
+        if out is None:
+            return _as_result(y, shape), _as_result(g, shape)
+        return y, g
+
+
+def chain(*functions):
+    """Compose element-wise functions: ``chain(f1, f2, ..., fk)(x) = f1(f2(...fk(x)))``.
+
+    The result is again a :class:`UnaryOp` whose Jacobian is diagonal,
+    ``diag(f1'(u1) f2'(u2) ... fk'(x))`` (vector chain rule, paper §4.5.3), and whose value,
+    JVP and VJP are computed in one pass over memory.
+
+    Examples
+    --------
+    >>> h = chain(sin, square)        # h(x) = sin(x**2), h'(x) = 2x cos(x**2)  (§4.5.1)
+    """
+    if not functions:
+        raise TypeError("chain() needs at least one function")
+    codes = b""
+    for i, f in enumerate(functions):
+        if not isinstance(f, UnaryOp):
+            raise TypeError(
+                f"chain() argument {i} must be a fastjac unary function, got {type(f).__name__}"
+            )
+        codes = f._codes + codes  # the last function is applied first
+    name = "∘".join(f.name for f in functions)
+    return UnaryOp(name, codes)
+
+
+class BinaryOp:
+    """An element-wise binary operator ``y_i = f(w_i) ○ g(x_i)`` (paper §4.2).
+
+    ``w`` and ``x`` have the same shape, or one of them is a scalar (a Python number or a
+    0-d array), which is expanded (§4.3): ``x + z`` is ``x + 1z``. The Jacobians are
+    diagonal, ``diag(∂y_i/∂w_i)`` and ``diag(∂y_i/∂x_i)``; the Jacobian with respect to a
+    scalar operand is a column, and a scalar operand's gradient is a scalar (the sum of
+    its column weighted by the cotangent).
+    """
+
+    def __init__(self, name, op, fcodes=b"", gcodes=b"", doc=None):
+        self.name = name
+        self._op = op
+        self._fcodes = bytes(fcodes)
+        self._gcodes = bytes(gcodes)
+        self._work_per_element = 1 + _work(1, self._fcodes) + _work(1, self._gcodes)
+        if doc:
+            self.__doc__ = doc
+
+    def __repr__(self):
+        return f"<fastjac.BinaryOp {self.name}>"
+
+    def _prepare(self, w, x, extra):
+        dt = V.result_dtype(("w", w), ("x", x), *extra)
+        wf, sw = V.operand(w, "w", dt)
+        xf, sx = V.operand(x, "x", dt)
+        shape = V.elementwise_shape(sw, "w", sx, "x")
+        n = math.prod(shape)
+        return dt, wf, sw, xf, sx, shape, n, (sw == () and shape != ()), (sx == () and shape != ())
+
+    def _threads(self, n_threads, n):
+        return V.n_threads(n_threads, n * self._work_per_element, PARALLEL_THRESHOLD)
+
+    def __call__(self, w, x, out=None, n_threads=None):
+        """The value ``f(w) ○ g(x)``, element by element."""
+        if out is None and n_threads is None:
+            res = self._fast(w, x, None, True)
+            if res is not None:
+                return res
+        dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
+        buf, res = V.output(out, "out", shape, dt, inputs=(("w", wf), ("x", xf)))
+        _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None, None,
+                  buf, None, None, None, False, self._threads(n_threads, n))
+        V.finish(buf, res)
+        return res if out is not None else _as_result(res, shape)
+
+    def jvp(self, w, x, dw, dx, out=None, n_threads=None):
+        """Forward mode: ``dy = J_w dw + J_x dx`` in one fused pass (paper §4.2).
+
+        ``dw`` has the shape of ``w`` and ``dx`` the shape of ``x`` (a scalar tangent for a
+        scalar operand, §4.3); ``None`` means a zero tangent.
+        """
+        dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, (("dw", dw), ("dx", dx)))
+        dwf = dxf = None
+        if dw is not None:
+            dwf, sdw = V.operand(dw, "dw", dt)
+            V.same_shape(sw, "w", sdw, "dw")
+        if dx is not None:
+            dxf, sdx = V.operand(dx, "dx", dt)
+            V.same_shape(sx, "x", sdx, "dx")
+        inputs = (("w", wf), ("x", xf), ("dw", dwf), ("dx", dxf))
+        buf, res = V.output(out, "out", shape, dt, inputs=inputs)
+        _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, dwf, dxf, None,
+                  None, buf, None, None, False, self._threads(n_threads, n))
+        V.finish(buf, res)
+        return res if out is not None else _as_result(res, shape)
+
+    def _fast(self, w, x, gy, value):
+        return _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, gy, value,
+                              self._work_per_element, PARALLEL_THRESHOLD, V.CPU_COUNT)
+
+    def _reverse(self, w, x, gy, out, n_threads):
+        if out is None and n_threads is None:
+            res = self._fast(w, x, gy, False)
+            if res is not None:
+                return res
+        extra = (("gy", gy),) if gy is not None else ()
+        dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, extra)
+        gf = None
+        if gy is not None:
+            gf, sg = V.operand(gy, "gy", dt)
+            V.same_shape(shape, "y", sg, "gy")
+        out_w, out_x = _out_pair(out, ("gw", "gx"))
+        inputs = (("w", wf), ("x", xf), ("gy", gf))
+        wbuf = xbuf = None
+        if ws:
+            self._check_scalar_out(out_w, "out[0]", dt)
+        else:
+            wbuf, out_w = V.output(out_w, "out[0]", sw, dt, inputs, others=(("out[1]", out_x),))
+        if xs:
+            self._check_scalar_out(out_x, "out[1]", dt)
+        else:
+            xbuf, out_x = V.output(out_x, "out[1]", sx, dt, inputs, others=(("out[0]", out_w),))
+        sums = _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None,
+                         gf, None, None, wbuf, xbuf, True, self._threads(n_threads, n))
+        gw = self._finish_grad(ws, sums[0], wbuf, out_w, dt)
+        gx = self._finish_grad(xs, sums[1], xbuf, out_x, dt)
+        if out is None:
+            return _as_result(gw, sw), _as_result(gx, sx)
+        return gw, gx
+
+    @staticmethod
+    def _check_scalar_out(o, name, dt):
+        if o is not None:
+            V.output(o, name, (), dt)
+
+    @staticmethod
+    def _finish_grad(is_scalar, total, buf, out, dt):
+        if is_scalar:
+            if out is not None:
+                out[()] = total
+                return out
+            return dt.type(total)
+        V.finish(buf, out)
+        return out
+
+    def vjp(self, w, x, gy, out=None, n_threads=None):
+        """Reverse mode: ``(gw, gx) = (gyᵀ J_w, gyᵀ J_x)`` in one fused pass (paper §4.2).
+
+        ``gy`` has the shape of the output. A scalar operand's gradient is the scalar
+        ``Σ_i gy_i ∂y_i/∂z`` (§4.3), accumulated in double without allocating a ones
+        vector. ``out`` is None or a pair ``(gw_out, gx_out)`` (entries may be None).
+        """
+        if gy is None:
+            raise TypeError("gy must be an array or a number, not None (see sum_grad)")
+        return self._reverse(w, x, gy, out, n_threads)
+
+    def sum_grad(self, w, x, out=None, n_threads=None):
+        """Gradient of ``sum(f(w) ○ g(x))`` with respect to ``w`` and ``x`` (paper §4.4).
+
+        The same as ``vjp`` with ``gy = 1``, without allocating the ones vector. For
+        ``y = sum(x z)``: ``∇_x y = z 1ᵀ`` and ``∇_z y = sum(x)``.
+        """
+        return self._reverse(w, x, None, out, n_threads)
+
+    def jacobian(self, w, x, n_threads=None):
+        """``(J_w, J_x)``: :class:`Diagonal` for array operands, :class:`Column` for a
+        scalar operand (paper §4.2, §4.3). Only n-vectors are allocated."""
+        dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
+        # Per-element partials: expand a scalar operand to a vector for this one call.
+        wv = np.full(n, wf[0], dtype=dt) if ws else wf
+        xv = np.full(n, xf[0], dtype=dt) if xs else xf
+        dw = np.empty(n, dtype=dt)
+        dx = np.empty(n, dtype=dt)
+        _K.binary(self._op, self._fcodes, self._gcodes, n, wv, xv, False, False, None, None,
+                  None, None, None, dw, dx, False, self._threads(n_threads, n))
+        return (Column(dw) if ws else Diagonal(dw)), (Column(dx) if xs else Diagonal(dx))
+
+
+def elementwise(op, f=None, g=None):
+    """The general element-wise form ``y = f(w) ○ g(x)`` (paper §4.2), fused.
+
+    Parameters
+    ----------
+    op : BinaryOp
+        The operator ○, e.g. ``fastjac.mul``.
+    f, g : UnaryOp, optional
+        Element-wise functions applied to ``w`` and ``x`` first (identity when omitted);
+        chains are allowed.
+
+    Returns
+    -------
+    BinaryOp
+        With the same methods as ``op``; value, JVP and VJP each take one pass over memory.
+
+    Examples
+    --------
+    >>> op = elementwise(mul, f=exp, g=sin)      # y = exp(w) ⊗ sin(x)
+    >>> gw, gx = op.vjp(w, x, gy)                 # gy⊗exp(w)⊗sin(x), gy⊗exp(w)⊗cos(x)
+    """
+    if not isinstance(op, BinaryOp):
+        raise TypeError(f"op must be a fastjac binary operator, got {type(op).__name__}")
+    for name, fn in (("f", f), ("g", g)):
+        if fn is not None and not isinstance(fn, UnaryOp):
+            raise TypeError(f"{name} must be a fastjac unary function, got {type(fn).__name__}")
+    fc = (f._codes if f is not None else b"") + op._fcodes
+    gc = (g._codes if g is not None else b"") + op._gcodes
+    fname = f"{f.name}(w)" if f is not None else "w"
+    gname = f"{g.name}(x)" if g is not None else "x"
+    return BinaryOp(f"{op.name}[{fname}, {gname}]", op._op, fc, gc)
+
+
+class _Dot:
+    """The dot product ``y = w·x = sum(w ⊗ x) = wᵀx`` and its gradients (paper §4.4, §5).
+
+    ``dot(w, x)`` is accumulated in double. ``dot.grad(w, x)`` returns ``(x, w)``:
+    ∂(w·x)/∂w = xᵀ and ∂(w·x)/∂x = wᵀ, as new 1-D arrays (the rows of numerator layout).
+    """
+
+    name = "dot"
+
+    def _prepare(self, w, x):
+        dt = V.result_dtype(("w", w), ("x", x))
+        wf, sw = V.operand(w, "w", dt)
+        xf, sx = V.operand(x, "x", dt)
+        if len(sw) != 1:
+            raise ValueError(f"w must be a 1-D vector, got shape {sw}")
+        V.same_shape(sw, "w", sx, "x")
+        return dt, wf, xf
+
+    def __call__(self, w, x, n_threads=None):
+        dt, wf, xf = self._prepare(w, x)
+        return dt.type(_K.reduce(wf, xf, V.n_threads(n_threads, 2 * wf.size, PARALLEL_THRESHOLD)))
+
+    def grad(self, w, x):
+        """``(∂y/∂w, ∂y/∂x) = (x, w)`` as arrays of the result dtype (copies)."""
+        dt, wf, xf = self._prepare(w, x)
+        return xf.copy(), wf.copy()
+
+    def jacobian(self, w, x):
+        """``(Row(x), Row(w))``: the 1 x n Jacobians of numerator layout."""
+        gw, gx = self.grad(w, x)
+        return Row(gw), Row(gx)
+
+    def jvp(self, w, x, dw, dx, n_threads=None):
+        """``dy = x·dw + w·dx`` (a zero tangent may be None)."""
+        dt, wf, xf = self._prepare(w, x)
+        nt = V.n_threads(n_threads, 2 * wf.size, PARALLEL_THRESHOLD)
+        total = 0.0
+        for name, tan, other in (("dw", dw, xf), ("dx", dx, wf)):
+            if tan is not None:
+                tf, st = V.operand(tan, name, dt)
+                V.same_shape(st, name, other.shape, "w")
+                total += _K.reduce(other, tf, nt)
+        return dt.type(total)
+
+    def vjp(self, w, x, gy):
+        """``(gy x, gy w)`` for a scalar cotangent ``gy``."""
+        dt, wf, xf = self._prepare(w, x)
+        g = V.real_scalar(gy, "gy", allow_inf=True)
+        return (xf * dt.type(g)), (wf * dt.type(g))
+
+
+class _Sum:
+    """The sum reduction ``y = sum(x)`` (paper §4.4): ``∇_x y = 1ᵀ``.
+
+    ``sum(x)`` is accumulated in double in a fixed order (bitwise the same for every
+    ``n_threads``).
+    """
+
+    name = "sum"
+
+    def __call__(self, x, n_threads=None):
+        dt = V.result_dtype(("x", x))
+        xf, _ = V.operand(x, "x", dt)
+        return dt.type(_K.reduce(xf, None, V.n_threads(n_threads, xf.size, PARALLEL_THRESHOLD)))
+
+    def grad(self, x):
+        """``1`` with the shape of ``x`` (the row 1ᵀ of §4.4)."""
+        dt = V.result_dtype(("x", x))
+        return np.ones(np.shape(x), dtype=dt)
+
+    def jacobian(self, x):
+        """``Row(1)``: the 1 x n Jacobian."""
+        return Row(np.reshape(self.grad(x), -1))
+
+    def jvp(self, x, dx, n_threads=None):
+        """``dy = 1ᵀ dx = sum(dx)``."""
+        dt = V.result_dtype(("x", x), ("dx", dx))
+        xf, sx = V.operand(x, "x", dt)
+        tf, st = V.operand(dx, "dx", dt)
+        V.same_shape(sx, "x", st, "dx")
+        return dt.type(_K.reduce(tf, None, V.n_threads(n_threads, tf.size, PARALLEL_THRESHOLD)))
+
+    def vjp(self, x, gy):
+        """``gy 1ᵀ`` for a scalar cotangent ``gy``."""
+        dt = V.result_dtype(("x", x))
+        g = V.real_scalar(gy, "gy", allow_inf=True)
+        return np.full(np.shape(x), g, dtype=dt)
+
+
+dot = _Dot()
+sum = _Sum()  # noqa: A001 - mirrors numpy.sum; fastjac.sum is the §4.4 reduction
+
+_U = _K.UNARY_CODES
+_UNARY_DOCS = {
+    "identity": ("x", "1"),
+    "neg": ("-x", "-1"),
+    "square": ("x²", "2x"),
+    "sqrt": ("√x", "1/(2√x)"),
+    "exp": ("eˣ", "eˣ"),
+    "log": ("ln x", "1/x"),
+    "sin": ("sin x", "cos x"),
+    "cos": ("cos x", "-sin x"),
+    "tanh": ("tanh x", "1 - tanh²x (computed without cancellation)"),
+    "sigmoid": ("1/(1+e⁻ˣ)", "σ(x)(1-σ(x)) (computed as e/(1+e)², e = e^-|x|)"),
+    "relu": ("max(0, x)", "1 if x > 0 else 0 (so ReLU'(0) = 0, the paper's choice)"),
+    "abs": ("|x|", "sign(x) (so abs'(0) = 0)"),
+    "reciprocal": ("1/x", "-1/x²"),
+}
+UNARY = {}
+for _name, (_f, _d) in _UNARY_DOCS.items():
+    UNARY[_name] = UnaryOp(
+        _name,
+        bytes([_U[_name]]),
+        doc=f"Element-wise ``{_name}``: y = {_f}, dy/dx = {_d}.\n\n" + UnaryOp.__doc__,
+    )
+
+_B = _K.BINARY_CODES
+_BINARY_DOCS = {
+    "add": ("w + x", "I", "I"),
+    "sub": ("w - x", "I", "-I"),
+    "mul": ("w ⊗ x", "diag(x)", "diag(w)"),
+    "div": ("w ⊘ x", "diag(1/x)", "diag(-w/x²)"),
+    "maximum": ("max(w, x)", "diag(w >= x)", "diag(w < x)  (ties go to w)"),
+    "minimum": ("min(w, x)", "diag(w <= x)", "diag(w > x)  (ties go to w)"),
+}
+BINARY = {}
+for _name, (_f, _jw, _jx) in _BINARY_DOCS.items():
+    BINARY[_name] = BinaryOp(
+        _name,
+        _B[_name],
+        doc=f"Element-wise ``{_name}``: y = {_f}; ∂y/∂w = {_jw}, ∂y/∂x = {_jx} (paper §4.2)."
+        "\n\n" + BinaryOp.__doc__,
+    )
+del _name, _f, _d, _jw, _jx

@@ -1,0 +1,501 @@
+"""Element-wise calculus (paper §4.2–§4.5): every op against NumPy and finite differences."""
+
+import numpy as np
+import pytest
+
+import fastjac as fj
+from fastjac._kernels.elementwise import BLOCK_SIZE
+
+RNG = np.random.default_rng(1234)
+
+# name -> (value, derivative, domain sampler) written the way a NumPy user would.
+UNARY_REF = {
+    "identity": (lambda x: x, lambda x: np.ones_like(x), "any"),
+    "neg": (lambda x: -x, lambda x: -np.ones_like(x), "any"),
+    "square": (np.square, lambda x: 2 * x, "any"),
+    "sqrt": (np.sqrt, lambda x: 0.5 / np.sqrt(x), "pos"),
+    "exp": (np.exp, np.exp, "any"),
+    "log": (np.log, lambda x: 1 / x, "pos"),
+    "sin": (np.sin, np.cos, "any"),
+    "cos": (np.cos, lambda x: -np.sin(x), "any"),
+    "tanh": (np.tanh, lambda x: 1 / np.cosh(x) ** 2, "any"),
+    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2, "any"),
+    "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(x.dtype), "nonzero"),
+    "abs": (np.abs, np.sign, "nonzero"),
+    "reciprocal": (lambda x: 1 / x, lambda x: -1 / x**2, "nonzero"),
+}
+BINARY_REF = {
+    "add": (np.add, lambda a, b: np.ones_like(a), lambda a, b: np.ones_like(b)),
+    "sub": (np.subtract, lambda a, b: np.ones_like(a), lambda a, b: -np.ones_like(b)),
+    "mul": (np.multiply, lambda a, b: b, lambda a, b: a),
+    "div": (np.divide, lambda a, b: 1 / b, lambda a, b: -a / b**2),
+    "maximum": (np.maximum, lambda a, b: (a >= b).astype(a.dtype), lambda a, b: (a < b).astype(a.dtype)),
+    "minimum": (np.minimum, lambda a, b: (a <= b).astype(a.dtype), lambda a, b: (a > b).astype(a.dtype)),
+}
+DTYPES = [np.float64, np.float32]
+TOL = {np.float64: dict(rtol=1e-13, atol=1e-300), np.float32: dict(rtol=2e-6, atol=1e-30)}
+
+
+def sample(domain, n, dtype=np.float64, rng=RNG):
+    x = rng.uniform(-3, 3, n)
+    if domain == "pos":
+        x = np.abs(x) + 0.1
+    elif domain == "nonzero":
+        x = np.where(np.abs(x) < 0.1, 0.5, x)
+    return x.astype(dtype)
+
+
+def central_diff(f, x):
+    """Derivative of an element-wise f at every x_i from two evaluations (float64)."""
+    h = np.finfo(np.float64).eps ** (1 / 3) * np.maximum(1.0, np.abs(x))
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def ref64(fn, *arrays):
+    """Reference computed in float64 from the (possibly float32) inputs."""
+    return fn(*(np.asarray(a, dtype=np.float64) for a in arrays))
+
+
+# ---------------------------------------------------------------------------------- unary
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name", sorted(UNARY_REF))
+def test_unary_against_numpy(name, dtype):
+    f, df, dom = UNARY_REF[name]
+    op = getattr(fj, name)
+    x = sample(dom, 1000, dtype)
+    t = RNG.standard_normal(1000).astype(dtype)
+    y, d = op(x), op.derivative(x)
+    assert y.dtype == dtype and d.dtype == dtype and y.shape == x.shape
+    np.testing.assert_allclose(y, ref64(f, x).astype(dtype), **TOL[dtype])
+    np.testing.assert_allclose(d, ref64(df, x).astype(dtype), **TOL[dtype])
+    np.testing.assert_allclose(op.vjp(x, t), ref64(lambda a, b: df(a) * b, x, t).astype(dtype), **TOL[dtype])
+    np.testing.assert_array_equal(op.jvp(x, t), op.vjp(x, t))  # diagonal: JVP == VJP
+    np.testing.assert_array_equal(op.jacobian(x).diagonal(), d)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY_REF))
+def test_unary_derivative_matches_finite_differences(name):
+    f, _, dom = UNARY_REF[name]
+    x = sample(dom, 500)
+    op = getattr(fj, name)
+    np.testing.assert_allclose(op.derivative(x), central_diff(op, x), rtol=1e-7, atol=1e-9)
+
+
+def test_tanh_and_sigmoid_derivatives_keep_relative_accuracy_in_the_tails():
+    x = np.array([5.0, 10.0, 20.0, 30.0, -30.0, 40.0])
+    # exact: sech^2(x) = 4 e^{-2|x|} / (1 + e^{-2|x|})^2 ; sigmoid' = e^{-|x|}/(1+e^{-|x|})^2
+    q = np.exp(-2 * np.abs(x))
+    np.testing.assert_allclose(fj.tanh.derivative(x), 4 * q / (1 + q) ** 2, rtol=4e-16)
+    e = np.exp(-np.abs(x))
+    np.testing.assert_allclose(fj.sigmoid.derivative(x), e / (1 + e) ** 2, rtol=4e-16)
+    assert fj.sigmoid.derivative(np.array([40.0]))[0] > 0  # v*(1-v) would give 0 here
+
+
+def test_kink_conventions():
+    z = np.array([-1.0, -0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(fj.relu.derivative(z), [0, 0, 0, 1])  # ReLU'(0) = 0
+    np.testing.assert_array_equal(fj.abs.derivative(z), [-1, 0, 0, 1])  # abs'(0) = 0
+    w = np.array([1.0, 2.0, 3.0])
+    gw, gx = fj.maximum.vjp(w, np.array([1.0, 1.0, 4.0]), np.ones(3))
+    np.testing.assert_array_equal(gw, [1, 1, 0])  # tie: all to the first operand
+    np.testing.assert_array_equal(gx, [0, 0, 1])
+    gw, gx = fj.minimum.vjp(w, np.array([1.0, 1.0, 4.0]), np.ones(3))
+    np.testing.assert_array_equal(gw, [1, 0, 1])
+    np.testing.assert_array_equal(gx, [0, 1, 0])
+
+
+def test_nan_and_inf_propagate():
+    x = np.array([np.nan, np.inf, -np.inf, 1.0])
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(fj.exp(x), np.exp(x))
+        np.testing.assert_array_equal(fj.relu(x), np.maximum(x, 0))
+        np.testing.assert_array_equal(fj.sigmoid(x)[1:], [1.0, 0.0, 1 / (1 + np.exp(-1.0))])
+        d = fj.relu.derivative(x)
+        assert np.isnan(d[0]) and list(d[1:]) == [1.0, 0.0, 1.0]
+        assert np.isnan(fj.tanh.derivative(x)[0]) and fj.tanh.derivative(x)[1] == 0.0
+        y = fj.maximum(np.array([np.nan, 1.0]), np.array([1.0, np.nan]))
+        assert np.isnan(y).all()
+        gw, gx = fj.maximum.vjp(np.array([np.nan]), np.array([1.0]), np.ones(1))
+        assert np.isnan(gw[0]) and np.isnan(gx[0])
+        np.testing.assert_array_equal(fj.div(np.array([1.0, 0.0]), np.array([0.0, 0.0]))[:1], [np.inf])
+
+
+# --------------------------------------------------------------------------------- binary
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name", sorted(BINARY_REF))
+def test_binary_against_numpy(name, dtype):
+    f, da, db = BINARY_REF[name]
+    op = getattr(fj, name)
+    w = sample("nonzero", 1000, dtype)
+    x = sample("nonzero", 1000, dtype)
+    dw, dx, gy = (RNG.standard_normal(1000).astype(dtype) for _ in range(3))
+    tol = TOL[dtype]
+    np.testing.assert_allclose(op(w, x), ref64(f, w, x).astype(dtype), **tol)
+    gw, gx = op.vjp(w, x, gy)
+    assert gw.dtype == dtype and gx.dtype == dtype
+    np.testing.assert_allclose(gw, ref64(lambda a, b, g: g * da(a, b), w, x, gy).astype(dtype), **tol)
+    np.testing.assert_allclose(gx, ref64(lambda a, b, g: g * db(a, b), w, x, gy).astype(dtype), **tol)
+    jvp_ref = ref64(lambda a, b, s, t: da(a, b) * s + db(a, b) * t, w, x, dw, dx)
+    np.testing.assert_allclose(op.jvp(w, x, dw, dx), jvp_ref.astype(dtype), rtol=tol["rtol"], atol=1e-12)
+    sw, sx = op.sum_grad(w, x)
+    np.testing.assert_allclose(sw, ref64(da, w, x).astype(dtype), **tol)
+    np.testing.assert_allclose(sx, ref64(db, w, x).astype(dtype), **tol)
+    Jw, Jx = op.jacobian(w, x)
+    assert isinstance(Jw, fj.Diagonal) and isinstance(Jx, fj.Diagonal)
+    np.testing.assert_array_equal(Jw.diagonal(), sw)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY_REF))
+def test_binary_partials_match_finite_differences(name):
+    op = getattr(fj, name)
+    w = sample("nonzero", 400)
+    x = sample("nonzero", 400)  # |x| >= 0.1: away from the pole of div
+    x = np.where(np.abs(w - x) < 0.1, -x, x)  # and no max/min ties within a step
+    gw, gx = op.sum_grad(w, x)
+    np.testing.assert_allclose(gw, central_diff(lambda v: op(v, x), w), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(gx, central_diff(lambda v: op(w, v), x), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name", sorted(BINARY_REF))
+def test_scalar_expansion(name, dtype):
+    """§4.3: x ○ z for a scalar z — a Column Jacobian and a scalar gradient (the sum)."""
+    f, da, db = BINARY_REF[name]
+    op = getattr(fj, name)
+    x = sample("nonzero", 3 * BLOCK_SIZE + 17, dtype)
+    gy = RNG.standard_normal(x.size).astype(dtype)
+    z = 0.75
+    zv = np.full_like(x, z)
+    tol = dict(rtol=1e-12 if dtype == np.float64 else 1e-5, atol=1e-12)
+    np.testing.assert_allclose(op(x, z), ref64(f, x, zv).astype(dtype), **TOL[dtype])
+    np.testing.assert_allclose(op(z, x), ref64(f, zv, x).astype(dtype), **TOL[dtype])
+    gx, gz = op.vjp(x, z, gy)
+    assert np.ndim(gz) == 0 and gz.dtype == dtype  # a scalar operand's gradient is a scalar
+    np.testing.assert_allclose(gx, ref64(lambda a, b, g: g * da(a, b), x, zv, gy).astype(dtype), **TOL[dtype])
+    np.testing.assert_allclose(gz, ref64(lambda a, b, g: np.sum(g * db(a, b)), x, zv, gy), **tol)
+    gz2, gx2 = op.vjp(z, x, gy)
+    np.testing.assert_allclose(gz2, ref64(lambda a, b, g: np.sum(g * da(b, a)), x, zv, gy), **tol)
+    Jx, Jz = op.jacobian(x, z)
+    assert isinstance(Jx, fj.Diagonal) and isinstance(Jz, fj.Column) and Jz.shape == (x.size, 1)
+    np.testing.assert_allclose(Jz.c, ref64(db, x, zv).astype(dtype), **TOL[dtype])
+    # JVP with a scalar tangent for the scalar operand
+    dx = RNG.standard_normal(x.size).astype(dtype)
+    ref = ref64(lambda a, b, s: da(a, b) * s + db(a, b) * 0.5, x, zv, dx)
+    np.testing.assert_allclose(op.jvp(x, z, dx, 0.5), ref.astype(dtype), rtol=tol["rtol"], atol=1e-6)
+
+
+def test_all_scalar_operands_return_scalars():
+    y = fj.mul(2.0, 3.0)
+    assert np.ndim(y) == 0 and y == 6.0
+    gw, gx = fj.mul.vjp(2.0, 3.0, 1.0)
+    assert (gw, gx) == (3.0, 2.0)
+    assert fj.exp(0.0) == 1.0 and fj.exp.derivative(0) == 1.0
+
+
+# ----------------------------------------------------------------------- fused and chained
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_fused_exp_sin(dtype):
+    op = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)
+    w, x, gy, dw, dx = (RNG.standard_normal(5000).astype(dtype) for _ in range(5))
+    ew, sx, cx = (ref64(np.exp, w), ref64(np.sin, x), ref64(np.cos, x))
+    np.testing.assert_allclose(op(w, x), (ew * sx).astype(dtype), **TOL[dtype])
+    gw, gx = op.vjp(w, x, gy)
+    np.testing.assert_allclose(gw, (gy * ew * sx).astype(dtype), **TOL[dtype])
+    np.testing.assert_allclose(gx, (gy * ew * cx).astype(dtype), **TOL[dtype])
+    np.testing.assert_allclose(op.jvp(w, x, dw, dx), (ew * sx * dw + ew * cx * dx).astype(dtype),
+                               rtol=TOL[dtype]["rtol"] * 10, atol=1e-6)
+    # the fused op agrees with finite differences
+    w64, x64 = w.astype(np.float64), x.astype(np.float64)
+    gw, gx = op.sum_grad(w64, x64)
+    np.testing.assert_allclose(gw, central_diff(lambda v: op(v, x64), w64), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(gx, central_diff(lambda v: op(w64, v), x64), rtol=1e-7, atol=1e-9)
+
+
+def test_chain_sin_of_square_paper_example():
+    """§4.5.1: y = sin(x²), dy/dx = 2x cos(x²)."""
+    h = fj.chain(fj.sin, fj.square)
+    x = np.linspace(-2, 2, 41)
+    np.testing.assert_allclose(h(x), np.sin(x**2), rtol=1e-15)
+    np.testing.assert_allclose(h.derivative(x), 2 * x * np.cos(x**2), rtol=1e-14, atol=1e-15)
+    assert isinstance(h.jacobian(x), fj.Diagonal)
+
+
+def test_chain_ln_sin_cubed_squared_paper_example():
+    """§4.5.1: d/dx ln(sin(x³)²) = 6x² cos(x³)/sin(x³); the chain on u = x³ with du = 3x² dx."""
+    h = fj.chain(fj.log, fj.square, fj.sin)
+    x = np.linspace(0.3, 1.4, 23)
+    np.testing.assert_allclose(h(x**3), np.log(np.sin(x**3) ** 2), rtol=1e-14)
+    np.testing.assert_allclose(h.jvp(x**3, 3 * x**2), 6 * x**2 * np.cos(x**3) / np.sin(x**3), rtol=1e-13)
+
+
+def test_chain_and_elementwise_compose():
+    h = fj.chain(fj.tanh, fj.chain(fj.exp, fj.neg))  # tanh(exp(-x))
+    x = sample("any", 300)
+    np.testing.assert_allclose(h(x), np.tanh(np.exp(-x)), rtol=1e-14)
+    np.testing.assert_allclose(h.derivative(x), central_diff(h, x), rtol=1e-7, atol=1e-10)
+    op = fj.elementwise(fj.elementwise(fj.add, f=fj.sin), f=fj.square)  # sin(w²) + x
+    w = sample("any", 300)
+    np.testing.assert_allclose(op(w, x), np.sin(w**2) + x, rtol=1e-14)
+    with pytest.raises(TypeError, match="chain"):
+        fj.chain(fj.sin, np.sin)
+    with pytest.raises(TypeError):
+        fj.chain()
+    with pytest.raises(TypeError, match="f must be"):
+        fj.elementwise(fj.mul, f=np.exp)
+
+
+# ----------------------------------------------------------------------- paper's §4 tables
+def test_paper_elementwise_table():
+    """§4.2: Jacobians of w ⊕ x, w − x, w ⊗ x, w ⊘ x."""
+    w, x = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    I = np.eye(3)
+    for op, jw, jx in [
+        (fj.add, I, I), (fj.sub, I, -I), (fj.mul, np.diag(x), np.diag(w)),
+        (fj.div, np.diag(1 / x), np.diag(-w / x**2)),
+    ]:
+        Jw, Jx = op.jacobian(w, x)
+        np.testing.assert_allclose(Jw.todense(), jw, rtol=1e-15)
+        np.testing.assert_allclose(Jx.todense(), jx, rtol=1e-15)
+
+
+def test_paper_scalar_expansion_and_sum_reduction():
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    z = 2.5
+    Jx, Jz = fj.add.jacobian(x, z)          # ∂(x+z)/∂x = I, ∂(x+z)/∂z = 1
+    np.testing.assert_array_equal(Jx.todense(), np.eye(4))
+    np.testing.assert_array_equal(Jz.todense(), np.ones((4, 1)))
+    Jx, Jz = fj.mul.jacobian(x, z)          # ∂(xz)/∂x = I z, ∂(xz)/∂z = x
+    np.testing.assert_array_equal(Jx.todense(), z * np.eye(4))
+    np.testing.assert_array_equal(Jz.todense(), x[:, None])
+    gx, gz = fj.mul.sum_grad(x, z)          # ∇_x sum(xz) = z 1ᵀ, ∇_z sum(xz) = sum(x)
+    np.testing.assert_array_equal(gx, np.full(4, z))
+    assert gz == x.sum()
+    assert fj.sum(x) == 10.0
+    np.testing.assert_array_equal(fj.sum.grad(x), np.ones(4))   # ∇ sum(x) = 1ᵀ
+    assert isinstance(fj.sum.jacobian(x), fj.Row)
+
+
+def test_paper_dot_product():
+    """§4.4 / §5: ∂(w·x)/∂w = xᵀ, ∂(w·x)/∂x = wᵀ."""
+    w, x = RNG.standard_normal(50), RNG.standard_normal(50)
+    np.testing.assert_allclose(fj.dot(w, x), w @ x, rtol=1e-13)
+    gw, gx = fj.dot.grad(w, x)
+    np.testing.assert_array_equal(gw, x)
+    np.testing.assert_array_equal(gx, w)
+    assert not np.shares_memory(gw, x)
+    Jw, Jx = fj.dot.jacobian(w, x)
+    assert Jw.shape == (1, 50)
+    dw, dx = RNG.standard_normal(50), RNG.standard_normal(50)
+    np.testing.assert_allclose(fj.dot.jvp(w, x, dw, dx), x @ dw + w @ dx, rtol=1e-12)
+    gw, gx = fj.dot.vjp(w, x, 2.0)
+    np.testing.assert_array_equal(gw, 2 * x)
+    with pytest.raises(ValueError, match="w and x"):
+        fj.dot(w, x[:10])
+
+
+def test_sum_and_dot_accumulate_in_double():
+    x = np.full(10**6, 0.1, dtype=np.float32)
+    exact = np.float32(10**6 * np.float64(np.float32(0.1)))  # the correctly rounded sum
+    assert fj.sum(x) == exact and fj.sum(x).dtype == np.float32
+    assert np.cumsum(x)[-1] != exact  # a float32 running sum drifts; double does not
+    assert fj.dot(x, x) == np.float32(10**6 * np.float64(np.float32(0.1)) ** 2)
+
+
+# ------------------------------------------------------------ dtypes, layouts, out, threads
+def test_dtype_rules():
+    x32 = np.ones(4, np.float32)
+    assert fj.exp(x32).dtype == np.float32
+    assert fj.mul(x32, 2.0).dtype == np.float32                 # weak Python scalar
+    assert fj.mul(x32, np.ones(4)).dtype == np.float64          # result_type
+    assert fj.exp(np.arange(4)).dtype == np.float64             # ints compute in float64
+    assert fj.exp(np.array([True, False])).dtype == np.float64
+    assert fj.exp([0.0, 1.0]).dtype == np.float64               # lists
+    assert fj.exp(np.ones(3, np.float16)).dtype == np.float32   # float16 computes in float32
+    for bad, name in [(np.ones(3, complex), "x"), (np.array(["a"]), "x"), (np.array([object()]), "x")]:
+        with pytest.raises(TypeError, match=name):
+            fj.exp(bad)
+    with pytest.raises(TypeError, match="gy"):
+        fj.exp.vjp(np.ones(3), np.ones(3, complex))
+    with pytest.raises(TypeError, match="w"):
+        fj.mul(1j, np.ones(3))
+    with pytest.raises(TypeError, match="x"):
+        fj.mul(np.ones(3), np.ones(3, np.longdouble)) if np.dtype(np.longdouble).itemsize > 8 else fj.mul(np.ones(3), "abc")
+
+
+def test_shape_errors_name_both_arguments():
+    with pytest.raises(ValueError, match=r"w and x .*\(3,\).*\(4,\)"):
+        fj.mul(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="x and gy"):
+        fj.exp.vjp(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="w and dw"):
+        fj.mul.jvp(np.ones(3), np.ones(3), np.ones(4), None)
+    with pytest.raises(ValueError, match="y and gy"):
+        fj.mul.vjp(np.ones(3), np.ones(3), np.ones(2))
+    with pytest.raises(ValueError):
+        fj.mul(np.ones(3), np.ones(1))  # (1,) is not a scalar: no broadcasting
+
+
+def layouts(x):
+    """The same values as ``x`` (1-D, even length) in several memory layouts."""
+    n = x.size
+    big = np.empty(2 * n, x.dtype)
+    big[::2] = x
+    ro = x.copy()
+    ro.flags.writeable = False
+    neg = x[::-1].copy()[::-1]
+    f2 = np.asfortranarray(x.reshape(2, n // 2))
+    return {"strided": big[::2], "readonly": ro, "negative": neg, "fortran": f2}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_any_layout_gives_the_same_result(dtype):
+    x = sample("any", 2 * BLOCK_SIZE + 10, dtype)
+    gy = RNG.standard_normal(x.size).astype(dtype)
+    want_u = fj.tanh.vjp(x, gy)
+    want_b = fj.div.vjp(x, gy + 5, gy)
+    for lname, xl in layouts(x).items():
+        for gname, gl in layouts(gy).items():
+            if xl.shape != gl.shape:
+                continue
+            got = fj.tanh.vjp(xl, gl)
+            assert got.shape == xl.shape, (lname, gname)
+            np.testing.assert_array_equal(np.ravel(got, order="K" if lname != "fortran" else "C"),
+                                          np.ravel(fj.tanh.vjp(np.ascontiguousarray(xl), np.ascontiguousarray(gl))))
+            if xl.ndim == 1:
+                np.testing.assert_array_equal(got, want_u)
+                gw, gx = fj.div.vjp(xl, gl + 5, gl)
+                np.testing.assert_array_equal(gw, want_b[0])
+                np.testing.assert_array_equal(gx, want_b[1])
+
+
+def test_nd_arrays_are_elementwise():
+    x = RNG.standard_normal((3, 4, 5))
+    y = fj.sin(x)
+    assert y.shape == (3, 4, 5)
+    np.testing.assert_allclose(y, np.sin(x), rtol=1e-15)
+    gw, gx = fj.mul.vjp(x, 2.0, np.ones_like(x))
+    assert gw.shape == x.shape and np.ndim(gx) == 0 and gx == pytest.approx(x.sum())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_out_argument(dtype):
+    x = sample("any", 100, dtype)
+    gy = RNG.standard_normal(100).astype(dtype)
+    out = np.empty(100, dtype)
+    r = fj.exp.vjp(x, gy, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, fj.exp.vjp(x, gy))
+    # non-contiguous out is filled through a temporary
+    big = np.zeros(200, dtype)
+    fj.exp.vjp(x, gy, out=big[::2])
+    np.testing.assert_array_equal(big[::2], out)
+    assert not big[1::2].any()
+    # binary pair
+    ow, ox = np.empty(100, dtype), np.empty(100, dtype)
+    gw, gx = fj.mul.vjp(x, gy, gy, out=(ow, ox))
+    assert gw is ow and gx is ox
+    np.testing.assert_array_equal(ow, gy * gy)
+    # in place: out may be exactly an input
+    xc = x.copy()
+    fj.exp.vjp(xc, gy, out=xc)
+    np.testing.assert_array_equal(xc, out)
+    gc = gy.copy()
+    wcopy = x.copy()
+    fj.mul.vjp(wcopy, gc, gc, out=(gc, None))   # gw overwrites gy, which gx still needs
+    np.testing.assert_array_equal(gc, gy * gy)
+    v = x.copy()
+    fj.sin(v, out=v)
+    np.testing.assert_array_equal(v, fj.sin(x))
+
+
+def test_out_errors():
+    x = np.ones(10)
+    with pytest.raises(ValueError, match="out has shape"):
+        fj.exp(x, out=np.empty(9))
+    with pytest.raises(TypeError, match="out has dtype"):
+        fj.exp(x, out=np.empty(10, np.float32))
+    ro = np.empty(10)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fj.exp(x, out=ro)
+    with pytest.raises(TypeError, match="out must be"):
+        fj.exp(x, out=[0.0] * 10)
+    buf = np.arange(12.0)
+    with pytest.raises(ValueError, match="overlap"):
+        fj.exp(buf[:10], out=buf[2:12])
+    o = np.empty(10)
+    with pytest.raises(ValueError, match="overlaps"):
+        fj.mul.vjp(x, x, x, out=(o, o))
+    with pytest.raises(TypeError, match="pair"):
+        fj.mul.vjp(x, x, x, out=o)
+
+
+def test_n_threads_give_bitwise_identical_results():
+    n = 7 * BLOCK_SIZE + 123
+    w, x, gy = (RNG.standard_normal(n) for _ in range(3))
+    op = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)
+    r1 = op.vjp(w, x, gy, n_threads=1)
+    r2 = op.vjp(w, x, gy, n_threads=2)
+    np.testing.assert_array_equal(r1[0], r2[0])
+    np.testing.assert_array_equal(r1[1], r2[1])
+    s1 = fj.mul.vjp(x, 1.5, gy, n_threads=1)[1]
+    s2 = fj.mul.vjp(x, 1.5, gy, n_threads=2)[1]
+    s3 = fj.mul.vjp(x, 1.5, gy, n_threads=3)[1]
+    assert s1 == s2 == s3  # scalar gradient: fixed block partition and merge order
+    assert fj.dot(w, x, n_threads=1) == fj.dot(w, x, n_threads=2)
+    assert fj.sum(x, n_threads=1) == fj.sum(x, n_threads=2)
+    np.testing.assert_array_equal(fj.tanh.vjp(x, gy, n_threads=1), fj.tanh.vjp(x, gy, n_threads=2))
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="n_threads"):
+            fj.exp(x, n_threads=bad)
+    for bad in (1.5, True, "2"):
+        with pytest.raises(TypeError, match="n_threads"):
+            fj.exp(x, n_threads=bad)
+
+
+def test_empty_inputs():
+    e = np.empty(0)
+    assert fj.exp(e).shape == (0,)
+    assert fj.exp.vjp(e, e).shape == (0,)
+    gw, gx = fj.mul.vjp(e, e, e)
+    assert gw.shape == gx.shape == (0,)
+    gw, gz = fj.mul.vjp(e, 2.0, e)
+    assert gz == 0.0
+    assert fj.sum(e) == 0.0 and fj.dot(e, e) == 0.0
+
+
+def test_inputs_are_never_written():
+    w, x, gy, dw, dx = (RNG.standard_normal(3 * BLOCK_SIZE) for _ in range(5))
+    before = [a.copy() for a in (w, x, gy, dw, dx)]
+    op = fj.elementwise(fj.div, f=fj.sigmoid, g=fj.chain(fj.exp, fj.sin))
+    op(w, x), op.vjp(w, x, gy), op.jvp(w, x, dw, dx), op.sum_grad(w, x), op.jacobian(w, x)
+    fj.tanh.vjp(x, gy), fj.tanh.jvp(x, dx), fj.tanh.value_and_vjp(x, gy)
+    for a, b in zip((w, x, gy, dw, dx), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_value_and_vjp_is_one_pass_of_both():
+    x, gy = RNG.standard_normal(1000), RNG.standard_normal(1000)
+    y, g = fj.sigmoid.value_and_vjp(x, gy)
+    np.testing.assert_array_equal(y, fj.sigmoid(x))
+    np.testing.assert_array_equal(g, fj.sigmoid.vjp(x, gy))
+
+
+def test_kernel_entry_points_reject_bad_buffers():
+    """The compiled layer re-checks sizes and dtypes: a caller bypassing _validate gets
+    an exception, never an out-of-bounds access."""
+    from fastjac._kernels import elementwise as K
+
+    x = np.ones(10)
+    with pytest.raises(ValueError):
+        K.unary(b"\x04", x, np.ones(9), None, np.empty(10), 1)
+    with pytest.raises(TypeError):
+        K.unary(b"\x04", x, np.ones(10, np.float32), None, np.empty(10), 1)
+    with pytest.raises(ValueError):
+        K.unary(b"\x63", x, None, np.empty(10), None, 1)
+    with pytest.raises(ValueError):
+        K.unary(b"\x04", x, None, np.empty(20)[::2], None, 1)
+    with pytest.raises(ValueError):
+        K.binary(2, b"", b"", 11, x, x, False, False, None, None, None, np.empty(11), None, None, None)
+    with pytest.raises(ValueError):
+        K.reduce(x, np.ones(3))
