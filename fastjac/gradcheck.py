@@ -172,6 +172,9 @@ class GradCheckReport:
         Largest allowance for rounding in the analytic value.
     max_ratio : float
         Largest ``abs_err / bound`` (> 1 means failed).
+    rel_bound : float
+        The bound of the entry with the largest relative error, relative to its
+        magnitude: the number to read beside ``max_rel_err``.
     problems : list of str
         Loud structural failures: a function that is not diagonal, NaN in an analytic
         value where ``f`` is finite, shapes that do not match.
@@ -194,6 +197,7 @@ class GradCheckReport:
     max_fd_bound: float = 0.0
     max_round_bound: float = 0.0
     max_ratio: float = 0.0
+    rel_bound: float = 0.0
     problems: List[str] = dataclasses.field(default_factory=list)
     nonfinite: list = dataclasses.field(default_factory=list)
     notes: List[str] = dataclasses.field(default_factory=list)
@@ -201,14 +205,6 @@ class GradCheckReport:
     def __bool__(self):
         return bool(self.passed)
 
-    @property
-    def rel_bound(self):
-        """The bound of the worst entry, relative to its magnitude."""
-        if not self.worst:
-            return 0.0
-        e = self.worst[0]
-        scale = max(abs(e.analytic), abs(e.numeric))
-        return e.bound / scale if scale > 0 else float(e.bound)
 
     def __str__(self):
         status = "PASSED" if self.passed else "FAILED"
@@ -563,6 +559,11 @@ def _finish(
     if n_fail:
         problems.insert(0, f"{n_fail} of {idx.size} entries exceed their bound")
 
+    rel_bound = 0.0
+    if idx.size:
+        i = idx[int(np.nanargmax(rel[idx]))] if np.any(np.isfinite(rel[idx])) else idx[0]
+        rel_bound = float(bound[i] / scale[i]) if scale[i] > 0 else float(bound[i])
+
     def _max(a):
         a = a[idx]
         return float(np.nanmax(a)) if a.size else 0.0
@@ -583,6 +584,7 @@ def _finish(
         if idx.size
         else 0.0,
         max_ratio=float(np.max(ratio[idx])) if idx.size else 0.0,
+        rel_bound=rel_bound,
         problems=problems,
         nonfinite=[indices(int(i)) for i in np.flatnonzero(~finite)],
         notes=list(notes),
