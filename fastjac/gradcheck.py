@@ -1399,7 +1399,8 @@ def _cross_check(fn_value, kind, primals, direction, result, name="gradient"):
     Returns
     -------
     GradCheckReport or None
-        None when validation is off in this thread/task.
+        None when validation is off in this thread/task, or when ``result`` overwrote
+        one of the inputs (an in-place ``out=`` call: nothing left to difference).
 
     Raises
     ------
@@ -1409,6 +1410,8 @@ def _cross_check(fn_value, kind, primals, direction, result, name="gradient"):
     if not _config.is_validating():
         return None
     primals = _as_tuple(primals)
+    if _overwrote_input(primals + _as_tuple(direction), result):
+        return None
     if kind == "derivative":
         return _validated(
             name, lambda: check_diagonal(fn_value, result, primals[0], n_probes=1, name=name)
@@ -1427,6 +1430,19 @@ def _cross_check(fn_value, kind, primals, direction, result, name="gradient"):
     raise ValueError(f"kind must be 'derivative', 'jvp', 'vjp' or 'grad', got {kind!r}")
 
 
+def _overwrote_input(args, result):
+    """True when an ``out=`` result is one of the inputs (an in-place call): the inputs
+    the hook would difference are gone, so such a call is not cross-checked."""
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    for r in results:
+        if not isinstance(r, np.ndarray):
+            continue
+        for a in args:
+            if isinstance(a, np.ndarray) and np.shares_memory(r, a):
+                return True
+    return False
+
+
 def _op_name(op, method):
     return f"{getattr(op, 'name', type(op).__name__)}.{method}"
 
@@ -1439,7 +1455,7 @@ def _cross_check_unary(op, method, args, result):
     ``"value_and_vjp"`` ``(x, gy)`` (``result`` the pair). The Jacobian is diagonal, so
     a VJP is checked entry by entry as the JVP along ``gy``.
     """
-    if not _config.is_validating():
+    if not _config.is_validating() or _overwrote_input(args, result):
         return None
     name = _op_name(op, method)
     x = args[0]
@@ -1465,7 +1481,7 @@ def _cross_check_binary(op, method, args, result):
     checked entry by entry (``gw = J_w gy`` since ``J_w`` is diagonal); a scalar
     operand's (the §4.3 sum) through the dot-product identity.
     """
-    if not _config.is_validating():
+    if not _config.is_validating() or _overwrote_input(args, result):
         return None
     name = _op_name(op, method)
     w, x = args[0], args[1]

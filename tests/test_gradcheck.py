@@ -602,3 +602,59 @@ def test_selfcheck_passes_on_the_library(capsys):
     assert main_check(["--dtype", "float64"]) == 0
     out = capsys.readouterr().out
     assert "exp.derivative" in out and "ALL PASSED" in out
+
+
+@pytest.mark.skipif(not HAVE_OPS, reason="fastjac.ops not built yet")
+def test_selfcheck_catches_a_broken_kernel(monkeypatch, capsys):
+    from fastjac import ops
+
+    exp = ops.UNARY["exp"]
+    monkeypatch.setattr(exp, "derivative", lambda x, **kw: np.exp(x) * (1 + 1e-4))
+    r = selfcheck(dtypes=("float64",))
+    assert not r
+    assert [row.op for row in r.failures] == ["exp.derivative"]
+    assert main_check(["--dtype", "float64", "-v"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "exp.derivative: FAILED" in out
+
+
+@pytest.mark.skipif(not HAVE_OPS, reason="fastjac.ops not built yet")
+def test_validation_mode_runs_on_the_library(monkeypatch):
+    import fastjac as fj
+    from fastjac import gradcheck
+
+    x = _point((-2, 2), 50, np.float32)
+    x[0] = 0.0
+    gy = _point((-1, 1), 50, np.float32, seed=1)
+    with validating():  # real kernels, real finite differences: all consistent
+        fj.exp.derivative(x)
+        fj.relu.vjp(x, gy)  # x[0] = 0 is a kink, not an error
+        fj.mul.vjp(x, 0.5, gy)  # scalar operand: a scalar gradient (§4.3)
+        fj.maximum.sum_grad(x, x[::-1].copy())
+        fj.dot.grad(x, gy)
+        fj.sum.vjp(x, 2.0)
+    calls = []
+    monkeypatch.setattr(gradcheck, "_cross_check_unary", lambda *a: calls.append(a[1]))
+    fj.tanh.jvp(x, gy)
+    assert calls == [] or _config.ENV_VALIDATE  # off: the hook is not even called
+    with validating():
+        fj.tanh.jvp(x, gy)
+        fj.tanh.vjp(x, gy)
+        fj.tanh.derivative(x)
+    assert calls[-3:] == ["jvp", "vjp", "derivative"]
+
+
+@pytest.mark.skipif(not HAVE_OPS, reason="fastjac.ops not built yet")
+def test_validation_mode_raises_on_a_wrong_result():
+    from fastjac import ops
+    from fastjac.gradcheck import _cross_check_binary, _cross_check_unary
+
+    x = _point((0.5, 2), 20, np.float64)
+    w = _point((-1, 1), 20, np.float64, seed=2)
+    with validating():
+        with pytest.raises(GradCheckError, match="exp.derivative"):
+            _cross_check_unary(ops.UNARY["exp"], "derivative", (x,), np.exp(x) * (1 + 1e-6))
+        gw, gx = ops.BINARY["div"].vjp(w, x, np.ones(20))
+        _cross_check_binary(ops.BINARY["div"], "vjp", (w, x, np.ones(20)), (gw, gx))
+        with pytest.raises(GradCheckError, match=r"div.vjp\[x\]"):
+            _cross_check_binary(ops.BINARY["div"], "vjp", (w, x, np.ones(20)), (gw, -gx))
