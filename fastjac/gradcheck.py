@@ -457,9 +457,11 @@ def _line_stats(fp, fm, f0, h, rho, extra_F=None, F_floor=0.0):
         B1 = D[0] - D[1]
         B2 = D[1] - D[2]
         numeric = D[1] + (D[1] - D[0]) / 3.0
-        fd_bound = np.abs(B1) + 3.0 * rho * F / ah
         r_odd = np.abs(B1 - 4.0 * B2)
         r_even = np.abs(g[0] - 20.0 * g[1] + 64.0 * g[2])
+        # truncation + rounding, plus the two smoothness residuals: tiny (O(h^4)) on a
+        # smooth line, they make room for a kink too small to tell from rounding noise
+        fd_bound = np.abs(B1) + 3.0 * rho * F / ah + r_odd + r_even / ah
         lead_even = np.abs(g[0] - 4.0 * g[1])
         kink = (r_odd > 27.0 * rho * F / ah + np.abs(B1)) | (
             r_even > 170.0 * rho * F + lead_even
