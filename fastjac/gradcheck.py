@@ -60,7 +60,7 @@ Functions here are pure Python and NumPy; they never need the compiled kernels.
 
 import dataclasses
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -714,6 +714,11 @@ def check_grad(
     ulps : float, default 8
         Assumed accuracy of one evaluation of ``f`` and of ``grad``, in units of the
         dtype's epsilon; the bound scales with it.
+    f_scale : float, optional
+        Magnitude of the terms ``f`` is computed from: one evaluation is taken to be
+        accurate to ``ulps * eps * f_scale``. Default: the largest ``|f(x)|`` over all
+        outputs (for :func:`check_diagonal`, each output's own ``|f|``). Raise it when
+        ``f`` cancels large terms, e.g. ``f = sum(a) - sum(b)`` with both sums huge.
     name : str
         Name shown in the report.
 
@@ -872,7 +877,7 @@ def check_diagonal(
         ``derivative(x)``: the diagonal ``∂y_i/∂x_i``, shape of ``x``; or that array.
     x : array_like
         The point, any shape (treated as flat).
-    eps, rtol, atol, reference, kinks, seed, ulps, name
+    eps, rtol, atol, reference, kinks, seed, ulps, f_scale, name
         As in :func:`check_grad`; ``kinks`` masks entries of ``x``.
     n_probes : int, default 3
         Random partitions used to probe diagonality (two evaluations each), on top of the
@@ -1005,7 +1010,7 @@ def check_jvp(
         The point; a single array is taken as a 1-tuple. Python floats stay scalars.
     tangents : tuple of array_like
         One tangent per primal, of its shape.
-    eps, rtol, atol, reference, ulps, name
+    eps, rtol, atol, reference, ulps, f_scale, name
         As in :func:`check_grad`. The step along ``t`` is the largest that moves no
         coordinate by more than its own coordinate step.
     kinks : bool array or callable, optional
@@ -1142,7 +1147,7 @@ def check_vjp(
         The point (a single array is a 1-tuple).
     cotangent : array_like, optional
         ``ct`` of ``y``'s shape; random normal by default.
-    eps, rtol, atol, reference, ulps, name
+    eps, rtol, atol, reference, ulps, f_scale, name
         As in :func:`check_grad`.
     kinks : bool array or callable, optional
         Output entries known to sit at a kink (``kinks(*primals)``): removed from ``ct``.
