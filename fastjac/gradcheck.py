@@ -1899,3 +1899,66 @@ def main_check(argv=None):
                 print()
                 print(row.report)
     return 0 if report.passed else 1
+
+
+def _cross_check_neuron(method, args, result, seed=0):
+    """Validation hook of the ReLU neuron (paper §5, §6), for ``fastjac.neuron``.
+
+    ``method`` and ``args``:
+
+    * ``"activation_jacobian"``, ``(X, w, b)``, ``result = (Jw, Jb)``: ``Jw @ v + Jb db``
+      against the derivative of ``activation(X, w, b)`` along a random ``(v, db)``;
+    * ``"loss_grad"``, ``(X, y, w, b)``, ``result = (C, gw, gb)``: ``C`` against
+      ``loss(X, y, w, b)`` and ``(gw, gb)`` against the loss's finite differences
+      (dot-product identity on random directions; samples with ``w·x_i + b`` within a
+      step of 0 are kinks).
+
+    ``X`` and ``y`` are held fixed. Uses ``fastjac.neuron.activation`` / ``loss`` as the
+    value functions, imported when first needed.
+    """
+    if not _config.is_validating():
+        return None
+    import importlib
+
+    neuron = importlib.import_module("fastjac.neuron")
+    name = f"neuron.{method}"
+    if method == "activation_jacobian":
+        X, w, b = args
+        Jw, Jb = result
+        rng = np.random.default_rng(seed)
+        v = rng.standard_normal(np.shape(w))
+        db = float(rng.standard_normal())
+        an = np.asarray(Jw @ v, dtype=F64) + np.asarray(Jb @ np.array([db]), dtype=F64)
+        return _validated(
+            name,
+            lambda: check_jvp(
+                lambda ww, bb: neuron.activation(X, ww, bb), an, (w, float(b)), (v, db),
+                name=name,
+            ),
+        )
+    if method == "loss_grad":
+        X, y, w, b = args
+        C, gw, gb = result[0], result[1], result[2]
+
+        def make():
+            with np.errstate(all="ignore"):
+                C_ref = float(neuron.loss(X, y, w, b))
+            rep = check_vjp(
+                lambda ww, bb: neuron.loss(X, y, ww, bb),
+                (gw, float(gb)),
+                (w, float(b)),
+                1.0,
+                n_probes=3,
+                full=False,
+                seed=seed,
+                name=name,
+            )
+            eps = _eps(np.asarray(C).dtype)
+            tol = DEFAULT_ULPS * eps * max(1.0, abs(C_ref)) * max(1, int(np.size(y))) ** 0.5
+            if not abs(float(C) - C_ref) <= tol:
+                rep.passed = False
+                rep.problems.append(f"loss value {float(C)!r} != loss(X, y, w, b) = {C_ref!r}")
+            return rep
+
+        return _validated(name, make)
+    raise ValueError(f"unknown neuron method {method!r}")

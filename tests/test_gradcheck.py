@@ -658,3 +658,57 @@ def test_validation_mode_raises_on_a_wrong_result():
         _cross_check_binary(ops.BINARY["div"], "vjp", (w, x, np.ones(20)), (gw, gx))
         with pytest.raises(GradCheckError, match=r"div.vjp\[x\]"):
             _cross_check_binary(ops.BINARY["div"], "vjp", (w, x, np.ones(20)), (gw, -gx))
+
+
+def _fake_neuron_module(broken=False):
+    """A NumPy stand-in for fastjac.neuron (paper §5, §6) to exercise selfcheck's
+    neuron rows and the neuron validation hook before the compiled one lands."""
+    import types
+
+    from fastjac.jacobian import Column, RowScaled
+
+    def activation(X, w, b):
+        return np.maximum(X @ w + b, 0)
+
+    def activation_jacobian(X, w, b):
+        mask = (X @ w + b > 0).astype(X.dtype)
+        return RowScaled(mask, X), Column(mask)
+
+    def loss(X, y, w, b):
+        return np.mean((y - activation(X, w, b)) ** 2)
+
+    def loss_grad(X, y, w, b):
+        z = X @ w + b
+        e = (z - y) * (z > 0 if not broken else 1.0)
+        N = X.shape[0]
+        return loss(X, y, w, b), (2 / N) * e @ X, float((2 / N) * np.sum(e))
+
+    mod = types.ModuleType("fastjac.neuron")
+    mod.activation, mod.activation_jacobian = activation, activation_jacobian
+    mod.loss, mod.loss_grad = loss, loss_grad
+    return mod
+
+
+def test_selfcheck_neuron_rows_and_hook(monkeypatch):
+    import sys
+
+    from fastjac.gradcheck import _cross_check_neuron
+
+    monkeypatch.setitem(sys.modules, "fastjac.neuron", _fake_neuron_module())
+    r = selfcheck()
+    rows = {(row.op, row.dtype): row for row in r.rows}
+    for dt in ("float64", "float32"):
+        assert rows[("neuron.activation_jacobian", dt)].status == "passed"
+        assert rows[("neuron.loss_grad", dt)].status == "passed"
+    X, y, w, b = _neuron_problem(3)
+    mod = sys.modules["fastjac.neuron"]
+    with validating():
+        assert _cross_check_neuron("loss_grad", (X, y, w, b), mod.loss_grad(X, y, w, b))
+        J = mod.activation_jacobian(X, w, b)
+        assert _cross_check_neuron("activation_jacobian", (X, w, b), J)
+        with pytest.raises(GradCheckError, match="neuron.loss_grad"):
+            bad = _fake_neuron_module(broken=True).loss_grad(X, y, w, b)
+            _cross_check_neuron("loss_grad", (X, y, w, b), bad)
+    monkeypatch.setitem(sys.modules, "fastjac.neuron", _fake_neuron_module(broken=True))
+    r = selfcheck(dtypes=("float64",))
+    assert [row.op for row in r.failures] == ["neuron.loss_grad"]
