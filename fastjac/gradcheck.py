@@ -318,8 +318,9 @@ class _Args:
 class _Evaluator:
     """Calls ``f`` on flat primals in the working precision and counts the calls."""
 
-    def __init__(self, f, args, reference="auto", f_scale=None):
+    def __init__(self, f, args, reference="auto", f_scale=None, ulps=DEFAULT_ULPS):
         self.f = f
+        self.ulps = ulps
         self.args = args
         self.n_evals = 0
         self.notes = []
@@ -593,11 +594,6 @@ def _finish(
     )
 
 
-def _analytic_rho(values, args, ulps):
-    eps = max([_eps(np.asarray(v).dtype) for v in values] + [_eps(d) for d in args.dtypes])
-    return ulps * eps
-
-
 def _as_tuple(p):
     if isinstance(p, tuple):
         return p
@@ -614,8 +610,10 @@ def _as_tuple(p):
 def _direction(ev, tangents, rel):
     """Evaluate ``f`` on the line through the primals along ``tangents``.
 
-    Returns ``(line, s, t_eff, q)`` or ``None`` when the tangent is zero. ``t_eff[k]``
-    are the tangents actually applied at each level (the perturbed points are rounded).
+    Returns ``(line, s, t_eff, q, ts)`` or ``None`` when the tangent is zero: the line's
+    statistics, the step ``s`` along ``t``, the tangents ``t_eff[k]`` actually applied
+    at each level (the perturbed points are rounded), the input scale ``q`` in units of
+    ``t`` and the tangents as flat float64 arrays.
     """
     work = ev.work
     ts = [np.asarray(t, dtype=F64).reshape(-1) for t in tangents]
@@ -639,7 +637,7 @@ def _direction(ev, tangents, rel):
         fp.append(ev(xp))
         fm.append(ev(xm))
         steps.append(step)
-    rho = DEFAULT_ULPS * ev.eps if not hasattr(ev, "ulps") else ev.ulps * ev.eps
+    rho = ev.ulps * ev.eps
     line = _line_stats(
         np.stack(fp),
         np.stack(fm),
@@ -736,8 +734,7 @@ def check_grad(
     True
     """
     args = _Args((x,))
-    ev = _Evaluator(lambda v: _scalar_out(f(v)), args, reference, f_scale)
-    ev.ulps = ulps
+    ev = _Evaluator(lambda v: _scalar_out(f(v)), args, reference, f_scale, ulps)
     rel = _rel_step(eps, ev.eps)
     rho = ulps * ev.eps
     xw = ev.work[0]
@@ -889,7 +886,7 @@ def check_diagonal(
         ``n_evals`` is ``7 + 2 * (n_probes + 2)`` whatever the size of ``x``.
     """
     args = _Args((x,))
-    ev = _Evaluator(f, args, reference, f_scale)
+    ev = _Evaluator(f, args, reference, f_scale, ulps)
     xw = ev.work[0]
     n = xw.size
     if ev.y0.size != n:
@@ -1031,8 +1028,7 @@ def check_jvp(
             raise ValueError(
                 f"tangent {i} has shape {np.shape(t)}, primal {i} has shape {args.shapes[i]}"
             )
-    ev = _Evaluator(f, args, reference, f_scale)
-    ev.ulps = ulps
+    ev = _Evaluator(f, args, reference, f_scale, ulps)
     rel = _rel_step(eps, ev.eps)
     m = ev.y0.size
     a_user = jvp(args.pack(args.flat), tangents) if callable(jvp) else jvp
@@ -1161,8 +1157,7 @@ def check_vjp(
     """
     primals = _as_tuple(primals)
     args = _Args(primals)
-    ev = _Evaluator(f, args, reference, f_scale)
-    ev.ulps = ulps
+    ev = _Evaluator(f, args, reference, f_scale, ulps)
     rel = _rel_step(eps, ev.eps)
     rho = ulps * ev.eps
     m = ev.y0.size
