@@ -175,6 +175,13 @@ class GradCheckReport:
     rel_bound : float
         The bound of the entry with the largest relative error, relative to its
         magnitude: the number to read beside ``max_rel_err``.
+    fd_rel_err, round_rel_err : float or None
+        Measured apart when a float32 check ran with a float64 reference and the analytic
+        function also accepts float64 inputs: ``fd_rel_err`` is the largest relative
+        difference between the float64 analytic values and the finite differences (the
+        mathematics, up to finite-difference error); ``round_rel_err`` the largest
+        relative difference between the checked (float32) analytic values and the
+        float64 ones (rounding). None otherwise.
     problems : list of str
         Loud structural failures: a function that is not diagonal, NaN in an analytic
         value where ``f`` is finite, shapes that do not match.
@@ -198,6 +205,8 @@ class GradCheckReport:
     max_round_bound: float = 0.0
     max_ratio: float = 0.0
     rel_bound: float = 0.0
+    fd_rel_err: Optional[float] = None
+    round_rel_err: Optional[float] = None
     problems: List[str] = dataclasses.field(default_factory=list)
     nonfinite: list = dataclasses.field(default_factory=list)
     notes: List[str] = dataclasses.field(default_factory=list)
@@ -247,6 +256,15 @@ class GradCheckReport:
         if self.nonfinite:
             shown = ", ".join(_fmt_index(k) for k in self.nonfinite[:8])
             lines.append(f"  f not finite on the step (not compared): {shown}")
+        if self.fd_rel_err is not None:
+            lines.append(
+                f"  measured apart: float64 analytic vs finite differences, max rel err "
+                f"{self.fd_rel_err:.2e}"
+            )
+            lines.append(
+                f"                  {self.dtype} vs float64 analytic (rounding), max rel err "
+                f"{self.round_rel_err:.2e}"
+            )
         for n in self.notes:
             lines.append(f"  note: {n}")
         return "\n".join(lines)
@@ -594,6 +612,35 @@ def _finish(
     )
 
 
+def _split_errors(report, call64, a_user, numeric, mask):
+    """With a float64 reference, run the analytic function in float64 as well, so that
+    finite-difference error and rounding error are measured apart (see the report)."""
+    try:
+        with np.errstate(all="ignore"):
+            a_ref = np.asarray(call64())
+    except Exception:  # the analytic function may insist on its own dtype
+        return report
+    if a_ref.dtype != F64 or a_ref.size != a_user.size:
+        return report
+    a_ref = a_ref.reshape(-1)
+    m = mask & np.isfinite(a_ref) & np.isfinite(a_user) & np.isfinite(numeric)
+    if not m.any():
+        return report
+
+    def rel(a, b):
+        scale = np.maximum(np.abs(a), np.abs(b))
+        err = np.abs(a - b)
+        return float(np.max(np.where(scale > 0, err / np.where(scale > 0, scale, 1.0), 0.0)))
+
+    report.fd_rel_err = rel(a_ref[m], numeric[m])
+    report.round_rel_err = rel(a_user[m], a_ref[m])
+    return report
+
+
+def _want_split(ev, analytic, a):
+    return ev.reference != "none" and callable(analytic) and a.dtype != F64
+
+
 def _as_tuple(p):
     if isinstance(p, tuple):
         return p
@@ -831,6 +878,15 @@ def check_grad(
     for e in report.worst:
         if isinstance(e.index, str):
             object.__setattr__(e, "x", None)
+    if _want_split(ev, grad, a):
+        x64 = args.pack(ev.work)[0]
+        _split_errors(
+            report,
+            lambda: np.asarray(grad(x64)).reshape(-1)[sel],
+            a64[sel],
+            line.numeric,
+            line.finite & ~kink,
+        )
     return report
 
 
@@ -918,7 +974,7 @@ def check_diagonal(
     kink = line.kink | _kink_mask(kinks, n, args.pack(args.flat)[0])
 
     problems = _diagonal_probes(ev, xw, steps[0][0], rho, n_probes, seed) if n > 1 else []
-    return _finish(
+    report = _finish(
         name,
         lambda i: args.index(0, i),
         xw.astype(F64),
@@ -937,6 +993,10 @@ def check_diagonal(
         problems=problems,
         notes=ev.notes,
     )
+    if _want_split(ev, derivative, a):
+        x64 = args.pack(ev.work)[0]
+        _split_errors(report, lambda: derivative(x64), a64, line.numeric, line.finite & ~kink)
+    return report
 
 
 def _diagonal_probes(ev, xw, xp, rho, n_probes, seed):
@@ -1067,7 +1127,7 @@ def check_jvp(
         kink = line.kink
     kink = kink | _kink_mask(kinks, m, *args.pack(args.flat))
     out_shape = ev.out_shape
-    return _finish(
+    report = _finish(
         name,
         lambda i: _out_index(i, out_shape),
         None,
@@ -1085,6 +1145,14 @@ def check_jvp(
         ev.reference,
         notes=ev.notes,
     )
+    if res is not None and _want_split(ev, jvp, a):
+        p64 = args.pack(ev.work)
+        t64 = tuple(
+            float(t) if args.scalar[i] else np.asarray(t, dtype=F64)
+            for i, t in enumerate(tangents)
+        )
+        _split_errors(report, lambda: jvp(p64, t64), a64, numeric, finite & ~kink)
+    return report
 
 
 def _shape_like(v, args, i, dtype):

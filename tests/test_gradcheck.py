@@ -449,8 +449,14 @@ def test_float32_reference_modes():
     assert r.reference == "float64 re-run" and r.dtype == "float32"
     # rounding (float32 analytic) and finite-difference error (float64) are apart
     assert r.max_fd_bound < 1e-8 < r.max_round_bound
+    # the analytic function runs in float64 too: both errors are measured apart
+    assert r.fd_rel_err < 1e-8 and 0 < r.round_rel_err < 1e-5
+    assert "measured apart" in str(r)
+    only32 = lambda v: (1 - np.tanh(v) ** 2) * (1.01 if v.dtype == np.float32 else 1)  # noqa
+    r = check_diagonal(np.tanh, only32, x)
+    assert not r and r.fd_rel_err < 1e-8 and r.round_rel_err > 5e-3  # a float32-only bug
     r = check_diagonal(np.tanh, lambda v: 1 - np.tanh(v) ** 2, x, reference=False)
-    assert r and r.reference == "none"
+    assert r and r.reference == "none" and r.fd_rel_err is None
     r32only = lambda v: np.tanh(np.asarray(v, dtype=np.float32))  # noqa: E731
     r = check_diagonal(r32only, lambda v: 1 - np.tanh(v) ** 2, x)
     assert r and r.reference == "none" and r.notes  # could not re-run in float64
