@@ -720,3 +720,17 @@ def test_selfcheck_neuron_rows_and_hook(monkeypatch):
     monkeypatch.setitem(sys.modules, "fastjac.neuron", _fake_neuron_module(broken=True))
     r = selfcheck(dtypes=("float64",))
     assert [row.op for row in r.failures] == ["neuron.loss_grad"]
+
+
+def test_check_grad_on_a_large_input_samples_coordinates():
+    n = 20_000
+    x = _point((-2, 2), n, np.float64, seed=9)
+    f = lambda v: np.sum(np.sin(v) ** 2)  # noqa: E731
+    g = lambda v: np.sin(2 * v)  # noqa: E731
+    r = check_grad(f, g, x)
+    assert r and r.n_checked == 256 + 2
+    assert r.n_evals <= 6 * (256 + 2) + 2
+    assert any("256 of 20000 coordinates" in note for note in r.notes)
+    assert not check_grad(f, lambda v: g(v) * (1 + 1e-4), x)
+    r = check_grad(f, g, x, coords=[0, 7, n - 1], n_probes=0)
+    assert r and [e.index for e in sorted(r.worst, key=lambda e: e.index)] == [0, 7, n - 1]
