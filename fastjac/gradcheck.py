@@ -55,6 +55,14 @@ abs at 0, a max/min tie, a ReLU neuron with ``w.x + b ~ 0``) puts an odd power o
 such entries are reported in ``report.kinks`` and not counted as failures. Callers can
 also name kinks themselves with ``kinks=`` (a mask or a callable returning one).
 
+*Validation mode.* Inside ``with fastjac.validating():`` (or with ``FASTJAC_VALIDATE=1``)
+every public gradient method of fastjac cross-checks its own result with the checks
+above and raises :class:`GradCheckError` on a mismatch. The methods call, behind the
+cheap flag ``fastjac._config.VALIDATE``, one of :func:`_cross_check_unary`,
+:func:`_cross_check_binary`, :func:`_cross_check_neuron` or the generic
+:func:`_cross_check`. An element-wise derivative costs about 13 evaluations of the
+value function, a JVP 8, a VJP 13.
+
 Functions here are pure Python and NumPy; they never need the compiled kernels.
 """
 
