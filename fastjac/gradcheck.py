@@ -1979,15 +1979,16 @@ def _cross_check_neuron(method, args, result, seed=0):
 
     * ``"activation_jacobian"``, ``(X, w, b)``, ``result = (Jw, Jb)``: ``Jw @ v + Jb db``
       against the derivative of ``activation(X, w, b)`` along a random ``(v, db)``;
-    * ``"loss_grad"``, ``(X, y, w, b)``, ``result = (C, gw, gb)``: ``C`` against
-      ``loss(X, y, w, b)`` and ``(gw, gb)`` against the loss's finite differences
-      (dot-product identity on random directions; samples with ``w·x_i + b`` within a
-      step of 0 are kinks).
+    * ``"loss_grad"``, ``(X, y, w, b)``, ``result = (C, gw, gb)`` or ``(C, gw, gb, gX)``:
+      ``C`` against ``loss(X, y, w, b)`` and the gradients that are not None against the
+      loss's finite differences (dot-product identity on random directions, the other
+      arguments held fixed; samples with ``w·x_i + b`` within a step of 0 are kinks).
 
-    ``X`` and ``y`` are held fixed. Uses ``fastjac.neuron.activation`` / ``loss`` as the
-    value functions, imported when first needed.
+    ``y`` (and ``X`` unless ``gX`` is given) is held fixed. Uses
+    ``fastjac.neuron.activation`` / ``loss`` as the value functions, imported when
+    first needed. A call whose ``out=`` overwrote an input is not checked.
     """
-    if not _config.is_validating():
+    if not _config.is_validating() or _overwrote_input(args, tuple(result)):
         return None
     import importlib
 
@@ -2009,21 +2010,31 @@ def _cross_check_neuron(method, args, result, seed=0):
         )
     if method == "loss_grad":
         X, y, w, b = args
-        C, gw, gb = result[0], result[1], result[2]
+        C = result[0]
+        point = {"X": X, "w": w, "b": float(b)}
+        grads = {"w": result[1], "b": result[2], "X": result[3] if len(result) > 3 else None}
+        names = [k for k in ("w", "b", "X") if grads[k] is not None]
+
+        def value(*vals):
+            at = dict(point, **dict(zip(names, vals)))
+            return neuron.loss(at["X"], y, at["w"], at["b"])
 
         def make():
             with np.errstate(all="ignore"):
                 C_ref = float(neuron.loss(X, y, w, b))
-            rep = check_vjp(
-                lambda ww, bb: neuron.loss(X, y, ww, bb),
-                (gw, float(gb)),
-                (w, float(b)),
-                1.0,
-                n_probes=3,
-                full=False,
-                seed=seed,
-                name=name,
-            )
+            if names:
+                rep = check_vjp(
+                    value,
+                    tuple(float(grads[k]) if k == "b" else grads[k] for k in names),
+                    tuple(point[k] for k in names),
+                    1.0,
+                    n_probes=3,
+                    full=False,
+                    seed=seed,
+                    name=name,
+                )
+            else:
+                rep = GradCheckReport(name=name, passed=True)
             eps = _eps(np.asarray(C).dtype)
             tol = DEFAULT_ULPS * eps * max(1.0, abs(C_ref)) * max(1, int(np.size(y))) ** 0.5
             if not abs(float(C) - C_ref) <= tol:

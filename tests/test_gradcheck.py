@@ -685,11 +685,14 @@ def _fake_neuron_module(broken=False):
     def loss(X, y, w, b):
         return np.mean((y - activation(X, w, b)) ** 2)
 
-    def loss_grad(X, y, w, b):
+    def loss_grad(X, y, w, b, wrt=("w", "b")):
         z = X @ w + b
         e = (z - y) * (z > 0 if not broken else 1.0)
         N = X.shape[0]
-        return loss(X, y, w, b), (2 / N) * e @ X, float((2 / N) * np.sum(e))
+        gw = (2 / N) * e @ X if "w" in wrt else None
+        gb = float((2 / N) * np.sum(e)) if "b" in wrt else None
+        res = (loss(X, y, w, b), gw, gb)
+        return res + ((2 / N) * np.outer(e, w),) if "X" in wrt else res
 
     mod = types.ModuleType("fastjac.neuron")
     mod.activation, mod.activation_jacobian = activation, activation_jacobian
@@ -714,6 +717,12 @@ def test_selfcheck_neuron_rows_and_hook(monkeypatch):
         assert _cross_check_neuron("loss_grad", (X, y, w, b), mod.loss_grad(X, y, w, b))
         J = mod.activation_jacobian(X, w, b)
         assert _cross_check_neuron("activation_jacobian", (X, w, b), J)
+        for wrt in (("b",), ("w", "X"), ("w", "b", "X")):  # None gradients are skipped
+            res = mod.loss_grad(X, y, w, b, wrt=wrt)
+            assert _cross_check_neuron("loss_grad", (X, y, w, b), res)
+        res = mod.loss_grad(X, y, w, b, wrt=("w", "X"))
+        with pytest.raises(GradCheckError, match="neuron.loss_grad"):
+            _cross_check_neuron("loss_grad", (X, y, w, b), res[:3] + (2 * res[3],))
         with pytest.raises(GradCheckError, match="neuron.loss_grad"):
             bad = _fake_neuron_module(broken=True).loss_grad(X, y, w, b)
             _cross_check_neuron("loss_grad", (X, y, w, b), bad)
