@@ -1860,13 +1860,14 @@ def _neuron_cases(dt, rng, N=40, n=5):
     def loss_grad():
         loss = _need(neuron, "loss")
         lg = _need(neuron, "loss_grad")
-        res = lg(X, y, w, b)
-        gw, gb = res[1], res[2]
-        return check_grad(
-            lambda th: loss(X, y, th[:-1].astype(dt), float(th[-1])),
-            np.concatenate([np.asarray(gw, dtype=F64), [float(gb)]]),
-            np.concatenate([w.astype(F64), [b]]),
-            reference=False if dt == np.float64 else "auto",
+        # (gw, gb) against the loss's differences in w (float32: on the float64 re-run,
+        # X and y held fixed) and b (a Python float: the scalar gradient of §6.2)
+        return check_vjp(
+            lambda ww, bb: loss(X, y, ww, bb),
+            lambda p, ct: tuple(float(ct) * np.asarray(g, dtype=F64) for g in lg(X, y, *p)[1:3]),
+            (w, b),
+            1.0,
+            seed=6,
             name="neuron.loss_grad",
         )
 
