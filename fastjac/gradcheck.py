@@ -741,8 +741,9 @@ def check_grad(
         ``grad(x)`` returning an array of ``x``'s shape (the gradient, paper §3/§4.4),
         or that array itself.
     x : array_like
-        The point. float32 and float64 are differentiated in their own precision; other
-        real dtypes in float64.
+        The point. Integer and bool inputs are differentiated in float64; float32 in
+        float64 too when ``f`` computes in float64 on float64 inputs (see
+        ``reference``), else in float32.
     eps : float, optional
         Relative step ``h_i = eps * max(1, |x_i|)``; default ``finfo(dtype).eps**(1/3)``
         of the dtype the differences are computed in.
