@@ -605,6 +605,8 @@ def test_selfcheck_passes_on_the_library(capsys):
     assert r, str(r)
     ops = {row.op for row in r.rows if row.status == "passed"}
     assert {"exp.derivative", "relu.vjp", "mul.vjp", "mul.sum_grad"} <= ops
+    if importlib.util.find_spec("fastjac.neuron") is not None:
+        assert {"neuron.loss_grad", "neuron.activation_jacobian"} <= ops
     relu = [row for row in r.rows if row.op == "relu.derivative"]
     assert relu and all(row.kinks >= 1 for row in relu)  # x = 0 reported as a kink
     assert main_check(["--dtype", "float64"]) == 0
@@ -743,3 +745,25 @@ def test_check_grad_on_a_large_input_samples_coordinates():
     assert not check_grad(f, lambda v: g(v) * (1 + 1e-4), x)
     r = check_grad(f, g, x, coords=[0, 7, n - 1], n_probes=0)
     assert r and [e.index for e in sorted(r.worst, key=lambda e: e.index)] == [0, 7, n - 1]
+
+
+@pytest.mark.skipif(
+    not HAVE_OPS or importlib.util.find_spec("fastjac.neuron") is None,
+    reason="fastjac.neuron not built yet",
+)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_neuron_hook_on_the_real_module(dtype):
+    from fastjac import neuron
+    from fastjac.gradcheck import _cross_check_neuron
+
+    X, y, w, _ = _neuron_problem(4, N=200, n=6, dtype=dtype)
+    b = -float(X[0] @ w)  # sample 0 on the kink
+    with validating():
+        for wrt in (("w", "b"), ("b",), ("w", "b", "X")):
+            res = neuron.loss_grad(X, y, w, b, wrt=wrt)
+            assert _cross_check_neuron("loss_grad", (X, y, w, b), res)
+        J = neuron.activation_jacobian(X, w, b)
+        assert _cross_check_neuron("activation_jacobian", (X, w, b), J)
+        C, gw, gb = neuron.loss_grad(X, y, w, b)
+        with pytest.raises(GradCheckError):
+            _cross_check_neuron("loss_grad", (X, y, w, b), (C, gw * (1 + 1e-3), gb))
