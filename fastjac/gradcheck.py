@@ -583,6 +583,9 @@ def _finish(
         )
         for i in order
     ]
+    notes = list(notes)
+    if idx.size == 0 and analytic.size:
+        notes.append("nothing was compared: every entry is at a kink or outside f's domain")
     n_fail = int(np.sum(ratio[idx] > 1.0))
     passed = n_fail == 0 and not problems
     if n_fail:
