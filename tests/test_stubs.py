@@ -142,7 +142,13 @@ def test_stub_check_catches_a_wrong_parameter_name():
     assert _stub_params(fn) != _runtime_params(elementwise.reduce)
 
 
-def test_mypy_stubtest(tmp_path):
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory):
+    """One mypy cache for the two mypy runs of this module (the second reuses the first)."""
+    return str(tmp_path_factory.mktemp("mypy_cache"))
+
+
+def test_mypy_stubtest(tmp_path, mypy_cache):
     pytest.importorskip("mypy.stubtest")
     stubbed = [n for n in COMPILED if (KERNELS_DIR / f"{n}.pyi").is_file()]
     modules = [f"fastjac._kernels.{n}" for n in stubbed]
@@ -155,7 +161,7 @@ def test_mypy_stubtest(tmp_path):
     config.write_text("\n".join(lines) + "\n")
     allowlist = tmp_path / "allowlist.txt"
     allowlist.write_text("".join(rf"fastjac\._kernels\.\w+\.{a}" + "\n" for a in CYTHON_ARTIFACTS))
-    env = dict(os.environ, MYPY_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ, MYPY_CACHE_DIR=mypy_cache)
     proc = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", str(config),
          "--allowlist", str(allowlist), *modules],
@@ -164,11 +170,11 @@ def test_mypy_stubtest(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_typed_public_modules_pass_mypy(tmp_path):
+def test_typed_public_modules_pass_mypy(mypy_cache):
     """The annotated public modules type-check (against the stubs of the kernels)."""
     pytest.importorskip("mypy")
     modules = [PACKAGE_DIR / name for name in ("cli.py", "jacobian.py", "ops.py")]
-    env = dict(os.environ, MYPY_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ, MYPY_CACHE_DIR=mypy_cache)
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports",
          *map(str, modules)],
