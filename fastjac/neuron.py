@@ -268,8 +268,13 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
             b -= lr * gb
     """
     X, y, w, b, dtype, N, n = _batch(X, y, w, b)
-    _need_rows(N, "the loss")
-    want_w, want_b, want_X = _wrt(wrt)
+    if N == 0:
+        _need_rows(N, "the loss")
+    if wrt is _DEFAULT_WRT:
+        want_w = want_b = True
+        want_X = False
+    else:
+        want_w, want_b, want_X = _wrt(wrt)
     if out is None:
         gw_out = gX_out = None
     elif isinstance(out, tuple):
