@@ -395,8 +395,8 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     The epoch loop runs in compiled code with the GIL released, with no Python per step.
     Python only draws the permutations (for a run of epochs at once, up to 2**20 indices),
     and a ``callback`` or ``progress=True`` makes the loop return to Python once per
-    epoch; results are bitwise the same either way. Parameters are kept in float64 throughout (also for
-    float32 data) and rounded to the computation dtype at the end.
+    epoch; results are bitwise the same either way. Parameters are kept in float64
+    throughout (also for float32 data) and rounded to the computation dtype at the end.
 
     Parameters
     ----------

@@ -236,8 +236,9 @@ def test_property_exact_sums_any_layout(batch, n_threads):
 
 def test_result_dtypes():
     X, y, w, b = make_batch(20, 3)
-    assert fn.loss_grad(X.astype(np.float32), y.astype(np.float32), w.astype(np.float32), b)[1].dtype == np.float32
-    assert fn.loss_grad(X.astype(np.float32), y, w.astype(np.float32), b)[1].dtype == np.float64
+    X32, y32, w32 = X.astype(np.float32), y.astype(np.float32), w.astype(np.float32)
+    assert fn.loss_grad(X32, y32, w32, b)[1].dtype == np.float32
+    assert fn.loss_grad(X32, y, w32, b)[1].dtype == np.float64  # result_type widens
     Xi = np.arange(12).reshape(4, 3)
     C, gw, gb = fn.loss_grad(Xi, [1, 2, 3, 4], [1, 0, -1], 1)
     assert gw.dtype == np.float64
