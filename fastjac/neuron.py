@@ -268,8 +268,13 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
             b -= lr * gb
     """
     X, y, w, b, dtype, N, n = _batch(X, y, w, b)
-    _need_rows(N, "the loss")
-    want_w, want_b, want_X = _wrt(wrt)
+    if N == 0:
+        _need_rows(N, "the loss")
+    if wrt is _DEFAULT_WRT:
+        want_w = want_b = True
+        want_X = False
+    else:
+        want_w, want_b, want_X = _wrt(wrt)
     if out is None:
         gw_out = gX_out = None
     elif isinstance(out, tuple):
@@ -390,8 +395,8 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     The epoch loop runs in compiled code with the GIL released, with no Python per step.
     Python only draws the permutations (for a run of epochs at once, up to 2**20 indices),
     and a ``callback`` or ``progress=True`` makes the loop return to Python once per
-    epoch; results are bitwise the same either way. Parameters are kept in float64 throughout (also for
-    float32 data) and rounded to the computation dtype at the end.
+    epoch; results are bitwise the same either way. Parameters are kept in float64
+    throughout (also for float32 data) and rounded to the computation dtype at the end.
 
     Parameters
     ----------
