@@ -236,6 +236,8 @@ def _save_plot(losses: npt.ArrayLike, path: str, title: str) -> None:
         fig.savefig(path)
     except OSError as exc:
         raise CLIError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. an extension matplotlib has no writer for
+        raise CLIError(f"cannot save the plot as {path}: {exc}") from None
     finally:
         plt.close(fig)
 

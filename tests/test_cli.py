@@ -380,3 +380,13 @@ def test_train_default_lr_does_not_diverge_on_unscaled_data(tmp_path, capsys):
     assert "chosen from the data" in capsys.readouterr().out
     params = json.loads(out.read_text())
     assert params["final_loss"] < params["losses"][0]
+
+
+def test_plot_to_a_bad_path_is_a_clear_error(tmp_path, capsys):
+    _needs_neuron()
+    pytest.importorskip("matplotlib")
+    for path in (tmp_path / "no" / "such" / "dir" / "loss.png", tmp_path / "loss.unknownext"):
+        code = cli.main(["demo", "--epochs", "3", "--no-check", "--repeats", "1",
+                         "--no-progress", "--plot", str(path)])
+        err = capsys.readouterr().err
+        assert code == 2 and "plot" in err and "Traceback" not in err
