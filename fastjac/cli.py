@@ -381,6 +381,10 @@ def _cmd_demo(opts: argparse.Namespace) -> int:
     N, n, lr, epochs = opts.samples, opts.features, opts.lr, opts.epochs
     if N < 1 or n < 1:
         raise CLIError("--samples and --features must be at least 1")
+    if opts.repeats < 1:
+        raise CLIError("--repeats must be at least 1")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise CLIError("--lr must be a positive number")
 
     print(f"fastjac {fastjac.__version__} demo: one ReLU neuron, max(0, w·x + b), trained "
           "by gradient descent on its MSE loss (Parr & Howard §5-§6)\n", file=out)
@@ -402,16 +406,25 @@ def _cmd_demo(opts: argparse.Namespace) -> int:
     print(f"\n3. Training with fastjac.neuron.fit: full batch, lr={lr:g}, {epochs} epochs",
           file=out)
     out.flush()
-    res = _train(neuron, X, y, lr=lr, epochs=epochs, batch_size=None, w0=w0, b0=b0,
-                 seed=opts.seed, progress=not opts.no_progress, desc="fit")
+    try:
+        res = _train(neuron, X, y, lr=lr, epochs=epochs, batch_size=None, w0=w0, b0=b0,
+                     seed=opts.seed, progress=not opts.no_progress, desc="fit")
+    except FloatingPointError as exc:
+        raise CLIError(f"training diverged: {exc}. Try a smaller --lr.") from None
     losses = np.asarray(res.losses, dtype=np.float64)
     final = float(neuron.loss(X, y, res.w, res.b))
     print(f"   loss {losses[0]:.4g} -> {final:.4g}   (the noise alone gives about "
           f"{opts.noise ** 2:.4g})", file=out)
-    print(f"\n   {'parameter':<10}{'planted':>9}{'learned':>10}", file=out)
-    for j in range(n):
-        print(f"   {f'w[{j}]':<10}{w_star[j]:>9.3f}{float(res.w[j]):>10.3f}", file=out)
-    print(f"   {'b':<10}{b_star:>9.3f}{float(res.b):>10.3f}", file=out)
+    if not final < losses[0]:
+        print(f"   warning: the loss did not go down: lr={lr:g} is too large for this data "
+              "(the default is 0.1)", file=out)
+    print(f"\n   {'parameter':<10}{'planted':>9}  {'learned':>10}", file=out)
+    shown = n if n <= 12 else 10
+    for j in range(shown):
+        print(f"   {f'w[{j}]':<10}{w_star[j]:>9.4g}  {float(res.w[j]):>10.4g}", file=out)
+    if shown < n:
+        print(f"   ... and {n - shown} more weights", file=out)
+    print(f"   {'b':<10}{b_star:>9.4g}  {float(res.b):>10.4g}", file=out)
     err = max(float(np.max(np.abs(res.w - w_star))), abs(res.b - b_star))
     print(f"   largest |learned - planted| = {err:.3g}", file=out)
 
