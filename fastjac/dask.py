@@ -1,0 +1,529 @@
+"""Gradients and training on Dask arrays (issue 8).
+
+The compiled kernels run inside the Dask workers, one call per chunk; only small arrays of
+partial sums travel back, and they are combined in a fixed order.
+
+* :func:`loss_grad` — the ReLU neuron's MSE loss and its gradient (paper §6) for a data set
+  held as a ``dask.array`` chunked by rows. Each row chunk gives the unscaled sums
+  ``(Σ r_i², Σ e_i, Σ e_i x_i)`` from :func:`fastjac.neuron.loss_grad_sums`; the sums are
+  added in a pairwise tree in block order and scaled by ``1/N`` once, at the end.
+* :func:`fit` — gradient descent where each step is one distributed :func:`loss_grad`:
+  full batch, or mini-batches made of whole chunks drawn in a seeded order.
+* :func:`apply`, :func:`jvp`, :func:`vjp` — the element-wise operations of
+  :mod:`fastjac.ops` on Dask arrays through ``map_blocks``, with the same op objects.
+
+Scheduling: everything works with the default threaded scheduler (the kernels release the
+GIL, so chunks run in parallel on every core) and with a ``distributed.Client`` (whatever
+``dask.compute`` would use). Each chunk's kernel runs with ``n_threads=1`` by default: the
+parallelism comes from Dask, and OpenMP threads inside Dask threads would oversubscribe.
+
+Reproducibility: for a fixed chunking the results are bitwise identical from run to run
+and for every scheduler and number of workers or threads: each chunk's sums are computed
+by the same kernel (bitwise independent of ``n_threads``), and the partial sums are added
+in a tree whose shape depends only on the number of chunks. A different chunking adds in
+a different order, so results then agree to rounding only.
+
+This module needs ``dask[array]`` (``pip install "fastjac[dask]"``); ``distributed`` only if
+you use a ``Client``.
+"""
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - exercised only without dask
+    raise ImportError(
+        "fastjac.dask needs dask: pip install 'fastjac[dask]' (or 'dask[array]')"
+    ) from exc
+
+from . import _validate as V
+from .ops import BinaryOp, UnaryOp
+
+__all__ = ["loss_grad", "loss_grad_sums", "fit", "apply", "jvp", "vjp"]
+
+
+def _neuron():
+    """The in-memory neuron module whose kernel runs on every chunk."""
+    from . import neuron
+
+    return neuron
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------
+
+def _dtype_probe(a):
+    """A 0-d stand-in with ``a``'s dtype, so dtype checks never compute a Dask array."""
+    if isinstance(a, da.Array):
+        return np.empty((), dtype=a.dtype)
+    return a
+
+
+def _data(X, y):
+    """``X`` as a Dask array (N, n) with one column chunk, ``y`` (N,) chunked like its rows.
+
+    NumPy inputs are wrapped with ``da.asarray`` (automatic chunks). A column-chunked ``X``
+    is rechunked to a single column chunk: the kernel needs whole rows.
+    """
+    if not isinstance(X, da.Array):
+        X = da.asarray(V._asarray(X, "X"))
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (N, n), got shape {X.shape}")
+    if any(math.isnan(s) for s in X.shape):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    if not isinstance(y, da.Array):
+        y = V._asarray(y, "y")
+    if y.shape != (X.shape[0],):
+        raise ValueError(
+            f"y must have shape (N,) = ({X.shape[0]},) to match X.shape={X.shape}; "
+            f"got y.shape={y.shape}"
+        )
+    for name, a in (("X", X), ("y", y)):
+        V.result_dtype((name, _dtype_probe(a)))  # TypeError for complex/object/text
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})
+    if isinstance(y, da.Array):
+        if y.chunks[0] != X.chunks[0]:
+            y = y.rechunk((X.chunks[0],))
+    else:
+        y = da.from_array(y, chunks=(X.chunks[0],))
+    return X, y
+
+
+def _params(w, b, n, dt):
+    wf, sw = V.operand(w, "w", dt)
+    if sw != (n,):
+        raise ValueError(f"w must have shape (n,) = ({n},) to match X's columns; got {sw}")
+    return wf, V.real_scalar(b, "b")
+
+
+# ---------------------------------------------------------------------------------------
+# The ReLU neuron: loss and gradient sums per chunk, a fixed pairwise tree
+# ---------------------------------------------------------------------------------------
+
+def _chunk_sums(kernel, X, y, w, b, n_threads):
+    """Task body: ``[Σ r², Σ e, Σ e x...]`` of one row chunk, as a float64 vector."""
+    sse, gw_sum, gb_sum = kernel(X, y, w, b, n_threads=n_threads)
+    out = np.empty(2 + w.shape[0], dtype=np.float64)
+    out[0] = sse
+    out[1] = gb_sum
+    out[2:] = gw_sum
+    return out
+
+
+_CHUNK_SUMS = dask.delayed(_chunk_sums, pure=True)
+_ADD = dask.delayed(np.add, pure=True)
+
+
+def _tree_sum(parts):
+    """Add Delayed vectors pairwise, neighbours first, in block order.
+
+    The shape of the tree depends only on ``len(parts)``, so the rounding is the same on
+    every run and every scheduler.
+    """
+    while len(parts) > 1:
+        paired = [_ADD(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            paired.append(parts[-1])
+        parts = paired
+    return parts[0]
+
+
+class _Problem:
+    """A validated data set: the row blocks of ``X`` and ``y`` as Delayed objects."""
+
+    def __init__(self, X, y, w):
+        X, y = _data(X, y)
+        self.N, self.n = X.shape
+        if self.N == 0:
+            raise ValueError("X has no rows; the loss is a mean over rows")
+        self.dtype = V.result_dtype(("X", _dtype_probe(X)), ("y", _dtype_probe(y)), ("w", w))
+        self.rows = X.chunks[0]
+        self.x_blocks = X.to_delayed().ravel()
+        self.y_blocks = y.to_delayed().ravel()
+        self.kernel = _neuron().loss_grad_sums
+
+    def sums(self, blocks, w, b, n_threads):
+        """Delayed ``[Σ r², Σ e, Σ e x...]`` over the given row blocks (in that order)."""
+        parts = [
+            _CHUNK_SUMS(self.kernel, self.x_blocks[i], self.y_blocks[i], w, b, n_threads)
+            for i in blocks
+        ]
+        return _tree_sum(parts)
+
+
+def _split(total, dtype):
+    return total[0], total[2:].astype(dtype), total[1]
+
+
+def _scale(total, N, dtype):
+    sse, gw_sum, gb_sum = _split(total, np.float64)
+    s = 2.0 / N
+    return sse / N, (s * gw_sum).astype(dtype), s * gb_sum
+
+
+def _n_threads(n_threads):
+    return V.positive_int(n_threads, "n_threads")
+
+
+def loss_grad_sums(X, y, w, b, n_threads=1, compute=True):
+    """Unscaled sums of the ReLU neuron's loss and gradient over a Dask data set.
+
+    The distributed twin of :func:`fastjac.neuron.loss_grad_sums`.
+
+    Parameters
+    ----------
+    X : dask.array.Array or array_like, shape (N, n)
+        Inputs, one per row, chunked by rows (columns are rechunked to one chunk).
+    y : dask.array.Array or array_like, shape (N,)
+        Targets; rechunked to ``X``'s row chunks when they differ.
+    w : array_like, shape (n,)
+        Weights (a NumPy array; sent to every chunk).
+    b : float
+        Bias.
+    n_threads : int, default 1
+        OpenMP threads of each chunk's kernel (Dask provides the parallelism across
+        chunks).
+    compute : bool, default True
+        With False, return a ``dask.delayed`` object that computes to the same tuple.
+
+    Returns
+    -------
+    sse : float
+        ``Σ_i r_i²`` with ``r_i = y_i − max(0, w·x_i + b)``.
+    gw_sum : ndarray, shape (n,)
+        ``Σ_active e_i x_i`` with ``e_i = w·x_i + b − y_i`` (active: ``w·x_i + b > 0``).
+    gb_sum : float
+        ``Σ_active e_i``.
+    """
+    nt = _n_threads(n_threads)
+    prob = _Problem(X, y, w)
+    wf, bf = _params(w, b, prob.n, prob.dtype)
+    total = prob.sums(range(len(prob.rows)), wf, bf, nt)
+    result = dask.delayed(_split, pure=True)(total, prob.dtype)
+    return dask.compute(result)[0] if compute else result
+
+
+def loss_grad(X, y, w, b, n_threads=1, compute=True):
+    """The ReLU neuron's loss and gradient (paper §6) over a Dask data set.
+
+    The distributed twin of :func:`fastjac.neuron.loss_grad`: every row chunk's sums come
+    from the compiled kernel inside a worker, the sums are added in a fixed pairwise tree,
+    and the totals are scaled once at the end::
+
+        C = Σ r_i² / N,  ∂C/∂w = (2/N) Σ_active e_i x_i,  ∂C/∂b = (2/N) Σ_active e_i
+
+    The result equals the in-memory one to rounding, and is bitwise the same on every run
+    for a fixed chunking. ``X`` is never collected: each worker holds one chunk at a time
+    (plus whatever the chunks' own graph needs).
+
+    Parameters
+    ----------
+    X, y, w, b, n_threads, compute
+        As for :func:`loss_grad_sums`.
+
+    Returns
+    -------
+    C : float
+        The mean squared error.
+    gw : ndarray, shape (n,)
+        ∂C/∂w, with the result dtype of ``X``, ``y`` and ``w``.
+    gb : float
+        ∂C/∂b.
+    """
+    nt = _n_threads(n_threads)
+    prob = _Problem(X, y, w)
+    wf, bf = _params(w, b, prob.n, prob.dtype)
+    total = prob.sums(range(len(prob.rows)), wf, bf, nt)
+    result = dask.delayed(_scale, pure=True)(total, prob.N, prob.dtype)
+    return dask.compute(result)[0] if compute else result
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------
+
+def _batches(rows, batch_size, rng):
+    """Row blocks of one epoch: all of them in order, or whole chunks in a seeded order.
+
+    With ``batch_size`` the chunks are shuffled by ``rng`` and taken in that order, a batch
+    closing as soon as it holds at least ``batch_size`` rows (so a batch is never split
+    inside a chunk; a chunk larger than ``batch_size`` is a batch on its own).
+    """
+    if batch_size is None:
+        return [list(range(len(rows)))]
+    batches, current, count = [], [], 0
+    for i in rng.permutation(len(rows)):
+        current.append(int(i))
+        count += rows[i]
+        if count >= batch_size:
+            batches.append(current)
+            current, count = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, n_threads=1):
+    """Train the ReLU neuron by gradient descent on a Dask data set (paper §6).
+
+    Each step is one distributed :func:`loss_grad` over its rows and updates
+    ``w ← w − lr ∂C/∂w``, ``b ← b − lr ∂C/∂b`` (paper §6.1, §6.2). With
+    ``batch_size=None`` a step is the whole data set (one step per epoch, the same
+    iterates as :func:`fastjac.neuron.fit` to rounding). Otherwise every epoch visits the
+    row chunks in an order drawn from ``seed`` and groups consecutive chunks into batches
+    of at least ``batch_size`` rows: sampling whole chunks keeps each step a set of
+    independent chunk tasks (choose the chunk size accordingly; rows inside a chunk are
+    not shuffled).
+
+    ``X`` is read once per epoch; if it is computed (e.g. loaded or generated) and fits in
+    the cluster's memory, ``X = X.persist()`` first saves recomputing it every epoch.
+
+    Parameters
+    ----------
+    X : dask.array.Array or array_like, shape (N, n)
+    y : dask.array.Array or array_like, shape (N,)
+    lr : float
+        Learning rate η > 0.
+    epochs : int
+        Number of passes over the data.
+    batch_size : int, optional
+        Minimum rows per mini-batch (whole chunks); None for full-batch descent.
+    w0 : array_like, shape (n,), optional
+        Initial weights; default ``N(0, 1/n)`` from ``seed`` (zeros would leave every
+        ReLU inactive and the gradient zero).
+    b0 : float
+        Initial bias.
+    seed : int
+        Seed of the default ``w0`` and of the chunk order.
+    n_threads : int, default 1
+        OpenMP threads of each chunk's kernel.
+
+    Returns
+    -------
+    FitResult
+        ``(w, b, losses)`` as :func:`fastjac.neuron.fit` returns them: the parameters after
+        the last step (float64) and, per epoch, the loss ``(1/N) Σ r_i²`` with every batch's
+        rows evaluated at the parameters of that batch's step (for full batch: the loss
+        before the epoch's update).
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss or the parameters stop being finite (learning rate too large).
+    """
+    neuron = _neuron()
+    lr = V.real_scalar(lr, "lr")
+    if lr <= 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    epochs = V.positive_int(epochs, "epochs")
+    batch_size = V.positive_int(batch_size, "batch_size", allow_none=True)
+    nt = _n_threads(n_threads)
+    rng = np.random.default_rng(seed)
+    prob = _Problem(X, y, None)
+    n = prob.n
+    if w0 is None:
+        w = rng.normal(0.0, 1.0 / math.sqrt(max(n, 1)), n)
+    else:
+        w = V.operand(w0, "w0", V.F64)[0].copy()
+        if w.shape != (n,):
+            raise ValueError(f"w0 must have shape (n,) = ({n},) to match X; got {np.shape(w0)}")
+    b = V.real_scalar(b0, "b0")
+    losses = np.empty(epochs, dtype=np.float64)
+    for epoch in range(epochs):
+        sse = 0.0
+        for step, blocks in enumerate(_batches(prob.rows, batch_size, rng)):
+            # The kernel runs in the data's precision; the parameters stay in double.
+            total = dask.compute(prob.sums(blocks, w.astype(prob.dtype), b, nt))[0]
+            if not math.isfinite(total[0]):
+                raise FloatingPointError(
+                    f"the loss is not finite at epoch {epoch}, step {step}; "
+                    f"try a smaller learning rate than lr={lr}"
+                )
+            sse += total[0]
+            step_lr = lr * (2.0 / sum(prob.rows[i] for i in blocks))
+            w -= step_lr * total[2:]
+            b -= step_lr * total[1]
+        losses[epoch] = sse / prob.N
+        if not (math.isfinite(b) and np.isfinite(w).all()):
+            raise FloatingPointError(
+                f"the parameters are not finite after epoch {epoch}; "
+                f"try a smaller learning rate than lr={lr}"
+            )
+    return neuron.FitResult(w, b, losses)
+
+
+
+# ---------------------------------------------------------------------------------------
+# Element-wise operations through map_blocks
+# ---------------------------------------------------------------------------------------
+
+def _is_scalar(value):
+    return isinstance(value, (numbers.Number, np.generic)) or np.ndim(value) == 0
+
+
+def _aligned(block):
+    # Blocks unpickled from out-of-band buffers (distributed) can be misaligned, and the
+    # element-wise kernels refuse misaligned buffers; a copy is aligned.
+    if isinstance(block, np.ndarray) and not block.flags.aligned:
+        return block.copy()
+    return block
+
+
+def _blocks_call(method, op, *blocks, n_threads):
+    """Task body: one op method on one block (scalars arrive unchanged)."""
+    return getattr(op, method)(*map(_aligned, blocks), n_threads=n_threads)
+
+
+def _pick(pair, k):
+    return pair[k]
+
+
+def _pick_partial(pair, k, ndim):
+    """A scalar operand's per-block gradient, as a (1, ..., 1) float64 block."""
+    return np.full((1,) * ndim, pair[k], dtype=np.float64)
+
+
+class _Operands:
+    """Checked operands of one element-wise call: shapes, dtype, common chunks.
+
+    Array operands (Dask arrays, or array_likes with ``ndim > 0``, which are wrapped with
+    the chunks of the first Dask array; other Dask arrays are rechunked to those chunks)
+    must all have one shape; scalars (Python or NumPy
+    numbers, 0-d arrays, 0-d Dask arrays) are expanded (paper §4.3). ``None`` is a zero
+    tangent and is passed on as is.
+    """
+
+    def __init__(self, named, tangent_of=None):
+        probes = [(k, _dtype_probe(v)) for k, v in named if v is not None]
+        self.dtype = V.result_dtype(*probes)
+        shapes = {}
+        for name, value in named:
+            if value is not None and not _is_scalar(value):
+                shapes[name] = tuple(np.shape(value)) if not isinstance(value, da.Array) \
+                    else value.shape
+        self.shape = ()
+        if shapes:
+            first = next(iter(shapes))
+            self.shape = shapes[first]
+            for name, s in shapes.items():
+                V.same_shape(self.shape, first, s, name)
+        # A tangent has the shape of its primal: a scalar tangent for a scalar operand.
+        values = dict(named)
+        for tangent, primal in (tangent_of or {}).items():
+            t = values.get(tangent)
+            if t is not None and _is_scalar(t) != _is_scalar(values[primal]):
+                V.same_shape(np.shape(values[primal]), primal, np.shape(t), tangent)
+        chunks = next((v.chunks for _, v in named if isinstance(v, da.Array) and v.ndim),
+                      "auto")
+        self.values = []
+        for name, value in named:
+            if value is not None and not _is_scalar(value):
+                if not isinstance(value, da.Array):
+                    value = da.from_array(V._asarray(value, name), chunks=chunks)
+                elif value.chunks != chunks:
+                    value = value.rechunk(chunks)
+            self.values.append(value)
+        self.is_scalar = [v is None or _is_scalar(v) for v in self.values]
+        self.lazy = any(isinstance(v, da.Array) and v.ndim for v in self.values)
+
+    def map(self, method, op, n_threads, dtype=None):
+        """``map_blocks`` of ``op.method`` over the operands; one task per block."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        return da.map_blocks(
+            _blocks_call, method, op, *self.values, n_threads=n_threads, dtype=dtype,
+            meta=np.empty((0,) * len(self.shape), dtype=dtype),
+        )
+
+
+def _check_op(op, kinds):
+    if not isinstance(op, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"op must be a fastjac {names} (e.g. fastjac.exp, fastjac.mul), "
+                        f"got {type(op).__name__}")
+
+
+def _arity(op, args, unary, binary, what):
+    n = unary if isinstance(op, UnaryOp) else binary
+    if len(args) != len(n):
+        raise TypeError(f"{what}({op.name}, ...) takes {len(n)} arrays ({', '.join(n)}), "
+                        f"got {len(args)}")
+    return list(zip(n, args))
+
+
+def apply(op, *args, n_threads=1):
+    """The value of an element-wise op on Dask arrays: ``op(x)`` or ``op(w, x)``.
+
+    ``op`` is a :class:`~fastjac.ops.UnaryOp` or :class:`~fastjac.ops.BinaryOp` (e.g.
+    ``fastjac.exp``, ``fastjac.mul``, a :func:`~fastjac.chain` or
+    :func:`~fastjac.elementwise`); each block runs the compiled kernel. Returns a lazy
+    ``dask.array.Array`` (or the in-memory result when no operand is a Dask array or an
+    array).
+    """
+    _check_op(op, (UnaryOp, BinaryOp))
+    ops = _Operands(_arity(op, args, ("x",), ("w", "x"), "apply"))
+    if not ops.lazy:
+        return op(*ops.values, n_threads=n_threads)
+    return ops.map("__call__", op, _n_threads(n_threads))
+
+
+def jvp(op, *args, n_threads=1):
+    """Forward mode on Dask arrays: ``jvp(op, x, dx)`` or ``jvp(op, w, x, dw, dx)``.
+
+    ``h'(x) ⊗ dx`` for a unary op and ``J_w dw + J_x dx`` for a binary one (paper §4.2), one
+    fused kernel call per block. Tangents have their primal's shape (a scalar tangent for a
+    scalar operand, §4.3); ``None`` is a zero tangent. Returns a lazy ``dask.array.Array``.
+    """
+    _check_op(op, (UnaryOp, BinaryOp))
+    named = _arity(op, args, ("x", "dx"), ("w", "x", "dw", "dx"), "jvp")
+    if isinstance(op, UnaryOp) and args[1] is None:
+        raise TypeError("dx must be an array or a number, not None")
+    ops = _Operands(named, tangent_of={"dw": "w", "dx": "x"})
+    if not ops.lazy:
+        return op.jvp(*ops.values, n_threads=n_threads)
+    return ops.map("jvp", op, _n_threads(n_threads))
+
+
+def vjp(op, *args, n_threads=1):
+    """Reverse mode on Dask arrays: ``vjp(op, x, gy)`` or ``vjp(op, w, x, gy)``.
+
+    A unary op gives ``gy ⊗ h'(x)`` as a lazy ``dask.array.Array``. A binary op gives the
+    pair ``(gw, gx)`` from one fused kernel call per block: an array operand's gradient is
+    a Dask array of its shape; a scalar operand's gradient (paper §4.3,
+    ``Σ_i gy_i ∂y_i/∂z``) is a 0-d Dask array, the per-block sums added in a fixed tree
+    (bitwise reproducible for a fixed chunking; each block's sum is rounded to the result
+    dtype before the tree adds it in double).
+    """
+    _check_op(op, (UnaryOp, BinaryOp))
+    named = _arity(op, args, ("x", "gy"), ("w", "x", "gy"), "vjp")
+    if args[-1] is None:
+        raise TypeError("gy must be an array or a number, not None")
+    ops = _Operands(named)
+    if not ops.lazy:
+        return op.vjp(*ops.values, n_threads=n_threads)
+    nt = _n_threads(n_threads)
+    if isinstance(op, UnaryOp):
+        return ops.map("vjp", op, nt)
+    # One kernel call per block gives both gradients: blocks of (gw, gx) tuples, then one
+    # cheap task per output block picks its half.
+    pairs = ops.map("vjp", op, nt, dtype=object)
+    ndim = len(ops.shape)
+    dt = ops.dtype
+    grads = []
+    for k in range(2):
+        if ops.is_scalar[k]:
+            partial = pairs.map_blocks(
+                _pick_partial, k, ndim, chunks=tuple((1,) * len(c) for c in pairs.chunks),
+                dtype=np.float64, meta=np.empty((0,) * ndim, dtype=np.float64),
+            )
+            grads.append(partial.sum(split_every=2).astype(dt))
+        else:
+            grads.append(pairs.map_blocks(_pick, k, dtype=dt,
+                                          meta=np.empty((0,) * ndim, dtype=dt)))
+    return tuple(grads)
