@@ -107,9 +107,17 @@ def _params(w, b, n, dt):
 # The ReLU neuron: loss and gradient sums per chunk, a fixed pairwise tree
 # ---------------------------------------------------------------------------------------
 
+def _aligned(block):
+    # Blocks unpickled from out-of-band buffers (distributed) can be misaligned, and the
+    # kernels refuse misaligned buffers; a copy is aligned.
+    if isinstance(block, np.ndarray) and not block.flags.aligned:
+        return block.copy()
+    return block
+
+
 def _chunk_sums(kernel, X, y, w, b, n_threads):
     """Task body: ``[Σ r², Σ e, Σ e x...]`` of one row chunk, as a float64 vector."""
-    sse, gw_sum, gb_sum = kernel(X, y, w, b, n_threads=n_threads)
+    sse, gw_sum, gb_sum = kernel(_aligned(X), _aligned(y), w, b, n_threads=n_threads)
     out = np.empty(2 + w.shape[0], dtype=np.float64)
     out[0] = sse
     out[1] = gb_sum
@@ -150,10 +158,11 @@ class _Problem:
         self.kernel = _neuron().loss_grad_sums
 
     def sums(self, blocks, w, b, n_threads):
-        """Delayed ``[Σ r², Σ e, Σ e x...]`` over the given row blocks (in that order)."""
+        """Delayed ``[Σ r², Σ e, Σ e x...]`` over the given row blocks (in that order);
+        blocks without rows are left out."""
         parts = [
             _CHUNK_SUMS(self.kernel, self.x_blocks[i], self.y_blocks[i], w, b, n_threads)
-            for i in blocks
+            for i in blocks if self.rows[i]
         ]
         return _tree_sum(parts)
 
@@ -260,6 +269,8 @@ def _batches(rows, batch_size, rng):
         return [list(range(len(rows)))]
     batches, current, count = [], [], 0
     for i in rng.permutation(len(rows)):
+        if not rows[i]:
+            continue
         current.append(int(i))
         count += rows[i]
         if count >= batch_size:
@@ -366,14 +377,6 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, n_threads=1)
 
 def _is_scalar(value):
     return isinstance(value, (numbers.Number, np.generic)) or np.ndim(value) == 0
-
-
-def _aligned(block):
-    # Blocks unpickled from out-of-band buffers (distributed) can be misaligned, and the
-    # element-wise kernels refuse misaligned buffers; a copy is aligned.
-    if isinstance(block, np.ndarray) and not block.flags.aligned:
-        return block.copy()
-    return block
 
 
 def _blocks_call(method, op, *blocks, n_threads):

@@ -139,6 +139,17 @@ def test_loss_grad_matches_in_memory(chunks):
     assert gw.shape == (7,) and gw.dtype == np.float64
 
 
+def test_empty_chunks_are_skipped():
+    X, y, w, b = problem(N=300)
+    Xd = da.from_array(X, chunks=((100, 0, 200, 0), (7,)))
+    C, gw, gb = fjd.loss_grad(Xd, y, w, b)
+    C0, gw0, gb0 = REF.loss_grad(X, y, w, b)
+    np.testing.assert_allclose([C, gb], [C0, gb0], rtol=1e-12)
+    np.testing.assert_allclose(gw, gw0, rtol=1e-12, atol=1e-15)
+    res = fjd.fit(Xd, y, lr=0.05, epochs=3, batch_size=50, w0=w)
+    assert np.all(np.isfinite(res.losses))
+
+
 def test_loss_grad_sums_are_unscaled():
     X, y, w, b = problem(N=500)
     sse, gw_sum, gb_sum = fjd.loss_grad_sums(da.from_array(X, chunks=(64, 7)), y, w, b)
@@ -376,8 +387,8 @@ def lazy_problem(rows, n, chunk_rows, seed=0):
 
 
 def test_data_larger_than_worker_memory(client):
-    # 480 MB of X against 2 x 200 MB of worker memory: it must be streamed.
-    X, y, w = lazy_problem(rows=4_000_000, n=15, chunk_rows=80_000)  # 10 MB chunks
+    # 420 MB of X against 2 x 200 MB of worker memory: it must be streamed.
+    X, y, w = lazy_problem(rows=3_500_000, n=15, chunk_rows=70_000)  # 8.4 MB chunks
     assert X.nbytes > 2 * MEMORY_LIMIT
     pids = _worker_pids(client)
     C, gw, gb = fjd.loss_grad(X, y, w * 0.9, 0.05)
