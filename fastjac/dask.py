@@ -258,17 +258,18 @@ def loss_grad(X, y, w, b, n_threads=1, compute=True):
 # Training
 # ---------------------------------------------------------------------------------------
 
-def _batches(rows, batch_size, rng):
-    """Row blocks of one epoch: all of them in order, or whole chunks in a seeded order.
+def _batches(rows, batch_size, order):
+    """Row blocks of one epoch, in batches of whole chunks.
 
-    With ``batch_size`` the chunks are shuffled by ``rng`` and taken in that order, a batch
-    closing as soon as it holds at least ``batch_size`` rows (so a batch is never split
-    inside a chunk; a chunk larger than ``batch_size`` is a batch on its own).
+    ``order`` is the sequence of chunk indices to visit; a batch closes as soon as it
+    holds at least ``batch_size`` rows (a batch is never split inside a chunk, and a chunk
+    larger than ``batch_size`` is a batch on its own). ``batch_size=None``: one batch of
+    every chunk. Chunks without rows are left out.
     """
     if batch_size is None:
-        return [list(range(len(rows)))]
+        return [[int(i) for i in order if rows[i]]]
     batches, current, count = [], [], 0
-    for i in rng.permutation(len(rows)):
+    for i in order:
         if not rows[i]:
             continue
         current.append(int(i))
@@ -281,93 +282,162 @@ def _batches(rows, batch_size, rng):
     return batches
 
 
-def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, n_threads=1):
+def _diverged(epoch, step, lr, losses):
+    """The errors of :func:`fastjac.neuron.fit`, for the same situations."""
+    if epoch == 0 and step == 0:
+        raise ValueError(
+            "the loss is not finite at the initial parameters: X, y, w0 or b0 holds NaN "
+            "or inf, or the squared residuals overflow"
+        )
+    where = f"epoch {epoch}" + (f", step {step}" if step >= 0 else "")
+    err = FloatingPointError(
+        f"fit diverged at {where}: the loss or the parameters became NaN/inf; the "
+        f"learning rate lr={lr:g} is too large for this data (lower it, or scale X)"
+    )
+    err.epoch = epoch
+    err.losses = losses[:epoch].copy()
+    raise err
+
+
+def _progress_bar(progress, epochs):
+    if not progress:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError as exc:
+        raise ImportError(
+            "fit(progress=True) needs the optional dependency tqdm: "
+            "pip install tqdm (or pip install 'fastjac[progress]')"
+        ) from exc
+    return tqdm(total=epochs, desc="fit", unit="epoch")
+
+
+def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True,
+        callback=None, progress=False, n_threads=1):
     """Train the ReLU neuron by gradient descent on a Dask data set (paper §6).
 
-    Each step is one distributed :func:`loss_grad` over its rows and updates
-    ``w ← w − lr ∂C/∂w``, ``b ← b − lr ∂C/∂b`` (paper §6.1, §6.2). With
-    ``batch_size=None`` a step is the whole data set (one step per epoch, the same
-    iterates as :func:`fastjac.neuron.fit` to rounding). Otherwise every epoch visits the
-    row chunks in an order drawn from ``seed`` and groups consecutive chunks into batches
-    of at least ``batch_size`` rows: sampling whole chunks keeps each step a set of
-    independent chunk tasks (choose the chunk size accordingly; rows inside a chunk are
-    not shuffled).
+    The distributed twin of :func:`fastjac.neuron.fit`, with the same arguments, defaults,
+    result and errors. Each step is one distributed :func:`loss_grad` over its rows
+    (scaled by 2/B for a batch of B rows) and updates::
 
-    ``X`` is read once per epoch; if it is computed (e.g. loaded or generated) and fits in
+        w <- w - lr ∂C/∂w,      b <- b - lr ∂C/∂b        (paper §6.1, §6.2)
+
+    With ``batch_size=None`` (or >= N) a step is the whole data set, one step per epoch:
+    the same iterates as :func:`fastjac.neuron.fit` to rounding. Otherwise mini-batches
+    are made of whole row chunks: each epoch visits the chunks in the order
+    ``rng.permutation(number of chunks)`` (in order with ``shuffle=False``) and closes a
+    batch as soon as it holds at least ``batch_size`` rows. Sampling chunks, not rows,
+    keeps every step a set of independent chunk tasks; rows inside a chunk are never
+    shuffled, so choose chunks of about ``batch_size`` rows or fewer.
+
+    Each epoch reads ``X`` once; when ``X`` is computed (loaded or generated) and fits in
     the cluster's memory, ``X = X.persist()`` first saves recomputing it every epoch.
+    Parameters are kept in float64 on the client; for a fixed chunking the result is
+    bitwise the same on every run, scheduler and worker count.
 
     Parameters
     ----------
     X : dask.array.Array or array_like, shape (N, n)
+        Chunked by rows (columns are rechunked to one chunk).
     y : dask.array.Array or array_like, shape (N,)
     lr : float
-        Learning rate η > 0.
+        Learning rate, finite and > 0.
     epochs : int
-        Number of passes over the data.
+        Number of epochs, >= 1.
     batch_size : int, optional
-        Minimum rows per mini-batch (whole chunks); None for full-batch descent.
+        Minimum rows per step (whole chunks); ``None`` for full batch.
     w0 : array_like, shape (n,), optional
-        Initial weights; default ``N(0, 1/n)`` from ``seed`` (zeros would leave every
-        ReLU inactive and the gradient zero).
-    b0 : float
+        Initial weights; ``None`` draws them from N(0, 1/n) with
+        ``rng = np.random.default_rng(seed)`` (before any permutation), as
+        :func:`fastjac.neuron.fit` does.
+    b0 : float, default 0.0
         Initial bias.
-    seed : int
-        Seed of the default ``w0`` and of the chunk order.
+    seed : int or None, default 0
+        Seed of the initial weights and of the chunk order.
+    shuffle : bool, default True
+        Shuffle the chunk order every epoch (mini-batches only).
+    callback : callable, optional
+        ``callback(epoch, loss, w, b)`` after every epoch (``w`` a copy); returning
+        ``True`` stops training after that epoch.
+    progress : bool, default False
+        Show a tqdm progress bar (needs the optional ``tqdm``).
     n_threads : int, default 1
-        OpenMP threads of each chunk's kernel.
+        OpenMP threads of each chunk's kernel (Dask runs the chunks in parallel).
 
     Returns
     -------
     FitResult
-        ``(w, b, losses)`` as :func:`fastjac.neuron.fit` returns them: the parameters after
-        the last step (float64) and, per epoch, the loss ``(1/N) Σ r_i²`` with every batch's
-        rows evaluated at the parameters of that batch's step (for full batch: the loss
+        :class:`fastjac.neuron.FitResult` ``(w, b, losses)``: ``w`` in the computation
+        dtype, ``losses[e]`` the mean over the N rows of the squared residual, each row
+        evaluated with the parameters of its batch's step (for full batches: the loss
         before the epoch's update).
 
     Raises
     ------
     FloatingPointError
-        When the loss or the parameters stop being finite (learning rate too large).
+        When the loss or the parameters stop being finite (the learning rate diverged);
+        it has ``epoch`` and ``losses`` attributes, as in :func:`fastjac.neuron.fit`.
+    ValueError
+        Non-finite loss at the initial parameters, no rows, bad shapes, ``lr <= 0``,
+        ``epochs < 1``.
     """
     neuron = _neuron()
     lr = V.real_scalar(lr, "lr")
     if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+        raise ValueError(f"lr must be > 0, got {lr}")
     epochs = V.positive_int(epochs, "epochs")
     batch_size = V.positive_int(batch_size, "batch_size", allow_none=True)
-    nt = _n_threads(n_threads)
-    rng = np.random.default_rng(seed)
-    prob = _Problem(X, y, None)
-    n = prob.n
-    if w0 is None:
-        w = rng.normal(0.0, 1.0 / math.sqrt(max(n, 1)), n)
-    else:
-        w = V.operand(w0, "w0", V.F64)[0].copy()
-        if w.shape != (n,):
-            raise ValueError(f"w0 must have shape (n,) = ({n},) to match X; got {np.shape(w0)}")
     b = V.real_scalar(b0, "b0")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    nt = _n_threads(n_threads)
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"seed cannot seed numpy.random.default_rng: {exc}") from None
+    if w0 is not None:
+        w0 = V._asarray(w0, "w0")
+    prob = _Problem(X, y, w0)
+    if w0 is None:
+        w = rng.normal(0.0, 1.0 / math.sqrt(max(prob.n, 1)), size=prob.n)
+    else:
+        w = _params(w0, 0.0, prob.n, V.F64)[0].copy()
+        if not np.isfinite(w).all():
+            raise ValueError("w0 must be finite")
+    if batch_size is not None and batch_size >= prob.N:
+        batch_size = None
+    shuffled = bool(shuffle) and batch_size is not None
+    blocks = np.arange(len(prob.rows))
     losses = np.empty(epochs, dtype=np.float64)
-    for epoch in range(epochs):
-        sse = 0.0
-        for step, blocks in enumerate(_batches(prob.rows, batch_size, rng)):
-            # The kernel runs in the data's precision; the parameters stay in double.
-            total = dask.compute(prob.sums(blocks, w.astype(prob.dtype), b, nt))[0]
-            if not math.isfinite(total[0]):
-                raise FloatingPointError(
-                    f"the loss is not finite at epoch {epoch}, step {step}; "
-                    f"try a smaller learning rate than lr={lr}"
-                )
-            sse += total[0]
-            step_lr = lr * (2.0 / sum(prob.rows[i] for i in blocks))
-            w -= step_lr * total[2:]
-            b -= step_lr * total[1]
-        losses[epoch] = sse / prob.N
-        if not (math.isfinite(b) and np.isfinite(w).all()):
-            raise FloatingPointError(
-                f"the parameters are not finite after epoch {epoch}; "
-                f"try a smaller learning rate than lr={lr}"
-            )
-    return neuron.FitResult(w, b, losses)
+    bar = _progress_bar(progress, epochs)
+    done = 0
+    try:
+        for epoch in range(epochs):
+            order = rng.permutation(blocks) if shuffled else blocks
+            sse = 0.0
+            for step, batch in enumerate(_batches(prob.rows, batch_size, order)):
+                # The kernel runs in the data's dtype; the parameters stay in float64.
+                total = dask.compute(prob.sums(batch, w.astype(prob.dtype), b, nt))[0]
+                if not math.isfinite(total[0]):
+                    _diverged(epoch, step, lr, losses)
+                sse += total[0]
+                step_lr = lr * (2.0 / sum(prob.rows[i] for i in batch))
+                w -= step_lr * total[2:]
+                b -= step_lr * total[1]
+            losses[epoch] = sse / prob.N
+            done = epoch + 1
+            if not (math.isfinite(losses[epoch]) and math.isfinite(b) and np.isfinite(w).all()):
+                _diverged(epoch, -1, lr, losses)
+            if bar is not None:
+                bar.set_postfix(loss=f"{losses[epoch]:.6g}", refresh=False)
+                bar.update(1)
+            if callback is not None and callback(epoch, float(losses[epoch]),
+                                                 w.astype(prob.dtype), float(b)):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return neuron.FitResult(w.astype(prob.dtype), float(b), losses[:done].copy())
 
 
 

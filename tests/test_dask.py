@@ -61,6 +61,8 @@ def _np_loss_grad(X, y, w, b, n_threads=None):
 
 def _np_fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0):
     assert batch_size is None
+    if w0 is None:
+        w0 = np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(X.shape[1]), X.shape[1])
     w, b = np.array(w0, dtype=np.float64), float(b0)
     losses = []
     for _ in range(epochs):
@@ -236,16 +238,54 @@ def test_fit_mini_batches_are_seeded_whole_chunks():
     assert not np.array_equal(a.w, other.w)
     assert a.losses[-1] < a.losses[0]
     # The batches of one epoch: whole chunks, each chunk once, >= batch_size rows.
-    batches = fjd._batches(Xd.chunks[0], 250, np.random.default_rng(0))
-    assert sorted(i for bt in batches for i in bt) == list(range(10))
+    order = np.random.default_rng(0).permutation(10)
+    batches = fjd._batches(Xd.chunks[0], 250, order)
+    assert [i for bt in batches for i in bt] == list(order)
     assert all(len(bt) == 3 for bt in batches[:-1]) and len(batches[-1]) == 1
+    # Without shuffling the chunks are visited in order, the same in every epoch.
+    first = fjd.fit(Xd, y, lr=0.05, epochs=1, batch_size=250, w0=w, shuffle=False)
+    seen = []
+    fjd.fit(Xd, y, lr=0.05, epochs=3, batch_size=250, w0=w, shuffle=False,
+            callback=lambda e, loss, w_, b_: seen.append(loss))
+    assert seen[0] == first.losses[0] and len(seen) == 3
+
+
+def test_fit_defaults_callback_and_full_batch_equivalents():
+    X, y, w, b = problem(N=600)
+    Xd = da.from_array(X, chunks=(100, 7))
+    # The default w0 is the in-memory fit's: N(0, 1/n) from default_rng(seed).
+    res = fjd.fit(Xd, y, lr=0.05, epochs=3, seed=5)
+    ref = REF.fit(X, y, lr=0.05, epochs=3, seed=5)
+    np.testing.assert_allclose(res.w, ref.w, rtol=1e-11)
+    np.testing.assert_allclose(res.losses, ref.losses, rtol=1e-11)
+    # batch_size >= N is full batch.
+    assert_same_bits(fjd.fit(Xd, y, lr=0.05, epochs=3, seed=5, batch_size=600), res)
+    # A callback that returns True stops after that epoch.
+    calls = []
+
+    def stop_at_1(epoch, loss, w_, b_):
+        calls.append((epoch, loss, w_.dtype, type(b_)))
+        return epoch == 1
+
+    short = fjd.fit(Xd, y, lr=0.05, epochs=10, seed=5, callback=stop_at_1)
+    assert len(short.losses) == 2 and [c[0] for c in calls] == [0, 1]
+    assert calls[0][1] == res.losses[0] and calls[0][2] == np.float64 and calls[0][3] is float
+    assert short.w.dtype == np.float64 and isinstance(short.b, float)
+    pytest.importorskip("tqdm")
+    assert_same_bits(fjd.fit(Xd, y, lr=0.05, epochs=3, seed=5, progress=True), res)
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_fit_diverging_raises():
     X, y, w, b = problem(N=200)
-    with pytest.raises(FloatingPointError, match="learning rate"):
-        fjd.fit(da.from_array(X, chunks=50), y * 1e3, lr=1e200, epochs=5, w0=w)
+    Xd = da.from_array(X, chunks=50)
+    with pytest.raises(FloatingPointError, match="learning rate") as info:
+        fjd.fit(Xd, y * 1e3, lr=1e200, epochs=5, w0=w)
+    assert info.value.epoch >= 1 and np.all(np.isfinite(info.value.losses))
+    with pytest.raises(ValueError, match="initial parameters"):
+        fjd.fit(Xd, y, lr=0.1, epochs=2, w0=w, b0=1e300)
+    with pytest.raises(ValueError, match="lr must be"):
+        fjd.fit(Xd, y, lr=0.0, epochs=2)
 
 
 # ---------------------------------------------------------------------------------------
