@@ -149,8 +149,6 @@ class _Problem:
     def __init__(self, X, y, w):
         X, y = _data(X, y)
         self.N, self.n = X.shape
-        if self.N == 0:
-            raise ValueError("X has no rows; the loss is a mean over rows")
         self.dtype = V.result_dtype(("X", _dtype_probe(X)), ("y", _dtype_probe(y)), ("w", w))
         self.rows = X.chunks[0]
         self.x_blocks = X.to_delayed().ravel()
@@ -164,11 +162,17 @@ class _Problem:
             _CHUNK_SUMS(self.kernel, self.x_blocks[i], self.y_blocks[i], w, b, n_threads)
             for i in blocks if self.rows[i]
         ]
+        if not parts:
+            return dask.delayed(np.zeros, pure=True)(2 + self.n)
         return _tree_sum(parts)
+
+    def need_rows(self):
+        if self.N == 0:
+            raise ValueError("X has no rows; the loss is a mean over rows")
 
 
 def _split(total, dtype):
-    return total[0], total[2:].astype(dtype), total[1]
+    return float(total[0]), total[2:].astype(dtype), float(total[1])
 
 
 def _scale(total, N, dtype):
@@ -184,7 +188,7 @@ def _n_threads(n_threads):
 def loss_grad_sums(X, y, w, b, n_threads=1, compute=True):
     """Unscaled sums of the ReLU neuron's loss and gradient over a Dask data set.
 
-    The distributed twin of :func:`fastjac.neuron.loss_grad_sums`.
+    The distributed twin of :func:`fastjac.neuron.loss_grad_sums` (N == 0 gives zeros).
 
     Parameters
     ----------
@@ -229,8 +233,8 @@ def loss_grad(X, y, w, b, n_threads=1, compute=True):
         C = Σ r_i² / N,  ∂C/∂w = (2/N) Σ_active e_i x_i,  ∂C/∂b = (2/N) Σ_active e_i
 
     The result equals the in-memory one to rounding, and is bitwise the same on every run
-    for a fixed chunking. ``X`` is never collected: each worker holds one chunk at a time
-    (plus whatever the chunks' own graph needs).
+    for a fixed chunking. ``X`` is never collected: workers hold the few chunks they are
+    working on (and whatever was persisted), and only vectors of ``n + 2`` sums travel.
 
     Parameters
     ----------
@@ -248,6 +252,7 @@ def loss_grad(X, y, w, b, n_threads=1, compute=True):
     """
     nt = _n_threads(n_threads)
     prob = _Problem(X, y, w)
+    prob.need_rows()
     wf, bf = _params(w, b, prob.n, prob.dtype)
     total = prob.sums(range(len(prob.rows)), wf, bf, nt)
     result = dask.delayed(_scale, pure=True)(total, prob.N, prob.dtype)
@@ -398,6 +403,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     if w0 is not None:
         w0 = V._asarray(w0, "w0")
     prob = _Problem(X, y, w0)
+    prob.need_rows()
     if w0 is None:
         w = rng.normal(0.0, 1.0 / math.sqrt(max(prob.n, 1)), size=prob.n)
     else:

@@ -139,6 +139,7 @@ def test_loss_grad_matches_in_memory(chunks):
     np.testing.assert_allclose(gw, gw0, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(gb, gb0, rtol=1e-12, atol=1e-15)
     assert gw.shape == (7,) and gw.dtype == np.float64
+    assert type(C) is float and type(gb) is float
 
 
 def test_empty_chunks_are_skipped():
@@ -158,6 +159,9 @@ def test_loss_grad_sums_are_unscaled():
     sse0, gw0, gb0 = REF.loss_grad_sums(X, y, w, b)
     np.testing.assert_allclose([sse, gb_sum], [sse0, gb0], rtol=1e-12)
     np.testing.assert_allclose(gw_sum, gw0, rtol=1e-12, atol=1e-12)
+    assert type(sse) is float and type(gb_sum) is float
+    empty = fjd.loss_grad_sums(da.zeros((0, 7), chunks=5), np.zeros(0), w, b)
+    assert empty[0] == 0.0 and empty[2] == 0.0 and np.all(empty[1] == 0)
 
 
 def test_loss_grad_float32():
