@@ -337,6 +337,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
 
     Each epoch reads ``X`` once; when ``X`` is computed (loaded or generated) and fits in
     the cluster's memory, ``X = X.persist()`` first saves recomputing it every epoch.
+    NumPy inputs are wrapped (automatic chunks) and persisted once.
     Parameters are kept in float64 on the client; for a fixed chunking the result is
     bitwise the same on every run, scheduler and worker count.
 
@@ -402,6 +403,10 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
         raise type(exc)(f"seed cannot seed numpy.random.default_rng: {exc}") from None
     if w0 is not None:
         w0 = V._asarray(w0, "w0")
+    if not (isinstance(X, da.Array) and isinstance(y, da.Array)):
+        # NumPy data is wrapped and persisted once, so that a distributed Client receives
+        # it once rather than inside every step's graph.
+        X, y = dask.persist(*_data(X, y))
     prob = _Problem(X, y, w0)
     prob.need_rows()
     if w0 is None:

@@ -262,6 +262,8 @@ def test_fit_defaults_callback_and_full_batch_equivalents():
     ref = REF.fit(X, y, lr=0.05, epochs=3, seed=5)
     np.testing.assert_allclose(res.w, ref.w, rtol=1e-11)
     np.testing.assert_allclose(res.losses, ref.losses, rtol=1e-11)
+    # NumPy inputs: wrapped (one chunk here), the same iterates to rounding.
+    np.testing.assert_allclose(fjd.fit(X, y, lr=0.05, epochs=3, seed=5).w, res.w, rtol=1e-12)
     # batch_size >= N is full batch.
     assert_same_bits(fjd.fit(Xd, y, lr=0.05, epochs=3, seed=5, batch_size=600), res)
     # A callback that returns True stops after that epoch.
