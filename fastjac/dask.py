@@ -6,7 +6,7 @@ partial sums travel back, and they are combined in a fixed order.
 * :func:`loss_grad` — the ReLU neuron's MSE loss and its gradient (paper §6) for a data set
   held as a ``dask.array`` chunked by rows. Each row chunk gives the unscaled sums
   ``(Σ r_i², Σ e_i, Σ e_i x_i)`` from :func:`fastjac.neuron.loss_grad_sums`; the sums are
-  added in a pairwise tree in block order and scaled by ``1/N`` once, at the end.
+  added in a fixed tree in block order and scaled by ``1/N`` once, at the end.
 * :func:`fit` — gradient descent where each step is one distributed :func:`loss_grad`:
   full batch, or mini-batches made of whole chunks drawn in a seeded order.
 * :func:`apply`, :func:`jvp`, :func:`vjp` — the element-wise operations of
@@ -36,6 +36,8 @@ import numpy as np
 try:
     import dask
     import dask.array as da
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
 except ImportError as exc:  # pragma: no cover - exercised only without dask
     raise ImportError(
         "fastjac.dask needs dask: pip install 'fastjac[dask]' (or 'dask[array]')"
@@ -104,7 +106,7 @@ def _params(w, b, n, dt):
 
 
 # ---------------------------------------------------------------------------------------
-# The ReLU neuron: loss and gradient sums per chunk, a fixed pairwise tree
+# The ReLU neuron: loss and gradient sums per chunk, a fixed tree
 # ---------------------------------------------------------------------------------------
 
 def _aligned(block):
@@ -125,50 +127,77 @@ def _chunk_sums(kernel, X, y, w, b, n_threads):
     return out
 
 
-_CHUNK_SUMS = dask.delayed(_chunk_sums, pure=True)
-_ADD = dask.delayed(np.add, pure=True)
+# Partial-sum vectors added by one task of the reduction tree.
+FAN_IN = 8
 
 
-def _tree_sum(parts):
-    """Add Delayed vectors pairwise, neighbours first, in block order.
-
-    The shape of the tree depends only on ``len(parts)``, so the rounding is the same on
-    every run and every scheduler.
-    """
-    while len(parts) > 1:
-        paired = [_ADD(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
-        if len(parts) % 2:
-            paired.append(parts[-1])
-        parts = paired
-    return parts[0]
+def _add_in_order(*parts):
+    """Task body: ``parts[0] + parts[1] + ...``, left to right."""
+    total = parts[0].copy()
+    for p in parts[1:]:
+        total += p
+    return total
 
 
 class _Problem:
-    """A validated data set: the row blocks of ``X`` and ``y`` as Delayed objects."""
+    """A validated data set: ``X`` (N, n) in row chunks and ``y`` chunked like its rows.
+
+    :meth:`sums` builds the graph of one reduction directly (one task per chunk, then a
+    tree of ``_add_in_order`` tasks); its keys come from one token of all the inputs, so
+    a training loop pays microseconds, not milliseconds, per chunk and step to build it.
+    """
 
     def __init__(self, X, y, w):
         X, y = _data(X, y)
+        self.X, self.y = X, y
         self.N, self.n = X.shape
         self.dtype = V.result_dtype(("X", _dtype_probe(X)), ("y", _dtype_probe(y)), ("w", w))
         self.rows = X.chunks[0]
-        self.x_blocks = X.to_delayed().ravel()
-        self.y_blocks = y.to_delayed().ravel()
+        self.x_keys = [row[0] for row in X.__dask_keys__()]
+        self.y_keys = y.__dask_keys__()
         self.kernel = _neuron().loss_grad_sums
-
-    def sums(self, blocks, w, b, n_threads):
-        """Delayed ``[Σ r², Σ e, Σ e x...]`` over the given row blocks (in that order);
-        blocks without rows are left out."""
-        parts = [
-            _CHUNK_SUMS(self.kernel, self.x_blocks[i], self.y_blocks[i], w, b, n_threads)
-            for i in blocks if self.rows[i]
-        ]
-        if not parts:
-            return dask.delayed(np.zeros, pure=True)(2 + self.n)
-        return _tree_sum(parts)
 
     def need_rows(self):
         if self.N == 0:
             raise ValueError("X has no rows; the loss is a mean over rows")
+
+    def sums(self, blocks, w, b, n_threads, finish=None, *finish_args):
+        """Delayed ``[Σ r², Σ e, Σ e x...]`` over the given row blocks, or
+        ``finish(sums, *finish_args)``.
+
+        Blocks without rows are left out. The partial sums are added in the order of
+        ``blocks``, ``FAN_IN`` at a time, level by level: the tree's shape depends only on
+        the number of blocks, so the rounding is the same on every run and scheduler.
+        """
+        blocks = [int(i) for i in blocks if self.rows[i]]
+        name = "fastjac-neuron-sums-" + dask.base.tokenize(
+            self.X.name, self.y.name, blocks, w, b, n_threads, self.kernel, finish,
+            finish_args)
+        layer, level = {}, []
+        for j, i in enumerate(blocks):
+            level.append((name, 0, j))
+            layer[level[-1]] = (_chunk_sums, self.kernel, self.x_keys[i], self.y_keys[i],
+                                w, b, n_threads)
+        if not level:
+            level.append((name, 0, 0))
+            layer[level[0]] = (np.zeros, 2 + self.n)
+        depth = 0
+        while len(level) > 1:
+            depth += 1
+            groups = [level[k:k + FAN_IN] for k in range(0, len(level), FAN_IN)]
+            level = []
+            for j, group in enumerate(groups):
+                if len(group) == 1:
+                    level.append(group[0])
+                else:
+                    level.append((name, depth, j))
+                    layer[level[-1]] = (_add_in_order, *group)
+        key = level[0]
+        if finish is not None:
+            key = (name, "result")
+            layer[key] = (finish, level[0], *finish_args)
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[self.X, self.y])
+        return Delayed(key, graph, layer=name)
 
 
 def _split(total, dtype):
@@ -218,8 +247,7 @@ def loss_grad_sums(X, y, w, b, n_threads=1, compute=True):
     nt = _n_threads(n_threads)
     prob = _Problem(X, y, w)
     wf, bf = _params(w, b, prob.n, prob.dtype)
-    total = prob.sums(range(len(prob.rows)), wf, bf, nt)
-    result = dask.delayed(_split, pure=True)(total, prob.dtype)
+    result = prob.sums(range(len(prob.rows)), wf, bf, nt, _split, prob.dtype)
     return dask.compute(result)[0] if compute else result
 
 
@@ -227,8 +255,8 @@ def loss_grad(X, y, w, b, n_threads=1, compute=True):
     """The ReLU neuron's loss and gradient (paper §6) over a Dask data set.
 
     The distributed twin of :func:`fastjac.neuron.loss_grad`: every row chunk's sums come
-    from the compiled kernel inside a worker, the sums are added in a fixed pairwise tree,
-    and the totals are scaled once at the end::
+    from the compiled kernel inside a worker, the sums are added in a fixed tree (block
+    order, ``FAN_IN`` vectors per task), and the totals are scaled once at the end::
 
         C = Σ r_i² / N,  ∂C/∂w = (2/N) Σ_active e_i x_i,  ∂C/∂b = (2/N) Σ_active e_i
 
@@ -254,8 +282,7 @@ def loss_grad(X, y, w, b, n_threads=1, compute=True):
     prob = _Problem(X, y, w)
     prob.need_rows()
     wf, bf = _params(w, b, prob.n, prob.dtype)
-    total = prob.sums(range(len(prob.rows)), wf, bf, nt)
-    result = dask.delayed(_scale, pure=True)(total, prob.N, prob.dtype)
+    result = prob.sums(range(len(prob.rows)), wf, bf, nt, _scale, prob.N, prob.dtype)
     return dask.compute(result)[0] if compute else result
 
 
