@@ -29,7 +29,6 @@ you use a ``Client``.
 
 import math
 import numbers
-import operator
 
 import numpy as np
 
@@ -44,16 +43,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
     ) from exc
 
 from . import _validate as V
+from .neuron import FitResult
+from .neuron import loss_grad_sums as _in_memory_sums
 from .ops import BinaryOp, UnaryOp
 
 __all__ = ["loss_grad", "loss_grad_sums", "fit", "apply", "jvp", "vjp"]
-
-
-def _neuron():
-    """The in-memory neuron module whose kernel runs on every chunk."""
-    from . import neuron
-
-    return neuron
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,9 +111,10 @@ def _aligned(block):
     return block
 
 
-def _chunk_sums(kernel, X, y, w, b, n_threads):
+def _chunk_sums(X, y, w, b, n_threads):
     """Task body: ``[Σ r², Σ e, Σ e x...]`` of one row chunk, as a float64 vector."""
-    sse, gw_sum, gb_sum = kernel(_aligned(X), _aligned(y), w, b, n_threads=n_threads)
+    sse, gw_sum, gb_sum = _in_memory_sums(_aligned(X), _aligned(y), w, b,
+                                                   n_threads=n_threads)
     out = np.empty(2 + w.shape[0], dtype=np.float64)
     out[0] = sse
     out[1] = gb_sum
@@ -155,7 +150,6 @@ class _Problem:
         self.rows = X.chunks[0]
         self.x_keys = [row[0] for row in X.__dask_keys__()]
         self.y_keys = y.__dask_keys__()
-        self.kernel = _neuron().loss_grad_sums
 
     def need_rows(self):
         if self.N == 0:
@@ -171,13 +165,11 @@ class _Problem:
         """
         blocks = [int(i) for i in blocks if self.rows[i]]
         name = "fastjac-neuron-sums-" + dask.base.tokenize(
-            self.X.name, self.y.name, blocks, w, b, n_threads, self.kernel, finish,
-            finish_args)
+            self.X.name, self.y.name, blocks, w, b, n_threads, finish, finish_args)
         layer, level = {}, []
         for j, i in enumerate(blocks):
             level.append((name, 0, j))
-            layer[level[-1]] = (_chunk_sums, self.kernel, self.x_keys[i], self.y_keys[i],
-                                w, b, n_threads)
+            layer[level[-1]] = (_chunk_sums, self.x_keys[i], self.y_keys[i], w, b, n_threads)
         if not level:
             level.append((name, 0, 0))
             layer[level[0]] = (np.zeros, 2 + self.n)
@@ -414,7 +406,6 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
         Non-finite loss at the initial parameters, no rows, bad shapes, ``lr <= 0``,
         ``epochs < 1``.
     """
-    neuron = _neuron()
     lr = V.real_scalar(lr, "lr")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
@@ -475,7 +466,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     finally:
         if bar is not None:
             bar.close()
-    return neuron.FitResult(w.astype(prob.dtype), float(b), losses[:done].copy())
+    return FitResult(w.astype(prob.dtype), float(b), losses[:done].copy())
 
 
 

@@ -6,7 +6,6 @@ run on a two-process LocalCluster bound to loopback, with a small memory limit, 
 a data set larger than a worker's memory and a worker killed mid-computation.
 """
 
-import collections
 import os
 import signal
 import sys
@@ -24,80 +23,9 @@ from dask.delayed import Delayed  # noqa: E402
 
 import fastjac as fj  # noqa: E402
 import fastjac.dask as fjd  # noqa: E402
-
-try:
-    from fastjac import neuron
-except ImportError:  # the neuron module has not landed on this branch yet
-    neuron = None
+from fastjac import neuron  # noqa: E402
 
 RNG = np.random.default_rng(8)
-
-
-# ---------------------------------------------------------------------------------------
-# A NumPy stand-in for fastjac.neuron, used only while that module is missing
-# ---------------------------------------------------------------------------------------
-
-FitResult = collections.namedtuple("FitResult", "w b losses")
-
-
-def _np_loss_grad_sums(X, y, w, b, n_threads=None):
-    X, y, w = np.asarray(X), np.asarray(y), np.asarray(w)
-    dt = np.result_type(X.dtype, y.dtype, w.dtype, np.float32)
-    # No BLAS (X @ w): its rounding depends on its thread count, which differs between
-    # this process and the workers; these sums are the same everywhere.
-    X64 = X.astype(np.float64)
-    z = (X64 * w.astype(np.float64)).sum(axis=1) + b
-    active = z > 0
-    r = y - np.where(active, z, 0.0)
-    e = np.where(active, z - y, 0.0)
-    return float((r * r).sum()), (e[:, None] * X64).sum(axis=0).astype(dt), float(e.sum())
-
-
-def _np_loss_grad(X, y, w, b, n_threads=None):
-    sse, gw_sum, gb_sum = _np_loss_grad_sums(X, y, w, b)
-    N = len(y)
-    return sse / N, (2.0 / N) * gw_sum, (2.0 / N) * gb_sum
-
-
-def _np_fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0):
-    assert batch_size is None
-    if w0 is None:
-        w0 = np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(X.shape[1]), X.shape[1])
-    w, b = np.array(w0, dtype=np.float64), float(b0)
-    losses = []
-    for _ in range(epochs):
-        C, gw, gb = _np_loss_grad(X, y, w, b)
-        losses.append(C)
-        w -= lr * gw
-        b -= lr * gb
-    return FitResult(w, b, np.array(losses))
-
-
-class _NumpyNeuron:
-    loss_grad_sums = staticmethod(_np_loss_grad_sums)
-    loss_grad = staticmethod(_np_loss_grad)
-    fit = staticmethod(_np_fit)
-    FitResult = FitResult
-
-
-REF = neuron if neuron is not None else _NumpyNeuron
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _kernel_module():
-    """Make fastjac.dask run the NumPy stand-in on every chunk while neuron is missing."""
-    if neuron is not None:
-        yield
-        return
-    import cloudpickle
-
-    # Worker processes receive the stand-in by value: they need not import this file.
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    saved = fjd._neuron
-    fjd._neuron = lambda: _NumpyNeuron
-    yield
-    fjd._neuron = saved
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,7 +62,7 @@ def test_loss_grad_matches_in_memory(chunks):
     Xd = da.from_array(X, chunks=chunks)
     with dask.config.set(**THREADS):
         C, gw, gb = fjd.loss_grad(Xd, y, w, b)
-    C0, gw0, gb0 = REF.loss_grad(X, y, w, b)
+    C0, gw0, gb0 = neuron.loss_grad(X, y, w, b)
     np.testing.assert_allclose(C, C0, rtol=1e-12)
     np.testing.assert_allclose(gw, gw0, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(gb, gb0, rtol=1e-12, atol=1e-15)
@@ -146,7 +74,7 @@ def test_empty_chunks_are_skipped():
     X, y, w, b = problem(N=300)
     Xd = da.from_array(X, chunks=((100, 0, 200, 0), (7,)))
     C, gw, gb = fjd.loss_grad(Xd, y, w, b)
-    C0, gw0, gb0 = REF.loss_grad(X, y, w, b)
+    C0, gw0, gb0 = neuron.loss_grad(X, y, w, b)
     np.testing.assert_allclose([C, gb], [C0, gb0], rtol=1e-12)
     np.testing.assert_allclose(gw, gw0, rtol=1e-12, atol=1e-15)
     res = fjd.fit(Xd, y, lr=0.05, epochs=3, batch_size=50, w0=w)
@@ -156,7 +84,7 @@ def test_empty_chunks_are_skipped():
 def test_loss_grad_sums_are_unscaled():
     X, y, w, b = problem(N=500)
     sse, gw_sum, gb_sum = fjd.loss_grad_sums(da.from_array(X, chunks=(64, 7)), y, w, b)
-    sse0, gw0, gb0 = REF.loss_grad_sums(X, y, w, b)
+    sse0, gw0, gb0 = neuron.loss_grad_sums(X, y, w, b)
     np.testing.assert_allclose([sse, gb_sum], [sse0, gb0], rtol=1e-12)
     np.testing.assert_allclose(gw_sum, gw0, rtol=1e-12, atol=1e-12)
     assert type(sse) is float and type(gb_sum) is float
@@ -167,7 +95,7 @@ def test_loss_grad_sums_are_unscaled():
 def test_loss_grad_float32():
     X, y, w, b = problem(dtype=np.float32)
     C, gw, gb = fjd.loss_grad(da.from_array(X, chunks=(128, 7)), y, w, b)
-    C0, gw0, gb0 = REF.loss_grad(X, y, w, b)
+    C0, gw0, gb0 = neuron.loss_grad(X, y, w, b)
     assert gw.dtype == np.float32
     np.testing.assert_allclose(C, C0, rtol=1e-5)
     np.testing.assert_allclose(gw, gw0, rtol=1e-4, atol=1e-5)
@@ -224,7 +152,7 @@ def test_fit_full_batch_matches_in_memory():
     X, y, w, b = problem(N=800)
     w0 = w + 0.5 * RNG.normal(size=w.shape)
     res = fjd.fit(da.from_array(X, chunks=(150, 7)), y, lr=0.05, epochs=30, w0=w0, b0=0.0)
-    ref = REF.fit(X, y, lr=0.05, epochs=30, w0=w0, b0=0.0)
+    ref = neuron.fit(X, y, lr=0.05, epochs=30, w0=w0, b0=0.0)
     assert type(res) is type(ref)
     np.testing.assert_allclose(res.losses, ref.losses, rtol=1e-11)
     np.testing.assert_allclose(res.w, ref.w, rtol=1e-11)
@@ -259,7 +187,7 @@ def test_fit_defaults_callback_and_full_batch_equivalents():
     Xd = da.from_array(X, chunks=(100, 7))
     # The default w0 is the in-memory fit's: N(0, 1/n) from default_rng(seed).
     res = fjd.fit(Xd, y, lr=0.05, epochs=3, seed=5)
-    ref = REF.fit(X, y, lr=0.05, epochs=3, seed=5)
+    ref = neuron.fit(X, y, lr=0.05, epochs=3, seed=5)
     np.testing.assert_allclose(res.w, ref.w, rtol=1e-11)
     np.testing.assert_allclose(res.losses, ref.losses, rtol=1e-11)
     # NumPy inputs: wrapped (one chunk here), the same iterates to rounding.
@@ -384,9 +312,15 @@ def client():
         host="127.0.0.1", memory_limit=MEMORY_LIMIT,
     )
     c = distributed.Client(cluster)
+    # Functions defined here (e.g. _slow) reach the workers by value: they need not
+    # import this file.
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         yield c
     finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         c.close()
         cluster.close()
 
@@ -399,7 +333,7 @@ def test_distributed_matches_in_memory_and_threads(client):
     X, y, w, b = problem(N=2000)
     Xd = da.from_array(X, chunks=(300, 7))
     got = fjd.loss_grad(Xd, y, w, b)
-    C0, gw0, gb0 = REF.loss_grad(X, y, w, b)
+    C0, gw0, gb0 = neuron.loss_grad(X, y, w, b)
     np.testing.assert_allclose(got[0], C0, rtol=1e-12)
     np.testing.assert_allclose(got[1], gw0, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got[2], gb0, rtol=1e-12, atol=1e-15)
