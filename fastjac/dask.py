@@ -113,8 +113,7 @@ def _aligned(block):
 
 def _chunk_sums(X, y, w, b, n_threads):
     """Task body: ``[Σ r², Σ e, Σ e x...]`` of one row chunk, as a float64 vector."""
-    sse, gw_sum, gb_sum = _in_memory_sums(_aligned(X), _aligned(y), w, b,
-                                                   n_threads=n_threads)
+    sse, gw_sum, gb_sum = _in_memory_sums(_aligned(X), _aligned(y), w, b, n_threads=n_threads)
     out = np.empty(2 + w.shape[0], dtype=np.float64)
     out[0] = sse
     out[1] = gb_sum
