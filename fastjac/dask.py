@@ -103,17 +103,9 @@ def _params(w, b, n, dt):
 # The ReLU neuron: loss and gradient sums per chunk, a fixed tree
 # ---------------------------------------------------------------------------------------
 
-def _aligned(block):
-    # Blocks unpickled from out-of-band buffers (distributed) can be misaligned, and the
-    # kernels refuse misaligned buffers; a copy is aligned.
-    if isinstance(block, np.ndarray) and not block.flags.aligned:
-        return block.copy()
-    return block
-
-
 def _chunk_sums(X, y, w, b, n_threads):
     """Task body: ``[Σ r², Σ e, Σ e x...]`` of one row chunk, as a float64 vector."""
-    sse, gw_sum, gb_sum = _in_memory_sums(_aligned(X), _aligned(y), w, b, n_threads=n_threads)
+    sse, gw_sum, gb_sum = _in_memory_sums(X, y, w, b, n_threads=n_threads)
     out = np.empty(2 + w.shape[0], dtype=np.float64)
     out[0] = sse
     out[1] = gb_sum
@@ -475,6 +467,15 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
 
 def _is_scalar(value):
     return isinstance(value, (numbers.Number, np.generic)) or np.ndim(value) == 0
+
+
+def _aligned(block):
+    # Blocks unpickled from out-of-band buffers (distributed) can be misaligned, and the
+    # element-wise kernels refuse misaligned buffers (ValueError "x is not aligned");
+    # a copy is aligned.
+    if isinstance(block, np.ndarray) and not block.flags.aligned:
+        return block.copy()
+    return block
 
 
 def _blocks_call(method, op, *blocks, n_threads):
