@@ -412,10 +412,14 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
         raise type(exc)(f"seed cannot seed numpy.random.default_rng: {exc}") from None
     if w0 is not None:
         w0 = V._asarray(w0, "w0")
-    if not (isinstance(X, da.Array) and isinstance(y, da.Array)):
+    wrap_X, wrap_y = not isinstance(X, da.Array), not isinstance(y, da.Array)
+    if wrap_X or wrap_y:
         # NumPy data is wrapped and persisted once, so that a distributed Client receives
-        # it once rather than inside every step's graph.
-        X, y = dask.persist(*_data(X, y))
+        # it once rather than inside every step's graph. A Dask X stays as it is (it may
+        # be larger than memory).
+        X, y = _data(X, y)
+        X = X.persist() if wrap_X else X
+        y = y.persist() if wrap_y else y
     prob = _Problem(X, y, w0)
     prob.need_rows()
     if w0 is None:

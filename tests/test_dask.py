@@ -192,6 +192,11 @@ def test_fit_defaults_callback_and_full_batch_equivalents():
     np.testing.assert_allclose(res.losses, ref.losses, rtol=1e-11)
     # NumPy inputs: wrapped (one chunk here), the same iterates to rounding.
     np.testing.assert_allclose(fjd.fit(X, y, lr=0.05, epochs=3, seed=5).w, res.w, rtol=1e-12)
+    # A Dask X with a NumPy y: y is wrapped in X's row chunks, X is left lazy.
+    calls = []
+    lazy = Xd.map_blocks(lambda blk: calls.append(1) or blk, meta=np.empty((0, 0)))
+    assert_same_bits(fjd.fit(lazy, y, lr=0.05, epochs=3, seed=5), res)
+    assert len(calls) == 3 * Xd.numblocks[0]  # read once per epoch, not persisted
     # batch_size >= N is full batch.
     assert_same_bits(fjd.fit(Xd, y, lr=0.05, epochs=3, seed=5, batch_size=600), res)
     # A callback that returns True stops after that epoch.
