@@ -25,6 +25,17 @@ a different order, so results then agree to rounding only.
 
 This module needs ``dask[array]`` (``pip install "fastjac[dask]"``); ``distributed`` only if
 you use a ``Client``.
+
+Examples
+--------
+>>> import dask.array as da, numpy as np
+>>> import fastjac as fj, fastjac.dask as fjd
+>>> rng = da.random.default_rng(0)
+>>> X = rng.standard_normal((10_000_000, 16), chunks=(250_000, 16))   # 1.3 GB, lazy
+>>> y = rng.standard_normal(10_000_000, chunks=250_000)
+>>> C, gw, gb = fjd.loss_grad(X, y, np.full(16, 0.1), 0.0)          # chunk by chunk
+>>> result = fjd.fit(X, y, lr=0.05, epochs=10, batch_size=1_000_000)  # FitResult
+>>> gw, gx = fjd.vjp(fj.mul, 2.0, X, X)        # gw: 0-d Dask array, gx: like X, lazy
 """
 
 import math

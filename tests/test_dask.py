@@ -391,7 +391,7 @@ def _slow(block):
 
 def test_killed_worker_does_not_change_the_answer(client):
     X, y, w = lazy_problem(rows=40 * 5000, n=8, chunk_rows=5000, seed=1)
-    X = X.map_blocks(_slow, dtype=X.dtype)  # about 2 s of work on 2 workers
+    X = X.map_blocks(_slow, meta=X._meta)  # about 2 s of work on 2 workers
     with dask.config.set(**THREADS):
         expected = fjd.loss_grad(X, y, w, 0.0)
     client.wait_for_workers(2)
