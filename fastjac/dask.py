@@ -475,7 +475,6 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     return FitResult(w.astype(prob.dtype), float(b), losses[:done].copy())
 
 
-
 # ---------------------------------------------------------------------------------------
 # Element-wise operations through map_blocks
 # ---------------------------------------------------------------------------------------
@@ -510,11 +509,10 @@ def _pick_partial(pair, k, ndim):
 class _Operands:
     """Checked operands of one element-wise call: shapes, dtype, common chunks.
 
-    Array operands (Dask arrays, or array_likes with ``ndim > 0``, which are wrapped with
-    the chunks of the first Dask array; other Dask arrays are rechunked to those chunks)
-    must all have one shape; scalars (Python or NumPy
-    numbers, 0-d arrays, 0-d Dask arrays) are expanded (paper §4.3). ``None`` is a zero
-    tangent and is passed on as is.
+    Array operands (Dask arrays, or array_likes with ``ndim > 0``) must all have one
+    shape; they are given the chunks of the first Dask array (NumPy operands wrapped,
+    other Dask arrays rechunked). Scalars (Python or NumPy numbers, 0-d arrays, 0-d Dask
+    arrays) are expanded (paper §4.3). ``None`` is a zero tangent and is passed on as is.
     """
 
     def __init__(self, named, tangent_of=None):
