@@ -74,6 +74,28 @@ def test_loss_grad_dask_threads(benchmark, data, workers):
     _throughput(benchmark, X.nbytes)
 
 
+FIT_EPOCHS = 5
+
+
+@pytest.mark.benchmark(group="neuron.fit full batch, 5 epochs, N=400k n=32")
+def test_fit_in_memory(benchmark, data):
+    neuron = _neuron()
+    X, y, w = data
+    benchmark(neuron.fit, X, y, lr=0.05, epochs=FIT_EPOCHS, w0=w)
+    _throughput(benchmark, FIT_EPOCHS * X.nbytes)
+
+
+@pytest.mark.benchmark(group="neuron.fit full batch, 5 epochs, N=400k n=32")
+def test_fit_dask_threads(benchmark, data):
+    _neuron()
+    X, y, w = data
+    Xd = da.from_array(X, chunks=(CHUNK_ROWS, n))
+    yd = da.from_array(y, chunks=CHUNK_ROWS)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        benchmark(fjd.fit, Xd, yd, lr=0.05, epochs=FIT_EPOCHS, w0=w)
+    _throughput(benchmark, FIT_EPOCHS * X.nbytes)
+
+
 @pytest.mark.benchmark(group="exp.vjp 8M")
 def test_vjp_in_memory(benchmark):
     x = np.linspace(-3, 3, M)

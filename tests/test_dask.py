@@ -214,6 +214,32 @@ def test_fit_defaults_callback_and_full_batch_equivalents():
     assert_same_bits(fjd.fit(Xd, y, lr=0.05, epochs=3, seed=5, progress=True), res)
 
 
+def test_fit_float32_matches_in_memory():
+    X, y, w, b = problem(N=2000, dtype=np.float32)
+    res = fjd.fit(da.from_array(X, chunks=(300, 7)), y, lr=0.05, epochs=20, seed=2)
+    ref = neuron.fit(X, y, lr=0.05, epochs=20, seed=2)
+    assert res.w.dtype == ref.w.dtype == np.float32
+    np.testing.assert_allclose(res.w, ref.w, rtol=1e-5)
+    np.testing.assert_allclose(res.losses, ref.losses, rtol=1e-5)
+
+
+def test_nan_propagates_like_in_memory():
+    X, y, w, b = problem(N=300)
+    X[123, 2] = np.nan
+    C, gw, gb = fjd.loss_grad(da.from_array(X, chunks=(50, 7)), y, w, b)
+    C0, gw0, gb0 = neuron.loss_grad(X, y, w, b)
+    np.testing.assert_array_equal(np.isnan([C, gb, *gw]), np.isnan([C0, gb0, *gw0]))
+    assert np.isnan(C)
+
+
+def test_unknown_chunk_sizes_are_refused():
+    X, y, w, b = problem(N=100)
+    Xd = da.from_array(X, chunks=(30, 7))
+    Xu = Xd[da.from_array(y, chunks=30) > -1e9]  # boolean mask: row chunks unknown
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        fjd.loss_grad(Xu, y, w, b)
+
+
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_fit_diverging_raises():
     X, y, w, b = problem(N=200)
