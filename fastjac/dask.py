@@ -620,6 +620,9 @@ def vjp(op, *args, n_threads=1):
     if args[-1] is None:
         raise TypeError("gy must be an array or a number, not None")
     ops = _Operands(named)
+    if all(ops.is_scalar[:-1]) and not ops.is_scalar[-1]:
+        raise ValueError(f"gy must have the shape of y, which is () for scalar operands; "
+                         f"got gy.shape={ops.shape}")
     if not ops.lazy:
         return op.vjp(*ops.values, n_threads=n_threads)
     nt = _n_threads(n_threads)

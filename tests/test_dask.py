@@ -324,6 +324,8 @@ def test_elementwise_errors():
         fjd.vjp(np.exp, xd, xd)
     with pytest.raises(TypeError, match="gy must be"):
         fjd.vjp(fj.exp, xd, None)
+    with pytest.raises(ValueError, match="gy must have the shape of y"):
+        fjd.vjp(fj.mul, 2.0, 3.0, xd)
 
 
 # ---------------------------------------------------------------------------------------
