@@ -403,6 +403,8 @@ def test_data_larger_than_worker_memory(client):
     # 420 MB of X against 2 x 200 MB of worker memory: it must be streamed.
     X, y, w = lazy_problem(rows=3_500_000, n=15, chunk_rows=70_000)  # 8.4 MB chunks
     assert X.nbytes > 2 * MEMORY_LIMIT
+    limits = client.run(lambda dask_worker: dask_worker.memory_manager.memory_limit)
+    assert set(limits.values()) == {MEMORY_LIMIT}
     pids = _worker_pids(client)
     C, gw, gb = fjd.loss_grad(X, y, w * 0.9, 0.05)
     assert _worker_pids(client) == pids, "a worker died (memory limit?)"
