@@ -21,13 +21,10 @@ import dask  # noqa: E402
 
 import fastjac as fj  # noqa: E402
 import fastjac.dask as fjd  # noqa: E402
+from fastjac import neuron  # noqa: E402
 
 N, n, CHUNK_ROWS = 400_000, 32, 25_000          # X: 102 MB float64, 16 chunks of 6.4 MB
 M, M_CHUNK = 8_000_000, 500_000                 # element-wise: 64 MB per array, 16 chunks
-
-
-def _neuron():
-    return pytest.importorskip("fastjac.neuron", reason="fastjac.neuron has not landed yet")
 
 
 def _lazy_data():
@@ -56,7 +53,6 @@ def _throughput(benchmark, nbytes):
 
 @pytest.mark.benchmark(group="neuron.loss_grad N=400k n=32")
 def test_loss_grad_in_memory(benchmark, data):
-    neuron = _neuron()
     X, y, w = data
     benchmark(neuron.loss_grad, X, y, w, 0.1)
     _throughput(benchmark, X.nbytes)
@@ -65,7 +61,6 @@ def test_loss_grad_in_memory(benchmark, data):
 @pytest.mark.parametrize("workers", [1, 2], ids=["threads-1", "threads-2"])
 @pytest.mark.benchmark(group="neuron.loss_grad N=400k n=32")
 def test_loss_grad_dask_threads(benchmark, data, workers):
-    _neuron()
     X, y, w = data
     Xd = da.from_array(X, chunks=(CHUNK_ROWS, n))
     yd = da.from_array(y, chunks=CHUNK_ROWS)
@@ -79,7 +74,6 @@ FIT_EPOCHS = 5
 
 @pytest.mark.benchmark(group="neuron.fit full batch, 5 epochs, N=400k n=32")
 def test_fit_in_memory(benchmark, data):
-    neuron = _neuron()
     X, y, w = data
     benchmark(neuron.fit, X, y, lr=0.05, epochs=FIT_EPOCHS, w0=w)
     _throughput(benchmark, FIT_EPOCHS * X.nbytes)
@@ -87,7 +81,6 @@ def test_fit_in_memory(benchmark, data):
 
 @pytest.mark.benchmark(group="neuron.fit full batch, 5 epochs, N=400k n=32")
 def test_fit_dask_threads(benchmark, data):
-    _neuron()
     X, y, w = data
     Xd = da.from_array(X, chunks=(CHUNK_ROWS, n))
     yd = da.from_array(y, chunks=CHUNK_ROWS)
@@ -133,7 +126,6 @@ def client():
 
 @pytest.mark.benchmark(group="neuron.loss_grad N=400k n=32")
 def test_loss_grad_distributed(benchmark, client):
-    _neuron()
     X, y, w = _lazy_data()
     X, y = client.persist([X, y])
     benchmark(fjd.loss_grad, X, y, w, 0.1)
