@@ -76,11 +76,12 @@ class UnaryOp:
 
     # The single entry point to the kernel: every public method goes through here.
     def _run(self, x, t, t_name, out, n_threads, value):
-        if out is None and n_threads is None:
-            res = _K.unary_fast(self._codes, x, t, value, self._work_per_element,
-                                PARALLEL_THRESHOLD, V.CPU_COUNT)
-            if res is not None:
-                return res
+        # Plain 1-D float arrays (with out= and n_threads= too) are checked and run in one
+        # C call; anything else, including every invalid call, takes the general path.
+        res = _K.unary_fast(self._codes, x, t, value, out, n_threads, self._work_per_element,
+                            PARALLEL_THRESHOLD, V.CPU_COUNT)
+        if res is not None:
+            return res
         dt = V.result_dtype(("x", x), (t_name, t))
         xf, shape = V.operand(x, "x", dt)
         tf = None
@@ -200,10 +201,9 @@ class BinaryOp:
 
     def __call__(self, w, x, out=None, n_threads=None):
         """The value ``f(w) ○ g(x)``, element by element."""
-        if out is None and n_threads is None:
-            res = self._fast(w, x, None, True)
-            if res is not None:
-                return res
+        res = self._fast(w, x, None, True, out, n_threads)
+        if res is not None:
+            return res
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
         buf, res = V.output(out, "out", shape, dt, inputs=(("w", wf), ("x", xf)))
         _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None, None,
@@ -232,15 +232,17 @@ class BinaryOp:
         V.finish(buf, res)
         return res if out is not None else _as_result(res, shape)
 
-    def _fast(self, w, x, gy, value):
-        return _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, gy, value,
-                              self._work_per_element, PARALLEL_THRESHOLD, V.CPU_COUNT)
+    def _fast(self, w, x, gy, value, out, n_threads):
+        # Plain 1-D float arrays, or one of them and a Python scalar, in one C call (None:
+        # the general path handles the call, and raises for anything invalid).
+        return _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, gy, value, out,
+                              n_threads, self._work_per_element, PARALLEL_THRESHOLD,
+                              V.CPU_COUNT)
 
     def _reverse(self, w, x, gy, out, n_threads):
-        if out is None and n_threads is None:
-            res = self._fast(w, x, gy, False)
-            if res is not None:
-                return res
+        res = self._fast(w, x, gy, False, out, n_threads)
+        if res is not None:
+            return res
         extra = (("gy", gy),) if gy is not None else ()
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, extra)
         gf = None

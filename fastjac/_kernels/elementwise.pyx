@@ -17,14 +17,38 @@ stores the tile of each output, so an output may be exactly one of the inputs (i
 """
 
 from cython.parallel cimport prange
-from libc.math cimport cos, exp, fabs, log, sin, sqrt, tanh
+from libc.math cimport fabs, sqrt
 from libc.stdlib cimport free, malloc
 
 cimport numpy as cnp
+import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, TILE, floating
 
+cdef extern from "fj_vmath.h" nogil:
+    """
+    static void fj_set_fast_math(int on) { fj_fast_math = on; }
+    static int fj_get_fast_math(void) { return fj_fast_math; }
+    static int fj_get_cpu_level(void) { return fj_cpu_level; }
+    static int fj_built_with_libmvec(void) { return FJ_HAVE_LIBMVEC; }
+    """
+    void fj_vmath_init()
+    void fj_set_fast_math(int on)
+    int fj_get_fast_math()
+    int fj_get_cpu_level()
+    int fj_built_with_libmvec()
+    int fj_have_libmvec()
+    void fj_exp_n(double* y, const double* x, Py_ssize_t n)
+    void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
+    void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
+    void fj_sin_n(double* y, const double* x, Py_ssize_t n)
+    void fj_cos_n(double* y, const double* x, Py_ssize_t n)
+    void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
+    void fj_log_n(double* y, const double* x, Py_ssize_t n)
+    void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+
 cnp.import_array()
+fj_vmath_init()
 
 # Unary op codes (keep in sync with fastjac/ops.py).
 cdef enum:
@@ -69,6 +93,37 @@ BLOCK_SIZE = BLOCK
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP (``n_threads`` > 1 can help)."""
     return bool(FJ_HAVE_OPENMP)
+
+
+def set_fast_math(bint on):
+    """Use glibc's libmvec for sin, cos, tanh and log (``on``), or libm (the default)."""
+    fj_set_fast_math(1 if on else 0)
+
+
+def get_fast_math():
+    """True when the kernels currently call libmvec for sin, cos, tanh and log."""
+    return bool(fj_get_fast_math())
+
+
+def simd_info():
+    """What the vector math runs on: ``{"cpu": "avx512f" | "avx2" | "baseline",
+    "libmvec_built": bool, "libmvec_usable": bool, "fast_math": bool}``."""
+    return {
+        "cpu": ("baseline", "avx2", "avx512f")[fj_get_cpu_level()],
+        "libmvec_built": bool(fj_built_with_libmvec()),
+        "libmvec_usable": bool(fj_have_libmvec()),
+        "fast_math": bool(fj_get_fast_math()),
+    }
+
+
+def vexp(double[::1] x, double[::1] out):
+    """``out = exp(x)`` with the kernels' vectorised exp (for accuracy tests)."""
+    if x.shape[0] != out.shape[0]:
+        raise ValueError("x and out must have the same length")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        fj_exp_n(&out[0], &x[0], x.shape[0])
 
 
 # ---------------------------------------------------------------------------------------
@@ -127,28 +182,6 @@ cdef inline bint _is_plain_vector(object a) noexcept:
 # at the stage's input (the vector chain rule with diagonal factors, paper §4.5.3).
 # ---------------------------------------------------------------------------------------
 
-cdef inline double _sigmoid_parts(double x, double* deriv) noexcept nogil:
-    # With e = exp(-|x|) in (0, 1]: sigmoid(x) = 1/(1+e) for x >= 0, e/(1+e) for x < 0,
-    # and sigmoid'(x) = e/(1+e)^2 for all x. No cancellation anywhere, so both are accurate
-    # even where sigmoid(x) rounds to 1 (v*(1-v) would give 0 there).
-    cdef double e = exp(-fabs(x))
-    cdef double q = 1.0 + e
-    deriv[0] = e / (q * q)
-    if x >= 0.0:
-        return 1.0 / q
-    return e / q
-
-
-cdef inline double _tanh_deriv(double x, double t) noexcept nogil:
-    # sech^2(x). 1 - t^2 cancels badly once |t| is near 1; for |x| >= 0.5 use
-    # 4q/(1+q)^2 with q = exp(-2|x|), which has no cancellation. NaN falls to 1 - t*t.
-    cdef double q
-    if fabs(x) >= 0.5:
-        q = exp(-2.0 * fabs(x))
-        return 4.0 * q / ((1.0 + q) * (1.0 + q))
-    return 1.0 - t * t
-
-
 cdef inline double _sign(double x) noexcept nogil:
     # d|x|/dx: -1, 0 at x == 0 (documented choice, like ReLU'(0) = 0), +1; NaN stays NaN.
     if x > 0.0:
@@ -175,104 +208,164 @@ cdef inline double _relu_deriv(double x) noexcept nogil:
     return x
 
 
-cdef void _stage(int code, double* v, double* d, Py_ssize_t m) noexcept nogil:
+cdef inline void _dmul(double* d, const double* f, Py_ssize_t m, bint first) noexcept nogil:
+    # d <- f (first stage of a chain: no d = 1 pass) or d <- d * f (vector chain rule).
     cdef Py_ssize_t k
-    cdef double t, s
-    if code == U_IDENTITY:
-        pass
-    elif code == U_NEG:
+    if first:
         for k in range(m):
-            v[k] = -v[k]
+            d[k] = f[k]
+    else:
+        for k in range(m):
+            d[k] *= f[k]
+
+
+cdef inline void _dfill(double* d, double c, Py_ssize_t m, bint first) noexcept nogil:
+    cdef Py_ssize_t k
+    if first:
+        for k in range(m):
+            d[k] = c
+    elif c != 1.0:
+        for k in range(m):
+            d[k] *= c
+
+
+cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
+                 bint need_value) noexcept nogil:
+    # One stage of a chain on a tile (m <= TILE). v: the stage's input, replaced by its output
+    # (left as is when not need_value: the last stage of a derivative-only pass). d: NULL,
+    # or the derivative of the chain so far, multiplied by this stage's derivative at its
+    # input; with first, d is uninitialised and receives the stage's derivative.
+    # Transcendentals go through fj_vmath.h (vectorised exp, libm or libmvec for the rest).
+    cdef Py_ssize_t k
+    cdef double f[TILE]
+    cdef double g[TILE]
+    if code == U_IDENTITY:
         if d != NULL:
+            _dfill(d, 1.0, m, first)
+    elif code == U_NEG:
+        if need_value:
             for k in range(m):
-                d[k] = -d[k]
+                v[k] = -v[k]
+        if d != NULL:
+            if first:
+                _dfill(d, -1.0, m, True)
+            else:
+                for k in range(m):
+                    d[k] = -d[k]
     elif code == U_SQUARE:
         if d != NULL:
+            if first:
+                for k in range(m):
+                    d[k] = 2.0 * v[k]
+            else:
+                for k in range(m):
+                    d[k] *= 2.0 * v[k]
+        if need_value:
             for k in range(m):
-                d[k] *= 2.0 * v[k]
-        for k in range(m):
-            v[k] = v[k] * v[k]
+                v[k] = v[k] * v[k]
     elif code == U_SQRT:
         for k in range(m):
             v[k] = sqrt(v[k])
         if d != NULL:
-            for k in range(m):
-                d[k] *= 0.5 / v[k]
+            if first:
+                for k in range(m):
+                    d[k] = 0.5 / v[k]
+            else:
+                for k in range(m):
+                    d[k] *= 0.5 / v[k]
     elif code == U_EXP:
-        for k in range(m):
-            v[k] = exp(v[k])
+        fj_exp_n(v, v, m)
         if d != NULL:
-            for k in range(m):
-                d[k] *= v[k]
+            _dmul(d, v, m, first)
     elif code == U_LOG:
         if d != NULL:
-            for k in range(m):
-                d[k] = d[k] / v[k]
-        for k in range(m):
-            v[k] = log(v[k])
+            if first:
+                for k in range(m):
+                    d[k] = 1.0 / v[k]
+            else:
+                for k in range(m):
+                    d[k] = d[k] / v[k]
+        if need_value:
+            fj_log_n(v, v, m)
     elif code == U_SIN:
-        if d != NULL:
-            for k in range(m):
-                t = v[k]
-                d[k] *= cos(t)
-                v[k] = sin(t)
+        if d == NULL:
+            fj_sin_n(v, v, m)
         else:
-            for k in range(m):
-                v[k] = sin(v[k])
+            if need_value:
+                fj_sincos_n(v, f, v, m)
+            else:
+                fj_cos_n(f, v, m)
+            _dmul(d, f, m, first)
     elif code == U_COS:
-        if d != NULL:
-            for k in range(m):
-                t = v[k]
-                d[k] *= -sin(t)
-                v[k] = cos(t)
+        if d == NULL:
+            fj_cos_n(v, v, m)
         else:
+            if need_value:
+                fj_sincos_n(f, g, v, m)
+                for k in range(m):
+                    v[k] = g[k]
+            else:
+                fj_sin_n(f, v, m)
             for k in range(m):
-                v[k] = cos(v[k])
+                f[k] = -f[k]
+            _dmul(d, f, m, first)
     elif code == U_TANH:
         if d != NULL:
-            for k in range(m):
-                t = tanh(v[k])
-                d[k] *= _tanh_deriv(v[k], t)
-                v[k] = t
-        else:
-            for k in range(m):
-                v[k] = tanh(v[k])
+            # sech^2 from exp(-2|x|) (no tanh needed): accurate in the tails, ~1 ulp.
+            fj_sech2_n(f, v, m)
+            _dmul(d, f, m, first)
+        if need_value or d == NULL:
+            fj_tanh_n(v, v, m)
     elif code == U_SIGMOID:
         if d != NULL:
-            for k in range(m):
-                v[k] = _sigmoid_parts(v[k], &s)
-                d[k] *= s
+            fj_sigmoid_n(v if need_value else NULL, f, v, m)
+            _dmul(d, f, m, first)
         else:
-            for k in range(m):
-                v[k] = _sigmoid_parts(v[k], &s)
+            fj_sigmoid_n(v, NULL, v, m)
     elif code == U_RELU:
         if d != NULL:
+            if first:
+                for k in range(m):
+                    d[k] = _relu_deriv(v[k])
+            else:
+                for k in range(m):
+                    d[k] *= _relu_deriv(v[k])
+        if need_value:
             for k in range(m):
-                d[k] *= _relu_deriv(v[k])
-        for k in range(m):
-            v[k] = _relu(v[k])
+                v[k] = _relu(v[k])
     elif code == U_ABS:
         if d != NULL:
+            if first:
+                for k in range(m):
+                    d[k] = _sign(v[k])
+            else:
+                for k in range(m):
+                    d[k] *= _sign(v[k])
+        if need_value:
             for k in range(m):
-                d[k] *= _sign(v[k])
-        for k in range(m):
-            v[k] = fabs(v[k])
+                v[k] = fabs(v[k])
     elif code == U_RECIPROCAL:
         for k in range(m):
             v[k] = 1.0 / v[k]
         if d != NULL:
-            for k in range(m):
-                d[k] *= -(v[k] * v[k])
+            if first:
+                for k in range(m):
+                    d[k] = -(v[k] * v[k])
+            else:
+                for k in range(m):
+                    d[k] *= -(v[k] * v[k])
 
 
 cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, double* v,
-                            double* d, Py_ssize_t m) noexcept nogil:
+                            double* d, Py_ssize_t m, bint need_value) noexcept nogil:
+    # v <- h(v), d <- h'(v) (d may be NULL). Without need_value, v is garbage afterwards.
     cdef Py_ssize_t k
-    if d != NULL:
-        for k in range(m):
-            d[k] = 1.0
+    if ncodes == 0:
+        if d != NULL:
+            _dfill(d, 1.0, m, True)
+        return
     for k in range(ncodes):
-        _stage(codes[k], v, d, m)
+        _stage(codes[k], v, d, m, k == 0, need_value or k + 1 < ncodes)
 
 
 cdef inline double _sum4(const double* a, Py_ssize_t m) noexcept nogil:
@@ -307,16 +400,18 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
     cdef Py_ssize_t k
     for k in range(m):
         v[k] = x[k]
-    _run_chain(codes, ncodes, v, dp, m)
-    if d_out != NULL and t != NULL:
-        for k in range(m):
-            d[k] *= t[k]
+    _run_chain(codes, ncodes, v, dp, m, y_out != NULL)
+    # Stores: d_out first (it reads t; y_out may be t itself), then y_out.
+    if d_out != NULL:
+        if t != NULL:
+            for k in range(m):
+                d_out[k] = <floating>(d[k] * t[k])
+        else:
+            for k in range(m):
+                d_out[k] = <floating>d[k]
     if y_out != NULL:
         for k in range(m):
             y_out[k] = <floating>v[k]
-    if d_out != NULL:
-        for k in range(m):
-            d_out[k] = <floating>d[k]
 
 
 cdef void _unary_block(Py_ssize_t blk, Py_ssize_t n, const unsigned char* codes,
@@ -352,13 +447,8 @@ cdef void _unary_run(const unsigned char* codes, Py_ssize_t ncodes, Py_ssize_t n
             _unary_block(blk, n, codes, ncodes, x, t, y_out, d_out)
 
 
-def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
-    """Value and/or derivative-times-tangent of the unary chain ``codes`` at ``x``.
-
-    ``x``, ``t``, ``y_out`` and ``d_out`` are C-contiguous arrays of one float dtype and
-    one size (``t``, ``y_out``, ``d_out`` may be None); ``d_out = h'(x) * t``, or ``h'(x)``
-    when ``t`` is None. The arrays are checked here in C as a last line of defence.
-    """
+cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out,
+                     int n_threads) except -1:
     cdef Py_ssize_t ncodes = _check_codes(codes, N_UNARY)
     cdef int typenum = _float_typenum(x, "x")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -368,7 +458,7 @@ def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
     cdef void* dp = _data(d_out, typenum, n, True, "d_out")
     cdef const unsigned char* cp = codes
     if n == 0:
-        return
+        return 0
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
@@ -376,16 +466,89 @@ def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
         else:
             _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
                        <float*>dp, n_threads)
+    return 0
 
 
-def unary_fast(bytes codes, x, t, bint value, Py_ssize_t work_per_element,
+def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
+    """Value and/or derivative-times-tangent of the unary chain ``codes`` at ``x``.
+
+    ``x``, ``t``, ``y_out`` and ``d_out`` are C-contiguous arrays of one float dtype and
+    one size (``t``, ``y_out``, ``d_out`` may be None); ``d_out = h'(x) * t``, or ``h'(x)``
+    when ``t`` is None. The arrays are checked here in C as a last line of defence.
+    """
+    _unary_impl(codes, x, t, y_out, d_out, n_threads)
+
+
+# ---------------------------------------------------------------------------------------
+# Fast paths: the common calls checked and run in one C call (about a microsecond for a
+# small array), or None when the general path in ops.py must handle the call (it then
+# raises the proper error for anything invalid). Eligible arrays are exactly
+# numpy.ndarray, 1-D, C-contiguous, aligned, of one float dtype and one length.
+# ---------------------------------------------------------------------------------------
+
+cdef inline bint _plain_like(object a, int typenum, Py_ssize_t n) noexcept:
+    return (_is_plain_vector(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == n)
+
+
+cdef inline bint _disjoint_or_same(object o, object a) noexcept:
+    # o (an output) either does not overlap a at all, or is exactly a (same start and
+    # length: element-wise kernels run in place). Both are plain vectors of one dtype.
+    cdef char* po
+    cdef char* pa
+    cdef Py_ssize_t nbo, nba
+    if a is None:
+        return True
+    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
+    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
+    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    if po == pa and nbo == nba:
+        return True
+    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
+
+
+cdef inline bint _disjoint(object o, object a) noexcept:
+    cdef char* po
+    cdef char* pa
+    cdef Py_ssize_t nbo, nba
+    if a is None:
+        return True
+    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
+    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
+    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
+
+
+cdef inline bint _writable_out(object o, int typenum, Py_ssize_t n) noexcept:
+    return _plain_like(o, typenum, n) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o)
+
+
+cdef inline int _fast_threads(object n_threads, Py_ssize_t work, Py_ssize_t threshold,
+                              int n_cores) noexcept:
+    # The resolved thread count, or 0 when n_threads is not a plain positive int.
+    cdef long v
+    if n_threads is None:
+        return 1 if work < threshold else n_cores
+    if type(n_threads) is not int:
+        return 0
+    try:
+        v = n_threads
+    except OverflowError:
+        return 0
+    if v < 1 or v > 1 << 16:
+        return 0
+    return <int>v
+
+
+def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_per_element,
                Py_ssize_t threshold, int n_cores):
     """The common case in one C call, or None when the call needs the general path.
 
-    Eligible: ``x`` (and ``t``) exactly ``numpy.ndarray``, 1-D, C-contiguous, one float
-    dtype, one length. Returns a new array with the value (``value``) or ``h'(x) * t``.
+    Returns ``out`` (or a new array) with the value (``value``) or ``h'(x) * t``.
     """
-    cdef int typenum
+    cdef int typenum, nt
     cdef Py_ssize_t n
     cdef cnp.npy_intp dim
     if not _is_plain_vector(x):
@@ -394,15 +557,23 @@ def unary_fast(bytes codes, x, t, bint value, Py_ssize_t work_per_element,
     if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
         return None
     n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-    if t is not None and not (_is_plain_vector(t) and cnp.PyArray_TYPE(<cnp.ndarray>t) == typenum
-                              and cnp.PyArray_DIM(<cnp.ndarray>t, 0) == n):
+    if t is not None and not _plain_like(t, typenum, n):
         return None
-    dim = n
-    res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-    if value:
-        unary(codes, x, None, res, None, 1 if n * work_per_element < threshold else n_cores)
+    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    if nt == 0:
+        return None
+    if out is None:
+        dim = n
+        res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
     else:
-        unary(codes, x, t, None, res, 1 if n * work_per_element < threshold else n_cores)
+        if not (_writable_out(out, typenum, n) and _disjoint_or_same(out, x)
+                and _disjoint_or_same(out, t)):
+            return None
+        res = out
+    if value:
+        _unary_impl(codes, x, None, res, None, nt)
+    else:
+        _unary_impl(codes, x, t, None, res, nt)
     return res
 
 
@@ -428,7 +599,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     cdef double v0, d0
     if is_scalar:
         v0 = src[0]
-        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1)
+        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1, True)
         for k in range(m):
             v[k] = v0
         if d != NULL:
@@ -437,7 +608,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     else:
         for k in range(m):
             v[k] = src[k]
-        _run_chain(codes, nc, v, d, m)
+        _run_chain(codes, nc, v, d, m, True)
 
 
 cdef void _apply_op(int op, double* a, double* da, double* b, double* db,
@@ -616,29 +787,153 @@ cdef void _binary_run(const BinaryProgram* prog, Py_ssize_t n, const floating* w
                           partial)
 
 
-def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
-           w, x,                             # IN  n elements, or 1 with w_scalar/x_scalar
-           bint w_scalar, bint x_scalar,
-           dw, dx,                           # IN  tangents shaped like w and x, or None
-           gy,                               # IN  cotangent (n,), or None meaning ones
-           y_out,                            # OUT value, or None
-           jvp_out,                          # OUT J_w dw + J_x dx, or None
-           gw_out,                           # OUT gy ⊗ diag(J_w) (array w), or None
-           gx_out,                           # OUT gy ⊗ diag(J_x) (array x), or None
-           bint want_scalar_grads=False,
-           int n_threads=1):
-    """One fused pass of y = f(w) ○ g(x): any of value, JVP, VJP.
+# ---------------------------------------------------------------------------------------
+# Plain binary ops (no f, g; two arrays): one direct loop per op that the compiler
+# vectorises, no tiles. Every element's arithmetic is exactly the interpreter's (the same
+# operations in the same order), so both give the same bits. All inputs of element k are
+# read before its outputs are stored: an output may be exactly an input.
+# ---------------------------------------------------------------------------------------
 
-    Every array is C-contiguous of the dtype of ``w``. Returns ``(gw_sum, gx_sum)``: for a
-    scalar operand with ``want_scalar_grads``, its VJP ``Σ_i gy_i ∂y_i/∂operand``
-    accumulated in double in a fixed block order (else 0.0).
-    """
+cdef void _plain_value(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
+                       const floating* x, floating* y_out) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double p, q
+    if op == B_ADD:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] + <double>x[k])
+    elif op == B_SUB:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] - <double>x[k])
+    elif op == B_MUL:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] * <double>x[k])
+    elif op == B_DIV:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] / <double>x[k])
+    elif op == B_MAXIMUM:
+        for k in range(lo, hi):
+            p = w[k]
+            q = x[k]
+            y_out[k] = <floating>(p if p >= q else (q if p < q else p + q))
+    elif op == B_MINIMUM:
+        for k in range(lo, hi):
+            p = w[k]
+            q = x[k]
+            y_out[k] = <floating>(p if p <= q else (q if p > q else p + q))
+
+
+cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
+                       const floating* x, const floating* gy, floating* gw_out,
+                       floating* gx_out) noexcept nogil:
+    # gw = gy ∂y/∂w, gx = gy ∂y/∂x (gy NULL: ones, i.e. the partials themselves).
+    cdef Py_ssize_t k
+    cdef double p, q, g, pw, px
+    if gy == NULL:
+        for k in range(lo, hi):
+            p = w[k]
+            q = x[k]
+            if op == B_ADD:
+                pw = 1.0
+                px = 1.0
+            elif op == B_SUB:
+                pw = 1.0
+                px = -1.0
+            elif op == B_MUL:
+                pw = q
+                px = p
+            elif op == B_DIV:
+                pw = 1.0 / q
+                px = -((p / q) / q)
+            elif op == B_MAXIMUM:
+                pw = 1.0 if p >= q else (0.0 if p < q else p + q)
+                px = 0.0 if p >= q else (1.0 if p < q else p + q)
+            else:
+                pw = 1.0 if p <= q else (0.0 if p > q else p + q)
+                px = 0.0 if p <= q else (1.0 if p > q else p + q)
+            gw_out[k] = <floating>pw
+            gx_out[k] = <floating>px
+        return
+    if op == B_ADD:
+        for k in range(lo, hi):
+            g = gy[k]
+            gw_out[k] = <floating>g
+            gx_out[k] = <floating>g
+    elif op == B_SUB:
+        for k in range(lo, hi):
+            g = gy[k]
+            gw_out[k] = <floating>g
+            gx_out[k] = <floating>(-1.0 * g)
+    elif op == B_MUL:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            gw_out[k] = <floating>(q * g)
+            gx_out[k] = <floating>(p * g)
+    elif op == B_DIV:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            gw_out[k] = <floating>((1.0 / q) * g)
+            gx_out[k] = <floating>((-((p / q) / q)) * g)
+    elif op == B_MAXIMUM:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            pw = 1.0 if p >= q else (0.0 if p < q else p + q)
+            px = 0.0 if p >= q else (1.0 if p < q else p + q)
+            gw_out[k] = <floating>(pw * g)
+            gx_out[k] = <floating>(px * g)
+    elif op == B_MINIMUM:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            pw = 1.0 if p <= q else (0.0 if p > q else p + q)
+            px = 0.0 if p <= q else (1.0 if p > q else p + q)
+            gw_out[k] = <floating>(pw * g)
+            gx_out[k] = <floating>(px * g)
+
+
+cdef void _plain_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating* w,
+                       const floating* x, const floating* gy, floating* y_out,
+                       floating* gw_out, floating* gx_out) noexcept nogil:
+    cdef Py_ssize_t lo = blk * BLOCK
+    cdef Py_ssize_t hi = lo + BLOCK
+    if hi > n:
+        hi = n
+    if y_out != NULL:
+        _plain_value(op, lo, hi, w, x, y_out)
+    else:
+        _plain_grads(op, lo, hi, w, x, gy, gw_out, gx_out)
+
+
+cdef void _plain_run(int op, Py_ssize_t n, const floating* w, const floating* x,
+                     const floating* gy, floating* y_out, floating* gw_out,
+                     floating* gx_out, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk
+    if n_threads <= 1 or nblocks == 1:
+        for blk in range(nblocks):
+            _plain_block(blk, n, op, w, x, gy, y_out, gw_out, gx_out)
+    else:
+        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
+            _plain_block(blk, n, op, w, x, gy, y_out, gw_out, gx_out)
+
+
+cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, object w,
+                         object x, bint w_scalar, bint x_scalar, object dw, object dx,
+                         object gy, object y_out, object jvp_out, object gw_out,
+                         object gx_out, bint want_scalar_grads, int n_threads):
     cdef BinaryProgram prog
     cdef Py_ssize_t nblocks, blk
     cdef double* partial = NULL
     cdef double gw_sum = 0.0, gx_sum = 0.0
     cdef Py_ssize_t lw = 1 if w_scalar else n
     cdef Py_ssize_t lx = 1 if x_scalar else n
+    cdef bint plain
     if op < 0 or op >= N_BINARY:
         raise ValueError(f"unknown binary op code {op}")
     cdef int typenum = _float_typenum(w, "w")
@@ -662,6 +957,20 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
         return (0.0, 0.0)
     want_scalar_grads = want_scalar_grads and (w_scalar or x_scalar)
     prog.need_deriv = jp != NULL or gwp != NULL or gxp != NULL or want_scalar_grads
+    # The direct loops: a plain op on two arrays, value alone or both gradients alone.
+    plain = (prog.nf == 0 and prog.ng == 0 and not w_scalar and not x_scalar
+             and jp == NULL and dwp == NULL and dxp == NULL
+             and ((yp != NULL and gwp == NULL and gxp == NULL)
+                  or (yp == NULL and gwp != NULL and gxp != NULL)))
+    if plain:
+        with nogil:
+            if typenum == cnp.NPY_DOUBLE:
+                _plain_run(op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
+                           <double*>yp, <double*>gwp, <double*>gxp, n_threads)
+            else:
+                _plain_run(op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
+                           <float*>yp, <float*>gwp, <float*>gxp, n_threads)
+        return (0.0, 0.0)
     nblocks = (n + BLOCK - 1) // BLOCK
     if want_scalar_grads:
         partial = <double*>malloc(2 * nblocks * sizeof(double))
@@ -689,36 +998,121 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
     return (gw_sum, gx_sum)
 
 
-def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value,
+def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
+           w, x,                             # IN  n elements, or 1 with w_scalar/x_scalar
+           bint w_scalar, bint x_scalar,
+           dw, dx,                           # IN  tangents shaped like w and x, or None
+           gy,                               # IN  cotangent (n,), or None meaning ones
+           y_out,                            # OUT value, or None
+           jvp_out,                          # OUT J_w dw + J_x dx, or None
+           gw_out,                           # OUT gy ⊗ diag(J_w) (array w), or None
+           gx_out,                           # OUT gy ⊗ diag(J_x) (array x), or None
+           bint want_scalar_grads=False,
+           int n_threads=1):
+    """One fused pass of y = f(w) ○ g(x): any of value, JVP, VJP.
+
+    Every array is C-contiguous of the dtype of ``w``. Returns ``(gw_sum, gx_sum)``: for a
+    scalar operand with ``want_scalar_grads``, its VJP ``Σ_i gy_i ∂y_i/∂operand``
+    accumulated in double in a fixed block order (else 0.0).
+    """
+    return _binary_impl(op, fcodes, gcodes, n, w, x, w_scalar, x_scalar, dw, dx, gy, y_out,
+                        jvp_out, gw_out, gx_out, want_scalar_grads, n_threads)
+
+
+cdef object _scalar_operand(object z, int typenum):
+    # A Python float (or an int that is exactly a double) as a 1-element array of typenum,
+    # converted the way numpy.asarray(z, dtype) converts it; None when not eligible.
+    cdef double v
+    cdef cnp.npy_intp one = 1
+    cdef object arr
+    if type(z) is float:
+        v = z
+    elif type(z) is int and -(1 << 53) <= z <= (1 << 53):
+        v = <double>z
+    else:
+        return None
+    arr = cnp.PyArray_EMPTY(1, &one, typenum, 0)
+    if typenum == cnp.NPY_DOUBLE:
+        (<double*>cnp.PyArray_DATA(<cnp.ndarray>arr))[0] = v
+    else:
+        (<float*>cnp.PyArray_DATA(<cnp.ndarray>arr))[0] = <float>v
+    return arr
+
+
+_F64 = np.float64
+_F32 = np.float32
+
+
+def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n_threads,
                 Py_ssize_t work_per_element, Py_ssize_t threshold, int n_cores):
-    """Value (``value``) or VJP ``(gw, gx)`` in one C call for plain equal-length vectors
-    (``gy`` None means ones: sum_grad); None when the call needs the general path."""
-    cdef int typenum
+    """Value (``value``) or VJP ``(gw, gx)`` (``gy`` None means ones: sum_grad) in one C
+    call for plain equal-length vectors, or a plain vector and a Python scalar (scalar
+    expansion, §4.3: that operand's gradient is a NumPy scalar). ``out`` is None, an array
+    (value) or a pair of arrays/None (VJP, array operands only). None when the call needs
+    the general path."""
+    cdef int typenum, nt
     cdef Py_ssize_t n
     cdef cnp.npy_intp dim
-    if not (_is_plain_vector(w) and _is_plain_vector(x)):
+    cdef bint ws = False, xs = False
+    cdef object ow = None, ox = None
+    if _is_plain_vector(w):
+        typenum = cnp.PyArray_TYPE(<cnp.ndarray>w)
+        n = cnp.PyArray_DIM(<cnp.ndarray>w, 0)
+    elif _is_plain_vector(x):
+        typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
+        n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    else:
         return None
-    typenum = cnp.PyArray_TYPE(<cnp.ndarray>w)
     if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
         return None
-    n = cnp.PyArray_DIM(<cnp.ndarray>w, 0)
-    if cnp.PyArray_TYPE(<cnp.ndarray>x) != typenum or cnp.PyArray_DIM(<cnp.ndarray>x, 0) != n:
+    if not _plain_like(w, typenum, n):
+        w = _scalar_operand(w, typenum)
+        if w is None:
+            return None
+        ws = True
+    if not _plain_like(x, typenum, n):
+        x = _scalar_operand(x, typenum)
+        if x is None:
+            return None
+        xs = True
+    if gy is not None and not _plain_like(gy, typenum, n):
         return None
-    if gy is not None and not (_is_plain_vector(gy)
-                               and cnp.PyArray_TYPE(<cnp.ndarray>gy) == typenum
-                               and cnp.PyArray_DIM(<cnp.ndarray>gy, 0) == n):
+    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    if nt == 0:
         return None
-    cdef int nt = 1 if n * work_per_element < threshold else n_cores
     dim = n
     if value:
-        res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-        binary(op, fcodes, gcodes, n, w, x, False, False, None, None, None, res, None, None,
-               None, False, nt)
+        if out is None:
+            res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
+        elif (_writable_out(out, typenum, n) and _disjoint_or_same(out, None if ws else w)
+              and _disjoint_or_same(out, None if xs else x)):
+            res = out
+        else:
+            return None
+        _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, None, res, None, None,
+                     None, False, nt)
         return res
-    gw = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-    gx = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-    binary(op, fcodes, gcodes, n, w, x, False, False, None, None, gy, None, None, gw, gx,
-           False, nt)
+    if out is not None:
+        if ws or xs or type(out) is not tuple or len(<tuple>out) != 2:
+            return None
+        ow = (<tuple>out)[0]
+        ox = (<tuple>out)[1]
+        for o in (ow, ox):
+            if o is not None and not (_writable_out(o, typenum, n) and _disjoint_or_same(o, w)
+                                      and _disjoint_or_same(o, x)
+                                      and _disjoint_or_same(o, gy)):
+                return None
+        if ow is not None and ox is not None and not _disjoint(ow, ox):
+            return None
+    gw = None if ws else (ow if ow is not None else cnp.PyArray_EMPTY(1, &dim, typenum, 0))
+    gx = None if xs else (ox if ox is not None else cnp.PyArray_EMPTY(1, &dim, typenum, 0))
+    sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
+                        gx, True, nt)
+    scalar = _F64 if typenum == cnp.NPY_DOUBLE else _F32
+    if ws:
+        gw = scalar(sums[0])
+    if xs:
+        gx = scalar(sums[1])
     return gw, gx
 
 
