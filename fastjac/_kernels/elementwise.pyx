@@ -491,6 +491,39 @@ cdef inline bint _plain_like(object a, int typenum, Py_ssize_t n) noexcept:
             and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == n)
 
 
+cdef inline int _fast_typenum(object a) noexcept:
+    # The dtype of an exact numpy.ndarray (ndim >= 1) of float32/float64, else -1.
+    cdef int tn
+    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
+        return -1
+    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT:
+        return -1
+    return tn
+
+
+cdef inline object _kernel_input(object a):
+    # a itself when C-contiguous and aligned, else a C-ordered copy (strided, Fortran,
+    # negative strides, unaligned). Any shape: the kernels treat arrays as flat.
+    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+        return a
+    return cnp.PyArray_NewCopy(<cnp.ndarray>a, cnp.NPY_CORDER)
+
+
+cdef inline bint _same_shape(object a, object b) noexcept:
+    return cnp.PyArray_SAMESHAPE(<cnp.ndarray>a, <cnp.ndarray>b)
+
+
+cdef inline bint _writable_out_like(object o, object like, int typenum) noexcept:
+    # out: an exact, writeable, C-contiguous, aligned ndarray of typenum and like's shape.
+    return (type(o) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>o) == typenum
+            and cnp.PyArray_NDIM(<cnp.ndarray>o) == cnp.PyArray_NDIM(<cnp.ndarray>like)
+            and _same_shape(o, like)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>o)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
+
+
 cdef inline bint _disjoint_or_same(object o, object a) noexcept:
     # o (an output) either does not overlap a at all, or is exactly a (same start and
     # length: element-wise kernels run in place). Both are plain vectors of one dtype.
@@ -546,28 +579,32 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
                Py_ssize_t threshold, int n_cores):
     """The common case in one C call, or None when the call needs the general path.
 
-    Returns ``out`` (or a new array) with the value (``value``) or ``h'(x) * t``.
+    Eligible: ``x`` (and ``t``, of the same shape and dtype) exact ``numpy.ndarray`` of
+    float32/float64 with ``ndim >= 1``, any layout (non-contiguous inputs are copied);
+    ``out`` None or a C-contiguous writeable array of that shape and dtype. Returns
+    ``out`` (or a new array) with the value (``value``) or ``h'(x) * t``.
     """
     cdef int typenum, nt
     cdef Py_ssize_t n
-    cdef cnp.npy_intp dim
-    if not _is_plain_vector(x):
+    typenum = _fast_typenum(x)
+    if typenum < 0:
         return None
-    typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+    if t is not None and not (_fast_typenum(t) == typenum and _same_shape(t, x)):
         return None
-    n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-    if t is not None and not _plain_like(t, typenum, n):
-        return None
+    n = cnp.PyArray_SIZE(<cnp.ndarray>x)
     nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
     if nt == 0:
         return None
+    if out is not None and not _writable_out_like(out, x, typenum):
+        return None
+    x = _kernel_input(x)
+    if t is not None:
+        t = _kernel_input(t)
     if out is None:
-        dim = n
-        res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
+        res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>x),
+                                cnp.PyArray_DIMS(<cnp.ndarray>x), typenum, 0)
     else:
-        if not (_writable_out(out, typenum, n) and _disjoint_or_same(out, x)
-                and _disjoint_or_same(out, t)):
+        if not (_disjoint_or_same(out, x) and _disjoint_or_same(out, t)):
             return None
         res = out
     if value:
@@ -1019,9 +1056,14 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
                         jvp_out, gw_out, gx_out, want_scalar_grads, n_threads)
 
 
+_F64 = np.float64
+_F32 = np.float32
+
+
 cdef object _scalar_operand(object z, int typenum):
-    # A Python float (or an int that is exactly a double) as a 1-element array of typenum,
-    # converted the way numpy.asarray(z, dtype) converts it; None when not eligible.
+    # A Python float (or an int that is exactly a double), or a NumPy scalar of typenum, as
+    # a 1-element array of typenum converted the way numpy.asarray(z, dtype) converts it;
+    # None when not eligible.
     cdef double v
     cdef cnp.npy_intp one = 1
     cdef object arr
@@ -1029,6 +1071,8 @@ cdef object _scalar_operand(object z, int typenum):
         v = z
     elif type(z) is int and -(1 << 53) <= z <= (1 << 53):
         v = <double>z
+    elif (type(z) is _F64 and typenum == cnp.NPY_DOUBLE) or (type(z) is _F32 and typenum == cnp.NPY_FLOAT):
+        v = float(z)  # a NumPy scalar is not weak: only its own dtype stays on this path
     else:
         return None
     arr = cnp.PyArray_EMPTY(1, &one, typenum, 0)
@@ -1039,52 +1083,71 @@ cdef object _scalar_operand(object z, int typenum):
     return arr
 
 
-_F64 = np.float64
-_F32 = np.float32
-
-
 def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n_threads,
                 Py_ssize_t work_per_element, Py_ssize_t threshold, int n_cores):
     """Value (``value``) or VJP ``(gw, gx)`` (``gy`` None means ones: sum_grad) in one C
-    call for plain equal-length vectors, or a plain vector and a Python scalar (scalar
-    expansion, §4.3: that operand's gradient is a NumPy scalar). ``out`` is None, an array
-    (value) or a pair of arrays/None (VJP, array operands only). None when the call needs
-    the general path."""
+    call, or None when the call needs the general path.
+
+    Eligible: ``w`` and ``x`` exact ``numpy.ndarray`` of one float dtype and one shape
+    (``ndim >= 1``, any layout), or one of them a Python float/int or a NumPy scalar of
+    that dtype (scalar expansion, §4.3: its gradient is a NumPy scalar); ``gy`` None or an
+    array of the same shape and dtype; ``out`` None, a C-contiguous array (value) or a pair
+    of them or None (VJP, array operands only).
+    """
     cdef int typenum, nt
     cdef Py_ssize_t n
-    cdef cnp.npy_intp dim
     cdef bint ws = False, xs = False
-    cdef object ow = None, ox = None
-    if _is_plain_vector(w):
-        typenum = cnp.PyArray_TYPE(<cnp.ndarray>w)
-        n = cnp.PyArray_DIM(<cnp.ndarray>w, 0)
-    elif _is_plain_vector(x):
-        typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
-        n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    cdef object ow = None, ox = None, like
+    typenum = _fast_typenum(w)
+    if typenum >= 0:
+        like = w
     else:
-        return None
-    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
-        return None
-    if not _plain_like(w, typenum, n):
+        typenum = _fast_typenum(x)
+        if typenum < 0:
+            return None
+        like = x
+    if like is w:
+        if not (_fast_typenum(x) == typenum and _same_shape(x, w)):
+            x = _scalar_operand(x, typenum)
+            if x is None:
+                return None
+            xs = True
+    else:
         w = _scalar_operand(w, typenum)
         if w is None:
             return None
         ws = True
-    if not _plain_like(x, typenum, n):
-        x = _scalar_operand(x, typenum)
-        if x is None:
-            return None
-        xs = True
-    if gy is not None and not _plain_like(gy, typenum, n):
+    if gy is not None and not (_fast_typenum(gy) == typenum and _same_shape(gy, like)):
         return None
+    n = cnp.PyArray_SIZE(<cnp.ndarray>like)
     nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
     if nt == 0:
         return None
-    dim = n
+    if out is not None:
+        if value:
+            if not _writable_out_like(out, like, typenum):
+                return None
+        else:
+            if ws or xs or type(out) is not tuple or len(<tuple>out) != 2:
+                return None
+            ow = (<tuple>out)[0]
+            ox = (<tuple>out)[1]
+            for o in (ow, ox):
+                if o is not None and not _writable_out_like(o, like, typenum):
+                    return None
+            if ow is not None and ox is not None and not _disjoint(ow, ox):
+                return None
+    if not ws:
+        w = _kernel_input(w)
+    if not xs:
+        x = _kernel_input(x)
+    if gy is not None:
+        gy = _kernel_input(gy)
     if value:
         if out is None:
-            res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-        elif (_writable_out(out, typenum, n) and _disjoint_or_same(out, None if ws else w)
+            res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>like),
+                                    cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+        elif (_disjoint_or_same(out, None if ws else w)
               and _disjoint_or_same(out, None if xs else x)):
             res = out
         else:
@@ -1092,20 +1155,20 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
         _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, None, res, None, None,
                      None, False, nt)
         return res
-    if out is not None:
-        if ws or xs or type(out) is not tuple or len(<tuple>out) != 2:
+    for o in (ow, ox):
+        if o is not None and not (_disjoint_or_same(o, w) and _disjoint_or_same(o, x)
+                                  and _disjoint_or_same(o, gy)):
             return None
-        ow = (<tuple>out)[0]
-        ox = (<tuple>out)[1]
-        for o in (ow, ox):
-            if o is not None and not (_writable_out(o, typenum, n) and _disjoint_or_same(o, w)
-                                      and _disjoint_or_same(o, x)
-                                      and _disjoint_or_same(o, gy)):
-                return None
-        if ow is not None and ox is not None and not _disjoint(ow, ox):
-            return None
-    gw = None if ws else (ow if ow is not None else cnp.PyArray_EMPTY(1, &dim, typenum, 0))
-    gx = None if xs else (ox if ox is not None else cnp.PyArray_EMPTY(1, &dim, typenum, 0))
+    if ws:
+        gw = None
+    else:
+        gw = ow if ow is not None else cnp.PyArray_EMPTY(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+    if xs:
+        gx = None
+    else:
+        gx = ox if ox is not None else cnp.PyArray_EMPTY(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
     sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
                         gx, True, nt)
     scalar = _F64 if typenum == cnp.NPY_DOUBLE else _F32
