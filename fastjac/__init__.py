@@ -15,6 +15,7 @@ from ._kernels.elementwise import openmp_enabled
 from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
+from . import neuron
 
 __version__ = "0.1.0"
 
@@ -40,7 +41,7 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled", "set_precision", "get_precision",
+    "__version__", "openmp_enabled", "neuron", "set_precision", "get_precision",
     "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",
