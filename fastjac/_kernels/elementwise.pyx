@@ -192,20 +192,13 @@ cdef inline double _sign(double x) noexcept nogil:
 
 
 cdef inline double _relu(double x) noexcept nogil:
-    if x > 0.0:
-        return x
-    if x <= 0.0:
-        return 0.0
-    return x  # NaN propagates like numpy.maximum(x, 0)
+    # max(0, x); NaN propagates like numpy.maximum(x, 0). Selects, not branches: vectorised.
+    return x if x > 0.0 else (0.0 if x <= 0.0 else x)
 
 
 cdef inline double _relu_deriv(double x) noexcept nogil:
     # The paper's branch: 1 for x > 0, 0 for x <= 0 (so 0 at x == 0); NaN propagates.
-    if x > 0.0:
-        return 1.0
-    if x <= 0.0:
-        return 0.0
-    return x
+    return 1.0 if x > 0.0 else (0.0 if x <= 0.0 else x)
 
 
 cdef inline void _dmul(double* d, const double* f, Py_ssize_t m, bint first) noexcept nogil:
@@ -398,6 +391,25 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
     cdef double d[TILE]
     cdef double* dp = d if d_out != NULL else NULL
     cdef Py_ssize_t k
+    cdef int code
+    if floating is double and ncodes == 1 and y_out == NULL and d_out != NULL:
+        # One function, derivative only (the common VJP): its vector routine reads x in
+        # place, no copy; the same bits as the chain interpreter below.
+        code = codes[0]
+        if code == U_EXP or code == U_TANH or code == U_SIGMOID:
+            if code == U_EXP:
+                fj_exp_n(d, x, m)
+            elif code == U_TANH:
+                fj_sech2_n(d, x, m)
+            else:
+                fj_sigmoid_n(NULL, d, x, m)
+            if t != NULL:
+                for k in range(m):
+                    d_out[k] = d[k] * t[k]
+            else:
+                for k in range(m):
+                    d_out[k] = d[k]
+            return
     for k in range(m):
         v[k] = x[k]
     _run_chain(codes, ncodes, v, dp, m, y_out != NULL)
