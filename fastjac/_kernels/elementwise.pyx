@@ -95,24 +95,27 @@ def openmp_enabled():
     return bool(FJ_HAVE_OPENMP)
 
 
-def set_fast_math(bint on):
-    """Use glibc's libmvec for sin, cos, tanh and log (``on``), or libm (the default)."""
-    fj_set_fast_math(1 if on else 0)
+def set_math_mode(int mode):
+    """-1 strict (libm everywhere), 0 accurate (the default), 1 fast (libmvec); see
+    fj_vmath.h and ``fastjac.set_precision``."""
+    if mode < -1 or mode > 1:
+        raise ValueError(f"math mode must be -1, 0 or 1, got {mode}")
+    fj_set_fast_math(mode)
 
 
-def get_fast_math():
-    """True when the kernels currently call libmvec for sin, cos, tanh and log."""
-    return bool(fj_get_fast_math())
+def get_math_mode():
+    """The current math mode: -1 strict, 0 accurate, 1 fast."""
+    return fj_get_fast_math()
 
 
 def simd_info():
     """What the vector math runs on: ``{"cpu": "avx512f" | "avx2" | "baseline",
-    "libmvec_built": bool, "libmvec_usable": bool, "fast_math": bool}``."""
+    "libmvec_built": bool, "libmvec_usable": bool, "math_mode": str}``."""
     return {
         "cpu": ("baseline", "avx2", "avx512f")[fj_get_cpu_level()],
         "libmvec_built": bool(fj_built_with_libmvec()),
         "libmvec_usable": bool(fj_have_libmvec()),
-        "fast_math": bool(fj_get_fast_math()),
+        "math_mode": ("strict", "accurate", "fast")[fj_get_fast_math() + 1],
     }
 
 
