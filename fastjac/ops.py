@@ -420,6 +420,9 @@ class _Dot:
         return dt, wf, xf
 
     def __call__(self, w, x, n_threads=None):
+        res = _K.reduce_fast(w, x, n_threads, 2, PARALLEL_THRESHOLD, V.CPU_COUNT)
+        if res is not None:
+            return res
         dt, wf, xf = self._prepare(w, x)
         return dt.type(_K.reduce(wf, xf, V.n_threads(n_threads, 2 * wf.size, PARALLEL_THRESHOLD)))
 
@@ -462,6 +465,9 @@ class _Sum:
     name = "sum"
 
     def __call__(self, x, n_threads=None):
+        res = _K.reduce_fast(x, None, n_threads, 1, PARALLEL_THRESHOLD, V.CPU_COUNT)
+        if res is not None:
+            return res
         dt = V.result_dtype(("x", x))
         xf, _ = V.operand(x, "x", dt)
         return dt.type(_K.reduce(xf, None, V.n_threads(n_threads, xf.size, PARALLEL_THRESHOLD)))

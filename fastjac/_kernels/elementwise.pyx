@@ -1259,6 +1259,31 @@ def reduce(a, b, int n_threads=1):
     return total
 
 
+def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t threshold,
+                int n_cores):
+    """``sum(a)`` (``b`` None) or ``a · b`` as a NumPy scalar of the arrays' dtype, in one
+    C call; None when the call needs the general path. Eligible: exact ``numpy.ndarray`` of
+    float32/float64 (for ``a · b``: two 1-D arrays of one dtype and length), any layout."""
+    cdef int typenum, nt
+    cdef Py_ssize_t n
+    typenum = _fast_typenum(a)
+    if typenum < 0:
+        return None
+    if b is not None:
+        if not (cnp.PyArray_NDIM(<cnp.ndarray>a) == 1 and _fast_typenum(b) == typenum
+                and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _same_shape(a, b)):
+            return None
+    n = cnp.PyArray_SIZE(<cnp.ndarray>a)
+    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    if nt == 0:
+        return None
+    a = _kernel_input(a)
+    if b is not None:
+        b = _kernel_input(b)
+    total = reduce(a, b, nt)
+    return (_F64 if typenum == cnp.NPY_DOUBLE else _F32)(total)
+
+
 cdef void _reduce_run(Py_ssize_t n, const floating* a, const floating* b, double* partial,
                       int n_threads) noexcept nogil:
     cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
