@@ -30,10 +30,17 @@ __all__ = [
     "set_precision", "get_precision",
 ]
 
-# Work (in element-operations) below which a call runs serially: starting threads costs
-# more than it saves on small inputs. Transcendental functions weigh more per element.
-PARALLEL_THRESHOLD = 1 << 16
-_COSTLY = {_K.UNARY_CODES[name] for name in ("exp", "log", "sin", "cos", "tanh", "sigmoid")}
+# Work below which a call with n_threads=None runs serially. One unit is about one simple
+# element operation with its memory traffic (~0.4 ns on a 2.5 GHz Xeon); the threshold is
+# ~100 µs of single-thread work, where starting and joining the OpenMP team (a few µs on an
+# idle machine) costs under 5%. Measured on 2 vCPUs when the second core was idle: 2
+# threads ran exp.vjp and mul.vjp at n = 65536 (0.14 ms and 0.11 ms) 1.96x and 2.03x faster.
+# On a machine whose cores are all busy, any team waits for a time slice (milliseconds):
+# pass n_threads=1 there. Each function weighs what it costs per element relative to a
+# multiply (fastjac's vectorised exp, sin, cos; libm's tanh and log are slower).
+PARALLEL_THRESHOLD = 1 << 18
+_WEIGHT = {_K.UNARY_CODES[name]: w for name, w in (
+    ("exp", 4), ("sigmoid", 6), ("sin", 8), ("cos", 8), ("log", 10), ("tanh", 12))}
 
 
 _MODES = {"strict": -1, "accurate": 0, "fast": 1}
@@ -87,7 +94,7 @@ _init_precision()
 
 
 def _work(n, codes):
-    return n * (1 + 12 * builtins.sum(c in _COSTLY for c in codes))
+    return n * (1 + builtins.sum(_WEIGHT.get(c, 0) for c in codes))
 
 
 def _as_result(res, shape):
