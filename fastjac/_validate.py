@@ -207,10 +207,26 @@ def finish(buf, out):
     return out
 
 
+def idle_cpus():
+    """The CPUs not busy with other work: ``CPU_COUNT`` minus the 1-minute load average, with
+    this thread counted as idle (so a quiet machine gives every CPU), at least 1.
+
+    OpenMP teams wait at their barriers for the slowest thread; on a machine whose cores
+    are all busy a team of several threads waits for time slices (milliseconds), so the
+    automatic choice (``n_threads=None``) uses only the idle ones, like ``OMP_DYNAMIC``.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - no load average (Windows)
+        return CPU_COUNT
+    return max(1, min(CPU_COUNT, int(CPU_COUNT - load + 1.5)))
+
+
 def n_threads(value, work, threshold):
-    """Resolve ``n_threads``: None means all cores above ``threshold`` work, else serial."""
+    """Resolve ``n_threads``: None means serial below ``threshold`` work, else the idle
+    CPUs (:func:`idle_cpus`); an explicit count is used as given."""
     if value is None:
-        return 1 if work < threshold else CPU_COUNT
+        return 1 if work < threshold or CPU_COUNT == 1 else idle_cpus()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"n_threads must be a positive integer or None, got {value!r}")
     if value < 1:

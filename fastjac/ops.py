@@ -37,8 +37,9 @@ __all__ = [
 # ~100 µs of single-thread work, where starting and joining the OpenMP team (a few µs on an
 # idle machine) costs under 5%. Measured on 2 vCPUs when the second core was idle: 2
 # threads ran exp.vjp and mul.vjp at n = 65536 (0.14 ms and 0.11 ms) 1.96x and 2.03x faster.
-# On a machine whose cores are all busy, any team waits for a time slice (milliseconds):
-# pass n_threads=1 there. Each function weighs what it costs per element relative to a
+# On a machine whose cores are all busy a team waits for time slices (milliseconds), so
+# n_threads=None above the threshold takes only the idle CPUs (_validate.idle_cpus, from
+# the load average, like OMP_DYNAMIC). Each function weighs what it costs per element relative to a
 # multiply (fastjac's vectorised exp, sin, cos; libm's tanh and log are slower).
 PARALLEL_THRESHOLD = 1 << 18
 _WEIGHT = {_K.UNARY_CODES[name]: w for name, w in (

@@ -27,11 +27,26 @@ from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, TILE, floating
 
 cdef extern from "fj_vmath.h" nogil:
     """
+    /* fastjac._validate.idle_cpus in C: n minus the 1-minute load average, this thread
+       counted as idle, clamped to [1, n]. */
+    #if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
+    #include <stdlib.h>
+    static int fj_idle_cpus(int n) {
+        double l;
+        int k;
+        if (n <= 1 || getloadavg(&l, 1) != 1) return n < 1 ? 1 : n;
+        k = (int)(n - l + 1.5);
+        return k < 1 ? 1 : (k > n ? n : k);
+    }
+    #else
+    static int fj_idle_cpus(int n) { return n < 1 ? 1 : n; }
+    #endif
     static void fj_set_fast_math(int on) { fj_fast_math = on; }
     static int fj_get_fast_math(void) { return fj_fast_math; }
     static int fj_get_cpu_level(void) { return fj_cpu_level; }
     static int fj_built_with_libmvec(void) { return FJ_HAVE_LIBMVEC; }
     """
+    int fj_idle_cpus(int n)
     void fj_vmath_init()
     void fj_set_fast_math(int on)
     int fj_get_fast_math()
@@ -88,6 +103,11 @@ BINARY_CODES = {
 }
 TILE_SIZE = TILE
 BLOCK_SIZE = BLOCK
+
+
+def idle_cpus(int n_cores):
+    """``n_cores`` minus the 1-minute load average (this thread counted idle), in [1, n]."""
+    return fj_idle_cpus(n_cores)
 
 
 def openmp_enabled():
@@ -575,10 +595,11 @@ cdef inline bint _writable_out(object o, int typenum, Py_ssize_t n) noexcept:
 
 cdef inline int _fast_threads(object n_threads, Py_ssize_t work, Py_ssize_t threshold,
                               int n_cores) noexcept:
-    # The resolved thread count, or 0 when n_threads is not a plain positive int.
+    # The resolved thread count, or 0 when n_threads is not a plain positive int. None:
+    # serial below threshold, else the idle CPUs (fastjac._validate.idle_cpus).
     cdef long v
     if n_threads is None:
-        return 1 if work < threshold else n_cores
+        return 1 if work < threshold else fj_idle_cpus(n_cores)
     if type(n_threads) is not int:
         return 0
     try:
