@@ -151,7 +151,10 @@ def _extensions():
         # change any result (fastjac never reads errno). No -ffast-math: it breaks NaN/inf.
         opt = ["-O3", "-fno-math-errno"]
     # No FMA contraction: the same bits whichever SIMD clone runs (see fj_vmath.h).
-    opt = opt + ["-ffp-contract=off"]
+    # -fno-trapping-math: fastjac never reads the floating-point exception flags, and
+    # without it gcc may not turn the NaN-aware selects of relu, abs, maximum and minimum
+    # into vector blends (a comparison "might trap"). Results are unchanged.
+    opt = opt + ["-ffp-contract=off", "-fno-trapping-math"]
     if sys.platform == "win32":
         opt = ["/O2"] if not DEBUG else ["/Od"]
     libmvec = sys.platform != "win32" and _libmvec_available()

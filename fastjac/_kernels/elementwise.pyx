@@ -415,23 +415,47 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
     cdef double* dp = d if d_out != NULL else NULL
     cdef Py_ssize_t k
     cdef int code
-    if floating is double and ncodes == 1 and y_out == NULL and d_out != NULL:
-        # One function, derivative only (the common VJP): its vector routine reads x in
-        # place, no copy; the same bits as the chain interpreter below.
+    cdef const double* xd
+    cdef floating xv, tv, zv
+    if ncodes == 1 and y_out == NULL and d_out != NULL:
+        # One function, derivative only (the common VJP): fewer passes than the chain
+        # interpreter below, with the same arithmetic (so the same bits).
         code = codes[0]
-        if code == U_EXP or code == U_TANH or code == U_SIGMOID:
-            if code == U_EXP:
-                fj_exp_n(d, x, m)
-            elif code == U_TANH:
-                fj_sech2_n(d, x, m)
-            else:
-                fj_sigmoid_n(NULL, d, x, m)
+        if code == U_RELU:
+            # relu'(x) * t is t, 0 * t or NaN: exact in the input precision, so float32
+            # stays in float32 (the same values as the double route, and vectorised).
+            # Every operand is loaded before the selects: no conditional load, so gcc
+            # if-converts and vectorises the loop.
             if t != NULL:
                 for k in range(m):
-                    d_out[k] = d[k] * t[k]
+                    xv = x[k]
+                    tv = t[k]
+                    zv = 0 * tv
+                    d_out[k] = tv if xv > 0 else (zv if xv == xv else xv)
             else:
                 for k in range(m):
-                    d_out[k] = d[k]
+                    xv = x[k]
+                    d_out[k] = 1 if xv > 0 else (0 if xv == xv else xv)
+            return
+        if code == U_EXP or code == U_TANH or code == U_SIGMOID:
+            if floating is double:
+                xd = x  # the vector routine reads x in place
+            else:
+                for k in range(m):
+                    v[k] = x[k]
+                xd = v
+            if code == U_EXP:
+                fj_exp_n(d, xd, m)
+            elif code == U_TANH:
+                fj_sech2_n(d, xd, m)
+            else:
+                fj_sigmoid_n(NULL, d, xd, m)
+            if t != NULL:
+                for k in range(m):
+                    d_out[k] = <floating>(d[k] * t[k])
+            else:
+                for k in range(m):
+                    d_out[k] = <floating>d[k]
             return
     for k in range(m):
         v[k] = x[k]
