@@ -12,8 +12,16 @@ stack buffer of doubles, so the whole expression's value, derivative and product
 computed in one pass over memory, whatever the chain.
 
 All mathematics is done in double (float32 inputs are widened on load and rounded once on
-store). Every kernel first loads a tile of each input into its own buffers and only then
-stores the tile of each output, so an output may be exactly one of the inputs (in place).
+store). Every kernel reads all inputs of an element (a tile, or one element in the direct
+loops) before it stores that element's outputs, so an output may be exactly one of the
+inputs (in place).
+
+Faster routes with the same arithmetic (so the same bits) as the interpreter: direct
+vectorised loops for a plain binary op on two arrays and for one-function derivatives
+(the common VJPs); transcendental stages call the vector math of ``fj_vmath.h`` (fastjac's
+own exp, sin and cos, AVX-512/AVX2 chosen at run time; libm or, in the opt-in "fast"
+precision mode, libmvec for the rest). The ``*_fast`` entry points check and run the
+common calls from Python in one C call.
 """
 
 from cython.parallel cimport prange
