@@ -1028,6 +1028,82 @@ cdef void _plain_run(int op, Py_ssize_t n, const floating* w, const floating* x,
             _plain_block(blk, n, op, w, x, gy, y_out, gw_out, gx_out)
 
 
+cdef inline void _plain_partials(int op, double p, double q, double* pw,
+                                 double* px) noexcept nogil:
+    # ∂(p ○ q)/∂p and ∂(p ○ q)/∂q, with exactly the interpreter's operations.
+    if op == B_ADD:
+        pw[0] = 1.0
+        px[0] = 1.0
+    elif op == B_SUB:
+        pw[0] = 1.0
+        px[0] = -1.0
+    elif op == B_MUL:
+        pw[0] = q
+        px[0] = p
+    elif op == B_DIV:
+        pw[0] = 1.0 / q
+        px[0] = -((p / q) / q)
+    elif op == B_MAXIMUM:
+        pw[0] = 1.0 if p >= q else (0.0 if p < q else p + q)
+        px[0] = 0.0 if p >= q else (1.0 if p < q else p + q)
+    else:
+        pw[0] = 1.0 if p <= q else (0.0 if p > q else p + q)
+        px[0] = 0.0 if p <= q else (1.0 if p > q else p + q)
+
+
+cdef void _scalar_vjp_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating* arr,
+                            double z, bint z_is_w, const floating* gy, floating* g_out,
+                            double* partial) noexcept nogil:
+    # VJP of y = z ○ a (z_is_w) or a ○ z for a plain op and a scalar z (§4.3): g_out gets
+    # the array operand's gradient, partial[2 blk + (0 or 1)] the block's Σ for z, tile by
+    # tile with _sum4: the same operations in the same order as the interpreter.
+    cdef Py_ssize_t start = blk * BLOCK
+    cdef Py_ssize_t stop = start + BLOCK
+    cdef Py_ssize_t i, m, k
+    cdef double tmp[TILE]
+    cdef double pw, px, g, ga, gz
+    cdef double total = 0.0
+    if stop > n:
+        stop = n
+    i = start
+    while i < stop:
+        m = stop - i
+        if m > TILE:
+            m = TILE
+        for k in range(m):
+            if z_is_w:
+                _plain_partials(op, z, arr[i + k], &pw, &px)
+                ga = px
+                gz = pw
+            else:
+                _plain_partials(op, arr[i + k], z, &pw, &px)
+                ga = pw
+                gz = px
+            if gy != NULL:
+                g = gy[i + k]
+                ga = ga * g
+                gz = gz * g
+            tmp[k] = gz
+            g_out[i + k] = <floating>ga
+        total += _sum4(tmp, m)
+        i += m
+    partial[2 * blk] = total if z_is_w else 0.0
+    partial[2 * blk + 1] = 0.0 if z_is_w else total
+
+
+cdef void _scalar_vjp_run(int op, Py_ssize_t n, const floating* arr, double z, bint z_is_w,
+                          const floating* gy, floating* g_out, double* partial,
+                          int n_threads) noexcept nogil:
+    cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk
+    if n_threads <= 1 or nblocks == 1:
+        for blk in range(nblocks):
+            _scalar_vjp_block(blk, n, op, arr, z, z_is_w, gy, g_out, partial)
+    else:
+        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
+            _scalar_vjp_block(blk, n, op, arr, z, z_is_w, gy, g_out, partial)
+
+
 cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, object w,
                          object x, bint w_scalar, bint x_scalar, object dw, object dx,
                          object gy, object y_out, object jvp_out, object gw_out,
@@ -1081,9 +1157,27 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
         partial = <double*>malloc(2 * nblocks * sizeof(double))
         if partial == NULL:
             raise MemoryError()
+    # The direct scalar-expansion VJP: a plain op, one scalar operand, its sum and the
+    # array operand's gradient (nothing else asked for).
+    cdef bint scalar_direct = (prog.nf == 0 and prog.ng == 0 and want_scalar_grads
+                               and (w_scalar != x_scalar) and yp == NULL and jp == NULL
+                               and dwp == NULL and dxp == NULL
+                               and (gxp != NULL if w_scalar else gwp != NULL)
+                               and (gwp == NULL if w_scalar else gxp == NULL))
     try:
         with nogil:
-            if typenum == cnp.NPY_DOUBLE:
+            if scalar_direct:
+                if typenum == cnp.NPY_DOUBLE:
+                    _scalar_vjp_run(op, n, <const double*>(xp if w_scalar else wp),
+                                    (<const double*>(wp if w_scalar else xp))[0], w_scalar,
+                                    <const double*>gyp, <double*>(gxp if w_scalar else gwp),
+                                    partial, n_threads)
+                else:
+                    _scalar_vjp_run(op, n, <const float*>(xp if w_scalar else wp),
+                                    (<const float*>(wp if w_scalar else xp))[0], w_scalar,
+                                    <const float*>gyp, <float*>(gxp if w_scalar else gwp),
+                                    partial, n_threads)
+            elif typenum == cnp.NPY_DOUBLE:
                 _binary_run(&prog, n, <const double*>wp, <const double*>xp,
                             <const double*>dwp, <const double*>dxp, <const double*>gyp,
                             <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
