@@ -294,12 +294,9 @@ static inline void fj_sincos_core(double x, double* s, double* c, double* rr) {
     double rl = cc - (r - rh);
     double z = r * r;
     /* sin(r + rl) */
-    /* Estrin's scheme (short dependency chains: the two series overlap in the pipeline) */
-    double z2 = z * z;
-    double z4 = z2 * z2;
-    double ps = ((-1.0 / 6.0 + z * (1.0 / 120.0)) + z2 * (-1.0 / 5040.0 + z * (1.0 / 362880.0)))
-                + z4 * ((-1.0 / 39916800.0 + z * (1.0 / 6227020800.0))
-                        + z2 * (-1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0)));
+    double ps = -1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (1.0 / 362880.0
+                + z * (-1.0 / 39916800.0 + z * (1.0 / 6227020800.0
+                + z * (-1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0)))))));
     double sv = r + (r * z * ps + rl * (1.0 - 0.5 * z));
     /* cos(r + rl), with r^2 = z + ze exactly */
     double sp = FJ_SPLIT * r;
@@ -308,10 +305,10 @@ static inline void fj_sincos_core(double x, double* s, double* c, double* rr) {
     double ze = ((h * h - z) + 2.0 * (h * l)) + l * l;
     double hz = 0.5 * z;
     double w = 1.0 - hz;
-    double pc = ((1.0 / 24.0 + z * (-1.0 / 720.0)) + z2 * (1.0 / 40320.0 + z * (-1.0 / 3628800.0)))
-                + z4 * ((1.0 / 479001600.0 + z * (-1.0 / 87178291200.0))
-                        + z2 * (1.0 / 20922789888000.0 + z * (-1.0 / 6402373705728000.0)));
-    double cv = w + ((((1.0 - w) - hz) - 0.5 * ze) + (z2 * pc - r * rl));
+    double pc = 1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (-1.0 / 3628800.0
+                + z * (1.0 / 479001600.0 + z * (-1.0 / 87178291200.0
+                + z * (1.0 / 20922789888000.0 + z * (-1.0 / 6402373705728000.0)))))));
+    double cv = w + ((((1.0 - w) - hz) - 0.5 * ze) + (z * z * pc - r * rl));
     uint64_t q = ki & 3;
     double s0 = (q & 1) ? cv : sv;
     double c0 = (q & 1) ? sv : cv;
