@@ -1,69 +1,49 @@
-"""Type stub for the compiled module ``fastjac._kernels.elementwise`` (hand-written).
+"""Type stub of the compiled module fastjac._kernels.elementwise (hand-written).
 
-The kernels take C-contiguous float32/float64 arrays that ``fastjac/_validate.py`` has
-already checked; their public Python API is ``fastjac.ops``. Keep this file in step with
-``elementwise.pyx``: ``tests/test_stubs.py`` compares the two.
+The ``*_fast`` entry points check and run the common calls in one C call and return None
+when the call needs the general path of fastjac/ops.py; the others take already-validated
+C-contiguous arrays of one float dtype (float32 or float64).
 """
 
-from typing import Any, Final, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
-_FloatArray = npt.NDArray[np.floating[Any]]
+_Arr = npt.NDArray[np.floating[Any]]
+_Scalar = Union[float, int, np.floating[Any]]
 
-UNARY_CODES: Final[dict[str, int]]
-BINARY_CODES: Final[dict[str, int]]
-TILE_SIZE: Final[int]
-BLOCK_SIZE: Final[int]
+UNARY_CODES: Dict[str, int]
+BINARY_CODES: Dict[str, int]
+TILE_SIZE: int
+BLOCK_SIZE: int
 
+def idle_cpus(n_cores: int) -> int: ...
 def openmp_enabled() -> bool: ...
+def set_math_mode(mode: int) -> None: ...
+def get_math_mode() -> int: ...
+def simd_info() -> Dict[str, Union[str, bool]]: ...
+def vexp(x: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None: ...
 def unary(
-    codes: bytes,
-    x: _FloatArray,
-    t: Optional[_FloatArray],
-    y_out: Optional[_FloatArray],
-    d_out: Optional[_FloatArray],
-    n_threads: int = 1,
+    codes: bytes, x: _Arr, t: Optional[_Arr], y_out: Optional[_Arr], d_out: Optional[_Arr],
+    n_threads: int = ...,
 ) -> None: ...
 def unary_fast(
-    codes: bytes,
-    x: object,
-    t: object,
-    value: bool,
-    work_per_element: int,
-    threshold: int,
-    n_cores: int,
-) -> Optional[_FloatArray]: ...
+    codes: bytes, x: object, t: object, value: bool, out: object, n_threads: object,
+    work_per_element: int, threshold: int, n_cores: int,
+) -> Optional[_Arr]: ...
 def binary(
-    op: int,
-    fcodes: bytes,
-    gcodes: bytes,
-    n: int,
-    w: _FloatArray,
-    x: _FloatArray,
-    w_scalar: bool,
-    x_scalar: bool,
-    dw: Optional[_FloatArray],
-    dx: Optional[_FloatArray],
-    gy: Optional[_FloatArray],
-    y_out: Optional[_FloatArray],
-    jvp_out: Optional[_FloatArray],
-    gw_out: Optional[_FloatArray],
-    gx_out: Optional[_FloatArray],
-    want_scalar_grads: bool = False,
-    n_threads: int = 1,
+    op: int, fcodes: bytes, gcodes: bytes, n: int, w: _Arr, x: _Arr, w_scalar: bool,
+    x_scalar: bool, dw: Optional[_Arr], dx: Optional[_Arr], gy: Optional[_Arr],
+    y_out: Optional[_Arr], jvp_out: Optional[_Arr], gw_out: Optional[_Arr],
+    gx_out: Optional[_Arr], want_scalar_grads: bool = ..., n_threads: int = ...,
 ) -> Tuple[float, float]: ...
 def binary_fast(
-    op: int,
-    fcodes: bytes,
-    gcodes: bytes,
-    w: object,
-    x: object,
-    gy: object,
-    value: bool,
-    work_per_element: int,
-    threshold: int,
+    op: int, fcodes: bytes, gcodes: bytes, w: object, x: object, gy: object, value: bool,
+    out: object, n_threads: object, work_per_element: int, threshold: int, n_cores: int,
+) -> Union[None, _Arr, Tuple[Union[_Arr, np.floating[Any]], Union[_Arr, np.floating[Any]]]]: ...
+def reduce(a: _Arr, b: Optional[_Arr], n_threads: int = ...) -> float: ...
+def reduce_fast(
+    a: object, b: object, n_threads: object, work_per_element: int, threshold: int,
     n_cores: int,
-) -> Union[_FloatArray, Tuple[_FloatArray, _FloatArray], None]: ...
-def reduce(a: _FloatArray, b: Optional[_FloatArray], n_threads: int = 1) -> float: ...
+) -> Optional[np.floating[Any]]: ...
