@@ -41,6 +41,17 @@ from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, floating, relu_deri
 
 cnp.import_array()
 
+cdef extern from "neuron_block.h" nogil:
+    # The hot loop of _block_sums (no gX) in C, compiled for several instruction sets and
+    # dispatched once at load time; bitwise the same results as the loop below (see there).
+    int FJ_NEURON_C_BLOCK
+    void fj_block_sums_f64(const double* X, const double* y, const Py_ssize_t* idx,
+                           Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double* w,
+                           double b, int do_gw, double* part)
+    void fj_block_sums_f32(const float* X, const float* y, const Py_ssize_t* idx,
+                           Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double* w,
+                           double b, int do_gw, double* part)
+
 cdef enum:
     # A block holds at least this many elements of X (64 KB of float64): enough work to
     # hide a block's fixed costs (zeroing and merging n + 2 partial sums).
@@ -190,6 +201,12 @@ cdef void _block_sums(const floating* X,      # IN  rows of the batch, n per row
     cdef const floating* x2
     cdef const floating* x3
     cdef Py_ssize_t i, j, row0, row1, row2, row3
+    if FJ_NEURON_C_BLOCK and gX == NULL:
+        if floating is double:
+            fj_block_sums_f64(X, y, idx, r0, r1, n, w, b, do_gw, part)
+        else:
+            fj_block_sums_f32(X, y, idx, r0, r1, n, w, b, do_gw, part)
+        return
     for j in range(n):
         g[j] = 0.0
     i = r0

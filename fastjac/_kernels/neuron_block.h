@@ -1,0 +1,156 @@
+/* The hot loop of fastjac/_kernels/neuron.pyx (``_block_sums`` without gX), in C so that
+ * it can be compiled for several instruction sets and the best one chosen at load time.
+ *
+ * fj_block_sums_f64 / _f32 compute, over rows r0..r1 of X (rows idx[i] when idx is not
+ * NULL), part = [Σ r², Σ c, Σ c x (n)] exactly as the Cython loop documents it: four rows
+ * at a time (groups start at r0), each row's dot product in four accumulators that take
+ * the elements j ≡ 0, 1, 2, 3 (mod 4), combined as (a0 + a1) + (a2 + a3), the remainder
+ * elements added to a0; the gradient updated once per four rows with
+ * g += (c0 x0 + c1 x1) + (c2 x2 + c3 x3).
+ *
+ * Determinism: the four accumulators are the four lanes of one vector (GCC vector
+ * extensions), so the arithmetic is the same lane by lane on every instruction set, and
+ * no variant is compiled with FMA (the "avx2" and "avx512f" targets do not enable it, so
+ * nothing is contracted). Every variant therefore gives bitwise the results of the
+ * portable Cython loop; the variants differ only in vector width and instruction
+ * encoding (the float32 widening in particular: 4 floats to 4 doubles in one AVX
+ * instruction instead of two SSE2 ones).
+ *
+ * FJ_NEURON_C_BLOCK is 1 where this code is compiled (GCC-compatible compilers, for the
+ * vector extensions); elsewhere it is 0 and the Cython loop runs. The run-time dispatch
+ * (target_clones, an ifunc resolved once when the module loads) is used only with GCC on
+ * x86-64 glibc Linux; other platforms get the baseline build of the same code.
+ */
+#ifndef FJ_NEURON_BLOCK_H
+#define FJ_NEURON_BLOCK_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define FJ_NEURON_C_BLOCK 1
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && !defined(__clang__) \
+    && !defined(FJ_NO_MULTIVERSION)
+/* GCC's avx512f target also enables FMA: fp-contract=off keeps every a * b + c rounded
+ * twice, as in the baseline build */
+#define FJ_CLONES                                                                            \
+    __attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off")))
+#else
+#define FJ_CLONES
+#endif
+
+typedef double fj_v4d __attribute__((vector_size(32)));
+typedef float fj_v4f __attribute__((vector_size(16)));
+
+/* Unaligned loads of four elements, widened to double (macros, not functions: a vector
+ * passed or returned by value across a target boundary changes the ABI) */
+#define fj_load4_f64(p) ({ fj_v4d v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define fj_load4_f32(p)                                                                      \
+    ({ fj_v4f v_; memcpy(&v_, (p), sizeof v_); __builtin_convertvector(v_, fj_v4d); })
+
+/* One definition for both dtypes: T the element type of X and y, LOAD4 its widening
+ * load of four elements. */
+#define FJ_DEFINE_BLOCK_SUMS(NAME, T, LOAD4)                                                  \
+    FJ_CLONES static void NAME(const T *restrict X, const T *restrict y,                     \
+                               const Py_ssize_t *restrict idx, Py_ssize_t r0, Py_ssize_t r1, \
+                               Py_ssize_t n, const double *restrict w, double b, int do_gw,  \
+                               double *restrict part)                                        \
+    {                                                                                        \
+        double sse = 0.0, gb = 0.0;                                                          \
+        double *restrict g = part + 2;                                                       \
+        const Py_ssize_t m = n - (n & 3);                                                    \
+        Py_ssize_t i, j;                                                                     \
+        for (j = 0; j < n; j++)                                                              \
+            g[j] = 0.0;                                                                      \
+        for (i = r0; i + 3 < r1; i += 4) {                                                   \
+            const Py_ssize_t q0 = idx ? idx[i] : i, q1 = idx ? idx[i + 1] : i + 1;           \
+            const Py_ssize_t q2 = idx ? idx[i + 2] : i + 2, q3 = idx ? idx[i + 3] : i + 3;   \
+            const T *x0 = X + q0 * n, *x1 = X + q1 * n, *x2 = X + q2 * n, *x3 = X + q3 * n;  \
+            fj_v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0;                     \
+            double z[4], c[4], s[4], yy[4], e, r;                                            \
+            int k;                                                                           \
+            for (j = 0; j < m; j += 4) {                                                     \
+                fj_v4d wv = fj_load4_f64(w + j);                                             \
+                a0 += LOAD4(x0 + j) * wv;                                                    \
+                a1 += LOAD4(x1 + j) * wv;                                                    \
+                a2 += LOAD4(x2 + j) * wv;                                                    \
+                a3 += LOAD4(x3 + j) * wv;                                                    \
+            }                                                                                \
+            for (j = m; j < n; j++) {                                                        \
+                a0[0] += (double)x0[j] * w[j];                                               \
+                a1[0] += (double)x1[j] * w[j];                                               \
+                a2[0] += (double)x2[j] * w[j];                                               \
+                a3[0] += (double)x3[j] * w[j];                                               \
+            }                                                                                \
+            z[0] = ((a0[0] + a0[1]) + (a0[2] + a0[3])) + b;                                  \
+            z[1] = ((a1[0] + a1[1]) + (a1[2] + a1[3])) + b;                                  \
+            z[2] = ((a2[0] + a2[1]) + (a2[2] + a2[3])) + b;                                  \
+            z[3] = ((a3[0] + a3[1]) + (a3[2] + a3[3])) + b;                                  \
+            yy[0] = (double)y[q0];                                                           \
+            yy[1] = (double)y[q1];                                                           \
+            yy[2] = (double)y[q2];                                                           \
+            yy[3] = (double)y[q3];                                                           \
+            for (k = 0; k < 4; k++) { /* _sq_residual of neuron.pyx */                       \
+                int inactive = z[k] <= 0.0;                                                  \
+                e = z[k] - yy[k];                                                            \
+                r = inactive ? -yy[k] : e;                                                   \
+                c[k] = inactive ? (0.0 - yy[k]) * 0.0 : e;                                   \
+                s[k] = r * r;                                                                \
+            }                                                                                \
+            sse += s[0];                                                                     \
+            sse += s[1];                                                                     \
+            sse += s[2];                                                                     \
+            sse += s[3];                                                                     \
+            gb += c[0];                                                                      \
+            gb += c[1];                                                                      \
+            gb += c[2];                                                                      \
+            gb += c[3];                                                                      \
+            if (do_gw) {                                                                     \
+                const double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                     \
+                for (j = 0; j < n; j++)                                                      \
+                    g[j] += (c0 * (double)x0[j] + c1 * (double)x1[j])                        \
+                            + (c2 * (double)x2[j] + c3 * (double)x3[j]);                     \
+            }                                                                                \
+        }                                                                                    \
+        for (; i < r1; i++) {                                                                \
+            const Py_ssize_t q0 = idx ? idx[i] : i;                                          \
+            const T *x0 = X + q0 * n;                                                        \
+            fj_v4d a0 = {0.0, 0.0, 0.0, 0.0};                                                \
+            double z0, y0, e, r, c0;                                                         \
+            int inactive;                                                                    \
+            for (j = 0; j < m; j += 4)                                                       \
+                a0 += LOAD4(x0 + j) * fj_load4_f64(w + j);                                   \
+            for (j = m; j < n; j++)                                                          \
+                a0[0] += (double)x0[j] * w[j];                                               \
+            z0 = ((a0[0] + a0[1]) + (a0[2] + a0[3])) + b;                                    \
+            y0 = (double)y[q0];                                                              \
+            inactive = z0 <= 0.0;                                                            \
+            e = z0 - y0;                                                                     \
+            r = inactive ? -y0 : e;                                                          \
+            c0 = inactive ? (0.0 - y0) * 0.0 : e;                                            \
+            sse += r * r;                                                                    \
+            gb += c0;                                                                        \
+            if (do_gw)                                                                       \
+                for (j = 0; j < n; j++)                                                      \
+                    g[j] += c0 * (double)x0[j];                                              \
+        }                                                                                    \
+        part[0] = sse;                                                                       \
+        part[1] = gb;                                                                        \
+    }
+
+FJ_DEFINE_BLOCK_SUMS(fj_block_sums_f64, double, fj_load4_f64)
+FJ_DEFINE_BLOCK_SUMS(fj_block_sums_f32, float, fj_load4_f32)
+
+#else /* not a GCC-compatible compiler: the Cython loop runs */
+#define FJ_NEURON_C_BLOCK 0
+static void fj_block_sums_f64(const double *X, const double *y, const Py_ssize_t *idx,
+                              Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *w,
+                              double b, int do_gw, double *part) { abort(); }
+static void fj_block_sums_f32(const float *X, const float *y, const Py_ssize_t *idx,
+                              Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *w,
+                              double b, int do_gw, double *part) { abort(); }
+#endif
+
+#endif /* FJ_NEURON_BLOCK_H */
