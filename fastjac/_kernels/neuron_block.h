@@ -51,12 +51,13 @@ typedef float fj_v4f __attribute__((vector_size(16)));
     ({ fj_v4f v_; memcpy(&v_, (p), sizeof v_); __builtin_convertvector(v_, fj_v4d); })
 
 /* One definition for both dtypes: T the element type of X and y, LOAD4 its widening
- * load of four elements. */
+ * load of four elements. NAME##_body is inlined four times into NAME, once for each
+ * combination of (idx given, do_gw), so that neither test is made per row. */
 #define FJ_DEFINE_BLOCK_SUMS(NAME, T, LOAD4)                                                  \
-    FJ_CLONES static void NAME(const T *restrict X, const T *restrict y,                     \
-                               const Py_ssize_t *restrict idx, Py_ssize_t r0, Py_ssize_t r1, \
-                               Py_ssize_t n, const double *restrict w, double b, int do_gw,  \
-                               double *restrict part)                                        \
+    static inline __attribute__((always_inline)) void NAME##_body(                           \
+        const T *restrict X, const T *restrict y, const Py_ssize_t *restrict idx,            \
+        Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *restrict w, double b,      \
+        int do_gw, double *restrict part)                                                    \
     {                                                                                        \
         double sse = 0.0, gb = 0.0;                                                          \
         double *restrict g = part + 2;                                                       \
@@ -69,25 +70,29 @@ typedef float fj_v4f __attribute__((vector_size(16)));
             const Py_ssize_t q2 = idx ? idx[i + 2] : i + 2, q3 = idx ? idx[i + 3] : i + 3;   \
             const T *x0 = X + q0 * n, *x1 = X + q1 * n, *x2 = X + q2 * n, *x3 = X + q3 * n;  \
             fj_v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0;                     \
-            double z[4], c[4], s[4], yy[4], e, r;                                            \
+            double t0, t1, t2, t3, z[4], c[4], s[4], yy[4], e, r;                            \
             int k;                                                                           \
             for (j = 0; j < m; j += 4) {                                                     \
-                fj_v4d wv = fj_load4_f64(w + j);                                             \
+                const fj_v4d wv = fj_load4_f64(w + j);                                       \
                 a0 += LOAD4(x0 + j) * wv;                                                    \
                 a1 += LOAD4(x1 + j) * wv;                                                    \
                 a2 += LOAD4(x2 + j) * wv;                                                    \
                 a3 += LOAD4(x3 + j) * wv;                                                    \
             }                                                                                \
-            for (j = m; j < n; j++) {                                                        \
-                a0[0] += (double)x0[j] * w[j];                                               \
-                a1[0] += (double)x1[j] * w[j];                                               \
-                a2[0] += (double)x2[j] * w[j];                                               \
-                a3[0] += (double)x3[j] * w[j];                                               \
+            t0 = a0[0];                                                                      \
+            t1 = a1[0];                                                                      \
+            t2 = a2[0];                                                                      \
+            t3 = a3[0];                                                                      \
+            for (j = m; j < n; j++) { /* the remainder goes to the first accumulator */      \
+                t0 += (double)x0[j] * w[j];                                                  \
+                t1 += (double)x1[j] * w[j];                                                  \
+                t2 += (double)x2[j] * w[j];                                                  \
+                t3 += (double)x3[j] * w[j];                                                  \
             }                                                                                \
-            z[0] = ((a0[0] + a0[1]) + (a0[2] + a0[3])) + b;                                  \
-            z[1] = ((a1[0] + a1[1]) + (a1[2] + a1[3])) + b;                                  \
-            z[2] = ((a2[0] + a2[1]) + (a2[2] + a2[3])) + b;                                  \
-            z[3] = ((a3[0] + a3[1]) + (a3[2] + a3[3])) + b;                                  \
+            z[0] = ((t0 + a0[1]) + (a0[2] + a0[3])) + b;                                     \
+            z[1] = ((t1 + a1[1]) + (a1[2] + a1[3])) + b;                                     \
+            z[2] = ((t2 + a2[1]) + (a2[2] + a2[3])) + b;                                     \
+            z[3] = ((t3 + a3[1]) + (a3[2] + a3[3])) + b;                                     \
             yy[0] = (double)y[q0];                                                           \
             yy[1] = (double)y[q1];                                                           \
             yy[2] = (double)y[q2];                                                           \
@@ -107,9 +112,15 @@ typedef float fj_v4f __attribute__((vector_size(16)));
             gb += c[1];                                                                      \
             gb += c[2];                                                                      \
             gb += c[3];                                                                      \
-            if (do_gw) {                                                                     \
+            if (do_gw) { /* g += (c0 x0 + c1 x1) + (c2 x2 + c3 x3), lane by lane */          \
                 const double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                     \
-                for (j = 0; j < n; j++)                                                      \
+                for (j = 0; j < m; j += 4) {                                                 \
+                    fj_v4d gv = fj_load4_f64(g + j);                                         \
+                    gv += (c0 * LOAD4(x0 + j) + c1 * LOAD4(x1 + j))                          \
+                          + (c2 * LOAD4(x2 + j) + c3 * LOAD4(x3 + j));                       \
+                    memcpy(g + j, &gv, sizeof gv);                                           \
+                }                                                                            \
+                for (j = m; j < n; j++)                                                      \
                     g[j] += (c0 * (double)x0[j] + c1 * (double)x1[j])                        \
                             + (c2 * (double)x2[j] + c3 * (double)x3[j]);                     \
             }                                                                                \
@@ -118,13 +129,14 @@ typedef float fj_v4f __attribute__((vector_size(16)));
             const Py_ssize_t q0 = idx ? idx[i] : i;                                          \
             const T *x0 = X + q0 * n;                                                        \
             fj_v4d a0 = {0.0, 0.0, 0.0, 0.0};                                                \
-            double z0, y0, e, r, c0;                                                         \
+            double t0, z0, y0, e, r, c0;                                                     \
             int inactive;                                                                    \
             for (j = 0; j < m; j += 4)                                                       \
                 a0 += LOAD4(x0 + j) * fj_load4_f64(w + j);                                   \
+            t0 = a0[0];                                                                      \
             for (j = m; j < n; j++)                                                          \
-                a0[0] += (double)x0[j] * w[j];                                               \
-            z0 = ((a0[0] + a0[1]) + (a0[2] + a0[3])) + b;                                    \
+                t0 += (double)x0[j] * w[j];                                                  \
+            z0 = ((t0 + a0[1]) + (a0[2] + a0[3])) + b;                                       \
             y0 = (double)y[q0];                                                              \
             inactive = z0 <= 0.0;                                                            \
             e = z0 - y0;                                                                     \
@@ -138,6 +150,23 @@ typedef float fj_v4f __attribute__((vector_size(16)));
         }                                                                                    \
         part[0] = sse;                                                                       \
         part[1] = gb;                                                                        \
+    }                                                                                        \
+                                                                                             \
+    FJ_CLONES static void NAME(const T *X, const T *y, const Py_ssize_t *idx, Py_ssize_t r0, \
+                               Py_ssize_t r1, Py_ssize_t n, const double *w, double b,       \
+                               int do_gw, double *part)                                      \
+    {                                                                                        \
+        if (idx == NULL) {                                                                   \
+            if (do_gw)                                                                       \
+                NAME##_body(X, y, NULL, r0, r1, n, w, b, 1, part);                           \
+            else                                                                             \
+                NAME##_body(X, y, NULL, r0, r1, n, w, b, 0, part);                           \
+        } else {                                                                             \
+            if (do_gw)                                                                       \
+                NAME##_body(X, y, idx, r0, r1, n, w, b, 1, part);                            \
+            else                                                                             \
+                NAME##_body(X, y, idx, r0, r1, n, w, b, 0, part);                            \
+        }                                                                                    \
     }
 
 FJ_DEFINE_BLOCK_SUMS(fj_block_sums_f64, double, fj_load4_f64)
