@@ -44,6 +44,12 @@
 typedef double fj_v4d __attribute__((vector_size(32)));
 typedef float fj_v4f __attribute__((vector_size(16)));
 
+typedef long long fj_v4di __attribute__((vector_size(32)));
+
+/* mask ? a : b lane by lane, for a mask from a vector comparison (all ones or zeros) */
+#define fj_select(mask, a, b)                                                                \
+    ((fj_v4d)(((fj_v4di)(a) & (mask)) | ((fj_v4di)(b) & ~(mask))))
+
 /* Unaligned loads of four elements, widened to double (macros, not functions: a vector
  * passed or returned by value across a target boundary changes the ABI) */
 #define fj_load4_f64(p) ({ fj_v4d v_; memcpy(&v_, (p), sizeof v_); v_; })
@@ -70,8 +76,7 @@ typedef float fj_v4f __attribute__((vector_size(16)));
             const Py_ssize_t q2 = idx ? idx[i + 2] : i + 2, q3 = idx ? idx[i + 3] : i + 3;   \
             const T *x0 = X + q0 * n, *x1 = X + q1 * n, *x2 = X + q2 * n, *x3 = X + q3 * n;  \
             fj_v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0;                     \
-            double t0, t1, t2, t3, z[4], c[4], s[4], yy[4], e, r;                            \
-            int k;                                                                           \
+            double c[4];                                                                     \
             for (j = 0; j < m; j += 4) {                                                     \
                 const fj_v4d wv = fj_load4_f64(w + j);                                       \
                 a0 += LOAD4(x0 + j) * wv;                                                    \
@@ -79,39 +84,39 @@ typedef float fj_v4f __attribute__((vector_size(16)));
                 a2 += LOAD4(x2 + j) * wv;                                                    \
                 a3 += LOAD4(x3 + j) * wv;                                                    \
             }                                                                                \
-            t0 = a0[0];                                                                      \
-            t1 = a1[0];                                                                      \
-            t2 = a2[0];                                                                      \
-            t3 = a3[0];                                                                      \
-            for (j = m; j < n; j++) { /* the remainder goes to the first accumulator */      \
-                t0 += (double)x0[j] * w[j];                                                  \
-                t1 += (double)x1[j] * w[j];                                                  \
-                t2 += (double)x2[j] * w[j];                                                  \
-                t3 += (double)x3[j] * w[j];                                                  \
+            { /* transpose: lane k of Tq is accumulator q of row k; then all four rows at \
+                 once, lane by lane the scalar arithmetic of _dot and _sq_residual */        \
+                fj_v4d T0 = {a0[0], a1[0], a2[0], a3[0]}, T1 = {a0[1], a1[1], a2[1], a3[1]}; \
+                const fj_v4d T2 = {a0[2], a1[2], a2[2], a3[2]};                              \
+                const fj_v4d T3 = {a0[3], a1[3], a2[3], a3[3]};                              \
+                const fj_v4d yv = {(double)y[q0], (double)y[q1], (double)y[q2],              \
+                                   (double)y[q3]};                                           \
+                fj_v4d zv, ev, rv, cv, sv;                                                   \
+                fj_v4di inactive;                                                            \
+                for (j = m; j < n; j++) { /* the remainder goes to the first accumulator */  \
+                    const fj_v4d xj = {(double)x0[j], (double)x1[j], (double)x2[j],          \
+                                       (double)x3[j]};                                       \
+                    T0 += xj * w[j];                                                         \
+                }                                                                            \
+                zv = ((T0 + T1) + (T2 + T3)) + b;                                            \
+                inactive = zv <= 0.0;                                                        \
+                ev = zv - yv;                                                                \
+                rv = fj_select(inactive, -yv, ev);                                           \
+                cv = fj_select(inactive, (0.0 - yv) * 0.0, ev);                              \
+                sv = rv * rv;                                                                \
+                sse += sv[0];                                                                \
+                sse += sv[1];                                                                \
+                sse += sv[2];                                                                \
+                sse += sv[3];                                                                \
+                gb += cv[0];                                                                 \
+                gb += cv[1];                                                                 \
+                gb += cv[2];                                                                 \
+                gb += cv[3];                                                                 \
+                c[0] = cv[0];                                                                \
+                c[1] = cv[1];                                                                \
+                c[2] = cv[2];                                                                \
+                c[3] = cv[3];                                                                \
             }                                                                                \
-            z[0] = ((t0 + a0[1]) + (a0[2] + a0[3])) + b;                                     \
-            z[1] = ((t1 + a1[1]) + (a1[2] + a1[3])) + b;                                     \
-            z[2] = ((t2 + a2[1]) + (a2[2] + a2[3])) + b;                                     \
-            z[3] = ((t3 + a3[1]) + (a3[2] + a3[3])) + b;                                     \
-            yy[0] = (double)y[q0];                                                           \
-            yy[1] = (double)y[q1];                                                           \
-            yy[2] = (double)y[q2];                                                           \
-            yy[3] = (double)y[q3];                                                           \
-            for (k = 0; k < 4; k++) { /* _sq_residual of neuron.pyx */                       \
-                int inactive = z[k] <= 0.0;                                                  \
-                e = z[k] - yy[k];                                                            \
-                r = inactive ? -yy[k] : e;                                                   \
-                c[k] = inactive ? (0.0 - yy[k]) * 0.0 : e;                                   \
-                s[k] = r * r;                                                                \
-            }                                                                                \
-            sse += s[0];                                                                     \
-            sse += s[1];                                                                     \
-            sse += s[2];                                                                     \
-            sse += s[3];                                                                     \
-            gb += c[0];                                                                      \
-            gb += c[1];                                                                      \
-            gb += c[2];                                                                      \
-            gb += c[3];                                                                      \
             if (do_gw) { /* g += (c0 x0 + c1 x1) + (c2 x2 + c3 x3), lane by lane */          \
                 const double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                     \
                 for (j = 0; j < m; j += 4) {                                                 \
