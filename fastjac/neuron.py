@@ -195,6 +195,10 @@ def loss(X, y, w, b, n_threads=None):
     ValueError
         For ``N == 0`` (the mean over no samples is undefined), or mismatched shapes.
     """
+    C = _k.loss_grad_fast(X, y, w, b, None, n_threads, _THREAD_THRESHOLD, _v.CPU_COUNT,
+                          False)
+    if C is not None:
+        return C
     X, y, w, b, dtype, N, n = _batch(X, y, w, b)
     _need_rows(N, "the loss")
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
@@ -273,6 +277,22 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
             w -= lr * gw
             b -= lr * gb
     """
+    res = None
+    if wrt is _DEFAULT_WRT:
+        # the training-loop fast path: plain arrays checked and read in one C call
+        res = _k.loss_grad_fast(X, y, w, b, out, n_threads, _THREAD_THRESHOLD, _v.CPU_COUNT)
+    if res is None:
+        X, y, w, b, res = _loss_grad(X, y, w, b, out, n_threads, wrt)
+    if _config.VALIDATE:
+        from fastjac import gradcheck
+
+        gradcheck._cross_check_neuron("loss_grad", (X, y, w, b), res)
+    return res
+
+
+def _loss_grad(X, y, w, b, out, n_threads, wrt):
+    """The general path of :func:`loss_grad`: every check, conversion and error message.
+    Returns the converted ``(X, y, w, b)`` and the result."""
     X, y, w, b, dtype, N, n = _batch(X, y, w, b)
     if N == 0:
         _need_rows(N, "the loss")
@@ -317,11 +337,7 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
     gw = _finish(gw_buf, gw_out) if want_w else None
     gb = scale * gb_sum if want_b else None
     res = (sse / N, gw, gb, _finish(gX_buf, gX_out)) if want_X else (sse / N, gw, gb)
-    if _config.VALIDATE:
-        from fastjac import gradcheck
-
-        gradcheck._cross_check_neuron("loss_grad", (X, y, w, b), res)
-    return res
+    return X, y, w, b, res
 
 
 def loss_grad_sums(X, y, w, b, n_threads=None):

@@ -4,7 +4,7 @@ Every function takes already-validated C-contiguous arrays (see fastjac/neuron.p
 f64/f32 twins differ only in the dtype of X, y, w and of the array outputs.
 """
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,10 @@ def loss_grad_sums_f32(
     X: _F32, y: _F32, w: _F32, b: float, gw_scale: float, gw_out: Optional[_F32],
     gx_scale: float, gX_out: Optional[_F32], n_threads: int,
 ) -> Tuple[float, float]: ...
+def loss_grad_fast(
+    X: object, y: object, w: object, b: object, gw_out: object, n_threads: object,
+    threshold: int, n_cores: int, want_grad: bool = ...,
+) -> Optional[Union[Tuple[float, np.ndarray, float], float]]: ...
 def forward_f64(
     X: _F64, w: _F64, b: float, act_out: Optional[_F64], mask_out: Optional[_F64], n_threads: int
 ) -> None: ...

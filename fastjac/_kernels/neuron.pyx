@@ -35,7 +35,22 @@ so its error, and everything it touches, is NaN.
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from cython.parallel cimport prange
 
+cimport numpy as cnp
+
 from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, floating, relu_deriv
+
+cnp.import_array()
+
+cdef extern from "neuron_block.h" nogil:
+    # The hot loop of _block_sums (no gX) in C, compiled for several instruction sets and
+    # dispatched once at load time; bitwise the same results as the loop below (see there).
+    int FJ_NEURON_C_BLOCK
+    void fj_block_sums_f64(const double* X, const double* y, const Py_ssize_t* idx,
+                           Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double* w,
+                           double b, int do_gw, double* part)
+    void fj_block_sums_f32(const float* X, const float* y, const Py_ssize_t* idx,
+                           Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double* w,
+                           double b, int do_gw, double* part)
 
 cdef enum:
     # A block holds at least this many elements of X (64 KB of float64): enough work to
@@ -186,6 +201,12 @@ cdef void _block_sums(const floating* X,      # IN  rows of the batch, n per row
     cdef const floating* x2
     cdef const floating* x3
     cdef Py_ssize_t i, j, row0, row1, row2, row3
+    if FJ_NEURON_C_BLOCK and gX == NULL:
+        if floating is double:
+            fj_block_sums_f64(X, y, idx, r0, r1, n, w, b, do_gw, part)
+        else:
+            fj_block_sums_f32(X, y, idx, r0, r1, n, w, b, do_gw, part)
+        return
     for j in range(n):
         g[j] = 0.0
     i = r0
@@ -305,35 +326,154 @@ cdef double* _widen(const floating[::1] w, double* dst) noexcept nogil:
 # loss + gradient sums
 # ---------------------------------------------------------------------------------------
 
+cdef enum:
+    # Scratch up to this many doubles (8 KB) lives on the stack: small batches (one block)
+    # then cost no allocation at all.
+    STACK_DOUBLES = 1024
+
+
+cdef int _loss_grad_ptr(const floating* X, const floating* y, const floating* w,
+                        Py_ssize_t N, Py_ssize_t n, double b,
+                        double gw_scale, floating* gw,   # OUT gw_scale Σ c x, or NULL
+                        double gx_scale, floating* gX,   # OUT gx_scale c_i w, or NULL
+                        int n_threads,
+                        double* sums,                    # OUT [Σ r², Σ c]
+                        ) except -1:
+    """The fused loss + gradient pass over pointers (X, y, w valid for N x n, N, n)."""
+    cdef Py_ssize_t nblocks = _blocks(N, n), j
+    cdef Py_ssize_t need = (nblocks + 1) * (n + 2) + n
+    cdef double stack[STACK_DOUBLES]
+    cdef double* mem = stack
+    cdef const double* wd
+    if need > STACK_DOUBLES:
+        mem = <double*>PyMem_RawMalloc(need * sizeof(double))
+        if mem == NULL:
+            raise MemoryError()
+    cdef double* total = mem + n
+    cdef double* scratch = total + (n + 2)
+    with nogil:
+        if floating is double:
+            wd = w  # no widening needed: read in place (gw is written after the last read)
+        else:
+            wd = _widen_ptr(w, mem, n)
+        _sums(X, y, NULL, N, n, wd, b, gw != NULL, gX, gx_scale, total, scratch, n_threads)
+        if gw != NULL:
+            for j in range(n):
+                gw[j] = <floating>(gw_scale * total[2 + j])
+        sums[0] = total[0]
+        sums[1] = total[1]
+    if mem != stack:
+        PyMem_RawFree(mem)
+    return 0
+
+
+cdef double* _widen_ptr(const floating* w, double* dst, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        dst[j] = <double>w[j]
+    return dst
+
+
 cdef object _loss_grad_sums(const floating[:, ::1] X, const floating[::1] y,
                             const floating[::1] w, double b,
                             double gw_scale, floating[::1] gw_out,
                             double gx_scale, floating[:, ::1] gX_out, int n_threads):
-    cdef Py_ssize_t N = X.shape[0], n = X.shape[1], j
-    cdef Py_ssize_t nblocks = _blocks(N, n)
-    cdef bint do_gw = gw_out is not None
+    cdef Py_ssize_t N = X.shape[0], n = X.shape[1]
     cdef floating dummy = 0
     cdef floating* gX = NULL
-    cdef double sse, gb
-    cdef double* mem = <double*>PyMem_RawMalloc(((nblocks + 1) * (n + 2) + n) * sizeof(double))
-    if mem == NULL:
-        raise MemoryError()
-    cdef double* wd = mem
-    cdef double* total = mem + n
-    cdef double* scratch = total + (n + 2)
+    cdef floating* gw = NULL
+    cdef double sums[2]
     if gX_out is not None and N > 0 and n > 0:
         gX = &gX_out[0, 0]
-    with nogil:
-        _widen(w, wd)
-        _sums(_ptr2(X, &dummy), _ptr1(y, &dummy), NULL, N, n, wd, b, do_gw, gX, gx_scale,
-              total, scratch, n_threads)
-        if do_gw:
-            for j in range(n):
-                gw_out[j] = <floating>(gw_scale * total[2 + j])
-        sse = total[0]
-        gb = total[1]
-    PyMem_RawFree(mem)
-    return sse, gb
+    if gw_out is not None:
+        gw = &gw_out[0] if n > 0 else &dummy
+    _loss_grad_ptr(_ptr2(X, &dummy), _ptr1(y, &dummy), _ptr1(w, &dummy), N, n, b,
+                   gw_scale, gw, gx_scale, gX, n_threads, sums)
+    return sums[0], sums[1]
+
+
+# ---------------------------------------------------------------------------------------
+# The C-level fast path of the public functions: plain arrays, no memoryviews
+# ---------------------------------------------------------------------------------------
+
+cdef inline bint _plain(object a, int ndim, int typenum) noexcept:
+    """Exactly an ndarray of ``ndim`` dimensions and ``typenum``, C-contiguous, aligned,
+    in native byte order: a buffer a kernel can read through a pointer as it is."""
+    return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
+
+
+cdef inline int _fast_threads(object n_threads, Py_ssize_t work, Py_ssize_t threshold,
+                              int n_cores) noexcept:
+    """n_threads as ``_validate.n_threads`` resolves it, or 0 (take the general path)."""
+    cdef long v
+    if n_threads is None:
+        return 1 if work < threshold else n_cores
+    if type(n_threads) is not int:
+        return 0
+    v = n_threads  # a Python int: cannot fail for the values below (bounds checked first)
+    return <int>v if 1 <= v <= 4096 else 0
+
+
+def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, int n_cores,
+                   bint want_grad=True):
+    """``fastjac.neuron.loss_grad`` (default ``wrt``) or, with ``want_grad=False``,
+    ``loss``, for the common call in one C call; ``None`` when it needs the general path.
+
+    Eligible: ``X`` (N, n), ``y`` (N,), ``w`` (n,) plain arrays (see ``_plain``) of one
+    float dtype with N, n >= 1, ``b`` exactly a float, ``gw_out`` None or a plain writeable
+    (n,) array of that dtype, ``n_threads`` None or an int in [1, 4096]. Anything else
+    (conversions, errors and their messages, other dtypes, empty batches) returns None.
+    An ``gw_out`` that overlaps an input is safe: the kernel writes gw after its last read.
+    """
+    cdef int typenum, nt
+    cdef Py_ssize_t N, n
+    cdef cnp.npy_intp dim
+    cdef double sums[2]
+    cdef double scale
+    if type(b) is not float or type(X) is not cnp.ndarray:
+        return None
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
+    if (typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or not _plain(X, 2, typenum):
+        return None
+    N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
+    n = cnp.PyArray_DIM(<cnp.ndarray>X, 1)
+    if N == 0 or n == 0:
+        return None
+    if not (_plain(y, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>y, 0) == N
+            and _plain(w, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>w, 0) == n):
+        return None
+    if not want_grad:
+        if gw_out is not None:
+            return None
+    elif gw_out is None:
+        dim = n
+        gw_out = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
+    elif not (_plain(gw_out, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>gw_out, 0) == n
+              and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>gw_out)):
+        return None
+    nt = _fast_threads(n_threads, N * n, threshold, n_cores)
+    if nt == 0:
+        return None
+    scale = 2.0 / <double>N
+    if typenum == cnp.NPY_DOUBLE:
+        _loss_grad_ptr(<const double*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>y),
+                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>w), N, n, <double>b,
+                       scale, <double*>cnp.PyArray_DATA(<cnp.ndarray>gw_out)
+                       if want_grad else <double*>NULL, 0.0, <double*>NULL, nt, sums)
+    else:
+        _loss_grad_ptr(<const float*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                       <const float*>cnp.PyArray_DATA(<cnp.ndarray>y),
+                       <const float*>cnp.PyArray_DATA(<cnp.ndarray>w), N, n, <double>b,
+                       scale, <float*>cnp.PyArray_DATA(<cnp.ndarray>gw_out)
+                       if want_grad else <float*>NULL, 0.0, <float*>NULL, nt, sums)
+    if not want_grad:
+        return sums[0] / <double>N
+    return sums[0] / <double>N, gw_out, scale * sums[1]
 
 
 def loss_grad_sums_f64(const double[:, ::1] X, const double[::1] y, const double[::1] w,
