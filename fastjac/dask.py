@@ -55,6 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
 
 from . import _validate as V
 from .neuron import FitResult
+from .neuron import _diverged  # the same errors as neuron.fit, for the same situations
 from .neuron import loss_grad_sums as _in_memory_sums
 from .ops import BinaryOp, UnaryOp
 
@@ -306,23 +307,6 @@ def _batches(rows, batch_size, order):
     if current:
         batches.append(current)
     return batches
-
-
-def _diverged(epoch, step, lr, losses):
-    """The errors of :func:`fastjac.neuron.fit`, for the same situations."""
-    if epoch == 0 and step == 0:
-        raise ValueError(
-            "the loss is not finite at the initial parameters: X, y, w0 or b0 holds NaN "
-            "or inf, or the squared residuals overflow"
-        )
-    where = f"epoch {epoch}" + (f", step {step}" if step >= 0 else "")
-    err = FloatingPointError(
-        f"fit diverged at {where}: the loss or the parameters became NaN/inf; the "
-        f"learning rate lr={lr:g} is too large for this data (lower it, or scale X)"
-    )
-    err.epoch = epoch
-    err.losses = losses[:epoch].copy()
-    raise err
 
 
 def _progress_bar(progress, epochs):
