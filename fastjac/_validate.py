@@ -34,6 +34,9 @@ def _cpu_count():
 
 
 CPU_COUNT = _cpu_count()
+# n_threads above this is clamped: results do not depend on the thread count, and asking
+# OpenMP for tens of thousands of threads crashes the process when thread creation fails.
+MAX_THREADS = max(256, CPU_COUNT)
 
 
 def _bad_dtype(name, dtype):
@@ -44,11 +47,26 @@ def _bad_dtype(name, dtype):
 
 
 def _asarray(value, name):
-    """``np.asarray`` that names the argument when NumPy cannot make an array of it."""
+    """``np.asarray`` that names the argument when NumPy cannot make an array of it.
+
+    A masked array is refused (its mask would be silently dropped), and a Python ``int``
+    too large for int64/uint64 becomes a float, as NumPy does for a weak scalar.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray; fastjac would ignore its mask: pass "
+            f"{name}.filled(...) or {name}.compressed() instead"
+        )
     try:
-        return np.asarray(value)
+        arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
+    if arr.dtype.kind == "O" and type(value) is int:
+        try:
+            arr = np.asarray(float(value))
+        except OverflowError:
+            raise ValueError(f"{name} is an integer too large for a float64") from None
+    return arr
 
 
 def _check_kind(dtype, name):
@@ -87,11 +105,11 @@ def result_dtype(*named):
     except (OverflowError, TypeError) as exc:
         names = ", ".join(n for n, v in named if v is not None)
         raise TypeError(f"cannot find a common float dtype for {names}: {exc}") from None
-    if dtype.kind != "f":
-        return F64
-    if dtype.itemsize < 4:
+    # Always a native-byte-order dtype: the kernels read raw memory, so a byte-swapped
+    # dtype ('>f8' on a little-endian machine) must never reach them uncopied.
+    if dtype.kind == "f" and dtype.itemsize <= 4:
         return F32
-    return dtype
+    return F64
 
 
 def operand(value, name, dtype):
@@ -107,8 +125,9 @@ def operand(value, name, dtype):
         arr = _asarray(value, name)
     if arr.dtype is not dtype:
         _check_kind(arr.dtype, name)
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        flat = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.aligned:
+        # np.array copies; np.ascontiguousarray would keep a misaligned buffer as it is.
+        flat = np.array(arr, dtype=dtype, order="C").reshape(-1)
     else:
         flat = arr.reshape(-1)
     return flat, arr.shape
@@ -169,7 +188,7 @@ def output(out, name, shape, dtype, inputs=(), others=()):
     for other_name, other in others:
         if other is not None and np.may_share_memory(out, other):
             raise ValueError(f"{name} overlaps {other_name}; outputs must not share memory")
-    if not out.flags.c_contiguous:
+    if not out.flags.c_contiguous or not out.flags.aligned:
         return np.empty(out.size, dtype=dtype), out
     buf = out.reshape(-1)
     for in_name, arr in inputs:
@@ -198,7 +217,7 @@ def n_threads(value, work, threshold):
         raise TypeError(f"n_threads must be a positive integer or None, got {value!r}")
     if value < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {value}")
-    return int(value)
+    return min(int(value), MAX_THREADS)
 
 
 def real_scalar(value, name, allow_inf=False):

@@ -108,15 +108,16 @@ cdef void* _data(object a, int typenum, Py_ssize_t n, bint writable, str name) e
         raise ValueError(f"{name} must be C-contiguous with {n} elements")
     if writable and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} is read-only")
-    if not cnp.PyArray_ISALIGNED(arr):
-        raise ValueError(f"{name} is not aligned")
+    if not cnp.PyArray_ISALIGNED(arr) or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise ValueError(f"{name} is not aligned or not in native byte order")
     return cnp.PyArray_DATA(arr)
 
 
 cdef inline bint _is_plain_vector(object a) noexcept:
     return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a))
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
 
 
 # ---------------------------------------------------------------------------------------
