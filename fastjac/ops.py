@@ -76,6 +76,9 @@ class UnaryOp:
 
     # The single entry point to the kernel: every public method goes through here.
     def _run(self, x, t, t_name, out, n_threads, value):
+        if t is None and t_name is not None:
+            # Not "ones": BinaryOp.jvp reads a None tangent as zero, so refuse to guess.
+            raise TypeError(f"{t_name} must be an array or a number, not None")
         if out is None and n_threads is None:
             res = _K.unary_fast(self._codes, x, t, value, self._work_per_element,
                                 PARALLEL_THRESHOLD, V.CPU_COUNT)
@@ -125,6 +128,8 @@ class UnaryOp:
     def value_and_vjp(self, x, gy, out=None, n_threads=None):
         """``(h(x), gy ⊗ h'(x))`` from one pass over memory. ``out`` is a pair or None."""
         out_y, out_g = _out_pair(out, ("y", "gx"))
+        if gy is None:
+            raise TypeError("gy must be an array or a number, not None")
         dt = V.result_dtype(("x", x), ("gy", gy))
         xf, shape = V.operand(x, "x", dt)
         gf, gshape = V.operand(gy, "gy", dt)
