@@ -141,9 +141,9 @@ class UnaryOp:
         _K.unary(self._codes, xf, gf, ybuf, gbuf, nt)
         V.finish(ybuf, y)
         V.finish(gbuf, g)
-        if out is None:
-            return _as_result(y, shape), _as_result(g, shape)
-        return y, g
+        # An out entry left None is a fresh result: a scalar for scalar input, like out=None.
+        return (y if out_y is not None else _as_result(y, shape),
+                g if out_g is not None else _as_result(g, shape))
 
 
 def chain(*functions):
@@ -252,7 +252,7 @@ class BinaryOp:
         if gy is not None:
             gf, sg = V.operand(gy, "gy", dt)
             V.same_shape(shape, "y", sg, "gy")
-        out_w, out_x = _out_pair(out, ("gw", "gx"))
+        out_w, out_x = given_w, given_x = _out_pair(out, ("gw", "gx"))
         inputs = (("w", wf), ("x", xf), ("gy", gf))
         wbuf = xbuf = None
         if ws:
@@ -267,9 +267,8 @@ class BinaryOp:
                          gf, None, None, wbuf, xbuf, True, self._threads(n_threads, n))
         gw = self._finish_grad(ws, sums[0], wbuf, out_w, dt)
         gx = self._finish_grad(xs, sums[1], xbuf, out_x, dt)
-        if out is None:
-            return _as_result(gw, sw), _as_result(gx, sx)
-        return gw, gx
+        return (gw if given_w is not None else _as_result(gw, sw),
+                gx if given_x is not None else _as_result(gx, sx))
 
     @staticmethod
     def _check_scalar_out(o, name, dt):

@@ -119,3 +119,15 @@ def test_unary_none_tangent_is_an_error(method):
     # None tangent as zero: a silent disagreement. A unary tangent/cotangent is required.
     with pytest.raises(TypeError, match="(dx|gy) must be an array"):
         getattr(fj.exp, method)(np.ones(3), None)
+
+
+def test_out_pair_of_nones_gives_the_same_results_as_out_none():
+    # Bug: out=(None, None) returned 0-d arrays for scalar inputs where out=None returns
+    # NumPy scalars (NumPy ufuncs return scalars for out=(None,)).
+    for res in (fj.exp.value_and_vjp(0.5, 2.0, out=(None, None)),
+                fj.mul.vjp(0.5, 2.0, 1.0, out=(None, None)),
+                fj.mul.sum_grad(0.5, 2.0, out=(None, None))):
+        assert all(isinstance(r, np.float64) for r in res), res
+    o = np.empty(())
+    gw, gx = fj.mul.vjp(0.5, 2.0, 1.0, out=(o, None))
+    assert gw is o and float(o) == 2.0 and isinstance(gx, np.float64)
