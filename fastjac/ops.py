@@ -360,8 +360,8 @@ class _Dot:
 
     name = "dot"
 
-    def _prepare(self, w, x):
-        dt = V.result_dtype(("w", w), ("x", x))
+    def _prepare(self, w, x, extra=()):
+        dt = V.result_dtype(("w", w), ("x", x), *extra)
         wf, sw = V.operand(w, "w", dt)
         xf, sx = V.operand(x, "x", dt)
         if len(sw) != 1:
@@ -385,7 +385,7 @@ class _Dot:
 
     def jvp(self, w, x, dw, dx, n_threads=None):
         """``dy = x·dw + w·dx`` (a zero tangent may be None)."""
-        dt, wf, xf = self._prepare(w, x)
+        dt, wf, xf = self._prepare(w, x, (("dw", dw), ("dx", dx)))
         nt = V.n_threads(n_threads, 2 * wf.size, PARALLEL_THRESHOLD)
         total = 0.0
         for name, tan, other in (("dw", dw, xf), ("dx", dx, wf)):

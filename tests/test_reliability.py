@@ -131,3 +131,13 @@ def test_out_pair_of_nones_gives_the_same_results_as_out_none():
     o = np.empty(())
     gw, gx = fj.mul.vjp(0.5, 2.0, 1.0, out=(o, None))
     assert gw is o and float(o) == 2.0 and isinstance(gx, np.float64)
+
+
+def test_dot_jvp_result_dtype_includes_the_tangents():
+    # Bug: dot.jvp took its dtype from w and x only, so a float64 tangent with float32
+    # primals was rounded to float32 (mul.jvp and sum.jvp include the tangents).
+    w = np.ones(3, dtype=np.float32)
+    dw = np.full(3, 1 + 2.0**-40)
+    res = fj.dot.jvp(w, w, dw, None)
+    assert res.dtype == np.float64 and res == 3 * (1 + 2.0**-40)
+    assert fj.dot.jvp(w, w, w, w).dtype == np.float32
