@@ -14,6 +14,7 @@ ReLU neuron with its MSE loss, all without building a dense matrix.
 from ._kernels.elementwise import openmp_enabled
 from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, sum
+from . import neuron
 
 __version__ = "0.1.0"
 
@@ -39,7 +40,7 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled",
+    "__version__", "openmp_enabled", "neuron",
     "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",

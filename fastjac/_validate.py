@@ -242,3 +242,144 @@ def positive_int(value, name, allow_none=False):
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value}")
     return int(value)
+
+
+# -- batched linear models: X (N, n), y (N,), w (n,) -----------------------------------------
+
+
+def fast_batch(X, y, w):
+    """``(dtype, N, n)`` when a batch needs no conversion and no further check, else ``None``.
+
+    That is: ``X`` (N, n), ``y`` (N,) (or ``None``) and ``w`` (n,) are C-contiguous
+    ``numpy.ndarray`` objects of one dtype, float32 or float64. This is the fast path of
+    the public functions (a training loop calls them with such arrays on every step), so
+    it only reads attributes and creates nothing. ``None`` sends the caller through the
+    full checks (``result_dtype``, ``matrix``, ``vector``, ``batch_shapes``), which also
+    produce the error messages.
+    """
+    if type(X) is not np.ndarray or type(w) is not np.ndarray:
+        return None
+    dtype = X.dtype
+    if (dtype is not F64 and dtype is not F32) or w.dtype is not dtype:
+        return None
+    if X.ndim != 2 or w.ndim != 1:
+        return None
+    N, n = X.shape
+    if w.shape[0] != n or not X.flags.c_contiguous or not w.flags.c_contiguous:
+        return None
+    if y is not None and (type(y) is not np.ndarray or y.dtype is not dtype or y.ndim != 1
+                          or y.shape[0] != N or not y.flags.c_contiguous):
+        return None
+    return dtype, N, n
+
+
+def fast_output(out, shape, dtype):
+    """True when ``out`` can be written by a kernel as it is: a writeable C-contiguous
+    ``numpy.ndarray`` of exactly ``shape`` and ``dtype`` (the training-loop fast path; any
+    other ``out`` goes through ``output``, which checks it and explains what is wrong)."""
+    if type(out) is not np.ndarray or out.dtype is not dtype or out.shape != shape:
+        return False
+    flags = out.flags
+    return flags.c_contiguous and flags.writeable
+
+
+def matrix(value, name, dtype):
+    """``value`` as a 2-D C-contiguous array of ``dtype``, copied only when it must be.
+
+    A Fortran-ordered or otherwise strided array, or one of another dtype, is copied once;
+    a C-contiguous array of ``dtype`` (read-only or not) is returned as it is.
+    """
+    arr = value if type(value) is np.ndarray else _asarray(value, name)
+    if arr.dtype != dtype:
+        _check_kind(arr.dtype, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (N, n), got shape {arr.shape}")
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr
+
+
+def vector(value, name, dtype):
+    """``value`` as a 1-D C-contiguous array of ``dtype``, copied only when it must be."""
+    arr = value if type(value) is np.ndarray else _asarray(value, name)
+    if arr.dtype != dtype:
+        _check_kind(arr.dtype, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr
+
+
+def batch_shapes(X, y, w, names=("X", "y", "w")):
+    """Check the shapes of a batch ``X`` (N, n), targets ``y`` (N,), weights ``w`` (n,).
+
+    ``y`` may be ``None`` (no targets). Returns ``(N, n)``; raises ``ValueError`` naming
+    the arguments and their shapes.
+    """
+    nx, ny, nw = names
+    if X.ndim != 2:
+        raise ValueError(f"{nx} must be a 2-D array (N, n), got shape {X.shape}")
+    N, n = X.shape
+    if w.shape != (n,):
+        raise ValueError(
+            f"{nw} must have shape (n,) = ({n},) to match {nx}.shape={X.shape}, "
+            f"got {nw}.shape={w.shape}"
+        )
+    if y is not None and y.shape != (N,):
+        raise ValueError(
+            f"{ny} must have shape (N,) = ({N},) to match {nx}.shape={X.shape}, "
+            f"got {ny}.shape={y.shape}"
+        )
+    return N, n
+
+
+def real_number(value, name):
+    """Any real number (NaN and inf included) as a Python float; bools, complex and
+    non-numbers raise ``TypeError`` naming the argument."""
+    if type(value) is float:
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if (
+        isinstance(value, (bool, np.bool_, complex, np.complexfloating))
+        or not isinstance(value, (numbers.Real, np.number))
+    ):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def positive_number(value, name):
+    """A finite real number > 0 as a Python float (a learning rate, a step)."""
+    f = real_scalar(value, name)
+    if not f > 0.0:
+        raise ValueError(f"{name} must be a positive finite number, got {f}")
+    return f
+
+
+def subset(value, name, allowed):
+    """A selection of names from ``allowed``: one string or an iterable of strings.
+
+    Returns a ``frozenset``; an unknown name raises ``ValueError`` listing the allowed ones,
+    anything that is not strings raises ``TypeError``.
+    """
+    items = (value,) if isinstance(value, str) else value
+    try:
+        chosen = frozenset(items)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a string or an iterable of strings from {sorted(allowed)}, "
+            f"got {value!r}"
+        ) from None
+    for item in chosen:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must hold strings, got {item!r}")
+        if item not in allowed:
+            raise ValueError(f"{name} may only contain {sorted(allowed)}, got {item!r}")
+    return chosen
+
+
+def callable_or_none(value, name):
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
+    return value
