@@ -1,8 +1,19 @@
-"""Reliability (issue 6): regression tests for every bug the fuzzing found."""
+"""Reliability (issue 6): regression tests for every bug the fuzzing found, build checks,
+thread safety, memory stability, inputs never written, and the crash-isolated fuzz run.
 
+The property-based fuzz suite lives in ``tests/fuzz/``; it is *not* collected by the main
+run (see ``tests/conftest.py``) but run once, in a subprocess, by
+``test_fuzz_suite_in_a_subprocess`` below, so that a segfault in a kernel fails that test
+instead of killing pytest.
+"""
+
+import gc
+import hashlib
 import os
 import subprocess
 import sys
+import threading
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +152,251 @@ def test_dot_jvp_result_dtype_includes_the_tangents():
     res = fj.dot.jvp(w, w, dw, None)
     assert res.dtype == np.float64 and res == 3 * (1 + 2.0**-40)
     assert fj.dot.jvp(w, w, w, w).dtype == np.float32
+
+
+# ------------------------------------------------------------------ builds
+def test_openmp_flag_matches_the_build():
+    """CI sets FASTJAC_EXPECT_OPENMP=0 for the serial build (and 1 for the normal one)."""
+    expect = os.environ.get("FASTJAC_EXPECT_OPENMP")
+    if expect is None:
+        pytest.skip("FASTJAC_EXPECT_OPENMP not set (CI sets it for each build)")
+    assert fj.openmp_enabled() is (expect.strip() not in ("0", "false", "no"))
+
+
+# ------------------------------------------------------------------ inputs never written
+def _digest(*arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(str(a.shape).encode())
+    return h.hexdigest()
+
+
+def _every_call(w, x, t):
+    """Every public element-wise entry point on (w, x) with a tangent/cotangent t."""
+    fused = fj.elementwise(fj.div, f=fj.exp, g=fj.chain(fj.sigmoid, fj.square))
+    chained = fj.chain(fj.tanh, fj.log, fj.abs)
+    calls = []
+    for u in (*fj.UNARY.values(), chained):
+        calls += [lambda u=u: u(x), lambda u=u: u.derivative(x), lambda u=u: u.jacobian(x),
+                  lambda u=u: u.jvp(x, t), lambda u=u: u.vjp(x, t),
+                  lambda u=u: u.value_and_vjp(x, t), lambda u=u: u.sum_grad(x)]
+    for b in (*fj.BINARY.values(), fused):
+        for ww in (w, 1.5):
+            calls += [lambda b=b, ww=ww: b(ww, x),
+                      lambda b=b, ww=ww: b.jvp(ww, x, ww, t),
+                      lambda b=b, ww=ww: b.vjp(ww, x, t),
+                      lambda b=b, ww=ww: b.sum_grad(ww, x),
+                      lambda b=b, ww=ww: b.jacobian(ww, x)]
+    calls += [lambda: fj.dot(w, x), lambda: fj.dot.grad(w, x), lambda: fj.dot.jvp(w, x, t, t),
+              lambda: fj.dot.vjp(w, x, 2.0), lambda: fj.dot.jacobian(w, x),
+              lambda: fj.sum(x), lambda: fj.sum.jvp(x, t), lambda: fj.sum.vjp(x, 2.0),
+              lambda: fj.sum.grad(x)]
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+@pytest.mark.parametrize("n", [0, 1, 300, 4097])
+def test_inputs_are_never_written(n, dtype):
+    rng = np.random.default_rng(n)
+    w, x, t = (rng.uniform(-2, 2, n).astype(dtype) for _ in range(3))
+    before = _digest(w, x, t)
+    for call in _every_call(w, x, t):
+        with np.errstate(all="ignore"):
+            call()
+        assert _digest(w, x, t) == before
+    # Read-only inputs are accepted as they are (a write would raise inside NumPy).
+    for a in (w, x, t):
+        a.flags.writeable = False
+    with np.errstate(all="ignore"):
+        for call in _every_call(w, x, t):
+            call()
+
+
+# ------------------------------------------------------------------ thread safety
+def _kernel_jobs(n):
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.1, 3, n)
+    w = rng.uniform(-3, 3, n)
+    g = rng.standard_normal(n)
+    h = fj.chain(fj.sin, fj.square, fj.sigmoid)
+    op = fj.elementwise(fj.mul, f=fj.exp, g=fj.tanh)
+    return [
+        ("exp", lambda nt: fj.exp(x, n_threads=nt)),
+        ("log.vjp", lambda nt: fj.log.vjp(x, g, n_threads=nt)),
+        ("chain.value_and_vjp", lambda nt: np.concatenate(h.value_and_vjp(x, g, n_threads=nt))),
+        ("div.vjp", lambda nt: np.concatenate(fj.div.vjp(w, x, g, n_threads=nt))),
+        ("fused.jvp", lambda nt: op.jvp(w, x, g, x, n_threads=nt)),
+        ("mul.scalar_vjp", lambda nt: np.array(fj.mul.vjp(w, 3.0, g, n_threads=nt)[1])),
+        ("maximum.sum_grad", lambda nt: np.concatenate(fj.maximum.sum_grad(w, x, n_threads=nt))),
+        ("sum", lambda nt: np.array(fj.sum(g, n_threads=nt))),
+        ("dot", lambda nt: np.array(fj.dot(w, g, n_threads=nt))),
+    ]
+
+
+def _same_bits(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("n", [5000, 3 * 4096 + 17, 200_000])
+def test_n_threads_is_bitwise_irrelevant(n):
+    for name, job in _kernel_jobs(n):
+        ref = job(1)
+        for nt in (2, 3, None):
+            assert _same_bits(job(nt), ref), (name, nt)
+
+
+def test_concurrent_python_threads_agree_with_serial_calls():
+    """8 Python threads call the kernels at once (the GIL is released in them)."""
+    jobs = _kernel_jobs(3 * 4096 + 101) + _kernel_jobs(150_000)
+    serial = [job(1) for _, job in jobs]
+    errors = []
+    barrier = threading.Barrier(8)
+
+    def worker(k):
+        try:
+            barrier.wait()
+            for rep in range(6):
+                for j, (name, job) in enumerate(jobs):
+                    nt = (1, 2, None)[(k + rep + j) % 3]
+                    if not _same_bits(job(nt), serial[j]):
+                        errors.append((k, name, nt))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append((k, repr(exc)))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=300)
+    assert not any(th.is_alive() for th in threads), "a worker thread hung"
+    assert not errors, errors[:5]
+
+
+def test_the_gil_is_released_in_kernels():
+    # A pure-Python counter keeps running while another thread is inside a long kernel.
+    x = np.linspace(0.1, 2, 4_000_000)
+    h = fj.chain(fj.sin, fj.exp, fj.log, fj.sqrt, fj.tanh)
+    ticks = []
+    done = threading.Event()
+
+    def kernel():
+        for _ in range(3):
+            h.vjp(x, x, n_threads=1)
+        done.set()
+
+    th = threading.Thread(target=kernel)
+    th.start()
+    while not done.is_set():
+        ticks.append(1)
+        done.wait(0.001)
+    th.join()
+    assert len(ticks) > 5
+
+
+# ------------------------------------------------------------------ fuzz, crash-isolated
+def test_fuzz_suite_in_a_subprocess():
+    """Run tests/fuzz in a child interpreter: a crash there is a failure here."""
+    if os.environ.get("FASTJAC_FUZZ_CHILD"):
+        pytest.skip("already inside the fuzz subprocess")
+    env = dict(os.environ, FASTJAC_FUZZ_CHILD="1")
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "pytest", str(ROOT / "tests" / "fuzz"),
+           "-p", "no:cacheprovider", "-q", "-x", "--benchmark-disable"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=1800)
+    tail = (proc.stdout[-6000:] + "\n" + proc.stderr[-4000:])
+    if proc.returncode < 0:
+        pytest.fail(f"the fuzz subprocess was killed by signal {-proc.returncode}:\n{tail}")
+    assert proc.returncode == 0, tail
+    print(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ memory
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _leak_families():
+    """Kernel families -> the call variants that exercise them (run round-robin)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 2, 64)
+    x32 = x.astype(np.float32)
+    xs = rng.uniform(0.5, 2, 128)[::2]
+    g = np.ones(64)
+    out = np.empty(64)
+    outs = (np.empty(64), np.empty(64))
+    op = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)
+    h = fj.chain(fj.tanh, fj.square)
+    return {
+        "unary": [lambda: fj.exp(x), lambda: fj.sin.vjp(x32, xs), lambda: fj.log(x, out=out),
+                  lambda: fj.relu.derivative(x)],
+        "chain": [lambda: h.value_and_vjp(x, g), lambda: h.jvp(x, g)],
+        "binary": [lambda: fj.add([1.0, 2.0], 3), lambda: fj.mul.vjp(x, 2.0, g),
+                   lambda: op.jvp(x, x, g, g, out=out), lambda: fj.div.vjp(x, x, g, out=outs),
+                   lambda: fj.maximum.sum_grad(x, x), lambda: fj.sub(x, x)],
+        "reductions": [lambda: fj.sum(x), lambda: fj.dot(x, x), lambda: fj.dot.jvp(x, x, g, g),
+                       lambda: fj.sum.vjp(x, 2.0)],
+        "jacobians": [lambda: fj.mul.jacobian(x, 3.0), lambda: fj.exp.jacobian(x)],
+        "errors": [lambda: _swallow(lambda: fj.exp(x, out=np.empty(3))),
+                   lambda: _swallow(lambda: fj.mul(x, np.ones(64, complex))),
+                   lambda: _swallow(lambda: fj.mul.vjp(x, x, g, out=(out, out))),
+                   lambda: _swallow(lambda: fj.exp(x, n_threads=0))],
+    }
+
+
+def _swallow(f):
+    try:
+        f()
+    except (TypeError, ValueError):
+        pass
+
+
+# CI lowers this for the debug and serial rebuilds; the default run makes 10**5 calls.
+LEAK_CALLS = int(os.environ.get("FASTJAC_LEAK_CALLS", "100000"))
+TRACED = 2000
+
+
+def _run_calls(variants, count):
+    k = len(variants)
+    for i in range(count):
+        variants[i % k]()
+
+
+@pytest.mark.parametrize("family", list(_leak_families()))
+def test_no_memory_growth(family):
+    variants = _leak_families()[family]
+    _run_calls(variants, TRACED)  # warm caches, pools and lazily created objects
+    gc.collect()
+    rss0 = _rss_bytes()
+    # tracemalloc slows every allocation: trace two samples and compare them.
+    tracemalloc.start()
+    try:
+        _run_calls(variants, TRACED)
+        gc.collect()
+        traced0, _ = tracemalloc.get_traced_memory()
+        _run_calls(variants, TRACED)
+        gc.collect()
+        traced1, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _run_calls(variants, max(LEAK_CALLS - 3 * TRACED, 0))
+    gc.collect()
+    rss1 = _rss_bytes()
+    # A leak of 16 bytes per call would show as >= 32 kB traced and >= 1.5 MB of RSS over
+    # 10**5 calls; the allowances stay below that and above allocator noise.
+    assert traced1 - traced0 < 8 * TRACED, f"traced memory grew by {traced1 - traced0} B"
+    assert rss1 - rss0 < max(1 << 20, 8 * LEAK_CALLS), f"RSS grew by {rss1 - rss0} B"
+
+
+def test_fit_float32_weights_that_overflow_are_a_divergence():
+    # Bug: parameters are kept in float64 during fit, so weights of 1e75 passed the
+    # kernel's finiteness check and were returned rounded to float32 as -inf, silently.
+    neuron = pytest.importorskip("fastjac.neuron")
+    X = np.array([[1e10], [-1.95], [0.69], [-1e10], [0.0], [1.76], [2.76]], dtype=np.float32)
+    y = np.array([0.82, -1.38, -2.75, -2.90, 1.88, 2.48, 0.64], dtype=np.float32)
+    snap = (X.tobytes(), y.tobytes())
+    with pytest.raises(FloatingPointError, match="diverged.*float32.*lr=0.001") as info:
+        neuron.fit(X, y, lr=1e-3, epochs=5, seed=1)
+    assert np.isfinite(info.value.losses).all()
+    assert (X.tobytes(), y.tobytes()) == snap
