@@ -118,7 +118,7 @@ def build(desc, shape):
     if kind in ("pyscalar", "npscalar", "zerod"):
         shape = ()
     size = math.prod(shape)
-    if dt.kind in "OUSMm" or dt.itemsize > 8:
+    if dt.kind in "OUSMmc" or dt.itemsize > 8:
         return _bad_dtype_object(dt, shape, rng)
     vals = _values(desc["regime"], size, dt, rng).reshape(shape)
     if kind == "pyscalar":

@@ -121,8 +121,10 @@ def test_unary(name, method, data):
             if fault == "out_pair":
                 out = data.draw(st.sampled_from(["same", "single", "triple"]), label="pair")
                 o = np.empty(xshape, dtype=dt)
-                out = {"same": (o, o), "single": o, "triple": (o, None, None)}[out]
-                expect = {"out"}
+                pair = out
+                out = {"same": (o, o), "single": o, "triple": (o, None, None)}[pair]
+                if pair != "same" or o.size:  # two empty outputs share no memory
+                    expect = {"out"}
             else:
                 c0, c1 = _draw_out_choice(data, fault), _draw_out_choice(data, "none")
                 o0, f0, a0 = make_out(c0, xshape, dt, inputs)
