@@ -265,10 +265,12 @@ def fast_batch(X, y, w):
     if X.ndim != 2 or w.ndim != 1:
         return None
     N, n = X.shape
-    if w.shape[0] != n or not X.flags.c_contiguous or not w.flags.c_contiguous:
+    if w.shape[0] != n or not (X.flags.c_contiguous and X.flags.aligned
+                               and w.flags.c_contiguous and w.flags.aligned):
         return None
     if y is not None and (type(y) is not np.ndarray or y.dtype is not dtype or y.ndim != 1
-                          or y.shape[0] != N or not y.flags.c_contiguous):
+                          or y.shape[0] != N or not y.flags.c_contiguous
+                          or not y.flags.aligned):
         return None
     return dtype, N, n
 
@@ -280,7 +282,7 @@ def fast_output(out, shape, dtype):
     if type(out) is not np.ndarray or out.dtype is not dtype or out.shape != shape:
         return False
     flags = out.flags
-    return flags.c_contiguous and flags.writeable
+    return flags.c_contiguous and flags.writeable and flags.aligned
 
 
 def matrix(value, name, dtype):
@@ -294,8 +296,8 @@ def matrix(value, name, dtype):
         _check_kind(arr.dtype, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (N, n), got shape {arr.shape}")
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.aligned:
+        arr = np.array(arr, dtype=dtype, order="C")  # a copy, aligned
     return arr
 
 
@@ -306,8 +308,8 @@ def vector(value, name, dtype):
         _check_kind(arr.dtype, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.aligned:
+        arr = np.array(arr, dtype=dtype, order="C")  # a copy, aligned
     return arr
 
 

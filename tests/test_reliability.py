@@ -192,6 +192,19 @@ def _every_call(w, x, t):
               lambda: fj.dot.vjp(w, x, 2.0), lambda: fj.dot.jacobian(w, x),
               lambda: fj.sum(x), lambda: fj.sum.jvp(x, t), lambda: fj.sum.vjp(x, 2.0),
               lambda: fj.sum.grad(x)]
+    try:
+        from fastjac import neuron
+    except ImportError:  # pragma: no cover - before the neuron module is merged
+        return calls
+    n = x.shape[0]
+    X = np.stack([w, x, t], axis=1) if n else np.zeros((0, 3), dtype=x.dtype)
+    v = x[:3] if n >= 3 else np.ones(3, dtype=x.dtype)
+    calls += [lambda: neuron.activation(X, v, 0.5), lambda: neuron.activation_jacobian(X, v, 0.5),
+              lambda: neuron.loss_grad_sums(X, w, v, 0.5)]
+    if n:
+        calls += [lambda: neuron.loss(X, w, v, 0.5),
+                  lambda: neuron.loss_grad(X, w, v, 0.5, wrt=("w", "b", "X")),
+                  lambda: neuron.fit(X, w, lr=1e-3, epochs=2, batch_size=7, w0=v)]
     return calls
 
 
@@ -231,6 +244,28 @@ def _kernel_jobs(n):
         ("maximum.sum_grad", lambda nt: np.concatenate(fj.maximum.sum_grad(w, x, n_threads=nt))),
         ("sum", lambda nt: np.array(fj.sum(g, n_threads=nt))),
         ("dot", lambda nt: np.array(fj.dot(w, g, n_threads=nt))),
+    ] + _neuron_jobs(n, rng)
+
+
+def _neuron_jobs(n, rng):
+    try:
+        from fastjac import neuron
+    except ImportError:  # pragma: no cover - before the neuron module is merged
+        return []
+    cols = 16
+    X = rng.standard_normal((max(n // cols, 1), cols))
+    y = rng.standard_normal(X.shape[0])
+    v = rng.standard_normal(cols)
+
+    def grads(nt):
+        C, gw, gb, gX = neuron.loss_grad(X, y, v, 0.1, n_threads=nt, wrt=("w", "b", "X"))
+        return np.concatenate([[C, gb], gw, gX.ravel()])
+
+    return [
+        ("neuron.activation", lambda nt: neuron.activation(X, v, 0.1, n_threads=nt)),
+        ("neuron.loss_grad", grads),
+        ("neuron.fit", lambda nt: neuron.fit(X, y, lr=1e-3, epochs=2, batch_size=64, w0=v,
+                                             n_threads=nt).w),
     ]
 
 
@@ -338,11 +373,32 @@ def _leak_families():
         "reductions": [lambda: fj.sum(x), lambda: fj.dot(x, x), lambda: fj.dot.jvp(x, x, g, g),
                        lambda: fj.sum.vjp(x, 2.0)],
         "jacobians": [lambda: fj.mul.jacobian(x, 3.0), lambda: fj.exp.jacobian(x)],
+        **_neuron_leak_family(rng),
         "errors": [lambda: _swallow(lambda: fj.exp(x, out=np.empty(3))),
                    lambda: _swallow(lambda: fj.mul(x, np.ones(64, complex))),
                    lambda: _swallow(lambda: fj.mul.vjp(x, x, g, out=(out, out))),
                    lambda: _swallow(lambda: fj.exp(x, n_threads=0))],
     }
+
+
+def _neuron_leak_family(rng):
+    try:
+        from fastjac import neuron
+    except ImportError:  # pragma: no cover - before the neuron module is merged
+        return {}
+    X = rng.standard_normal((32, 8))
+    X32 = X.astype(np.float32)
+    y = rng.standard_normal(32)
+    v = rng.standard_normal(8)
+    gw = np.empty(8)
+    return {"neuron": [
+        lambda: neuron.loss_grad(X, y, v, 0.1, out=gw),
+        lambda: neuron.loss_grad(X32, y, v, 0.1, wrt=("w", "b", "X")),
+        lambda: neuron.activation(np.asfortranarray(X), v, 0.0),
+        lambda: neuron.loss(X, y, v, 0.1),
+        lambda: neuron.fit(X, y, lr=1e-3, epochs=1, w0=v),
+        lambda: _swallow(lambda: neuron.loss(X, y[:3], v, 0.1)),
+    ]}
 
 
 def _swallow(f):
@@ -400,3 +456,22 @@ def test_fit_float32_weights_that_overflow_are_a_divergence():
         neuron.fit(X, y, lr=1e-3, epochs=5, seed=1)
     assert np.isfinite(info.value.losses).all()
     assert (X.tobytes(), y.tobytes()) == snap
+
+
+def test_neuron_kernels_get_aligned_buffers():
+    # Misaligned C-contiguous X/y/w/out went straight to the neuron kernels' typed
+    # memoryviews (fast_batch and matrix/vector checked contiguity only). x86 tolerates
+    # it; strict-alignment CPUs and aligned vector loads do not. They are copied now.
+    neuron = pytest.importorskip("fastjac.neuron")
+    rng = np.random.default_rng(5)
+    X, y, w = rng.standard_normal((300, 7)), rng.standard_normal(300), rng.standard_normal(7)
+    Xu, yu, wu = _unaligned(X), _unaligned(y), _unaligned(w)
+    assert V.fast_batch(Xu, yu, wu) is None
+    assert V.matrix(Xu, "X", V.F64).flags.aligned and V.vector(yu, "y", V.F64).flags.aligned
+    ref = neuron.loss_grad(X, y, w, 0.1, wrt=("w", "b", "X"))
+    got = neuron.loss_grad(Xu, yu, wu, 0.1, wrt=("w", "b", "X"))
+    assert got[0] == ref[0] and got[2] == ref[2]
+    assert np.array_equal(got[1], ref[1]) and np.array_equal(got[3], ref[3])
+    out = _unaligned(np.zeros(7))
+    assert neuron.loss_grad(X, y, w, 0.1, out=out)[1] is out
+    assert np.array_equal(out, ref[1])
