@@ -15,6 +15,10 @@ from ._kernels.elementwise import openmp_enabled
 from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, sum
 from . import neuron
+from .gradcheck import (
+    GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
+    check_diagonal, check_grad, check_jvp, check_vjp, selfcheck, validating,
+)
 
 __version__ = "0.1.0"
 
@@ -41,6 +45,9 @@ minimum = BINARY["minimum"]
 
 __all__ = [
     "__version__", "openmp_enabled", "neuron",
+    "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
+    "assert_vjp", "assert_diagonal", "selfcheck", "validating", "GradCheckReport",
+    "GradCheckError",
     "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",

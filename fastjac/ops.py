@@ -20,7 +20,9 @@ import math
 
 import numpy as np
 
+from . import _config
 from . import _validate as V
+from . import gradcheck as _gc
 from ._kernels import elementwise as _K
 from .jacobian import Column, Diagonal, Row
 
@@ -109,7 +111,10 @@ class UnaryOp:
         For a chain this is the product of the stage derivatives (vector chain rule with
         diagonal factors, §4.5.3). It is also the gradient of ``sum(h(x))`` (§4.4).
         """
-        return self._run(x, None, None, out, n_threads, False)
+        res = self._run(x, None, None, out, n_threads, False)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_unary(self, "derivative", (x,), res)
+        return res
 
     sum_grad = derivative
 
@@ -119,11 +124,17 @@ class UnaryOp:
 
     def jvp(self, x, dx, out=None, n_threads=None):
         """Forward mode: ``J dx = h'(x) ⊗ dx`` in one pass; ``dx`` has the shape of ``x``."""
-        return self._run(x, dx, "dx", out, n_threads, False)
+        res = self._run(x, dx, "dx", out, n_threads, False)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_unary(self, "jvp", (x, dx), res)
+        return res
 
     def vjp(self, x, gy, out=None, n_threads=None):
         """Reverse mode: ``gyᵀ J = gy ⊗ h'(x)`` in one pass; ``gy`` has the shape of ``x``."""
-        return self._run(x, gy, "gy", out, n_threads, False)
+        res = self._run(x, gy, "gy", out, n_threads, False)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_unary(self, "vjp", (x, gy), res)
+        return res
 
     def value_and_vjp(self, x, gy, out=None, n_threads=None):
         """``(h(x), gy ⊗ h'(x))`` from one pass over memory. ``out`` is a pair or None."""
@@ -142,8 +153,11 @@ class UnaryOp:
         V.finish(ybuf, y)
         V.finish(gbuf, g)
         # An out entry left None is a fresh result: a scalar for scalar input, like out=None.
-        return (y if out_y is not None else _as_result(y, shape),
-                g if out_g is not None else _as_result(g, shape))
+        res = (y if out_y is not None else _as_result(y, shape),
+               g if out_g is not None else _as_result(g, shape))
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_unary(self, "value_and_vjp", (x, gy), res)
+        return res
 
 
 def chain(*functions):
@@ -235,7 +249,10 @@ class BinaryOp:
         _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, dwf, dxf, None,
                   None, buf, None, None, False, self._threads(n_threads, n))
         V.finish(buf, res)
-        return res if out is not None else _as_result(res, shape)
+        res = res if out is not None else _as_result(res, shape)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_binary(self, "jvp", (w, x, dw, dx), res)
+        return res
 
     def _fast(self, w, x, gy, value):
         return _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, gy, value,
@@ -294,7 +311,10 @@ class BinaryOp:
         """
         if gy is None:
             raise TypeError("gy must be an array or a number, not None (see sum_grad)")
-        return self._reverse(w, x, gy, out, n_threads)
+        res = self._reverse(w, x, gy, out, n_threads)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_binary(self, "vjp", (w, x, gy), res)
+        return res
 
     def sum_grad(self, w, x, out=None, n_threads=None):
         """Gradient of ``sum(f(w) ○ g(x))`` with respect to ``w`` and ``x`` (paper §4.4).
@@ -302,7 +322,10 @@ class BinaryOp:
         The same as ``vjp`` with ``gy = 1``, without allocating the ones vector. For
         ``y = sum(x z)``: ``∇_x y = z 1ᵀ`` and ``∇_z y = sum(x)``.
         """
-        return self._reverse(w, x, None, out, n_threads)
+        res = self._reverse(w, x, None, out, n_threads)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_binary(self, "sum_grad", (w, x), res)
+        return res
 
     def jacobian(self, w, x, n_threads=None):
         """``(J_w, J_x)``: :class:`Diagonal` for array operands, :class:`Column` for a
@@ -315,7 +338,10 @@ class BinaryOp:
         dx = np.empty(n, dtype=dt)
         _K.binary(self._op, self._fcodes, self._gcodes, n, wv, xv, False, False, None, None,
                   None, None, None, dw, dx, False, self._threads(n_threads, n))
-        return (Column(dw) if ws else Diagonal(dw)), (Column(dx) if xs else Diagonal(dx))
+        res = (Column(dw) if ws else Diagonal(dw)), (Column(dx) if xs else Diagonal(dx))
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check_binary(self, "jacobian", (w, x), res)
+        return res
 
 
 def elementwise(op, f=None, g=None):
@@ -376,7 +402,10 @@ class _Dot:
     def grad(self, w, x):
         """``(∂y/∂w, ∂y/∂x) = (x, w)`` as arrays of the result dtype (copies)."""
         dt, wf, xf = self._prepare(w, x)
-        return xf.copy(), wf.copy()
+        res = xf.copy(), wf.copy()
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check(self, "grad", (w, x), None, res, "dot.grad")
+        return res
 
     def jacobian(self, w, x):
         """``(Row(x), Row(w))``: the 1 x n Jacobians of numerator layout."""
@@ -393,13 +422,20 @@ class _Dot:
                 tf, st = V.operand(tan, name, dt)
                 V.same_shape(st, name, other.shape, "w")
                 total += _K.reduce(other, tf, nt)
-        return dt.type(total)
+        res = dt.type(total)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check(self, "jvp", (w, x), (_gc._zero_tangent(w) if dw is None else dw,
+                             _gc._zero_tangent(x) if dx is None else dx), res, "dot.jvp")
+        return res
 
     def vjp(self, w, x, gy):
         """``(gy x, gy w)`` for a scalar cotangent ``gy``."""
         dt, wf, xf = self._prepare(w, x)
         g = V.real_scalar(gy, "gy", allow_inf=True)
-        return (xf * dt.type(g)), (wf * dt.type(g))
+        res = (xf * dt.type(g)), (wf * dt.type(g))
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check(self, "vjp", (w, x), gy, res, "dot.vjp")
+        return res
 
 
 class _Sum:
@@ -419,7 +455,10 @@ class _Sum:
     def grad(self, x):
         """``1`` with the shape of ``x`` (the row 1ᵀ of §4.4)."""
         dt = V.result_dtype(("x", x))
-        return np.ones(np.shape(x), dtype=dt)
+        res = np.ones(np.shape(x), dtype=dt)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check(self, "grad", (x,), None, (res,), "sum.grad")
+        return res
 
     def jacobian(self, x):
         """``Row(1)``: the 1 x n Jacobian."""
@@ -431,13 +470,19 @@ class _Sum:
         xf, sx = V.operand(x, "x", dt)
         tf, st = V.operand(dx, "dx", dt)
         V.same_shape(sx, "x", st, "dx")
-        return dt.type(_K.reduce(tf, None, V.n_threads(n_threads, tf.size, PARALLEL_THRESHOLD)))
+        res = dt.type(_K.reduce(tf, None, V.n_threads(n_threads, tf.size, PARALLEL_THRESHOLD)))
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check(self, "jvp", (x,), (dx,), res, "sum.jvp")
+        return res
 
     def vjp(self, x, gy):
         """``gy 1ᵀ`` for a scalar cotangent ``gy``."""
         dt = V.result_dtype(("x", x))
         g = V.real_scalar(gy, "gy", allow_inf=True)
-        return np.full(np.shape(x), g, dtype=dt)
+        res = np.full(np.shape(x), g, dtype=dt)
+        if _config.VALIDATE:  # validation mode: cross-check with finite differences
+            _gc._cross_check(self, "vjp", (x,), gy, (res,), "sum.vjp")
+        return res
 
 
 dot = _Dot()
