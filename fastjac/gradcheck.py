@@ -557,7 +557,15 @@ def _finish(
         )
         bound = np.maximum(bound, user)
     problems = list(problems)
-    compared = finite & ~kink
+    # An entry whose error bound is NaN (x within a step of overflow: the differences
+    # overflow) cannot be judged: report it apart instead of failing a correct gradient.
+    unbounded = finite & ~kink & np.isnan(bound)
+    compared = finite & ~kink & ~unbounded
+    if unbounded.any():
+        notes = list(notes) + [
+            f"{int(unbounded.sum())} entries not compared: their finite-difference error "
+            "bound is not finite (x within a step of overflow)"
+        ]
     with np.errstate(all="ignore"):
         err = np.abs(analytic - numeric)
         scale = np.maximum(np.abs(analytic), np.abs(numeric))

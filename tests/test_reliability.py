@@ -475,3 +475,16 @@ def test_neuron_kernels_get_aligned_buffers():
     out = _unaligned(np.zeros(7))
     assert neuron.loss_grad(X, y, w, 0.1, out=out)[1] is out
     assert np.array_equal(out, ref[1])
+
+
+@pytest.mark.parametrize("big", [1.7976931348623157e308, -1.7976931348623157e308, 1e308])
+def test_validation_mode_does_not_fail_correct_results_near_overflow(big):
+    # Bug: in validation mode (fj.validating / FASTJAC_VALIDATE=1) fj.neg.vjp raised
+    # GradCheckError for x = ±max float: the finite differences overflow, the error bound
+    # became NaN and the entry counted as a failure. Such entries are now reported apart.
+    x = np.array([1.0, big, -2.0])
+    gy = np.array([1.0, -2.5, 0.5])
+    with fj.validating(True):
+        np.testing.assert_array_equal(fj.neg.vjp(x, gy), -gy)
+        np.testing.assert_array_equal(fj.mul.vjp(x, 2.0, gy)[0], 2.0 * gy)
+        np.testing.assert_array_equal(fj.identity.value_and_vjp(x, gy)[1], gy)
