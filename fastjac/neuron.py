@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastjac import _config
 from fastjac import _validate as _v
 from fastjac._kernels import neuron as _k
 from fastjac.jacobian import Column, RowScaled
@@ -163,7 +164,12 @@ def activation_jacobian(X, w, b, n_threads=None):
     mask = np.empty(N, dtype=dtype)
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
     _FORWARD[dtype](X, w, b, None, mask, nt)
-    return RowScaled(mask, X_in if isinstance(X_in, np.ndarray) else X), Column(mask)
+    res = RowScaled(mask, X_in if isinstance(X_in, np.ndarray) else X), Column(mask)
+    if _config.VALIDATE:
+        from fastjac import gradcheck
+
+        gradcheck._cross_check_neuron("activation_jacobian", (X_in, w, b), res)
+    return res
 
 
 def loss(X, y, w, b, n_threads=None):
@@ -268,8 +274,13 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
             b -= lr * gb
     """
     X, y, w, b, dtype, N, n = _batch(X, y, w, b)
-    _need_rows(N, "the loss")
-    want_w, want_b, want_X = _wrt(wrt)
+    if N == 0:
+        _need_rows(N, "the loss")
+    if wrt is _DEFAULT_WRT:
+        want_w = want_b = True
+        want_X = False
+    else:
+        want_w, want_b, want_X = _wrt(wrt)
     if out is None:
         gw_out = gX_out = None
     elif isinstance(out, tuple):
@@ -305,9 +316,12 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
     sse, gb_sum = _LOSS_GRAD_SUMS[dtype](X, y, w, b, scale, gw_buf, scale, gX_buf, nt)
     gw = _finish(gw_buf, gw_out) if want_w else None
     gb = scale * gb_sum if want_b else None
-    if want_X:
-        return sse / N, gw, gb, _finish(gX_buf, gX_out)
-    return sse / N, gw, gb
+    res = (sse / N, gw, gb, _finish(gX_buf, gX_out)) if want_X else (sse / N, gw, gb)
+    if _config.VALIDATE:
+        from fastjac import gradcheck
+
+        gradcheck._cross_check_neuron("loss_grad", (X, y, w, b), res)
+    return res
 
 
 def loss_grad_sums(X, y, w, b, n_threads=None):
@@ -390,8 +404,8 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     The epoch loop runs in compiled code with the GIL released, with no Python per step.
     Python only draws the permutations (for a run of epochs at once, up to 2**20 indices),
     and a ``callback`` or ``progress=True`` makes the loop return to Python once per
-    epoch; results are bitwise the same either way. Parameters are kept in float64 throughout (also for
-    float32 data) and rounded to the computation dtype at the end.
+    epoch; results are bitwise the same either way. Parameters are kept in float64
+    throughout (also for float32 data) and rounded to the computation dtype at the end.
 
     Parameters
     ----------

@@ -252,7 +252,10 @@ cdef void _sums(const floating* X, const floating* y, const Py_ssize_t* idx,
     cdef double* p
     n_threads = _threads_for(N * (n if n > 0 else 1), n_threads)
     if n_threads > 1 and nblocks > 1:
-        for k in prange(nblocks, schedule="static", num_threads=n_threads):
+        # dynamic: a thread that shares its core with another process takes fewer blocks
+        # instead of holding up the join; each block still writes its own buffer, so the
+        # results do not depend on which thread ran which block
+        for k in prange(nblocks, schedule="dynamic", num_threads=n_threads):
             _block_sums(X, y, idx, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
                         w, b, do_gw, gX, gx_scale, scratch + k * stride)
     else:
@@ -386,7 +389,7 @@ cdef object _forward(const floating[:, ::1] X, const floating[::1] w, double b,
         Xp = _ptr2(X, &dummy)
         n_threads = _threads_for(N * (n if n > 0 else 1), n_threads)
         if n_threads > 1 and nblocks > 1:
-            for k in prange(nblocks, schedule="static", num_threads=n_threads):
+            for k in prange(nblocks, schedule="dynamic", num_threads=n_threads):
                 _block_forward(Xp, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
                                wd, b, act, mask)
         else:
