@@ -7,9 +7,17 @@ FASTJAC_DEBUG=1      bounds checks and wraparound on, -O0 -g: a debug build that
 FASTJAC_NO_OPENMP=1  build without OpenMP even when the compiler supports it (the serial
                      build must pass the suite too).
 
+FASTJAC_NO_LIBMVEC=1 build without glibc's libmvec even when it links (the opt-in "fast"
+                     precision mode then falls back to libm).
+
 OpenMP is detected by compiling and linking a tiny OpenMP program with the compiler that
 will build the extensions; when that fails the build goes on serially with a warning, and
-``fastjac.openmp_enabled()`` reports ``False`` at run time.
+``fastjac.openmp_enabled()`` reports ``False`` at run time. glibc's vector math library
+(libmvec, used only in the opt-in ``fastjac.set_precision("fast")`` mode) is detected the
+same way; without it the build succeeds and "fast" means libm.
+
+Every kernel is compiled with ``-ffp-contract=off``: no fused multiply-add is formed, so the
+SSE2, AVX2 and AVX-512 code paths selected at run time give bitwise-identical results.
 """
 import os
 import sys
@@ -34,6 +42,7 @@ def _env_flag(name):
 
 DEBUG = _env_flag("FASTJAC_DEBUG")
 NO_OPENMP = _env_flag("FASTJAC_NO_OPENMP")
+NO_LIBMVEC = _env_flag("FASTJAC_NO_LIBMVEC")
 
 _OPENMP_TEST = r"""
 #include <omp.h>
@@ -44,6 +53,53 @@ int main(void) {
     return n > 0 ? 0 : 1;
 }
 """
+
+
+_LIBMVEC_TEST = r"""
+#include <immintrin.h>
+__m256d _ZGVdN4v_sin(__m256d);
+__m512d _ZGVeN8v_sin(__m512d);
+__attribute__((target("avx512f"))) static double f8(double x) {
+    double o[8];
+    _mm512_storeu_pd(o, _ZGVeN8v_sin(_mm512_set1_pd(x)));
+    return o[0];
+}
+__attribute__((target("avx2"))) static double f4(double x) {
+    double o[4];
+    _mm256_storeu_pd(o, _ZGVdN4v_sin(_mm256_set1_pd(x)));
+    return o[0];
+}
+int main(int argc, char** argv) {
+    (void)argv;
+    if (argc > 5) return (int)(f8(argc) + f4(argc));
+    return 0;
+}
+"""
+
+
+def _try_build(source, cflags, lflags, libraries=()):
+    """True when ``source`` compiles and links with the extension's compiler."""
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(source)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+            compiler.link_executable(objs, os.path.join(tmp, "probe"), libraries=list(libraries),
+                                     extra_postargs=lflags)
+        except (CompileError, LinkError, OSError):
+            return False
+    return True
+
+
+def _libmvec_available():
+    """glibc's libmvec on x86-64 Linux with gcc (the kernels call its AVX2/AVX-512 entry
+    points directly); False elsewhere or when the probe program does not build."""
+    if NO_LIBMVEC or sys.platform != "linux" or os.uname().machine not in ("x86_64", "amd64"):
+        return False
+    return _try_build(_LIBMVEC_TEST, [], [], libraries=["mvec", "m"])
 
 
 def _openmp_flags():
@@ -94,16 +150,26 @@ def _extensions():
         # -fno-math-errno lets gcc inline sqrt and vectorise loops that call it; it does not
         # change any result (fastjac never reads errno). No -ffast-math: it breaks NaN/inf.
         opt = ["-O3", "-fno-math-errno"]
+    # No FMA contraction: the same bits whichever SIMD clone runs (see fj_vmath.h).
+    # -fno-trapping-math: fastjac never reads the floating-point exception flags, and
+    # without it gcc may not turn the NaN-aware selects of relu, abs, maximum and minimum
+    # into vector blends (a comparison "might trap"). Results are unchanged.
+    opt = opt + ["-ffp-contract=off", "-fno-trapping-math"]
     if sys.platform == "win32":
         opt = ["/O2"] if not DEBUG else ["/Od"]
+    libmvec = sys.platform != "win32" and _libmvec_available()
 
     kernels = ["elementwise", "neuron"]
     exts = [
         Extension(
             f"fastjac._kernels.{name}",
             [f"fastjac/_kernels/{name}.pyx"],
-            include_dirs=[numpy.get_include()],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            include_dirs=[numpy.get_include(), "fastjac/_kernels"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+            + ([("FJ_HAVE_LIBMVEC", "1")] if libmvec and name == "elementwise" else []),
+            libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
+            depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "fj_vmath.h",
+                                                        "fj_exp_table.h")],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,
         )

@@ -13,7 +13,8 @@ ReLU neuron with its MSE loss, all without building a dense matrix.
 
 from ._kernels.elementwise import openmp_enabled
 from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
-from .ops import BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, sum
+from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
+                  set_precision, sum)
 from . import neuron
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
@@ -44,7 +45,7 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled", "neuron",
+    "__version__", "openmp_enabled", "neuron", "set_precision", "get_precision",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
     "assert_vjp", "assert_diagonal", "selfcheck", "validating", "GradCheckReport",
     "GradCheckError",

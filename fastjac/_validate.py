@@ -83,6 +83,8 @@ def result_dtype(*named):
     ``TypeError`` naming the argument.
     """
     parts = []
+    common = None  # the one float32/float64 dtype of every array seen so far, if any
+    mixed = False
     for name, value in named:
         if value is None:
             continue
@@ -98,6 +100,15 @@ def result_dtype(*named):
             dtype = _asarray(value, name).dtype
         _check_kind(dtype, name)
         parts.append(dtype)
+        if (dtype is F64 or dtype is F32) and not mixed and (common is None or dtype is common):
+            common = dtype
+        else:
+            mixed = True
+            common = None
+    if common is not None:
+        # Arrays of one float dtype, Python scalars weak: numpy.result_type would return
+        # that dtype; skipping it saves most of a small call's overhead.
+        return common
     if not parts:
         return F64
     try:
@@ -128,6 +139,8 @@ def operand(value, name, dtype):
     if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.aligned:
         # np.array copies; np.ascontiguousarray would keep a misaligned buffer as it is.
         flat = np.array(arr, dtype=dtype, order="C").reshape(-1)
+    elif arr.ndim == 1:
+        flat = arr
     else:
         flat = arr.reshape(-1)
     return flat, arr.shape
@@ -203,16 +216,38 @@ def output(out, name, shape, dtype, inputs=(), others=()):
 
 
 def finish(buf, out):
-    """Copy a kernel buffer into ``out`` when ``output`` had to use a temporary."""
-    if out.size and not np.shares_memory(buf, out):
+    """Copy a kernel buffer into ``out`` when ``output`` had to use a temporary.
+
+    ``output`` returns a temporary exactly when ``out`` is not C-contiguous or not aligned
+    (otherwise the buffer is a flat view of ``out``), so those flags decide without a
+    memory-overlap test.
+    """
+    flags = out.flags
+    if out.size and not (flags.c_contiguous and flags.aligned):
         out[...] = buf.reshape(out.shape)
     return out
 
 
+def idle_cpus():
+    """The CPUs not busy with other work: ``CPU_COUNT`` minus the 1-minute load average, with
+    this thread counted as idle (so a quiet machine gives every CPU), at least 1.
+
+    OpenMP teams wait at their barriers for the slowest thread; on a machine whose cores
+    are all busy a team of several threads waits for time slices (milliseconds), so the
+    automatic choice (``n_threads=None``) uses only the idle ones, like ``OMP_DYNAMIC``.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - no load average (Windows)
+        return CPU_COUNT
+    return max(1, min(CPU_COUNT, int(CPU_COUNT - load + 1.5)))
+
+
 def n_threads(value, work, threshold):
-    """Resolve ``n_threads``: None means all cores above ``threshold`` work, else serial."""
+    """Resolve ``n_threads``: None means serial below ``threshold`` work, else the idle
+    CPUs (:func:`idle_cpus`); an explicit count is used as given."""
     if value is None:
-        return 1 if work < threshold else CPU_COUNT
+        return 1 if work < threshold or CPU_COUNT == 1 else idle_cpus()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"n_threads must be a positive integer or None, got {value!r}")
     if value < 1:

@@ -53,6 +53,10 @@ def test_non_native_byte_order_is_read_correctly(order, dtype):
     assert fj.sum(x) == pytest.approx(3.5)
     assert fj.dot(x, x) == pytest.approx(5.25)
     assert fj.exp(x).dtype.isnative
+    out = np.empty(3, dtype=order + dtype)  # a byte-swapped out is the wrong dtype
+    if not out.dtype.isnative:
+        with pytest.raises(TypeError, match="out"):
+            fj.exp(x.astype(np.float64 if dtype == "f8" else np.float32), out=out)
 
 
 def test_kernel_refuses_byte_swapped_buffers():
@@ -107,6 +111,10 @@ def test_huge_n_threads_does_not_crash():
         "assert np.array_equal(r, fj.exp(x, n_threads=1))\n"
         "assert np.array_equal(fj.mul.vjp(x, 2.0, x, n_threads=10**10)[0], 2.0 * x)\n"
         "assert fj.sum(x, n_threads=10**6) == fj.sum(x, n_threads=1)\n"
+        # The C fast paths resolve n_threads themselves: 60_000 must not reach OpenMP.
+        "o = np.empty_like(x)\n"
+        "assert fj.exp(x, out=o, n_threads=60_000) is o\n"
+        "assert np.array_equal(fj.mul(x, x, n_threads=60_000), fj.mul(x, x, n_threads=1))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)

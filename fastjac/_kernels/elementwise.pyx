@@ -12,19 +12,66 @@ stack buffer of doubles, so the whole expression's value, derivative and product
 computed in one pass over memory, whatever the chain.
 
 All mathematics is done in double (float32 inputs are widened on load and rounded once on
-store). Every kernel first loads a tile of each input into its own buffers and only then
-stores the tile of each output, so an output may be exactly one of the inputs (in place).
+store). Every kernel reads all inputs of an element (a tile, or one element in the direct
+loops) before it stores that element's outputs, so an output may be exactly one of the
+inputs (in place).
+
+Faster routes with the same arithmetic (so the same bits) as the interpreter: direct
+vectorised loops for a plain binary op on two arrays and for one-function derivatives
+(the common VJPs); transcendental stages call the vector math of ``fj_vmath.h`` (fastjac's
+own exp, sin and cos, AVX-512/AVX2 chosen at run time; libm or, in the opt-in "fast"
+precision mode, libmvec for the rest). The ``*_fast`` entry points check and run the
+common calls from Python in one C call.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport cos, exp, fabs, log, sin, sqrt, tanh
+from libc.math cimport fabs, sqrt
 from libc.stdlib cimport free, malloc
 
 cimport numpy as cnp
+import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, TILE, floating
 
+cdef extern from "fj_vmath.h" nogil:
+    """
+    /* fastjac._validate.idle_cpus in C: n minus the 1-minute load average, this thread
+       counted as idle, clamped to [1, n]. */
+    #if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
+    #include <stdlib.h>
+    static int fj_idle_cpus(int n) {
+        double l;
+        int k;
+        if (n <= 1 || getloadavg(&l, 1) != 1) return n < 1 ? 1 : n;
+        k = (int)(n - l + 1.5);
+        return k < 1 ? 1 : (k > n ? n : k);
+    }
+    #else
+    static int fj_idle_cpus(int n) { return n < 1 ? 1 : n; }
+    #endif
+    static void fj_set_fast_math(int on) { fj_fast_math = on; }
+    static int fj_get_fast_math(void) { return fj_fast_math; }
+    static int fj_get_cpu_level(void) { return fj_cpu_level; }
+    static int fj_built_with_libmvec(void) { return FJ_HAVE_LIBMVEC; }
+    """
+    int fj_idle_cpus(int n)
+    void fj_vmath_init()
+    void fj_set_fast_math(int on)
+    int fj_get_fast_math()
+    int fj_get_cpu_level()
+    int fj_built_with_libmvec()
+    int fj_have_libmvec()
+    void fj_exp_n(double* y, const double* x, Py_ssize_t n)
+    void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
+    void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
+    void fj_sin_n(double* y, const double* x, Py_ssize_t n)
+    void fj_cos_n(double* y, const double* x, Py_ssize_t n)
+    void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
+    void fj_log_n(double* y, const double* x, Py_ssize_t n)
+    void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+
 cnp.import_array()
+fj_vmath_init()
 
 # Unary op codes (keep in sync with fastjac/ops.py).
 cdef enum:
@@ -66,9 +113,48 @@ TILE_SIZE = TILE
 BLOCK_SIZE = BLOCK
 
 
+def idle_cpus(int n_cores):
+    """``n_cores`` minus the 1-minute load average (this thread counted idle), in [1, n]."""
+    return fj_idle_cpus(n_cores)
+
+
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP (``n_threads`` > 1 can help)."""
     return bool(FJ_HAVE_OPENMP)
+
+
+def set_math_mode(int mode):
+    """-1 strict (libm everywhere), 0 accurate (the default), 1 fast (libmvec); see
+    fj_vmath.h and ``fastjac.set_precision``."""
+    if mode < -1 or mode > 1:
+        raise ValueError(f"math mode must be -1, 0 or 1, got {mode}")
+    fj_set_fast_math(mode)
+
+
+def get_math_mode():
+    """The current math mode: -1 strict, 0 accurate, 1 fast."""
+    return fj_get_fast_math()
+
+
+def simd_info():
+    """What the vector math runs on: ``{"cpu": "avx512f" | "avx2" | "baseline",
+    "libmvec_built": bool, "libmvec_usable": bool, "math_mode": str}``."""
+    return {
+        "cpu": ("baseline", "avx2", "avx512f")[fj_get_cpu_level()],
+        "libmvec_built": bool(fj_built_with_libmvec()),
+        "libmvec_usable": bool(fj_have_libmvec()),
+        "math_mode": ("strict", "accurate", "fast")[fj_get_fast_math() + 1],
+    }
+
+
+def vexp(double[::1] x, double[::1] out):
+    """``out = exp(x)`` with the kernels' vectorised exp (for accuracy tests)."""
+    if x.shape[0] != out.shape[0]:
+        raise ValueError("x and out must have the same length")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        fj_exp_n(&out[0], &x[0], x.shape[0])
 
 
 # ---------------------------------------------------------------------------------------
@@ -128,28 +214,6 @@ cdef inline bint _is_plain_vector(object a) noexcept:
 # at the stage's input (the vector chain rule with diagonal factors, paper §4.5.3).
 # ---------------------------------------------------------------------------------------
 
-cdef inline double _sigmoid_parts(double x, double* deriv) noexcept nogil:
-    # With e = exp(-|x|) in (0, 1]: sigmoid(x) = 1/(1+e) for x >= 0, e/(1+e) for x < 0,
-    # and sigmoid'(x) = e/(1+e)^2 for all x. No cancellation anywhere, so both are accurate
-    # even where sigmoid(x) rounds to 1 (v*(1-v) would give 0 there).
-    cdef double e = exp(-fabs(x))
-    cdef double q = 1.0 + e
-    deriv[0] = e / (q * q)
-    if x >= 0.0:
-        return 1.0 / q
-    return e / q
-
-
-cdef inline double _tanh_deriv(double x, double t) noexcept nogil:
-    # sech^2(x). 1 - t^2 cancels badly once |t| is near 1; for |x| >= 0.5 use
-    # 4q/(1+q)^2 with q = exp(-2|x|), which has no cancellation. NaN falls to 1 - t*t.
-    cdef double q
-    if fabs(x) >= 0.5:
-        q = exp(-2.0 * fabs(x))
-        return 4.0 * q / ((1.0 + q) * (1.0 + q))
-    return 1.0 - t * t
-
-
 cdef inline double _sign(double x) noexcept nogil:
     # d|x|/dx: -1, 0 at x == 0 (documented choice, like ReLU'(0) = 0), +1; NaN stays NaN.
     if x > 0.0:
@@ -160,120 +224,173 @@ cdef inline double _sign(double x) noexcept nogil:
 
 
 cdef inline double _relu(double x) noexcept nogil:
-    if x > 0.0:
-        return x
-    if x <= 0.0:
-        return 0.0
-    return x  # NaN propagates like numpy.maximum(x, 0)
+    # max(0, x); NaN propagates like numpy.maximum(x, 0). Selects, not branches: vectorised.
+    return x if x > 0.0 else (0.0 if x <= 0.0 else x)
 
 
 cdef inline double _relu_deriv(double x) noexcept nogil:
     # The paper's branch: 1 for x > 0, 0 for x <= 0 (so 0 at x == 0); NaN propagates.
-    if x > 0.0:
-        return 1.0
-    if x <= 0.0:
-        return 0.0
-    return x
+    return 1.0 if x > 0.0 else (0.0 if x <= 0.0 else x)
 
 
-cdef void _stage(int code, double* v, double* d, Py_ssize_t m) noexcept nogil:
+cdef inline void _dmul(double* d, const double* f, Py_ssize_t m, bint first) noexcept nogil:
+    # d <- f (first stage of a chain: no d = 1 pass) or d <- d * f (vector chain rule).
     cdef Py_ssize_t k
-    cdef double t, s
-    if code == U_IDENTITY:
-        pass
-    elif code == U_NEG:
+    if first:
         for k in range(m):
-            v[k] = -v[k]
+            d[k] = f[k]
+    else:
+        for k in range(m):
+            d[k] *= f[k]
+
+
+cdef inline void _dfill(double* d, double c, Py_ssize_t m, bint first) noexcept nogil:
+    cdef Py_ssize_t k
+    if first:
+        for k in range(m):
+            d[k] = c
+    elif c != 1.0:
+        for k in range(m):
+            d[k] *= c
+
+
+cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
+                 bint need_value) noexcept nogil:
+    # One stage of a chain on a tile (m <= TILE). v: the stage's input, replaced by its output
+    # (left as is when not need_value: the last stage of a derivative-only pass). d: NULL,
+    # or the derivative of the chain so far, multiplied by this stage's derivative at its
+    # input; with first, d is uninitialised and receives the stage's derivative.
+    # Transcendentals go through fj_vmath.h (vectorised exp, libm or libmvec for the rest).
+    cdef Py_ssize_t k
+    cdef double f[TILE]
+    cdef double g[TILE]
+    if code == U_IDENTITY:
         if d != NULL:
+            _dfill(d, 1.0, m, first)
+    elif code == U_NEG:
+        if need_value:
             for k in range(m):
-                d[k] = -d[k]
+                v[k] = -v[k]
+        if d != NULL:
+            if first:
+                _dfill(d, -1.0, m, True)
+            else:
+                for k in range(m):
+                    d[k] = -d[k]
     elif code == U_SQUARE:
         if d != NULL:
+            if first:
+                for k in range(m):
+                    d[k] = 2.0 * v[k]
+            else:
+                for k in range(m):
+                    d[k] *= 2.0 * v[k]
+        if need_value:
             for k in range(m):
-                d[k] *= 2.0 * v[k]
-        for k in range(m):
-            v[k] = v[k] * v[k]
+                v[k] = v[k] * v[k]
     elif code == U_SQRT:
         for k in range(m):
             v[k] = sqrt(v[k])
         if d != NULL:
-            for k in range(m):
-                d[k] *= 0.5 / v[k]
+            if first:
+                for k in range(m):
+                    d[k] = 0.5 / v[k]
+            else:
+                for k in range(m):
+                    d[k] *= 0.5 / v[k]
     elif code == U_EXP:
-        for k in range(m):
-            v[k] = exp(v[k])
+        fj_exp_n(v, v, m)
         if d != NULL:
-            for k in range(m):
-                d[k] *= v[k]
+            _dmul(d, v, m, first)
     elif code == U_LOG:
         if d != NULL:
-            for k in range(m):
-                d[k] = d[k] / v[k]
-        for k in range(m):
-            v[k] = log(v[k])
+            if first:
+                for k in range(m):
+                    d[k] = 1.0 / v[k]
+            else:
+                for k in range(m):
+                    d[k] = d[k] / v[k]
+        if need_value:
+            fj_log_n(v, v, m)
     elif code == U_SIN:
-        if d != NULL:
-            for k in range(m):
-                t = v[k]
-                d[k] *= cos(t)
-                v[k] = sin(t)
+        if d == NULL:
+            fj_sin_n(v, v, m)
         else:
-            for k in range(m):
-                v[k] = sin(v[k])
+            if need_value:
+                fj_sincos_n(v, f, v, m)
+            else:
+                fj_cos_n(f, v, m)
+            _dmul(d, f, m, first)
     elif code == U_COS:
-        if d != NULL:
-            for k in range(m):
-                t = v[k]
-                d[k] *= -sin(t)
-                v[k] = cos(t)
+        if d == NULL:
+            fj_cos_n(v, v, m)
         else:
+            if need_value:
+                fj_sincos_n(f, g, v, m)
+                for k in range(m):
+                    v[k] = g[k]
+            else:
+                fj_sin_n(f, v, m)
             for k in range(m):
-                v[k] = cos(v[k])
+                f[k] = -f[k]
+            _dmul(d, f, m, first)
     elif code == U_TANH:
         if d != NULL:
-            for k in range(m):
-                t = tanh(v[k])
-                d[k] *= _tanh_deriv(v[k], t)
-                v[k] = t
-        else:
-            for k in range(m):
-                v[k] = tanh(v[k])
+            # sech^2 from exp(-2|x|) (no tanh needed): accurate in the tails, ~1 ulp.
+            fj_sech2_n(f, v, m)
+            _dmul(d, f, m, first)
+        if need_value or d == NULL:
+            fj_tanh_n(v, v, m)
     elif code == U_SIGMOID:
         if d != NULL:
-            for k in range(m):
-                v[k] = _sigmoid_parts(v[k], &s)
-                d[k] *= s
+            fj_sigmoid_n(v if need_value else NULL, f, v, m)
+            _dmul(d, f, m, first)
         else:
-            for k in range(m):
-                v[k] = _sigmoid_parts(v[k], &s)
+            fj_sigmoid_n(v, NULL, v, m)
     elif code == U_RELU:
         if d != NULL:
+            if first:
+                for k in range(m):
+                    d[k] = _relu_deriv(v[k])
+            else:
+                for k in range(m):
+                    d[k] *= _relu_deriv(v[k])
+        if need_value:
             for k in range(m):
-                d[k] *= _relu_deriv(v[k])
-        for k in range(m):
-            v[k] = _relu(v[k])
+                v[k] = _relu(v[k])
     elif code == U_ABS:
         if d != NULL:
+            if first:
+                for k in range(m):
+                    d[k] = _sign(v[k])
+            else:
+                for k in range(m):
+                    d[k] *= _sign(v[k])
+        if need_value:
             for k in range(m):
-                d[k] *= _sign(v[k])
-        for k in range(m):
-            v[k] = fabs(v[k])
+                v[k] = fabs(v[k])
     elif code == U_RECIPROCAL:
         for k in range(m):
             v[k] = 1.0 / v[k]
         if d != NULL:
-            for k in range(m):
-                d[k] *= -(v[k] * v[k])
+            if first:
+                for k in range(m):
+                    d[k] = -(v[k] * v[k])
+            else:
+                for k in range(m):
+                    d[k] *= -(v[k] * v[k])
 
 
 cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, double* v,
-                            double* d, Py_ssize_t m) noexcept nogil:
+                            double* d, Py_ssize_t m, bint need_value) noexcept nogil:
+    # v <- h(v), d <- h'(v) (d may be NULL). Without need_value, v is garbage afterwards.
     cdef Py_ssize_t k
-    if d != NULL:
-        for k in range(m):
-            d[k] = 1.0
+    if ncodes == 0:
+        if d != NULL:
+            _dfill(d, 1.0, m, True)
+        return
     for k in range(ncodes):
-        _stage(codes[k], v, d, m)
+        _stage(codes[k], v, d, m, k == 0, need_value or k + 1 < ncodes)
 
 
 cdef inline double _sum4(const double* a, Py_ssize_t m) noexcept nogil:
@@ -306,18 +423,63 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
     cdef double d[TILE]
     cdef double* dp = d if d_out != NULL else NULL
     cdef Py_ssize_t k
+    cdef int code
+    cdef const double* xd
+    cdef floating xv, tv, zv
+    if ncodes == 1 and y_out == NULL and d_out != NULL:
+        # One function, derivative only (the common VJP): fewer passes than the chain
+        # interpreter below, with the same arithmetic (so the same bits).
+        code = codes[0]
+        if code == U_RELU:
+            # relu'(x) * t is t, 0 * t or NaN: exact in the input precision, so float32
+            # stays in float32 (the same values as the double route, and vectorised).
+            # Every operand is loaded before the selects: no conditional load, so gcc
+            # if-converts and vectorises the loop.
+            if t != NULL:
+                for k in range(m):
+                    xv = x[k]
+                    tv = t[k]
+                    zv = 0 * tv
+                    d_out[k] = tv if xv > 0 else (zv if xv == xv else xv)
+            else:
+                for k in range(m):
+                    xv = x[k]
+                    d_out[k] = 1 if xv > 0 else (0 if xv == xv else xv)
+            return
+        if code == U_EXP or code == U_TANH or code == U_SIGMOID:
+            if floating is double:
+                xd = x  # the vector routine reads x in place
+            else:
+                for k in range(m):
+                    v[k] = x[k]
+                xd = v
+            if code == U_EXP:
+                fj_exp_n(d, xd, m)
+            elif code == U_TANH:
+                fj_sech2_n(d, xd, m)
+            else:
+                fj_sigmoid_n(NULL, d, xd, m)
+            if t != NULL:
+                for k in range(m):
+                    d_out[k] = <floating>(d[k] * t[k])
+            else:
+                for k in range(m):
+                    d_out[k] = <floating>d[k]
+            return
     for k in range(m):
         v[k] = x[k]
-    _run_chain(codes, ncodes, v, dp, m)
-    if d_out != NULL and t != NULL:
-        for k in range(m):
-            d[k] *= t[k]
+    _run_chain(codes, ncodes, v, dp, m, y_out != NULL)
+    # Stores: d_out first (it reads t; y_out may be t itself), then y_out.
+    if d_out != NULL:
+        if t != NULL:
+            for k in range(m):
+                d_out[k] = <floating>(d[k] * t[k])
+        else:
+            for k in range(m):
+                d_out[k] = <floating>d[k]
     if y_out != NULL:
         for k in range(m):
             y_out[k] = <floating>v[k]
-    if d_out != NULL:
-        for k in range(m):
-            d_out[k] = <floating>d[k]
 
 
 cdef void _unary_block(Py_ssize_t blk, Py_ssize_t n, const unsigned char* codes,
@@ -353,13 +515,8 @@ cdef void _unary_run(const unsigned char* codes, Py_ssize_t ncodes, Py_ssize_t n
             _unary_block(blk, n, codes, ncodes, x, t, y_out, d_out)
 
 
-def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
-    """Value and/or derivative-times-tangent of the unary chain ``codes`` at ``x``.
-
-    ``x``, ``t``, ``y_out`` and ``d_out`` are C-contiguous arrays of one float dtype and
-    one size (``t``, ``y_out``, ``d_out`` may be None); ``d_out = h'(x) * t``, or ``h'(x)``
-    when ``t`` is None. The arrays are checked here in C as a last line of defence.
-    """
+cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out,
+                     int n_threads) except -1:
     cdef Py_ssize_t ncodes = _check_codes(codes, N_UNARY)
     cdef int typenum = _float_typenum(x, "x")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -369,7 +526,7 @@ def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
     cdef void* dp = _data(d_out, typenum, n, True, "d_out")
     cdef const unsigned char* cp = codes
     if n == 0:
-        return
+        return 0
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
@@ -377,33 +534,153 @@ def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
         else:
             _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
                        <float*>dp, n_threads)
+    return 0
 
 
-def unary_fast(bytes codes, x, t, bint value, Py_ssize_t work_per_element,
+def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
+    """Value and/or derivative-times-tangent of the unary chain ``codes`` at ``x``.
+
+    ``x``, ``t``, ``y_out`` and ``d_out`` are C-contiguous arrays of one float dtype and
+    one size (``t``, ``y_out``, ``d_out`` may be None); ``d_out = h'(x) * t``, or ``h'(x)``
+    when ``t`` is None. The arrays are checked here in C as a last line of defence.
+    """
+    _unary_impl(codes, x, t, y_out, d_out, n_threads)
+
+
+# ---------------------------------------------------------------------------------------
+# Fast paths: the common calls checked and run in one C call (about a microsecond for a
+# small array), or None when the general path in ops.py must handle the call (it then
+# raises the proper error for anything invalid). Eligible arrays are exactly
+# numpy.ndarray, 1-D, C-contiguous, aligned, of one float dtype and one length.
+# ---------------------------------------------------------------------------------------
+
+cdef inline bint _plain_like(object a, int typenum, Py_ssize_t n) noexcept:
+    return (_is_plain_vector(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == n)
+
+
+cdef inline int _fast_typenum(object a) noexcept:
+    # The dtype of an exact numpy.ndarray (ndim >= 1) of float32/float64, else -1.
+    cdef int tn
+    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
+        return -1
+    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
+        return -1
+    return tn
+
+
+cdef inline object _kernel_input(object a):
+    # a itself when C-contiguous and aligned, else a C-ordered copy (strided, Fortran,
+    # negative strides, unaligned). Any shape: the kernels treat arrays as flat.
+    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+        return a
+    return cnp.PyArray_NewCopy(<cnp.ndarray>a, cnp.NPY_CORDER)
+
+
+cdef inline bint _same_shape(object a, object b) noexcept:
+    return cnp.PyArray_SAMESHAPE(<cnp.ndarray>a, <cnp.ndarray>b)
+
+
+cdef inline bint _writable_out_like(object o, object like, int typenum) noexcept:
+    # out: an exact, writeable, C-contiguous, aligned ndarray of typenum and like's shape.
+    return (type(o) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>o) == typenum
+            and cnp.PyArray_NDIM(<cnp.ndarray>o) == cnp.PyArray_NDIM(<cnp.ndarray>like)
+            and _same_shape(o, like)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>o)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>o)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
+
+
+cdef inline bint _disjoint_or_same(object o, object a) noexcept:
+    # o (an output) either does not overlap a at all, or is exactly a (same start and
+    # length: element-wise kernels run in place). Both are plain vectors of one dtype.
+    cdef char* po
+    cdef char* pa
+    cdef Py_ssize_t nbo, nba
+    if a is None:
+        return True
+    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
+    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
+    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    if po == pa and nbo == nba:
+        return True
+    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
+
+
+cdef inline bint _disjoint(object o, object a) noexcept:
+    cdef char* po
+    cdef char* pa
+    cdef Py_ssize_t nbo, nba
+    if a is None:
+        return True
+    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
+    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
+    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
+
+
+cdef inline bint _writable_out(object o, int typenum, Py_ssize_t n) noexcept:
+    return _plain_like(o, typenum, n) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o)
+
+
+cdef inline int _fast_threads(object n_threads, Py_ssize_t work, Py_ssize_t threshold,
+                              int n_cores) noexcept:
+    # The resolved thread count, or 0 when n_threads is not a plain positive int. None:
+    # serial below threshold, else the idle CPUs (fastjac._validate.idle_cpus).
+    cdef long v
+    if n_threads is None:
+        return 1 if work < threshold else fj_idle_cpus(n_cores)
+    if type(n_threads) is not int:
+        return 0
+    try:
+        v = n_threads
+    except OverflowError:
+        return 0
+    if v < 1 or v > 256:  # larger counts: the general path clamps them (MAX_THREADS)
+        return 0
+    return <int>v
+
+
+def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_per_element,
                Py_ssize_t threshold, int n_cores):
     """The common case in one C call, or None when the call needs the general path.
 
-    Eligible: ``x`` (and ``t``) exactly ``numpy.ndarray``, 1-D, C-contiguous, one float
-    dtype, one length. Returns a new array with the value (``value``) or ``h'(x) * t``.
+    Eligible: ``x`` (and ``t``, of the same shape and dtype) exact ``numpy.ndarray`` of
+    float32/float64 with ``ndim >= 1``, any layout (non-contiguous inputs are copied);
+    ``out`` None or a C-contiguous writeable array of that shape and dtype. Returns
+    ``out`` (or a new array) with the value (``value``) or ``h'(x) * t``.
     """
-    cdef int typenum
+    cdef int typenum, nt
     cdef Py_ssize_t n
-    cdef cnp.npy_intp dim
-    if not _is_plain_vector(x):
+    typenum = _fast_typenum(x)
+    if typenum < 0:
         return None
-    typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+    if t is not None and not (_fast_typenum(t) == typenum and _same_shape(t, x)):
         return None
-    n = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-    if t is not None and not (_is_plain_vector(t) and cnp.PyArray_TYPE(<cnp.ndarray>t) == typenum
-                              and cnp.PyArray_DIM(<cnp.ndarray>t, 0) == n):
+    n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    if nt == 0:
         return None
-    dim = n
-    res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-    if value:
-        unary(codes, x, None, res, None, 1 if n * work_per_element < threshold else n_cores)
+    if out is not None and not _writable_out_like(out, x, typenum):
+        return None
+    x = _kernel_input(x)
+    if t is not None:
+        t = _kernel_input(t)
+    if out is None:
+        res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>x),
+                                cnp.PyArray_DIMS(<cnp.ndarray>x), typenum, 0)
     else:
-        unary(codes, x, t, None, res, 1 if n * work_per_element < threshold else n_cores)
+        if not (_disjoint_or_same(out, x) and _disjoint_or_same(out, t)):
+            return None
+        res = out
+    if value:
+        _unary_impl(codes, x, None, res, None, nt)
+    else:
+        _unary_impl(codes, x, t, None, res, nt)
     return res
 
 
@@ -429,7 +706,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     cdef double v0, d0
     if is_scalar:
         v0 = src[0]
-        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1)
+        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1, True)
         for k in range(m):
             v[k] = v0
         if d != NULL:
@@ -438,7 +715,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     else:
         for k in range(m):
             v[k] = src[k]
-        _run_chain(codes, nc, v, d, m)
+        _run_chain(codes, nc, v, d, m, True)
 
 
 cdef void _apply_op(int op, double* a, double* da, double* b, double* db,
@@ -617,29 +894,229 @@ cdef void _binary_run(const BinaryProgram* prog, Py_ssize_t n, const floating* w
                           partial)
 
 
-def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
-           w, x,                             # IN  n elements, or 1 with w_scalar/x_scalar
-           bint w_scalar, bint x_scalar,
-           dw, dx,                           # IN  tangents shaped like w and x, or None
-           gy,                               # IN  cotangent (n,), or None meaning ones
-           y_out,                            # OUT value, or None
-           jvp_out,                          # OUT J_w dw + J_x dx, or None
-           gw_out,                           # OUT gy ⊗ diag(J_w) (array w), or None
-           gx_out,                           # OUT gy ⊗ diag(J_x) (array x), or None
-           bint want_scalar_grads=False,
-           int n_threads=1):
-    """One fused pass of y = f(w) ○ g(x): any of value, JVP, VJP.
+# ---------------------------------------------------------------------------------------
+# Plain binary ops (no f, g; two arrays): one direct loop per op that the compiler
+# vectorises, no tiles. Every element's arithmetic is exactly the interpreter's (the same
+# operations in the same order), so both give the same bits. All inputs of element k are
+# read before its outputs are stored: an output may be exactly an input.
+# ---------------------------------------------------------------------------------------
 
-    Every array is C-contiguous of the dtype of ``w``. Returns ``(gw_sum, gx_sum)``: for a
-    scalar operand with ``want_scalar_grads``, its VJP ``Σ_i gy_i ∂y_i/∂operand``
-    accumulated in double in a fixed block order (else 0.0).
-    """
+cdef void _plain_value(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
+                       const floating* x, floating* y_out) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double p, q
+    if op == B_ADD:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] + <double>x[k])
+    elif op == B_SUB:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] - <double>x[k])
+    elif op == B_MUL:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] * <double>x[k])
+    elif op == B_DIV:
+        for k in range(lo, hi):
+            y_out[k] = <floating>(<double>w[k] / <double>x[k])
+    elif op == B_MAXIMUM:
+        for k in range(lo, hi):
+            p = w[k]
+            q = x[k]
+            y_out[k] = <floating>(p if p >= q else (q if p < q else p + q))
+    elif op == B_MINIMUM:
+        for k in range(lo, hi):
+            p = w[k]
+            q = x[k]
+            y_out[k] = <floating>(p if p <= q else (q if p > q else p + q))
+
+
+cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
+                       const floating* x, const floating* gy, floating* gw_out,
+                       floating* gx_out) noexcept nogil:
+    # gw = gy ∂y/∂w, gx = gy ∂y/∂x (gy NULL: ones, i.e. the partials themselves).
+    cdef Py_ssize_t k
+    cdef double p, q, g, pw, px
+    if gy == NULL:
+        for k in range(lo, hi):
+            p = w[k]
+            q = x[k]
+            if op == B_ADD:
+                pw = 1.0
+                px = 1.0
+            elif op == B_SUB:
+                pw = 1.0
+                px = -1.0
+            elif op == B_MUL:
+                pw = q
+                px = p
+            elif op == B_DIV:
+                pw = 1.0 / q
+                px = -((p / q) / q)
+            elif op == B_MAXIMUM:
+                pw = 1.0 if p >= q else (0.0 if p < q else p + q)
+                px = 0.0 if p >= q else (1.0 if p < q else p + q)
+            else:
+                pw = 1.0 if p <= q else (0.0 if p > q else p + q)
+                px = 0.0 if p <= q else (1.0 if p > q else p + q)
+            gw_out[k] = <floating>pw
+            gx_out[k] = <floating>px
+        return
+    if op == B_ADD:
+        for k in range(lo, hi):
+            g = gy[k]
+            gw_out[k] = <floating>g
+            gx_out[k] = <floating>g
+    elif op == B_SUB:
+        for k in range(lo, hi):
+            g = gy[k]
+            gw_out[k] = <floating>g
+            gx_out[k] = <floating>(-1.0 * g)
+    elif op == B_MUL:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            gw_out[k] = <floating>(q * g)
+            gx_out[k] = <floating>(p * g)
+    elif op == B_DIV:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            gw_out[k] = <floating>((1.0 / q) * g)
+            gx_out[k] = <floating>((-((p / q) / q)) * g)
+    elif op == B_MAXIMUM:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            pw = 1.0 if p >= q else (0.0 if p < q else p + q)
+            px = 0.0 if p >= q else (1.0 if p < q else p + q)
+            gw_out[k] = <floating>(pw * g)
+            gx_out[k] = <floating>(px * g)
+    elif op == B_MINIMUM:
+        for k in range(lo, hi):
+            g = gy[k]
+            p = w[k]
+            q = x[k]
+            pw = 1.0 if p <= q else (0.0 if p > q else p + q)
+            px = 0.0 if p <= q else (1.0 if p > q else p + q)
+            gw_out[k] = <floating>(pw * g)
+            gx_out[k] = <floating>(px * g)
+
+
+cdef void _plain_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating* w,
+                       const floating* x, const floating* gy, floating* y_out,
+                       floating* gw_out, floating* gx_out) noexcept nogil:
+    cdef Py_ssize_t lo = blk * BLOCK
+    cdef Py_ssize_t hi = lo + BLOCK
+    if hi > n:
+        hi = n
+    if y_out != NULL:
+        _plain_value(op, lo, hi, w, x, y_out)
+    else:
+        _plain_grads(op, lo, hi, w, x, gy, gw_out, gx_out)
+
+
+cdef void _plain_run(int op, Py_ssize_t n, const floating* w, const floating* x,
+                     const floating* gy, floating* y_out, floating* gw_out,
+                     floating* gx_out, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk
+    if n_threads <= 1 or nblocks == 1:
+        for blk in range(nblocks):
+            _plain_block(blk, n, op, w, x, gy, y_out, gw_out, gx_out)
+    else:
+        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
+            _plain_block(blk, n, op, w, x, gy, y_out, gw_out, gx_out)
+
+
+cdef inline void _plain_partials(int op, double p, double q, double* pw,
+                                 double* px) noexcept nogil:
+    # ∂(p ○ q)/∂p and ∂(p ○ q)/∂q, with exactly the interpreter's operations.
+    if op == B_ADD:
+        pw[0] = 1.0
+        px[0] = 1.0
+    elif op == B_SUB:
+        pw[0] = 1.0
+        px[0] = -1.0
+    elif op == B_MUL:
+        pw[0] = q
+        px[0] = p
+    elif op == B_DIV:
+        pw[0] = 1.0 / q
+        px[0] = -((p / q) / q)
+    elif op == B_MAXIMUM:
+        pw[0] = 1.0 if p >= q else (0.0 if p < q else p + q)
+        px[0] = 0.0 if p >= q else (1.0 if p < q else p + q)
+    else:
+        pw[0] = 1.0 if p <= q else (0.0 if p > q else p + q)
+        px[0] = 0.0 if p <= q else (1.0 if p > q else p + q)
+
+
+cdef void _scalar_vjp_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating* arr,
+                            double z, bint z_is_w, const floating* gy, floating* g_out,
+                            double* partial) noexcept nogil:
+    # VJP of y = z ○ a (z_is_w) or a ○ z for a plain op and a scalar z (§4.3): g_out gets
+    # the array operand's gradient, partial[2 blk + (0 or 1)] the block's Σ for z, tile by
+    # tile with _sum4: the same operations in the same order as the interpreter.
+    cdef Py_ssize_t start = blk * BLOCK
+    cdef Py_ssize_t stop = start + BLOCK
+    cdef Py_ssize_t i, m, k
+    cdef double tmp[TILE]
+    cdef double pw, px, g, ga, gz
+    cdef double total = 0.0
+    if stop > n:
+        stop = n
+    i = start
+    while i < stop:
+        m = stop - i
+        if m > TILE:
+            m = TILE
+        for k in range(m):
+            if z_is_w:
+                _plain_partials(op, z, arr[i + k], &pw, &px)
+                ga = px
+                gz = pw
+            else:
+                _plain_partials(op, arr[i + k], z, &pw, &px)
+                ga = pw
+                gz = px
+            if gy != NULL:
+                g = gy[i + k]
+                ga = ga * g
+                gz = gz * g
+            tmp[k] = gz
+            g_out[i + k] = <floating>ga
+        total += _sum4(tmp, m)
+        i += m
+    partial[2 * blk] = total if z_is_w else 0.0
+    partial[2 * blk + 1] = 0.0 if z_is_w else total
+
+
+cdef void _scalar_vjp_run(int op, Py_ssize_t n, const floating* arr, double z, bint z_is_w,
+                          const floating* gy, floating* g_out, double* partial,
+                          int n_threads) noexcept nogil:
+    cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk
+    if n_threads <= 1 or nblocks == 1:
+        for blk in range(nblocks):
+            _scalar_vjp_block(blk, n, op, arr, z, z_is_w, gy, g_out, partial)
+    else:
+        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
+            _scalar_vjp_block(blk, n, op, arr, z, z_is_w, gy, g_out, partial)
+
+
+cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, object w,
+                         object x, bint w_scalar, bint x_scalar, object dw, object dx,
+                         object gy, object y_out, object jvp_out, object gw_out,
+                         object gx_out, bint want_scalar_grads, int n_threads):
     cdef BinaryProgram prog
     cdef Py_ssize_t nblocks, blk
     cdef double* partial = NULL
     cdef double gw_sum = 0.0, gx_sum = 0.0
     cdef Py_ssize_t lw = 1 if w_scalar else n
     cdef Py_ssize_t lx = 1 if x_scalar else n
+    cdef bint plain
     if op < 0 or op >= N_BINARY:
         raise ValueError(f"unknown binary op code {op}")
     cdef int typenum = _float_typenum(w, "w")
@@ -663,14 +1140,46 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
         return (0.0, 0.0)
     want_scalar_grads = want_scalar_grads and (w_scalar or x_scalar)
     prog.need_deriv = jp != NULL or gwp != NULL or gxp != NULL or want_scalar_grads
+    # The direct loops: a plain op on two arrays, value alone or both gradients alone.
+    plain = (prog.nf == 0 and prog.ng == 0 and not w_scalar and not x_scalar
+             and jp == NULL and dwp == NULL and dxp == NULL
+             and ((yp != NULL and gwp == NULL and gxp == NULL)
+                  or (yp == NULL and gwp != NULL and gxp != NULL)))
+    if plain:
+        with nogil:
+            if typenum == cnp.NPY_DOUBLE:
+                _plain_run(op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
+                           <double*>yp, <double*>gwp, <double*>gxp, n_threads)
+            else:
+                _plain_run(op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
+                           <float*>yp, <float*>gwp, <float*>gxp, n_threads)
+        return (0.0, 0.0)
     nblocks = (n + BLOCK - 1) // BLOCK
     if want_scalar_grads:
         partial = <double*>malloc(2 * nblocks * sizeof(double))
         if partial == NULL:
             raise MemoryError()
+    # The direct scalar-expansion VJP: a plain op, one scalar operand, its sum and the
+    # array operand's gradient (nothing else asked for).
+    cdef bint scalar_direct = (prog.nf == 0 and prog.ng == 0 and want_scalar_grads
+                               and (w_scalar != x_scalar) and yp == NULL and jp == NULL
+                               and dwp == NULL and dxp == NULL
+                               and (gxp != NULL if w_scalar else gwp != NULL)
+                               and (gwp == NULL if w_scalar else gxp == NULL))
     try:
         with nogil:
-            if typenum == cnp.NPY_DOUBLE:
+            if scalar_direct:
+                if typenum == cnp.NPY_DOUBLE:
+                    _scalar_vjp_run(op, n, <const double*>(xp if w_scalar else wp),
+                                    (<const double*>(wp if w_scalar else xp))[0], w_scalar,
+                                    <const double*>gyp, <double*>(gxp if w_scalar else gwp),
+                                    partial, n_threads)
+                else:
+                    _scalar_vjp_run(op, n, <const float*>(xp if w_scalar else wp),
+                                    (<const float*>(wp if w_scalar else xp))[0], w_scalar,
+                                    <const float*>gyp, <float*>(gxp if w_scalar else gwp),
+                                    partial, n_threads)
+            elif typenum == cnp.NPY_DOUBLE:
                 _binary_run(&prog, n, <const double*>wp, <const double*>xp,
                             <const double*>dwp, <const double*>dxp, <const double*>gyp,
                             <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
@@ -690,36 +1199,147 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
     return (gw_sum, gx_sum)
 
 
-def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value,
+def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
+           w, x,                             # IN  n elements, or 1 with w_scalar/x_scalar
+           bint w_scalar, bint x_scalar,
+           dw, dx,                           # IN  tangents shaped like w and x, or None
+           gy,                               # IN  cotangent (n,), or None meaning ones
+           y_out,                            # OUT value, or None
+           jvp_out,                          # OUT J_w dw + J_x dx, or None
+           gw_out,                           # OUT gy ⊗ diag(J_w) (array w), or None
+           gx_out,                           # OUT gy ⊗ diag(J_x) (array x), or None
+           bint want_scalar_grads=False,
+           int n_threads=1):
+    """One fused pass of y = f(w) ○ g(x): any of value, JVP, VJP.
+
+    Every array is C-contiguous of the dtype of ``w``. Returns ``(gw_sum, gx_sum)``: for a
+    scalar operand with ``want_scalar_grads``, its VJP ``Σ_i gy_i ∂y_i/∂operand``
+    accumulated in double in a fixed block order (else 0.0).
+    """
+    return _binary_impl(op, fcodes, gcodes, n, w, x, w_scalar, x_scalar, dw, dx, gy, y_out,
+                        jvp_out, gw_out, gx_out, want_scalar_grads, n_threads)
+
+
+_F64 = np.float64
+_F32 = np.float32
+
+
+cdef object _scalar_operand(object z, int typenum):
+    # A Python float (or an int that is exactly a double), or a NumPy scalar of typenum, as
+    # a 1-element array of typenum converted the way numpy.asarray(z, dtype) converts it;
+    # None when not eligible.
+    cdef double v
+    cdef cnp.npy_intp one = 1
+    cdef object arr
+    if type(z) is float:
+        v = z
+    elif type(z) is int and -(1 << 53) <= z <= (1 << 53):
+        v = <double>z
+    elif (type(z) is _F64 and typenum == cnp.NPY_DOUBLE) or (type(z) is _F32 and typenum == cnp.NPY_FLOAT):
+        v = float(z)  # a NumPy scalar is not weak: only its own dtype stays on this path
+    else:
+        return None
+    arr = cnp.PyArray_EMPTY(1, &one, typenum, 0)
+    if typenum == cnp.NPY_DOUBLE:
+        (<double*>cnp.PyArray_DATA(<cnp.ndarray>arr))[0] = v
+    else:
+        (<float*>cnp.PyArray_DATA(<cnp.ndarray>arr))[0] = <float>v
+    return arr
+
+
+def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n_threads,
                 Py_ssize_t work_per_element, Py_ssize_t threshold, int n_cores):
-    """Value (``value``) or VJP ``(gw, gx)`` in one C call for plain equal-length vectors
-    (``gy`` None means ones: sum_grad); None when the call needs the general path."""
-    cdef int typenum
+    """Value (``value``) or VJP ``(gw, gx)`` (``gy`` None means ones: sum_grad) in one C
+    call, or None when the call needs the general path.
+
+    Eligible: ``w`` and ``x`` exact ``numpy.ndarray`` of one float dtype and one shape
+    (``ndim >= 1``, any layout), or one of them a Python float/int or a NumPy scalar of
+    that dtype (scalar expansion, §4.3: its gradient is a NumPy scalar); ``gy`` None or an
+    array of the same shape and dtype; ``out`` None, a C-contiguous array (value) or a pair
+    of them or None (VJP, array operands only).
+    """
+    cdef int typenum, nt
     cdef Py_ssize_t n
-    cdef cnp.npy_intp dim
-    if not (_is_plain_vector(w) and _is_plain_vector(x)):
+    cdef bint ws = False, xs = False
+    cdef object ow = None, ox = None, like
+    typenum = _fast_typenum(w)
+    if typenum >= 0:
+        like = w
+    else:
+        typenum = _fast_typenum(x)
+        if typenum < 0:
+            return None
+        like = x
+    if like is w:
+        if not (_fast_typenum(x) == typenum and _same_shape(x, w)):
+            x = _scalar_operand(x, typenum)
+            if x is None:
+                return None
+            xs = True
+    else:
+        w = _scalar_operand(w, typenum)
+        if w is None:
+            return None
+        ws = True
+    if gy is not None and not (_fast_typenum(gy) == typenum and _same_shape(gy, like)):
         return None
-    typenum = cnp.PyArray_TYPE(<cnp.ndarray>w)
-    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+    n = cnp.PyArray_SIZE(<cnp.ndarray>like)
+    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    if nt == 0:
         return None
-    n = cnp.PyArray_DIM(<cnp.ndarray>w, 0)
-    if cnp.PyArray_TYPE(<cnp.ndarray>x) != typenum or cnp.PyArray_DIM(<cnp.ndarray>x, 0) != n:
-        return None
-    if gy is not None and not (_is_plain_vector(gy)
-                               and cnp.PyArray_TYPE(<cnp.ndarray>gy) == typenum
-                               and cnp.PyArray_DIM(<cnp.ndarray>gy, 0) == n):
-        return None
-    cdef int nt = 1 if n * work_per_element < threshold else n_cores
-    dim = n
+    if out is not None:
+        if value:
+            if not _writable_out_like(out, like, typenum):
+                return None
+        else:
+            if ws or xs or type(out) is not tuple or len(<tuple>out) != 2:
+                return None
+            ow = (<tuple>out)[0]
+            ox = (<tuple>out)[1]
+            for o in (ow, ox):
+                if o is not None and not _writable_out_like(o, like, typenum):
+                    return None
+            if ow is not None and ox is not None and not _disjoint(ow, ox):
+                return None
+    if not ws:
+        w = _kernel_input(w)
+    if not xs:
+        x = _kernel_input(x)
+    if gy is not None:
+        gy = _kernel_input(gy)
     if value:
-        res = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-        binary(op, fcodes, gcodes, n, w, x, False, False, None, None, None, res, None, None,
-               None, False, nt)
+        if out is None:
+            res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>like),
+                                    cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+        elif (_disjoint_or_same(out, None if ws else w)
+              and _disjoint_or_same(out, None if xs else x)):
+            res = out
+        else:
+            return None
+        _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, None, res, None, None,
+                     None, False, nt)
         return res
-    gw = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-    gx = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-    binary(op, fcodes, gcodes, n, w, x, False, False, None, None, gy, None, None, gw, gx,
-           False, nt)
+    for o in (ow, ox):
+        if o is not None and not (_disjoint_or_same(o, w) and _disjoint_or_same(o, x)
+                                  and _disjoint_or_same(o, gy)):
+            return None
+    if ws:
+        gw = None
+    else:
+        gw = ow if ow is not None else cnp.PyArray_EMPTY(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+    if xs:
+        gx = None
+    else:
+        gx = ox if ox is not None else cnp.PyArray_EMPTY(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+    sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
+                        gx, True, nt)
+    scalar = _F64 if typenum == cnp.NPY_DOUBLE else _F32
+    if ws:
+        gw = scalar(sums[0])
+    if xs:
+        gx = scalar(sums[1])
     return gw, gx
 
 
@@ -786,6 +1406,31 @@ def reduce(a, b, int n_threads=1):
     finally:
         free(partial)
     return total
+
+
+def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t threshold,
+                int n_cores):
+    """``sum(a)`` (``b`` None) or ``a · b`` as a NumPy scalar of the arrays' dtype, in one
+    C call; None when the call needs the general path. Eligible: exact ``numpy.ndarray`` of
+    float32/float64 (for ``a · b``: two 1-D arrays of one dtype and length), any layout."""
+    cdef int typenum, nt
+    cdef Py_ssize_t n
+    typenum = _fast_typenum(a)
+    if typenum < 0:
+        return None
+    if b is not None:
+        if not (cnp.PyArray_NDIM(<cnp.ndarray>a) == 1 and _fast_typenum(b) == typenum
+                and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _same_shape(a, b)):
+            return None
+    n = cnp.PyArray_SIZE(<cnp.ndarray>a)
+    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    if nt == 0:
+        return None
+    a = _kernel_input(a)
+    if b is not None:
+        b = _kernel_input(b)
+    total = reduce(a, b, nt)
+    return (_F64 if typenum == cnp.NPY_DOUBLE else _F32)(total)
 
 
 cdef void _reduce_run(Py_ssize_t n, const floating* a, const floating* b, double* partial,
