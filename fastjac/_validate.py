@@ -34,6 +34,9 @@ def _cpu_count():
 
 
 CPU_COUNT = _cpu_count()
+# n_threads above this is clamped: results do not depend on the thread count, and asking
+# OpenMP for tens of thousands of threads crashes the process when thread creation fails.
+MAX_THREADS = max(256, CPU_COUNT)
 
 
 def _bad_dtype(name, dtype):
@@ -44,11 +47,26 @@ def _bad_dtype(name, dtype):
 
 
 def _asarray(value, name):
-    """``np.asarray`` that names the argument when NumPy cannot make an array of it."""
+    """``np.asarray`` that names the argument when NumPy cannot make an array of it.
+
+    A masked array is refused (its mask would be silently dropped), and a Python ``int``
+    too large for int64/uint64 becomes a float, as NumPy does for a weak scalar.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray; fastjac would ignore its mask: pass "
+            f"{name}.filled(...) or {name}.compressed() instead"
+        )
     try:
-        return np.asarray(value)
+        arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
+    if arr.dtype.kind == "O" and type(value) is int:
+        try:
+            arr = np.asarray(float(value))
+        except OverflowError:
+            raise ValueError(f"{name} is an integer too large for a float64") from None
+    return arr
 
 
 def _check_kind(dtype, name):
@@ -98,11 +116,11 @@ def result_dtype(*named):
     except (OverflowError, TypeError) as exc:
         names = ", ".join(n for n, v in named if v is not None)
         raise TypeError(f"cannot find a common float dtype for {names}: {exc}") from None
-    if dtype.kind != "f":
-        return F64
-    if dtype.itemsize < 4:
+    # Always a native-byte-order dtype: the kernels read raw memory, so a byte-swapped
+    # dtype ('>f8' on a little-endian machine) must never reach them uncopied.
+    if dtype.kind == "f" and dtype.itemsize <= 4:
         return F32
-    return dtype
+    return F64
 
 
 def operand(value, name, dtype):
@@ -118,8 +136,9 @@ def operand(value, name, dtype):
         arr = _asarray(value, name)
     if arr.dtype is not dtype:
         _check_kind(arr.dtype, name)
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        flat = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.aligned:
+        # np.array copies; np.ascontiguousarray would keep a misaligned buffer as it is.
+        flat = np.array(arr, dtype=dtype, order="C").reshape(-1)
     elif arr.ndim == 1:
         flat = arr
     else:
@@ -182,7 +201,7 @@ def output(out, name, shape, dtype, inputs=(), others=()):
     for other_name, other in others:
         if other is not None and np.may_share_memory(out, other):
             raise ValueError(f"{name} overlaps {other_name}; outputs must not share memory")
-    if not out.flags.c_contiguous:
+    if not out.flags.c_contiguous or not out.flags.aligned:
         return np.empty(out.size, dtype=dtype), out
     buf = out.reshape(-1)
     for in_name, arr in inputs:
@@ -199,10 +218,12 @@ def output(out, name, shape, dtype, inputs=(), others=()):
 def finish(buf, out):
     """Copy a kernel buffer into ``out`` when ``output`` had to use a temporary.
 
-    ``output`` returns a temporary exactly when ``out`` is not C-contiguous (otherwise the
-    buffer is a flat view of ``out``), so that flag decides without a memory-overlap test.
+    ``output`` returns a temporary exactly when ``out`` is not C-contiguous or not aligned
+    (otherwise the buffer is a flat view of ``out``), so those flags decide without a
+    memory-overlap test.
     """
-    if out.size and not out.flags.c_contiguous:
+    flags = out.flags
+    if out.size and not (flags.c_contiguous and flags.aligned):
         out[...] = buf.reshape(out.shape)
     return out
 
@@ -231,7 +252,7 @@ def n_threads(value, work, threshold):
         raise TypeError(f"n_threads must be a positive integer or None, got {value!r}")
     if value < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {value}")
-    return int(value)
+    return min(int(value), MAX_THREADS)
 
 
 def real_scalar(value, name, allow_inf=False):
@@ -279,10 +300,12 @@ def fast_batch(X, y, w):
     if X.ndim != 2 or w.ndim != 1:
         return None
     N, n = X.shape
-    if w.shape[0] != n or not X.flags.c_contiguous or not w.flags.c_contiguous:
+    if w.shape[0] != n or not (X.flags.c_contiguous and X.flags.aligned
+                               and w.flags.c_contiguous and w.flags.aligned):
         return None
     if y is not None and (type(y) is not np.ndarray or y.dtype is not dtype or y.ndim != 1
-                          or y.shape[0] != N or not y.flags.c_contiguous):
+                          or y.shape[0] != N or not y.flags.c_contiguous
+                          or not y.flags.aligned):
         return None
     return dtype, N, n
 
@@ -294,7 +317,7 @@ def fast_output(out, shape, dtype):
     if type(out) is not np.ndarray or out.dtype is not dtype or out.shape != shape:
         return False
     flags = out.flags
-    return flags.c_contiguous and flags.writeable
+    return flags.c_contiguous and flags.writeable and flags.aligned
 
 
 def matrix(value, name, dtype):
@@ -308,8 +331,8 @@ def matrix(value, name, dtype):
         _check_kind(arr.dtype, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (N, n), got shape {arr.shape}")
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.aligned:
+        arr = np.array(arr, dtype=dtype, order="C")  # a copy, aligned
     return arr
 
 
@@ -320,8 +343,8 @@ def vector(value, name, dtype):
         _check_kind(arr.dtype, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.aligned:
+        arr = np.array(arr, dtype=dtype, order="C")  # a copy, aligned
     return arr
 
 

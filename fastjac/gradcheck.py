@@ -309,11 +309,17 @@ class _Args:
         self.scalar = []
         self.shapes = []
         self.flat = []
-        for p in primals:
+        for i, p in enumerate(primals):
+            name = "x" if len(primals) == 1 else f"primals[{i}]"
             is_scalar = isinstance(p, (int, float)) and not isinstance(p, bool)
-            a = np.asarray(p)
+            try:
+                a = np.asarray(p)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
             if a.dtype.kind not in "fiub":
-                raise TypeError(f"finite differences need real inputs, got dtype {a.dtype}")
+                raise TypeError(
+                    f"{name}: finite differences need real inputs, got dtype {a.dtype}"
+                )
             self.scalar.append(is_scalar)
             self.shapes.append(a.shape)
             self.flat.append(a.astype(_float_dtype(a.dtype), copy=True).reshape(-1))
@@ -557,7 +563,23 @@ def _finish(
         )
         bound = np.maximum(bound, user)
     problems = list(problems)
-    compared = finite & ~kink
+    # Below the smallest normal number values carry an absolute error of a subnormal
+    # step: sigmoid'(-745) = 5e-324 differs from its difference quotient (0) by exactly
+    # that, and a zero bound would call it a failure.
+    try:
+        tiny = float(np.finfo(np.dtype(dtype)).tiny)
+    except (TypeError, ValueError):
+        tiny = float(np.finfo(F64).tiny)
+    bound = np.maximum(bound, 4 * tiny)
+    # An entry whose error bound is NaN (x within a step of overflow: the differences
+    # overflow) cannot be judged: report it apart instead of failing a correct gradient.
+    unbounded = finite & ~kink & np.isnan(bound)
+    compared = finite & ~kink & ~unbounded
+    if unbounded.any():
+        notes = list(notes) + [
+            f"{int(unbounded.sum())} entries not compared: their finite-difference error "
+            "bound is not finite (x within a step of overflow)"
+        ]
     with np.errstate(all="ignore"):
         err = np.abs(analytic - numeric)
         scale = np.maximum(np.abs(analytic), np.abs(numeric))

@@ -533,7 +533,19 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     finally:
         if bar is not None:
             bar.close()
-    return FitResult(w.astype(dtype), float(b), losses[:done].copy())
+    with np.errstate(over="ignore"):
+        w_out = w.astype(dtype)
+    if not np.isfinite(w_out).all():
+        # Finite in double (the kernel's check) but beyond float32: still a divergence.
+        err = FloatingPointError(
+            f"fit diverged: after {done} epochs the weights (largest |w| = "
+            f"{np.abs(w).max():.3g}) overflow {dtype}; the learning rate lr={lr:g} is too "
+            "large for this data (lower it, or scale X)"
+        )
+        err.epoch = done
+        err.losses = losses[:done].copy()
+        raise err
+    return FitResult(w_out, float(b), losses[:done].copy())
 
 
 def _diverged(epoch, step, lr, losses):

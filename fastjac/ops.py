@@ -158,6 +158,9 @@ class UnaryOp:
 
     # The single entry point to the kernel: every public method goes through here.
     def _run(self, x, t, t_name, out, n_threads, value):
+        if t is None and t_name is not None:
+            # Not "ones": BinaryOp.jvp reads a None tangent as zero, so refuse to guess.
+            raise TypeError(f"{t_name} must be an array or a number, not None")
         # Plain 1-D float arrays (with out= and n_threads= too) are checked and run in one
         # C call; anything else, including every invalid call, takes the general path.
         res = _K.unary_fast(self._codes, x, t, value, out, n_threads, self._work_per_element,
@@ -302,6 +305,8 @@ class UnaryOp:
             ``h(x)`` and ``gy ⊗ h'(x)``, each with the shape of ``x``.
         """
         out_y, out_g = _out_pair(out, ("y", "gx"))
+        if gy is None:
+            raise TypeError("gy must be an array or a number, not None")
         dt = V.result_dtype(("x", x), ("gy", gy))
         xf, shape = V.operand(x, "x", dt)
         gf, gshape = V.operand(gy, "gy", dt)
@@ -313,7 +318,9 @@ class UnaryOp:
         _K.unary(self._codes, xf, gf, ybuf, gbuf, nt)
         V.finish(ybuf, y)
         V.finish(gbuf, g)
-        res = (_as_result(y, shape), _as_result(g, shape)) if out is None else (y, g)
+        # An out entry left None is a fresh result: a scalar for scalar input, like out=None.
+        res = (y if out_y is not None else _as_result(y, shape),
+               g if out_g is not None else _as_result(g, shape))
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
             _gc._cross_check_unary(self, "value_and_vjp", (x, gy), res)
         return res
@@ -457,7 +464,7 @@ class BinaryOp:
         if gy is not None:
             gf, sg = V.operand(gy, "gy", dt)
             V.same_shape(shape, "y", sg, "gy")
-        out_w, out_x = _out_pair(out, ("gw", "gx"))
+        out_w, out_x = given_w, given_x = _out_pair(out, ("gw", "gx"))
         inputs = (("w", wf), ("x", xf), ("gy", gf))
         wbuf = xbuf = None
         if ws:
@@ -472,9 +479,8 @@ class BinaryOp:
                          gf, None, None, wbuf, xbuf, True, self._threads(n_threads, n))
         gw = self._finish_grad(ws, sums[0], wbuf, out_w, dt)
         gx = self._finish_grad(xs, sums[1], xbuf, out_x, dt)
-        if out is None:
-            return _as_result(gw, sw), _as_result(gx, sx)
-        return gw, gx
+        return (gw if given_w is not None else _as_result(gw, sw),
+                gx if given_x is not None else _as_result(gx, sx))
 
     @staticmethod
     def _check_scalar_out(o, name, dt):
@@ -591,8 +597,8 @@ class _Dot:
 
     name = "dot"
 
-    def _prepare(self, w, x):
-        dt = V.result_dtype(("w", w), ("x", x))
+    def _prepare(self, w, x, extra=()):
+        dt = V.result_dtype(("w", w), ("x", x), *extra)
         wf, sw = V.operand(w, "w", dt)
         xf, sx = V.operand(x, "x", dt)
         if len(sw) != 1:
@@ -625,7 +631,7 @@ class _Dot:
     def jvp(self, w: npt.ArrayLike, x: npt.ArrayLike, dw: Optional[npt.ArrayLike],
             dx: Optional[npt.ArrayLike], n_threads: Optional[int] = None) -> np.floating:
         """``dy = x·dw + w·dx`` (a zero tangent may be None)."""
-        dt, wf, xf = self._prepare(w, x)
+        dt, wf, xf = self._prepare(w, x, (("dw", dw), ("dx", dx)))
         nt = V.n_threads(n_threads, 2 * wf.size, PARALLEL_THRESHOLD)
         total = 0.0
         for name, tan, other in (("dw", dw, xf), ("dx", dx, wf)):

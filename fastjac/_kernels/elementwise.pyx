@@ -194,15 +194,16 @@ cdef void* _data(object a, int typenum, Py_ssize_t n, bint writable, str name) e
         raise ValueError(f"{name} must be C-contiguous with {n} elements")
     if writable and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} is read-only")
-    if not cnp.PyArray_ISALIGNED(arr):
-        raise ValueError(f"{name} is not aligned")
+    if not cnp.PyArray_ISALIGNED(arr) or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise ValueError(f"{name} is not aligned or not in native byte order")
     return cnp.PyArray_DATA(arr)
 
 
 cdef inline bint _is_plain_vector(object a) noexcept:
     return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a))
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
 
 
 # ---------------------------------------------------------------------------------------
@@ -564,7 +565,7 @@ cdef inline int _fast_typenum(object a) noexcept:
     if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
         return -1
     tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    if tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT:
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
         return -1
     return tn
 
@@ -588,6 +589,7 @@ cdef inline bint _writable_out_like(object o, object like, int typenum) noexcept
             and _same_shape(o, like)
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
             and cnp.PyArray_ISALIGNED(<cnp.ndarray>o)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>o)
             and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
 
 
@@ -638,7 +640,7 @@ cdef inline int _fast_threads(object n_threads, Py_ssize_t work, Py_ssize_t thre
         v = n_threads
     except OverflowError:
         return 0
-    if v < 1 or v > 1 << 16:
+    if v < 1 or v > 256:  # larger counts: the general path clamps them (MAX_THREADS)
         return 0
     return <int>v
 
