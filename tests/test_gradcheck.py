@@ -767,3 +767,15 @@ def test_neuron_hook_on_the_real_module(dtype):
         C, gw, gb = neuron.loss_grad(X, y, w, b)
         with pytest.raises(GradCheckError):
             _cross_check_neuron("loss_grad", (X, y, w, b), (C, gw * (1 + 1e-3), gb))
+
+
+def test_float16_input_does_not_loosen_the_analytic_bound():
+    """Regression (found by the fuzz suite): a float16 x made the analytic-rounding
+    allowance float16's eps (~1e-3 x 8 ulps), so a derivative wrong by 1.5x passed."""
+    import fastjac as fj
+
+    h = fj.chain(fj.cos, fj.exp)
+    x = np.array([1.156], dtype=np.float16)
+    f = lambda v: fj.sum(h(v))  # noqa: E731 - the function under test
+    assert check_grad(f, h.derivative, x)
+    assert not check_grad(f, lambda v: 1.5 * h.derivative(v), x)
