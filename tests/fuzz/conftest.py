@@ -19,7 +19,7 @@ _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter
 
 settings.register_profile(
     "ci", derandomize=True, database=None, deadline=None, print_blob=True,
-    max_examples=int(_EXAMPLES or 80), suppress_health_check=_SLOW_OK,
+    max_examples=int(_EXAMPLES or 200), suppress_health_check=_SLOW_OK,
 )
 settings.register_profile(
     "large", derandomize=False, deadline=None, print_blob=True,

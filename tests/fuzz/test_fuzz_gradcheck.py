@@ -28,6 +28,19 @@ def _oscillates(names):
                for i, n in enumerate(names))
 
 
+def _flat_to_rounding(report):
+    """Every failed entry has f(x+h) == f(x-h) exactly while the analytic derivative moves
+    f by less than one ulp of 1 over the step: an intermediate of f saturates
+    (log(sigmoid(35)): sigmoid rounds to 1, so f is flat to rounding although its true
+    derivative, 6.3e-16, is not 0). A black-box difference quotient cannot see this; the
+    checker's f_scale argument is the caller's remedy."""
+    failed = [e for e in report.worst if not e.ok]
+    return bool(failed) and all(
+        e.numeric == 0 and abs(e.analytic) * 1e-5 * max(1.0, abs(e.x)) < np.finfo(float).eps
+        for e in failed
+    )
+
+
 @pytest.mark.parametrize("check", ["check_diagonal", "check_grad"])
 @given(data=st.data())
 def test_checker(check, data):
@@ -55,7 +68,7 @@ def test_checker(check, data):
         return
     assert not bad, "a non-real x was accepted"
     assert_unwritten({"x": x}, snap)
-    if not report and (_oscillates(names) or any(
+    if not report and (_oscillates(names) or _flat_to_rounding(report) or any(
             "NaN/inf where f is finite" in p for p in report.problems)):
         # Two known limits, not checker bugs: a step spanning many periods of cos(x**4)
         # defeats any difference quotient, and a chain whose derivative product
