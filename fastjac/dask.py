@@ -55,7 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
 
 from . import _validate as V
 from .neuron import FitResult
-from .neuron import _diverged  # the same errors as neuron.fit, for the same situations
+from .neuron import _diverged, _load_tqdm  # the same errors and messages as neuron.fit
 from .neuron import loss_grad_sums as _in_memory_sums
 from .ops import BinaryOp, UnaryOp
 
@@ -312,14 +312,7 @@ def _batches(rows, batch_size, order):
 def _progress_bar(progress, epochs):
     if not progress:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError as exc:
-        raise ImportError(
-            "fit(progress=True) needs the optional dependency tqdm: "
-            "pip install tqdm (or pip install 'fastjac[progress]')"
-        ) from exc
-    return tqdm(total=epochs, desc="fit", unit="epoch")
+    return _load_tqdm()(total=epochs, desc="fit", unit="epoch")
 
 
 def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True,
