@@ -25,7 +25,7 @@ common calls from Python in one C call.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport fabs, sqrt
+from libc.math cimport fabs, frexp, isfinite, ldexp, sqrt
 from libc.stdlib cimport free, malloc
 
 cimport numpy as cnp
@@ -385,12 +385,80 @@ cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, doubl
                             double* d, Py_ssize_t m, bint need_value) noexcept nogil:
     # v <- h(v), d <- h'(v) (d may be NULL). Without need_value, v is garbage afterwards.
     cdef Py_ssize_t k
+    cdef double x0[TILE]
+    cdef bint rescue = d != NULL and ncodes > 1
     if ncodes == 0:
         if d != NULL:
             _dfill(d, 1.0, m, True)
         return
+    if rescue:
+        for k in range(m):
+            x0[k] = v[k]
     for k in range(ncodes):
         _stage(codes[k], v, d, m, k == 0, need_value or k + 1 < ncodes)
+    if rescue:
+        _rescue_products(codes, ncodes, x0, d, m)
+
+
+cdef void _rescue_products(const unsigned char* codes, Py_ssize_t ncodes, const double* x0,
+                           double* d, Py_ssize_t m) noexcept nogil:
+    # The product of stage derivatives can leave the double range part-way although the
+    # chain's derivative is representable: chain(reciprocal, reciprocal) at x = 1.5e-158
+    # multiplies -(1/x)² = -inf by -x² and gets inf (and NaN from inf × 0 at 1e300) where
+    # h'(x) = 1. Elements whose product came out ±inf or NaN from a finite input are
+    # recomputed one by one with every factor and the product held as mantissa × 2^E; an
+    # element with a truly zero, infinite or NaN stage derivative keeps its value (then
+    # that is the answer). Every other element is untouched, so results elsewhere keep
+    # their bits. A product that underflows to 0 is not rescued (rare; rescuing zeros
+    # would re-run every relu-zeroed element of a chain such as relu∘tanh).
+    cdef Py_ssize_t k, j
+    cdef double v, vin, s, sm, mant
+    cdef int e, code
+    cdef long E
+    cdef bint exact
+    for k in range(m):
+        if isfinite(d[k]) or not isfinite(x0[k]):
+            continue
+        v = x0[k]
+        mant = 1.0
+        E = 0
+        exact = True
+        for j in range(ncodes):
+            code = codes[j]
+            vin = v
+            _stage(code, &v, &s, 1, True, True)
+            if code == U_RECIPROCAL or code == U_LOG or code == U_SQUARE:
+                # these stage derivatives can themselves leave the double range
+                # (-(1/v)² at v = 1.5e-158): form them from v = sm × 2^e instead
+                if vin == 0.0 or not isfinite(vin):
+                    exact = False
+                    break
+                sm = frexp(vin, &e)
+                if code == U_RECIPROCAL:
+                    sm = -(1.0 / sm) * (1.0 / sm)
+                    e = -2 * e
+                elif code == U_LOG:
+                    sm = 1.0 / sm
+                    e = -e
+                else:
+                    sm = 2.0 * sm
+            else:
+                if s == 0.0 or not isfinite(s):
+                    exact = False
+                    break
+                sm = frexp(s, &e)
+            mant *= sm  # |sm| in [0.5, 4]: no overflow, no underflow
+            E += e
+            mant = frexp(mant, &e)
+            E += e
+        if exact:
+            # ldexp rounds once and gives ±inf or 0 only when the true product is out of
+            # range; clamping E keeps it an int without changing that outcome.
+            if E > 100000:
+                E = 100000
+            elif E < -100000:
+                E = -100000
+            d[k] = ldexp(mant, <int>E)
 
 
 cdef inline double _sum4(const double* a, Py_ssize_t m) noexcept nogil:
