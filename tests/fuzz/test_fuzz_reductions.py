@@ -43,6 +43,18 @@ def _scalar(res, ref, tol, dt, what):
     check_close(res, ref, dt, what, extra_atol=tol)
 
 
+def _draw_gy_and_threads(data, method, fault):
+    """The scalar cotangent (vjp only) and n_threads of a reduction call, good or faulty."""
+    gy = 2.0
+    if method == "vjp":
+        if fault == "gy":
+            gy = GY_BAD[data.draw(st.sampled_from(sorted(GY_BAD)), label="gy")]
+        else:
+            gy = data.draw(st.sampled_from(GY_GOOD), label="gy")
+    nt = data.draw(st.sampled_from(BAD_N_THREADS if fault == "n_threads" else VALID_N_THREADS))
+    return gy, nt
+
+
 @pytest.mark.parametrize("method", ["call", "grad", "jacobian", "jvp", "vjp"])
 @given(data=st.data())
 def test_dot(method, data):
@@ -71,13 +83,7 @@ def test_dot(method, data):
                 s = (n + 1,) if fault == "shape_t" and bad_t == name else (n,)
                 t = build(_draw(data, fault == "dtype_t" and bad_t == name, ARRAYS), s)
                 dw, dx = (t, dx) if name == "dw" else (dw, t)
-    gy = 2.0
-    if method == "vjp":
-        if fault == "gy":
-            gy = GY_BAD[data.draw(st.sampled_from(sorted(GY_BAD)), label="gy")]
-        else:
-            gy = data.draw(st.sampled_from(GY_GOOD), label="gy")
-    nt = data.draw(st.sampled_from(BAD_N_THREADS if fault == "n_threads" else VALID_N_THREADS))
+    gy, nt = _draw_gy_and_threads(data, method, fault)
 
     expect = {"dtype_w": {"w"}, "dtype_x": {"x"}, "shape": {"w", "x"}, "ndim": {"w"},
               "scalar": {"w"}, "n_threads": {"n_threads"}, "gy": {"gy"},
@@ -142,13 +148,7 @@ def test_sum(method, data):
         s = (sx[0] + 1,) + sx[1:] if fault == "shape_t" and sx else ((2,) if fault == "shape_t" else sx)
         d = _draw(data, fault == "dtype_t", ARRAYS if s else None)
         dx = build(d, s)
-    gy = 2.0
-    if method == "vjp":
-        if fault == "gy":
-            gy = GY_BAD[data.draw(st.sampled_from(sorted(GY_BAD)), label="gy")]
-        else:
-            gy = data.draw(st.sampled_from(GY_GOOD), label="gy")
-    nt = data.draw(st.sampled_from(BAD_N_THREADS if fault == "n_threads" else VALID_N_THREADS))
+    gy, nt = _draw_gy_and_threads(data, method, fault)
     expect = {"dtype_x": {"x"}, "ragged": {"x"}, "n_threads": {"n_threads"}, "gy": {"gy"},
               "dtype_t": {"dx"}, "shape_t": {"x", "dx"}}.get(fault, set())
     inputs = {"x": x, "dx": dx}
