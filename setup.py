@@ -169,7 +169,8 @@ def _extensions():
             + ([("FJ_HAVE_LIBMVEC", "1")] if libmvec and name == "elementwise" else []),
             libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
             depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "fj_vmath.h",
-                                                        "fj_exp_table.h")],
+                                                        "fj_exp_table.h", "neuron_block.h",
+                                                        "neuron_block_avx2.h")],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,
         )

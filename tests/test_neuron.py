@@ -365,6 +365,49 @@ def test_threads_bitwise_identical(dtype):
     np.testing.assert_array_equal(fits[0].losses, fits[1].losses)
 
 
+@pytest.fixture
+def block_level():
+    """Set the hot loop's version (0 portable, 1 AVX2) for one test, then restore the CPU's."""
+    yield kernels._set_block_level
+    kernels._set_block_level(-1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_simd_versions_bitwise_identical(dtype, block_level):
+    """The AVX2 loop and the portable one do the same arithmetic lane by lane: same bits.
+    Shapes cover every n mod 4, rows short and long enough to be prefetched or not
+    (256 B .. 4 KB), float32 rows kept widened in the L1 buffer or not (n = 256 / 257),
+    and N mod 4 (the one-row tail); fit's mini-batches take the idx path."""
+    if block_level(1) != 1:
+        pytest.skip("this CPU or build has no AVX2 version")
+    rng = np.random.default_rng(21)
+    for N, n in [(1, 1), (3, 5), (4, 4), (37, 1), (61, 2), (203, 3), (129, 7), (1000, 10),
+                 (515, 100), (130, 255), (66, 256), (67, 257), (21, 512), (19, 1000)]:
+        X = rng.standard_normal((N, n)).astype(dtype)
+        y = rng.standard_normal(N).astype(dtype)
+        w = (rng.standard_normal(n) / np.sqrt(n)).astype(dtype)
+        X[::3] *= -1  # a mix of active and inactive rows
+        res = {}
+        for level in (1, 0):
+            assert block_level(level) == level
+            res[level] = (fn.loss_grad(X, y, w, 0.05, n_threads=1),
+                          fn.loss_grad(X, y, w, 0.05, n_threads=1, wrt=()),
+                          fn.fit(X, y, lr=0.01, epochs=3, batch_size=max(N // 3, 1),
+                                 n_threads=1))
+        (C1, gw1, gb1), loss1, fit1 = res[1]
+        (C0, gw0, gb0), loss0, fit0 = res[0]
+        assert (C1, gb1) == (C0, gb0) and loss1 == loss0, (N, n)
+        np.testing.assert_array_equal(gw1, gw0, err_msg=f"{(N, n)}")
+        np.testing.assert_array_equal(fit1.w, fit0.w, err_msg=f"{(N, n)}")
+        np.testing.assert_array_equal(fit1.losses, fit0.losses, err_msg=f"{(N, n)}")
+        assert fit1.b == fit0.b
+        # and both agree with the NumPy reference to rounding
+        C_ref, gw_ref, gb_ref, _ = numpy_loss_grad(X, y, w, 0.05)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(gw1, gw_ref, rtol=tol, atol=tol)
+        assert C1 == pytest.approx(C_ref, rel=tol)
+
+
 def test_n_threads_validation():
     X, y, w, b = make_batch(10, 2)
     with pytest.raises(ValueError, match="n_threads"):

@@ -42,8 +42,8 @@ from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, floating, relu_deri
 cnp.import_array()
 
 cdef extern from "neuron_block.h" nogil:
-    # The hot loop of _block_sums (no gX) in C, compiled for several instruction sets and
-    # dispatched once at load time; bitwise the same results as the loop below (see there).
+    # The hot loop of _block_sums (no gX) in C: a portable version and an AVX2 one chosen
+    # at the first call; bitwise the same results as the loop below (see there).
     int FJ_NEURON_C_BLOCK
     void fj_block_sums_f64(const double* X, const double* y, const Py_ssize_t* idx,
                            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double* w,
@@ -51,6 +51,7 @@ cdef extern from "neuron_block.h" nogil:
     void fj_block_sums_f32(const float* X, const float* y, const Py_ssize_t* idx,
                            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double* w,
                            double b, int do_gw, double* part)
+    int fj_neuron_set_level(int level)
 
 cdef enum:
     # A block holds at least this many elements of X (64 KB of float64): enough work to
@@ -65,6 +66,12 @@ cdef enum:
     # start and join (and, on a busy machine, waiting for a core) cost more than the work.
     # n_threads is an upper bound; results do not depend on it either way.
     MIN_THREAD_ELEMENTS = 1 << 15
+
+
+def _set_block_level(int level):
+    """Testing hook: force the hot loop's version (0 portable, 1 AVX2 where the CPU has it,
+    -1 the CPU's best) and return the one in force. Every version gives the same bits."""
+    return fj_neuron_set_level(level) if FJ_NEURON_C_BLOCK else -1
 
 
 def openmp_enabled():

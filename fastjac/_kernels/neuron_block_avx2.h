@@ -1,0 +1,220 @@
+/* The AVX2 version of fj_block_sums_f64 / _f32 (see neuron_block.h for what they compute
+ * and why the arithmetic, lane by lane, is that of the portable version). Included by
+ * neuron_block.h only; defines fj_block_sums_f64_avx2 and fj_block_sums_f32_avx2, or,
+ * where FJ_NEURON_HAVE_AVX2 is 0, stubs that are never called.
+ */
+#ifndef FJ_NEURON_BLOCK_AVX2_H
+#define FJ_NEURON_BLOCK_AVX2_H
+
+/* Software prefetch distance for short contiguous rows, in bytes ahead of the current
+ * group of four rows (measured best of 1, 2, 4, 8 KB), and the longest rows that get it:
+ * longer rows are long sequential streams the hardware prefetcher follows by itself. */
+#define FJ_PREFETCH_BYTES 2048
+#define FJ_PREFETCH_MAX_ROW_BYTES 2048
+/* float32 rows of at most this many elements are widened once into an L1 buffer of
+ * 4 * FJ_STASH_MAX_N doubles (8 KB) on the stack. */
+#define FJ_STASH_MAX_N 256
+
+#if FJ_NEURON_HAVE_AVX2
+
+#define FJ_AVX2_FN __attribute__((target("avx2"), optimize("fp-contract=off")))
+#define FJ_AVX2_LD_F64(p) _mm256_loadu_pd(p)
+#define FJ_AVX2_LD_F32(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+
+/* T the element type of X and y, LOAD its widening load of four elements, STASH whether
+ * widened rows are worth keeping (float32). NAME##_body is inlined once for each
+ * combination of (idx given, do_gw). */
+#define FJ_DEFINE_BLOCK_SUMS_AVX2(NAME, T, LOAD, STASH)                                       \
+    static inline __attribute__((always_inline)) FJ_AVX2_FN void NAME##_body(               \
+        const T *restrict X, const T *restrict y, const Py_ssize_t *restrict idx,            \
+        Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *restrict w, double b,      \
+        int do_gw, double *restrict part)                                                    \
+    {                                                                                        \
+        double buf[4 * FJ_STASH_MAX_N];                                                      \
+        double sse = 0.0, gb = 0.0;                                                          \
+        double *restrict g = part + 2;                                                       \
+        const Py_ssize_t m = n - (n & 3);                                                    \
+        const int stash = STASH && do_gw && n <= FJ_STASH_MAX_N;                             \
+        const int prefetch = (size_t)n * sizeof(T) <= FJ_PREFETCH_MAX_ROW_BYTES;             \
+        const __m256d zero = _mm256_setzero_pd(), bv = _mm256_set1_pd(b);                    \
+        const __m256d sign = _mm256_set1_pd(-0.0);                                           \
+        Py_ssize_t i, j;                                                                     \
+        for (j = 0; j < n; j++)                                                              \
+            g[j] = 0.0;                                                                      \
+        for (i = r0; i + 3 < r1; i += 4) {                                                   \
+            const Py_ssize_t q0 = idx ? idx[i] : i, q1 = idx ? idx[i + 1] : i + 1;           \
+            const Py_ssize_t q2 = idx ? idx[i + 2] : i + 2, q3 = idx ? idx[i + 3] : i + 3;   \
+            const T *x0 = X + q0 * n, *x1 = X + q1 * n, *x2 = X + q2 * n, *x3 = X + q3 * n;  \
+            __m256d a0 = zero, a1 = zero, a2 = zero, a3 = zero;                              \
+            __m256d T0, T1, T2, T3, yv, zv, ev, rv, cv, sv, inactive;                        \
+            double c[4], s[4];                                                               \
+            if (prefetch) { /* prefetching never faults; the bounds only avoid waste */     \
+                if (idx == NULL) { /* byte offsets, bounded before a pointer is formed */   \
+                    const size_t lim = (size_t)(r1 * n) * sizeof(T);                         \
+                    size_t off = (size_t)(i * n) * sizeof(T) + FJ_PREFETCH_BYTES;            \
+                    size_t end = (size_t)((i + 4) * n) * sizeof(T) + FJ_PREFETCH_BYTES;      \
+                    for (end = end < lim ? end : lim; off < end; off += 64)                  \
+                        _mm_prefetch((const char *)X + off, _MM_HINT_T0);                    \
+                } else if (i + 11 < r1) {                                                    \
+                    Py_ssize_t u;                                                            \
+                    for (u = i + 8; u < i + 12; u++) {                                       \
+                        const char *p = (const char *)(X + idx[u] * n);                      \
+                        const char *e = p + n * sizeof(T);                                   \
+                        for (; p < e; p += 64)                                               \
+                            _mm_prefetch(p, _MM_HINT_T0);                                    \
+                        _mm_prefetch(e - 1, _MM_HINT_T0);                                    \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+            if (stash) {                                                                     \
+                for (j = 0; j < m; j += 4) {                                                 \
+                    const __m256d wv = _mm256_loadu_pd(w + j);                               \
+                    const __m256d v0 = LOAD(x0 + j), v1 = LOAD(x1 + j);                      \
+                    const __m256d v2 = LOAD(x2 + j), v3 = LOAD(x3 + j);                      \
+                    _mm256_storeu_pd(buf + 4 * j, v0);                                       \
+                    _mm256_storeu_pd(buf + 4 * j + 4, v1);                                   \
+                    _mm256_storeu_pd(buf + 4 * j + 8, v2);                                   \
+                    _mm256_storeu_pd(buf + 4 * j + 12, v3);                                  \
+                    a0 = _mm256_add_pd(a0, _mm256_mul_pd(v0, wv));                           \
+                    a1 = _mm256_add_pd(a1, _mm256_mul_pd(v1, wv));                           \
+                    a2 = _mm256_add_pd(a2, _mm256_mul_pd(v2, wv));                           \
+                    a3 = _mm256_add_pd(a3, _mm256_mul_pd(v3, wv));                           \
+                }                                                                            \
+            } else {                                                                         \
+                for (j = 0; j < m; j += 4) {                                                 \
+                    const __m256d wv = _mm256_loadu_pd(w + j);                               \
+                    a0 = _mm256_add_pd(a0, _mm256_mul_pd(LOAD(x0 + j), wv));                 \
+                    a1 = _mm256_add_pd(a1, _mm256_mul_pd(LOAD(x1 + j), wv));                 \
+                    a2 = _mm256_add_pd(a2, _mm256_mul_pd(LOAD(x2 + j), wv));                 \
+                    a3 = _mm256_add_pd(a3, _mm256_mul_pd(LOAD(x3 + j), wv));                 \
+                }                                                                            \
+            }                                                                                \
+            { /* transpose: lane k of Tq is accumulator q of row k */                        \
+                const __m256d t0 = _mm256_unpacklo_pd(a0, a1);                               \
+                const __m256d t1 = _mm256_unpackhi_pd(a0, a1);                               \
+                const __m256d t2 = _mm256_unpacklo_pd(a2, a3);                               \
+                const __m256d t3 = _mm256_unpackhi_pd(a2, a3);                               \
+                T0 = _mm256_permute2f128_pd(t0, t2, 0x20);                                   \
+                T1 = _mm256_permute2f128_pd(t1, t3, 0x20);                                   \
+                T2 = _mm256_permute2f128_pd(t0, t2, 0x31);                                   \
+                T3 = _mm256_permute2f128_pd(t1, t3, 0x31);                                   \
+            }                                                                                \
+            for (j = m; j < n; j++) /* the remainder goes to the first accumulator */        \
+                T0 = _mm256_add_pd(T0, _mm256_mul_pd(_mm256_set_pd((double)x3[j],            \
+                                                                   (double)x2[j],            \
+                                                                   (double)x1[j],            \
+                                                                   (double)x0[j]),           \
+                                                     _mm256_set1_pd(w[j])));                 \
+            /* all four rows at once, lane by lane the scalar arithmetic of _sq_residual */  \
+            yv = _mm256_set_pd((double)y[q3], (double)y[q2], (double)y[q1], (double)y[q0]);  \
+            zv = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(T0, T1), _mm256_add_pd(T2, T3)), \
+                               bv);                                                          \
+            inactive = _mm256_cmp_pd(zv, zero, _CMP_LE_OQ);                                  \
+            ev = _mm256_sub_pd(zv, yv);                                                      \
+            rv = _mm256_blendv_pd(ev, _mm256_xor_pd(yv, sign), inactive);                    \
+            cv = _mm256_blendv_pd(ev, _mm256_mul_pd(_mm256_sub_pd(zero, yv), zero),          \
+                                  inactive);                                                 \
+            sv = _mm256_mul_pd(rv, rv);                                                      \
+            _mm256_storeu_pd(s, sv);                                                         \
+            _mm256_storeu_pd(c, cv);                                                         \
+            sse += s[0];                                                                     \
+            sse += s[1];                                                                     \
+            sse += s[2];                                                                     \
+            sse += s[3];                                                                     \
+            gb += c[0];                                                                      \
+            gb += c[1];                                                                      \
+            gb += c[2];                                                                      \
+            gb += c[3];                                                                      \
+            if (do_gw) { /* g += (c0 x0 + c1 x1) + (c2 x2 + c3 x3), lane by lane */          \
+                const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]);         \
+                const __m256d c2 = _mm256_set1_pd(c[2]), c3 = _mm256_set1_pd(c[3]);         \
+                if (stash) {                                                                 \
+                    for (j = 0; j < m; j += 4) {                                             \
+                        const __m256d p01 =                                                  \
+                            _mm256_add_pd(_mm256_mul_pd(c0, _mm256_loadu_pd(buf + 4 * j)),  \
+                                          _mm256_mul_pd(c1, _mm256_loadu_pd(buf + 4 * j + 4))); \
+                        const __m256d p23 = _mm256_add_pd(                                   \
+                            _mm256_mul_pd(c2, _mm256_loadu_pd(buf + 4 * j + 8)),             \
+                            _mm256_mul_pd(c3, _mm256_loadu_pd(buf + 4 * j + 12)));           \
+                        _mm256_storeu_pd(g + j, _mm256_add_pd(_mm256_loadu_pd(g + j),        \
+                                                              _mm256_add_pd(p01, p23)));     \
+                    }                                                                        \
+                } else {                                                                     \
+                    for (j = 0; j < m; j += 4) {                                             \
+                        const __m256d p01 = _mm256_add_pd(_mm256_mul_pd(c0, LOAD(x0 + j)),   \
+                                                          _mm256_mul_pd(c1, LOAD(x1 + j)));  \
+                        const __m256d p23 = _mm256_add_pd(_mm256_mul_pd(c2, LOAD(x2 + j)),   \
+                                                          _mm256_mul_pd(c3, LOAD(x3 + j)));  \
+                        _mm256_storeu_pd(g + j, _mm256_add_pd(_mm256_loadu_pd(g + j),        \
+                                                              _mm256_add_pd(p01, p23)));     \
+                    }                                                                        \
+                }                                                                            \
+                for (j = m; j < n; j++)                                                      \
+                    g[j] += (c[0] * (double)x0[j] + c[1] * (double)x1[j])                    \
+                            + (c[2] * (double)x2[j] + c[3] * (double)x3[j]);                 \
+            }                                                                                \
+        }                                                                                    \
+        for (; i < r1; i++) { /* the last r1 - r0 mod 4 rows, one at a time */               \
+            const Py_ssize_t q0 = idx ? idx[i] : i;                                          \
+            const T *x0 = X + q0 * n;                                                        \
+            __m256d a0 = zero;                                                               \
+            double av[4], t0, z0, y0, e, r, c0;                                              \
+            int inact;                                                                       \
+            for (j = 0; j < m; j += 4)                                                       \
+                a0 = _mm256_add_pd(a0, _mm256_mul_pd(LOAD(x0 + j), _mm256_loadu_pd(w + j))); \
+            _mm256_storeu_pd(av, a0);                                                        \
+            t0 = av[0];                                                                      \
+            for (j = m; j < n; j++)                                                          \
+                t0 += (double)x0[j] * w[j];                                                  \
+            z0 = ((t0 + av[1]) + (av[2] + av[3])) + b;                                       \
+            y0 = (double)y[q0];                                                              \
+            inact = z0 <= 0.0;                                                               \
+            e = z0 - y0;                                                                     \
+            r = inact ? -y0 : e;                                                             \
+            c0 = inact ? (0.0 - y0) * 0.0 : e;                                               \
+            sse += r * r;                                                                    \
+            gb += c0;                                                                        \
+            if (do_gw)                                                                       \
+                for (j = 0; j < n; j++)                                                      \
+                    g[j] += c0 * (double)x0[j];                                              \
+        }                                                                                    \
+        part[0] = sse;                                                                       \
+        part[1] = gb;                                                                        \
+    }                                                                                        \
+                                                                                             \
+    static FJ_AVX2_FN void NAME(const T *X, const T *y, const Py_ssize_t *idx, Py_ssize_t r0, \
+                                Py_ssize_t r1, Py_ssize_t n, const double *w, double b,      \
+                                int do_gw, double *part)                                     \
+    {                                                                                        \
+        if (idx == NULL) {                                                                   \
+            if (do_gw)                                                                       \
+                NAME##_body(X, y, NULL, r0, r1, n, w, b, 1, part);                           \
+            else                                                                             \
+                NAME##_body(X, y, NULL, r0, r1, n, w, b, 0, part);                           \
+        } else {                                                                             \
+            if (do_gw)                                                                       \
+                NAME##_body(X, y, idx, r0, r1, n, w, b, 1, part);                            \
+            else                                                                             \
+                NAME##_body(X, y, idx, r0, r1, n, w, b, 0, part);                            \
+        }                                                                                    \
+    }
+
+FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f64_avx2, double, FJ_AVX2_LD_F64, 0)
+FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f32_avx2, float, FJ_AVX2_LD_F32, 1)
+
+#else /* no AVX2 version on this platform: never called (fj_neuron_get_level is 0) */
+static void fj_block_sums_f64_avx2(const double *X, const double *y, const Py_ssize_t *idx,
+                                   Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
+                                   const double *w, double b, int do_gw, double *part)
+{
+    abort();
+}
+static void fj_block_sums_f32_avx2(const float *X, const float *y, const Py_ssize_t *idx,
+                                   Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
+                                   const double *w, double b, int do_gw, double *part)
+{
+    abort();
+}
+#endif
+
+#endif /* FJ_NEURON_BLOCK_AVX2_H */
