@@ -14,6 +14,11 @@
 /* float32 rows of at most this many elements are widened once into an L1 buffer of
  * 4 * FJ_STASH_MAX_N doubles (8 KB) on the stack. */
 #define FJ_STASH_MAX_N 256
+/* Rows of at most this many elements get a copy of the loop with n a compile-time constant
+ * (the gradient case only): for short rows the loop overhead and the remainder are most
+ * of the work, and unrolling them made n = 3..16 20-40% faster (fit at n = 10). The
+ * arithmetic is the same; only the control flow is resolved at compile time. */
+#define FJ_CONST_N_MAX 16
 
 #if FJ_NEURON_HAVE_AVX2
 
@@ -186,6 +191,43 @@
                                 Py_ssize_t r1, Py_ssize_t n, const double *w, double b,      \
                                 int do_gw, double *part)                                     \
     {                                                                                        \
+        if (do_gw && n <= FJ_CONST_N_MAX) { /* n a constant: the j loops unrolled */        \
+            if (idx == NULL) switch (n) {                                                    \
+                case 1: NAME##_body(X, y, NULL, r0, r1, 1, w, b, 1, part); return;       \
+                case 2: NAME##_body(X, y, NULL, r0, r1, 2, w, b, 1, part); return;       \
+                case 3: NAME##_body(X, y, NULL, r0, r1, 3, w, b, 1, part); return;       \
+                case 4: NAME##_body(X, y, NULL, r0, r1, 4, w, b, 1, part); return;       \
+                case 5: NAME##_body(X, y, NULL, r0, r1, 5, w, b, 1, part); return;       \
+                case 6: NAME##_body(X, y, NULL, r0, r1, 6, w, b, 1, part); return;       \
+                case 7: NAME##_body(X, y, NULL, r0, r1, 7, w, b, 1, part); return;       \
+                case 8: NAME##_body(X, y, NULL, r0, r1, 8, w, b, 1, part); return;       \
+                case 9: NAME##_body(X, y, NULL, r0, r1, 9, w, b, 1, part); return;       \
+                case 10: NAME##_body(X, y, NULL, r0, r1, 10, w, b, 1, part); return;      \
+                case 11: NAME##_body(X, y, NULL, r0, r1, 11, w, b, 1, part); return;      \
+                case 12: NAME##_body(X, y, NULL, r0, r1, 12, w, b, 1, part); return;      \
+                case 13: NAME##_body(X, y, NULL, r0, r1, 13, w, b, 1, part); return;      \
+                case 14: NAME##_body(X, y, NULL, r0, r1, 14, w, b, 1, part); return;      \
+                case 15: NAME##_body(X, y, NULL, r0, r1, 15, w, b, 1, part); return;      \
+                case 16: NAME##_body(X, y, NULL, r0, r1, 16, w, b, 1, part); return;      \
+            } else switch (n) {                                                              \
+                case 1: NAME##_body(X, y, idx, r0, r1, 1, w, b, 1, part); return;       \
+                case 2: NAME##_body(X, y, idx, r0, r1, 2, w, b, 1, part); return;       \
+                case 3: NAME##_body(X, y, idx, r0, r1, 3, w, b, 1, part); return;       \
+                case 4: NAME##_body(X, y, idx, r0, r1, 4, w, b, 1, part); return;       \
+                case 5: NAME##_body(X, y, idx, r0, r1, 5, w, b, 1, part); return;       \
+                case 6: NAME##_body(X, y, idx, r0, r1, 6, w, b, 1, part); return;       \
+                case 7: NAME##_body(X, y, idx, r0, r1, 7, w, b, 1, part); return;       \
+                case 8: NAME##_body(X, y, idx, r0, r1, 8, w, b, 1, part); return;       \
+                case 9: NAME##_body(X, y, idx, r0, r1, 9, w, b, 1, part); return;       \
+                case 10: NAME##_body(X, y, idx, r0, r1, 10, w, b, 1, part); return;      \
+                case 11: NAME##_body(X, y, idx, r0, r1, 11, w, b, 1, part); return;      \
+                case 12: NAME##_body(X, y, idx, r0, r1, 12, w, b, 1, part); return;      \
+                case 13: NAME##_body(X, y, idx, r0, r1, 13, w, b, 1, part); return;      \
+                case 14: NAME##_body(X, y, idx, r0, r1, 14, w, b, 1, part); return;      \
+                case 15: NAME##_body(X, y, idx, r0, r1, 15, w, b, 1, part); return;      \
+                case 16: NAME##_body(X, y, idx, r0, r1, 16, w, b, 1, part); return;      \
+            }                                                                                \
+        }                                                                                    \
         if (idx == NULL) {                                                                   \
             if (do_gw)                                                                       \
                 NAME##_body(X, y, NULL, r0, r1, n, w, b, 1, part);                           \
