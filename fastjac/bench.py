@@ -195,12 +195,13 @@ def _jax_fn(fw, f, *arrays):
     return run
 
 
-def _neuron_workload(fj, quick):
-    """The ReLU neuron's fused loss and gradient (paper §6), if fastjac.neuron exists."""
+def _neuron_workloads(fj, quick):
+    """The ReLU neuron (paper §6): ``loss_grad`` and a 300-epoch ``fit``, if fastjac.neuron
+    exists. Returns [(name, description, make, shapes)]."""
     try:
         import fastjac.neuron as fn
     except ImportError:
-        return None
+        return []
 
     def numpy_loss_grad(X, y, w, b):
         z = X @ w + b
@@ -208,16 +209,100 @@ def _neuron_workload(fj, quick):
         c = 2 / X.shape[0] * r * (z > 0)
         return (r * r).mean(), c @ X, c.sum()
 
-    def make(shape, dtype, rng, fw):
+    def torch_loss_grad(torch):
+        def run(X, y, w, b):
+            w = w.detach().requires_grad_(True)
+            b = b.detach().requires_grad_(True)
+            r = torch.relu(X @ w + b) - y
+            C = (r * r).mean()
+            gw, gb = torch.autograd.grad(C, (w, b))
+            return C, gw, gb
+        return run
+
+    def jax_loss(jnp):
+        def loss(w, b, X, y):
+            r = jnp.maximum(X @ w + b, 0) - y
+            return jnp.mean(r * r)
+        return loss
+
+    def batch(shape, dtype, rng):
         N, n = shape
-        X = rng.standard_normal((N, n)).astype(dtype)
+        X = rng.standard_normal((N, n), dtype=np.float64).astype(dtype, copy=False)
         w = (rng.standard_normal(n) / math.sqrt(n)).astype(dtype)
         y = rng.standard_normal(N).astype(dtype)
-        return (lambda: fn.loss_grad(X, y, w, 0.1), lambda: numpy_loss_grad(X, y, w, 0.1),
-                None, None)
+        return X, y, w
 
-    shapes = [(256, 8), (1000, 10)] if quick else [(1000, 10), (100_000, 100)]
-    return "neuron.loss_grad", ("C, ∂C/∂w, ∂C/∂b in one pass over X, §6", make), shapes
+    def make_loss_grad(shape, dtype, rng, fw):
+        X, y, w = batch(shape, dtype, rng)
+        b = dtype.type(0.1)
+        f_torch = f_jax = None
+        if "torch" in fw:
+            torch = fw["torch"]
+            tX, ty, tw, tb = (torch.from_numpy(np.asarray(a)) for a in (X, y, w, b))
+            step = torch_loss_grad(torch)
+            f_torch = lambda: step(tX, ty, tw, tb)  # noqa: E731
+        if "jax" in fw:
+            jax, jnp = fw["jax"]
+            g = jax.jit(jax.value_and_grad(jax_loss(jnp), argnums=(0, 1)))
+            jX, jy, jw, jb = (jnp.asarray(a) for a in (X, y, w, b))
+            f_jax = lambda: jax.block_until_ready(g(jw, jb, jX, jy))  # noqa: E731
+        return (lambda: fn.loss_grad(X, y, w, b), lambda: numpy_loss_grad(X, y, w, b),
+                f_torch, f_jax)
+
+    epochs, lr = 300, 0.05
+
+    def numpy_fit(X, y, w, b):
+        N = X.shape[0]
+        for _ in range(epochs):
+            z = X @ w + b
+            r = np.maximum(z, 0) - y
+            c = 2 / N * r * (z > 0)
+            w = w - lr * (c @ X)
+            b = b - lr * c.sum()
+        return w, b
+
+    def make_fit(shape, dtype, rng, fw):
+        X, y, w0 = batch(shape, dtype, rng)
+        b0 = 0.1
+        f_torch = f_jax = None
+        if "torch" in fw:
+            torch = fw["torch"]
+            tX, ty, tw0 = (torch.from_numpy(a) for a in (X, y, w0))
+            step = torch_loss_grad(torch)
+
+            def f_torch():
+                w, b = tw0.clone(), torch.tensor(b0, dtype=tw0.dtype)
+                for _ in range(epochs):
+                    _, gw, gb = step(tX, ty, w, b)
+                    w, b = w - lr * gw, b - lr * gb
+                return w, b
+        if "jax" in fw:
+            jax, jnp = fw["jax"]
+            grad = jax.grad(jax_loss(jnp), argnums=(0, 1))
+
+            def train(w, b, X, y):
+                def epoch(_, wb):
+                    gw, gb = grad(wb[0], wb[1], X, y)
+                    return wb[0] - lr * gw, wb[1] - lr * gb
+                return jax.lax.fori_loop(0, epochs, epoch, (w, b))
+            g = jax.jit(train)
+            jX, jy, jw0 = (jnp.asarray(a) for a in (X, y, w0))
+            jb0 = jnp.asarray(b0, dtype=jw0.dtype)
+            f_jax = lambda: jax.block_until_ready(g(jw0, jb0, jX, jy))  # noqa: E731
+
+        def f_fj():
+            res = fn.fit(X, y, lr=lr, epochs=epochs, w0=w0, b0=b0)
+            return res.w, res.b
+        return (f_fj, lambda: numpy_fit(X, y, w0.astype(np.float64), b0), f_torch, f_jax)
+
+    if quick:
+        shapes = [(256, 8), (1000, 10)]
+    else:
+        shapes = [(32, 8), (1000, 10), (100_000, 100), (1_000_000, 100)]
+    return [("neuron.loss_grad", "C, ∂C/∂w, ∂C/∂b in one pass over X, §6", make_loss_grad,
+             shapes),
+            ("neuron.fit", f"{epochs} full-batch epochs of gradient descent, lr {lr}",
+             make_fit, [(1000, 10)])]
 
 
 # ------------------------------------------------------------------------------ bandwidth
@@ -274,9 +359,7 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     min_time = 0.002 if quick else 0.02
     sizes = [10, 1000] if quick else [10, 1000, 1_000_000]
     table = [(name, desc, make, sizes) for name, (desc, make) in _workloads(fj).items()]
-    neuron = _neuron_workload(fj, quick)
-    if neuron is not None:
-        table.append((neuron[0], neuron[1][0], neuron[1][1], neuron[2]))
+    table += _neuron_workloads(fj, quick)
     if workloads:
         table = [row for row in table if row[0] in workloads]
     out = {"machine": _machine_info(), "frameworks": sorted(fw), "quick": bool(quick),
@@ -305,8 +388,28 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
                     progress(name, row)
         out["workloads"].append({"name": name, "description": desc, "rows": rows})
     if bandwidth:
-        out["bandwidth"] = memory_bandwidth(10**7 if quick else 10**8, repeat=3 if quick else 5)
+        out["bandwidth"] = b = memory_bandwidth(10**7 if quick else 10**8,
+                                                repeat=3 if quick else 5)
+        big = _largest_loss_grad(out)
+        if big is not None:  # the rate at which loss_grad reads X, against the ceiling
+            b["loss_grad"] = big
+            big["fraction_of_all_threads"] = big["GBps"] / b["fastjac_all_threads_GBps"]
     return out
+
+
+def _largest_loss_grad(res):
+    """{"size", "dtype", "GBps"} of the largest loss_grad row measured: bytes of X / time."""
+    best = None
+    for w in res["workloads"]:
+        if w["name"] != "neuron.loss_grad":
+            continue
+        for r in w["rows"]:
+            N, n = map(int, str(r["size"]).split("x"))
+            nbytes = N * n * np.dtype(r["dtype"]).itemsize
+            if best is None or nbytes > best[0]:
+                best = (nbytes, {"size": r["size"], "dtype": r["dtype"],
+                                 "GBps": nbytes / r["fastjac_s"] / 1e9})
+    return None if best is None else best[1]
 
 
 def _fmt_time(t):
@@ -359,7 +462,17 @@ def format_tables(res):
                      f"fastjac {b['fastjac_1thread_GBps']:.1f} GB/s (1 thread), "
                      f"{b['fastjac_all_threads_GBps']:.1f} GB/s (all threads); "
                      f"numpy {b['numpy_GBps']:.1f} GB/s")
+        if "loss_grad" in b:
+            lg = b["loss_grad"]
+            lines.append(f"neuron.loss_grad {lg['size']} {lg['dtype']} reads X at "
+                         f"{lg['GBps']:.1f} GB/s: {100 * lg['fraction_of_all_threads']:.0f}% "
+                         "of the all-threads read bandwidth")
     return "\n".join(lines)
+
+
+def _elements(size):
+    """Elements of a row's size: n, or N·n for an "NxM" neuron batch."""
+    return math.prod(int(v) for v in str(size).split("x"))
 
 
 def _plot(res, path):
@@ -373,23 +486,28 @@ def _plot(res, path):
               "(pip install 'fastjac[plot]'); the tables and JSON are unaffected.",
               file=sys.stderr)
         return False
-    names = [w["name"] for w in res["workloads"]]
-    fig, ax = plt.subplots(figsize=(10, 0.35 * max(4, sum(len(w["rows"]) for w in
-                                                          res["workloads"]))))
-    labels, values = [], []
-    for w in res["workloads"]:
-        for r in w["rows"]:
-            labels.append(f"{w['name']} n={r['size']} {r['dtype']}")
-            values.append(r["ratio"])
-    ax.barh(range(len(values)), values, color=["tab:green" if v >= 1 else "tab:red"
-                                               for v in values])
-    ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_yticks(range(len(values)))
-    ax.set_yticklabels(labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("speed-up over NumPy (numpy time / fastjac time)")
-    ax.set_title(f"fastjac bench ({len(names)} workloads)")
+    dtypes = [d for d in ("float64", "float32")
+              if any(r["dtype"] == d for w in res["workloads"] for r in w["rows"])]
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6.5 * len(dtypes), 4.8), squeeze=False,
+                             sharey=True)
+    for ax, dtype in zip(axes[0], dtypes):
+        for i, w in enumerate(res["workloads"]):
+            pts = sorted((_elements(r["size"]), r["ratio"]) for r in w["rows"]
+                         if r["dtype"] == dtype)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="os^vD<>"[i % 7],
+                        ls="-" if i < 10 else "--", label=w["name"])
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("elements (n, or N·n for the neuron)")
+        ax.set_title(dtype)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("speed-up over NumPy (numpy time / fastjac time)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    m = res["machine"]
+    fig.suptitle(f"fastjac bench: {m['cpus']} CPUs, numpy {m['numpy']} "
+                 "(above the line: fastjac is faster)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -426,7 +544,7 @@ def main_bench(argv=None):
     if args.workload and not res["workloads"]:
         known = ", ".join(_workloads(__import__("fastjac")))
         print(f"fastjac bench: no workload named {', '.join(args.workload)} (known: {known}, "
-              "neuron.loss_grad)", file=sys.stderr)
+              "neuron.loss_grad, neuron.fit)", file=sys.stderr)
         return 2
     print(format_tables(res))
     if args.json:

@@ -46,6 +46,27 @@ def test_neuron_workload_runs_when_the_module_exists():
     assert all(r["checked"] for r in w["rows"]) and w["rows"][0]["size"] == "256x8"
 
 
+def test_fit_workload_and_bandwidth_fraction():
+    pytest.importorskip("fastjac.neuron")
+    res = run_bench(quick=True, repeat=1, workloads=["neuron.fit", "neuron.loss_grad"],
+                    dtypes=("float64", "float32"), bandwidth=True)
+    names = [w["name"] for w in res["workloads"]]
+    assert names == ["neuron.loss_grad", "neuron.fit"]
+    fit_rows = res["workloads"][1]["rows"]
+    assert [r["size"] for r in fit_rows] == ["1000x10", "1000x10"]
+    assert all(r["checked"] for w in res["workloads"] for r in w["rows"])
+    lg = res["bandwidth"]["loss_grad"]
+    # the largest batch measured (1000x10 float64: 80 kB), read at bytes / median time
+    assert (lg["size"], lg["dtype"]) == ("1000x10", "float64")
+    row = next(r for r in res["workloads"][0]["rows"]
+               if (r["size"], r["dtype"]) == ("1000x10", "float64"))
+    assert lg["GBps"] == pytest.approx(80_000 / row["fastjac_s"] / 1e9)
+    assert lg["fraction_of_all_threads"] == pytest.approx(
+        lg["GBps"] / res["bandwidth"]["fastjac_all_threads_GBps"])
+    from fastjac.bench import format_tables
+    assert "of the all-threads read bandwidth" in format_tables(res)
+
+
 def test_framework_columns_only_when_importable():
     res = run_bench(quick=True, repeat=1, workloads=["exp.vjp"], dtypes=("float32",),
                     bandwidth=False)
