@@ -377,12 +377,14 @@ def test_simd_versions_bitwise_identical(dtype, block_level):
     """The AVX2 loop and the portable one do the same arithmetic lane by lane: same bits.
     Shapes cover every n mod 4, rows short and long enough to be prefetched or not
     (256 B .. 4 KB), float32 rows kept widened in the L1 buffer or not (n = 256 / 257),
+    n up to 16 (a copy with n constant) and above, the remainder of 1, 2 or 3 elements,
     and N mod 4 (the one-row tail); fit's mini-batches take the idx path."""
     if block_level(1) != 1:
         pytest.skip("this CPU or build has no AVX2 version")
     rng = np.random.default_rng(21)
     for N, n in [(1, 1), (3, 5), (4, 4), (37, 1), (61, 2), (203, 3), (129, 7), (1000, 10),
-                 (515, 100), (130, 255), (66, 256), (67, 257), (21, 512), (19, 1000)]:
+                 (45, 18), (33, 23), (515, 100), (130, 255), (66, 256), (67, 257), (21, 512),
+                 (19, 1000)]:
         X = rng.standard_normal((N, n)).astype(dtype)
         y = rng.standard_normal(N).astype(dtype)
         w = (rng.standard_normal(n) / np.sqrt(n)).astype(dtype)

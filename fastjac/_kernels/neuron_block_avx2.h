@@ -25,11 +25,16 @@
 #define FJ_AVX2_FN __attribute__((target("avx2"), optimize("fp-contract=off")))
 #define FJ_AVX2_LD_F64(p) _mm256_loadu_pd(p)
 #define FJ_AVX2_LD_F32(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+/* masked loads of up to four elements (mk: 64-bit lanes, mk32: 32-bit lanes); masked-off
+ * lanes are 0 and their memory is not read, so a row's end is never overrun */
+#define FJ_AVX2_MLD_F64(p, mk, mk32) _mm256_maskload_pd(p, mk)
+#define FJ_AVX2_MLD_F32(p, mk, mk32) _mm256_cvtps_pd(_mm_maskload_ps(p, mk32))
 
-/* T the element type of X and y, LOAD its widening load of four elements, STASH whether
+/* T the element type of X and y, LOAD its widening load of four elements, MLOAD its masked
+ * one (the last n mod 4 elements of a row), STASH whether
  * widened rows are worth keeping (float32). NAME##_body is inlined once for each
  * combination of (idx given, do_gw). */
-#define FJ_DEFINE_BLOCK_SUMS_AVX2(NAME, T, LOAD, STASH)                                       \
+#define FJ_DEFINE_BLOCK_SUMS_AVX2(NAME, T, LOAD, MLOAD, STASH)                                       \
     static inline __attribute__((always_inline)) FJ_AVX2_FN void NAME##_body(               \
         const T *restrict X, const T *restrict y, const Py_ssize_t *restrict idx,            \
         Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *restrict w, double b,      \
@@ -52,6 +57,7 @@
             const T *x0 = X + q0 * n, *x1 = X + q1 * n, *x2 = X + q2 * n, *x3 = X + q3 * n;  \
             __m256d a0 = zero, a1 = zero, a2 = zero, a3 = zero;                              \
             __m256d T0, T1, T2, T3, yv, zv, ev, rv, cv, sv, inactive;                        \
+            __m256d col0 = _mm256_setzero_pd(), col1 = col0, col2 = col0;                    \
             double c[4], s[4];                                                               \
             if (prefetch) { /* prefetching never faults; the bounds only avoid waste */     \
                 if (idx == NULL) { /* byte offsets, bounded before a pointer is formed */   \
@@ -104,12 +110,30 @@
                 T2 = _mm256_permute2f128_pd(t0, t2, 0x31);                                   \
                 T3 = _mm256_permute2f128_pd(t1, t3, 0x31);                                   \
             }                                                                                \
-            for (j = m; j < n; j++) /* the remainder goes to the first accumulator */        \
-                T0 = _mm256_add_pd(T0, _mm256_mul_pd(_mm256_set_pd((double)x3[j],            \
-                                                                   (double)x2[j],            \
-                                                                   (double)x1[j],            \
-                                                                   (double)x0[j]),           \
-                                                     _mm256_set1_pd(w[j])));                 \
+            if (n - m == 1) { /* the remainder goes to the first accumulator, in order */   \
+                col0 = _mm256_set_pd((double)x3[m], (double)x2[m], (double)x1[m],             \
+                                     (double)x0[m]);                                         \
+                T0 = _mm256_add_pd(T0, _mm256_mul_pd(col0, _mm256_set1_pd(w[m])));           \
+            } else if (m < n) {                                                              \
+                /* two or three: the rows' last elements by masked loads (lanes past the   \
+                   row read nothing), transposed: colk = element m + k of the four rows */   \
+                const __m256i mk = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - m),            \
+                                                      _mm256_set_epi64x(3, 2, 1, 0));        \
+                const __m128i mk32 = _mm_cmpgt_epi32(_mm_set1_epi32((int)(n - m)),          \
+                                                     _mm_set_epi32(3, 2, 1, 0));             \
+                const __m256d u0 = MLOAD(x0 + m, mk, mk32), u1 = MLOAD(x1 + m, mk, mk32);    \
+                const __m256d u2 = MLOAD(x2 + m, mk, mk32), u3 = MLOAD(x3 + m, mk, mk32);    \
+                const __m256d t0 = _mm256_unpacklo_pd(u0, u1), t1 = _mm256_unpackhi_pd(u0, u1); \
+                const __m256d t2 = _mm256_unpacklo_pd(u2, u3), t3 = _mm256_unpackhi_pd(u2, u3); \
+                col0 = _mm256_permute2f128_pd(t0, t2, 0x20);                                 \
+                col1 = _mm256_permute2f128_pd(t1, t3, 0x20);                                 \
+                col2 = _mm256_permute2f128_pd(t0, t2, 0x31);                                 \
+                T0 = _mm256_add_pd(T0, _mm256_mul_pd(col0, _mm256_set1_pd(w[m])));           \
+                if (n - m > 1)                                                               \
+                    T0 = _mm256_add_pd(T0, _mm256_mul_pd(col1, _mm256_set1_pd(w[m + 1])));   \
+                if (n - m > 2)                                                               \
+                    T0 = _mm256_add_pd(T0, _mm256_mul_pd(col2, _mm256_set1_pd(w[m + 2])));   \
+            }                                                                                \
             /* all four rows at once, lane by lane the scalar arithmetic of _sq_residual */  \
             yv = _mm256_set_pd((double)y[q3], (double)y[q2], (double)y[q1], (double)y[q0]);  \
             zv = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(T0, T1), _mm256_add_pd(T2, T3)), \
@@ -154,9 +178,25 @@
                                                               _mm256_add_pd(p01, p23)));     \
                     }                                                                        \
                 }                                                                            \
-                for (j = m; j < n; j++)                                                      \
-                    g[j] += (c[0] * (double)x0[j] + c[1] * (double)x1[j])                    \
-                            + (c[2] * (double)x2[j] + c[3] * (double)x3[j]);                 \
+                if (m < n) { /* g[j] += (c0 x0[j] + c1 x1[j]) + (c2 x2[j] + c3 x3[j]): the \
+                    products lane by lane, the pair sums by hadd, then low + high half */    \
+                    const __m256d h01 = _mm256_hadd_pd(_mm256_mul_pd(cv, col0),              \
+                                                       _mm256_mul_pd(cv, col1));             \
+                    const __m128d s01 = _mm_add_pd(_mm256_castpd256_pd128(h01),              \
+                                                   _mm256_extractf128_pd(h01, 1));           \
+                    if (n - m == 1) {                                                        \
+                        _mm_store_sd(g + m, _mm_add_sd(_mm_load_sd(g + m), s01));            \
+                    } else {                                                                 \
+                        _mm_storeu_pd(g + m, _mm_add_pd(_mm_loadu_pd(g + m), s01));          \
+                        if (n - m == 3) {                                                    \
+                            const __m256d p2 = _mm256_mul_pd(cv, col2);                      \
+                            const __m256d h2 = _mm256_hadd_pd(p2, p2);                       \
+                            const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(h2),        \
+                                                          _mm256_extractf128_pd(h2, 1));     \
+                            _mm_store_sd(g + m + 2, _mm_add_sd(_mm_load_sd(g + m + 2), s2)); \
+                        }                                                                    \
+                    }                                                                        \
+                }                                                                            \
             }                                                                                \
         }                                                                                    \
         for (; i < r1; i++) { /* the last r1 - r0 mod 4 rows, one at a time */               \
@@ -241,8 +281,8 @@
         }                                                                                    \
     }
 
-FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f64_avx2, double, FJ_AVX2_LD_F64, 0)
-FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f32_avx2, float, FJ_AVX2_LD_F32, 1)
+FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f64_avx2, double, FJ_AVX2_LD_F64, FJ_AVX2_MLD_F64, 0)
+FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f32_avx2, float, FJ_AVX2_LD_F32, FJ_AVX2_MLD_F32, 1)
 
 #else /* no AVX2 version on this platform: never called (fj_neuron_get_level is 0) */
 static void fj_block_sums_f64_avx2(const double *X, const double *y, const Py_ssize_t *idx,
