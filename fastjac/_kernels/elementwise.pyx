@@ -25,6 +25,8 @@ common calls from Python in one C call.
 """
 
 from cython.parallel cimport prange
+from cpython.ref cimport PyObject
+from libc.float cimport FLT_MAX
 from libc.math cimport fabs, frexp, isfinite, ldexp, sqrt
 from libc.stdlib cimport free, malloc
 
@@ -69,6 +71,10 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+
+cdef extern from "numpy/arrayobject.h":
+    # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
+    object _PyArray_Scalar "PyArray_Scalar" (void* data, cnp.dtype descr, PyObject* base)
 
 cdef extern from "fj_reduce.h" nogil:
     # The reduction loops: 16 double accumulators per block, element j of the block in
@@ -1368,6 +1374,21 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
 
 _F64 = np.float64
 _F32 = np.float32
+cdef cnp.dtype _DESCR_F32 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT)
+
+
+cdef object _typed_scalar(double v, int typenum):
+    # numpy.float64(v) or numpy.float32(v). The float32 one is built from the C value:
+    # numpy.float32(python float) costs ~0.9 µs, more than a 1000-element reduction. The C
+    # conversion rounds like NumPy's cast; values beyond the float32 range, inf and NaN go
+    # through NumPy (which warns about an overflow).
+    cdef float f
+    if typenum == cnp.NPY_DOUBLE:
+        return _F64(v)
+    if not (fabs(v) <= FLT_MAX):  # out of range, inf or NaN: NumPy's own conversion
+        return _F32(v)
+    f = <float>v
+    return _PyArray_Scalar(&f, _DESCR_F32, NULL)
 
 
 cdef object _scalar_operand(object z, int typenum):
@@ -1481,11 +1502,10 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
             cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
     sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
                         gx, True, nt)
-    scalar = _F64 if typenum == cnp.NPY_DOUBLE else _F32
     if ws:
-        gw = scalar(sums[0])
+        gw = _typed_scalar(sums[0], typenum)
     if xs:
-        gx = scalar(sums[1])
+        gx = _typed_scalar(sums[1], typenum)
     return gw, gx
 
 
@@ -1515,10 +1535,18 @@ def reduce(a, b, int n_threads=1):
     cdef void* bp = _data(b, typenum, n, False, "b")
     cdef Py_ssize_t nblocks, blk
     cdef double total = 0.0
+    cdef double one
     cdef double* partial
     if n == 0:
         return 0.0
     nblocks = (n + BLOCK - 1) // BLOCK
+    if nblocks == 1:  # the common small case: no scratch to allocate
+        with nogil:
+            if typenum == cnp.NPY_DOUBLE:
+                one = _block_reduce(0, n, <const double*>ap, <const double*>bp)
+            else:
+                one = _block_reduce(0, n, <const float*>ap, <const float*>bp)
+        return one
     partial = <double*>malloc(nblocks * sizeof(double))
     if partial == NULL:
         raise MemoryError()
@@ -1557,7 +1585,7 @@ def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t thresho
     if b is not None:
         b = _kernel_input(b)
     total = reduce(a, b, nt)
-    return (_F64 if typenum == cnp.NPY_DOUBLE else _F32)(total)
+    return _typed_scalar(total, typenum)
 
 
 cdef void _reduce_run(Py_ssize_t n, const floating* a, const floating* b, double* partial,
