@@ -17,10 +17,16 @@
  * - The callers merge the block totals in block order (elementwise.pyx), so results do not
  *   depend on the thread count either.
  *
+ * Users: fj.sum and fj.dot (_block_reduce), and a scalar operand's gradient Σ gy ∂y/∂z,
+ * both in the direct loop (_scalar_vjp_block) and in the interpreter (_binary_tile), which
+ * therefore give the same bits.
+ *
  * Nothing depends on the instruction set or on the alignment of the input: a vector
- * version holds accumulators 4q..4q+3 in the lanes of vector q and adds lane by lane what
- * the scalar description adds; the tail of a call (m mod 16 elements) is added one element
- * at a time to acc[j mod 16]. Compared with one running sum, the error bound drops from
+ * version holds consecutive accumulators in the lanes of each vector (two per vector in
+ * the portable one, four in the AVX2 one) and adds lane by lane what the scalar
+ * description adds; the tail of a call (m mod 16 elements) is added one element at a time
+ * to acc[j mod 16]. An accumulator that starts at +0.0 is never -0.0, so neither is a
+ * block total (a caller may use a single block's total as the result directly). Compared with one running sum, the error bound drops from
  * ~n eps to ~(n/16 + 4) eps per block (plus the block merge); the worst case of the old
  * four-accumulator loop was ~(n/4 + 2) eps.
  *
