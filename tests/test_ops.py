@@ -1,9 +1,12 @@
 """Element-wise calculus (paper §4.2–§4.5): every op against NumPy and finite differences."""
 
+import math
+
 import numpy as np
 import pytest
 
 import fastjac as fj
+from fastjac._kernels import elementwise as K
 from fastjac._kernels.elementwise import BLOCK_SIZE
 
 RNG = np.random.default_rng(1234)
@@ -300,6 +303,185 @@ def test_sum_and_dot_accumulate_in_double():
     assert np.cumsum(x)[-1] != exact  # a float32 running sum drifts; double does not
     assert fj.dot(x, x) == np.float32(10**6 * np.float64(np.float32(0.1)) ** 2)
 
+
+
+# The reduction order (fastjac/_kernels/fj_reduce.h): per block of BLOCK_SIZE elements, 16
+# double accumulators (element j in accumulator j mod 16), a fixed tree, blocks merged in
+# order. Lengths around every boundary of that scheme:
+REDUCE_LENGTHS = [0, 1, 2, 15, 16, 17, 31, 33, 255, 257, BLOCK_SIZE - 1, BLOCK_SIZE,
+                  BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 5]
+U64 = 2.0 ** -53  # unit roundoff of double
+
+
+def _reduce_bound(terms, dtype):
+    """(exact sum, error bound) for the fixed-order double sum of float64 ``terms``,
+    rounded to ``dtype``: per block at most ceil(BLOCK/16) additions per accumulator, 4 in
+    the tree, one per block in the merge; then the rounding to dtype."""
+    n = terms.size
+    exact = math.fsum(terms)
+    nblocks = -(-n // BLOCK_SIZE)
+    per_acc = -(-min(n, BLOCK_SIZE) // 16)
+    bound = (per_acc + 4 + nblocks) * U64 * float(np.sum(np.abs(terms)))
+    if dtype == np.float32:
+        bound += 2.0 ** -24 * abs(exact) * (1 + 1e-6)
+    return exact, bound
+
+
+def _layouts(a):
+    """a as given, strided (every other element of a twice-as-long buffer), read-only,
+    and misaligned (one element into a fresh buffer)."""
+    strided = np.empty(2 * a.size, a.dtype)[::2]
+    strided[:] = a
+    ro = a.copy()
+    ro.flags.writeable = False
+    buf = np.empty(a.size + 1, a.dtype)
+    shifted = buf[1:]
+    shifted[:] = a
+    return {"contiguous": a, "strided": strided, "read-only": ro, "misaligned": shifted}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_sum_and_dot_against_fsum(dtype):
+    """Σ x and w·x against math.fsum of the float64 terms, within the bound of the fixed
+    order, for every length around the accumulator, tile and block boundaries and every
+    layout; the same bits whatever the layout."""
+    rng = np.random.default_rng(77)
+    for n in REDUCE_LENGTHS:
+        # mixed magnitudes and signs: cancellation makes the bound meaningful
+        w = (rng.standard_normal(n) * np.exp(rng.uniform(-8, 8, n))).astype(dtype)
+        x = (rng.standard_normal(n) * np.exp(rng.uniform(-8, 8, n))).astype(dtype)
+        w64, x64 = w.astype(np.float64), x.astype(np.float64)
+        ref_sum, tol_sum = _reduce_bound(x64, dtype)
+        ref_dot, tol_dot = _reduce_bound(w64 * x64, dtype)  # float32 products are exact
+        sums, dots = set(), set()
+        for name, xl in _layouts(x).items():
+            wl = _layouts(w)[name]
+            s, d = fj.sum(xl), fj.dot(wl, xl)
+            assert s.dtype == dtype and d.dtype == dtype
+            assert abs(float(s) - ref_sum) <= tol_sum, (n, name, float(s), ref_sum, tol_sum)
+            assert abs(float(d) - ref_dot) <= tol_dot, (n, name, float(d), ref_dot, tol_dot)
+            sums.add(float(s))
+            dots.add(float(d))
+            assert fj.sum.jvp(xl, xl) == s and fj.dot.jvp(wl, xl, None, xl) == fj.dot(wl, xl)
+        assert len(sums) == 1 and len(dots) == 1, (n, sums, dots)
+        # the kernel's double result, before the rounding to dtype
+        raw = K.reduce(np.ascontiguousarray(w), np.ascontiguousarray(x))
+        _, tol64 = _reduce_bound(w64 * x64, np.float64)
+        assert abs(raw - ref_dot) <= tol64, (n, raw, ref_dot)
+
+
+SCALAR_SUM_TERMS = {  # Σ gy ∂y/∂z for y = x ○ z (z_second) or z ○ x, as exact float64 terms
+    "mul": lambda x, z, g, z_second: x * g,
+    "add": lambda x, z, g, z_second: g,
+    "sub": lambda x, z, g, z_second: -g if z_second else g,
+    "maximum": lambda x, z, g, z_second: np.where((x < z) if z_second else (z >= x), g, 0.0),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name", sorted(SCALAR_SUM_TERMS))
+def test_scalar_operand_gradient_against_fsum(name, dtype):
+    """The scalar operand's VJP Σ gy ∂y/∂z (direct loop and interpreter, both orders)
+    against math.fsum of the float64 terms; direct and interpreter give the same bits."""
+    rng = np.random.default_rng(78)
+    op = getattr(fj, name)
+    via_interpreter = fj.elementwise(op, f=fj.identity, g=fj.identity)
+    z = 0.25
+    for n in REDUCE_LENGTHS[1:]:
+        x = rng.standard_normal(n).astype(dtype)
+        gy = (rng.standard_normal(n) * np.exp(rng.uniform(-6, 6, n))).astype(dtype)
+        x64, g64 = x.astype(np.float64), gy.astype(np.float64)
+        for z_second in (True, False):
+            ref, tol = _reduce_bound(SCALAR_SUM_TERMS[name](x64, z, g64, z_second), dtype)
+            for xl, gl in zip(_layouts(x).values(), _layouts(gy).values()):
+                if z_second:
+                    gz = op.vjp(xl, z, gl)[1]
+                    gz_i = via_interpreter.vjp(xl, z, gl)[1]
+                else:
+                    gz = op.vjp(z, xl, gl)[0]
+                    gz_i = via_interpreter.vjp(z, xl, gl)[0]
+                assert gz.dtype == dtype
+                assert abs(float(gz) - ref) <= tol, (n, z_second, float(gz), ref, tol)
+                assert gz == gz_i, (n, z_second)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_reductions_bitwise_identical_for_every_n_threads(dtype):
+    """Above the parallel threshold the block partition and the merge order are fixed:
+    sum, dot and the scalar operand's gradient (direct and interpreter) give the same bits
+    for 1, 2 and 3 threads."""
+    from fastjac.ops import PARALLEL_THRESHOLD
+
+    rng = np.random.default_rng(79)
+    n = PARALLEL_THRESHOLD + 2 * BLOCK_SIZE + 7
+    w, x, gy = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    fused = fj.elementwise(fj.mul, f=fj.exp)
+
+    def results(nt):
+        return (fj.sum(x, n_threads=nt), fj.dot(w, x, n_threads=nt),
+                fj.mul.vjp(x, 1.5, gy, n_threads=nt)[1], fj.mul.sum_grad(1.5, x, n_threads=nt)[0],
+                fj.div.vjp(x, 1.5, gy, n_threads=nt)[1], fj.sub.sum_grad(1.5, x, n_threads=nt)[0],
+                fused.vjp(0.5, x, gy, n_threads=nt)[0])
+
+    ref = results(1)
+    for nt in (2, 3):
+        got = results(nt)
+        for k, (a, b) in enumerate(zip(ref, got)):
+            assert a.tobytes() == b.tobytes(), (nt, k, a, b)
+    assert fj.sum(x, n_threads=None).tobytes() == ref[0].tobytes()
+
+
+@pytest.fixture
+def reduce_level():
+    """Set the reduction loops' version (0 portable, 1 AVX2) for one test, then restore."""
+    yield K._set_reduce_level
+    K._set_reduce_level(-1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_reduce_simd_versions_bitwise_identical(dtype, reduce_level):
+    """The AVX2 reduction loops and the portable ones add the same terms in the same order:
+    the same bits for sum, dot and the scalar operand's gradient (direct and interpreter),
+    for every length around the boundaries and every alignment of the input."""
+    if reduce_level(1) != 1:
+        pytest.skip("this CPU or build has no AVX2 version")
+    rng = np.random.default_rng(80)
+    fused = fj.elementwise(fj.mul, f=fj.exp)
+    for n in REDUCE_LENGTHS + [2 * BLOCK_SIZE + 300]:
+        w = (rng.standard_normal(n) * np.exp(rng.uniform(-20, 20, n))).astype(dtype)
+        x = (rng.standard_normal(n) * np.exp(rng.uniform(-20, 20, n))).astype(dtype)
+        gy = rng.standard_normal(n).astype(dtype)
+        res = {}
+        for level in (1, 0):
+            assert reduce_level(level) == level
+            out = []
+            for off in range(4):  # start 0..3 elements into a fresh buffer
+                bw, bx = np.empty(n + 4, dtype), np.empty(n + 4, dtype)
+                wl, xl = bw[off:off + n], bx[off:off + n]
+                wl[:], xl[:] = w, x
+                out.append((fj.sum(xl, n_threads=1), fj.dot(wl, xl, n_threads=1),
+                            fj.mul.vjp(xl, 1.5, gy, n_threads=1)[1],
+                            fj.add.vjp(1.5, xl, gy, n_threads=1)[0],
+                            fused.vjp(0.5, xl, gy, n_threads=1)[0])
+                           + _raw_reductions(wl, xl, gy))
+            res[level] = out
+        bits = {tuple(np.float64(v).tobytes() for v in r) for lv in (0, 1) for r in res[lv]}
+        assert len(bits) == 1, (n, res)
+
+
+def _raw_reductions(w, x, gy):
+    """The kernels' double results before the rounding to the dtype (which would hide a
+    float32 difference): Σ x, w·x, and Σ gy x for a scalar operand, direct and through
+    the interpreter (f = exp)."""
+    n, dt = x.size, x.dtype
+    z = np.full(1, 1.5, dt)
+    g = np.empty(n, dt)
+    mul, exp = K.BINARY_CODES["mul"], bytes([K.UNARY_CODES["exp"]])
+    return (K.reduce(x, None, 1), K.reduce(w, x, 1),
+            K.binary(mul, b"", b"", n, x, z, False, True, None, None, gy, None, None, g, None,
+                     True, 1)[1],
+            K.binary(mul, exp, b"", n, x, z, False, True, None, None, gy, None, None, g, None,
+                     True, 1)[1])
 
 # ------------------------------------------------------------ dtypes, layouts, out, threads
 def test_dtype_rules():

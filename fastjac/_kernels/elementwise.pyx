@@ -25,6 +25,8 @@ common calls from Python in one C call.
 """
 
 from cython.parallel cimport prange
+from cpython.ref cimport PyObject
+from libc.float cimport FLT_MAX
 from libc.math cimport fabs, frexp, isfinite, ldexp, sqrt
 from libc.stdlib cimport free, malloc
 
@@ -69,6 +71,21 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+
+cdef extern from "numpy/arrayobject.h":
+    # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
+    object _PyArray_Scalar "PyArray_Scalar" (void* data, cnp.dtype descr, PyObject* base)
+
+cdef extern from "fj_reduce.h" nogil:
+    # The reduction loops: 16 double accumulators per block, element j of the block in
+    # accumulator j mod 16, a fixed tree at the end; a portable version and an AVX2 one,
+    # bitwise the same (see the header for the order and why it is deterministic).
+    enum: FJ_RACC
+    void fj_racc_zero(double* acc)
+    double fj_racc_total(const double* acc)
+    void fj_racc_add_f64(double* acc, const double* a, const double* b, Py_ssize_t m)
+    void fj_racc_add_f32(double* acc, const float* a, const float* b, Py_ssize_t m)
+    int fj_reduce_set_level(int level)
 
 cnp.import_array()
 fj_vmath_init()
@@ -461,20 +478,21 @@ cdef void _rescue_products(const unsigned char* codes, Py_ssize_t ncodes, const 
             d[k] = ldexp(mant, <int>E)
 
 
-cdef inline double _sum4(const double* a, Py_ssize_t m) noexcept nogil:
-    # Four independent accumulators: a fixed order (so a fixed result) that pipelines.
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef Py_ssize_t k = 0
-    while k + 4 <= m:
-        s0 += a[k]
-        s1 += a[k + 1]
-        s2 += a[k + 2]
-        s3 += a[k + 3]
-        k += 4
-    while k < m:
-        s0 += a[k]
-        k += 1
-    return (s0 + s1) + (s2 + s3)
+cdef inline void _racc_add(double* acc, const floating* a, const floating* b,
+                           Py_ssize_t m) noexcept nogil:
+    # acc[j mod 16] += a[j] (b NULL) or a[j] b[j] in double, for j < m; a and b start at an
+    # element of the block whose index is a multiple of 16 (fj_reduce.h).
+    if floating is double:
+        fj_racc_add_f64(acc, a, b, m)
+    else:
+        fj_racc_add_f32(acc, a, b, m)
+
+
+def _set_reduce_level(int level):
+    """Testing hook: force the reduction loops' version (0 portable, 1 AVX2 where the CPU
+    has it, -1 the CPU's best) and return the one in force. Every version gives the same
+    bits."""
+    return fj_reduce_set_level(level)
 
 
 # ---------------------------------------------------------------------------------------
@@ -846,7 +864,8 @@ cdef void _binary_tile(const BinaryProgram* prog,
                        floating* jvp_out,        # OUT (m,) or NULL
                        floating* gw_out,         # OUT (m,) or NULL
                        floating* gx_out,         # OUT (m,) or NULL
-                       double* sums,             # OUT [Σ gy ∂y/∂w, Σ gy ∂y/∂x] for scalars
+                       double* acc,              # IN/OUT 2 x 16 accumulators of the block's
+                                                 # Σ gy ∂y/∂w, Σ gy ∂y/∂x (scalars), or NULL
                        Py_ssize_t m) noexcept nogil:
     cdef double a[TILE]
     cdef double da[TILE]
@@ -883,17 +902,17 @@ cdef void _binary_tile(const BinaryProgram* prog,
                 for k in range(m):
                     t[k] += db[k] * dx[k]
 
-    if prog.need_deriv and (gw_out != NULL or gx_out != NULL or sums != NULL):
+    if prog.need_deriv and (gw_out != NULL or gx_out != NULL or acc != NULL):
         if gy != NULL:
             for k in range(m):
                 c = gy[k]
                 da[k] *= c
                 db[k] *= c
-        if sums != NULL:
+        if acc != NULL:
             if prog.w_scalar:
-                sums[0] += _sum4(da, m)
+                fj_racc_add_f64(acc, da, NULL, m)
             if prog.x_scalar:
-                sums[1] += _sum4(db, m)
+                fj_racc_add_f64(acc + FJ_RACC, db, NULL, m)
 
     # Stores come last: every input of this tile has been read.
     if y_out != NULL:
@@ -918,13 +937,14 @@ cdef void _binary_block(Py_ssize_t blk, Py_ssize_t n, const BinaryProgram* prog,
     cdef Py_ssize_t start = blk * BLOCK
     cdef Py_ssize_t stop = start + BLOCK
     cdef Py_ssize_t i, m
-    cdef double* sums = NULL
+    cdef double acc[2 * FJ_RACC]
+    cdef double* accp = NULL
     if stop > n:
         stop = n
     if partial != NULL:
-        sums = partial + 2 * blk
-        sums[0] = 0.0
-        sums[1] = 0.0
+        accp = acc
+        fj_racc_zero(acc)
+        fj_racc_zero(acc + FJ_RACC)
     i = start
     while i < stop:
         m = stop - i
@@ -941,8 +961,11 @@ cdef void _binary_block(Py_ssize_t blk, Py_ssize_t n, const BinaryProgram* prog,
             NULL if jvp_out == NULL else jvp_out + i,
             NULL if gw_out == NULL else gw_out + i,
             NULL if gx_out == NULL else gx_out + i,
-            sums, m)
+            accp, m)
         i += m
+    if partial != NULL:
+        partial[2 * blk] = fj_racc_total(acc)
+        partial[2 * blk + 1] = fj_racc_total(acc + FJ_RACC)
 
 
 cdef void _binary_run(const BinaryProgram* prog, Py_ssize_t n, const floating* w,
@@ -1121,42 +1144,103 @@ cdef inline void _plain_partials(int op, double p, double q, double* pw,
         px[0] = 0.0 if p <= q else (1.0 if p > q else p + q)
 
 
+cdef inline void _scalar_vjp_tile(int op, bint z_is_w, const floating* arr, double z,
+                                  const floating* gy, floating* g_out, double* acc,
+                                  Py_ssize_t m) noexcept nogil:
+    # One tile of _scalar_vjp_block for any plain op: the partials of every element into
+    # two L1 buffers (op and z_is_w are constants where the block calls it, so the loop has
+    # no branch on them and vectorises), times gy, then stored and summed. The same
+    # operations per element as the interpreter.
+    cdef double ta[TILE]
+    cdef double tz[TILE]
+    cdef double pw, px, g
+    cdef Py_ssize_t k
+    for k in range(m):
+        if z_is_w:
+            _plain_partials(op, z, arr[k], &pw, &px)
+            ta[k] = px
+            tz[k] = pw
+        else:
+            _plain_partials(op, arr[k], z, &pw, &px)
+            ta[k] = pw
+            tz[k] = px
+    if gy != NULL:
+        for k in range(m):
+            g = gy[k]
+            ta[k] = ta[k] * g
+            tz[k] = tz[k] * g
+    fj_racc_add_f64(acc, tz, NULL, m)
+    for k in range(m):  # last: g_out may be exactly arr or gy
+        g_out[k] = <floating>ta[k]
+
+
 cdef void _scalar_vjp_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating* arr,
                             double z, bint z_is_w, const floating* gy, floating* g_out,
                             double* partial) noexcept nogil:
     # VJP of y = z ○ a (z_is_w) or a ○ z for a plain op and a scalar z (§4.3): g_out gets
-    # the array operand's gradient, partial[2 blk + (0 or 1)] the block's Σ for z, tile by
-    # tile with _sum4: the same operations in the same order as the interpreter.
+    # the array operand's gradient, partial[2 blk + (0 or 1)] the block's Σ for z, in the
+    # 16 accumulators of fj_reduce.h: the same operations in the same order as the
+    # interpreter. For mul (either order) ∂/∂a = z and ∂/∂z = a, so the Σ is the dot
+    # product of a and gy (Σ a without gy), summed straight from the inputs.
     cdef Py_ssize_t start = blk * BLOCK
     cdef Py_ssize_t stop = start + BLOCK
     cdef Py_ssize_t i, m, k
-    cdef double tmp[TILE]
-    cdef double pw, px, g, ga, gz
-    cdef double total = 0.0
+    cdef double acc[FJ_RACC]
+    cdef double total
     if stop > n:
         stop = n
+    fj_racc_zero(acc)
     i = start
     while i < stop:
         m = stop - i
         if m > TILE:
             m = TILE
-        for k in range(m):
-            if z_is_w:
-                _plain_partials(op, z, arr[i + k], &pw, &px)
-                ga = px
-                gz = pw
+        if op == B_MUL:
+            _racc_add(acc, arr + i, NULL if gy == NULL else gy + i, m)
+            if gy != NULL:  # after the sum: g_out may be exactly arr or gy
+                for k in range(m):
+                    g_out[i + k] = <floating>(z * <double>gy[i + k])
             else:
-                _plain_partials(op, arr[i + k], z, &pw, &px)
-                ga = pw
-                gz = px
-            if gy != NULL:
-                g = gy[i + k]
-                ga = ga * g
-                gz = gz * g
-            tmp[k] = gz
-            g_out[i + k] = <floating>ga
-        total += _sum4(tmp, m)
+                for k in range(m):
+                    g_out[i + k] = <floating>z
+        # The other ops with op and z_is_w as constants (inlined, one loop each).
+        elif op == B_ADD:
+            if z_is_w:
+                _scalar_vjp_tile(B_ADD, True, arr + i, z, NULL if gy == NULL else gy + i,
+                                 g_out + i, acc, m)
+            else:
+                _scalar_vjp_tile(B_ADD, False, arr + i, z, NULL if gy == NULL else gy + i,
+                                 g_out + i, acc, m)
+        elif op == B_SUB:
+            if z_is_w:
+                _scalar_vjp_tile(B_SUB, True, arr + i, z, NULL if gy == NULL else gy + i,
+                                 g_out + i, acc, m)
+            else:
+                _scalar_vjp_tile(B_SUB, False, arr + i, z, NULL if gy == NULL else gy + i,
+                                 g_out + i, acc, m)
+        elif op == B_DIV:
+            if z_is_w:
+                _scalar_vjp_tile(B_DIV, True, arr + i, z, NULL if gy == NULL else gy + i,
+                                 g_out + i, acc, m)
+            else:
+                _scalar_vjp_tile(B_DIV, False, arr + i, z, NULL if gy == NULL else gy + i,
+                                 g_out + i, acc, m)
+        elif op == B_MAXIMUM:
+            if z_is_w:
+                _scalar_vjp_tile(B_MAXIMUM, True, arr + i, z,
+                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
+            else:
+                _scalar_vjp_tile(B_MAXIMUM, False, arr + i, z,
+                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
+        else:
+            if z_is_w:
+                _scalar_vjp_tile(B_MINIMUM, True, arr + i, z,
+                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
+            else:
+                _scalar_vjp_tile(B_MINIMUM, False, arr + i, z,
+                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
         i += m
+    total = fj_racc_total(acc)
     partial[2 * blk] = total if z_is_w else 0.0
     partial[2 * blk + 1] = 0.0 if z_is_w else total
 
@@ -1290,6 +1374,21 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
 
 _F64 = np.float64
 _F32 = np.float32
+cdef cnp.dtype _DESCR_F32 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT)
+
+
+cdef object _typed_scalar(double v, int typenum):
+    # numpy.float64(v) or numpy.float32(v). The float32 one is built from the C value:
+    # numpy.float32(python float) costs ~0.9 µs, more than a 1000-element reduction. The C
+    # conversion rounds like NumPy's cast; values beyond the float32 range, inf and NaN go
+    # through NumPy (which warns about an overflow).
+    cdef float f
+    if typenum == cnp.NPY_DOUBLE:
+        return _F64(v)
+    if not (fabs(v) <= FLT_MAX):  # out of range, inf or NaN: NumPy's own conversion
+        return _F32(v)
+    f = <float>v
+    return _PyArray_Scalar(&f, _DESCR_F32, NULL)
 
 
 cdef object _scalar_operand(object z, int typenum):
@@ -1403,11 +1502,10 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
             cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
     sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
                         gx, True, nt)
-    scalar = _F64 if typenum == cnp.NPY_DOUBLE else _F32
     if ws:
-        gw = scalar(sums[0])
+        gw = _typed_scalar(sums[0], typenum)
     if xs:
-        gx = scalar(sums[1])
+        gx = _typed_scalar(sums[1], typenum)
     return gw, gx
 
 
@@ -1417,34 +1515,15 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
 
 cdef double _block_reduce(Py_ssize_t blk, Py_ssize_t n, const floating* a,
                           const floating* b) noexcept nogil:
+    # The block's Σ a or Σ a b: 16 accumulators and a fixed tree (fj_reduce.h).
     cdef Py_ssize_t start = blk * BLOCK
     cdef Py_ssize_t stop = start + BLOCK
-    cdef Py_ssize_t k
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef double acc[FJ_RACC]
     if stop > n:
         stop = n
-    k = start
-    if b == NULL:
-        while k + 4 <= stop:
-            s0 += a[k]
-            s1 += a[k + 1]
-            s2 += a[k + 2]
-            s3 += a[k + 3]
-            k += 4
-        while k < stop:
-            s0 += a[k]
-            k += 1
-    else:
-        while k + 4 <= stop:
-            s0 += <double>a[k] * <double>b[k]
-            s1 += <double>a[k + 1] * <double>b[k + 1]
-            s2 += <double>a[k + 2] * <double>b[k + 2]
-            s3 += <double>a[k + 3] * <double>b[k + 3]
-            k += 4
-        while k < stop:
-            s0 += <double>a[k] * <double>b[k]
-            k += 1
-    return (s0 + s1) + (s2 + s3)
+    fj_racc_zero(acc)
+    _racc_add(acc, a + start, NULL if b == NULL else b + start, stop - start)
+    return fj_racc_total(acc)
 
 
 def reduce(a, b, int n_threads=1):
@@ -1456,10 +1535,18 @@ def reduce(a, b, int n_threads=1):
     cdef void* bp = _data(b, typenum, n, False, "b")
     cdef Py_ssize_t nblocks, blk
     cdef double total = 0.0
+    cdef double one
     cdef double* partial
     if n == 0:
         return 0.0
     nblocks = (n + BLOCK - 1) // BLOCK
+    if nblocks == 1:  # the common small case: no scratch to allocate
+        with nogil:
+            if typenum == cnp.NPY_DOUBLE:
+                one = _block_reduce(0, n, <const double*>ap, <const double*>bp)
+            else:
+                one = _block_reduce(0, n, <const float*>ap, <const float*>bp)
+        return one
     partial = <double*>malloc(nblocks * sizeof(double))
     if partial == NULL:
         raise MemoryError()
@@ -1498,7 +1585,7 @@ def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t thresho
     if b is not None:
         b = _kernel_input(b)
     total = reduce(a, b, nt)
-    return (_F64 if typenum == cnp.NPY_DOUBLE else _F32)(total)
+    return _typed_scalar(total, typenum)
 
 
 cdef void _reduce_run(Py_ssize_t n, const floating* a, const floating* b, double* partial,
