@@ -186,7 +186,20 @@ def _extensions():
         "cdivision": True,
         "embedsignature": True,
     }
-    return cythonize(exts, compiler_directives=directives, quiet=True)
+    # cythonize regenerates a .c only when its .pyx is newer, so switching between the debug
+    # and the optimised build would keep the other build's directives (bounds checks on or
+    # off) in the .c files: a stamp of the directives forces regeneration when they change.
+    stamp = os.path.join("fastjac", "_kernels", ".cython_directives")
+    wanted = repr(sorted(directives.items()))
+    try:
+        with open(stamp, encoding="utf-8") as f:
+            force = f.read() != wanted
+    except OSError:
+        force = True
+    exts = cythonize(exts, compiler_directives=directives, quiet=True, force=force)
+    with open(stamp, "w", encoding="utf-8") as f:
+        f.write(wanted)
+    return exts
 
 
 setup(ext_modules=_extensions())
