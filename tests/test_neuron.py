@@ -251,6 +251,19 @@ def test_result_dtypes():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_numpy_scalar_bias_same_as_float(dtype):
+    """A bias held as a NumPy scalar (as training loops often keep it) gives the results of
+    the same value as a Python float, through the one-call fast path and the general one."""
+    X, y, w, _ = make_batch(64, 5, dtype=dtype, seed=22)
+    for b in (np.float64(0.3), np.float32(0.3), np.array(0.3), 0.3):
+        ref = fn.loss_grad(X, y, w, float(b), wrt=["w", "b"])  # the general path
+        got = fn.loss_grad(X, y, w, b)
+        assert got[0] == ref[0] and got[2] == ref[2] and type(got[2]) is float
+        np.testing.assert_array_equal(got[1], ref[1])
+        assert fn.loss(X, y, w, b) == ref[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts_give_identical_results(dtype):
     X, y, w, b = make_batch(300, 9, dtype=dtype, seed=7)
     expected = fn.loss_grad(X, y, w, b, wrt=("w", "b", "X"))
