@@ -254,12 +254,14 @@ def _neuron_workloads(fj, quick):
 
     epochs, lr = 300, 0.05
 
-    def numpy_fit(X, y, w, b):
+    def numpy_fit(X, y, w, b):  # what fit does: each epoch's loss recorded too
         N = X.shape[0]
-        for _ in range(epochs):
+        losses = np.empty(epochs)
+        for e in range(epochs):
             z = X @ w + b
             r = np.maximum(z, 0) - y
             c = 2 / N * r * (z > 0)
+            losses[e] = (r * r).mean()
             w = w - lr * (c @ X)
             b = b - lr * c.sum()
         return w, b
@@ -275,19 +277,22 @@ def _neuron_workloads(fj, quick):
 
             def f_torch():
                 w, b = tw0.clone(), torch.tensor(b0, dtype=tw0.dtype)
-                for _ in range(epochs):
-                    _, gw, gb = step(tX, ty, w, b)
+                losses = torch.empty(epochs, dtype=tw0.dtype)
+                for e in range(epochs):
+                    losses[e], gw, gb = step(tX, ty, w, b)
                     w, b = w - lr * gw, b - lr * gb
                 return w, b
         if "jax" in fw:
             jax, jnp = fw["jax"]
-            grad = jax.grad(jax_loss(jnp), argnums=(0, 1))
+            vgrad = jax.value_and_grad(jax_loss(jnp), argnums=(0, 1))
 
             def train(w, b, X, y):
-                def epoch(_, wb):
-                    gw, gb = grad(wb[0], wb[1], X, y)
-                    return wb[0] - lr * gw, wb[1] - lr * gb
-                return jax.lax.fori_loop(0, epochs, epoch, (w, b))
+                def epoch(e, state):
+                    w, b, losses = state
+                    C, (gw, gb) = vgrad(w, b, X, y)
+                    return w - lr * gw, b - lr * gb, losses.at[e].set(C)
+                return jax.lax.fori_loop(0, epochs, epoch,
+                                         (w, b, jnp.zeros(epochs, dtype=w.dtype)))[:2]
             g = jax.jit(train)
             jX, jy, jw0 = (jnp.asarray(a) for a in (X, y, w0))
             jb0 = jnp.asarray(b0, dtype=jw0.dtype)
