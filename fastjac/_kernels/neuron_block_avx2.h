@@ -27,8 +27,8 @@
 #define FJ_AVX2_LD_F32(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
 /* masked loads of up to four elements (mk: 64-bit lanes, mk32: 32-bit lanes); masked-off
  * lanes are 0 and their memory is not read, so a row's end is never overrun */
-#define FJ_AVX2_MLD_F64(p, mk, mk32) _mm256_maskload_pd(p, mk)
-#define FJ_AVX2_MLD_F32(p, mk, mk32) _mm256_cvtps_pd(_mm_maskload_ps(p, mk32))
+#define FJ_AVX2_MLD_F64(p, mk, mk32) ((void)(mk32), _mm256_maskload_pd(p, mk))
+#define FJ_AVX2_MLD_F32(p, mk, mk32) ((void)(mk), _mm256_cvtps_pd(_mm_maskload_ps(p, mk32)))
 
 /* T the element type of X and y, LOAD its widening load of four elements, MLOAD its masked
  * one (the last n mod 4 elements of a row), STASH whether
