@@ -1187,6 +1187,9 @@ cdef void _scalar_vjp_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating
     cdef Py_ssize_t i, m, k
     cdef double acc[FJ_RACC]
     cdef double total
+    cdef const floating* ai
+    cdef const floating* gi
+    cdef floating* oi
     if stop > n:
         stop = n
     fj_racc_zero(acc)
@@ -1195,50 +1198,43 @@ cdef void _scalar_vjp_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating
         m = stop - i
         if m > TILE:
             m = TILE
+        ai = arr + i
+        gi = NULL if gy == NULL else gy + i
+        oi = g_out + i
         if op == B_MUL:
-            _racc_add(acc, arr + i, NULL if gy == NULL else gy + i, m)
-            if gy != NULL:  # after the sum: g_out may be exactly arr or gy
+            _racc_add(acc, ai, gi, m)
+            if gi != NULL:  # after the sum: g_out may be exactly arr or gy
                 for k in range(m):
-                    g_out[i + k] = <floating>(z * <double>gy[i + k])
+                    oi[k] = <floating>(z * <double>gi[k])
             else:
                 for k in range(m):
-                    g_out[i + k] = <floating>z
+                    oi[k] = <floating>z
         # The other ops with op and z_is_w as constants (inlined, one loop each).
         elif op == B_ADD:
             if z_is_w:
-                _scalar_vjp_tile(B_ADD, True, arr + i, z, NULL if gy == NULL else gy + i,
-                                 g_out + i, acc, m)
+                _scalar_vjp_tile(B_ADD, True, ai, z, gi, oi, acc, m)
             else:
-                _scalar_vjp_tile(B_ADD, False, arr + i, z, NULL if gy == NULL else gy + i,
-                                 g_out + i, acc, m)
+                _scalar_vjp_tile(B_ADD, False, ai, z, gi, oi, acc, m)
         elif op == B_SUB:
             if z_is_w:
-                _scalar_vjp_tile(B_SUB, True, arr + i, z, NULL if gy == NULL else gy + i,
-                                 g_out + i, acc, m)
+                _scalar_vjp_tile(B_SUB, True, ai, z, gi, oi, acc, m)
             else:
-                _scalar_vjp_tile(B_SUB, False, arr + i, z, NULL if gy == NULL else gy + i,
-                                 g_out + i, acc, m)
+                _scalar_vjp_tile(B_SUB, False, ai, z, gi, oi, acc, m)
         elif op == B_DIV:
             if z_is_w:
-                _scalar_vjp_tile(B_DIV, True, arr + i, z, NULL if gy == NULL else gy + i,
-                                 g_out + i, acc, m)
+                _scalar_vjp_tile(B_DIV, True, ai, z, gi, oi, acc, m)
             else:
-                _scalar_vjp_tile(B_DIV, False, arr + i, z, NULL if gy == NULL else gy + i,
-                                 g_out + i, acc, m)
+                _scalar_vjp_tile(B_DIV, False, ai, z, gi, oi, acc, m)
         elif op == B_MAXIMUM:
             if z_is_w:
-                _scalar_vjp_tile(B_MAXIMUM, True, arr + i, z,
-                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
+                _scalar_vjp_tile(B_MAXIMUM, True, ai, z, gi, oi, acc, m)
             else:
-                _scalar_vjp_tile(B_MAXIMUM, False, arr + i, z,
-                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
+                _scalar_vjp_tile(B_MAXIMUM, False, ai, z, gi, oi, acc, m)
         else:
             if z_is_w:
-                _scalar_vjp_tile(B_MINIMUM, True, arr + i, z,
-                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
+                _scalar_vjp_tile(B_MINIMUM, True, ai, z, gi, oi, acc, m)
             else:
-                _scalar_vjp_tile(B_MINIMUM, False, arr + i, z,
-                                 NULL if gy == NULL else gy + i, g_out + i, acc, m)
+                _scalar_vjp_tile(B_MINIMUM, False, ai, z, gi, oi, acc, m)
         i += m
     total = fj_racc_total(acc)
     partial[2 * blk] = total if z_is_w else 0.0
