@@ -61,9 +61,37 @@ typedef long long fj_v4di __attribute__((vector_size(32)));
 #define fj_load4_f32(p)                                                                      \
     ({ fj_v4f v_; memcpy(&v_, (p), sizeof v_); __builtin_convertvector(v_, fj_v4d); })
 
+/* One row's share of the loss and gradient sums, the scalar arithmetic of the Cython
+ * loop's _sq_residual: returns r² and sets *c (c = +-0 for an inactive row, z == 0
+ * included). The one-row tails of both versions use it. */
+static inline double fj_sq_residual(double z, double y, double *c)
+{
+    const int inactive = z <= 0.0;
+    const double e = z - y;
+    const double r = inactive ? -y : e;
+    *c = inactive ? (0.0 - y) * 0.0 : e;
+    return r * r;
+}
+
+/* BODY(X, y, idx, r0, r1, n, w, b, do_gw, part) with "idx is NULL" and do_gw as
+ * compile-time constants: four inlined copies, so that neither is tested per row. */
+#define FJ_CALL_BODY(BODY, X, y, idx, r0, r1, n, w, b, do_gw, part)                           \
+    do {                                                                                     \
+        if ((idx) == NULL) {                                                                 \
+            if (do_gw)                                                                       \
+                BODY(X, y, NULL, r0, r1, n, w, b, 1, part);                                  \
+            else                                                                             \
+                BODY(X, y, NULL, r0, r1, n, w, b, 0, part);                                  \
+        } else {                                                                             \
+            if (do_gw)                                                                       \
+                BODY(X, y, idx, r0, r1, n, w, b, 1, part);                                   \
+            else                                                                             \
+                BODY(X, y, idx, r0, r1, n, w, b, 0, part);                                   \
+        }                                                                                    \
+    } while (0)
+
 /* One definition for both dtypes: T the element type of X and y, LOAD4 its widening
- * load of four elements. NAME##_body is inlined four times into NAME, once for each
- * combination of (idx given, do_gw), so that neither test is made per row. */
+ * load of four elements. NAME##_body is inlined four times into NAME (FJ_CALL_BODY). */
 #define FJ_DEFINE_BLOCK_SUMS(NAME, T, LOAD4)                                                  \
     static inline __attribute__((always_inline)) void NAME##_body(                           \
         const T *restrict X, const T *restrict y, const Py_ssize_t *restrict idx,            \
@@ -139,20 +167,13 @@ typedef long long fj_v4di __attribute__((vector_size(32)));
             const Py_ssize_t q0 = idx ? idx[i] : i;                                          \
             const T *x0 = X + q0 * n;                                                        \
             fj_v4d a0 = {0.0, 0.0, 0.0, 0.0};                                                \
-            double t0, z0, y0, e, r, c0;                                                     \
-            int inactive;                                                                    \
+            double t0, c0;                                                                   \
             for (j = 0; j < m; j += 4)                                                       \
                 a0 += LOAD4(x0 + j) * fj_load4_f64(w + j);                                   \
             t0 = a0[0];                                                                      \
             for (j = m; j < n; j++)                                                          \
                 t0 += (double)x0[j] * w[j];                                                  \
-            z0 = ((t0 + a0[1]) + (a0[2] + a0[3])) + b;                                       \
-            y0 = (double)y[q0];                                                              \
-            inactive = z0 <= 0.0;                                                            \
-            e = z0 - y0;                                                                     \
-            r = inactive ? -y0 : e;                                                          \
-            c0 = inactive ? (0.0 - y0) * 0.0 : e;                                            \
-            sse += r * r;                                                                    \
+            sse += fj_sq_residual(((t0 + a0[1]) + (a0[2] + a0[3])) + b, (double)y[q0], &c0); \
             gb += c0;                                                                        \
             if (do_gw)                                                                       \
                 for (j = 0; j < n; j++)                                                      \
@@ -166,17 +187,7 @@ typedef long long fj_v4di __attribute__((vector_size(32)));
                                Py_ssize_t r1, Py_ssize_t n, const double *w, double b,       \
                                int do_gw, double *part)                                      \
     {                                                                                        \
-        if (idx == NULL) {                                                                   \
-            if (do_gw)                                                                       \
-                NAME##_body(X, y, NULL, r0, r1, n, w, b, 1, part);                           \
-            else                                                                             \
-                NAME##_body(X, y, NULL, r0, r1, n, w, b, 0, part);                           \
-        } else {                                                                             \
-            if (do_gw)                                                                       \
-                NAME##_body(X, y, idx, r0, r1, n, w, b, 1, part);                            \
-            else                                                                             \
-                NAME##_body(X, y, idx, r0, r1, n, w, b, 0, part);                            \
-        }                                                                                    \
+        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, part);                  \
     }
 
 FJ_DEFINE_BLOCK_SUMS(fj_block_sums_f64_portable, double, fj_load4_f64)

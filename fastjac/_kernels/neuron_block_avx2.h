@@ -30,6 +30,28 @@
 #define FJ_AVX2_MLD_F64(p, mk, mk32) ((void)(mk32), _mm256_maskload_pd(p, mk))
 #define FJ_AVX2_MLD_F32(p, mk, mk32) ((void)(mk), _mm256_cvtps_pd(_mm_maskload_ps(p, mk32)))
 
+/* In the dispatcher (X, y, r0, r1, w, b, part in scope): BODY with do_gw 1 and n the
+ * constant 1..FJ_CONST_N_MAX (16) when n is one of them; falls through otherwise. */
+#define FJ_CONST_N_CASE(BODY, IDX, K)                                                        \
+    case K:                                                                                  \
+        BODY(X, y, IDX, r0, r1, K, w, b, 1, part);                                           \
+        return;
+#define FJ_CONST_N_SWITCH(BODY, IDX)                                                         \
+    do {                                                                                     \
+        switch (n) {                                                                         \
+            FJ_CONST_N_CASE(BODY, IDX, 1) FJ_CONST_N_CASE(BODY, IDX, 2)                      \
+            FJ_CONST_N_CASE(BODY, IDX, 3) FJ_CONST_N_CASE(BODY, IDX, 4)                      \
+            FJ_CONST_N_CASE(BODY, IDX, 5) FJ_CONST_N_CASE(BODY, IDX, 6)                      \
+            FJ_CONST_N_CASE(BODY, IDX, 7) FJ_CONST_N_CASE(BODY, IDX, 8)                      \
+            FJ_CONST_N_CASE(BODY, IDX, 9) FJ_CONST_N_CASE(BODY, IDX, 10)                     \
+            FJ_CONST_N_CASE(BODY, IDX, 11) FJ_CONST_N_CASE(BODY, IDX, 12)                    \
+            FJ_CONST_N_CASE(BODY, IDX, 13) FJ_CONST_N_CASE(BODY, IDX, 14)                    \
+            FJ_CONST_N_CASE(BODY, IDX, 15) FJ_CONST_N_CASE(BODY, IDX, 16)                    \
+        default:                                                                             \
+            break;                                                                           \
+        }                                                                                    \
+    } while (0)
+
 /* T the element type of X and y, LOAD its widening load of four elements, MLOAD its masked
  * one (the last n mod 4 elements of a row), STASH whether
  * widened rows are worth keeping (float32). NAME##_body is inlined once for each
@@ -203,21 +225,14 @@
             const Py_ssize_t q0 = idx ? idx[i] : i;                                          \
             const T *x0 = X + q0 * n;                                                        \
             __m256d a0 = zero;                                                               \
-            double av[4], t0, z0, y0, e, r, c0;                                              \
-            int inact;                                                                       \
+            double av[4], t0, c0;                                                            \
             for (j = 0; j < m; j += 4)                                                       \
                 a0 = _mm256_add_pd(a0, _mm256_mul_pd(LOAD(x0 + j), _mm256_loadu_pd(w + j))); \
             _mm256_storeu_pd(av, a0);                                                        \
             t0 = av[0];                                                                      \
             for (j = m; j < n; j++)                                                          \
                 t0 += (double)x0[j] * w[j];                                                  \
-            z0 = ((t0 + av[1]) + (av[2] + av[3])) + b;                                       \
-            y0 = (double)y[q0];                                                              \
-            inact = z0 <= 0.0;                                                               \
-            e = z0 - y0;                                                                     \
-            r = inact ? -y0 : e;                                                             \
-            c0 = inact ? (0.0 - y0) * 0.0 : e;                                               \
-            sse += r * r;                                                                    \
+            sse += fj_sq_residual(((t0 + av[1]) + (av[2] + av[3])) + b, (double)y[q0], &c0); \
             gb += c0;                                                                        \
             if (do_gw)                                                                       \
                 for (j = 0; j < n; j++)                                                      \
@@ -232,53 +247,12 @@
                                 int do_gw, double *part)                                     \
     {                                                                                        \
         if (do_gw && n <= FJ_CONST_N_MAX) { /* n a constant: the j loops unrolled */        \
-            if (idx == NULL) switch (n) {                                                    \
-                case 1: NAME##_body(X, y, NULL, r0, r1, 1, w, b, 1, part); return;       \
-                case 2: NAME##_body(X, y, NULL, r0, r1, 2, w, b, 1, part); return;       \
-                case 3: NAME##_body(X, y, NULL, r0, r1, 3, w, b, 1, part); return;       \
-                case 4: NAME##_body(X, y, NULL, r0, r1, 4, w, b, 1, part); return;       \
-                case 5: NAME##_body(X, y, NULL, r0, r1, 5, w, b, 1, part); return;       \
-                case 6: NAME##_body(X, y, NULL, r0, r1, 6, w, b, 1, part); return;       \
-                case 7: NAME##_body(X, y, NULL, r0, r1, 7, w, b, 1, part); return;       \
-                case 8: NAME##_body(X, y, NULL, r0, r1, 8, w, b, 1, part); return;       \
-                case 9: NAME##_body(X, y, NULL, r0, r1, 9, w, b, 1, part); return;       \
-                case 10: NAME##_body(X, y, NULL, r0, r1, 10, w, b, 1, part); return;      \
-                case 11: NAME##_body(X, y, NULL, r0, r1, 11, w, b, 1, part); return;      \
-                case 12: NAME##_body(X, y, NULL, r0, r1, 12, w, b, 1, part); return;      \
-                case 13: NAME##_body(X, y, NULL, r0, r1, 13, w, b, 1, part); return;      \
-                case 14: NAME##_body(X, y, NULL, r0, r1, 14, w, b, 1, part); return;      \
-                case 15: NAME##_body(X, y, NULL, r0, r1, 15, w, b, 1, part); return;      \
-                case 16: NAME##_body(X, y, NULL, r0, r1, 16, w, b, 1, part); return;      \
-            } else switch (n) {                                                              \
-                case 1: NAME##_body(X, y, idx, r0, r1, 1, w, b, 1, part); return;       \
-                case 2: NAME##_body(X, y, idx, r0, r1, 2, w, b, 1, part); return;       \
-                case 3: NAME##_body(X, y, idx, r0, r1, 3, w, b, 1, part); return;       \
-                case 4: NAME##_body(X, y, idx, r0, r1, 4, w, b, 1, part); return;       \
-                case 5: NAME##_body(X, y, idx, r0, r1, 5, w, b, 1, part); return;       \
-                case 6: NAME##_body(X, y, idx, r0, r1, 6, w, b, 1, part); return;       \
-                case 7: NAME##_body(X, y, idx, r0, r1, 7, w, b, 1, part); return;       \
-                case 8: NAME##_body(X, y, idx, r0, r1, 8, w, b, 1, part); return;       \
-                case 9: NAME##_body(X, y, idx, r0, r1, 9, w, b, 1, part); return;       \
-                case 10: NAME##_body(X, y, idx, r0, r1, 10, w, b, 1, part); return;      \
-                case 11: NAME##_body(X, y, idx, r0, r1, 11, w, b, 1, part); return;      \
-                case 12: NAME##_body(X, y, idx, r0, r1, 12, w, b, 1, part); return;      \
-                case 13: NAME##_body(X, y, idx, r0, r1, 13, w, b, 1, part); return;      \
-                case 14: NAME##_body(X, y, idx, r0, r1, 14, w, b, 1, part); return;      \
-                case 15: NAME##_body(X, y, idx, r0, r1, 15, w, b, 1, part); return;      \
-                case 16: NAME##_body(X, y, idx, r0, r1, 16, w, b, 1, part); return;      \
-            }                                                                                \
-        }                                                                                    \
-        if (idx == NULL) {                                                                   \
-            if (do_gw)                                                                       \
-                NAME##_body(X, y, NULL, r0, r1, n, w, b, 1, part);                           \
+            if (idx == NULL)                                                                 \
+                FJ_CONST_N_SWITCH(NAME##_body, NULL);                                        \
             else                                                                             \
-                NAME##_body(X, y, NULL, r0, r1, n, w, b, 0, part);                           \
-        } else {                                                                             \
-            if (do_gw)                                                                       \
-                NAME##_body(X, y, idx, r0, r1, n, w, b, 1, part);                            \
-            else                                                                             \
-                NAME##_body(X, y, idx, r0, r1, n, w, b, 0, part);                            \
+                FJ_CONST_N_SWITCH(NAME##_body, idx);                                         \
         }                                                                                    \
+        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, part);                  \
     }
 
 FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f64_avx2, double, FJ_AVX2_LD_F64, FJ_AVX2_MLD_F64, 0)
