@@ -5,10 +5,14 @@ Learning": Jacobian-vector and vector-Jacobian products of element-wise function
 operators (diagonal Jacobians, scalar expansion), sum and dot gradients, and the batched
 ReLU neuron with its MSE loss, all without building a dense matrix.
 
+>>> import numpy as np
 >>> import fastjac as fj
->>> fj.exp.vjp(x, gy)                       # gy * exp(x), one pass
->>> fj.mul.vjp(w, x, gy)                    # (gy * x, gy * w)
->>> fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
+>>> w = np.array([0.5, -1.0, 2.0])
+>>> x = np.array([1.0, 2.0, 3.0])
+>>> gy = np.ones(3)
+>>> gx = fj.exp.vjp(x, gy)                  # gy * exp(x), one pass
+>>> gw, gx = fj.mul.vjp(w, x, gy)           # (gy * x, gy * w)
+>>> gw, gx = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
 """
 
 from ._kernels.elementwise import openmp_enabled
@@ -18,8 +22,9 @@ from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get
 from . import neuron
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
-    check_diagonal, check_grad, check_jvp, check_vjp, selfcheck, validating,
+    check_diagonal, check_grad, check_jvp, check_vjp, validating,
 )
+from ._selfcheck import selfcheck
 
 __version__ = "0.1.0"
 

@@ -37,6 +37,12 @@ import zlib
 
 import numpy as np
 
+import fastjac as fj
+from fastjac import _reference
+from fastjac._display import format_time
+from fastjac._kernels import elementwise as K
+from fastjac._validate import CPU_COUNT
+
 __all__ = ["main_bench", "run_bench"]
 
 
@@ -199,19 +205,10 @@ def _jax_fn(fw, f, *arrays):
     return run
 
 
-def _neuron_workloads(fj, quick):
-    """The ReLU neuron (paper §6): ``loss_grad`` and a 300-epoch ``fit``, if fastjac.neuron
-    exists. Returns [(name, description, make, shapes)]."""
-    try:
-        import fastjac.neuron as fn
-    except ImportError:
-        return []
-
-    def numpy_loss_grad(X, y, w, b):
-        z = X @ w + b
-        r = np.maximum(z, 0) - y
-        c = 2 / X.shape[0] * r * (z > 0)
-        return (r * r).mean(), c @ X, c.sum()
+def _neuron_workloads(quick):
+    """The ReLU neuron (paper §6): ``loss_grad`` and a 300-epoch ``fit``.
+    Returns [(name, description, make, shapes)]."""
+    fn = fj.neuron
 
     def torch_loss_grad(torch):
         def run(X, y, w, b):
@@ -250,22 +247,10 @@ def _neuron_workloads(fj, quick):
             g = jax.jit(jax.value_and_grad(jax_loss(jnp), argnums=(0, 1)))
             jX, jy, jw, jb = (jnp.asarray(a) for a in (X, y, w, b))
             f_jax = lambda: jax.block_until_ready(g(jw, jb, jX, jy))  # noqa: E731
-        return (lambda: fn.loss_grad(X, y, w, b), lambda: numpy_loss_grad(X, y, w, b),
+        return (lambda: fn.loss_grad(X, y, w, b), lambda: _reference.loss_grad(X, y, w, b),
                 f_torch, f_jax)
 
     epochs, lr = 300, 0.05
-
-    def numpy_fit(X, y, w, b):  # what fit does: each epoch's loss recorded too
-        N = X.shape[0]
-        losses = np.empty(epochs)
-        for e in range(epochs):
-            z = X @ w + b
-            r = np.maximum(z, 0) - y
-            c = 2 / N * r * (z > 0)
-            losses[e] = (r * r).mean()
-            w = w - lr * (c @ X)
-            b = b - lr * c.sum()
-        return w, b
 
     def make_fit(shape, dtype, rng, fw):
         X, y, w0 = batch(shape, dtype, rng)
@@ -302,7 +287,7 @@ def _neuron_workloads(fj, quick):
         def f_fj():
             res = fn.fit(X, y, lr=lr, epochs=epochs, w0=w0, b0=b0)
             return res.w, res.b
-        return (f_fj, lambda: numpy_fit(X, y, w0.astype(np.float64), b0), f_torch, f_jax)
+        return (f_fj, lambda: _reference.fit(X, y, lr, epochs, w0, b0)[:2], f_torch, f_jax)
 
     if quick:
         shapes = [(256, 8), (1000, 10)]
@@ -323,9 +308,6 @@ def memory_bandwidth(nbytes=10**8, repeat=5):
     time is the best of ``repeat``: the ceiling, against which the large ``loss_grad``'s
     median rate is reported (so the fraction errs low on a busy machine).
     """
-    import fastjac as fj
-    from fastjac._validate import CPU_COUNT
-
     x = np.ones(max(1, nbytes // 8))
     res = {"bytes": int(x.nbytes)}
     for name, fn in (("fastjac_1thread", lambda: fj.sum(x, n_threads=1)),
@@ -340,19 +322,16 @@ def memory_bandwidth(nbytes=10**8, repeat=5):
 
 # ----------------------------------------------------------------------------------- main
 def _machine_info():
-    import fastjac as fj
-    from fastjac._kernels import elementwise as K
-
     info = {
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "fastjac": getattr(fj, "__version__", "?"),
+        "fastjac": fj.__version__,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "openmp": bool(fj.openmp_enabled()),
-        "precision": fj.get_precision() if hasattr(fj, "get_precision") else "accurate",
+        "precision": fj.get_precision(),
     }
     if hasattr(K, "simd_info"):
         info["simd"] = K.simd_info()
@@ -364,13 +343,11 @@ def _machine_info():
 def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "float32"),
               bandwidth=True, progress=None):
     """Run the benchmark and return its results as a dict (what ``--json`` writes)."""
-    import fastjac as fj
-
     repeat = repeat or (3 if quick else 7)
     min_time = 0.002 if quick else 0.02
     sizes = [10, 1000] if quick else [10, 1000, 1_000_000]
     table = [(name, desc, make, sizes) for name, (desc, make) in _workloads(fj).items()]
-    table += _neuron_workloads(fj, quick)
+    table += _neuron_workloads(quick)
     if workloads:
         table = [row for row in table if row[0] in workloads]
     out = {"machine": _machine_info(), "frameworks": [], "quick": bool(quick),
@@ -444,18 +421,6 @@ def _largest_loss_grad(res):
     return None if best is None else best[1]
 
 
-def _fmt_time(t):
-    if t is None:
-        return "n/a"
-    if t < 1e-6:
-        return f"{t * 1e9:.0f} ns"
-    if t < 1e-3:
-        return f"{t * 1e6:.2f} µs"
-    if t < 1:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t:.2f} s"
-
-
 def format_tables(res):
     """The text tables ``fastjac bench`` prints."""
     m = res["machine"]
@@ -480,10 +445,10 @@ def format_tables(res):
             head += f" {k[:-2]:>10}"
         lines.append(head)
         for r in w["rows"]:
-            line = (f"  {r['size']!s:>10}  {r['dtype']:<8} {_fmt_time(r['numpy_s']):>10} "
-                    f"{_fmt_time(r['fastjac_s']):>10} {r['ratio']:>8.2f}x")
+            line = (f"  {r['size']!s:>10}  {r['dtype']:<8} {format_time(r['numpy_s']):>10} "
+                    f"{format_time(r['fastjac_s']):>10} {r['ratio']:>8.2f}x")
             for k in extra:
-                line += f" {_fmt_time(r.get(k)):>10}"
+                line += f" {format_time(r.get(k)):>10}"
             if not r["checked"]:
                 line += "  (RESULT MISMATCH)"
             lines.append(line)
@@ -574,7 +539,7 @@ def main_bench(argv=None):
                     dtypes=tuple(args.dtype) if args.dtype else ("float64", "float32"),
                     bandwidth=not args.no_bandwidth)
     if args.workload and not res["workloads"]:
-        known = ", ".join(_workloads(__import__("fastjac")))
+        known = ", ".join(_workloads(fj))
         print(f"fastjac bench: no workload named {', '.join(args.workload)} (known: {known}, "
               "neuron.loss_grad, neuron.fit)", file=sys.stderr)
         return 2
