@@ -15,6 +15,19 @@ ReLU neuron with its MSE loss, all without building a dense matrix.
 >>> gw, gx = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
 """
 
+# Where things live, in import order (each module imports only those above it; the
+# order is checked by tests/test_structure.py):
+#   _kernels/      compiled loops over validated buffers
+#   _config        FASTJAC_* environment switches, validation-mode flag
+#   _validate      every input check;  jacobian  structured Jacobians
+#   _display       progress bar, time format;  _reference  the NumPy neuron
+#   _fd            finite-difference engine;  _report  what a check found
+#   gradcheck      the public checks (check_*, assert_*)
+#   _validation    validation-mode hooks called by ops and neuron
+#   ops, neuron    the element-wise ops and the ReLU neuron
+#   _selfcheck     every kernel against finite differences (fastjac.selfcheck)
+#   bench, dask    `fastjac bench`; the same gradients on Dask arrays
+#   cli            the `fastjac` command (check, bench, demo, train)
 from ._kernels.elementwise import openmp_enabled
 from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,

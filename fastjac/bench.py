@@ -333,8 +333,7 @@ def _machine_info():
         "openmp": bool(fj.openmp_enabled()),
         "precision": fj.get_precision(),
     }
-    if hasattr(K, "simd_info"):
-        info["simd"] = K.simd_info()
+    info["simd"] = K.simd_info()
     if hasattr(os, "getloadavg"):
         info["loadavg"] = list(os.getloadavg())
     return info
