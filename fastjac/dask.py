@@ -15,7 +15,7 @@ partial sums travel back, and they are combined in a fixed order.
 Scheduling: everything works with the default threaded scheduler (the kernels release the
 GIL, so chunks run in parallel on every core) and with a ``distributed.Client`` (whatever
 ``dask.compute`` would use). Each chunk's kernel runs with ``n_threads=1`` by default: the
-parallelism comes from Dask, and OpenMP threads inside Dask threads would oversubscribe.
+parallelism comes from Dask.
 
 Reproducibility: for a fixed chunking the results are bitwise identical from run to run
 and for every scheduler and number of workers or threads: each chunk's sums are computed
@@ -226,7 +226,7 @@ def loss_grad_sums(X, y, w, b, n_threads=1, compute=True):
     b : float
         Bias.
     n_threads : int, default 1
-        OpenMP threads of each chunk's kernel (Dask provides the parallelism across
+        Threads of each chunk's kernel (Dask provides the parallelism across
         chunks).
     compute : bool, default True
         With False, return a ``dask.delayed`` object that computes to the same tuple.
@@ -361,7 +361,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     progress : bool, default False
         Show a tqdm progress bar (needs the optional ``tqdm``).
     n_threads : int, default 1
-        OpenMP threads of each chunk's kernel (Dask runs the chunks in parallel).
+        Threads of each chunk's kernel (Dask runs the chunks in parallel).
 
     Returns
     -------
