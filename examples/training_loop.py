@@ -1,4 +1,8 @@
-"""Your own training loop around fastjac.neuron.loss_grad, allocating nothing per step.
+"""
+A training loop that allocates nothing per step
+===============================================
+
+Your own training loop around fastjac.neuron.loss_grad, allocating nothing per step.
 
 fastjac.neuron.fit runs the whole loop in compiled code. When you want to own the loop
 (your schedule, your logging, your stopping rule) call the fused kernel yourself:

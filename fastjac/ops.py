@@ -77,7 +77,7 @@ def set_precision(mode):
         (AVX2) ulp (tanh). Where libmvec was not available at build time or the CPU lacks
         AVX2, "fast" is the same as "accurate".
 
-    The derivatives of tanh and sigmoid come from exp(-|x|) without cancellation in every
+    The derivatives of tanh and sigmoid come from ``exp(-|x|)`` without cancellation in every
     mode. Results are bitwise identical for every ``n_threads`` in every mode. The
     environment variable ``FASTJAC_PRECISION`` (or ``FASTJAC_FAST_MATH=1`` for "fast")
     selects the mode at import. Returns the previous mode, so
@@ -722,9 +722,9 @@ _UNARY_DOCS = {
     "sin": ("sin x", "cos x"),
     "cos": ("cos x", "-sin x"),
     "tanh": ("tanh x", "1 - tanh²x (computed without cancellation)"),
-    "sigmoid": ("1/(1+e⁻ˣ)", "σ(x)(1-σ(x)) (computed as e/(1+e)², e = e^-|x|)"),
+    "sigmoid": ("1/(1+e⁻ˣ)", "σ(x)(1-σ(x)) (computed as e/(1+e)², e = ``exp(-|x|)``)"),
     "relu": ("max(0, x)", "1 if x > 0 else 0 (so ReLU'(0) = 0, the paper's choice)"),
-    "abs": ("|x|", "sign(x) (so abs'(0) = 0)"),
+    "abs": ("``|x|``", "sign(x) (so abs'(0) = 0)"),
     "reciprocal": ("1/x", "-1/x²"),
 }
 UNARY: dict[str, UnaryOp] = {}
