@@ -43,7 +43,13 @@ numpydoc_show_class_members = False        # the class templates list them inste
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = True
 numpydoc_validation_checks = {"GL06", "GL07", "SA04", "RT03"}   # unknown/misordered sections
-numpydoc_xref_aliases = {
+# Builtin and NumPy type words are shown as plain names (no intersphinx, see below) instead
+# of numpydoc's default python:/numpy: targets.
+_PLAIN = ("None", "bool", "boolean", "True", "False", "list", "tuple", "str", "string",
+          "dict", "float", "int", "callable", "iterable", "sequence", "contextmanager",
+          "namedtuple", "generator", "array_like", "array-like", "scalar", "object")
+numpydoc_xref_aliases = {name: name for name in _PLAIN}
+numpydoc_xref_aliases.update({
     "Diagonal": "fastjac.Diagonal",
     "Column": "fastjac.Column",
     "Row": "fastjac.Row",
@@ -56,7 +62,7 @@ numpydoc_xref_aliases = {
     "FitResult": "fastjac.neuron.FitResult",
     "Entry": "fastjac.gradcheck.Entry",
     "SelfCheckReport": "fastjac.gradcheck.SelfCheckReport",
-}
+})
 # Words of the type lines that are not names ("array_like, shape (N, n), optional").
 numpydoc_xref_ignore = {
     "optional", "default", "of", "or", "shape", "and", "tuple", "pair", "None",
@@ -73,7 +79,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(numpy|np|dask|distributed|tqdm|matplotlib|typing|collections)(\..*)?"),
     (r"py:.*", r"(int|float|bool|str|bytes|tuple|list|dict|object|callable|type|"
                r"Exception|ValueError|TypeError|ImportError|FloatingPointError|"
-               r"AssertionError|NamedTuple|array_like|None)"),
+               r"AssertionError|NamedTuple|array_like|array-like|None|True|False|boolean|string|"
+               r"iterable|sequence|contextmanager|namedtuple|generator|scalar)"),
 ]
 
 # ----------------------------------------------------------------------- gallery
@@ -107,7 +114,9 @@ html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    "secondary_sidebar_items": ["page-toc"],
+    # API and gallery pages have code and wide signatures: give them the full width
+    "secondary_sidebar_items": {"api/generated/*": [],
+                                "auto_examples/*": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
