@@ -112,6 +112,7 @@ html_css_files = ["fastjac.css"]
 html_show_sourcelink = False
 html_theme_options = {
     "navbar_align": "left",
+    "header_links_before_dropdown": 6,
     "show_toc_level": 2,
     "navigation_with_keys": False,
     # API and gallery pages have code and wide signatures: give them the full width
@@ -121,6 +122,9 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_context = {"default_mode": "light"}
+# Pages without sub-pages need no left sidebar (it would be an empty "Section Navigation").
+html_sidebars = {page: [] for page in ("index", "getting_started", "performance", "cli",
+                                       "development", "changelog")}
 
 
 # ----------------------------------------------------- every public name documented
