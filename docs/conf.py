@@ -10,7 +10,17 @@ import os
 import re
 import sys
 
-import fastjac
+try:
+    import fastjac
+except ImportError:
+    # After `pip install ".[docs]"` (not -e), `python -m sphinx` run from the repository
+    # puts the source tree first on sys.path, and it has no compiled kernels: document
+    # the installed package instead.
+    _root = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _root]
+    for _name in [m for m in sys.modules if m == "fastjac" or m.startswith("fastjac.")]:
+        del sys.modules[_name]
+    import fastjac
 
 project = "fastjac"
 author = "the fastjac developers"
