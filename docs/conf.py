@@ -175,6 +175,14 @@ def _resolve_reexported(app, env, node, contnode):
                            f"fastjac.{name}", node, contnode)
 
 
+def _skip_namedtuple_fields(app, what, name, obj, skip, options):
+    """A NamedTuple's fields are described in its Attributes section already."""
+    if (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
+        return True
+    return None
+
+
 def setup(app):
     app.connect("builder-inited", _check_api_covers_all)
+    app.connect("autodoc-skip-member", _skip_namedtuple_fields)
     app.connect("missing-reference", _resolve_reexported)
