@@ -55,3 +55,15 @@ def test_pages_found():
     if not DOCS.is_dir():
         pytest.skip("docs/ is not shipped with this installation")
     assert len(PAGES) >= 10
+
+
+def test_every_public_name_has_an_api_entry():
+    """docs/api/index.rst lists every name of fastjac.__all__ (the -W build checks it too)."""
+    index = DOCS / "api" / "index.rst"
+    if not index.is_file():
+        pytest.skip("docs/ is not shipped with this installation")
+    listed = set(re.findall(r"^\s{3,}(fastjac(?:\.\w+)*|\w+)\s*$",
+                            index.read_text(encoding="utf-8"), re.M))
+    missing = [n for n in fastjac.__all__
+               if n != "__version__" and n not in listed and f"fastjac.{n}" not in listed]
+    assert not missing, f"add these to docs/api/index.rst: {missing}"
