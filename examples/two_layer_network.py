@@ -1,13 +1,16 @@
-"""A two-layer network whose gradients are assembled from fastjac's Jacobian products.
+"""
+A two-layer network from fastjac's Jacobian products
+====================================================
 
-The network (numerator layout, one row per sample; X is N x n):
+A network whose gradients are assembled from fastjac's Jacobian products. The network
+(numerator layout, one row per sample; X is N x n)::
 
     hidden layer   a_h = max(0, X w_h + b_h)          h = 1..H   (H ReLU neurons, §5)
     output         ŷ   = Σ_h v_h a_h + c 1            (linear; scalar expansion of c, §4.3)
     loss           C   = (1/N) Σ_i (ŷ_i - y_i)²       (§6)
 
 Reverse mode is the vector chain rule (§4.5.3) applied from the loss back, one Jacobian
-product at a time, none of them formed as a dense matrix:
+product at a time, none of them formed as a dense matrix::
 
     g      = ∂C/∂ŷ = (2/N)(ŷ - y)                         a row of length N
     ∂C/∂c  : fastjac.add.vjp(u, c, g)[1]                   ∂(u + c1)/∂c = 1, so Σ_i g_i
@@ -20,7 +23,8 @@ layer and the gradient flowing back into A from ONE fused call:
 ``fastjac.neuron.loss_grad(A, y, v, c, wrt=("w", "b", "X"))``.
 
 Both backward passes are checked with fastjac.check_grad (central finite differences)
-before training, then the linear-output network is trained by gradient descent.
+before training, then the linear-output network is trained by gradient descent, and its
+fit is drawn against the target (when matplotlib is installed).
 
 Run:  python examples/two_layer_network.py
 """
@@ -159,8 +163,10 @@ def main():
     print(f"\n2. Gradient descent, lr={lr}, {steps} steps")
     baseline = float(np.mean((y - y.mean()) ** 2))
     t0 = time.perf_counter()
+    losses = []
     for step in range(steps):
         C, grad = net.loss_and_grad(theta, X, y)
+        losses.append(C)
         if step % 100 == 0:
             print(f"   step {step:3d}   loss {C:.4f}")
         theta -= lr * grad
@@ -171,7 +177,32 @@ def main():
           f"R² = {1 - C / baseline:.3f}")
     if not C < 0.5 * baseline:
         raise SystemExit("FAILED: the network did not learn")
+    plot_fit(net, theta, X, y, losses)
     print("OK")
+
+
+def plot_fit(net, theta, X, y, losses):
+    """The loss curve and the fitted network against the target (needs matplotlib)."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    _, _, v, c = net.unpack(theta)
+    pred = v @ net.hidden(theta, X) + c
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.semilogy(losses)
+    ax1.set_xlabel("gradient-descent step")
+    ax1.set_ylabel("mean squared error")
+    ax1.set_title("training loss")
+    lim = [float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))]
+    ax2.plot(lim, lim, color="gray", linestyle=":")
+    ax2.scatter(y, pred, s=6, alpha=0.6)
+    ax2.set_xlabel("target  sin(1.5 x₀) + 0.5 x₁ x₂ + noise")
+    ax2.set_ylabel("network output")
+    ax2.set_title(f"fit on the {len(y)} training samples")
+    fig.tight_layout()
+    if plt.get_backend().lower() != "agg":
+        plt.show()
 
 
 if __name__ == "__main__":

@@ -5,14 +5,20 @@ Learning": Jacobian-vector and vector-Jacobian products of element-wise function
 operators (diagonal Jacobians, scalar expansion), sum and dot gradients, and the batched
 ReLU neuron with its MSE loss, all without building a dense matrix.
 
+Examples
+--------
 >>> import numpy as np
 >>> import fastjac as fj
->>> w = np.array([0.5, -1.0, 2.0])
->>> x = np.array([1.0, 2.0, 3.0])
->>> gy = np.ones(3)
->>> gx = fj.exp.vjp(x, gy)                  # gy * exp(x), one pass
->>> gw, gx = fj.mul.vjp(w, x, gy)           # (gy * x, gy * w)
+>>> w = np.array([1.0, 2.0, 3.0])
+>>> x = np.array([0.0, 0.5, 1.0])
+>>> gy = np.array([1.0, 2.0, 3.0])
+>>> fj.exp.vjp(x, gy).round(4)               # gy * exp(x), one pass
+array([1.    , 3.2974, 8.1548])
+>>> fj.mul.vjp(w, x, gy)                     # (gy * x, gy * w)
+(array([0., 1., 3.]), array([1., 4., 9.]))
 >>> gw, gx = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
+>>> gx.round(4)                              # gy * exp(w) * cos(x)
+array([ 2.7183, 12.969 , 32.5568])
 """
 
 # Where things live, in import order (each module imports only those above it; the

@@ -76,7 +76,7 @@ def set_precision(mode):
         (AVX2) ulp (tanh). Where libmvec was not available at build time or the CPU lacks
         AVX2, "fast" is the same as "accurate".
 
-    The derivatives of tanh and sigmoid come from exp(-|x|) without cancellation in every
+    The derivatives of tanh and sigmoid come from ``exp(-|x|)`` without cancellation in every
     mode. Results are bitwise identical for every ``n_threads`` in every mode. The
     environment variable ``FASTJAC_PRECISION`` (or the switch ``FASTJAC_FAST_MATH=1`` for
     "fast"; ``0``/``off`` leaves the default) selects the mode at import. Returns the previous mode, so
@@ -143,6 +143,20 @@ class UnaryOp:
     * ``n_threads`` (int, optional): an upper bound on the threads to use. ``None``: all
       cores, serial below a measured threshold; fastjac's pool makes oversubscription
       harmless. Results are bitwise identical for every value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> x = np.array([-1.0, 0.0, 2.0])
+    >>> fj.relu(x)
+    array([0., 0., 2.])
+    >>> fj.relu.derivative(x)                 # ReLU'(0) = 0, the paper's choice
+    array([0., 0., 1.])
+    >>> fj.tanh.vjp(x, np.ones(3)).round(4)   # gy ⊗ (1 - tanh(x)²)
+    array([0.42  , 1.    , 0.0707])
+    >>> fj.tanh.jacobian(x)                   # diagonal, stored as a vector
+    Diagonal(shape=(3, 3), dtype=float64)
     """
 
     def __init__(self, name: str, codes: bytes, doc: Optional[str] = None) -> None:
@@ -334,7 +348,14 @@ def chain(*functions: UnaryOp) -> UnaryOp:
 
     Examples
     --------
-    >>> h = chain(sin, square)        # h(x) = sin(x**2), h'(x) = 2x cos(x**2)  (§4.5.1)
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> h = fj.chain(fj.sin, fj.square)    # h(x) = sin(x**2), h'(x) = 2x cos(x**2)  (§4.5.1)
+    >>> x = np.array([0.0, 0.5, 1.0])
+    >>> h.derivative(x).round(4)
+    array([0.    , 0.9689, 1.0806])
+    >>> (2 * x * np.cos(x**2)).round(4)
+    array([0.    , 0.9689, 1.0806])
     """
     if not functions:
         raise TypeError("chain() needs at least one function")
@@ -362,6 +383,19 @@ class BinaryOp:
     (an upper bound; ``None``: all cores, serial below a measured threshold; fastjac's pool
     makes oversubscription harmless; results are bitwise identical for every value). float32 operands compute in float32 (double
     arithmetic inside), float64 in float64, integers and bools in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> w, x = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    >>> fj.mul.vjp(w, x, np.ones(3))          # (diag(x) gy, diag(w) gy)
+    (array([4., 5., 6.]), array([1., 2., 3.]))
+    >>> gw, gz = fj.mul.vjp(w, 2.0, np.ones(3))   # a scalar operand (§4.3)
+    >>> gw, float(gz)                         # gz = Σ gy_i w_i
+    (array([2., 2., 2.]), 6.0)
+    >>> fj.mul.jacobian(w, 2.0)
+    (Diagonal(shape=(3, 3), dtype=float64), Column(shape=(3, 1), dtype=float64))
     """
 
     def __init__(self, name: str, op: int, fcodes: bytes = b"", gcodes: bytes = b"",
@@ -572,8 +606,13 @@ def elementwise(op: BinaryOp, f: Optional[UnaryOp] = None,
 
     Examples
     --------
-    >>> op = elementwise(mul, f=exp, g=sin)      # y = exp(w) ⊗ sin(x)
-    >>> gw, gx = op.vjp(w, x, gy)                 # gy⊗exp(w)⊗sin(x), gy⊗exp(w)⊗cos(x)
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> op = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)    # y = exp(w) ⊗ sin(x)
+    >>> w, x = np.array([0.0, 1.0]), np.array([0.5, 2.0])
+    >>> gw, gx = op.vjp(w, x, np.ones(2))        # exp(w)⊗sin(x), exp(w)⊗cos(x)
+    >>> gw.round(4), gx.round(4)
+    (array([0.4794, 2.4717]), array([ 0.8776, -1.1312]))
     """
     if not isinstance(op, BinaryOp):
         raise TypeError(f"op must be a fastjac binary operator, got {type(op).__name__}")
@@ -592,6 +631,16 @@ class _Dot:
 
     ``dot(w, x)`` is accumulated in double. ``dot.grad(w, x)`` returns ``(x, w)``:
     ∂(w·x)/∂w = xᵀ and ∂(w·x)/∂x = wᵀ, as new 1-D arrays (the rows of numerator layout).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> w, x = np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.5, 1.0])
+    >>> float(fj.dot(w, x))
+    4.0
+    >>> fj.dot.grad(w, x)                     # (∂y/∂w, ∂y/∂x) = (x, w)
+    (array([0. , 0.5, 1. ]), array([1., 2., 3.]))
     """
 
     name = "dot"
@@ -661,6 +710,18 @@ class _Sum:
 
     ``sum(x)`` is accumulated in double in a fixed order (bitwise the same for every
     ``n_threads``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> x = np.array([0.0, 0.5, 1.0])
+    >>> float(fj.sum(x))
+    1.5
+    >>> fj.sum.grad(x)                        # the row 1ᵀ
+    array([1., 1., 1.])
+    >>> fj.sum.jacobian(x)
+    Row(shape=(1, 3), dtype=float64)
     """
 
     name = "sum"
@@ -722,9 +783,9 @@ _UNARY_DOCS = {
     "sin": ("sin x", "cos x"),
     "cos": ("cos x", "-sin x"),
     "tanh": ("tanh x", "1 - tanh²x (computed without cancellation)"),
-    "sigmoid": ("1/(1+e⁻ˣ)", "σ(x)(1-σ(x)) (computed as e/(1+e)², e = e^-|x|)"),
+    "sigmoid": ("1/(1+e⁻ˣ)", "σ(x)(1-σ(x)) (computed as e/(1+e)², e = ``exp(-|x|)``)"),
     "relu": ("max(0, x)", "1 if x > 0 else 0 (so ReLU'(0) = 0, the paper's choice)"),
-    "abs": ("|x|", "sign(x) (so abs'(0) = 0)"),
+    "abs": ("``|x|``", "sign(x) (so abs'(0) = 0)"),
     "reciprocal": ("1/x", "-1/x²"),
 }
 UNARY: dict[str, UnaryOp] = {}
