@@ -71,7 +71,7 @@ numpydoc_xref_aliases.update({
     "GradCheckReport": "fastjac.GradCheckReport",
     "FitResult": "fastjac.neuron.FitResult",
     "Entry": "fastjac.gradcheck.Entry",
-    "SelfCheckReport": "fastjac.gradcheck.SelfCheckReport",
+    "SelfCheckReport": "fastjac.SelfCheckReport",
 })
 # Words of the type lines that are not names ("array_like, shape (N, n), optional").
 numpydoc_xref_ignore = {

@@ -43,7 +43,7 @@ from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
     check_diagonal, check_grad, check_jvp, check_vjp, validating,
 )
-from ._selfcheck import selfcheck
+from ._selfcheck import SelfCheckReport, selfcheck
 
 __version__ = "0.1.0"
 
@@ -71,8 +71,8 @@ minimum = BINARY["minimum"]
 __all__ = [
     "__version__", "openmp_enabled", "neuron", "set_precision", "get_precision",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
-    "assert_vjp", "assert_diagonal", "selfcheck", "validating", "GradCheckReport",
-    "GradCheckError",
+    "assert_vjp", "assert_diagonal", "selfcheck", "SelfCheckReport", "validating",
+    "GradCheckReport", "GradCheckError",
     "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",
