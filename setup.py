@@ -159,7 +159,7 @@ def _extensions():
         opt = ["/O2"] if not DEBUG else ["/Od"]
     libmvec = sys.platform != "win32" and _libmvec_available()
 
-    kernels = ["elementwise", "neuron"]
+    kernels = ["elementwise", "neuron", "fused"]
     exts = [
         Extension(
             f"fastjac._kernels.{name}",

@@ -16,6 +16,7 @@ from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
 from . import neuron
+from .fuse import Fused, fuse
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
     check_diagonal, check_grad, check_jvp, check_vjp, selfcheck, validating,
@@ -51,6 +52,7 @@ __all__ = [
     "GradCheckError",
     "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
+    "fuse", "Fused",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",
     "relu", "abs", "reciprocal", "add", "sub", "mul", "div", "maximum", "minimum",
 ]
