@@ -507,6 +507,11 @@ class Fused:
         numpy.ndarray or numpy.floating
             The inputs' common shape; a NumPy scalar when every input is a scalar.
         """
+        if out is None:  # the common call, checked and run in one C call
+            c = self._compiled or self._compile()
+            res = c.prog.call_fast(args, None, 0, n_threads, c.work, PARALLEL_THRESHOLD)
+            if res is not None:
+                return res
         if any(isinstance(a, Traced) for a in args):
             if len(args) != self._k:
                 raise TypeError(f"{self.__name__} takes {self._k} inputs, got {len(args)}")
@@ -594,6 +599,12 @@ class Fused:
             One gradient per input with its shape; a scalar input's is the scalar
             ``Σ_i gy_i ∂y_i/∂z`` accumulated in double (§4.3).
         """
+        if out is None and len(args) == self._k + 1:  # the common call in one C call
+            c = self._compiled or self._compile()
+            res = c.prog.call_fast(args[:-1], args[-1], 1, n_threads, c.work,
+                                   PARALLEL_THRESHOLD)
+            if res is not None:
+                return res
         return self._reverse(args, True, False, out, n_threads, "vjp")
 
     def value_and_vjp(self, *args: Any, out=None, n_threads: Optional[int] = None):
@@ -614,6 +625,11 @@ class Fused:
         tuple, or one array when k = 1
             As :meth:`vjp` with ``gy = 1``.
         """
+        if out is None:
+            c = self._compiled or self._compile()
+            res = c.prog.call_fast(args, None, 2, n_threads, c.work, PARALLEL_THRESHOLD)
+            if res is not None:
+                return res
         return self._reverse(args, False, False, out, n_threads, "sum_grad")
 
     def derivative(self, x: Any, out: Optional[np.ndarray] = None,

@@ -122,6 +122,9 @@ cdef struct Ctx:
     unsigned char* act_g       # per register: has an adjoint
     unsigned char* first_g     # 2 per node: the contribution assigns (else adds)
     unsigned char* has_g       # per register: received an adjoint (inputs: else zero)
+    bint alias                 # float64 and no output is an input (see _tile)
+    double* sums               # n_in merged scalar gradients
+    void* mem                  # the one allocation behind the per-call tables
     int failed                 # a block could not allocate its registers
 
 
@@ -226,99 +229,143 @@ cdef void _pow_node(const double* a, double c, double* y, double* pa, bint pd,
             pa[k] = c * c_pow(a[k], c - 1.0)
 
 
-cdef inline void _axpy(double* dst, const double* src, int kind, double c, const double* p,
-                       bint first, Py_ssize_t m) noexcept nogil:
-    # dst = src * partial (first) or dst += src * partial; partial is c or p[k].
+cdef inline void _axpy(double* dst, const double* cur, const double* src, int kind, double c,
+                       const double* p, int mode, Py_ssize_t m) noexcept nogil:
+    # mode 0: dst = src·partial; 1: dst += src·partial (cur is dst); 2: dst = cur +
+    # src·partial (cur another buffer). The partial is c (PK_CONST) or p[k]. Modes 1 and 2
+    # do the same arithmetic, so where a sum is formed never changes its bits.
     cdef Py_ssize_t k
     if kind == PK_CONST:
-        if c == 1.0:
-            if first:
+        if mode == 0:
+            if c == 1.0:
                 memcpy(dst, src, m * sizeof(double))
-            else:
-                for k in range(m):
-                    dst[k] += src[k]
-        elif c == -1.0:
-            if first:
+            elif c == -1.0:
                 for k in range(m):
                     dst[k] = -src[k]
             else:
                 for k in range(m):
-                    dst[k] += -src[k]
-        elif first:
+                    dst[k] = src[k] * c
+        elif c == 1.0:
             for k in range(m):
-                dst[k] = src[k] * c
+                dst[k] = cur[k] + src[k]
+        elif c == -1.0:
+            for k in range(m):
+                dst[k] = cur[k] + -src[k]
         else:
             for k in range(m):
-                dst[k] += src[k] * c
-    elif first:
+                dst[k] = cur[k] + src[k] * c
+    elif mode == 0:
         for k in range(m):
             dst[k] = p[k] * src[k]
     else:
         for k in range(m):
-            dst[k] += p[k] * src[k]
+            dst[k] = cur[k] + p[k] * src[k]
 
 
 # ---------------------------------------------------------------------------------------
 # One tile, one block, all blocks.
+#
+# Registers are reached through pointer tables (Vp values, Tp tangents, Ap adjoints), so a
+# register can stand for memory it does not own: with c.alias (float64, no output equal to
+# an input), an input's value and tangent registers point into the input arrays, the
+# output's adjoint into gy, and an input's adjoint into its gradient output; and an
+# adjoint whose first contribution has partial 1 (add, sub's first operand) points to the
+# adjoint it came from, copied only when a second contribution arrives (into the
+# register's own buffer, in the same pass as the addition). None of this changes an
+# operation, only where its operands are read from, so the bits are the same either way.
 # ---------------------------------------------------------------------------------------
 
-cdef inline double* _reg(double* base, Py_ssize_t tile, int r) noexcept nogil:
-    return base + <Py_ssize_t>r * tile
+cdef struct Regs:
+    double* V          # own buffers: n_reg values, tangents, adjoints; 2 partials per node
+    double* T
+    double* A
+    double* P
+    double** Vp
+    double** Tp
+    double** Ap
+    unsigned char* owned   # Ap[r] is r's own writable buffer
+    double* acc        # n_in x FJ_RACC accumulators of the block's scalar gradients
 
 
-cdef void _tile(const Ctx* c, double* V, double* P, double* T, double* A, double* acc,
-                Py_ssize_t off, Py_ssize_t m) noexcept nogil:
-    cdef int i, r, j, o, kind, code, node0 = c.n_in + c.n_const
+cdef inline double* _own_adj(const Ctx* c, const Regs* g, int r, Py_ssize_t off) noexcept nogil:
+    # Where register r's adjoint is formed: its gradient output, or its own buffer.
+    if c.alias and r < c.n_in and (c.gmode[r] == G_ARRAY or c.gmode[r] == G_EXPAND):
+        return <double*>c.g_out[r] + off
+    return g.A + <Py_ssize_t>r * c.tile
+
+
+cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept nogil:
+    cdef int i, r, j, o, kind, code, mode, node0 = c.n_in + c.n_const
     cdef Py_ssize_t tl = c.tile, k
     cdef double* dst
+    cdef double* own
     cdef const double* pp
     cdef bint any_t
 
     # Loads (scalar inputs and constants were filled at the start of the block).
     for r in range(c.n_in):
-        if not c.x_scalar[r] and (c.need_val[r] or r == c.out_reg):
-            _load(_reg(V, tl, r), c.x[r], c.f32, False, off, m)
-        if c.jvp_out != NULL and c.act_t[r] and not c.x_scalar[r]:
-            _load(_reg(T, tl, r), c.t[r], c.f32, False, off, m)
+        if c.x_scalar[r]:
+            continue
+        if c.need_val[r] or r == c.out_reg:
+            if c.alias:
+                g.Vp[r] = <double*>c.x[r] + off
+            else:
+                _load(g.V + <Py_ssize_t>r * tl, c.x[r], c.f32, False, off, m)
+        if c.jvp_out != NULL and c.act_t[r]:
+            if c.alias:
+                g.Tp[r] = <double*>c.t[r] + off
+            else:
+                _load(g.T + <Py_ssize_t>r * tl, c.t[r], c.f32, False, off, m)
     if c.want_grad and c.act_g[c.out_reg]:
+        for r in range(c.n_reg):
+            g.owned[r] = 1
+        for r in range(c.n_in):
+            g.Ap[r] = _own_adj(c, g, r, off)
+        own = _own_adj(c, g, c.out_reg, off)
+        g.Ap[c.out_reg] = own
         if c.gy != NULL:
-            _load(_reg(A, tl, c.out_reg), c.gy, c.f32, False, off, m)
+            if c.alias:
+                g.Ap[c.out_reg] = <double*>c.gy + off
+                g.owned[c.out_reg] = 0
+            else:
+                _load(own, c.gy, c.f32, False, off, m)
         else:
-            dst = _reg(A, tl, c.out_reg)
             for k in range(m):
-                dst[k] = 1.0
+                own[k] = 1.0
 
     # Forward sweep: values, local partials, tangents.
     for i in range(c.n_node):
         if not (c.need_val[node0 + i] or c.need_pd[i]):
             continue
         code = c.op[i]
-        dst = _reg(V, tl, node0 + i)
+        dst = g.V + <Py_ssize_t>(node0 + i) * tl
         if code < N_STAGE:
-            memcpy(dst, _reg(V, tl, c.a[i]), m * sizeof(double))
+            memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
             if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
-                _stage(code, dst, _reg(P, tl, 2 * i), m, True, c.need_val[node0 + i])
+                _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
+                       c.need_val[node0 + i])
             else:
                 _stage(code, dst, NULL, m, True, True)
         elif code == F_POW:
-            _pow_node(_reg(V, tl, c.a[i]), c.param[i], dst, _reg(P, tl, 2 * i), c.need_pd[i], m)
+            _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
+                      c.need_pd[i], m)
         else:
-            _binary_node(code, _reg(V, tl, c.a[i]), _reg(V, tl, c.b[i]), dst,
-                         _reg(P, tl, 2 * i), _reg(P, tl, 2 * i + 1), c.need_pd[i], m)
+            _binary_node(code, g.Vp[c.a[i]], g.Vp[c.b[i]], dst, g.P + <Py_ssize_t>(2 * i) * tl,
+                         g.P + <Py_ssize_t>(2 * i + 1) * tl, c.need_pd[i], m)
         if c.jvp_out != NULL and c.act_t[node0 + i]:
             any_t = False
+            own = g.T + <Py_ssize_t>(node0 + i) * tl
             for j in range(2):
                 o = c.a[i] if j == 0 else c.b[i]
                 if o < 0 or not c.act_t[o]:
                     continue
                 kind = c.pk[2 * i + j]
-                pp = _reg(V, tl, c.pr[2 * i + j]) if kind == PK_REG else _reg(P, tl, 2 * i + j)
-                _axpy(_reg(T, tl, node0 + i), _reg(T, tl, o), kind, c.pc[2 * i + j], pp,
-                      not any_t, m)
+                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG else g.P + <Py_ssize_t>(2 * i + j) * tl
+                _axpy(own, own, g.Tp[o], kind, c.pc[2 * i + j], pp, 1 if any_t else 0, m)
                 any_t = True
 
-    # Reverse sweep: adjoints summed over the paths (§4.5.2).
-    if c.want_grad:
+    # Reverse sweep: adjoints summed over the paths (§4.5.2), in a fixed order.
+    if c.want_grad and c.act_g[c.out_reg]:
         for i in range(c.n_node - 1, -1, -1):
             if not c.act_g[node0 + i]:
                 continue
@@ -327,28 +374,40 @@ cdef void _tile(const Ctx* c, double* V, double* P, double* T, double* A, double
                 if o < 0 or not c.act_g[o]:
                     continue
                 kind = c.pk[2 * i + j]
-                pp = _reg(V, tl, c.pr[2 * i + j]) if kind == PK_REG else _reg(P, tl, 2 * i + j)
-                _axpy(_reg(A, tl, o), _reg(A, tl, node0 + i), kind, c.pc[2 * i + j], pp,
-                      c.first_g[2 * i + j], m)
+                if c.first_g[2 * i + j] and kind == PK_CONST and c.pc[2 * i + j] == 1.0:
+                    g.Ap[o] = g.Ap[node0 + i]  # the same numbers: share them
+                    g.owned[o] = 0
+                    continue
+                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG else g.P + <Py_ssize_t>(2 * i + j) * tl
+                own = _own_adj(c, g, o, off)
+                if c.first_g[2 * i + j]:
+                    mode = 0
+                elif g.owned[o]:
+                    mode = 1
+                else:
+                    mode = 2
+                _axpy(own, g.Ap[o], g.Ap[node0 + i], kind, c.pc[2 * i + j], pp, mode, m)
+                g.Ap[o] = own
+                g.owned[o] = 1
 
     # Stores, last: every input of this tile has been read.
     if c.want_grad:
         for r in range(c.n_in):
             if c.gmode[r] == G_SUM:
                 if c.has_g[r]:
-                    fj_racc_add_f64(acc + <Py_ssize_t>r * FJ_RACC, _reg(A, tl, r), NULL, m)
+                    fj_racc_add_f64(g.acc + <Py_ssize_t>r * FJ_RACC, g.Ap[r], NULL, m)
             elif c.gmode[r] != G_NONE:
-                if c.has_g[r]:
-                    _store(c.g_out[r], _reg(A, tl, r), c.f32, off, m)
-                else:
+                if not c.has_g[r]:
                     _store_zero(c.g_out[r], c.f32, off, m)
+                elif not (c.alias and g.Ap[r] == <double*>c.g_out[r] + off):
+                    _store(c.g_out[r], g.Ap[r], c.f32, off, m)
     if c.jvp_out != NULL:
         if c.act_t[c.out_reg]:
-            _store(c.jvp_out, _reg(T, tl, c.out_reg), c.f32, off, m)
+            _store(c.jvp_out, g.Tp[c.out_reg], c.f32, off, m)
         else:
             _store_zero(c.jvp_out, c.f32, off, m)
     if c.y_out != NULL:
-        _store(c.y_out, _reg(V, tl, c.out_reg), c.f32, off, m)
+        _store(c.y_out, g.Vp[c.out_reg], c.f32, off, m)
 
 
 cdef void _fused_block(Ctx* c, Py_ssize_t blk) noexcept nogil:
@@ -357,47 +416,52 @@ cdef void _fused_block(Ctx* c, Py_ssize_t blk) noexcept nogil:
     cdef Py_ssize_t start = blk * BLOCK
     cdef Py_ssize_t stop = start + BLOCK
     cdef Py_ssize_t tl = c.tile, i, m, k
-    cdef int r, nr = c.n_reg, node0 = c.n_in + c.n_const
-    cdef double* V
-    cdef double* P
-    cdef double* T
-    cdef double* A
-    cdef double* acc
+    cdef int r, nr = c.n_reg
+    cdef Regs g
     cdef double* scratch
+    cdef size_t nd = (<size_t>(3 * nr + 2 * c.n_node) * tl + <size_t>c.n_in * FJ_RACC + 1)
     if stop > c.n:
         stop = c.n
-    scratch = <double*>malloc((<Py_ssize_t>(3 * nr + 2 * c.n_node) * tl
-                               + <Py_ssize_t>c.n_in * FJ_RACC + 1) * sizeof(double))
+    scratch = <double*>malloc(nd * sizeof(double) + 3 * <size_t>(nr + 1) * sizeof(double*)
+                              + <size_t>(nr + 1))
     if scratch == NULL:
         c.failed = 1
         return
-    V = scratch
-    T = V + <Py_ssize_t>nr * tl
-    A = T + <Py_ssize_t>nr * tl
-    P = A + <Py_ssize_t>nr * tl
-    acc = P + <Py_ssize_t>(2 * c.n_node) * tl
+    g.V = scratch
+    g.T = g.V + <Py_ssize_t>nr * tl
+    g.A = g.T + <Py_ssize_t>nr * tl
+    g.P = g.A + <Py_ssize_t>nr * tl
+    g.acc = g.P + <Py_ssize_t>(2 * c.n_node) * tl
+    g.Vp = <double**>(scratch + nd)
+    g.Tp = g.Vp + nr + 1
+    g.Ap = g.Tp + nr + 1
+    g.owned = <unsigned char*>(g.Ap + nr + 1)
+    for r in range(nr):
+        g.Vp[r] = g.V + <Py_ssize_t>r * tl
+        g.Tp[r] = g.T + <Py_ssize_t>r * tl
+        g.Ap[r] = g.A + <Py_ssize_t>r * tl
     for r in range(c.n_in):
-        fj_racc_zero(acc + <Py_ssize_t>r * FJ_RACC)
+        fj_racc_zero(g.acc + <Py_ssize_t>r * FJ_RACC)
     # Registers that hold one value for the whole block: constants and scalar inputs
     # (and their tangents).
     for r in range(c.n_const):
         for k in range(tl):
-            V[(c.n_in + r) * tl + k] = c.cval[r]
+            g.V[(c.n_in + r) * tl + k] = c.cval[r]
     for r in range(c.n_in):
         if c.x_scalar[r]:
-            _load(_reg(V, tl, r), c.x[r], c.f32, True, 0, tl)
+            _load(g.V + <Py_ssize_t>r * tl, c.x[r], c.f32, True, 0, tl)
             if c.jvp_out != NULL and c.act_t[r]:
-                _load(_reg(T, tl, r), c.t[r], c.f32, True, 0, tl)
+                _load(g.T + <Py_ssize_t>r * tl, c.t[r], c.f32, True, 0, tl)
     i = start
     while i < stop:
         m = stop - i
         if m > tl:
             m = tl
-        _tile(c, V, P, T, A, acc, i, m)
+        _tile(c, &g, i, m)
         i += m
     if c.partial != NULL:
         for r in range(c.n_in):
-            c.partial[blk * c.n_in + r] = fj_racc_total(acc + <Py_ssize_t>r * FJ_RACC)
+            c.partial[blk * c.n_in + r] = fj_racc_total(g.acc + <Py_ssize_t>r * FJ_RACC)
     free(scratch)
 
 
@@ -552,11 +616,9 @@ cdef class Program:
             accumulated in double, merged in block order.
         """
         cdef Ctx c
-        cdef int r, i, j, o, node0, nin = self.n_in
+        cdef int r, o, nin = self.n_in
         cdef int typenum
-        cdef Py_ssize_t n = -1, size, nblocks, blk
-        cdef double total
-        cdef list sums
+        cdef Py_ssize_t n = -1, size
         if len(inputs) != nin or len(scalar) != nin:
             raise ValueError(f"expected {nin} inputs")
         typenum = -1
@@ -575,43 +637,20 @@ cdef class Program:
             raise TypeError("inputs must be float32 or float64")
         if n < 0:
             n = 1  # every input a scalar: one element
-        cdef const void** xp = <const void**>malloc((nin + 1) * sizeof(void*))
-        cdef const void** tp = <const void**>malloc((nin + 1) * sizeof(void*))
-        cdef void** gp = <void**>malloc((nin + 1) * sizeof(void*))
-        cdef unsigned char* flags = <unsigned char*>malloc(
-            (4 * nin + 6 * self.n_reg + 4 * self.n_node + 8) * sizeof(unsigned char))
-        cdef double* partial = NULL
-        if xp == NULL or tp == NULL or gp == NULL or flags == NULL:
-            free(xp); free(tp); free(gp); free(flags)
-            raise MemoryError()
+        self._alloc(&c, n, typenum)
         try:
-            c.x_scalar = flags
-            c.gmode = flags + nin
-            c.need_val = flags + 2 * nin
-            c.act_t = c.need_val + self.n_reg
-            c.act_g = c.act_t + self.n_reg
-            c.has_g = c.act_g + self.n_reg
-            c.need_pd = c.has_g + self.n_reg
-            c.first_g = c.need_pd + self.n_node
             for r in range(nin):
-                flags[r] = 1 if scalar[r] else 0
-                xp[r] = _buffer(inputs[r], typenum, 1 if scalar[r] else n, False, "input")
-            c.n = n
-            c.f32 = typenum == cnp.NPY_FLOAT
+                c.x_scalar[r] = 1 if scalar[r] else 0
+                c.x[r] = _buffer(inputs[r], typenum, 1 if scalar[r] else n, False, "input")
             c.y_out = <void*>_buffer(y_out, typenum, n, True, "y_out")
             c.jvp_out = <void*>_buffer(jvp_out, typenum, n, True, "jvp_out")
             c.gy = _buffer(gy, typenum, n, False, "gy")
-            for r in range(nin):
-                tp[r] = NULL
-                gp[r] = NULL
-                c.gmode[r] = G_NONE
             if tangents is not None:
                 if c.jvp_out == NULL or len(tangents) != nin:
                     raise ValueError("tangents need jvp_out and one entry per input")
                 for r in range(nin):
-                    tp[r] = _buffer(tangents[r], typenum, 1 if scalar[r] else n, False,
-                                    "tangent")
-            c.want_grad = False
+                    c.t[r] = _buffer(tangents[r], typenum, 1 if scalar[r] else n, False,
+                                     "tangent")
             if grad_mode is not None:
                 if len(grad_mode) != nin or grad_out is None or len(grad_out) != nin:
                     raise ValueError("grad_mode and grad_out need one entry per input")
@@ -622,57 +661,185 @@ cdef class Program:
                         raise ValueError(f"grad_mode {o} does not fit input {r}")
                     c.gmode[r] = o
                     if o == G_ARRAY or o == G_EXPAND:
-                        gp[r] = <void*>_buffer(grad_out[r], typenum, n, True, "grad_out")
-                        if gp[r] == NULL:
+                        c.g_out[r] = <void*>_buffer(grad_out[r], typenum, n, True, "grad_out")
+                        if c.g_out[r] == NULL:
                             raise ValueError("grad_out missing")
                     if o != G_NONE:
                         c.want_grad = True
-            c.n_in = nin
-            c.n_const = self.n_const
-            c.n_node = self.n_node
-            c.n_reg = self.n_reg
-            c.out_reg = self.out_reg
-            c.op = self.op
-            c.a = self.a
-            c.b = self.b
-            c.param = self.param
-            c.pk = self.pk
-            c.pc = self.pc
-            c.pr = self.pr
-            c.cval = self.c32 if c.f32 else self.c64
-            c.x = xp
-            c.t = tp
-            c.g_out = gp
-            c.failed = 0
-            c.tile = TILE if n >= TILE else ((n + 15) // 16) * 16
-            self._plan(&c)
-            nblocks = (n + BLOCK - 1) // BLOCK
+            self._exec(&c, n_threads)
+            return [c.sums[r] for r in range(nin)]
+        finally:
+            free(c.mem)
+
+    def call_fast(self, tuple args, gy, int mode, n_threads, Py_ssize_t work,
+                  Py_ssize_t threshold):
+        """The common calls in one C call, or None when they need the general path.
+
+        ``mode`` 0: the value; 1: the VJP with ``gy``; 2: sum_grad (``gy`` None). Eligible:
+        no captured arrays; every input (and ``gy``) an exact ``numpy.ndarray`` of one float
+        dtype and one shape (``ndim >= 1``), C-contiguous, aligned, native byte order;
+        ``n_threads`` None with ``n * work < threshold``, or an int in [1, 256]. Returns the
+        value, or the gradients (a tuple, or one array for one input).
+        """
+        cdef Ctx c
+        cdef int r, nin = self.n_in, typenum, nt
+        cdef Py_ssize_t n
+        cdef long v
+        cdef object first, a, res
+        if len(args) != nin or nin == 0:
+            return None
+        first = args[0]
+        typenum = _plain_typenum(first)
+        if typenum < 0:
+            return None
+        for r in range(1, nin):
+            a = args[r]
+            if _plain_typenum(a) != typenum or not cnp.PyArray_SAMESHAPE(
+                    <cnp.ndarray>a, <cnp.ndarray>first):
+                return None
+        if mode == 1 and (_plain_typenum(gy) != typenum
+                          or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>gy, <cnp.ndarray>first)):
+            return None
+        n = cnp.PyArray_SIZE(<cnp.ndarray>first)
+        if n_threads is None:
+            if n * work >= threshold:
+                return None
+            nt = 1
+        elif type(n_threads) is int:
+            try:
+                v = n_threads
+            except OverflowError:
+                return None
+            if v < 1 or v > 256:
+                return None
+            nt = <int>v
+        else:
+            return None
+        if n == 0:
+            return None
+        cdef int nd = cnp.PyArray_NDIM(<cnp.ndarray>first)
+        cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(<cnp.ndarray>first)
+        self._alloc(&c, n, typenum)
+        try:
             for r in range(nin):
-                if c.gmode[r] == G_SUM:
-                    partial = <double*>malloc(nblocks * nin * sizeof(double))
-                    if partial == NULL:
-                        raise MemoryError()
-                    break
-            c.partial = partial
+                c.x[r] = cnp.PyArray_DATA(<cnp.ndarray>args[r])
+            if mode == 0:
+                res = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                c.y_out = cnp.PyArray_DATA(<cnp.ndarray>res)
+            else:
+                if mode == 1:
+                    c.gy = cnp.PyArray_DATA(<cnp.ndarray>gy)
+                grads = []
+                for r in range(nin):
+                    g = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                    grads.append(g)
+                    c.g_out[r] = cnp.PyArray_DATA(<cnp.ndarray>g)
+                    c.gmode[r] = G_ARRAY
+                c.want_grad = True
+                res = grads[0] if nin == 1 else tuple(grads)
+            self._exec(&c, nt)
+            return res
+        finally:
+            free(c.mem)
+
+    cdef int _alloc(self, Ctx* c, Py_ssize_t n, int typenum) except -1:
+        # Fill c with the program and empty call fields; one allocation (c.mem) holds the
+        # per-call pointer tables and flags.
+        cdef int nin = self.n_in, nr = self.n_reg, nn = self.n_node, r
+        cdef size_t words = 3 * <size_t>(nin + 1) + <size_t>(nin + 1)
+        cdef size_t flags = 2 * <size_t>nin + 4 * <size_t>nr + 3 * <size_t>nn + 8
+        c.mem = malloc(words * sizeof(void*) + flags)
+        if c.mem == NULL:
+            raise MemoryError()
+        c.x = <const void**>c.mem
+        c.t = c.x + nin + 1
+        c.g_out = <void**>(c.t + nin + 1)
+        c.sums = <double*>(c.g_out + nin + 1)
+        c.x_scalar = <unsigned char*>(c.sums + nin + 1)
+        c.gmode = c.x_scalar + nin
+        c.need_val = c.gmode + nin
+        c.act_t = c.need_val + nr
+        c.act_g = c.act_t + nr
+        c.has_g = c.act_g + nr
+        c.need_pd = c.has_g + nr
+        c.first_g = c.need_pd + nn
+        for r in range(nin):
+            c.x[r] = NULL
+            c.t[r] = NULL
+            c.g_out[r] = NULL
+            c.sums[r] = 0.0
+            c.x_scalar[r] = 0
+            c.gmode[r] = G_NONE
+        c.n = n
+        c.f32 = typenum == cnp.NPY_FLOAT
+        c.y_out = NULL
+        c.jvp_out = NULL
+        c.gy = NULL
+        c.want_grad = False
+        c.partial = NULL
+        c.n_in = nin
+        c.n_const = self.n_const
+        c.n_node = nn
+        c.n_reg = nr
+        c.out_reg = self.out_reg
+        c.op = self.op
+        c.a = self.a
+        c.b = self.b
+        c.param = self.param
+        c.pk = self.pk
+        c.pc = self.pc
+        c.pr = self.pr
+        c.cval = self.c32 if c.f32 else self.c64
+        c.failed = 0
+        c.tile = TILE if n >= TILE else ((n + 15) // 16) * 16
+        return 0
+
+    cdef int _exec(self, Ctx* c, int n_threads) except -1:
+        # Plan, run every block (serially or in a prange over blocks), and merge the
+        # per-block sums of scalar gradients in block order into c.sums.
+        cdef int r, q, nin = self.n_in
+        cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK, blk
+        cdef double total
+        cdef const void* o
+        cdef const void* outs[3]
+        # Registers may point into the caller's arrays (float64) unless an output is one
+        # of the inputs (in place): then everything is copied into the tile first.
+        c.alias = not c.f32
+        outs[0] = c.y_out
+        outs[1] = c.jvp_out
+        outs[2] = NULL
+        for q in range(nin + 2):
+            o = outs[q] if q < 2 else c.g_out[q - 2]
+            if o == NULL:
+                continue
+            if o == c.gy:
+                c.alias = False
+            for r in range(nin):
+                if o == c.x[r] or o == c.t[r]:
+                    c.alias = False
+        self._plan(c)
+        for r in range(nin):
+            if c.gmode[r] == G_SUM:
+                c.partial = <double*>malloc(nblocks * nin * sizeof(double))
+                if c.partial == NULL:
+                    raise MemoryError()
+                break
+        try:
             with nogil:
-                _fused_run(&c, n_threads)
+                _fused_run(c, n_threads)
             if c.failed:
                 raise MemoryError()
-            sums = [0.0] * nin
-            if partial != NULL:
+            if c.partial != NULL:
                 for r in range(nin):
                     if c.gmode[r] == G_SUM:
                         total = 0.0
                         for blk in range(nblocks):  # block order: the same for any n_threads
-                            total += partial[blk * nin + r]
-                        sums[r] = total
-            return sums
+                            total += c.partial[blk * nin + r]
+                        c.sums[r] = total
         finally:
-            free(xp)
-            free(tp)
-            free(gp)
-            free(flags)
-            free(partial)
+            free(c.partial)
+            c.partial = NULL
+        return 0
 
     cdef void _plan(self, Ctx* c) noexcept:
         # What this call needs, from its outputs back to the inputs: which values, which
@@ -727,6 +894,20 @@ cdef class Program:
                     if o >= 0 and c.act_g[o]:
                         c.first_g[2 * i + j] = not c.has_g[o]
                         c.has_g[o] = 1
+
+
+cdef inline int _plain_typenum(object a) noexcept:
+    # The dtype of an exact, C-contiguous, aligned, native numpy.ndarray (ndim >= 1) of
+    # float32/float64, else -1.
+    cdef int tn
+    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
+        return -1
+    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(
+            <cnp.ndarray>a) or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) \
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+        return -1
+    return tn
 
 
 cdef const void* _buffer(object a, int typenum, Py_ssize_t n, bint writable,
