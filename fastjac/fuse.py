@@ -32,12 +32,11 @@ __all__ = ["fuse", "Fused"]
 # The fused kernel's codes must be the table's (the unary codes are elementwise.pyx's,
 # checked by fastjac.ops).
 _optable.check_kernel_codes(
-    "fastjac._kernels.fused",
-    {**_FK.UNARY_EXTRA_CODES, **_FK.BINARY_CODES},
+    "fastjac._kernels.fused", _FK.op_codes(),
     {**{op.name: op.code for op in _optable.UNARY_OPS if op.kernel == "fuse"},
-     **_optable.BINARY_CODES})
-if _FK.BINARY_BASE != _optable.FUSED_BINARY_BASE:
-    raise ImportError("fastjac: fused.pyx's binary op base differs from _optable.py")
+     **{name: _optable.FUSED_BINARY_BASE + code for name, code in _optable.BINARY_CODES.items()}})
+if _FK.N_STAGE_CODES != len(_optable.PUBLIC_UNARY):
+    raise ImportError("fastjac: fused.pyx's unary stage range differs from _optable.py")
 
 _U = _optable.UNARY_CODES
 _B = {name: _optable.FUSED_BINARY_BASE + code for name, code in _optable.BINARY_CODES.items()}

@@ -1804,6 +1804,46 @@ def _selfcheck_cases(dtype, rng, n=24):
     else:
         yield "dot.grad", _skipper("fastjac.dot not available")
     yield from _neuron_cases(dt, rng)
+    yield from _fuse_cases(dt, rng, n)
+
+
+# ---- fj.fuse cases (issue 14; owned by the fuse module) ----------------------------------
+def _fuse_cases(dt, rng, n):
+    """Fused expressions: the paper's x + x² (§4.5.2), the issue's exp(w)·sin(x) + w/x
+    with array and scalar inputs, and a three-input DAG with shared subexpressions."""
+    import importlib
+
+    try:
+        fz = importlib.import_module("fastjac.fuse")
+        ops = importlib.import_module("fastjac.ops")
+    except ImportError as exc:
+        yield "fuse", _skipper(f"fastjac.fuse not importable ({exc})")
+        return
+    U, B = ops.UNARY, ops.BINARY
+    paper = fz.fuse(lambda x: x + x ** 2)
+    issue = fz.fuse(lambda w, x: U["exp"](w) * U["sin"](x) + w / x)
+    three = fz.fuse(lambda a, b, c: U["tanh"](a) * b + B["maximum"](a * b, c) * c
+                    - U["sqrt"](b * b + 1.0))
+    x = rng.uniform(-2.0, 2.0, n).astype(dt)
+    w = rng.uniform(-2.0, 2.0, n).astype(dt)
+    xd = (np.sign(x) * (0.5 + np.abs(x))).astype(dt)
+    c3 = rng.uniform(-2.0, 2.0, n)
+    c3 = np.where(np.abs(c3 - w * x) < 0.1, c3 + 0.3, c3).astype(dt)
+    t = rng.standard_normal(n).astype(dt)
+    s = float(rng.uniform(0.5, 1.5))
+    yield "fuse(x + x**2).derivative", lambda: check_diagonal(
+        paper, paper.derivative(x), x, name="fuse(x + x**2).derivative")
+    label = "fuse(exp(w)*sin(x) + w/x)"
+    yield f"{label}.vjp", lambda: check_vjp(
+        issue, issue.vjp, (w, xd), seed=5, name=f"{label}.vjp")
+    yield f"{label}.vjp[scalar w]", lambda: check_vjp(
+        issue, issue.vjp, (s, xd), seed=6, name=f"{label}.vjp[scalar w]")
+    yield f"{label}.jvp", lambda: check_jvp(
+        issue, lambda p, tt: issue.jvp(*p, *tt), (w, xd), (t, t[::-1].copy()),
+        name=f"{label}.jvp")
+    yield "fuse(3 inputs).vjp", lambda: check_vjp(
+        three, three.vjp, (w, x, c3), seed=7, name="fuse(3 inputs).vjp")
+# ---- end of fj.fuse cases ------------------------------------------------------------------
 
 
 def _skipper(msg):

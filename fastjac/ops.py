@@ -175,7 +175,7 @@ class UnaryOp:
             return res
         if getattr(x, "_fj_traced", False) or getattr(t, "_fj_traced", False):
             if value and t is None:  # inside a function being traced by fj.fuse
-                return x._fj_unary(self)
+                return getattr(x, "_fj_unary")(self)
             raise _traced_method(self.name)
         dt = V.result_dtype(("x", x), (t_name, t))
         xf, shape = V.operand(x, "x", dt)
@@ -424,7 +424,8 @@ class BinaryOp:
         if getattr(w, "_fj_traced", False) or getattr(x, "_fj_traced", False):
             if out is not None:  # inside a function being traced by fj.fuse
                 raise TypeError(f"{self.name}: out= is not supported inside fj.fuse")
-            return (w if getattr(w, "_fj_traced", False) else x)._fj_binary(self, w, x)
+            traced = w if getattr(w, "_fj_traced", False) else x
+            return getattr(traced, "_fj_binary")(self, w, x)
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
         buf, res = V.output(out, "out", shape, dt, inputs=(("w", wf), ("x", xf)))
         _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None, None,

@@ -31,6 +31,7 @@ Every input of a tile is loaded before any output of the tile is stored: an outp
 be exactly one of the inputs (in place).
 """
 
+cimport cython
 from cython.parallel cimport prange
 from libc.math cimport pow as c_pow
 from libc.stdlib cimport free, malloc
@@ -84,6 +85,12 @@ BINARY_CODES = {"add": F_ADD - F_ADD, "sub": F_SUB - F_ADD, "mul": F_MUL - F_ADD
                 "minimum": F_MINIMUM - F_ADD}
 BINARY_BASE = F_ADD
 N_STAGE_CODES = N_STAGE
+
+
+def op_codes():
+    """``{name: code}`` of the ops this interpreter handles itself (binary codes offset by
+    ``BINARY_BASE``); every code below ``N_STAGE_CODES`` is a unary op of elementwise.pyx."""
+    return {"pow": F_POW, **{k: v + F_ADD for k, v in BINARY_CODES.items()}}
 
 
 cdef struct Ctx:
@@ -500,6 +507,7 @@ cdef double* _double_array(object values) except NULL:
     return p
 
 
+@cython.auto_pickle(False)
 cdef class Program:
     """A compiled fused expression (built once per traced function by fastjac/fuse.py).
 
@@ -531,7 +539,7 @@ cdef class Program:
     cdef double* c64
     cdef double* c32
 
-    def __cinit__(self, int n_in, int n_const, op, a, b, param, pk, pc, pr, consts,
+    def __init__(self, int n_in, int n_const, op, a, b, param, pk, pc, pr, consts,
                   int out_reg):
         cdef Py_ssize_t i, nn = len(op)
         cdef int nreg = n_in + n_const + <int>nn
@@ -555,6 +563,8 @@ cdef class Program:
                     raise ValueError(f"node {i}: partial register out of range")
                 if not 0 <= pk[2 * i + j] <= PK_BUF:
                     raise ValueError(f"node {i}: unknown partial kind")
+        if self.op != NULL:
+            raise TypeError("a Program is initialised once")
         self.n_in = n_in
         self.n_const = n_const
         self.n_node = <int>nn
