@@ -170,7 +170,7 @@ def _extensions():
             libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
             depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "elementwise.pxd", "fj_vmath.h",
                                                         "fj_exp_table.h", "fj_reduce.h",
-                                                        "neuron_block.h",
+                                                        "neuron_block.h", "fj_fused.h",
                                                         "neuron_block_avx2.h")],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,

@@ -706,6 +706,8 @@ class _Compiled:
             work += 1 + _WORK.get(code, 0)
             if code == _NEG:
                 kinds = ((_PK_CONST, -1.0, 0), (0, 0.0, 0))
+            elif code == _U["exp"]:  # exp' = exp: the node's own value, no buffer
+                kinds = ((_PK_REG, 0.0, reg[nid]), (0, 0.0, 0))
             elif code == _B["add"]:
                 kinds = ((_PK_CONST, 1.0, 0), (_PK_CONST, 1.0, 0))
             elif code == _B["sub"]:

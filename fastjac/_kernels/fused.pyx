@@ -49,6 +49,15 @@ cdef extern from "fj_reduce.h" nogil:
     double fj_racc_total(const double* acc)
     void fj_racc_add_f64(double* acc, const double* a, const double* b, Py_ssize_t m)
 
+cdef extern from "fj_fused.h" nogil:
+    # The tile loops, compiled for AVX-512, AVX2 and the baseline (same bits in each).
+    void _binary_node "fj_fused_binary" (int op, const double* a, const double* b, double* y,
+                                         double* pa, double* pb, int pd, Py_ssize_t m)
+    void _axpy "fj_fused_axpy" (double* dst, const double* cur, const double* src, int kind,
+                                double c, const double* p, int mode, Py_ssize_t m)
+    void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
+    void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
+
 cnp.import_array()
 
 # Op codes (checked against fastjac/_optable.py at import by fastjac/fuse.py). Unary codes
@@ -148,8 +157,7 @@ cdef inline void _load(double* dst, const void* src, bint f32, bint scalar, Py_s
         for k in range(m):
             dst[k] = c
     elif f32:
-        for k in range(m):
-            dst[k] = (<const float*>src)[off + k]
+        fj_fused_widen(dst, <const float*>src + off, m)
     else:
         memcpy(dst, <const double*>src + off, m * sizeof(double))
 
@@ -158,8 +166,7 @@ cdef inline void _store(void* dst, const double* src, bint f32, Py_ssize_t off,
                         Py_ssize_t m) noexcept nogil:
     cdef Py_ssize_t k
     if f32:
-        for k in range(m):
-            (<float*>dst)[off + k] = <float>src[k]
+        fj_fused_narrow(<float*>dst + off, src, m)
     else:
         memcpy(<double*>dst + off, src, m * sizeof(double))
 
@@ -178,53 +185,6 @@ cdef inline void _store_zero(void* dst, bint f32, Py_ssize_t off, Py_ssize_t m) 
 # Point mathematics of the nodes the interpreter handles itself.
 # ---------------------------------------------------------------------------------------
 
-cdef void _binary_node(int op, const double* a, const double* b, double* y, double* pa,
-                       double* pb, bint pd, Py_ssize_t m) noexcept nogil:
-    # y = a ○ b; with pd, the buffer partials pa = ∂y/∂a, pb = ∂y/∂b (add, sub and mul have
-    # constant or register partials and no buffers). The operations of elementwise.pyx's
-    # binary kernels (_plain_value, _plain_partials), so the same bits.
-    cdef Py_ssize_t k
-    cdef double p, q, v
-    if op == F_ADD:
-        for k in range(m):
-            y[k] = a[k] + b[k]
-    elif op == F_SUB:
-        for k in range(m):
-            y[k] = a[k] - b[k]
-    elif op == F_MUL:
-        for k in range(m):
-            y[k] = a[k] * b[k]
-    elif op == F_DIV:
-        if pd:
-            # ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = -(a/b)/b  (paper §4.2 table)
-            for k in range(m):
-                q = b[k]
-                v = a[k] / q
-                pa[k] = 1.0 / q
-                pb[k] = -(v / q)
-                y[k] = v
-        else:
-            for k in range(m):
-                y[k] = a[k] / b[k]
-    elif op == F_MAXIMUM:
-        # Ties send the whole gradient to the first operand; NaN propagates to all.
-        for k in range(m):
-            p = a[k]
-            q = b[k]
-            y[k] = p if p >= q else (q if p < q else p + q)
-            if pd:
-                pa[k] = 1.0 if p >= q else (0.0 if p < q else p + q)
-                pb[k] = 0.0 if p >= q else (1.0 if p < q else p + q)
-    else:
-        for k in range(m):
-            p = a[k]
-            q = b[k]
-            y[k] = p if p <= q else (q if p > q else p + q)
-            if pd:
-                pa[k] = 1.0 if p <= q else (0.0 if p > q else p + q)
-                pb[k] = 0.0 if p <= q else (1.0 if p > q else p + q)
-
-
 cdef void _pow_node(const double* a, double c, double* y, double* pa, bint pd,
                     Py_ssize_t m) noexcept nogil:
     # y = a^c, ∂y/∂a = c a^(c-1) (power rule, paper §2), libm's pow.
@@ -234,39 +194,6 @@ cdef void _pow_node(const double* a, double c, double* y, double* pa, bint pd,
     if pd:
         for k in range(m):
             pa[k] = c * c_pow(a[k], c - 1.0)
-
-
-cdef inline void _axpy(double* dst, const double* cur, const double* src, int kind, double c,
-                       const double* p, int mode, Py_ssize_t m) noexcept nogil:
-    # mode 0: dst = src·partial; 1: dst += src·partial (cur is dst); 2: dst = cur +
-    # src·partial (cur another buffer). The partial is c (PK_CONST) or p[k]. Modes 1 and 2
-    # do the same arithmetic, so where a sum is formed never changes its bits.
-    cdef Py_ssize_t k
-    if kind == PK_CONST:
-        if mode == 0:
-            if c == 1.0:
-                memcpy(dst, src, m * sizeof(double))
-            elif c == -1.0:
-                for k in range(m):
-                    dst[k] = -src[k]
-            else:
-                for k in range(m):
-                    dst[k] = src[k] * c
-        elif c == 1.0:
-            for k in range(m):
-                dst[k] = cur[k] + src[k]
-        elif c == -1.0:
-            for k in range(m):
-                dst[k] = cur[k] + -src[k]
-        else:
-            for k in range(m):
-                dst[k] = cur[k] + src[k] * c
-    elif mode == 0:
-        for k in range(m):
-            dst[k] = p[k] * src[k]
-    else:
-        for k in range(m):
-            dst[k] = cur[k] + p[k] * src[k]
 
 
 # ---------------------------------------------------------------------------------------
