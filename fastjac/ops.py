@@ -118,8 +118,8 @@ def _as_result(res, shape):
 
 def _traced_method(name):
     return TypeError(
-        f"fj.fuse: only the value of {name} can be used inside a fused function; its "
-        "derivatives come from the fused function's own jvp / vjp / jacobian")
+        f"fj.fuse: only the value of {name} (without out=) can be used inside a fused "
+        "function; its derivatives come from the fused function's own jvp / vjp / jacobian")
 
 
 def _out_pair(out, names):
@@ -174,7 +174,7 @@ class UnaryOp:
         if res is not None:
             return res
         if getattr(x, "_fj_traced", False) or getattr(t, "_fj_traced", False):
-            if value and t is None:  # inside a function being traced by fj.fuse
+            if value and t is None and out is None:  # inside a function traced by fj.fuse
                 return getattr(x, "_fj_unary")(self)
             raise _traced_method(self.name)
         dt = V.result_dtype(("x", x), (t_name, t))

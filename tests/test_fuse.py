@@ -200,6 +200,24 @@ def test_out_in_place_and_inputs_never_written():
         f(buf[:1000], x, out=buf[1:1001])
 
 
+def test_empty_and_nd_inputs():
+    f = fj.fuse(lambda w, x: fj.exp(w) * x - w)
+    e = np.empty(0)
+    assert f(e, e).shape == (0,)
+    gw, gx = f.vjp(e, e, e)
+    assert gw.shape == (0,) and gx.shape == (0,)
+    W = RNG.normal(size=(3, 4))
+    X = RNG.normal(size=(3, 4))
+    gw, gx = f.vjp(W, X, np.ones((3, 4)))
+    assert gw.shape == (3, 4)
+    np.testing.assert_allclose(gw, np.exp(W) * X - 1, rtol=1e-14)
+    Jw, Jx = f.jacobian(W, X)
+    assert Jw.shape == (12, 12)
+    # a scalar tangent for an array input is refused (shapes must match)
+    with pytest.raises(ValueError):
+        f.jvp(W, X, 1.0, None)
+
+
 def test_errors():
     f = fj.fuse(lambda w, x: w * x)
     with pytest.raises(TypeError, match="takes 2 inputs"):
@@ -237,6 +255,7 @@ UNSUPPORTED = [
     (lambda x: x * "a", "str"),
     (lambda x: fj.exp.derivative(x), "only the value"),
     (lambda x: fj.mul.vjp(x, x, x), "only the value"),
+    (lambda x: fj.exp(x, out=np.empty(3)), "only the value"),
 ]
 
 
