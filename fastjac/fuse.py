@@ -508,7 +508,7 @@ class Fused:
         """
         if out is None:  # the common call, checked and run in one C call
             c = self._compiled or self._compile()
-            res = c.prog.call_fast(args, None, 0, n_threads, c.work, PARALLEL_THRESHOLD)
+            res = c.prog.call_fast(args, None, 0, n_threads)
             if res is not None:
                 return res
         if any(isinstance(a, Traced) for a in args):
@@ -600,8 +600,7 @@ class Fused:
         """
         if out is None and len(args) == self._k + 1:  # the common call in one C call
             c = self._compiled or self._compile()
-            res = c.prog.call_fast(args[:-1], args[-1], 1, n_threads, c.work,
-                                   PARALLEL_THRESHOLD)
+            res = c.prog.call_fast(args[:-1], args[-1], 1, n_threads)
             if res is not None:
                 return res
         return self._reverse(args, True, False, out, n_threads, "vjp")
@@ -626,7 +625,7 @@ class Fused:
         """
         if out is None:
             c = self._compiled or self._compile()
-            res = c.prog.call_fast(args, None, 2, n_threads, c.work, PARALLEL_THRESHOLD)
+            res = c.prog.call_fast(args, None, 2, n_threads)
             if res is not None:
                 return res
         return self._reverse(args, False, False, out, n_threads, "sum_grad")
@@ -724,8 +723,10 @@ class _Compiled:
                 pr.append(r)
         self.dtypes = tuple(tr.dtypes)
         self.work = work
-        self.prog = _FK.Program(n_in, len(consts), op, a, b, param, pk, pc, pr, consts,
-                                reg[out])
+        self.prog = _FK.Program(n_in=n_in, n_const=len(consts), op=op, a=a, b=b,
+                                param=param, pk=pk, pc=pc, pr=pr, consts=consts,
+                                out_reg=reg[out])
+        self.prog.set_serial_limit(work, PARALLEL_THRESHOLD)
 
 
 def _input_names(fn):

@@ -36,7 +36,7 @@ class Program:
         grad_out: Optional[Sequence[Optional[_Arr]]] = ...,
         grad_mode: Optional[Sequence[int]] = ..., n_threads: int = ...,
     ) -> List[float]: ...
+    def set_serial_limit(self, work: int, threshold: int) -> None: ...
     def call_fast(
-        self, args: Tuple[Any, ...], gy: Any, mode: int, n_threads: Optional[int], work: int,
-        threshold: int,
+        self, args: Tuple[Any, ...], gy: Any, mode: int, n_threads: Optional[int],
     ) -> Union[None, _Arr, Tuple[_Arr, ...]]: ...

@@ -456,6 +456,7 @@ cdef class Program:
     """
 
     cdef int n_in, n_const, n_node, n_reg, out_reg
+    cdef Py_ssize_t work, threshold
     cdef int* op
     cdef int* a
     cdef int* b
@@ -497,6 +498,8 @@ cdef class Program:
         self.n_node = <int>nn
         self.n_reg = nreg
         self.out_reg = out_reg
+        self.work = 1
+        self.threshold = 0  # call_fast takes n_threads=None only after set_serial_limit
         self.op = _int_array(op)
         self.a = _int_array(a)
         self.b = _int_array(b)
@@ -608,16 +611,24 @@ cdef class Program:
         finally:
             free(c.mem)
 
-    def call_fast(self, tuple args, gy, int mode, n_threads, Py_ssize_t work,
-                  Py_ssize_t threshold):
+    def set_serial_limit(self, Py_ssize_t work, Py_ssize_t threshold):
+        """For ``call_fast``: the work per element of this program and the work below which
+        ``n_threads=None`` runs serially (larger calls take the general path, which picks
+        the thread count)."""
+        self.work = work
+        self.threshold = threshold
+
+    def call_fast(self, tuple args, gy, int mode, n_threads):
         """The common calls in one C call, or None when they need the general path.
 
         ``mode`` 0: the value; 1: the VJP with ``gy``; 2: sum_grad (``gy`` None). Eligible:
         no captured arrays; every input (and ``gy``) an exact ``numpy.ndarray`` of one float
         dtype and one shape (``ndim >= 1``), C-contiguous, aligned, native byte order;
-        ``n_threads`` None with ``n * work < threshold``, or an int in [1, 256]. Returns the
-        value, or the gradients (a tuple, or one array for one input).
+        ``n_threads`` None with ``n * work < threshold`` (see ``set_serial_limit``), or an
+        int in [1, 256]. Returns the value, or the gradients (a tuple, or one array for one
+        input).
         """
+        cdef Py_ssize_t work = self.work, threshold = self.threshold
         cdef Ctx c
         cdef int r, nin = self.n_in, typenum, nt
         cdef Py_ssize_t n
