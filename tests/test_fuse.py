@@ -200,6 +200,29 @@ def test_out_in_place_and_inputs_never_written():
         f(buf[:1000], x, out=buf[1:1001])
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+def test_in_place_every_method(dt):
+    f = fj.fuse(lambda w, x: fj.sin(w) * x + w * w - x / 3.0)
+    n = 5000
+    w, x, dw, dx, gy = (RNG.normal(size=n).astype(dt) for _ in range(5))
+    ref_j = f.jvp(w, x, dw, dx)
+    ref_y, ref_g = f.value_and_vjp(w, x, gy)
+    ref_s = f.sum_grad(w, x)
+    for target in ("w", "x", "dw", "dx"):
+        arrs = dict(w=w.copy(), x=x.copy(), dw=dw.copy(), dx=dx.copy())
+        o = arrs[target]
+        assert f.jvp(arrs["w"], arrs["x"], arrs["dw"], arrs["dx"], out=o) is o
+        assert np.array_equal(o, ref_j), target
+    ww, xx, gg = w.copy(), x.copy(), gy.copy()
+    y, (a, b) = f.value_and_vjp(ww, xx, gg, out=(gg, (ww, xx)))
+    assert y is gg and a is ww and b is xx
+    assert np.array_equal(y, ref_y) and np.array_equal(a, ref_g[0])
+    assert np.array_equal(b, ref_g[1])
+    ww, xx = w.copy(), x.copy()
+    a, b = f.sum_grad(ww, xx, out=(xx, ww))
+    assert np.array_equal(a, ref_s[0]) and np.array_equal(b, ref_s[1])
+
+
 def test_empty_and_nd_inputs():
     f = fj.fuse(lambda w, x: fj.exp(w) * x - w)
     e = np.empty(0)
@@ -364,7 +387,9 @@ def test_random_dags(k, ops, dt, n, seed):
     f = fj.fuse(fn)
     rng = np.random.default_rng(seed)
     xs = tuple(rng.uniform(-1.2, 1.2, size=n).astype(dt) for _ in range(k))
-    x64 = tuple(a.astype(np.float64) for a in xs)
+    if k > 1 and seed % 3 == 0:  # one input a Python float: scalar expansion (§4.3)
+        xs = (float(xs[0][0]),) + xs[1:]
+    x64 = tuple(a if isinstance(a, float) else a.astype(np.float64) for a in xs)
     ref = run(x64, "np")
     y = f(*xs)
     if not np.all(np.isfinite(ref)) or np.max(np.abs(ref)) > 1e6:
@@ -379,7 +404,7 @@ def test_random_dags(k, ops, dt, n, seed):
     sg = sg if k > 1 else (sg,)
     jac = f.jacobian(*x64)
     jac = jac if k > 1 else (jac,)
-    ts = tuple(rng.normal(size=n) for _ in range(k))
+    ts = tuple(rng.normal() if isinstance(a, float) else rng.normal(size=n) for a in x64)
     dy = f.jvp(*x64, *ts)
     tot = np.zeros(n)
     for i in range(k):
@@ -391,9 +416,15 @@ def test_random_dags(k, ops, dt, n, seed):
         d = (np.broadcast_to(run(tuple(xp), "np"), (n,)) - np.broadcast_to(run(tuple(xm), "np"),
                                                                           (n,))) / (2 * h)
         scale = 1e-5 * (1 + np.abs(d))
-        assert np.all(np.abs(grads[i] - gy * d) <= scale * (1 + np.abs(gy))), i
-        assert np.all(np.abs(sg[i] - d) <= scale)
-        assert np.all(np.abs((jac[i].d if isinstance(jac[i], fj.Diagonal) else jac[i].c) - d) <= scale)
+        jd = jac[i].d if isinstance(jac[i], fj.Diagonal) else jac[i].c
+        assert np.all(np.abs(jd - d) <= scale)
+        if isinstance(x64[i], float):  # a scalar input: the summed gradient (§4.3)
+            assert isinstance(jac[i], fj.Column)
+            assert abs(grads[i] - np.sum(gy * d)) <= 1e-5 * (1 + np.sum(np.abs(gy * d)))
+            assert abs(sg[i] - np.sum(d)) <= 1e-5 * (1 + np.sum(np.abs(d)))
+        else:
+            assert np.all(np.abs(grads[i] - gy * d) <= scale * (1 + np.abs(gy))), i
+            assert np.all(np.abs(sg[i] - d) <= scale)
         tot += d * ts[i]
     assert np.all(np.abs(dy - tot) <= 1e-5 * (1 + np.abs(tot)) * k * 3)
 
