@@ -21,7 +21,9 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import _config
 from . import _optable
+from . import gradcheck as _gc
 from . import _validate as V
 from ._kernels import fused as _FK
 from .jacobian import Column, Diagonal
@@ -552,7 +554,14 @@ class Fused:
         c.prog.run(tuple(flats), scalar, tangents=tuple(tflats) + (None,) * len(c.arrays),
                    jvp_out=buf, n_threads=self._threads(c, n_threads, n))
         V.finish(buf, res)
-        return res if out is not None else _as_result(res, shape)
+        if out is not None:
+            return res
+        res = _as_result(res, shape)
+        if _config.VALIDATE:  # validation mode: finite differences
+            tans = tuple(_gc._zero_tangent(a) if t is None else t
+                         for a, t in zip(inputs, tangents))
+            _gc._cross_check(self, "jvp", inputs, tans, res, f"{self.__name__}.jvp")
+        return res
 
     def _reverse(self, args, with_gy, with_value, out, n_threads, what, expand=False):
         inputs, rest = self._split(args, 1 if with_gy else 0, what)
@@ -598,12 +607,17 @@ class Fused:
             One gradient per input with its shape; a scalar input's is the scalar
             ``Σ_i gy_i ∂y_i/∂z`` accumulated in double (§4.3).
         """
+        res = None
         if out is None and len(args) == self._k + 1:  # the common call in one C call
             c = self._compiled or self._compile()
             res = c.prog.call_fast(args[:-1], args[-1], 1, n_threads)
-            if res is not None:
-                return res
-        return self._reverse(args, True, False, out, n_threads, "vjp")
+        if res is None:
+            res = self._reverse(args, True, False, out, n_threads, "vjp")
+        if _config.VALIDATE and out is None:  # validation mode: finite differences
+            inputs, rest = self._split(args, 1, "vjp")
+            _gc._cross_check(self, "vjp", inputs, rest[0], res if self._k > 1 else (res,),
+                             f"{self.__name__}.vjp")
+        return res
 
     def value_and_vjp(self, *args: Any, out=None, n_threads: Optional[int] = None):
         """``(f(...), vjp)`` from one pass. ``out`` is None or a pair ``(y, grads)``.

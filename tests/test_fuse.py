@@ -324,6 +324,20 @@ def test_check_vjp_works_unchanged():
     assert fj.check_vjp(g, g.vjp, (x,)).passed
 
 
+def test_validation_mode_cross_checks():
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    w = RNG.normal(size=8)
+    x = RNG.uniform(0.5, 2, size=8)
+    with fj.validating():
+        f.vjp(w, x, np.ones(8))
+        f.vjp(0.5, x, np.ones(8))
+        f.jvp(w, x, np.ones(8), None)
+        # the hook can fail: a wrong gradient is caught
+        from fastjac import gradcheck
+        with pytest.raises(fj.GradCheckError):
+            gradcheck._cross_check(f, "vjp", (w, x), np.ones(8), (w + 1, x + 1), "f.vjp")
+
+
 def test_decorator_forms_and_cache():
     @fj.fuse
     def f(x, y):
