@@ -68,6 +68,7 @@ numpydoc_xref_aliases.update({
     "Jacobian": "fastjac.Jacobian",
     "UnaryOp": "fastjac.UnaryOp",
     "BinaryOp": "fastjac.BinaryOp",
+    "Fused": "fastjac.Fused",
     "GradCheckReport": "fastjac.GradCheckReport",
     "FitResult": "fastjac.neuron.FitResult",
     "Entry": "fastjac.gradcheck.Entry",

@@ -27,10 +27,12 @@ array([ 2.7183, 12.969 , 32.5568])
 #   _config        FASTJAC_* environment switches, validation-mode flag
 #   _validate      every input check;  jacobian  structured Jacobians
 #   _display       progress bar, time format;  _reference  the NumPy neuron
+#   _optable       the op table: names, codes, arities, weights, formulas
 #   _fd            finite-difference engine;  _report  what a check found
 #   gradcheck      the public checks (check_*, assert_*)
 #   _validation    validation-mode hooks called by ops and neuron
-#   ops, neuron    the element-wise ops and the ReLU neuron
+#   ops            the element-wise ops
+#   neuron, fuse   the ReLU neuron; fused element-wise expressions (fj.fuse)
 #   _selfcheck     every kernel against finite differences (fastjac.selfcheck)
 #   bench, dask    `fastjac bench`; the same gradients on Dask arrays
 #   cli            the `fastjac` command (check, bench, demo, train)
@@ -39,6 +41,7 @@ from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
 from . import neuron
+from .fuse import Fused, fuse
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
     check_diagonal, check_grad, check_jvp, check_vjp, validating,
@@ -75,6 +78,7 @@ __all__ = [
     "GradCheckReport", "GradCheckError",
     "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
+    "fuse", "Fused",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",
     "relu", "abs", "reciprocal", "add", "sub", "mul", "div", "maximum", "minimum",
 ]

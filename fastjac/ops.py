@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _config
+from . import _optable
 from . import _validate as V
 from . import _validation
 from ._kernels import elementwise as _K
@@ -52,8 +53,7 @@ OutPair = Optional[Sequence[Optional[np.ndarray]]]
 # the load average, like OMP_DYNAMIC). Each function weighs what it costs per element relative to a
 # multiply (fastjac's vectorised exp, sin, cos; libm's tanh and log are slower).
 PARALLEL_THRESHOLD = 1 << 18
-_WEIGHT = {_K.UNARY_CODES[name]: w for name, w in (
-    ("exp", 4), ("sigmoid", 6), ("sin", 8), ("cos", 8), ("log", 10), ("tanh", 12))}
+_WEIGHT = _optable.WEIGHT  # per unary code, from the op table (fastjac/_optable.py)
 
 
 _MODES = {"strict": -1, "accurate": 0, "fast": 1}
@@ -112,6 +112,12 @@ def _work(n, codes):
 def _as_result(res, shape):
     """A 0-d result (all-scalar inputs) is returned as a NumPy scalar, like a ufunc."""
     return res[()] if shape == () else res
+
+
+def _traced_method(name):
+    return TypeError(
+        f"fj.fuse: only the value of {name} (without out=) can be used inside a fused "
+        "function; its derivatives come from the fused function's own jvp / vjp / jacobian")
 
 
 def _out_pair(out, names):
@@ -180,6 +186,10 @@ class UnaryOp:
                             PARALLEL_THRESHOLD, V.CPU_COUNT)
         if res is not None:
             return res
+        if getattr(x, "_fj_traced", False) or getattr(t, "_fj_traced", False):
+            if value and t is None and out is None:  # inside a function traced by fj.fuse
+                return getattr(x, "_fj_unary")(self)
+            raise _traced_method(self.name)
         dt = V.result_dtype(("x", x), (t_name, t))
         xf, shape = V.operand(x, "x", dt)
         tf = None
@@ -412,6 +422,9 @@ class BinaryOp:
         return f"<fastjac.BinaryOp {self.name}>"
 
     def _prepare(self, w, x, extra):
+        for v in (w, x) + tuple(e[1] for e in extra):
+            if getattr(v, "_fj_traced", False):
+                raise _traced_method(self.name)
         dt = V.result_dtype(("w", w), ("x", x), *extra)
         wf, sw = V.operand(w, "w", dt)
         xf, sx = V.operand(x, "x", dt)
@@ -441,6 +454,11 @@ class BinaryOp:
         res = self._fast(w, x, None, True, out, n_threads)
         if res is not None:
             return res
+        if getattr(w, "_fj_traced", False) or getattr(x, "_fj_traced", False):
+            if out is not None:  # inside a function being traced by fj.fuse
+                raise TypeError(f"{self.name}: out= is not supported inside fj.fuse")
+            traced = w if getattr(w, "_fj_traced", False) else x
+            return getattr(traced, "_fj_binary")(self, w, x)
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
         buf, res = V.output(out, "out", shape, dt, inputs=(("w", wf), ("x", xf)))
         _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None, None,
@@ -772,22 +790,14 @@ class _Sum:
 dot = _Dot()
 sum = _Sum()  # noqa: A001 - mirrors numpy.sum; fastjac.sum is the §4.4 reduction
 
-_U = _K.UNARY_CODES
-_UNARY_DOCS = {
-    "identity": ("x", "1"),
-    "neg": ("-x", "-1"),
-    "square": ("x²", "2x"),
-    "sqrt": ("√x", "1/(2√x)"),
-    "exp": ("eˣ", "eˣ"),
-    "log": ("ln x", "1/x"),
-    "sin": ("sin x", "cos x"),
-    "cos": ("cos x", "-sin x"),
-    "tanh": ("tanh x", "1 - tanh²x (computed without cancellation)"),
-    "sigmoid": ("1/(1+e⁻ˣ)", "σ(x)(1-σ(x)) (computed as e/(1+e)², e = ``exp(-|x|)``)"),
-    "relu": ("max(0, x)", "1 if x > 0 else 0 (so ReLU'(0) = 0, the paper's choice)"),
-    "abs": ("``|x|``", "sign(x) (so abs'(0) = 0)"),
-    "reciprocal": ("1/x", "-1/x²"),
-}
+# The op table (fastjac/_optable.py) is the one source of names, codes, weights and
+# formulas; the kernel's enums must agree with it.
+_optable.check_kernel_codes("fastjac._kernels.elementwise", _K.UNARY_CODES,
+                            {op.name: op.code for op in _optable.PUBLIC_UNARY})
+_optable.check_kernel_codes("fastjac._kernels.elementwise", _K.BINARY_CODES,
+                            _optable.BINARY_CODES)
+_UNARY_DOCS = {op.name: (op.value, op.deriv) for op in _optable.PUBLIC_UNARY}
+_U = _optable.UNARY_CODES
 UNARY: dict[str, UnaryOp] = {}
 for _name, (_f, _d) in _UNARY_DOCS.items():
     UNARY[_name] = UnaryOp(
@@ -796,15 +806,8 @@ for _name, (_f, _d) in _UNARY_DOCS.items():
         doc=f"Element-wise ``{_name}``: y = {_f}, dy/dx = {_d}.\n\n" + (UnaryOp.__doc__ or ""),
     )
 
-_B = _K.BINARY_CODES
-_BINARY_DOCS = {
-    "add": ("w + x", "I", "I"),
-    "sub": ("w - x", "I", "-I"),
-    "mul": ("w ⊗ x", "diag(x)", "diag(w)"),
-    "div": ("w ⊘ x", "diag(1/x)", "diag(-w/x²)"),
-    "maximum": ("max(w, x)", "diag(w >= x)", "diag(w < x)  (ties go to w)"),
-    "minimum": ("min(w, x)", "diag(w <= x)", "diag(w > x)  (ties go to w)"),
-}
+_BINARY_DOCS = {op.name: (op.value, op.deriv, op.deriv_x) for op in _optable.BINARY_OPS}
+_B = _optable.BINARY_CODES
 BINARY: dict[str, BinaryOp] = {}
 for _name, (_f, _jw, _jx) in _BINARY_DOCS.items():
     BINARY[_name] = BinaryOp(
