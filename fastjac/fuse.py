@@ -603,9 +603,10 @@ class Fused:
 
         Returns
         -------
-        tuple of (numpy.ndarray or numpy.floating), or one of them when k = 1
-            One gradient per input with its shape; a scalar input's is the scalar
-            ``Σ_i gy_i ∂y_i/∂z`` accumulated in double (§4.3).
+        tuple or numpy.ndarray or numpy.floating
+            One gradient per input with its shape (a tuple of k; the gradient alone when
+            k = 1); a scalar input's is the scalar ``Σ_i gy_i ∂y_i/∂z`` accumulated in
+            double (§4.3).
         """
         res = None
         if out is None and len(args) == self._k + 1:  # the common call in one C call
@@ -624,8 +625,8 @@ class Fused:
 
         Returns
         -------
-        (y, grads)
-            The value and what :meth:`vjp` returns.
+        tuple
+            ``(y, grads)``: the value and what :meth:`vjp` returns.
         """
         return self._reverse(args, True, True, out, n_threads, "value_and_vjp")
 
@@ -634,8 +635,8 @@ class Fused:
 
         Returns
         -------
-        tuple, or one array when k = 1
-            As :meth:`vjp` with ``gy = 1``.
+        tuple or numpy.ndarray or numpy.floating
+            As :meth:`vjp` with ``gy = 1`` (one array when k = 1).
         """
         if out is None:
             c = self._compiled or self._compile()
@@ -665,7 +666,8 @@ class Fused:
 
         Returns
         -------
-        tuple of (Diagonal or Column), or one of them when k = 1
+        tuple or Diagonal or Column
+            One Jacobian per input (a tuple of k; the Jacobian alone when k = 1).
         """
         inputs, _ = self._split(args, 0, "jacobian")
         grads = self._reverse(inputs, False, False, None, n_threads, "jacobian", expand=True)
