@@ -159,7 +159,7 @@ def _extensions():
         opt = ["/O2"] if not DEBUG else ["/Od"]
     libmvec = sys.platform != "win32" and _libmvec_available()
 
-    kernels = ["elementwise", "neuron"]
+    kernels = ["elementwise", "neuron", "layer"]
     exts = [
         Extension(
             f"fastjac._kernels.{name}",
@@ -171,7 +171,8 @@ def _extensions():
             depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "fj_vmath.h",
                                                         "fj_exp_table.h", "fj_reduce.h",
                                                         "neuron_block.h",
-                                                        "neuron_block_avx2.h")],
+                                                        "neuron_block_avx2.h",
+                                                        "layer_block.h")],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,
         )

@@ -12,10 +12,11 @@ ReLU neuron with its MSE loss, all without building a dense matrix.
 """
 
 from ._kernels.elementwise import openmp_enabled
-from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
+from .jacobian import Column, Dense, Diagonal, Jacobian, LayerJacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
 from . import neuron
+from . import layer
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
     check_diagonal, check_grad, check_jvp, check_vjp, selfcheck, validating,
@@ -45,11 +46,11 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled", "neuron", "set_precision", "get_precision",
+    "__version__", "openmp_enabled", "neuron", "layer", "set_precision", "get_precision",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
     "assert_vjp", "assert_diagonal", "selfcheck", "validating", "GradCheckReport",
     "GradCheckError",
-    "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
+    "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense", "LayerJacobian",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",
     "relu", "abs", "reciprocal", "add", "sub", "mul", "div", "maximum", "minimum",

@@ -1,0 +1,255 @@
+/* The one-pass block loop of fastjac/_kernels/layer.pyx: a layer of m ReLU neurons over
+ * rows r0..r1 of X (N x n), W (m x n) one row per neuron, read once per row.
+ *
+ * For each row x (widened to double into a per-block buffer) the loop computes the m
+ * pre-activations z_k = (Σ_j x_j W_kj) + b_k, with the sum over j in order j = 0..n-1,
+ * as m independent lanes: z[0..m) += x_j Wt[j, 0..m) for j = 0..n-1 (Wt = Wᵀ, n x m,
+ * double). Four rows are processed together so that the out-of-order core has four
+ * independent chains per lane. Then, per mode:
+ *
+ * - FJ_LAYER_LOSS: r = y_k - max(0, z_k), c_k = e_k = z_k - y_k for z_k > 0 and
+ *   (0 - y_k) * 0 otherwise (the neuron's _sq_residual, ReLU'(0) = 0); Σ r² in (row, k)
+ *   order; gb[k] += c_k; gWt[j, k] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j) per group
+ *   of four rows; gX row i = gx_scale Σ_k c_k W_k (k in order), when asked for.
+ * - FJ_LAYER_VJP: no z; c_k = G_ik * (A_ik > 0 ? 1 : 0) (NumPy's G * (A > 0)), then the
+ *   same sums (without Σ r²) and gX.
+ * - FJ_LAYER_ACT: A_ik = max(0, z_k) (NaN stays NaN).
+ *
+ * Every loop over k or j is lane-independent (no reassociation), fp-contract is off, so
+ * the AVX-512, AVX2 and portable compilations of the same C give bitwise the same
+ * results; fj_layer_set_level lets tests force each one. The partial sums of a block go
+ * to its own slot of the scratch; layer.pyx merges the slots in block order, so results
+ * do not depend on the thread count.
+ */
+#ifndef FJ_LAYER_BLOCK_H
+#define FJ_LAYER_BLOCK_H
+
+#include <stddef.h>
+#include <string.h>
+
+#define FJ_LAYER_LOSS 0
+#define FJ_LAYER_VJP 1
+#define FJ_LAYER_ACT 2
+
+typedef struct {
+    const void *X;        /* IN  N x n rows (data dtype) */
+    const void *Y;        /* IN  N x m targets (LOSS), or NULL */
+    const void *A;        /* IN  N x m activations (VJP) */
+    const void *G;        /* IN  N x m cotangent (VJP) */
+    const ptrdiff_t *idx; /* IN  row numbers (mini-batch), or NULL for rows 0.. */
+    const double *Wt;     /* IN  n x m, double */
+    const double *Wd;     /* IN  m x n, double (gX only) */
+    const double *b;      /* IN  m, double (LOSS, ACT) */
+    void *out;            /* OUT N x m activations (ACT) */
+    void *gX;             /* OUT N x n (rows as numbered in the batch), or NULL */
+    double gx_scale;
+    ptrdiff_t N, n, m, rows_per_block;
+    int mode, do_gw;
+    double *scratch;      /* per block: [Σ r², gb (m), gWt (n*m), work (4*m + 4*n + n)] */
+    ptrdiff_t stride;
+} fj_layer_ctx;
+
+static inline ptrdiff_t fj_layer_stride(ptrdiff_t n, ptrdiff_t m)
+{
+    return 1 + m + n * m + 4 * m + 5 * n;
+}
+
+#define FJ_RESTRICT __restrict__
+
+/* The block body, for one element type T; instantiated below per type and SIMD level. */
+#define FJ_LAYER_BODY(NAME, T, ATTR)                                                         \
+ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                                \
+{                                                                                            \
+    const ptrdiff_t n = ctx->n, m = ctx->m, mode = ctx->mode;                               \
+    const ptrdiff_t r0 = blk * ctx->rows_per_block;                                          \
+    const ptrdiff_t r1 = r0 + ctx->rows_per_block < ctx->N ? r0 + ctx->rows_per_block      \
+                                                            : ctx->N;                        \
+    const T *FJ_RESTRICT X = (const T *)ctx->X;                                              \
+    const double *FJ_RESTRICT Wt = ctx->Wt;                                                  \
+    double *FJ_RESTRICT part = ctx->scratch + blk * ctx->stride;                             \
+    double *FJ_RESTRICT gb = part + 1;                                                       \
+    double *FJ_RESTRICT gWt = gb + m;                                                        \
+    double *FJ_RESTRICT zc = gWt + n * m;    /* 4 x m: z, then c */                        \
+    double *FJ_RESTRICT xd = zc + 4 * m;     /* 4 x n: the rows, widened */                \
+    double *FJ_RESTRICT acc = xd + 4 * n;    /* n: a gX row */                             \
+    const int do_gw = ctx->do_gw && mode != FJ_LAYER_ACT;                                   \
+    double sse = 0.0;                                                                        \
+    ptrdiff_t i, j, k, r, g;                                                                 \
+    for (k = 0; k < m; k++) gb[k] = 0.0;                                                     \
+    if (do_gw) for (j = 0; j < n * m; j++) gWt[j] = 0.0;                                     \
+    for (i = r0; i < r1; i += 4) {                                                           \
+        const ptrdiff_t nr = r1 - i < 4 ? r1 - i : 4;                                        \
+        ptrdiff_t row[4];                                                                    \
+        for (r = 0; r < nr; r++) {                                                           \
+            row[r] = ctx->idx ? ctx->idx[i + r] : i + r;                                     \
+            const T *FJ_RESTRICT x = X + row[r] * n;                                         \
+            double *FJ_RESTRICT xr = xd + r * n;                                             \
+            for (j = 0; j < n; j++) xr[j] = (double)x[j];                                    \
+        }                                                                                    \
+        for (r = nr; r < 4; r++) {                                                           \
+            row[r] = row[0];                                                                 \
+            memset(xd + r * n, 0, (size_t)n * sizeof(double));                               \
+        }                                                                                    \
+        if (mode != FJ_LAYER_VJP) {                                                          \
+            double *FJ_RESTRICT z0 = zc, *FJ_RESTRICT z1 = zc + m;                           \
+            double *FJ_RESTRICT z2 = zc + 2 * m, *FJ_RESTRICT z3 = zc + 3 * m;               \
+            for (k = 0; k < 4 * m; k++) zc[k] = 0.0;                                         \
+            for (j = 0; j < n; j++) {                                                        \
+                const double a0 = xd[j], a1 = xd[n + j], a2 = xd[2 * n + j],                 \
+                             a3 = xd[3 * n + j];                                             \
+                const double *FJ_RESTRICT wr = Wt + j * m;                                   \
+                for (k = 0; k < m; k++) {                                                    \
+                    const double wk = wr[k];                                                 \
+                    z0[k] += a0 * wk;                                                        \
+                    z1[k] += a1 * wk;                                                        \
+                    z2[k] += a2 * wk;                                                        \
+                    z3[k] += a3 * wk;                                                        \
+                }                                                                            \
+            }                                                                                \
+            for (k = 0; k < 4 * m; k++) zc[k] += ctx->b[k % m];                              \
+        }                                                                                    \
+        if (mode == FJ_LAYER_ACT) {                                                          \
+            for (r = 0; r < nr; r++) {                                                       \
+                T *FJ_RESTRICT a = (T *)ctx->out + row[r] * m;                               \
+                const double *FJ_RESTRICT z = zc + r * m;                                    \
+                for (k = 0; k < m; k++) {                                                    \
+                    const double v = z[k];                                                   \
+                    a[k] = (T)(v > 0.0 ? v : (v <= 0.0 ? 0.0 : v));                          \
+                }                                                                            \
+            }                                                                                \
+            continue;                                                                        \
+        }                                                                                    \
+        if (mode == FJ_LAYER_LOSS) {                                                         \
+            for (r = 0; r < nr; r++) {                                                       \
+                const T *FJ_RESTRICT y = (const T *)ctx->Y + row[r] * m;                     \
+                double *FJ_RESTRICT c = zc + r * m;                                          \
+                for (k = 0; k < m; k++) {                                                    \
+                    const double z = c[k], yk = (double)y[k];                                \
+                    const int inactive = z <= 0.0;                                           \
+                    const double e = z - yk;                                                 \
+                    const double res = inactive ? -yk : e;                                   \
+                    sse += res * res;                                                        \
+                    c[k] = inactive ? (0.0 - yk) * 0.0 : e;                                  \
+                }                                                                            \
+            }                                                                                \
+        } else {                                                                             \
+            for (r = 0; r < nr; r++) {                                                       \
+                const T *FJ_RESTRICT a = (const T *)ctx->A + row[r] * m;                     \
+                const T *FJ_RESTRICT gg = (const T *)ctx->G + row[r] * m;                    \
+                double *FJ_RESTRICT c = zc + r * m;                                          \
+                for (k = 0; k < m; k++)                                                      \
+                    c[k] = (double)gg[k] * ((double)a[k] > 0.0 ? 1.0 : 0.0);                 \
+            }                                                                                \
+        }                                                                                    \
+        for (r = nr; r < 4; r++)                                                             \
+            for (k = 0; k < m; k++) zc[r * m + k] = 0.0;                                     \
+        for (r = 0; r < nr; r++) {                                                           \
+            const double *FJ_RESTRICT c = zc + r * m;                                        \
+            for (k = 0; k < m; k++) gb[k] += c[k];                                           \
+        }                                                                                    \
+        if (do_gw) {                                                                         \
+            const double *FJ_RESTRICT c0 = zc, *FJ_RESTRICT c1 = zc + m;                     \
+            const double *FJ_RESTRICT c2 = zc + 2 * m, *FJ_RESTRICT c3 = zc + 3 * m;         \
+            if (nr == 4) {                                                                   \
+                for (j = 0; j < n; j++) {                                                    \
+                    const double a0 = xd[j], a1 = xd[n + j], a2 = xd[2 * n + j],             \
+                                 a3 = xd[3 * n + j];                                         \
+                    double *FJ_RESTRICT gr = gWt + j * m;                                    \
+                    for (k = 0; k < m; k++)                                                  \
+                        gr[k] += (c0[k] * a0 + c1[k] * a1) + (c2[k] * a2 + c3[k] * a3);      \
+                }                                                                            \
+            } else {                                                                         \
+                for (r = 0; r < nr; r++) {                                                   \
+                    const double *FJ_RESTRICT c = zc + r * m;                                \
+                    const double *FJ_RESTRICT xr = xd + r * n;                               \
+                    for (j = 0; j < n; j++) {                                                \
+                        const double a = xr[j];                                              \
+                        double *FJ_RESTRICT gr = gWt + j * m;                                \
+                        for (k = 0; k < m; k++) gr[k] += c[k] * a;                           \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        if (ctx->gX != NULL) {                                                               \
+            for (r = 0; r < nr; r++) {                                                       \
+                const double *FJ_RESTRICT c = zc + r * m;                                    \
+                T *FJ_RESTRICT gx = (T *)ctx->gX + (i + r) * n;                              \
+                for (j = 0; j < n; j++) acc[j] = 0.0;                                        \
+                for (g = 0; g < m; g++) {                                                    \
+                    const double s = ctx->gx_scale * c[g];                                   \
+                    const double *FJ_RESTRICT wg = ctx->Wd + g * n;                          \
+                    for (j = 0; j < n; j++) acc[j] += s * wg[j];                             \
+                }                                                                            \
+                for (j = 0; j < n; j++) gx[j] = (T)acc[j];                                   \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    part[0] = sse;                                                                           \
+}
+
+FJ_LAYER_BODY(fj_layer_block_f64_base, double, )
+FJ_LAYER_BODY(fj_layer_block_f32_base, float, )
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(FJ_NO_MULTIVERSION)
+#define FJ_LAYER_HAVE_X86 1
+FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f64_avx512, double,
+              __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
+FJ_LAYER_BODY(fj_layer_block_f32_avx512, float,
+              __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
+#else
+#define FJ_LAYER_HAVE_X86 0
+#endif
+
+/* 0 portable, 1 AVX2, 2 AVX-512; chosen from the CPU at the first call (a race between
+ * threads is harmless: every thread that asks gets the same answer). */
+static int fj_layer_level = -1;
+
+static int fj_layer_get_level(void)
+{
+    if (fj_layer_level < 0) {
+#if FJ_LAYER_HAVE_X86
+        __builtin_cpu_init();
+        fj_layer_level = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                                 && __builtin_cpu_supports("avx512vl")
+                             ? 2
+                             : (__builtin_cpu_supports("avx2") ? 1 : 0);
+#else
+        fj_layer_level = 0;
+#endif
+    }
+    return fj_layer_level;
+}
+
+/* Testing hook: force a level no higher than the CPU's; a negative level asks the CPU
+ * again. Returns the level in force. */
+static int fj_layer_set_level(int level)
+{
+    fj_layer_level = -1;
+    if (level >= 0 && level < fj_layer_get_level())
+        fj_layer_level = level;
+    return fj_layer_get_level();
+}
+
+static void fj_layer_block_f64(const fj_layer_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    const int level = fj_layer_get_level();
+    if (level == 2) { fj_layer_block_f64_avx512(ctx, blk); return; }
+    if (level == 1) { fj_layer_block_f64_avx2(ctx, blk); return; }
+#endif
+    fj_layer_block_f64_base(ctx, blk);
+}
+
+static void fj_layer_block_f32(const fj_layer_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    const int level = fj_layer_get_level();
+    if (level == 2) { fj_layer_block_f32_avx512(ctx, blk); return; }
+    if (level == 1) { fj_layer_block_f32_avx2(ctx, blk); return; }
+#endif
+    fj_layer_block_f32_base(ctx, blk);
+}
+
+#endif /* FJ_LAYER_BLOCK_H */
