@@ -52,6 +52,7 @@ cdef extern from "layer_block.h" nogil:
         double* scratch
         Py_ssize_t stride
     Py_ssize_t fj_layer_stride(Py_ssize_t n, Py_ssize_t m)
+    Py_ssize_t fj_layer_mpad(Py_ssize_t m)
     void fj_layer_block_f64(const fj_layer_ctx* ctx, Py_ssize_t blk)
     void fj_layer_block_f32(const fj_layer_ctx* ctx, Py_ssize_t blk)
     int fj_layer_set_level(int level)
@@ -118,7 +119,7 @@ cdef void _run_onepass(fj_layer_ctx* ctx, bint f64, Py_ssize_t nblocks,
                        int n_threads) noexcept nogil:
     """Run every block (in parallel when it pays), then merge the slots in block order
     into slot ``nblocks`` (the totals)."""
-    cdef Py_ssize_t k, j, m = ctx.m, width
+    cdef Py_ssize_t k, j, mp = fj_layer_mpad(ctx.m), width
     cdef double* total = ctx.scratch + nblocks * ctx.stride
     cdef double* p
     n_threads = _threads_for(ctx.N * ctx.m * (ctx.n if ctx.n > 0 else 1), n_threads)
@@ -130,7 +131,7 @@ cdef void _run_onepass(fj_layer_ctx* ctx, bint f64, Py_ssize_t nblocks,
             _onepass_block(ctx, k, f64)
     if ctx.mode == FJ_LAYER_ACT:
         return
-    width = 1 + m + (ctx.n * m if ctx.do_gw else 0)
+    width = 1 + mp + (ctx.n * mp if ctx.do_gw else 0)
     if nblocks == 1:
         for j in range(width):
             total[j] = ctx.scratch[j]
@@ -145,11 +146,13 @@ cdef void _run_onepass(fj_layer_ctx* ctx, bint f64, Py_ssize_t nblocks,
 
 cdef void _widen_W(const floating* W, Py_ssize_t m, Py_ssize_t n, double* Wt,
                    double* Wd) noexcept nogil:
-    """Wt = Wᵀ (n x m) and, when Wd is not NULL, Wd = W (m x n), both in double."""
-    cdef Py_ssize_t k, j
-    for k in range(m):
-        for j in range(n):
-            Wt[j * m + k] = <double>W[k * n + j]
+    """Wt = Wᵀ (n x mp, zero padded) and, when Wd is not NULL, Wd = W (m x n), in double."""
+    cdef Py_ssize_t k, j, mp = fj_layer_mpad(m)
+    for j in range(n):
+        for k in range(m):
+            Wt[j * mp + k] = <double>W[k * n + j]
+        for k in range(m, mp):
+            Wt[j * mp + k] = 0.0
     if Wd != NULL:
         for k in range(m * n):
             Wd[k] = <double>W[k]
@@ -166,7 +169,10 @@ cdef object _onepass(int mode, const floating* X, const floating* Y, const float
     """One pass over X. Returns Σ r² (LOSS mode), else 0.0."""
     cdef Py_ssize_t nblocks = _blocks(N, n, m)
     cdef Py_ssize_t stride = fj_layer_stride(n, m)
-    cdef Py_ssize_t need = 2 * n * m + m + (nblocks + 1) * stride
+    cdef Py_ssize_t mp = fj_layer_mpad(m)
+    # [Wt (n mp) | Wd (m n) | b (mp) | block slots ((nblocks + 1) stride)]
+    cdef Py_ssize_t o_wd = n * mp, o_b = n * mp + m * n, o_s = n * mp + m * n + mp
+    cdef Py_ssize_t need = o_s + (nblocks + 1) * stride
     cdef Py_ssize_t k, j
     cdef double stack[STACK_DOUBLES]
     cdef double* mem = stack
@@ -183,8 +189,8 @@ cdef object _onepass(int mode, const floating* X, const floating* Y, const float
     ctx.G = G
     ctx.idx = NULL
     ctx.Wt = mem
-    ctx.Wd = mem + n * m
-    ctx.b = mem + 2 * n * m
+    ctx.Wd = mem + o_wd
+    ctx.b = mem + o_b
     ctx.out = out
     ctx.gX = gX
     ctx.gx_scale = gx_scale
@@ -194,13 +200,12 @@ cdef object _onepass(int mode, const floating* X, const floating* Y, const float
     ctx.rows_per_block = (N + nblocks - 1) // nblocks
     ctx.mode = mode
     ctx.do_gw = gW != NULL
-    ctx.scratch = mem + 2 * n * m + m
+    ctx.scratch = mem + o_s
     ctx.stride = stride
     with nogil:
-        _widen_W(W, m, n, mem, mem + n * m if gX != NULL else <double*>NULL)
-        if b != NULL:
-            for k in range(m):
-                mem[2 * n * m + k] = b[k]
+        _widen_W(W, m, n, mem, mem + o_wd if gX != NULL else <double*>NULL)
+        for k in range(mp):
+            mem[o_b + k] = b[k] if b != NULL and k < m else 0.0
         _run_onepass(&ctx, floating is double, nblocks, n_threads)
         total = ctx.scratch + nblocks * stride
         if mode != FJ_LAYER_ACT:
@@ -211,7 +216,7 @@ cdef object _onepass(int mode, const floating* X, const floating* Y, const float
             if gW != NULL:
                 for k in range(m):
                     for j in range(n):
-                        gW[k * n + j] = <floating>(gw_scale * total[1 + m + j * m + k])
+                        gW[k * n + j] = <floating>(gw_scale * total[1 + mp + j * mp + k])
     if mem != stack:
         PyMem_RawFree(mem)
     return sse
@@ -543,12 +548,13 @@ cdef object _fit(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef fj_layer_ctx ctx
     cdef const floating* Xp = _p2(X)
     cdef const floating* Yp = _p2(Y)
-    cdef double* mem = <double*>PyMem_RawMalloc((n * m + m + (nblocks + 1) * stride)
+    cdef Py_ssize_t mp = fj_layer_mpad(m)
+    cdef double* mem = <double*>PyMem_RawMalloc((n * mp + mp + (nblocks + 1) * stride)
                                                 * sizeof(double))
     if mem == NULL:
         raise MemoryError()
     cdef double* Wt = mem
-    cdef double* bd = mem + n * m
+    cdef double* bd = mem + n * mp
     ctx.Y = NULL
     ctx.A = NULL
     ctx.G = NULL
@@ -562,13 +568,13 @@ cdef object _fit(const floating[:, ::1] X, const floating[:, ::1] Y,
     ctx.m = m
     ctx.mode = FJ_LAYER_LOSS
     ctx.do_gw = 1
-    ctx.scratch = mem + n * m + m
+    ctx.scratch = mem + n * mp + mp
     ctx.stride = stride
     with nogil:
-        for k in range(m):
-            bd[k] = b[k]
+        for k in range(mp):
+            bd[k] = b[k] if k < m else 0.0
             for j in range(n):
-                Wt[j * m + k] = W[k, j]
+                Wt[j * mp + k] = W[k, j] if k < m else 0.0
         for ep in range(epochs):
             sse = 0.0
             step = 0
@@ -593,12 +599,13 @@ cdef object _fit(const floating[:, ::1] X, const floating[:, ::1] Y,
                     bad_step = step
                     break
                 sse += total[0]
-                # W <- W - lr ∂C/∂W, b <- b - lr ∂C/∂b, ∂C/∂W = (2/B) Σ c x (paper §6)
+                # W <- W - lr ∂C/∂W, b <- b - lr ∂C/∂b, ∂C/∂W = (2/B) Σ c x (paper §6);
+                # the padding lanes' sums are exact zeros, so they stay zero
                 step_lr = lr * (2.0 / <double>B)
                 for k in range(m):
                     bd[k] -= step_lr * total[1 + k]
-                for j in range(n * m):
-                    Wt[j] -= step_lr * total[1 + m + j]
+                for j in range(n * mp):
+                    Wt[j] -= step_lr * total[1 + mp + j]
                 s0 += B
                 step += 1
             if bad_epoch >= 0:
@@ -608,7 +615,7 @@ cdef object _fit(const floating[:, ::1] X, const floating[:, ::1] Y,
             for k in range(m):
                 if not (bd[k] - bd[k] == 0.0):
                     bad = True
-            for j in range(n * m):
+            for j in range(n * mp):
                 if not (Wt[j] - Wt[j] == 0.0):
                     bad = True
             if bad:
@@ -617,7 +624,7 @@ cdef object _fit(const floating[:, ::1] X, const floating[:, ::1] Y,
         for k in range(m):
             b[k] = bd[k]
             for j in range(n):
-                W[k, j] = Wt[j * m + k]
+                W[k, j] = Wt[j * mp + k]
     PyMem_RawFree(mem)
     return bad_epoch, bad_step
 

@@ -8,8 +8,9 @@
  * independent chains per lane. Then, per mode:
  *
  * - FJ_LAYER_LOSS: r = y_k - max(0, z_k), c_k = e_k = z_k - y_k for z_k > 0 and
- *   (0 - y_k) * 0 otherwise (the neuron's _sq_residual, ReLU'(0) = 0); Σ r² in (row, k)
- *   order; gb[k] += c_k; gWt[j, k] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j) per group
+ *   (0 - y_k) * 0 otherwise (the neuron's _sq_residual, ReLU'(0) = 0); Σ r² per neuron
+ *   over the block's rows in order, then over k in order (lane-independent, so it
+ *   vectorises); gb[k] += c_k; gWt[j, k] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j) per group
  *   of four rows; gX row i = gx_scale Σ_k c_k W_k (k in order), when asked for.
  * - FJ_LAYER_VJP: no z; c_k = G_ik * (A_ik > 0 ? 1 : 0) (NumPy's G * (A > 0)), then the
  *   same sums (without Σ r²) and gX.
@@ -37,30 +38,51 @@ typedef struct {
     const void *A;        /* IN  N x m activations (VJP) */
     const void *G;        /* IN  N x m cotangent (VJP) */
     const ptrdiff_t *idx; /* IN  row numbers (mini-batch), or NULL for rows 0.. */
-    const double *Wt;     /* IN  n x m, double */
+    const double *Wt;     /* IN  n x mp (Wᵀ, columns m..mp-1 zero), double */
     const double *Wd;     /* IN  m x n, double (gX only) */
-    const double *b;      /* IN  m, double (LOSS, ACT) */
+    const double *b;      /* IN  mp (zero padded), double (LOSS, ACT) */
     void *out;            /* OUT N x m activations (ACT) */
     void *gX;             /* OUT N x n (rows as numbered in the batch), or NULL */
     double gx_scale;
     ptrdiff_t N, n, m, rows_per_block;
     int mode, do_gw;
-    double *scratch;      /* per block: [Σ r², gb (m), gWt (n*m), work (4*m + 4*n + n)] */
+    double *scratch;      /* per block: see fj_layer_stride */
     ptrdiff_t stride;
 } fj_layer_ctx;
 
+/* m rounded up to a multiple of 8 (FJ_LAYER_LANES): the width of every per-neuron array,
+ * so that every SIMD width (2, 4, 8 doubles) divides it; the padding lanes compute
+ * z = 0, an inactive neuron with y = 0, which adds exact zeros to every sum. */
+#define FJ_LAYER_LANES 8
+static inline ptrdiff_t fj_layer_mpad(ptrdiff_t m)
+{
+    return (m + FJ_LAYER_LANES - 1) / FJ_LAYER_LANES * FJ_LAYER_LANES;
+}
+
+/* Scratch of one block, in doubles: [Σ r² (1), gb (mp), gWt (n mp) | z/c (4 mp),
+ * rows (4 n), gX row (n), Σ r² per lane (mp)]; the part before "|" is what is merged. */
 static inline ptrdiff_t fj_layer_stride(ptrdiff_t n, ptrdiff_t m)
 {
-    return 1 + m + n * m + 4 * m + 5 * n;
+    const ptrdiff_t mp = fj_layer_mpad(m);
+    return 1 + mp + n * mp + 4 * mp + 5 * n + mp;
 }
 
 #define FJ_RESTRICT __restrict__
 
-/* The block body, for one element type T; instantiated below per type and SIMD level. */
-#define FJ_LAYER_BODY(NAME, T, ATTR)                                                         \
+typedef double fj_lv8 __attribute__((vector_size(64)));
+typedef double fj_lv4 __attribute__((vector_size(32)));
+typedef double fj_lv2 __attribute__((vector_size(16)));
+#define FJ_LLOAD(V, p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define FJ_LSTORE(p, v) do { __typeof__(v) s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+
+/* The block body, for element type T and vector type V of VL doubles; instantiated below
+ * per type and SIMD level. Within a lane every operation happens in the same order at
+ * every VL, so every instantiation gives the same bits. */
+#define FJ_LAYER_BODY(NAME, T, V, VL, ATTR)                                                  \
 ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                                \
 {                                                                                            \
-    const ptrdiff_t n = ctx->n, m = ctx->m, mode = ctx->mode;                               \
+    const ptrdiff_t n = ctx->n, m = ctx->m, mp = fj_layer_mpad(ctx->m);                     \
+    const int mode = ctx->mode;                                                              \
     const ptrdiff_t r0 = blk * ctx->rows_per_block;                                          \
     const ptrdiff_t r1 = r0 + ctx->rows_per_block < ctx->N ? r0 + ctx->rows_per_block      \
                                                             : ctx->N;                        \
@@ -68,15 +90,16 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
     const double *FJ_RESTRICT Wt = ctx->Wt;                                                  \
     double *FJ_RESTRICT part = ctx->scratch + blk * ctx->stride;                             \
     double *FJ_RESTRICT gb = part + 1;                                                       \
-    double *FJ_RESTRICT gWt = gb + m;                                                        \
-    double *FJ_RESTRICT zc = gWt + n * m;    /* 4 x m: z, then c */                        \
-    double *FJ_RESTRICT xd = zc + 4 * m;     /* 4 x n: the rows, widened */                \
+    double *FJ_RESTRICT gWt = gb + mp;                                                       \
+    double *FJ_RESTRICT zc = gWt + n * mp;   /* 4 x mp: z, then c */                       \
+    double *FJ_RESTRICT xd = zc + 4 * mp;    /* 4 x n: the rows, widened */                \
     double *FJ_RESTRICT acc = xd + 4 * n;    /* n: a gX row */                             \
+    double *FJ_RESTRICT sl = acc + n;        /* mp: Σ r² per neuron (lane) */              \
     const int do_gw = ctx->do_gw && mode != FJ_LAYER_ACT;                                   \
     double sse = 0.0;                                                                        \
     ptrdiff_t i, j, k, r, g;                                                                 \
-    for (k = 0; k < m; k++) gb[k] = 0.0;                                                     \
-    if (do_gw) for (j = 0; j < n * m; j++) gWt[j] = 0.0;                                     \
+    for (k = 0; k < mp; k++) { gb[k] = 0.0; sl[k] = 0.0; }                                   \
+    if (do_gw) for (j = 0; j < n * mp; j++) gWt[j] = 0.0;                                    \
     for (i = r0; i < r1; i += 4) {                                                           \
         const ptrdiff_t nr = r1 - i < 4 ? r1 - i : 4;                                        \
         ptrdiff_t row[4];                                                                    \
@@ -88,30 +111,32 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
         }                                                                                    \
         for (r = nr; r < 4; r++) {                                                           \
             row[r] = row[0];                                                                 \
-            memset(xd + r * n, 0, (size_t)n * sizeof(double));                               \
+            for (j = 0; j < n; j++) xd[r * n + j] = 0.0;                                     \
         }                                                                                    \
         if (mode != FJ_LAYER_VJP) {                                                          \
-            double *FJ_RESTRICT z0 = zc, *FJ_RESTRICT z1 = zc + m;                           \
-            double *FJ_RESTRICT z2 = zc + 2 * m, *FJ_RESTRICT z3 = zc + 3 * m;               \
-            for (k = 0; k < 4 * m; k++) zc[k] = 0.0;                                         \
-            for (j = 0; j < n; j++) {                                                        \
-                const double a0 = xd[j], a1 = xd[n + j], a2 = xd[2 * n + j],                 \
-                             a3 = xd[3 * n + j];                                             \
-                const double *FJ_RESTRICT wr = Wt + j * m;                                   \
-                for (k = 0; k < m; k++) {                                                    \
-                    const double wk = wr[k];                                                 \
-                    z0[k] += a0 * wk;                                                        \
-                    z1[k] += a1 * wk;                                                        \
-                    z2[k] += a2 * wk;                                                        \
-                    z3[k] += a3 * wk;                                                        \
+            /* z = X Wᵀ for four rows, VL neurons at a time, accumulators in registers */    \
+            const double *FJ_RESTRICT x0 = xd, *FJ_RESTRICT x1 = xd + n;                     \
+            const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;         \
+            for (k = 0; k < mp; k += VL) {                                                   \
+                V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                    \
+                for (j = 0; j < n; j++) {                                                    \
+                    const V w = FJ_LLOAD(V, Wt + j * mp + k);                                \
+                    a0 += x0[j] * w;                                                         \
+                    a1 += x1[j] * w;                                                         \
+                    a2 += x2[j] * w;                                                         \
+                    a3 += x3[j] * w;                                                         \
                 }                                                                            \
+                const V bv = FJ_LLOAD(V, ctx->b + k);                                        \
+                FJ_LSTORE(zc + k, a0 + bv);                                                  \
+                FJ_LSTORE(zc + mp + k, a1 + bv);                                             \
+                FJ_LSTORE(zc + 2 * mp + k, a2 + bv);                                         \
+                FJ_LSTORE(zc + 3 * mp + k, a3 + bv);                                         \
             }                                                                                \
-            for (k = 0; k < 4 * m; k++) zc[k] += ctx->b[k % m];                              \
         }                                                                                    \
         if (mode == FJ_LAYER_ACT) {                                                          \
             for (r = 0; r < nr; r++) {                                                       \
                 T *FJ_RESTRICT a = (T *)ctx->out + row[r] * m;                               \
-                const double *FJ_RESTRICT z = zc + r * m;                                    \
+                const double *FJ_RESTRICT z = zc + r * mp;                                   \
                 for (k = 0; k < m; k++) {                                                    \
                     const double v = z[k];                                                   \
                     a[k] = (T)(v > 0.0 ? v : (v <= 0.0 ? 0.0 : v));                          \
@@ -122,57 +147,51 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
         if (mode == FJ_LAYER_LOSS) {                                                         \
             for (r = 0; r < nr; r++) {                                                       \
                 const T *FJ_RESTRICT y = (const T *)ctx->Y + row[r] * m;                     \
-                double *FJ_RESTRICT c = zc + r * m;                                          \
+                double *FJ_RESTRICT c = zc + r * mp;                                         \
                 for (k = 0; k < m; k++) {                                                    \
                     const double z = c[k], yk = (double)y[k];                                \
                     const int inactive = z <= 0.0;                                           \
                     const double e = z - yk;                                                 \
                     const double res = inactive ? -yk : e;                                   \
-                    sse += res * res;                                                        \
+                    sl[k] += res * res;                                                      \
                     c[k] = inactive ? (0.0 - yk) * 0.0 : e;                                  \
                 }                                                                            \
+                for (k = m; k < mp; k++) c[k] = 0.0;                                         \
             }                                                                                \
         } else {                                                                             \
             for (r = 0; r < nr; r++) {                                                       \
                 const T *FJ_RESTRICT a = (const T *)ctx->A + row[r] * m;                     \
                 const T *FJ_RESTRICT gg = (const T *)ctx->G + row[r] * m;                    \
-                double *FJ_RESTRICT c = zc + r * m;                                          \
+                double *FJ_RESTRICT c = zc + r * mp;                                         \
                 for (k = 0; k < m; k++)                                                      \
                     c[k] = (double)gg[k] * ((double)a[k] > 0.0 ? 1.0 : 0.0);                 \
+                for (k = m; k < mp; k++) c[k] = 0.0;                                         \
             }                                                                                \
         }                                                                                    \
         for (r = nr; r < 4; r++)                                                             \
-            for (k = 0; k < m; k++) zc[r * m + k] = 0.0;                                     \
+            for (k = 0; k < mp; k++) zc[r * mp + k] = 0.0;                                   \
         for (r = 0; r < nr; r++) {                                                           \
-            const double *FJ_RESTRICT c = zc + r * m;                                        \
-            for (k = 0; k < m; k++) gb[k] += c[k];                                           \
+            const double *FJ_RESTRICT c = zc + r * mp;                                       \
+            for (k = 0; k < mp; k++) gb[k] += c[k];                                          \
         }                                                                                    \
         if (do_gw) {                                                                         \
-            const double *FJ_RESTRICT c0 = zc, *FJ_RESTRICT c1 = zc + m;                     \
-            const double *FJ_RESTRICT c2 = zc + 2 * m, *FJ_RESTRICT c3 = zc + 3 * m;         \
-            if (nr == 4) {                                                                   \
+            /* gWt[j, :] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j), a zero row added */    \
+            /* exactly for a group of fewer than four rows */                                \
+            const double *FJ_RESTRICT x0 = xd, *FJ_RESTRICT x1 = xd + n;                     \
+            const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;         \
+            for (k = 0; k < mp; k += VL) {                                                   \
+                const V c0 = FJ_LLOAD(V, zc + k), c1 = FJ_LLOAD(V, zc + mp + k);             \
+                const V c2 = FJ_LLOAD(V, zc + 2 * mp + k), c3 = FJ_LLOAD(V, zc + 3 * mp + k);\
                 for (j = 0; j < n; j++) {                                                    \
-                    const double a0 = xd[j], a1 = xd[n + j], a2 = xd[2 * n + j],             \
-                                 a3 = xd[3 * n + j];                                         \
-                    double *FJ_RESTRICT gr = gWt + j * m;                                    \
-                    for (k = 0; k < m; k++)                                                  \
-                        gr[k] += (c0[k] * a0 + c1[k] * a1) + (c2[k] * a2 + c3[k] * a3);      \
-                }                                                                            \
-            } else {                                                                         \
-                for (r = 0; r < nr; r++) {                                                   \
-                    const double *FJ_RESTRICT c = zc + r * m;                                \
-                    const double *FJ_RESTRICT xr = xd + r * n;                               \
-                    for (j = 0; j < n; j++) {                                                \
-                        const double a = xr[j];                                              \
-                        double *FJ_RESTRICT gr = gWt + j * m;                                \
-                        for (k = 0; k < m; k++) gr[k] += c[k] * a;                           \
-                    }                                                                        \
+                    V gv = FJ_LLOAD(V, gWt + j * mp + k);                                    \
+                    gv += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]);             \
+                    FJ_LSTORE(gWt + j * mp + k, gv);                                         \
                 }                                                                            \
             }                                                                                \
         }                                                                                    \
         if (ctx->gX != NULL) {                                                               \
             for (r = 0; r < nr; r++) {                                                       \
-                const double *FJ_RESTRICT c = zc + r * m;                                    \
+                const double *FJ_RESTRICT c = zc + r * mp;                                   \
                 T *FJ_RESTRICT gx = (T *)ctx->gX + (i + r) * n;                              \
                 for (j = 0; j < n; j++) acc[j] = 0.0;                                        \
                 for (g = 0; g < m; g++) {                                                    \
@@ -184,19 +203,20 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
+    for (k = 0; k < m; k++) sse += sl[k];                                                    \
     part[0] = sse;                                                                           \
 }
 
-FJ_LAYER_BODY(fj_layer_block_f64_base, double, )
-FJ_LAYER_BODY(fj_layer_block_f32_base, float, )
+FJ_LAYER_BODY(fj_layer_block_f64_base, double, fj_lv2, 2, )
+FJ_LAYER_BODY(fj_layer_block_f32_base, float, fj_lv2, 2, )
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(FJ_NO_MULTIVERSION)
 #define FJ_LAYER_HAVE_X86 1
-FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, __attribute__((target("avx2"))))
-FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, __attribute__((target("avx2"))))
-FJ_LAYER_BODY(fj_layer_block_f64_avx512, double,
+FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, fj_lv4, 4, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, fj_lv4, 4, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f64_avx512, double, fj_lv8, 8,
               __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
-FJ_LAYER_BODY(fj_layer_block_f32_avx512, float,
+FJ_LAYER_BODY(fj_layer_block_f32_avx512, float, fj_lv8, 8,
               __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
 #else
 #define FJ_LAYER_HAVE_X86 0
