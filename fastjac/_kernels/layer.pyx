@@ -56,6 +56,17 @@ cdef extern from "layer_block.h" nogil:
     void fj_layer_block_f64(const fj_layer_ctx* ctx, Py_ssize_t blk)
     void fj_layer_block_f32(const fj_layer_ctx* ctx, Py_ssize_t blk)
     int fj_layer_set_level(int level)
+    ctypedef struct fj_between_ctx:
+        void* Z
+        const void* Y
+        const void* A
+        const double* b
+        double scale
+        Py_ssize_t N, m, rows_per_block
+        int mode
+        double* scratch
+    void fj_between_f64(const fj_between_ctx* ctx, Py_ssize_t blk)
+    void fj_between_f32(const fj_between_ctx* ctx, Py_ssize_t blk)
 
 cdef enum:
     # A block holds at least this much work (rows x m x n multiply-adds): enough to hide
@@ -404,83 +415,25 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max, Py_ssize_
 # Between two BLAS products: one pass over the (N, m) array
 # ---------------------------------------------------------------------------------------
 
-ctypedef struct _between_ctx:
-    void* Z          # IN/OUT N x m: X Wᵀ in; C (LOSS/VJP) or A (ACT) out
-    const void* Y    # IN  N x m targets (LOSS)
-    const void* A    # IN  N x m activations (VJP)
-    const double* b  # IN  m (LOSS, ACT)
-    double scale     # C = scale * c
-    Py_ssize_t N, m, rows_per_block
-    int mode
-    double* scratch  # per block: [Σ r², Σ c (m)]
-
-
-cdef void _between_block(const _between_ctx* ctx, Py_ssize_t blk,
-                         floating* dummy) noexcept nogil:
-    """Rows of block ``blk``: LOSS: z = Z + b, Σ r², Σ c, Z <- scale c; ACT: Z <- relu(Z + b);
-    VJP: Z holds G in, Z <- G (A > 0) out, Σ of it. Sums in double, in (row, k) order."""
-    cdef Py_ssize_t m = ctx.m, i, k
-    cdef Py_ssize_t r0 = blk * ctx.rows_per_block
-    cdef Py_ssize_t r1 = r0 + ctx.rows_per_block
-    cdef floating* Z = <floating*>ctx.Z
-    cdef const floating* Y = <const floating*>ctx.Y
-    cdef const floating* A = <const floating*>ctx.A
-    cdef double* part = ctx.scratch + blk * (1 + m)
-    cdef double* gb = part + 1
-    cdef double sse = 0.0, z, y, e, r, c
-    cdef bint inactive
-    if r1 > ctx.N:
-        r1 = ctx.N
-    for k in range(m):
-        gb[k] = 0.0
-    if ctx.mode == FJ_LAYER_LOSS:
-        for i in range(r0, r1):
-            for k in range(m):
-                z = <double>Z[i * m + k] + ctx.b[k]
-                y = <double>Y[i * m + k]
-                inactive = z <= 0.0
-                e = z - y
-                r = -y if inactive else e
-                c = (0.0 - y) * 0.0 if inactive else e
-                sse += r * r
-                gb[k] += c
-                Z[i * m + k] = <floating>(ctx.scale * c)
-    elif ctx.mode == FJ_LAYER_ACT:
-        for i in range(r0, r1):
-            for k in range(m):
-                z = <double>Z[i * m + k] + ctx.b[k]
-                Z[i * m + k] = <floating>(z if z > 0.0 else (0.0 if z <= 0.0 else z))
-    else:
-        for i in range(r0, r1):
-            for k in range(m):
-                c = <double>Z[i * m + k] * (1.0 if <double>A[i * m + k] > 0.0 else 0.0)
-                gb[k] += c
-                Z[i * m + k] = <floating>c
-    part[0] = sse
-
-
 cdef object _between(int mode, floating[:, ::1] Z, const floating[:, ::1] Y,
                      const floating[:, ::1] A, const double[::1] b, double scale,
                      double gb_scale, floating[::1] gb_out, int n_threads):
     cdef Py_ssize_t N = Z.shape[0], m = Z.shape[1], k, j
     cdef Py_ssize_t nb = (N * m) // BETWEEN_MIN_ELEMENTS
-    cdef floating dummy = 0
-    cdef _between_ctx ctx
-    cdef double* bd
+    cdef fj_between_ctx ctx
     cdef double* total
     cdef double sse = 0.0
     if nb > MAX_BLOCKS:
         nb = MAX_BLOCKS
     if nb < 1:
         nb = 1
-    cdef double* mem = <double*>PyMem_RawMalloc((m + (nb + 1) * (1 + m)) * sizeof(double))
+    cdef double* mem = <double*>PyMem_RawMalloc((m + (nb + 1) * (1 + 2 * m)) * sizeof(double))
     if mem == NULL:
         raise MemoryError()
-    bd = mem
     ctx.Z = _w2(Z)
     ctx.Y = _p2(Y)
     ctx.A = _p2(A)
-    ctx.b = bd
+    ctx.b = mem
     ctx.scale = scale
     ctx.N = N
     ctx.m = m
@@ -488,28 +441,34 @@ cdef object _between(int mode, floating[:, ::1] Z, const floating[:, ::1] Y,
     ctx.mode = mode
     ctx.scratch = mem + m
     with nogil:
-        if b is not None:
-            for k in range(m):
-                bd[k] = b[k]
+        for k in range(m):
+            mem[k] = b[k] if b is not None else 0.0
         n_threads = _threads_for(N * m * 4, n_threads)
         if n_threads > 1 and nb > 1:
             for k in prange(nb, schedule="dynamic", num_threads=n_threads):
-                _between_block(&ctx, k, &dummy)
+                _between_block(&ctx, k, floating is double)
         else:
             for k in range(nb):
-                _between_block(&ctx, k, &dummy)
-        total = ctx.scratch + nb * (1 + m)
+                _between_block(&ctx, k, floating is double)
+        total = ctx.scratch + nb * (1 + 2 * m)
         for j in range(1 + m):
             total[j] = 0.0
         for k in range(nb):
             for j in range(1 + m):
-                total[j] += ctx.scratch[k * (1 + m) + j]
+                total[j] += ctx.scratch[k * (1 + 2 * m) + j]
         sse = total[0]
         if gb_out is not None:
             for k in range(m):
                 gb_out[k] = <floating>(gb_scale * total[1 + k])
     PyMem_RawFree(mem)
     return sse
+
+
+cdef void _between_block(const fj_between_ctx* ctx, Py_ssize_t blk, bint f64) noexcept nogil:
+    if f64:
+        fj_between_f64(ctx, blk)
+    else:
+        fj_between_f32(ctx, blk)
 
 
 def between_f64(int mode, double[:, ::1] Z, const double[:, ::1] Y, const double[:, ::1] A,

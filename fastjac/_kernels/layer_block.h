@@ -222,6 +222,83 @@ FJ_LAYER_BODY(fj_layer_block_f32_avx512, float, fj_lv8, 8,
 #define FJ_LAYER_HAVE_X86 0
 #endif
 
+/* The pass between the two BLAS products, over rows of block blk of the (N, m) array Z
+ * (Z = X Wᵀ from BLAS): LOSS: z = Z + b, Σ r², Σ c, Z <- scale c; ACT: Z <- max(0, Z + b);
+ * VJP: Z holds G, Z <- G (A > 0), Σ of it. Sums in double, per neuron over the rows in
+ * order (lane-independent: vectorises), Σ r² then over k in order. */
+typedef struct {
+    void *Z;
+    const void *Y, *A;
+    const double *b;
+    double scale;
+    ptrdiff_t N, m, rows_per_block;
+    int mode;
+    double *scratch;      /* per block: [Σ r² (1), Σ c (m), Σ r² per lane (m)] */
+} fj_between_ctx;
+
+#define FJ_BETWEEN_BODY(NAME, T, ATTR)                                                       \
+ATTR static void NAME(const fj_between_ctx *ctx, ptrdiff_t blk)                              \
+{                                                                                            \
+    const ptrdiff_t m = ctx->m;                                                              \
+    const ptrdiff_t r0 = blk * ctx->rows_per_block;                                          \
+    const ptrdiff_t r1 = r0 + ctx->rows_per_block < ctx->N ? r0 + ctx->rows_per_block      \
+                                                            : ctx->N;                        \
+    T *FJ_RESTRICT Z = (T *)ctx->Z;                                                          \
+    const double *FJ_RESTRICT b = ctx->b;                                                    \
+    double *FJ_RESTRICT part = ctx->scratch + blk * (1 + 2 * m);                             \
+    double *FJ_RESTRICT gb = part + 1;                                                       \
+    double *FJ_RESTRICT sl = gb + m;                                                         \
+    const double scale = ctx->scale;                                                         \
+    double sse = 0.0;                                                                        \
+    ptrdiff_t i, k;                                                                          \
+    for (k = 0; k < m; k++) { gb[k] = 0.0; sl[k] = 0.0; }                                    \
+    if (ctx->mode == FJ_LAYER_LOSS) {                                                        \
+        const T *FJ_RESTRICT Y = (const T *)ctx->Y;                                          \
+        for (i = r0; i < r1; i++) {                                                          \
+            T *FJ_RESTRICT zr = Z + i * m;                                                   \
+            const T *FJ_RESTRICT yr = Y + i * m;                                             \
+            for (k = 0; k < m; k++) {                                                        \
+                const double z = (double)zr[k] + b[k], y = (double)yr[k];                    \
+                const int inactive = z <= 0.0;                                               \
+                const double e = z - y;                                                      \
+                const double r = inactive ? -y : e;                                          \
+                const double c = inactive ? (0.0 - y) * 0.0 : e;                             \
+                sl[k] += r * r;                                                              \
+                gb[k] += c;                                                                  \
+                zr[k] = (T)(scale * c);                                                      \
+            }                                                                                \
+        }                                                                                    \
+    } else if (ctx->mode == FJ_LAYER_ACT) {                                                  \
+        for (i = r0; i < r1; i++) {                                                          \
+            T *FJ_RESTRICT zr = Z + i * m;                                                   \
+            for (k = 0; k < m; k++) {                                                        \
+                const double z = (double)zr[k] + b[k];                                       \
+                zr[k] = (T)(z > 0.0 ? z : (z <= 0.0 ? 0.0 : z));                             \
+            }                                                                                \
+        }                                                                                    \
+    } else {                                                                                 \
+        const T *FJ_RESTRICT A = (const T *)ctx->A;                                          \
+        for (i = r0; i < r1; i++) {                                                          \
+            T *FJ_RESTRICT zr = Z + i * m;                                                   \
+            const T *FJ_RESTRICT ar = A + i * m;                                             \
+            for (k = 0; k < m; k++) {                                                        \
+                const double c = (double)zr[k] * ((double)ar[k] > 0.0 ? 1.0 : 0.0);          \
+                gb[k] += c;                                                                  \
+                zr[k] = (T)c;                                                                \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    for (k = 0; k < m; k++) sse += sl[k];                                                    \
+    part[0] = sse;                                                                           \
+}
+
+FJ_BETWEEN_BODY(fj_between_f64_base, double, )
+FJ_BETWEEN_BODY(fj_between_f32_base, float, )
+#if FJ_LAYER_HAVE_X86
+FJ_BETWEEN_BODY(fj_between_f64_avx2, double, __attribute__((target("avx2"))))
+FJ_BETWEEN_BODY(fj_between_f32_avx2, float, __attribute__((target("avx2"))))
+#endif
+
 /* 0 portable, 1 AVX2, 2 AVX-512; chosen from the CPU at the first call (a race between
  * threads is harmless: every thread that asks gets the same answer). */
 static int fj_layer_level = -1;
@@ -270,6 +347,22 @@ static void fj_layer_block_f32(const fj_layer_ctx *ctx, ptrdiff_t blk)
     if (level == 1) { fj_layer_block_f32_avx2(ctx, blk); return; }
 #endif
     fj_layer_block_f32_base(ctx, blk);
+}
+
+static void fj_between_f64(const fj_between_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    if (fj_layer_get_level() >= 1) { fj_between_f64_avx2(ctx, blk); return; }
+#endif
+    fj_between_f64_base(ctx, blk);
+}
+
+static void fj_between_f32(const fj_between_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    if (fj_layer_get_level() >= 1) { fj_between_f32_avx2(ctx, blk); return; }
+#endif
+    fj_between_f32_base(ctx, blk);
 }
 
 #endif /* FJ_LAYER_BLOCK_H */
