@@ -442,10 +442,10 @@ class LayerJacobian(Jacobian):
     def block(self, i: int) -> np.ndarray:
         """Sample i's dense Jacobian: (m, m n), (m, m) or (m, n) for W, b, X."""
         Mi = self.mask[i]
+        if self.M is None:  # wrt == "b"
+            return np.diag(Mi)
         if self.wrt == "W":
             return np.kron(np.diag(Mi), self.M[i][None, :])
-        if self.wrt == "b":
-            return np.diag(Mi)
         return Mi[:, None] * self.M
 
     def _dense(self):
