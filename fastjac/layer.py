@@ -27,7 +27,7 @@ Conventions (the neuron's):
   float computed in double.
 * layouts: any layout is accepted; inputs that are not C-contiguous or not of the
   computation dtype are copied once per call; inputs are never written.
-* kernels: when ``m n <= ONEPASS_MAX`` one pass over ``X`` reads each row once and gives
+* kernels: when ``m n <= ONEPASS_MAX[dtype]`` one pass over ``X`` reads each row once and gives
   the m dot products, masks, loss terms and gradient rows, with every sum in double; the
   results are bitwise identical for every ``n_threads`` (fixed blocks merged in block
   order). Larger layers send the two matrix products (``X Wᵀ`` and ``cᵀ X``, plus ``c W``
@@ -62,14 +62,17 @@ __all__ = [
     "loss_grad",
 ]
 
-# One pass over X while m * n is at most this; BLAS above. Measured on a 2-core AMD EPYC
-# (Zen 5, AVX-512, OpenBLAS through NumPy), see docs/guide/layer.rst ("Two kernels").
-ONEPASS_MAX = 2048
+# One pass over X while m * n is at most this (per dtype); BLAS above. Measured on a
+# 2-core AMD EPYC (Zen 5, AVX-512, OpenBLAS through NumPy), see docs/guide/layer.rst
+# ("Two kernels"): the one-pass loop computes in double, so float32 data meets BLAS's
+# float32 products (twice the SIMD width) earlier than float64 data meets its float64 ones.
+ONEPASS_MAX = {np.dtype(np.float64): 1 << 14, np.dtype(np.float32): 1 << 11}
 
 # Below this much work (N * m * n multiply-adds) one thread is faster than a team.
 _THREAD_THRESHOLD = 1 << 18
 
 _F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
 _ONEPASS = {np.dtype(np.float64): _k.onepass_f64, np.dtype(np.float32): _k.onepass_f32}
 _BETWEEN = {np.dtype(np.float64): _k.between_f64, np.dtype(np.float32): _k.between_f32}
 _FIT = {np.dtype(np.float64): _k.fit_f64, np.dtype(np.float32): _k.fit_f32}
@@ -134,8 +137,8 @@ def _threads(n_threads, work):
     return _v.n_threads(n_threads, work, _THREAD_THRESHOLD)
 
 
-def _onepass(m, n):
-    return m * n <= ONEPASS_MAX
+def _onepass(m, n, dtype):
+    return m * n <= ONEPASS_MAX[dtype]
 
 
 def _finish(buf, out):
@@ -190,7 +193,7 @@ def activation(X, W, b, out=None, n_threads=None):
         _nk.forward_f64(X, W.reshape(n), float(b[0]), buf.reshape(N), None, nt) \
             if dtype is _F64 else \
             _nk.forward_f32(X, W.reshape(n), float(b[0]), buf.reshape(N), None, nt)
-    elif _onepass(m, n):
+    elif _onepass(m, n, dtype):
         _ONEPASS[dtype](_k.MODE_ACT, X, None, None, None, W, b, buf, 0.0, None, 0.0, None,
                         0.0, None, nt)
     else:
@@ -226,7 +229,7 @@ def activation_jacobian(X, W, b, n_threads=None):
     nt = _threads(n_threads, N * n * m)
     A = np.empty((N, m), dtype=dtype)
     if N:
-        if _onepass(m, n):
+        if _onepass(m, n, dtype):
             _ONEPASS[dtype](_k.MODE_ACT, X, None, None, None, W, b, A, 0.0, None, 0.0, None,
                             0.0, None, nt)
         else:
@@ -310,7 +313,7 @@ def activation_vjp(X, W, A, G, wrt=_DEFAULT_VJP_WRT, out=None, n_threads=None):
             gW[...] = 0
         if gb is not None:
             gb[...] = 0
-    elif _onepass(m, n):
+    elif _onepass(m, n, dtype):
         _ONEPASS[dtype](_k.MODE_VJP, X, None, A, G, W, None, None, 1.0, gW, 1.0, gb, 1.0,
                         gX, nt)
     else:
@@ -344,8 +347,8 @@ def loss(X, Y, W, b, n_threads=None):
     float
         C, accumulated in double.
     """
-    C = _k.loss_grad_fast(X, Y, W, b, None, n_threads, ONEPASS_MAX, _THREAD_THRESHOLD,
-                          _v.CPU_COUNT, False)
+    C = _k.loss_grad_fast(X, Y, W, b, None, n_threads, ONEPASS_MAX[_F64],
+                          ONEPASS_MAX[_F32], _THREAD_THRESHOLD, _v.CPU_COUNT, False)
     if C is not None:
         return C
     return _loss_grad(X, Y, W, b, frozenset(), None, n_threads)[0]
@@ -401,8 +404,8 @@ def loss_grad(X, Y, W, b, wrt=_DEFAULT_LOSS_WRT, out=None, n_threads=None):
     """
     res = None
     if wrt is _DEFAULT_LOSS_WRT and (out is None or type(out) is tuple):
-        res = _k.loss_grad_fast(X, Y, W, b, out, n_threads, ONEPASS_MAX, _THREAD_THRESHOLD,
-                                _v.CPU_COUNT)
+        res = _k.loss_grad_fast(X, Y, W, b, out, n_threads, ONEPASS_MAX[_F64],
+                                ONEPASS_MAX[_F32], _THREAD_THRESHOLD, _v.CPU_COUNT)
     if res is None:
         res = _loss_grad(X, Y, W, b, _loss_wrt(wrt), out, n_threads)
         if "X" not in _loss_wrt(wrt):
@@ -463,7 +466,7 @@ def _loss_grad(X, Y, W, b, chosen, out, n_threads):
             X, Y.reshape(N), W.reshape(n), float(b[0]), scale, gw1, scale, gX, nt)
         if gb is not None:
             gb[0] = scale * gb_sum
-    elif _onepass(m, n):
+    elif _onepass(m, n, dtype):
         sse = _ONEPASS[dtype](_k.MODE_LOSS, X, Y, None, None, W, b, None, scale, gW, scale,
                               gb, scale, gX, nt)
     else:
@@ -614,7 +617,7 @@ def fit(X, Y, lr, epochs, batch_size=None, W0=None, b0=None, seed=0, shuffle=Tru
     losses = np.empty(epochs, dtype=np.float64)
     nt = _threads(n_threads, B * n * m)
     bar = tqdm(total=epochs, desc="fit", unit="epoch") if tqdm is not None else None
-    onepass = _onepass(m, n)
+    onepass = _onepass(m, n, dtype)
     done = 0
     try:
         while done < epochs:

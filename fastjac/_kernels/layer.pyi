@@ -31,8 +31,8 @@ def onepass_f32(
     gb_scale: float, gb: Optional[_F32], gx_scale: float, gX: Optional[_F32], n_threads: int,
 ) -> float: ...
 def loss_grad_fast(
-    X: Any, Y: Any, W: Any, b: Any, out: Any, n_threads: Any, onepass_max: int,
-    threshold: int, n_cores: int, want_grad: bool = ...,
+    X: Any, Y: Any, W: Any, b: Any, out: Any, n_threads: Any, onepass_max_f64: int,
+    onepass_max_f32: int, threshold: int, n_cores: int, want_grad: bool = ...,
 ) -> Any: ...
 def between_f64(
     mode: int, Z: _F64, Y: Optional[_F64], A: Optional[_F64], b: Optional[_F64],

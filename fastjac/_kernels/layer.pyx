@@ -326,13 +326,15 @@ cdef inline bint _plain_out(object a, int ndim, int typenum, Py_ssize_t d0,
             and (ndim == 1 or cnp.PyArray_DIM(<cnp.ndarray>a, 1) == d1))
 
 
-def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max, Py_ssize_t threshold,
-                   int n_cores, bint want_grad=True):
+def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
+                   Py_ssize_t onepass_max_f32, Py_ssize_t threshold, int n_cores,
+                   bint want_grad=True):
     """``fastjac.layer.loss_grad`` (default ``wrt``) or, with ``want_grad=False``,
     ``loss``, in one C call; ``None`` when the call needs the general path.
 
     Eligible: plain (see ``_plain``) arrays X (N, n), Y (N, m), W (m, n), b (m,) of one
-    float dtype, N, n >= 1, m >= 2, m n <= ``onepass_max`` (the one-pass shapes); ``out``
+    float dtype, N, n >= 1, m >= 2, m n <= ``onepass_max_f64`` or ``onepass_max_f32``
+    (the one-pass shapes); ``out``
     None or a tuple ``(gW_out, gb_out)`` of plain writeable arrays of the right shapes
     (or None); ``n_threads`` None or an int in [1, 4096]. Outputs are written after the
     last read of any input, so an out that overlaps an input is safe.
@@ -353,7 +355,8 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max, Py_ssize_
     N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
     n = cnp.PyArray_DIM(<cnp.ndarray>X, 1)
     m = cnp.PyArray_DIM(<cnp.ndarray>W, 0)
-    if (N == 0 or n == 0 or m < 2 or m * n > onepass_max
+    if (N == 0 or n == 0 or m < 2
+            or m * n > (onepass_max_f64 if typenum == cnp.NPY_DOUBLE else onepass_max_f32)
             or cnp.PyArray_DIM(<cnp.ndarray>W, 1) != n
             or cnp.PyArray_DIM(<cnp.ndarray>Y, 0) != N
             or cnp.PyArray_DIM(<cnp.ndarray>Y, 1) != m
