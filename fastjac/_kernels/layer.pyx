@@ -363,7 +363,10 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
             or cnp.PyArray_DIM(<cnp.ndarray>b, 0) != m):
         return None
     if n_threads is None:
-        nt = 1 if N * n * m < threshold else n_cores
+        # above the threshold the general path picks the idle cores (_validate.n_threads)
+        if N * n * m >= threshold:
+            return None
+        nt = 1
     elif type(n_threads) is int:
         v = n_threads
         if not 1 <= v <= 4096:
