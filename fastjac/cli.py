@@ -701,7 +701,7 @@ def _train_two_layer(opts: argparse.Namespace, X: np.ndarray, y: np.ndarray,
             sse = 0.0
             for s0 in range(0, N, B):
                 rows = order[s0:s0 + B] if order is not None else slice(s0, s0 + B)
-                Xb, yb = (X[rows], y[rows]) if order is not None else (X[rows], y[rows])
+                Xb, yb = X[rows], y[rows]
                 A = layer.activation(Xb, W, b)
                 C, gv, gc, gA = neuron.loss_grad(A, yb, v, c, wrt=("w", "b", "X"))
                 gW, gb = layer.activation_vjp(Xb, W, A, gA, wrt=("W", "b"))
