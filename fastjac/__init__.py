@@ -32,16 +32,17 @@ array([ 2.7183, 12.969 , 32.5568])
 #   gradcheck      the public checks (check_*, assert_*)
 #   _validation    validation-mode hooks called by ops and neuron
 #   ops            the element-wise ops
-#   neuron, fuse   the ReLU neuron; fused element-wise expressions (fj.fuse)
+#   neuron, layer, fuse   the ReLU neuron, a layer of them, fused expressions (fj.fuse)
 #   _selfcheck     every kernel against finite differences (fastjac.selfcheck)
 #   bench, dask    `fastjac bench`; the same gradients on Dask arrays
 #   cli            the `fastjac` command (check, bench, demo, train)
 from ._kernels.elementwise import openmp_enabled
-from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
+from .jacobian import Column, Dense, Diagonal, Jacobian, LayerJacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
 from . import neuron
 from .fuse import Fused, fuse
+from . import layer
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
     check_diagonal, check_grad, check_jvp, check_vjp, validating,
@@ -72,11 +73,11 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled", "neuron", "set_precision", "get_precision",
+    "__version__", "openmp_enabled", "neuron", "layer", "set_precision", "get_precision",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
     "assert_vjp", "assert_diagonal", "selfcheck", "SelfCheckReport", "validating",
     "GradCheckReport", "GradCheckError",
-    "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
+    "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense", "LayerJacobian",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
     "fuse", "Fused",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",

@@ -27,6 +27,7 @@ LAYERS = [
     ["fastjac._validation"],
     ["fastjac.ops"],
     ["fastjac.neuron", "fastjac.fuse"],
+    ["fastjac.layer"],
     ["fastjac._selfcheck"],
     ["fastjac"],                       # the package: the public API, re-exported
     ["fastjac.bench", "fastjac.dask"],
