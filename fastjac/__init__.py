@@ -11,7 +11,7 @@ ReLU neuron with its MSE loss, all without building a dense matrix.
 >>> fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
 """
 
-from ._kernels.elementwise import openmp_enabled
+from ._threads import openmp_enabled, thread_info
 from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
@@ -45,7 +45,7 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled", "neuron", "set_precision", "get_precision",
+    "__version__", "thread_info", "openmp_enabled", "neuron", "set_precision", "get_precision",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
     "assert_vjp", "assert_diagonal", "selfcheck", "validating", "GradCheckReport",
     "GradCheckError",
