@@ -1,4 +1,9 @@
+"""Type stub of the compiled module fastjac._kernels.pool (hand-written): fastjac's thread
+pool. Kernel modules use its C API (pool.pxd) through ``__pyx_capi__``."""
+
 from typing import Any, Dict, Optional
+
+__pyx_capi__: Dict[str, Any]
 
 MAX_THREADS: int
 TEST_SHUFFLE: int
