@@ -22,8 +22,9 @@
  *
  * For comparison (facts, not code): pthreadpool's workers spin up to a million iterations
  * before a futex wait, libgomp spins GOMP_SPINCOUNT iterations (300000 by default, none with
- * OMP_WAIT_POLICY=passive), and OpenBLAS's blas_server keeps its threads polling for a
- * configurable timeout. Those spins are what slow a neighbour pool down on a small machine.
+ * OMP_WAIT_POLICY=passive), and OpenBLAS's blas_server keeps idle threads polling until a
+ * timeout (OPENBLAS_THREAD_TIMEOUT) before they sleep. Those spins are what slow a neighbour
+ * pool down on a small machine.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
