@@ -4,17 +4,20 @@ Environment switches
 --------------------
 FASTJAC_DEBUG=1      bounds checks and wraparound on, -O0 -g: a debug build that the test
                      suite also runs under.
-FASTJAC_NO_OPENMP=1  build without OpenMP even when the compiler supports it (the serial
-                     build must pass the suite too).
+FASTJAC_SERIAL=1     build the thread pool without threads: every kernel runs on the calling
+                     thread (the serial build must pass the suite too). The old name
+                     FASTJAC_NO_OPENMP=1 means the same.
 
 FASTJAC_NO_LIBMVEC=1 build without glibc's libmvec even when it links (the opt-in "fast"
                      precision mode then falls back to libm).
 
-OpenMP is detected by compiling and linking a tiny OpenMP program with the compiler that
-will build the extensions; when that fails the build goes on serially with a warning, and
-``fastjac.openmp_enabled()`` reports ``False`` at run time. glibc's vector math library
-(libmvec, used only in the opt-in ``fastjac.set_precision("fast")`` mode) is detected the
-same way; without it the build succeeds and "fast" means libm.
+Parallel kernels run on fastjac's own caller-runs thread pool (fastjac/_kernels/fj_pool.c,
+POSIX threads; no OpenMP). It is compiled into one extension, ``fastjac._kernels.pool``, that
+the kernel modules cimport, so a process has exactly one pool. Where pthreads are not
+available (or with FASTJAC_SERIAL=1) the pool runs every call serially and
+``fastjac.thread_info()["threads_enabled"]`` is ``False``. glibc's vector math library
+(libmvec, used only in the opt-in ``fastjac.set_precision("fast")`` mode) is detected by
+compiling and linking a tiny program; without it the build succeeds and "fast" means libm.
 
 Every kernel is compiled with ``-ffp-contract=off``: no fused multiply-add is formed, so the
 SSE2, AVX2 and AVX-512 code paths selected at run time give bitwise-identical results.
@@ -22,7 +25,6 @@ SSE2, AVX2 and AVX-512 code paths selected at run time give bitwise-identical re
 import os
 import sys
 import tempfile
-import warnings
 
 from setuptools import Extension, setup
 
@@ -51,19 +53,8 @@ def _env_flag(name):
 
 
 DEBUG = _env_flag("FASTJAC_DEBUG")
-NO_OPENMP = _env_flag("FASTJAC_NO_OPENMP")
+SERIAL = _env_flag("FASTJAC_SERIAL") or _env_flag("FASTJAC_NO_OPENMP")
 NO_LIBMVEC = _env_flag("FASTJAC_NO_LIBMVEC")
-
-_OPENMP_TEST = r"""
-#include <omp.h>
-int main(void) {
-    int n = 0;
-    #pragma omp parallel reduction(+:n)
-    n += 1;
-    return n > 0 ? 0 : 1;
-}
-"""
-
 
 _LIBMVEC_TEST = r"""
 #include <immintrin.h>
@@ -112,47 +103,13 @@ def _libmvec_available():
     return _try_build(_LIBMVEC_TEST, [], [], libraries=["mvec", "m"])
 
 
-def _openmp_flags():
-    """Return (compile_args, link_args) for OpenMP, or None when it does not build."""
-    compiler = new_compiler()
-    customize_compiler(compiler)
-    if compiler.compiler_type == "msvc":
-        candidates = [(["/openmp"], [])]
-    elif sys.platform == "darwin":
-        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
-    else:
-        candidates = [(["-fopenmp"], ["-fopenmp"])]
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "omp_test.c")
-        with open(src, "w") as f:
-            f.write(_OPENMP_TEST)
-        for cflags, lflags in candidates:
-            try:
-                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-                compiler.link_executable(
-                    objs, os.path.join(tmp, "omp_test"), extra_postargs=lflags
-                )
-            except (CompileError, LinkError, OSError):
-                continue
-            return cflags, lflags
-    return None
-
-
 def _extensions():
     import numpy
     from Cython.Build import cythonize
 
-    if NO_OPENMP:
-        omp = None
-    else:
-        omp = _openmp_flags()
-        if omp is None:
-            warnings.warn(
-                "fastjac: the C compiler cannot build OpenMP programs; building the kernels "
-                "serially (n_threads will have no effect, fastjac.openmp_enabled() is False)",
-                stacklevel=1,
-            )
-    omp_c, omp_l = omp if omp is not None else ([], [])
+    threads = not SERIAL and sys.platform != "win32"
+    pool_macros = [] if threads else [("FJ_POOL_SERIAL", "1")]
+    pool_libs = ["pthread"] if threads else []
 
     if DEBUG:
         opt = ["-O0", "-g"]
@@ -169,8 +126,17 @@ def _extensions():
         opt = ["/O2"] if not DEBUG else ["/Od"]
     libmvec = sys.platform != "win32" and _libmvec_available()
 
+    pool = Extension(
+        "fastjac._kernels.pool",
+        ["fastjac/_kernels/pool.pyx", "fastjac/_kernels/fj_pool.c"],
+        include_dirs=["fastjac/_kernels"],
+        define_macros=pool_macros,
+        libraries=pool_libs,
+        depends=["fastjac/_kernels/fj_pool.h", "fastjac/_kernels/pool.pxd"],
+        extra_compile_args=opt,
+    )
     kernels = ["elementwise", "neuron", "fused", "layer"]
-    exts = [
+    exts = [pool] + [
         Extension(
             f"fastjac._kernels.{name}",
             [f"fastjac/_kernels/{name}.pyx"],
@@ -183,9 +149,8 @@ def _extensions():
                                                         "fj_reduce.h",
                                                         "neuron_block.h", "fj_fused.h",
                                                         "neuron_block_avx2.h",
-                                                        "layer_block.h")],
-            extra_compile_args=opt + omp_c,
-            extra_link_args=omp_l,
+                                                        "layer_block.h", "pool.pxd")],
+            extra_compile_args=opt,
         )
         for name in kernels
         if os.path.exists(f"fastjac/_kernels/{name}.pyx")

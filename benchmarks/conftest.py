@@ -36,6 +36,6 @@ def pytest_report_header(config):
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     prec = fj.get_precision() if hasattr(fj, "get_precision") else "accurate"
     return [
-        f"fastjac: numpy {np.__version__}, {cpus} CPUs, OpenMP {fj.openmp_enabled()}, "
+        f"fastjac: numpy {np.__version__}, {cpus} CPUs, threads {fj.thread_info()['max_threads']}, "
         f"SIMD {simd.get('cpu', '?')}, precision {prec}, load average {load:.2f}"
     ]

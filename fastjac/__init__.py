@@ -25,6 +25,7 @@ array([ 2.7183, 12.969 , 32.5568])
 # order is checked by tests/test_structure.py):
 #   _kernels/      compiled loops over validated buffers
 #   _config        FASTJAC_* environment switches, validation-mode flag
+#   _threads       the thread pool: thread_info, n_threads
 #   _validate      every input check;  jacobian  structured Jacobians
 #   _display       progress bar, time format;  _reference  the NumPy neuron
 #   _optable       the op table: names, codes, arities, weights, formulas
@@ -36,7 +37,7 @@ array([ 2.7183, 12.969 , 32.5568])
 #   _selfcheck     every kernel against finite differences (fastjac.selfcheck)
 #   bench, dask    `fastjac bench`; the same gradients on Dask arrays
 #   cli            the `fastjac` command (check, bench, demo, train)
-from ._kernels.elementwise import openmp_enabled
+from ._threads import openmp_enabled, thread_info
 from .jacobian import Column, Dense, Diagonal, Jacobian, LayerJacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
@@ -73,7 +74,8 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled", "neuron", "layer", "set_precision", "get_precision",
+    "__version__", "thread_info", "openmp_enabled", "neuron", "layer", "set_precision",
+    "get_precision",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
     "assert_vjp", "assert_diagonal", "selfcheck", "SelfCheckReport", "validating",
     "GradCheckReport", "GradCheckError",

@@ -167,3 +167,33 @@ def validating(enabled=True):
             with _lock:
                 _n_active -= 1
                 _refresh()
+
+
+def num_threads_from_env(warn=True):
+    """The thread cap asked for by the environment variable ``FASTJAC_NUM_THREADS``.
+
+    Like ``OMP_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS``: a positive integer caps how many
+    threads (the calling thread included) any fastjac call uses; it may exceed the CPU count
+    (at most 256). Unset or empty gives ``None`` (the CPU count). Any other value (``0``,
+    ``-1``, ``x``) gives ``None`` too, with a ``RuntimeWarning`` when ``warn`` is true.
+
+    Returns
+    -------
+    int or None
+    """
+    raw = os.environ.get("FASTJAC_NUM_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        if warn:
+            import warnings
+
+            warnings.warn(
+                f"FASTJAC_NUM_THREADS={raw!r} is not a positive integer; ignoring it "
+                "(fastjac uses every CPU it may run on)", RuntimeWarning, stacklevel=2)
+        return None
+    return min(value, 256)

@@ -19,6 +19,8 @@ Conventions:
 import numbers
 import os
 
+from fastjac._kernels import pool as _pool
+
 import numpy as np
 
 F64 = np.dtype(np.float64)
@@ -26,17 +28,8 @@ F32 = np.dtype(np.float32)
 _PY_SCALARS = (bool, int, float)
 
 
-def _cpu_count():
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-CPU_COUNT = _cpu_count()
-# n_threads above this is clamped: results do not depend on the thread count, and asking
-# OpenMP for tens of thousands of threads crashes the process when thread creation fails.
-MAX_THREADS = max(256, CPU_COUNT)
+# The CPUs this process may run on (its affinity mask), as fastjac's thread pool counts them.
+CPU_COUNT = _pool.cpu_count()
 
 
 def _bad_dtype(name, dtype):
@@ -228,31 +221,19 @@ def finish(buf, out):
     return out
 
 
-def idle_cpus():
-    """The CPUs not busy with other work: ``CPU_COUNT`` minus the 1-minute load average, with
-    this thread counted as idle (so a quiet machine gives every CPU), at least 1.
-
-    OpenMP teams wait at their barriers for the slowest thread; on a machine whose cores
-    are all busy a team of several threads waits for time slices (milliseconds), so the
-    automatic choice (``n_threads=None``) uses only the idle ones, like ``OMP_DYNAMIC``.
-    """
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # pragma: no cover - no load average (Windows)
-        return CPU_COUNT
-    return max(1, min(CPU_COUNT, int(CPU_COUNT - load + 1.5)))
-
-
 def n_threads(value, work, threshold):
-    """Resolve ``n_threads``: None means serial below ``threshold`` work, else the idle
-    CPUs (:func:`idle_cpus`); an explicit count is used as given."""
-    if value is None:
-        return 1 if work < threshold or CPU_COUNT == 1 else idle_cpus()
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"n_threads must be a positive integer or None, got {value!r}")
-    if value < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {value}")
-    return min(int(value), MAX_THREADS)
+    """Check ``n_threads`` and resolve it with the thread pool's one rule
+    (``fastjac._kernels.pool.resolve``, the same C function the kernels' fast paths use):
+    ``work`` below the kernel family's ``threshold`` runs serially; otherwise None means
+    every thread of the cap (``FASTJAC_NUM_THREADS``, else the CPU count) and an int is an
+    upper bound, clamped to the cap."""
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"n_threads must be a positive integer or None, got {value!r}")
+        if value < 1:
+            raise ValueError(f"n_threads must be a positive integer or None, got {value}")
+        value = int(value)
+    return _pool.resolve(value, work, threshold)
 
 
 def real_scalar(value, name, allow_inf=False):

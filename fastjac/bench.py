@@ -330,7 +330,7 @@ def _machine_info():
         "processor": platform.processor() or platform.machine(),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "openmp": bool(fj.openmp_enabled()),
+        "max_threads": fj.thread_info()["max_threads"],
         "precision": fj.get_precision(),
     }
     info["simd"] = K.simd_info()
@@ -425,7 +425,7 @@ def format_tables(res):
     m = res["machine"]
     lines = [
         f"fastjac {m['fastjac']} | numpy {m['numpy']} | Python {m['python']} | "
-        f"{m['cpus']} CPUs | OpenMP {'on' if m['openmp'] else 'off'} | "
+        f"{m['cpus']} CPUs | up to {m['max_threads']} threads | "
         f"precision {m['precision']}"
         + (f" | SIMD {m['simd']['cpu']}" if "simd" in m else ""),
         f"speed-up = numpy / fastjac (median of {res['repeat']} repeats; above 1: fastjac "

@@ -25,11 +25,11 @@ Conventions shared by every function here:
   not C-contiguous (Fortran order, a column slice, a transposed view), or not of the
   computation dtype, is copied once per call; a C-contiguous one (read-only included) is
   read in place. Inputs are never written.
-* threads: ``n_threads=None`` means all cores, serial below a measured threshold (about
-  2**18 elements of ``X``); fastjac's pool makes oversubscription harmless. A given ``n_threads`` is an upper bound: no thread is started for less
-  than 2**15 elements of work (a team's start-up costs more than that). Results are
-  bitwise identical for every ``n_threads`` (rows are split into fixed blocks whose
-  partial sums are merged in block order).
+* threads: below about 2**18 elements of ``X`` a call runs serially; above, ``None`` uses
+  every core (the cap ``FASTJAC_NUM_THREADS``) of fastjac's caller-runs thread pool, and a
+  given ``n_threads`` is an upper bound; no helper is used for less than 2**15 elements of
+  work. Results are bitwise identical for every ``n_threads`` (rows are split into fixed
+  blocks whose partial sums are merged in block order).
 * special values: NaN and inf propagate as in the NumPy expression
   ``z = X@w + b; r = np.maximum(z, 0) - y; c = 2/N*r*(z > 0); gw = c@X``. A NaN z is
   neither active nor inactive: it makes C, ∂C/∂w and ∂C/∂b NaN. ``b`` may be NaN or inf
@@ -55,8 +55,8 @@ __all__ = [
     "loss_grad_sums",
 ]
 
-# Below this many elements of X one thread is faster than forking a team: measured on a
-# 2-core machine, where two threads beat one from about 2e5 elements (n = 100) up.
+# Below this many elements of X one thread is faster than waking a helper thread: measured
+# on a 2-core machine, where two threads beat one from about 2e5 elements (n = 100) up.
 _THREAD_THRESHOLD = 1 << 18
 
 _WRT_NAMES = frozenset(("w", "b", "X"))
@@ -203,8 +203,7 @@ def loss(X, y, w, b, n_threads=None):
     ValueError
         For ``N == 0`` (the mean over no samples is undefined), or mismatched shapes.
     """
-    C = _k.loss_grad_fast(X, y, w, b, None, n_threads, _THREAD_THRESHOLD, _v.CPU_COUNT,
-                          False)
+    C = _k.loss_grad_fast(X, y, w, b, None, n_threads, _THREAD_THRESHOLD, False)
     if C is not None:
         return C
     X, y, w, b, dtype, N, n = _batch(X, y, w, b)
@@ -301,7 +300,7 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
     res = None
     if wrt is _DEFAULT_WRT:
         # the training-loop fast path: plain arrays checked and read in one C call
-        res = _k.loss_grad_fast(X, y, w, b, out, n_threads, _THREAD_THRESHOLD, _v.CPU_COUNT)
+        res = _k.loss_grad_fast(X, y, w, b, out, n_threads, _THREAD_THRESHOLD)
     if res is None:
         X, y, w, b, res = _loss_grad(X, y, w, b, out, n_threads, wrt)
     if _config.VALIDATE:
@@ -350,8 +349,7 @@ def _loss_grad(X, y, w, b, out, n_threads, wrt):
             gw_buf, gw_out = _v.output(gw_out, "gw_out", (n,), dtype, inputs=inputs,
                                        others=(("gX_out", gX_out),))
     work = N * n
-    nt = 1 if n_threads is None and work < _THREAD_THRESHOLD else _v.n_threads(
-        n_threads, work, _THREAD_THRESHOLD)
+    nt = _v.n_threads(n_threads, work, _THREAD_THRESHOLD)
     scale = 2.0 / N
     sse, gb_sum = _LOSS_GRAD_SUMS[dtype](X, y, w, b, scale, gw_buf, scale, gX_buf, nt)
     gw = _finish(gw_buf, gw_out) if want_w else None

@@ -45,13 +45,13 @@ OutPair = Optional[Sequence[Optional[np.ndarray]]]
 
 # Work below which a call with n_threads=None runs serially. One unit is about one simple
 # element operation with its memory traffic (~0.4 ns on a 2.5 GHz Xeon); the threshold is
-# ~100 µs of single-thread work, where starting and joining the OpenMP team (a few µs on an
-# idle machine) costs under 5%. Measured on 2 vCPUs when the second core was idle: 2
-# threads ran exp.vjp and mul.vjp at n = 65536 (0.14 ms and 0.11 ms) 1.96x and 2.03x faster.
-# On a machine whose cores are all busy a team waits for time slices (milliseconds), so
-# n_threads=None above the threshold takes only the idle CPUs (_validate.idle_cpus, from
-# the load average, like OMP_DYNAMIC). Each function weighs what it costs per element relative to a
-# multiply (fastjac's vectorised exp, sin, cos; libm's tanh and log are slower).
+# ~100 µs of single-thread work, where waking a helper of fastjac's thread pool (a few µs)
+# costs under 5%. Measured on 2 vCPUs when the second core was idle: 2 threads ran exp.vjp
+# and mul.vjp at n = 65536 (0.14 ms and 0.11 ms) 1.96x and 2.03x faster. Above it the
+# pool's caller runs blocks itself and never waits for a helper that has not started, so
+# a busy machine costs at most the one-thread time plus a block (docs/guide/threads.rst).
+# Each function weighs what it costs per element relative to a multiply (fastjac's
+# vectorised exp, sin, cos; libm's tanh and log are slower).
 PARALLEL_THRESHOLD = 1 << 18
 _WEIGHT = _optable.WEIGHT  # per unary code, from the op table (fastjac/_optable.py)
 
@@ -183,7 +183,7 @@ class UnaryOp:
         # Plain 1-D float arrays (with out= and n_threads= too) are checked and run in one
         # C call; anything else, including every invalid call, takes the general path.
         res = _K.unary_fast(self._codes, x, t, value, out, n_threads, self._work_per_element,
-                            PARALLEL_THRESHOLD, V.CPU_COUNT)
+                            PARALLEL_THRESHOLD)
         if res is not None:
             return res
         if getattr(x, "_fj_traced", False) or getattr(t, "_fj_traced", False):
@@ -502,8 +502,7 @@ class BinaryOp:
         # Plain 1-D float arrays, or one of them and a Python scalar, in one C call (None:
         # the general path handles the call, and raises for anything invalid).
         return _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, gy, value, out,
-                              n_threads, self._work_per_element, PARALLEL_THRESHOLD,
-                              V.CPU_COUNT)
+                              n_threads, self._work_per_element, PARALLEL_THRESHOLD)
 
     def _reverse(self, w, x, gy, out, n_threads):
         res = self._fast(w, x, gy, False, out, n_threads)
@@ -675,7 +674,7 @@ class _Dot:
     def __call__(self, w: npt.ArrayLike, x: npt.ArrayLike,
                  n_threads: Optional[int] = None) -> np.floating:
         """``w·x`` as a NumPy scalar of the result dtype, accumulated in double."""
-        res = _K.reduce_fast(w, x, n_threads, 2, PARALLEL_THRESHOLD, V.CPU_COUNT)
+        res = _K.reduce_fast(w, x, n_threads, 2, PARALLEL_THRESHOLD)
         if res is not None:
             return res
         dt, wf, xf = self._prepare(w, x)
@@ -746,7 +745,7 @@ class _Sum:
 
     def __call__(self, x: npt.ArrayLike, n_threads: Optional[int] = None) -> np.floating:
         """``sum(x)`` as a NumPy scalar of the result dtype, accumulated in double."""
-        res = _K.reduce_fast(x, None, n_threads, 1, PARALLEL_THRESHOLD, V.CPU_COUNT)
+        res = _K.reduce_fast(x, None, n_threads, 1, PARALLEL_THRESHOLD)
         if res is not None:
             return res
         dt = V.result_dtype(("x", x))

@@ -21,7 +21,8 @@ MAX_LINES = 1000
 LAYERS = [
     ["fastjac._kernels"],
     ["fastjac._config", "fastjac._validate", "fastjac.jacobian", "fastjac._fd",
-     "fastjac._display", "fastjac._reference", "fastjac._optable"],
+     "fastjac._display", "fastjac._reference", "fastjac._optable",
+     "fastjac._threads"],
     ["fastjac._report"],
     ["fastjac.gradcheck"],
     ["fastjac._validation"],

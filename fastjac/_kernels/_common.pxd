@@ -6,20 +6,9 @@ ctypedef fused floating:
     float
     double
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define FJ_HAVE_OPENMP 1
-    #else
-    #define FJ_HAVE_OPENMP 0
-    #endif
-    """
-    int FJ_HAVE_OPENMP
-
 # Work is split into fixed blocks of BLOCK elements (or rows) whatever the thread count;
 # per-block partial sums are merged in block order, so results are bitwise identical for
-# every n_threads. Inside a block, element-wise work runs on tiles of TILE elements held in
+# every n_threads and every schedule of fastjac's thread pool (pool.pxd). Inside a block, element-wise work runs on tiles of TILE elements held in
 # stack buffers of doubles.
 cdef enum:
     TILE = 256

@@ -24,7 +24,6 @@ precision mode, libmvec for the rest). The ``*_fast`` entry points check and run
 common calls from Python in one C call.
 """
 
-from cython.parallel cimport prange
 from cpython.ref cimport PyObject
 from libc.float cimport FLT_MAX
 from libc.math cimport fabs, frexp, isfinite, ldexp, sqrt
@@ -33,30 +32,16 @@ from libc.stdlib cimport free, malloc
 cimport numpy as cnp
 import numpy as np
 
-from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, TILE, floating
+from fastjac._kernels._common cimport BLOCK, TILE, floating
+from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_vmath.h" nogil:
     """
-    /* fastjac._validate.idle_cpus in C: n minus the 1-minute load average, this thread
-       counted as idle, clamped to [1, n]. */
-    #if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
-    #include <stdlib.h>
-    static int fj_idle_cpus(int n) {
-        double l;
-        int k;
-        if (n <= 1 || getloadavg(&l, 1) != 1) return n < 1 ? 1 : n;
-        k = (int)(n - l + 1.5);
-        return k < 1 ? 1 : (k > n ? n : k);
-    }
-    #else
-    static int fj_idle_cpus(int n) { return n < 1 ? 1 : n; }
-    #endif
     static void fj_set_fast_math(int on) { fj_fast_math = on; }
     static int fj_get_fast_math(void) { return fj_fast_math; }
     static int fj_get_cpu_level(void) { return fj_cpu_level; }
     static int fj_built_with_libmvec(void) { return FJ_HAVE_LIBMVEC; }
     """
-    int fj_idle_cpus(int n)
     void fj_vmath_init()
     void fj_set_fast_math(int on)
     int fj_get_fast_math()
@@ -130,16 +115,6 @@ TILE_SIZE = TILE
 BLOCK_SIZE = BLOCK
 
 
-def idle_cpus(int n_cores):
-    """``n_cores`` minus the 1-minute load average (this thread counted idle), in [1, n]."""
-    return fj_idle_cpus(n_cores)
-
-
-def openmp_enabled():
-    """True when the kernels were compiled with OpenMP (``n_threads`` > 1 can help)."""
-    return bool(FJ_HAVE_OPENMP)
-
-
 def set_math_mode(int mode):
     """-1 strict (libm everywhere), 0 accurate (the default), 1 fast (libmvec); see
     fj_vmath.h and ``fastjac.set_precision``."""
@@ -179,6 +154,44 @@ def vexp(double[::1] x, double[::1] out):
 # argument; these few integer comparisons make the kernels memory-safe even if a caller
 # skipped it, and they cost nanoseconds (no buffer protocol, no fused-type dispatch).
 # ---------------------------------------------------------------------------------------
+
+cdef struct BinaryProgram:
+    int op
+    const unsigned char* fcodes
+    Py_ssize_t nf
+    const unsigned char* gcodes
+    Py_ssize_t ng
+    bint w_scalar
+    bint x_scalar
+    bint need_deriv
+
+
+# ---------------------------------------------------------------------------------------
+# Parallel runs: every kernel family splits its n elements into the fixed blocks of BLOCK
+# elements, and a block function (below, per family) runs one block; fastjac's thread pool
+# (pool.pxd) calls it for every block. The job's arguments travel in one struct; f32 picks
+# the float32 or float64 instance of the fused block code.
+# ---------------------------------------------------------------------------------------
+
+cdef struct _EwJob:
+    Py_ssize_t n
+    bint f32
+    int op
+    const unsigned char* codes
+    Py_ssize_t ncodes
+    const BinaryProgram* prog
+    const void* w
+    const void* x
+    const void* dw
+    const void* dx
+    const void* gy
+    void* y_out
+    void* jvp_out
+    void* gw_out
+    void* gx_out
+    double z
+    bint z_is_w
+    double* partial
 
 cdef Py_ssize_t _check_codes(bytes codes, int limit) except -1:
     cdef Py_ssize_t k, nc = len(codes)
@@ -593,12 +606,30 @@ cdef void _unary_run(const unsigned char* codes, Py_ssize_t ncodes, Py_ssize_t n
                      int n_threads) noexcept nogil:
     cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t blk
+    cdef _EwJob job
     if n_threads <= 1 or nblocks == 1:
         for blk in range(nblocks):
             _unary_block(blk, n, codes, ncodes, x, t, y_out, d_out)
     else:
-        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
-            _unary_block(blk, n, codes, ncodes, x, t, y_out, d_out)
+        job.n = n
+        job.f32 = floating is float
+        job.codes = codes
+        job.ncodes = ncodes
+        job.x = x
+        job.dx = t
+        job.y_out = y_out
+        job.jvp_out = d_out
+        parallel_for(nblocks, _unary_job_block, &job, n_threads)
+
+
+cdef void _unary_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
+    cdef _EwJob* j = <_EwJob*>ctx
+    if j.f32:
+        _unary_block(blk, j.n, j.codes, j.ncodes, <const float*>j.x, <const float*>j.dx,
+                     <float*>j.y_out, <float*>j.jvp_out)
+    else:
+        _unary_block(blk, j.n, j.codes, j.ncodes, <const double*>j.x, <const double*>j.dx,
+                     <double*>j.y_out, <double*>j.jvp_out)
 
 
 cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out,
@@ -713,26 +744,8 @@ cdef inline bint _writable_out(object o, int typenum, Py_ssize_t n) noexcept:
     return _plain_like(o, typenum, n) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o)
 
 
-cdef inline int _fast_threads(object n_threads, Py_ssize_t work, Py_ssize_t threshold,
-                              int n_cores) noexcept:
-    # The resolved thread count, or 0 when n_threads is not a plain positive int. None:
-    # serial below threshold, else the idle CPUs (fastjac._validate.idle_cpus).
-    cdef long v
-    if n_threads is None:
-        return 1 if work < threshold else fj_idle_cpus(n_cores)
-    if type(n_threads) is not int:
-        return 0
-    try:
-        v = n_threads
-    except OverflowError:
-        return 0
-    if v < 1 or v > 256:  # larger counts: the general path clamps them (MAX_THREADS)
-        return 0
-    return <int>v
-
-
 def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_per_element,
-               Py_ssize_t threshold, int n_cores):
+               Py_ssize_t threshold):
     """The common case in one C call, or None when the call needs the general path.
 
     Eligible: ``x`` (and ``t``, of the same shape and dtype) exact ``numpy.ndarray`` of
@@ -748,7 +761,7 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
     if t is not None and not (_fast_typenum(t) == typenum and _same_shape(t, x)):
         return None
     n = cnp.PyArray_SIZE(<cnp.ndarray>x)
-    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    nt = fast_threads(n_threads, n * work_per_element, threshold)
     if nt == 0:
         return None
     if out is not None and not _writable_out_like(out, x, typenum):
@@ -773,16 +786,6 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
 # ---------------------------------------------------------------------------------------
 # Binary: y = f(w) ○ g(x), with scalar expansion of either operand (paper §4.2, §4.3).
 # ---------------------------------------------------------------------------------------
-
-cdef struct BinaryProgram:
-    int op
-    const unsigned char* fcodes
-    Py_ssize_t nf
-    const unsigned char* gcodes
-    Py_ssize_t ng
-    bint w_scalar
-    bint x_scalar
-    bint need_deriv
 
 
 cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floating* src,
@@ -975,14 +978,40 @@ cdef void _binary_run(const BinaryProgram* prog, Py_ssize_t n, const floating* w
                       int n_threads) noexcept nogil:
     cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t blk
+    cdef _EwJob job
     if n_threads <= 1 or nblocks == 1:
         for blk in range(nblocks):
             _binary_block(blk, n, prog, w, x, dw, dx, gy, y_out, jvp_out, gw_out, gx_out,
                           partial)
     else:
-        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
-            _binary_block(blk, n, prog, w, x, dw, dx, gy, y_out, jvp_out, gw_out, gx_out,
-                          partial)
+        job.n = n
+        job.f32 = floating is float
+        job.prog = prog
+        job.w = w
+        job.x = x
+        job.dw = dw
+        job.dx = dx
+        job.gy = gy
+        job.y_out = y_out
+        job.jvp_out = jvp_out
+        job.gw_out = gw_out
+        job.gx_out = gx_out
+        job.partial = partial
+        parallel_for(nblocks, _binary_job_block, &job, n_threads)
+
+
+cdef void _binary_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
+    cdef _EwJob* j = <_EwJob*>ctx
+    if j.f32:
+        _binary_block(blk, j.n, j.prog, <const float*>j.w, <const float*>j.x,
+                      <const float*>j.dw, <const float*>j.dx, <const float*>j.gy,
+                      <float*>j.y_out, <float*>j.jvp_out, <float*>j.gw_out,
+                      <float*>j.gx_out, j.partial)
+    else:
+        _binary_block(blk, j.n, j.prog, <const double*>j.w, <const double*>j.x,
+                      <const double*>j.dw, <const double*>j.dx, <const double*>j.gy,
+                      <double*>j.y_out, <double*>j.jvp_out, <double*>j.gw_out,
+                      <double*>j.gx_out, j.partial)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1113,12 +1142,32 @@ cdef void _plain_run(int op, Py_ssize_t n, const floating* w, const floating* x,
                      floating* gx_out, int n_threads) noexcept nogil:
     cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t blk
+    cdef _EwJob job
     if n_threads <= 1 or nblocks == 1:
         for blk in range(nblocks):
             _plain_block(blk, n, op, w, x, gy, y_out, gw_out, gx_out)
     else:
-        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
-            _plain_block(blk, n, op, w, x, gy, y_out, gw_out, gx_out)
+        job.n = n
+        job.f32 = floating is float
+        job.op = op
+        job.w = w
+        job.x = x
+        job.gy = gy
+        job.y_out = y_out
+        job.gw_out = gw_out
+        job.gx_out = gx_out
+        parallel_for(nblocks, _plain_job_block, &job, n_threads)
+
+
+cdef void _plain_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
+    cdef _EwJob* j = <_EwJob*>ctx
+    if j.f32:
+        _plain_block(blk, j.n, j.op, <const float*>j.w, <const float*>j.x,
+                     <const float*>j.gy, <float*>j.y_out, <float*>j.gw_out, <float*>j.gx_out)
+    else:
+        _plain_block(blk, j.n, j.op, <const double*>j.w, <const double*>j.x,
+                     <const double*>j.gy, <double*>j.y_out, <double*>j.gw_out,
+                     <double*>j.gx_out)
 
 
 cdef inline void _plain_partials(int op, double p, double q, double* pw,
@@ -1246,12 +1295,31 @@ cdef void _scalar_vjp_run(int op, Py_ssize_t n, const floating* arr, double z, b
                           int n_threads) noexcept nogil:
     cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t blk
+    cdef _EwJob job
     if n_threads <= 1 or nblocks == 1:
         for blk in range(nblocks):
             _scalar_vjp_block(blk, n, op, arr, z, z_is_w, gy, g_out, partial)
     else:
-        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
-            _scalar_vjp_block(blk, n, op, arr, z, z_is_w, gy, g_out, partial)
+        job.n = n
+        job.f32 = floating is float
+        job.op = op
+        job.x = arr
+        job.z = z
+        job.z_is_w = z_is_w
+        job.gy = gy
+        job.gx_out = g_out
+        job.partial = partial
+        parallel_for(nblocks, _scalar_vjp_job_block, &job, n_threads)
+
+
+cdef void _scalar_vjp_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
+    cdef _EwJob* j = <_EwJob*>ctx
+    if j.f32:
+        _scalar_vjp_block(blk, j.n, j.op, <const float*>j.x, j.z, j.z_is_w,
+                          <const float*>j.gy, <float*>j.gx_out, j.partial)
+    else:
+        _scalar_vjp_block(blk, j.n, j.op, <const double*>j.x, j.z, j.z_is_w,
+                          <const double*>j.gy, <double*>j.gx_out, j.partial)
 
 
 cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, object w,
@@ -1411,7 +1479,7 @@ cdef object _scalar_operand(object z, int typenum):
 
 
 def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n_threads,
-                Py_ssize_t work_per_element, Py_ssize_t threshold, int n_cores):
+                Py_ssize_t work_per_element, Py_ssize_t threshold):
     """Value (``value``) or VJP ``(gw, gx)`` (``gy`` None means ones: sum_grad) in one C
     call, or None when the call needs the general path.
 
@@ -1447,7 +1515,7 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
     if gy is not None and not (_fast_typenum(gy) == typenum and _same_shape(gy, like)):
         return None
     n = cnp.PyArray_SIZE(<cnp.ndarray>like)
-    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    nt = fast_threads(n_threads, n * work_per_element, threshold)
     if nt == 0:
         return None
     if out is not None:
@@ -1559,8 +1627,7 @@ def reduce(a, b, int n_threads=1):
     return total
 
 
-def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t threshold,
-                int n_cores):
+def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t threshold):
     """``sum(a)`` (``b`` None) or ``a · b`` as a NumPy scalar of the arrays' dtype, in one
     C call; None when the call needs the general path. Eligible: exact ``numpy.ndarray`` of
     float32/float64 (for ``a · b``: two 1-D arrays of one dtype and length), any layout."""
@@ -1574,7 +1641,7 @@ def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t thresho
                 and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _same_shape(a, b)):
             return None
     n = cnp.PyArray_SIZE(<cnp.ndarray>a)
-    nt = _fast_threads(n_threads, n * work_per_element, threshold, n_cores)
+    nt = fast_threads(n_threads, n * work_per_element, threshold)
     if nt == 0:
         return None
     a = _kernel_input(a)
@@ -1588,9 +1655,22 @@ cdef void _reduce_run(Py_ssize_t n, const floating* a, const floating* b, double
                       int n_threads) noexcept nogil:
     cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t blk
+    cdef _EwJob job
     if n_threads <= 1 or nblocks == 1:
         for blk in range(nblocks):
             partial[blk] = _block_reduce(blk, n, a, b)
     else:
-        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
-            partial[blk] = _block_reduce(blk, n, a, b)
+        job.n = n
+        job.f32 = floating is float
+        job.w = a
+        job.x = b
+        job.partial = partial
+        parallel_for(nblocks, _reduce_job_block, &job, n_threads)
+
+
+cdef void _reduce_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
+    cdef _EwJob* j = <_EwJob*>ctx
+    if j.f32:
+        j.partial[blk] = _block_reduce(blk, j.n, <const float*>j.w, <const float*>j.x)
+    else:
+        j.partial[blk] = _block_reduce(blk, j.n, <const double*>j.w, <const double*>j.x)

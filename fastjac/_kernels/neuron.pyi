@@ -13,7 +13,6 @@ _F64 = npt.NDArray[np.float64]
 _F32 = npt.NDArray[np.float32]
 _Index = npt.NDArray[np.intp]
 
-def openmp_enabled() -> bool: ...
 def blocks(N: int, n: int) -> Tuple[int, int]: ...
 def loss_grad_sums_f64(
     X: _F64, y: _F64, w: _F64, b: float, gw_scale: float, gw_out: Optional[_F64],
@@ -25,7 +24,7 @@ def loss_grad_sums_f32(
 ) -> Tuple[float, float]: ...
 def loss_grad_fast(
     X: object, y: object, w: object, b: object, gw_out: object, n_threads: object,
-    threshold: int, n_cores: int, want_grad: bool = ...,
+    threshold: int, want_grad: bool = ...,
 ) -> Optional[Union[Tuple[float, np.ndarray, float], float]]: ...
 def forward_f64(
     X: _F64, w: _F64, b: float, act_out: Optional[_F64], mask_out: Optional[_F64], n_threads: int

@@ -18,8 +18,8 @@ be smaller), a partition that depends on N and n only, never on the thread count
 block sums into its own buffer of n + 2 doubles, and the buffers are merged into the
 totals in block order, so every result is bitwise identical for every ``n_threads``.
 There are at most MAX_BLOCKS blocks (fewer for very long rows), so the scratch memory is
-O(n) whatever N is, and a call opens one parallel region, not one per group of blocks
-(on a busy machine every region's join can wait for a descheduled thread).
+O(n) whatever N is, and a call is one job of fastjac's thread pool (pool.pxd), whatever
+the number of blocks.
 
 Arithmetic: w is widened to double once per call; float32 rows are widened on load; every
 sum accumulates in double (the dot product in four independent accumulators so that it
@@ -33,12 +33,12 @@ so its error, and everything it touches, is NaN.
 """
 
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
-from cython.parallel cimport prange
 
 import numpy as np
 cimport numpy as cnp
 
-from fastjac._kernels._common cimport BLOCK, FJ_HAVE_OPENMP, floating, relu_deriv
+from fastjac._kernels._common cimport BLOCK, floating, relu_deriv
+from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cnp.import_array()
 
@@ -63,8 +63,8 @@ cdef enum:
     MAX_BLOCKS = 256
     # ... which is further capped at this many doubles (2 MB) for very long rows.
     MAX_SCRATCH_DOUBLES = 1 << 18
-    # A thread is only worth starting for this many elements of X: below it, the team's
-    # start and join (and, on a busy machine, waiting for a core) cost more than the work.
+    # A thread is only worth using for this many elements of X: below it, waking a helper
+    # of the pool costs more than the work it would take over.
     # n_threads is an upper bound; results do not depend on it either way.
     MIN_THREAD_ELEMENTS = 1 << 15
 
@@ -73,11 +73,6 @@ def _set_block_level(int level):
     """Testing hook: force the hot loop's version (0 portable, 1 AVX2 where the CPU has it,
     -1 the CPU's best) and return the one in force. Every version gives the same bits."""
     return fj_neuron_set_level(level) if FJ_NEURON_C_BLOCK else -1
-
-
-def openmp_enabled():
-    """True when this module was compiled with OpenMP."""
-    return bool(FJ_HAVE_OPENMP)
 
 
 cdef Py_ssize_t _max_blocks(Py_ssize_t n) noexcept nogil:
@@ -279,14 +274,26 @@ cdef void _sums(const floating* X, const floating* y, const Py_ssize_t* idx,
     cdef Py_ssize_t rb = _block_rows(N, nblocks)
     cdef Py_ssize_t k, j, stride = n + 2
     cdef double* p
+    cdef _NeuronJob job
     n_threads = _threads_for(N * (n if n > 0 else 1), n_threads)
     if n_threads > 1 and nblocks > 1:
-        # dynamic: a thread that shares its core with another process takes fewer blocks
-        # instead of holding up the join; each block still writes its own buffer, so the
-        # results do not depend on which thread ran which block
-        for k in prange(nblocks, schedule="dynamic", num_threads=n_threads):
-            _block_sums(X, y, idx, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
-                        w, b, do_gw, gX, gx_scale, scratch + k * stride)
+        # fastjac's pool: the caller and the helpers that get a core claim blocks one at a
+        # time; each block writes its own buffer, so the results do not depend on which
+        # thread ran which block
+        job.f32 = floating is float
+        job.X = X
+        job.y = y
+        job.idx = idx
+        job.N = N
+        job.n = n
+        job.rb = rb
+        job.w = w
+        job.b = b
+        job.do_gw = do_gw
+        job.gX = gX
+        job.gx_scale = gx_scale
+        job.scratch = scratch
+        parallel_for(nblocks, _sums_job_block, &job, n_threads)
     else:
         for k in range(nblocks):
             _block_sums(X, y, idx, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
@@ -300,6 +307,47 @@ cdef void _sums(const floating* X, const floating* y, const Py_ssize_t* idx,
         if do_gw:
             for j in range(2, n + 2):
                 total[j] += p[j]
+
+
+cdef struct _NeuronJob:
+    # the arguments of a parallel _sums or _forward call, for the pool's block functions
+    bint f32
+    const void* X
+    const void* y
+    const Py_ssize_t* idx
+    Py_ssize_t N, n, rb
+    const double* w
+    double b
+    bint do_gw
+    void* gX
+    double gx_scale
+    double* scratch
+    void* act
+    void* mask
+
+
+cdef void _sums_job_block(void* ctx, Py_ssize_t k) noexcept nogil:
+    cdef _NeuronJob* j = <_NeuronJob*>ctx
+    cdef Py_ssize_t r0 = k * j.rb
+    cdef Py_ssize_t r1 = r0 + j.rb if r0 + j.rb < j.N else j.N
+    if j.f32:
+        _block_sums(<const float*>j.X, <const float*>j.y, j.idx, r0, r1, j.n, j.w, j.b,
+                    j.do_gw, <float*>j.gX, j.gx_scale, j.scratch + k * (j.n + 2))
+    else:
+        _block_sums(<const double*>j.X, <const double*>j.y, j.idx, r0, r1, j.n, j.w, j.b,
+                    j.do_gw, <double*>j.gX, j.gx_scale, j.scratch + k * (j.n + 2))
+
+
+cdef void _forward_job_block(void* ctx, Py_ssize_t k) noexcept nogil:
+    cdef _NeuronJob* j = <_NeuronJob*>ctx
+    cdef Py_ssize_t r0 = k * j.rb
+    cdef Py_ssize_t r1 = r0 + j.rb if r0 + j.rb < j.N else j.N
+    if j.f32:
+        _block_forward(<const float*>j.X, r0, r1, j.n, j.w, j.b, <float*>j.act,
+                       <float*>j.mask)
+    else:
+        _block_forward(<const double*>j.X, r0, r1, j.n, j.w, j.b, <double*>j.act,
+                       <double*>j.mask)
 
 
 cdef int _threads_for(Py_ssize_t elements, int n_threads) noexcept nogil:
@@ -414,29 +462,16 @@ cdef inline bint _plain(object a, int ndim, int typenum) noexcept:
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
 
 
-cdef inline int _fast_threads(object n_threads, Py_ssize_t work, Py_ssize_t threshold,
-                              int n_cores) noexcept:
-    """n_threads as ``_validate.n_threads`` resolves it, or 0 (take the general path)."""
-    cdef long v
-    if n_threads is None:
-        return 1 if work < threshold else n_cores
-    if type(n_threads) is not int:
-        return 0
-    v = n_threads  # a Python int: cannot fail for the values below (bounds checked first)
-    return <int>v if 1 <= v <= 4096 else 0
-
-
 _np_floating = np.floating
 
 
-def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, int n_cores,
-                   bint want_grad=True):
+def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, bint want_grad=True):
     """``fastjac.neuron.loss_grad`` (default ``wrt``) or, with ``want_grad=False``,
     ``loss``, for the common call in one C call; ``None`` when it needs the general path.
 
     Eligible: ``X`` (N, n), ``y`` (N,), ``w`` (n,) plain arrays (see ``_plain``) of one
     float dtype with N, n >= 1, ``b`` a float or a NumPy floating scalar, ``gw_out`` None or a plain writeable
-    (n,) array of that dtype, ``n_threads`` None or an int in [1, 4096]. Anything else
+    (n,) array of that dtype, ``n_threads`` None or a positive int. Anything else
     (conversions, errors and their messages, other dtypes, empty batches) returns None.
     An ``gw_out`` that overlaps an input is safe: the kernel writes gw after its last read.
     """
@@ -474,7 +509,7 @@ def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, int n_co
     elif not (_plain(gw_out, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>gw_out, 0) == n
               and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>gw_out)):
         return None
-    nt = _fast_threads(n_threads, N * n, threshold, n_cores)
+    nt = fast_threads(n_threads, N * n, threshold)
     if nt == 0:
         return None
     scale = 2.0 / <double>N
@@ -536,6 +571,7 @@ cdef object _forward(const floating[:, ::1] X, const floating[::1] w, double b,
     cdef floating* act = NULL
     cdef floating* mask = NULL
     cdef const floating* Xp
+    cdef _NeuronJob job
     cdef double* wd = <double*>PyMem_RawMalloc((n + 1) * sizeof(double))
     if wd == NULL:
         raise MemoryError()
@@ -548,9 +584,16 @@ cdef object _forward(const floating[:, ::1] X, const floating[::1] w, double b,
         Xp = _ptr2(X, &dummy)
         n_threads = _threads_for(N * (n if n > 0 else 1), n_threads)
         if n_threads > 1 and nblocks > 1:
-            for k in prange(nblocks, schedule="dynamic", num_threads=n_threads):
-                _block_forward(Xp, k * rb, (k + 1) * rb if (k + 1) * rb < N else N, n,
-                               wd, b, act, mask)
+            job.f32 = floating is float
+            job.X = Xp
+            job.N = N
+            job.n = n
+            job.rb = rb
+            job.w = wd
+            job.b = b
+            job.act = act
+            job.mask = mask
+            parallel_for(nblocks, _forward_job_block, &job, n_threads)
         else:
             _block_forward(Xp, 0, N, n, wd, b, act, mask)
     PyMem_RawFree(wd)

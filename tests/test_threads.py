@@ -1,0 +1,349 @@
+"""fastjac's caller-runs thread pool (issue 12): same bits for every thread count and
+schedule, concurrent callers, fork, Dask, FASTJAC_NUM_THREADS, and a ThreadSanitizer run of
+the pool's C stress test.
+
+Schedules are forced through the pool's test hooks (``fastjac._kernels.pool``): helpers that
+claim blocks in a shuffled order, late, or never, and a slow caller so that helpers run most
+blocks. ``TEST_NO_THRESHOLD`` lets small arrays (a few blocks) go through the pool, which
+keeps these tests fast.
+"""
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+import numpy as np
+import pytest
+
+import fastjac as fj
+from fastjac import _validate as V
+from fastjac._kernels import pool as P
+from fastjac._kernels.elementwise import BLOCK_SIZE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RNG = np.random.default_rng(12)
+THREADS = [1, 2, 3, 8, None]
+SCHEDULES = {
+    "normal": 0,
+    "shuffled": P.TEST_SHUFFLE,
+    "late": P.TEST_LATE,
+    "slow-caller": P.TEST_SLOW_CALLER,
+    "shuffled-late": P.TEST_SHUFFLE | P.TEST_LATE,
+    "paused": P.TEST_PAUSE,
+}
+PARALLEL = fj.thread_info()["threads_enabled"] and fj.thread_info()["max_threads"] > 1
+
+
+@contextlib.contextmanager
+def schedule(flags):
+    old = P._set_test_flags(flags | P.TEST_NO_THRESHOLD)
+    try:
+        yield
+    finally:
+        P._set_test_flags(old)
+
+
+def _bits(res):
+    if isinstance(res, tuple):
+        return tuple(_bits(r) for r in res)
+    if isinstance(res, fj.neuron.FitResult):
+        return _bits((res.w, res.b, res.losses))
+    return np.asarray(res).tobytes()
+
+
+# ---------------------------------------------------------------------------------------
+# Every kernel family, as a function of (dtype, n_threads)
+# ---------------------------------------------------------------------------------------
+
+N_EW = 5 * BLOCK_SIZE + 123  # six blocks, the last one short
+
+
+def _ew_data(dtype):
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0.5, 2.0, N_EW).astype(dtype)
+    x = rng.uniform(-3.0, 3.0, N_EW).astype(dtype)
+    gy = rng.normal(size=N_EW).astype(dtype)
+    return w, x, gy
+
+
+def _nr_data(dtype):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(3000, 50)).astype(dtype)
+    w = rng.normal(size=50).astype(dtype)
+    y = (np.maximum(X @ w + 0.1, 0) + 0.1 * rng.normal(size=3000)).astype(dtype)
+    return X, y, w
+
+
+FAMILIES = {
+    "unary": lambda d, nt: (fj.tanh.vjp(d[1], d[2], n_threads=nt),
+                            fj.exp(d[1], n_threads=nt),
+                            fj.chain(fj.sin, fj.square).jvp(d[1], d[2], n_threads=nt)),
+    "binary": lambda d, nt: (
+        fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(d[0], d[1], d[2], n_threads=nt),
+        fj.div.jvp(d[0], d[1], d[2], d[2], n_threads=nt),
+        fj.elementwise(fj.add, f=fj.log).vjp(d[0], 1.5, d[2], n_threads=nt)),
+    "plain": lambda d, nt: (fj.mul.vjp(d[0], d[1], d[2], n_threads=nt),
+                            fj.add(d[0], d[1], n_threads=nt),
+                            fj.maximum.vjp(d[0], d[1], d[2], n_threads=nt)),
+    "scalar-vjp": lambda d, nt: (fj.mul.vjp(d[1], 2.5, d[2], n_threads=nt),
+                                 fj.div.vjp(0.75, d[0], d[2], n_threads=nt),
+                                 fj.sub.sum_grad(d[1], 3.0, n_threads=nt)),
+    "reduce": lambda d, nt: (fj.sum(d[1], n_threads=nt), fj.dot(d[0], d[1], n_threads=nt)),
+}
+NEURON = {
+    "loss_grad": lambda d, nt: fj.neuron.loss_grad(d[0], d[1], d[2], 0.1, n_threads=nt),
+    "loss_grad_X": lambda d, nt: fj.neuron.loss_grad(d[0], d[1], d[2], 0.1, n_threads=nt,
+                                                     wrt=("w", "b", "X")),
+    "activation": lambda d, nt: fj.neuron.activation(d[0], d[2], 0.1, n_threads=nt),
+    "fit": lambda d, nt: fj.neuron.fit(d[0], d[1], lr=0.01, epochs=2, batch_size=2000,
+                                       n_threads=nt),
+}
+ALL = [("ew", k, f) for k, f in FAMILIES.items()] + [("nr", k, f) for k, f in NEURON.items()]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,name,call", ALL, ids=[a[1] for a in ALL])
+def test_bitwise_for_every_thread_count_and_schedule(kind, name, call, dtype):
+    data = _ew_data(dtype) if kind == "ew" else _nr_data(dtype)
+    ref = _bits(call(data, 1))  # n_threads=1 runs serially, without the pool
+    for sname, flags in SCHEDULES.items():
+        with schedule(flags):
+            for nt in THREADS:
+                assert _bits(call(data, nt)) == ref, (sname, nt)
+
+
+@pytest.mark.skipif(not PARALLEL, reason="needs a threaded build and at least 2 threads")
+def test_helpers_really_run_blocks_and_paused_helpers_do_not():
+    w, x, gy = _ew_data(np.float64)
+    ref = _bits(fj.tanh.vjp(x, gy, n_threads=1))
+    before = fj.thread_info()
+    with schedule(P.TEST_SLOW_CALLER):
+        for _ in range(20):
+            assert _bits(fj.tanh.vjp(x, gy, n_threads=2)) == ref
+    mid = fj.thread_info()
+    assert mid["parallel_calls"] >= before["parallel_calls"] + 20
+    assert mid["helper_blocks"] > before["helper_blocks"]
+    assert mid["helpers_started"] >= 1
+    with schedule(P.TEST_PAUSE):
+        for _ in range(20):
+            assert _bits(fj.tanh.vjp(x, gy, n_threads=2)) == ref
+    after = fj.thread_info()
+    assert after["helper_blocks"] == mid["helper_blocks"]  # the caller ran every block
+    assert after["caller_blocks"] >= mid["caller_blocks"] + 20 * 6
+
+
+def test_more_threads_are_bitwise_the_same_in_a_subprocess():
+    """FASTJAC_NUM_THREADS above the CPU count: up to 4 helpers really take part."""
+    if os.environ.get("FASTJAC_THREADS_CHILD"):
+        pytest.skip("already the child")
+    env = dict(os.environ, FASTJAC_NUM_THREADS="5", FASTJAC_THREADS_CHILD="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         os.path.abspath(__file__), "-k", "bitwise_for_every and (unary or loss_grad or reduce)"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# Resolver
+# ---------------------------------------------------------------------------------------
+
+def test_one_resolver():
+    cap = fj.thread_info()["max_threads"]
+    assert V.n_threads(None, 10, 100) == 1               # below the threshold: serial
+    assert V.n_threads(5, 10, 100) == 1
+    assert V.n_threads(None, 1000, 100) == cap            # None: every thread of the cap
+    assert V.n_threads(1, 1000, 100) == 1
+    assert V.n_threads(2, 1000, 100) == min(2, cap)       # an upper bound
+    assert V.n_threads(10**30, 1000, 100) == cap          # clamped
+    assert V.n_threads(np.int64(2), 1000, 100) == min(2, cap)
+    for bad, err in ((0, ValueError), (-1, ValueError), (2.0, TypeError), (True, TypeError),
+                     ("2", TypeError)):
+        with pytest.raises(err, match="n_threads"):
+            V.n_threads(bad, 1000, 100)
+        with pytest.raises(err, match="n_threads"):
+            fj.exp(np.ones(3), n_threads=bad)
+    assert not hasattr(V, "idle_cpus")
+
+
+def test_thread_info():
+    info = fj.thread_info()
+    for key in ("threads_enabled", "max_threads", "cpu_count", "num_threads_env",
+                "helpers_started", "helpers_sleeping", "busy", "parallel_calls",
+                "busy_fallbacks", "helper_blocks", "caller_blocks", "forks"):
+        assert key in info
+    assert 1 <= info["max_threads"] <= P.MAX_THREADS
+    assert info["helpers_started"] <= max(0, info["max_threads"] - 1)
+    with pytest.warns(DeprecationWarning, match="thread_info"):
+        assert fj.openmp_enabled() is info["threads_enabled"]
+
+
+def _child(code, **env):
+    e = dict(os.environ)
+    e.pop("FASTJAC_NUM_THREADS", None)
+    e.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env=e, timeout=120)
+
+
+def test_fastjac_num_threads_env():
+    code = ("import numpy as np, fastjac as fj\n"
+            "x = np.linspace(-1, 1, 2_000_000)\n"
+            "r = fj.tanh.vjp(x, x)\n"
+            "i = fj.thread_info()\n"
+            "print(i['max_threads'], i['parallel_calls'], i['num_threads_env'], i['cpu_count'])\n")
+    proc = _child(code, FASTJAC_NUM_THREADS="1")
+    assert proc.returncode == 0, proc.stderr
+    cap, calls, env, _ = proc.stdout.split()
+    assert (cap, calls, env) == ("1", "0", "1")
+    assert "Warning" not in proc.stderr
+    if fj.thread_info()["threads_enabled"]:
+        proc = _child(code, FASTJAC_NUM_THREADS="3")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[:3] == ["3", "1", "3"]
+    for bad in ("0", "-1", "x", "2.5"):
+        proc = _child(code, FASTJAC_NUM_THREADS=bad)
+        assert proc.returncode == 0, proc.stderr
+        assert "RuntimeWarning" in proc.stderr and "FASTJAC_NUM_THREADS" in proc.stderr
+        cap, _, env, cpus = proc.stdout.split()
+        assert env == "None"
+        assert cap == (cpus if fj.thread_info()["threads_enabled"] else "1")
+
+
+# ---------------------------------------------------------------------------------------
+# Concurrent callers, fork, Dask, interpreter exit
+# ---------------------------------------------------------------------------------------
+
+def test_eight_python_threads_mixed_calls():
+    ew64, ew32, nr64 = _ew_data(np.float64), _ew_data(np.float32), _nr_data(np.float64)
+    calls = [(FAMILIES[k], d) for k in FAMILIES for d in (ew64, ew32)]
+    calls += [(NEURON["loss_grad"], nr64), (NEURON["activation"], nr64)]
+    refs = [_bits(f(d, 1)) for f, d in calls]
+    errors = []
+
+    def work(tid):
+        try:
+            for i in range(200):
+                k = (i * 7 + tid) % len(calls)
+                f, d = calls[k]
+                if _bits(f(d, (None, 2, 3)[i % 3])) != refs[k]:
+                    errors.append((tid, i, k))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    with schedule(0):
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a caller hung"
+    assert not errors, errors[:5]
+    info = fj.thread_info()
+    assert not info["busy"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_fork_then_call_in_child_and_parent():
+    w, x, gy = _ew_data(np.float64)
+    X, y, wn = _nr_data(np.float64)
+    ref = (_bits(fj.tanh.vjp(x, gy, n_threads=1)),
+           _bits(fj.neuron.loss_grad(X, y, wn, 0.1, n_threads=1)))
+    with schedule(0):
+        fj.tanh.vjp(x, gy, n_threads=2)  # helpers exist before the fork
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh pool
+            ok = False
+            try:
+                ok = (_bits(fj.tanh.vjp(x, gy, n_threads=2)) == ref[0]
+                      and _bits(fj.neuron.loss_grad(X, y, wn, 0.1, n_threads=None)) == ref[1]
+                      and (fj.thread_info()["forks"] >= 1
+                           or not fj.thread_info()["threads_enabled"]))
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        assert _bits(fj.tanh.vjp(x, gy, n_threads=2)) == ref[0]
+        assert _bits(fj.neuron.loss_grad(X, y, wn, 0.1, n_threads=None)) == ref[1]
+
+
+def _mp_task(seed):
+    x = np.random.default_rng(seed).normal(size=N_EW)
+    return fj.tanh.vjp(x, x, n_threads=None).tobytes()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the 'fork' start method is Linux's")
+def test_multiprocessing_fork_pool():
+    import multiprocessing as mp
+
+    with schedule(0):
+        fj.tanh.vjp(*_ew_data(np.float64)[1:], n_threads=2)
+        expect = [_mp_task(s) for s in range(4)]
+        with mp.get_context("fork").Pool(2) as pool:
+            got = pool.map(_mp_task, range(4))
+    assert got == expect
+
+
+def test_dask_threaded_scheduler_four_workers():
+    da = pytest.importorskip("dask.array")
+    import dask
+    import fastjac.dask as fjd
+
+    X, y, w = _nr_data(np.float64)
+    Xd = da.from_array(X, chunks=(400, 50))
+    yd = da.from_array(y, chunks=400)
+    x = np.random.default_rng(3).normal(size=40 * BLOCK_SIZE)
+    xd = da.from_array(x, chunks=5 * BLOCK_SIZE)
+    with schedule(0), dask.config.set(scheduler="threads", num_workers=4):
+        ref = _bits(fjd.loss_grad(Xd, yd, w, 0.1, n_threads=1))
+        ref_v = _bits(fjd.vjp(fj.tanh, xd, xd, n_threads=1).compute())
+        for _ in range(5):
+            assert _bits(fjd.loss_grad(Xd, yd, w, 0.1, n_threads=2)) == ref
+            assert _bits(fjd.vjp(fj.tanh, xd, xd, n_threads=2).compute()) == ref_v
+    assert ref_v == _bits(fj.tanh.vjp(x, x, n_threads=1))
+
+
+def test_exit_while_helpers_are_alive_and_working():
+    code = ("import threading, numpy as np, fastjac as fj\n"
+            "x = np.linspace(-1, 1, 3_000_000)\n"
+            "def spin():\n"
+            "    while True:\n"
+            "        fj.tanh.vjp(x, x, n_threads=None)\n"
+            "for _ in range(3):\n"
+            "    threading.Thread(target=spin, daemon=True).start()\n"
+            "fj.tanh.vjp(x, x)\n"
+            "print('bye')\n")
+    for _ in range(3):
+        proc = _child(code)
+        assert proc.returncode == 0 and proc.stdout.strip() == "bye", proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# The pool in C under ThreadSanitizer
+# ---------------------------------------------------------------------------------------
+
+def test_tsan_pool_stress():
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None or sys.platform != "linux":
+        pytest.skip("needs gcc on Linux")
+    kdir = os.path.join(ROOT, "fastjac", "_kernels")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "test_pool")
+        build = subprocess.run(
+            [cc, "-O1", "-g", "-fsanitize=thread", "-DFJ_POOL_STANDALONE", "-I", kdir,
+             os.path.join(ROOT, "tests", "c", "test_pool.c"), os.path.join(kdir, "fj_pool.c"),
+             "-o", exe, "-pthread"], capture_output=True, text=True)
+        if build.returncode != 0:
+            pytest.skip(f"the compiler cannot build with ThreadSanitizer: {build.stderr[-300:]}")
+        env = dict(os.environ, TSAN_OPTIONS="die_after_fork=0 halt_on_error=1 exitcode=66")
+        proc = subprocess.run([exe], capture_output=True, text=True, env=env, timeout=300)
+        if proc.returncode != 0 and "FATAL: ThreadSanitizer" in proc.stderr:
+            pytest.skip(f"ThreadSanitizer cannot run here: {proc.stderr[-300:]}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    assert "WARNING: ThreadSanitizer" not in proc.stderr
+    assert proc.stdout.startswith("ok:")
