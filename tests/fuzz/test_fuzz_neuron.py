@@ -78,6 +78,11 @@ def _reference(X, y, w, b, dt):
     with np.errstate(all="ignore"):
         z = Xr @ wr + b if n else np.full(N, b)
         zt = (n + 2) * EPS * ((np.abs(Xr) @ np.abs(wr) if n else 0) + abs(b))
+        # A row with an infinite or NaN input has an IEEE-exact z (±inf or NaN), not a
+        # rounded one: no allowance (an infinite one would accept anything downstream).
+        exact = ~np.isfinite(Xr).all(axis=1) | (not np.isfinite(wr).all()) | (
+            not math.isfinite(b))
+        zt = np.where(exact, 0.0, zt)
         out = dict(z=z, ztol=zt, a=np.where(z > 0, z, np.where(z <= 0, 0.0, z)))
         if y is not None:
             yr = _f64(y, dt)
