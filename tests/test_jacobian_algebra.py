@@ -65,6 +65,15 @@ def test_products_match_the_dense_matrix(label, J):
     a32 = np.asarray(J, dtype=np.float32)
     assert a32.dtype == np.float32
     np.testing.assert_array_equal(a32, M.astype(np.float32))
+    # the __array__ protocol itself (NumPy casts its result again, hiding a wrong dtype)
+    assert J.__array__(np.float32).dtype == np.float32
+    assert J.__array__().dtype == M.dtype
+    # Equivalent mutants left by mutmut in fastjac.jacobian (no test can kill them):
+    # - Row._matvec taking np.array([r @ v]) for a 2-D v too: the same (1, k) array;
+    # - Row._rmatvec taking u * r for a 1-D u: u has length 1, so u * r == r * u[0];
+    # - _Transposed._matvec/_rmatvec taking the 2-D branch for a 1-D operand: .T of a
+    #   1-D array is itself;
+    # - _vector's kind string "fiub" padded with "X" characters: no dtype has kind "X".
     v, V = _vec(n), RNG.uniform(1.5, 3.0, (n, 2))
     u, U = _vec(m), RNG.uniform(1.5, 3.0, (2, m))
     for got, ref, what in ((J @ v, M @ v, "J @ v"), (J @ V, M @ V, "J @ V"),

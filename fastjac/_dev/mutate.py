@@ -7,6 +7,7 @@ Usage (from a source checkout with the extensions built, e.g. ``pip install -e
     python -m fastjac._dev.mutate gradcheck          # one module (or several)
     python -m fastjac._dev.mutate gradcheck --survivors   # also print each survivor's diff
     python -m fastjac._dev.mutate --list             # the modules and their files
+    python -m fastjac._dev.mutate gradcheck --functions _finish,selfcheck   # a part
 
 Each module runs in its own scratch copy, ``build/mutation/<module>/``: ``fastjac/`` (with
 its compiled extensions), ``tests/`` and a generated ``pyproject.toml`` whose
@@ -62,7 +63,34 @@ def _existing(patterns):
     return [p for p in patterns if list(ROOT.glob(p))]
 
 
-def prepare(name, extra_pytest=(), without=()):
+def _only(path, functions):
+    """Fence every top-level statement of ``path`` except the named functions/classes with
+    mutmut's ``# pragma: no mutate start/end``, so that only those are mutated (a big
+    module such as gradcheck.py, mutated whole, makes mutmut's generated file huge)."""
+    import ast
+
+    src = path.read_text(encoding="utf-8").splitlines()
+    tree = ast.parse("\n".join(src))
+    out, pos, fenced = [], 0, False
+    for node in tree.body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+        keep = isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in functions
+        out += src[pos:first]
+        if keep and fenced:
+            out.append("# pragma: no mutate end")
+            fenced = False
+        elif not keep and not fenced:
+            out.append("# pragma: no mutate start")
+            fenced = True
+        out += src[first:node.end_lineno]
+        pos = node.end_lineno
+    out += src[pos:]
+    if fenced:
+        out += ["# pragma: no mutate end", "_MUTATION_FENCE_END = None"]
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def prepare(name, extra_pytest=(), without=(), functions=()):
     """Create (or refresh) the scratch copy for one module; return its directory."""
     patterns, tests = MODULES[name]
     patterns = _existing(patterns)
@@ -77,6 +105,10 @@ def prepare(name, extra_pytest=(), without=()):
             shutil.rmtree(dst)
         shutil.copytree(ROOT / sub, dst, ignore=shutil.ignore_patterns(
             "__pycache__", "*.c", ".hypothesis", ".pytest_cache", "build"))
+    if functions:
+        for pat in patterns:
+            for f in work.glob(pat):
+                _only(f, set(functions))
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         'source_paths = ["fastjac"]\n'
@@ -109,8 +141,8 @@ def score(work):
     return counts, killed, reached, survivors
 
 
-def run(name, max_children=None, survivors=False, extra_pytest=(), without=()):
-    work = prepare(name, extra_pytest, without)
+def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), functions=()):
+    work = prepare(name, extra_pytest, without, functions)
     cmd = [sys.executable, "-m", "mutmut", "run"]  # mutmut's own CLI, in this interpreter
     if max_children:
         cmd += ["--max-children", str(max_children)]
@@ -146,6 +178,8 @@ def main(argv=None):
     p.add_argument("--without", action="append", default=[], metavar="TEST_FILE",
                    help="leave a test file out of the selection (repeatable), e.g. one that "
                         "fails on purpose until another branch lands")
+    p.add_argument("--functions", default="", metavar="NAME,NAME",
+                   help="mutate only these top-level functions/classes of the module(s)")
     opts = p.parse_args(argv)
     if opts.list:
         for k, v in MODULES.items():
@@ -163,7 +197,8 @@ def main(argv=None):
     total_k = total_r = 0
     status = 0
     for n in names:
-        rc, k, r, _ = run(n, opts.max_children, opts.survivors, opts.pytest_arg, opts.without)
+        rc, k, r, _ = run(n, opts.max_children, opts.survivors, opts.pytest_arg, opts.without,
+                          [f for f in opts.functions.split(",") if f])
         status = status or rc
         total_k, total_r = total_k + k, total_r + r
     if len(names) > 1 and total_r:
