@@ -64,3 +64,44 @@ def test_verbose_prints_the_failing_report(monkeypatch, capsys):
     assert "exp.derivative" in extra and "exceed their bound" in extra
     assert cli.main(["check", "--dtype", "float64", "-v"]) == 1
     assert capsys.readouterr().out == loud
+
+
+def test_selfcheck_table_layout():
+    """The table ``fastjac check`` prints, row by row (the summary line is tested in
+    test_selfcheck_status.py): column widths from the longest op, '-' for a skipped row,
+    kinks and details after the status."""
+    from fastjac.gradcheck import SelfCheckReport, SelfCheckRow
+
+    rows = [
+        SelfCheckRow("exp.derivative", "float64", 1.234e-10, 5.6e-9, "passed"),
+        SelfCheckRow("relu.vjp", "float32", 0.0, 3.3e-7, "passed", kinks=2),
+        SelfCheckRow("neuron", "float64", 0.0, 0.0, "skipped",
+                     detail="fastjac.neuron not available yet"),
+        SelfCheckRow("tanh.jvp", "float32", 2.5e-3, 1.2e-7, "FAILED",
+                     detail="1 of 24 entries exceed their bound"),
+        SelfCheckRow("dot.grad", "float64", float("nan"), 0.0, "error",
+                     detail="ValueError: boom"),
+    ]
+    report = SelfCheckReport(rows)
+    assert not report and [r.op for r in report.failures] == ["tanh.jvp", "dot.grad"]
+    lines = str(report).splitlines()
+    rule = "-" * 55
+    assert lines[:-1] == [
+        "op              dtype    max rel err      bound  status",
+        rule,
+        "exp.derivative  float64     1.23e-10    5.6e-09  passed",
+        "relu.vjp        float32     0.00e+00    3.3e-07  passed (2 kinks)",
+        "neuron          float64            -          -  skipped  "
+        "[fastjac.neuron not available yet]",
+        "tanh.jvp        float32     2.50e-03    1.2e-07  FAILED  "
+        "[1 of 24 entries exceed their bound]",
+        "dot.grad        float64          nan    0.0e+00  error  [ValueError: boom]",
+        rule,
+    ]
+    summary = lines[-1]
+    for part in ("2 passed", "1 failed", "1 error", "1 skipped"):
+        assert part in summary, summary
+    assert "ALL PASSED" not in summary
+    wide = SelfCheckReport([SelfCheckRow("x", "float64", 0.0, 1e-9, "passed")])
+    assert str(wide).splitlines()[0].startswith("op  dtype ")  # at least as wide as "op"
+    assert bool(wide)
