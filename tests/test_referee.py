@@ -259,3 +259,52 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------------------
+# When a float32 function's float64 re-run is trusted as the reference (from the mutation
+# run of gradcheck: the agreement test between the two runs).
+# ---------------------------------------------------------------------------------------
+
+# Equivalent mutants of the agreement test (_agree in gradcheck), left alive on purpose:
+# - np.errstate(...) arguments dropped or None: they only silence warnings, and a warning
+#   is not an error here (the result is the same);
+# - np.asarray(y64/y32) without dtype=float64: y64 is float64 already and the float32
+#   values are promoted to float64 by the subtraction, so the comparison is the same;
+# - "<= tol" turned into "< tol": differs only when a difference equals the tolerance
+#   exactly, a set of measure zero that no honest test input can hit on purpose.
+# The same holds for np.errstate(all=None) in _round_allow (warnings only).
+
+
+def _ref_kind(f, x):
+    return check_diagonal(f, lambda v: np.cos(v).astype(v.dtype), x, n_probes=0)
+
+
+def test_float64_rerun_used_only_when_it_agrees():
+    x = np.linspace(-1, 1, 5).astype(np.float32)
+    r = _ref_kind(np.sin, x)
+    assert r and r.reference == "float64 re-run"
+    # a float64 run off by far more than sqrt(eps32) relative: not used
+    off = lambda v: np.sin(v) * (1.0 if v.dtype == np.float32 else 1.01)  # noqa: E731
+    r = _ref_kind(off, x)
+    assert r.reference == "none" and any("disagrees" in n for n in r.notes), r.notes
+    # off by 1e-5 relative (< sqrt(eps32) = 3.5e-4), at two scales: agrees, used
+    for k in (1.0, 100.0):
+        near = lambda v, k=k: k * np.sin(v) * (1.0 if v.dtype == np.float32 else 1 + 1e-5)  # noqa: E731
+        r = check_diagonal(near, lambda v, k=k: (k * np.cos(v)).astype(v.dtype), x,
+                           n_probes=0)
+        assert r.reference == "float64 re-run", (k, r.notes)
+    # off by an absolute 1e-3 of the largest value where f is small: disagrees
+    bump = lambda v: np.sin(v) + (0.0 if v.dtype == np.float32 else 1e-3)  # noqa: E731
+    assert _ref_kind(bump, x).reference == "none"
+    # finite in one run and not in the other: disagrees
+    inf64 = lambda v: np.sin(v) / (1.0 if v.dtype == np.float32 else 0.0 * v + (v != 0))  # noqa: E731
+    x0 = np.array([0.0, 0.5, 1.0], dtype=np.float32)
+    with np.errstate(all="ignore"):
+        r = check_diagonal(inf64, lambda v: np.cos(v).astype(v.dtype), x0, n_probes=0)
+    assert r.reference == "none", r.notes
+    # not finite anywhere in either run: nothing to disagree about, the re-run is used
+    nan = lambda v: np.full(v.shape, np.nan, dtype=v.dtype)  # noqa: E731
+    with np.errstate(all="ignore"):
+        r = check_diagonal(nan, lambda v: np.cos(v).astype(v.dtype), x0, n_probes=0)
+    assert r.reference == "float64 re-run", r.notes
