@@ -597,6 +597,7 @@ def test_selfcheck_returns_a_table():
     assert r.rows and all(row.status == "passed" for row in r.rows), text
     assert bool(r)
     assert text.splitlines()[-1] == f"ALL PASSED: {len(r.rows)} passed, 0 failed, 0 errors, 0 skipped"
+    assert sum(row.status == "passed" for row in r.rows) >= 10, text
 
 
 def test_selfcheck_skips_are_counted_apart_and_nothing_checked_fails(monkeypatch, capsys):
@@ -686,36 +687,16 @@ def test_validation_mode_raises_on_a_wrong_result():
             _cross_check_binary(ops.BINARY["div"], "vjp", (w, x, np.ones(20)), (gw, -gx))
 
 
-def _fake_neuron_module(broken=False):
-    """A NumPy stand-in for fastjac.neuron (paper §5, §6) to exercise selfcheck's
-    neuron rows and the neuron validation hook before the compiled one lands."""
-    import types
-
-    from fastjac.jacobian import Column, RowScaled
-
-    def activation(X, w, b):
-        return np.maximum(X @ w + b, 0)
-
-    def activation_jacobian(X, w, b):
-        mask = (X @ w + b > 0).astype(X.dtype)
-        return RowScaled(mask, X), Column(mask)
-
-    def loss(X, y, w, b):
-        return np.mean((y - activation(X, w, b)) ** 2)
-
-    def loss_grad(X, y, w, b, wrt=("w", "b")):
-        z = X @ w + b
-        e = (z - y) * (z > 0 if not broken else 1.0)
-        N = X.shape[0]
-        gw = (2 / N) * e @ X if "w" in wrt else None
-        gb = float((2 / N) * np.sum(e)) if "b" in wrt else None
-        res = (loss(X, y, w, b), gw, gb)
-        return res + ((2 / N) * np.outer(e, w),) if "X" in wrt else res
-
-    mod = types.ModuleType("fastjac.neuron")
-    mod.activation, mod.activation_jacobian = activation, activation_jacobian
-    mod.loss, mod.loss_grad = loss, loss_grad
-    return mod
+def _maskless_loss_grad(X, y, w, b, wrt=("w", "b")):
+    """The neuron's loss_grad with the ReLU mask forgotten (a plausible bug), in NumPy."""
+    z = X @ w + b
+    e = z - y
+    N = X.shape[0]
+    gw = (2 / N) * e @ X if "w" in wrt else None
+    gb = float((2 / N) * np.sum(e)) if "b" in wrt else None
+    C = float(np.mean((y - np.maximum(z, 0)) ** 2))
+    res = (C, gw, gb)
+    return res + ((2 / N) * np.outer(e, w),) if "X" in wrt else res
 
 
 def _neuron_hook(mod):
@@ -728,31 +709,44 @@ def _neuron_hook(mod):
 
 
 def test_selfcheck_neuron_rows_and_hook(monkeypatch):
-    monkeypatch.setattr(_selfcheck, "neuron", _fake_neuron_module())
+    """selfcheck's neuron rows and the neuron validation hook, on the real fastjac.neuron
+    (issue 18 removed the NumPy stand-in that was used before the module landed)."""
+    from fastjac import neuron
+
+    _cross_check_neuron = _neuron_hook(neuron)
     r = selfcheck()
     rows = {(row.op, row.dtype): row for row in r.rows}
     for dt in ("float64", "float32"):
         assert rows[("neuron.activation_jacobian", dt)].status == "passed"
         assert rows[("neuron.loss_grad", dt)].status == "passed"
     X, y, w, b = _neuron_problem(3)
-    mod = _selfcheck.neuron
-    _cross_check_neuron = _neuron_hook(mod)
     with validating():
-        assert _cross_check_neuron("loss_grad", (X, y, w, b), mod.loss_grad(X, y, w, b))
-        J = mod.activation_jacobian(X, w, b)
+        assert _cross_check_neuron("loss_grad", (X, y, w, b), neuron.loss_grad(X, y, w, b))
+        J = neuron.activation_jacobian(X, w, b)
         assert _cross_check_neuron("activation_jacobian", (X, w, b), J)
         for wrt in (("b",), ("w", "X"), ("w", "b", "X")):  # None gradients are skipped
-            res = mod.loss_grad(X, y, w, b, wrt=wrt)
+            res = neuron.loss_grad(X, y, w, b, wrt=wrt)
             assert _cross_check_neuron("loss_grad", (X, y, w, b), res)
-        res = mod.loss_grad(X, y, w, b, wrt=("w", "X"))
+        res = neuron.loss_grad(X, y, w, b, wrt=("w", "X"))
         with pytest.raises(GradCheckError, match="neuron.loss_grad"):
             _cross_check_neuron("loss_grad", (X, y, w, b), res[:3] + (2 * res[3],))
         with pytest.raises(GradCheckError, match="neuron.loss_grad"):
-            bad = _fake_neuron_module(broken=True).loss_grad(X, y, w, b)
+            bad = _maskless_loss_grad(X, y, w, b)
             _cross_check_neuron("loss_grad", (X, y, w, b), bad)
-    monkeypatch.setattr(_selfcheck, "neuron", _fake_neuron_module(broken=True))
+        res = neuron.loss_grad(X, y, w, b)
+        with pytest.raises(GradCheckError, match="neuron.loss_grad"):
+            _cross_check_neuron("loss_grad", (X, y, w, b), (res[0], res[1], res[2] * 1.001))
+    monkeypatch.setattr(neuron, "loss_grad", _maskless_loss_grad)
     r = selfcheck(dtypes=("float64",))
     assert [row.op for row in r.failures] == ["neuron.loss_grad"]
+    real = neuron.activation_jacobian
+
+    def bad_jacobian(X, w, b, **kw):
+        Jw, Jb = real(X, w, b, **kw)
+        return Jw, type(Jb)(Jb.c * 1.001)
+    monkeypatch.setattr(neuron, "activation_jacobian", bad_jacobian)
+    r = selfcheck(dtypes=("float32",))
+    assert {row.op for row in r.failures} == {"neuron.loss_grad", "neuron.activation_jacobian"}
 
 
 def test_check_grad_on_a_large_input_samples_coordinates():

@@ -281,6 +281,14 @@ def test_layouts_give_identical_results(dtype):
         if isinstance(Xv, list):  # lists are float64 data
             got = fn.loss_grad(np.array(Xv, dtype=dtype), yv, np.array(wv, dtype=dtype), b)
             assert got[0] == pytest.approx(expected[0], rel=1e-6)
+            # and all-list input (the general path, computed in float64): C, gw and gb
+            # against the float64 NumPy reference (issue 18: only C was checked)
+            ref = numpy_loss_grad(np.array(Xv), np.array(yv), np.array(wv), b)
+            C, gw, gb = fn.loss_grad(Xv, yv, wv, b)
+            assert gw.dtype == np.float64 and type(gb) is float
+            assert C == pytest.approx(ref[0], rel=1e-12)
+            np.testing.assert_allclose(gw, ref[1], rtol=1e-12, atol=1e-14)
+            assert gb == pytest.approx(ref[2], rel=1e-12, abs=1e-14)
             continue
         got = fn.loss_grad(Xv, yv, wv, b, wrt=("w", "b", "X"))
         assert got[0] == expected[0] and got[2] == expected[2]

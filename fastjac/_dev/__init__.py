@@ -1,0 +1,1 @@
+"""Developer tools of fastjac (not part of the public API; not installed by a wheel)."""
