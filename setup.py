@@ -168,7 +168,7 @@ def _extensions():
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
             + ([("FJ_HAVE_LIBMVEC", "1")] if libmvec and name == "elementwise" else []),
             libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
-            depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "fj_vmath.h",
+            depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "fj_cpu.h", "fj_vmath.h",
                                                         "fj_exp_table.h", "fj_reduce.h",
                                                         "neuron_block.h",
                                                         "neuron_block_avx2.h")],

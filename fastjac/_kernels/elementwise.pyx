@@ -63,6 +63,7 @@ cdef extern from "fj_vmath.h" nogil:
     int fj_get_cpu_level()
     int fj_built_with_libmvec()
     int fj_have_libmvec()
+    int fj_vmath_set_level(int level)
     void fj_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
     void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
@@ -486,6 +487,13 @@ cdef inline void _racc_add(double* acc, const floating* a, const floating* b,
         fj_racc_add_f64(acc, a, b, m)
     else:
         fj_racc_add_f32(acc, a, b, m)
+
+
+def _set_vmath_level(int level):
+    """Testing hook: force the vector math's version (0 baseline, 1 AVX2, 2 AVX-512F, each
+    only where the CPU has it; -1 the CPU's best) and return the one in force. Every
+    version gives the same bits (fj_vmath.h)."""
+    return fj_vmath_set_level(level)
 
 
 def _set_reduce_level(int level):
