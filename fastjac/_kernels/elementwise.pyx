@@ -72,6 +72,9 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+    int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
+                           Py_ssize_t n)
+    int fj_vjp1_float_run(int code, const float* x, const float* t, float* out, Py_ssize_t n)
 
 cdef extern from "numpy/arrayobject.h":
     # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
@@ -540,6 +543,14 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
                     xv = x[k]
                     d_out[k] = 1 if xv > 0 else (0 if xv == xv else xv)
             return
+        # The vectorised derivative-only loops of fj_vmath.h (the stage's arithmetic, so the
+        # same bits); they decline (0) ops they do not cover and non-default modes.
+        if floating is double:
+            if fj_vjp1_double_run(code, x, t, d_out, m):
+                return
+        else:
+            if fj_vjp1_float_run(code, x, t, d_out, m):
+                return
         if code == U_EXP or code == U_TANH or code == U_SIGMOID:
             if floating is double:
                 xd = x  # the vector routine reads x in place

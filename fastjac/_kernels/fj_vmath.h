@@ -144,7 +144,8 @@ static inline double fj_exp_core(double x) {
    No FMA anywhere: the same bits as fj_exp_core. */
 #if FJ_X86_DISPATCH
 #include <immintrin.h>
-__attribute__((target("avx512f"))) static inline __m512d fj_exp_core8(__m512d x) {
+__attribute__((target("avx512f"))) static inline void fj_exp_parts8(__m512d x, __m512d* sc,
+                                                                    __m512d* sp) {
     const __m512d shift = _mm512_set1_pd(FJ_SHIFT);
     __m512d kd = _mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(FJ_INV_LN2_N)), shift);
     __m512i ki = _mm512_castpd_si512(kd);
@@ -166,7 +167,14 @@ __attribute__((target("avx512f"))) static inline __m512d fj_exp_core8(__m512d x)
         _mm512_mul_pd(r2, _mm512_add_pd(_mm512_set1_pd(FJ_C6),
                                         _mm512_mul_pd(r, _mm512_set1_pd(FJ_C7)))));
     p = _mm512_add_pd(p, _mm512_mul_pd(_mm512_mul_pd(r2, r2), q));
-    return _mm512_add_pd(scale, _mm512_mul_pd(scale, p));
+    *sc = scale;
+    *sp = _mm512_mul_pd(scale, p);
+}
+
+__attribute__((target("avx512f"))) static inline __m512d fj_exp_core8(__m512d x) {
+    __m512d sc, sp;
+    fj_exp_parts8(x, &sc, &sp);
+    return _mm512_add_pd(sc, sp);
 }
 
 __attribute__((target("avx512f"))) static void fj_exp_n_avx512(double* y, const double* x,
@@ -187,7 +195,8 @@ __attribute__((target("avx512f"))) static void fj_exp_n_avx512(double* y, const 
     for (; i < n; i++) y[i] = FJ_EXP_IN_RANGE(x[i]) ? fj_exp_core(x[i]) : exp(x[i]);
 }
 
-__attribute__((target("avx2"))) static inline __m256d fj_exp_core4(__m256d x) {
+__attribute__((target("avx2"))) static inline void fj_exp_parts4(__m256d x, __m256d* sc,
+                                                                 __m256d* sp) {
     const __m256d shift = _mm256_set1_pd(FJ_SHIFT);
     uint64_t kb[4];
     __m256d kd = _mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(FJ_INV_LN2_N)), shift);
@@ -211,7 +220,14 @@ __attribute__((target("avx2"))) static inline __m256d fj_exp_core4(__m256d x) {
         _mm256_mul_pd(r2, _mm256_add_pd(_mm256_set1_pd(FJ_C6),
                                         _mm256_mul_pd(r, _mm256_set1_pd(FJ_C7)))));
     p = _mm256_add_pd(p, _mm256_mul_pd(_mm256_mul_pd(r2, r2), q));
-    return _mm256_add_pd(scale, _mm256_mul_pd(scale, p));
+    *sc = scale;
+    *sp = _mm256_mul_pd(scale, p);
+}
+
+__attribute__((target("avx2"))) static inline __m256d fj_exp_core4(__m256d x) {
+    __m256d sc, sp;
+    fj_exp_parts4(x, &sc, &sp);
+    return _mm256_add_pd(sc, sp);
 }
 
 __attribute__((target("avx2"))) static void fj_exp_n_avx2(double* y, const double* x,
@@ -247,6 +263,60 @@ static void fj_exp_n(double* y, const double* x, ptrdiff_t n) {
     if (fj_cpu_level == 1) { fj_exp_n_avx2(y, x, n); return; }
 #endif
     for (i = 0; i < n; i++) y[i] = FJ_EXP_IN_RANGE(x[i]) ? fj_exp_core(x[i]) : exp(x[i]);
+}
+
+/* hi[k] + lo[k] = exp(x[k]) as fj_exp_dd gives it, for |x[k]| < 700 (other lanes: garbage,
+   the callers redo or discard them), in every mode; the AVX-512 version looks the table up
+   with register permutes (gcc would not vectorise the lookup of the plain C core), the
+   AVX2 one like fj_exp_core4; the same bits on every path. */
+#if FJ_X86_DISPATCH
+__attribute__((target("avx512f"))) static void fj_exp_dd_n_avx512(double* hi, double* lo,
+                                                                  const double* x,
+                                                                  ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    __m512d sc, sp, h;
+    double tx[8], th[8], tl[8];
+    for (; i + 8 <= n; i += 8) {
+        fj_exp_parts8(_mm512_loadu_pd(x + i), &sc, &sp);
+        h = _mm512_add_pd(sc, sp);
+        _mm512_storeu_pd(hi + i, h);
+        _mm512_storeu_pd(lo + i, _mm512_sub_pd(sp, _mm512_sub_pd(h, sc)));
+    }
+    if (i < n) {
+        ptrdiff_t k, r = n - i;
+        for (k = 0; k < 8; k++) tx[k] = k < r ? x[i + k] : 0.0;
+        fj_exp_parts8(_mm512_loadu_pd(tx), &sc, &sp);
+        h = _mm512_add_pd(sc, sp);
+        _mm512_storeu_pd(th, h);
+        _mm512_storeu_pd(tl, _mm512_sub_pd(sp, _mm512_sub_pd(h, sc)));
+        for (k = 0; k < r; k++) {
+            hi[i + k] = th[k];
+            lo[i + k] = tl[k];
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static void fj_exp_dd_n_avx2(double* hi, double* lo,
+                                                             const double* x, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    __m256d sc, sp, h;
+    for (; i + 4 <= n; i += 4) {
+        fj_exp_parts4(_mm256_loadu_pd(x + i), &sc, &sp);
+        h = _mm256_add_pd(sc, sp);
+        _mm256_storeu_pd(hi + i, h);
+        _mm256_storeu_pd(lo + i, _mm256_sub_pd(sp, _mm256_sub_pd(h, sc)));
+    }
+    for (; i < n; i++) fj_exp_dd(x[i], &hi[i], &lo[i]);
+}
+#endif
+
+static void fj_exp_dd_n(double* hi, double* lo, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+#if FJ_X86_DISPATCH
+    if (fj_cpu_level == 2) { fj_exp_dd_n_avx512(hi, lo, x, n); return; }
+    if (fj_cpu_level == 1) { fj_exp_dd_n_avx2(hi, lo, x, n); return; }
+#endif
+    for (i = 0; i < n; i++) fj_exp_dd(x[i], &hi[i], &lo[i]);
 }
 
 /* ---- double-double helpers (exact without FMA) ---------------------------------------- */
@@ -297,10 +367,10 @@ static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
 #define FJ_TANH_P6 -0x1.7c2a8d1787ef7p-10
 #define FJ_TANH_P7 0x1.17caa156b19d7p-11
 
-static inline double fj_tanh_core(double x) {
+/* The cores take exp as fj_exp_dd_n gives it (q = exp(-2|x|) or e = exp(-|x|) as qh + ql). */
+static inline double fj_tanh_from(double x, double qh, double ql) {
     double a = fabs(x);
-    double qh, ql, z, p, big, small, r;
-    fj_exp_dd(-2.0 * a, &qh, &ql);  /* garbage for a >= 350 or NaN: not selected below */
+    double z, p, big, small, r;
     /* 1 - q and 1 + q as double-doubles (Fast2Sum: 1 >= q) */
     double nh = 1.0 - qh, nl = ((1.0 - nh) - qh) - ql;
     double dh = 1.0 + qh, dl = (qh - (dh - 1.0)) + ql;
@@ -313,28 +383,22 @@ static inline double fj_tanh_core(double x) {
     return x != x ? x + x : r;
 }
 
-static inline double fj_sech2_core(double x) {
-    double a = fabs(x);
-    double qh, ql, s, sl, P, E;
-    fj_exp_dd(-2.0 * a, &qh, &ql);  /* garbage for a >= 350 or NaN: redone by the caller */
+static inline double fj_sech2_from(double qh, double ql) {
+    double s, sl, P, E;
     s = 1.0 + qh;
     sl = (qh - (s - 1.0)) + ql;       /* 1 + q = s + sl */
     fj_two_prod(s, s, &P, &E);        /* (1 + q)^2 = P + E + 2 s sl (+ sl^2, negligible) */
     return fj_dd_div(4.0 * qh, 4.0 * ql, P, E + 2.0 * (s * sl));
 }
 
-static inline void fj_sigmoid_core(double x, double* v, double* d) {
-    double a = fabs(x);
-    double eh, el, s, sl, P, E, vv, dd;
+static inline void fj_sigmoid_from(double x, double eh, double el, double* v, double* d) {
+    double s, sl, P, E;
     int pos = x >= 0.0;
-    fj_exp_dd(-a, &eh, &el);  /* garbage for a >= 700 or NaN: redone by the caller */
     s = 1.0 + eh;
     sl = (eh - (s - 1.0)) + el;
-    vv = fj_dd_div(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl);
+    *v = fj_dd_div(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl);
     fj_two_prod(s, s, &P, &E);
-    dd = fj_dd_div(eh, el, P, E + 2.0 * (s * sl));
-    *v = vv;
-    *d = dd;
+    *d = fj_dd_div(eh, el, P, E + 2.0 * (s * sl));
 }
 
 /* The rare lanes, in long double (on x86-64 64-bit mantissa and a wide exponent: one
@@ -353,38 +417,62 @@ static void fj_sigmoid_far(double x, double* v, double* d) {
 
 #define FJ_TILE_TMP 256
 
-/* y[k] = CORE(x[k]) for a core without rare lanes; y == x allowed (not partial overlap). */
-#define FJ_MAP_BODY(NAME, CORE)                                                              \
-    FJ_BODY void NAME##_body(double* y, const double* x, ptrdiff_t n) {                      \
-        ptrdiff_t i;                                                                         \
-        if (y == x) {                                                                        \
-            double* p = y;                                                                   \
-            for (i = 0; i < n; i++) p[i] = CORE(p[i]);                                       \
-        } else {                                                                             \
-            double* __restrict yy = y;                                                       \
-            const double* __restrict xx = x;                                                 \
-            for (i = 0; i < n; i++) yy[i] = CORE(xx[i]);                                     \
-        }                                                                                    \
-    }
+/* Tiles: xs (m <= FJ_TILE_TMP doubles) to outputs that do not overlap xs. */
+FJ_BODY void fj_tanh_tile(const double* xs, double* y, ptrdiff_t m) {
+    double qh[FJ_TILE_TMP], ql[FJ_TILE_TMP];
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) qh[k] = -2.0 * fabs(xs[k]);
+    fj_exp_dd_n(qh, ql, qh, m);  /* garbage where |x| >= 350 or NaN: not selected */
+    for (k = 0; k < m; k++) y[k] = fj_tanh_from(xs[k], qh[k], ql[k]);
+}
 
-FJ_MAP_BODY(fj_tanh_acc_n, fj_tanh_core)
+FJ_BODY void fj_sech2_tile(const double* xs, double* y, ptrdiff_t m) {
+    double qh[FJ_TILE_TMP], ql[FJ_TILE_TMP];
+    ptrdiff_t k;
+    int far = 0;
+    for (k = 0; k < m; k++) qh[k] = -2.0 * fabs(xs[k]);
+    fj_exp_dd_n(qh, ql, qh, m);
+    for (k = 0; k < m; k++) y[k] = fj_sech2_from(qh[k], ql[k]);
+    for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SECH2_BIG);
+    if (far)
+        for (k = 0; k < m; k++)
+            if (!(fabs(xs[k]) < FJ_SECH2_BIG)) y[k] = fj_sech2_far(xs[k]);
+}
+
+FJ_BODY void fj_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
+    double eh[FJ_TILE_TMP], el[FJ_TILE_TMP];
+    ptrdiff_t k;
+    int far = 0;
+    for (k = 0; k < m; k++) eh[k] = -fabs(xs[k]);
+    fj_exp_dd_n(eh, el, eh, m);
+    for (k = 0; k < m; k++) fj_sigmoid_from(xs[k], eh[k], el[k], &v[k], &d[k]);
+    for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SIGMOID_BIG);
+    if (far)
+        for (k = 0; k < m; k++)
+            if (!(fabs(xs[k]) < FJ_SIGMOID_BIG)) fj_sigmoid_far(xs[k], &v[k], &d[k]);
+}
+
+/* Whole arrays, y == x allowed (not a partial overlap). */
+FJ_BODY void fj_tanh_acc_n_body(double* y, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP], t[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj_tanh_tile(xs, t, m);
+        for (k = 0; k < m; k++) y[i + k] = t[k];
+    }
+}
 FJ_MULTI(fj_tanh_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
 /* sech^2(x) = 1 - tanh^2(x); y == x allowed. */
 FJ_BODY void fj_sech2_acc_n_body(double* y, const double* x, ptrdiff_t n) {
-    double t[FJ_TILE_TMP];
+    double xs[FJ_TILE_TMP], t[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
-    int far;
     for (i = 0; i < n; i += FJ_TILE_TMP) {
         m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        far = 0;
-        for (k = 0; k < m; k++) {
-            t[k] = fj_sech2_core(x[i + k]);
-            far |= !(fabs(x[i + k]) < FJ_SECH2_BIG);
-        }
-        if (far)
-            for (k = 0; k < m; k++)
-                if (!(fabs(x[i + k]) < FJ_SECH2_BIG)) t[k] = fj_sech2_far(x[i + k]);
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj_sech2_tile(xs, t, m);
         for (k = 0; k < m; k++) y[i + k] = t[k];
     }
 }
@@ -392,19 +480,12 @@ FJ_MULTI(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
 /* v[k] = sigmoid(x[k]) and/or d[k] = sigmoid'(x[k]) (either may be NULL); v or d may be x. */
 FJ_BODY void fj_sigmoid_acc_n_body(double* v, double* d, const double* x, ptrdiff_t n) {
-    double tv[FJ_TILE_TMP], td[FJ_TILE_TMP];
+    double xs[FJ_TILE_TMP], tv[FJ_TILE_TMP], td[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
-    int far;
     for (i = 0; i < n; i += FJ_TILE_TMP) {
         m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        far = 0;
-        for (k = 0; k < m; k++) {
-            fj_sigmoid_core(x[i + k], &tv[k], &td[k]);
-            far |= !(fabs(x[i + k]) < FJ_SIGMOID_BIG);
-        }
-        if (far)
-            for (k = 0; k < m; k++)
-                if (!(fabs(x[i + k]) < FJ_SIGMOID_BIG)) fj_sigmoid_far(x[i + k], &tv[k], &td[k]);
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj_sigmoid_tile(xs, tv, td, m);
         if (v != NULL)
             for (k = 0; k < m; k++) v[i + k] = tv[k];
         if (d != NULL)
@@ -518,6 +599,20 @@ static inline double fj_log_core(double x) {
     y = x == INFINITY ? x : y;
     return x > 0.0 ? y : (x == 0.0 ? -INFINITY : NAN);
 }
+
+/* y[k] = CORE(x[k]) for a core without rare lanes; y == x allowed (not partial overlap). */
+#define FJ_MAP_BODY(NAME, CORE)                                                              \
+    FJ_BODY void NAME##_body(double* y, const double* x, ptrdiff_t n) {                      \
+        ptrdiff_t i;                                                                         \
+        if (y == x) {                                                                        \
+            double* p = y;                                                                   \
+            for (i = 0; i < n; i++) p[i] = CORE(p[i]);                                       \
+        } else {                                                                             \
+            double* __restrict yy = y;                                                       \
+            const double* __restrict xx = x;                                                 \
+            for (i = 0; i < n; i++) yy[i] = CORE(xx[i]);                                     \
+        }                                                                                    \
+    }
 
 FJ_MAP_BODY(fj_log_acc_n, fj_log_core)
 FJ_MULTI(fj_log_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
@@ -713,5 +808,115 @@ static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
     }
     fj_sincos_acc_n(s, c, x, n);
 }
+
+/* ---- one function's derivative times a tangent, in one pass (the common VJP) ----------
+
+   out[k] = f'(x[k]) * t[k] (or f'(x[k]) when t is NULL) for one unary op code, in float32 or
+   float64, with the arithmetic of the chain interpreter's stage (elementwise.pyx _stage:
+   the derivative formed in double, multiplied by t in double, rounded once to the output
+   type), so that a VJP through here and a value-and-derivative pass through the
+   interpreter give the same bits (tests/test_vmath_accuracy.py). Only the derivative is
+   computed (log' = 1/x, sin' = cos, ...), in vectorised loops compiled for AVX-512, AVX2
+   and the baseline (FJ_MULTI). Returns 0, having done nothing, for an op it does not
+   cover or a transcendental outside the default precision mode (the interpreter runs
+   then). out may be x or t (not a partial overlap). Op codes: elementwise.pyx U_*. */
+enum {
+    FJ_U_IDENTITY = 0, FJ_U_NEG, FJ_U_SQUARE, FJ_U_SQRT, FJ_U_EXP, FJ_U_LOG, FJ_U_SIN, FJ_U_COS,
+    FJ_U_TANH, FJ_U_SIGMOID, FJ_U_RELU, FJ_U_ABS, FJ_U_RECIPROCAL
+};
+
+static inline double fj_sign_deriv(double x) {
+    return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x * 0.0);
+}
+
+/* d[k] = f'(x[k]) for k < m <= FJ_TILE_TMP, in double; T the input type. */
+#define FJ_DERIV_TILE(T)                                                                     \
+    FJ_BODY void fj_deriv_tile_##T(int code, const T* x, double* d, ptrdiff_t m) {           \
+        ptrdiff_t k;                                                                         \
+        int bad = 0;                                                                         \
+        double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP], rr[FJ_TILE_TMP], v;                         \
+        switch (code) {                                                                      \
+        case FJ_U_SQUARE:                                                                    \
+            for (k = 0; k < m; k++) d[k] = 2.0 * (double)x[k];                               \
+            break;                                                                           \
+        case FJ_U_SQRT:                                                                      \
+            for (k = 0; k < m; k++) d[k] = 0.5 / sqrt((double)x[k]);                         \
+            break;                                                                           \
+        case FJ_U_EXP:                                                                       \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_exp_n(d, xs, m);                                                              \
+            break;                                                                           \
+        case FJ_U_LOG:                                                                       \
+            for (k = 0; k < m; k++) d[k] = 1.0 / (double)x[k];                               \
+            break;                                                                           \
+        case FJ_U_SIN:                                                                       \
+        case FJ_U_COS:                                                                       \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            for (k = 0; k < m; k++) fj_sincos_core(xs[k], &ss[k], &d[k], &rr[k]);            \
+            for (k = 0; k < m; k++) bad |= !FJ_TRIG_OK(xs[k], rr[k]);                        \
+            if (code == FJ_U_COS)                                                            \
+                for (k = 0; k < m; k++) d[k] = -ss[k];                                       \
+            if (bad)                                                                         \
+                for (k = 0; k < m; k++)                                                      \
+                    if (!FJ_TRIG_OK(xs[k], rr[k]))                                           \
+                        d[k] = code == FJ_U_SIN ? cos(xs[k]) : -sin(xs[k]);                  \
+            break;                                                                           \
+        case FJ_U_TANH:                                                                      \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_sech2_tile(xs, d, m);                                                         \
+            break;                                                                           \
+        case FJ_U_SIGMOID:                                                                   \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_sigmoid_tile(xs, ss, d, m);                                                   \
+            break;                                                                           \
+        case FJ_U_ABS:                                                                       \
+            for (k = 0; k < m; k++) d[k] = fj_sign_deriv((double)x[k]);                      \
+            break;                                                                           \
+        default: /* FJ_U_RECIPROCAL */                                                       \
+            for (k = 0; k < m; k++) {                                                        \
+                v = 1.0 / (double)x[k];                                                      \
+                d[k] = -(v * v);                                                             \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+FJ_DERIV_TILE(float)
+FJ_DERIV_TILE(double)
+
+#define FJ_VJP1(T)                                                                           \
+    FJ_BODY void fj_vjp1_##T##_body(int code, const T* x, const T* t, T* out, ptrdiff_t n) { \
+        double d[FJ_TILE_TMP];                                                               \
+        ptrdiff_t i, k, m;                                                                   \
+        for (i = 0; i < n; i += FJ_TILE_TMP) {                                               \
+            m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;                                   \
+            fj_deriv_tile_##T(code, x + i, d, m);                                            \
+            if (t == NULL) {                                                                 \
+                for (k = 0; k < m; k++) out[i + k] = (T)d[k];                                \
+            } else if (out == t) {                                                           \
+                T* p = out + i;                                                              \
+                for (k = 0; k < m; k++) p[k] = (T)(d[k] * (double)p[k]);                     \
+            } else {                                                                         \
+                T* __restrict o = out + i;                                                   \
+                const T* __restrict tt = t + i;                                              \
+                for (k = 0; k < m; k++) o[k] = (T)(d[k] * (double)tt[k]);                    \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    FJ_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),           \
+             (code, x, t, out, n))                                                           \
+    static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
+        if (code == FJ_U_EXP || code == FJ_U_SIN || code == FJ_U_COS || code == FJ_U_TANH    \
+            || code == FJ_U_SIGMOID) {                                                       \
+            if (fj_fast_math != 0) return 0;                                                 \
+        } else if (!(code == FJ_U_SQUARE || code == FJ_U_SQRT || code == FJ_U_LOG            \
+                     || code == FJ_U_ABS || code == FJ_U_RECIPROCAL)) {                      \
+            return 0;                                                                        \
+        }                                                                                    \
+        fj_vjp1_##T(code, x, t, out, n);                                                     \
+        return 1;                                                                            \
+    }
+
+FJ_VJP1(float)
+FJ_VJP1(double)
 
 #endif /* FJ_VMATH_H */
