@@ -1,7 +1,7 @@
 """Accuracy, SIMD-path and special-value proofs of the vector math (fj_vmath.h), issue 13.
 
-- float64 (default precision): tanh, log, sigmoid and the derivatives of tanh and sigmoid
-  within 1 ulp of a long double reference (80-bit on x86-64), on samples that include the
+- float64 (default precision): tanh, log, sigmoid and the derivatives of tanh, sigmoid,
+  sqrt and reciprocal within 1 ulp of a long double reference (80-bit on x86-64), on samples that include the
   regions where they are hard: near 0, the saturation of tanh and sigmoid, subnormal
   inputs and results, the largest finite inputs. docs/guide/precision.rst has the measured
   maxima over 1e7 points (``python tests/test_vmath_accuracy.py 10000000`` prints them).
@@ -143,7 +143,7 @@ def f32_random(n, rng):
 # ---- float64 ----------------------------------------------------------------------------
 
 F64_CASES = [("tanh", False), ("tanh", True), ("log", False), ("sigmoid", False),
-             ("sigmoid", True)]
+             ("sigmoid", True), ("sqrt", True), ("reciprocal", True)]
 
 
 def f64_max_ulps(name, deriv, n, seed=13):

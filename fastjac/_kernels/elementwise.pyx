@@ -64,6 +64,8 @@ cdef extern from "fj_vmath.h" nogil:
     int fj_built_with_libmvec()
     int fj_have_libmvec()
     int fj_vmath_set_level(int level)
+    double fj_sqrt_deriv(double x)
+    double fj_recip_deriv(double x)
     void fj_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
     void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
@@ -310,15 +312,17 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 v[k] = v[k] * v[k]
     elif code == U_SQRT:
-        for k in range(m):
-            v[k] = sqrt(v[k])
+        # 0.5/sqrt(x) within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
             if first:
                 for k in range(m):
-                    d[k] = 0.5 / v[k]
+                    d[k] = fj_sqrt_deriv(v[k])
             else:
                 for k in range(m):
-                    d[k] *= 0.5 / v[k]
+                    d[k] *= fj_sqrt_deriv(v[k])
+        if need_value:
+            for k in range(m):
+                v[k] = sqrt(v[k])
     elif code == U_EXP:
         fj_exp_n(v, v, m)
         if d != NULL:
@@ -391,15 +395,17 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 v[k] = fabs(v[k])
     elif code == U_RECIPROCAL:
-        for k in range(m):
-            v[k] = 1.0 / v[k]
+        # -1/x^2 within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
             if first:
                 for k in range(m):
-                    d[k] = -(v[k] * v[k])
+                    d[k] = fj_recip_deriv(v[k])
             else:
                 for k in range(m):
-                    d[k] *= -(v[k] * v[k])
+                    d[k] *= fj_recip_deriv(v[k])
+        if need_value:
+            for k in range(m):
+                v[k] = 1.0 / v[k]
 
 
 cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, double* v,

@@ -3,20 +3,27 @@
    Every function here maps double arrays to double arrays (in place allowed where noted),
    and every element goes through the same arithmetic whatever its position or the SIMD
    width, so results never depend on n, on the block partition or on the thread count.
+   float32 is computed through the same double routines and rounded once: a double result
+   within 1 ulp of double is within 1 ulp (faithfully rounded) of float32.
 
    Three precision modes (fj_fast_math, set from Python by fastjac.set_precision):
 
-   * "accurate" (default): exp, sin and cos are fastjac's own vectorised routines below
-     (measured max error 0.57 ulp for exp, 0.78 ulp for sin and cos over 1e7 points: always
-     below one ulp, i.e. faithfully rounded; glibc's are ~0.52); tanh and log call libm.
+   * "accurate" (default): exp, log, sin, cos, tanh, sigmoid and the derivatives of tanh
+     and sigmoid are fastjac's own vectorised routines below, every one under one ulp
+     (measured maxima over 1e7 points in docs/guide/precision.rst: exp 0.57, sin/cos 0.78,
+     log 0.83, tanh, sech^2, sigmoid, sigmoid' 0.56).
    * "strict": libm for every transcendental (glibc's bits exactly, several times slower).
    * "fast" (opt-in): sin, cos, tanh and log call glibc's libmvec (AVX-512 or AVX2 variants,
      chosen at run time). Measured error: up to ~3.5 ulp for sin/cos, ~1.5 ulp for log,
-     ~1.2 (AVX-512) / ~2.1 (AVX2) ulp for tanh. exp stays fastjac's own.
+     ~1.2 (AVX-512) / ~2.1 (AVX2) ulp for tanh. The rest as "accurate".
 
    Without libmvec at build time (FJ_HAVE_LIBMVEC 0), "fast" is the same as "accurate".
-   The file is compiled with -ffp-contract=off (setup.py): no fused multiply-add is formed,
-   so the SSE2, AVX2 and AVX-512 clones give bitwise-identical results. */
+
+   SIMD versions: the CPU is asked once (fj_cpu.h); the loops exist for AVX-512F, AVX2 and
+   the baseline, either written with intrinsics (exp: table lookups by register permutes)
+   or written once in plain C and compiled three times (FJ_MULTI). The file is compiled
+   with -ffp-contract=off (setup.py): no fused multiply-add is formed, so all versions give
+   bitwise-identical results; _set_vmath_level forces a lower one for the tests. */
 #ifndef FJ_VMATH_H
 #define FJ_VMATH_H
 
@@ -337,6 +344,36 @@ static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
     double y = nh / dh, p, e;
     fj_two_prod(y, dh, &p, &e);
     return y + ((((nh - p) - e) + nl) - y * dl) / dh;
+}
+
+/* ---- sqrt' and reciprocal' within 1 ulp ----------------------------------------------
+
+   0.5/sqrt(x) and -(1/x)^2 as plain expressions round two or three times (measured 1.5
+   and 1.9 ulp in float64). Here sqrt(x) = s + c with s = sqrt(x) rounded and c = (x - s^2)
+   / (2s) from the exact residual, and x^2 = P + E exactly (Dekker), each quotient then
+   formed by fj_dd_div (~0.5 ulp). Inputs are scaled by a power of 2 into a range where
+   Dekker's split neither overflows nor loses bits to underflow; zeros, infinities, NaN
+   and negative inputs take the plain expression (the NumPy expression's inf, 0 or NaN). */
+static inline double fj_sqrt_deriv(double x) {
+    int lo = x < 0x1p-900, hi = x > 0x1p900;
+    double xs = lo ? x * 0x1p200 : (hi ? x * 0x1p-200 : x);
+    double sc = lo ? 0x1p100 : (hi ? 0x1p-100 : 1.0);
+    double s = sqrt(xs), P, E, c, d;
+    fj_two_prod(s, s, &P, &E);
+    c = ((xs - P) - E) / (2.0 * s);
+    d = sc * fj_dd_div(0.5, 0.0, s, c);
+    return (x > 0.0 && x < INFINITY) ? d : 0.5 / sqrt(x);
+}
+
+static inline double fj_recip_deriv(double x) {
+    double a = fabs(x), v = 1.0 / x;
+    int lo = a < 0x1p-400, hi = a > 0x1p400;
+    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-600 : x);
+    double P, E, d;
+    fj_two_prod(xs, xs, &P, &E);
+    d = -fj_dd_div(1.0, 0.0, P, E);
+    d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? (d * 0x1p-600) * 0x1p-600 : d); /* 2^1200 */
+    return (a > 0.0 && a < INFINITY) ? d : -(v * v);
 }
 
 /* ---- tanh, sech^2, sigmoid (default precision: < 1 ulp, vectorised) -------------------
@@ -834,13 +871,13 @@ static inline double fj_sign_deriv(double x) {
     FJ_BODY void fj_deriv_tile_##T(int code, const T* x, double* d, ptrdiff_t m) {           \
         ptrdiff_t k;                                                                         \
         int bad = 0;                                                                         \
-        double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP], rr[FJ_TILE_TMP], v;                         \
+        double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP], rr[FJ_TILE_TMP];                            \
         switch (code) {                                                                      \
         case FJ_U_SQUARE:                                                                    \
             for (k = 0; k < m; k++) d[k] = 2.0 * (double)x[k];                               \
             break;                                                                           \
         case FJ_U_SQRT:                                                                      \
-            for (k = 0; k < m; k++) d[k] = 0.5 / sqrt((double)x[k]);                         \
+            for (k = 0; k < m; k++) d[k] = fj_sqrt_deriv((double)x[k]);                      \
             break;                                                                           \
         case FJ_U_EXP:                                                                       \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
@@ -873,10 +910,7 @@ static inline double fj_sign_deriv(double x) {
             for (k = 0; k < m; k++) d[k] = fj_sign_deriv((double)x[k]);                      \
             break;                                                                           \
         default: /* FJ_U_RECIPROCAL */                                                       \
-            for (k = 0; k < m; k++) {                                                        \
-                v = 1.0 / (double)x[k];                                                      \
-                d[k] = -(v * v);                                                             \
-            }                                                                                \
+            for (k = 0; k < m; k++) d[k] = fj_recip_deriv((double)x[k]);                     \
         }                                                                                    \
     }
 
