@@ -349,19 +349,17 @@ static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
 /* ---- sqrt' and reciprocal' within 1 ulp ----------------------------------------------
 
    0.5/sqrt(x) and -(1/x)^2 as plain expressions round two or three times (measured 1.5
-   and 1.9 ulp in float64). Here sqrt(x) = s + c with s = sqrt(x) rounded and c = (x - s^2)
-   / (2s) from the exact residual, and x^2 = P + E exactly (Dekker), each quotient then
-   formed by fj_dd_div (~0.5 ulp). Inputs are scaled by a power of 2 into a range where
-   Dekker's split neither overflows nor loses bits to underflow; zeros, infinities, NaN
-   and negative inputs take the plain expression (the NumPy expression's inf, 0 or NaN). */
+   and 1.9 ulp in float64). sqrt' is sqrt(0.25/x): the quotient's relative error (< 2^-53)
+   is halved by the square root, < 1/2 ulp of the result, plus the final rounding: < 1 ulp.
+   reciprocal' is 1/(P + E) with x^2 = P + E exactly (Dekker), by fj_dd_div (~0.5 ulp).
+   Inputs are scaled by powers of 2 so that no intermediate overflows, underflows, or
+   overflows Dekker's split; zeros, infinities, NaN and negative inputs take the plain
+   expression (the NumPy expression's inf, 0 or NaN, signed zeros kept). */
 static inline double fj_sqrt_deriv(double x) {
-    int lo = x < 0x1p-900, hi = x > 0x1p900;
+    int lo = x < 0x1p-1000, hi = x > 0x1p1000;
     double xs = lo ? x * 0x1p200 : (hi ? x * 0x1p-200 : x);
     double sc = lo ? 0x1p100 : (hi ? 0x1p-100 : 1.0);
-    double s = sqrt(xs), P, E, c, d;
-    fj_two_prod(s, s, &P, &E);
-    c = ((xs - P) - E) / (2.0 * s);
-    d = sc * fj_dd_div(0.5, 0.0, s, c);
+    double d = sc * sqrt(0.25 / xs);
     return (x > 0.0 && x < INFINITY) ? d : 0.5 / sqrt(x);
 }
 
