@@ -338,12 +338,19 @@ static inline void fj_two_prod(double a, double b, double* p, double* e) {
     *e = ((ah * bh - *p) + ah * bl + al * bh) + al * bl;
 }
 
-/* (nh + nl) / (dh + dl) rounded with ~0.5 ulp + ~2^-100 relative error: y = nh/dh, then one
-   Newton correction with the residual nh - y dh formed exactly (|nl| << |nh|, |dl| << |dh|). */
-static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
-    double y = nh / dh, p, e;
+/* (nh + nl) / (dh + dl) rounded with ~0.5 ulp + ~2^-100 relative error, given inv ~ 1/dh
+   (within a few ulp): y = nh inv (within a few ulp), then one Newton correction with the
+   residual nh - y dh formed exactly (Dekker; nh - p is exact by Sterbenz) and scaled by
+   inv, whose error only touches the correction (~2^-52 of an ulp). |nl| << |nh|,
+   |dl| << |dh|. One division (1/dh) can serve several quotients. */
+static inline double fj_dd_div_inv(double nh, double nl, double dh, double dl, double inv) {
+    double y = nh * inv, p, e;
     fj_two_prod(y, dh, &p, &e);
-    return y + ((((nh - p) - e) + nl) - y * dl) / dh;
+    return y + ((((nh - p) - e) + nl) - y * dl) * inv;
+}
+
+static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
+    return fj_dd_div_inv(nh, nl, dh, dl, 1.0 / dh);
 }
 
 /* ---- sqrt' and reciprocal' within 1 ulp ----------------------------------------------
@@ -360,18 +367,21 @@ static inline double fj_sqrt_deriv(double x) {
     double xs = lo ? x * 0x1p200 : (hi ? x * 0x1p-200 : x);
     double sc = lo ? 0x1p100 : (hi ? 0x1p-100 : 1.0);
     double d = sc * sqrt(0.25 / xs);
-    return (x > 0.0 && x < INFINITY) ? d : 0.5 / sqrt(x);
+    /* 0.5/sqrt(x) at +-0 (+-inf), inf (0), x < 0 and NaN (NaN), without a second root */
+    return (x > 0.0 && x < INFINITY) ? d
+           : (x == 0.0 ? copysign(INFINITY, x) : (x == INFINITY ? 0.0 : x + NAN));
 }
 
 static inline double fj_recip_deriv(double x) {
-    double a = fabs(x), v = 1.0 / x;
+    double a = fabs(x);
     int lo = a < 0x1p-400, hi = a > 0x1p400;
     double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-600 : x);
     double P, E, d;
     fj_two_prod(xs, xs, &P, &E);
-    d = -fj_dd_div(1.0, 0.0, P, E);
+    d = -fj_dd_div(1.0, 0.0, P, E);  /* one division */
     d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? (d * 0x1p-600) * 0x1p-600 : d); /* 2^1200 */
-    return (a > 0.0 && a < INFINITY) ? d : -(v * v);
+    /* -(1/x)^2 at +-0 (-inf), +-inf (-0) and NaN (NaN), without a division */
+    return (a > 0.0 && a < INFINITY) ? d : (a == 0.0 ? -INFINITY : (a == INFINITY ? -0.0 : x + x));
 }
 
 /* ---- tanh, sech^2, sigmoid (default precision: < 1 ulp, vectorised) -------------------
@@ -427,13 +437,14 @@ static inline double fj_sech2_from(double qh, double ql) {
 }
 
 static inline void fj_sigmoid_from(double x, double eh, double el, double* v, double* d) {
-    double s, sl, P, E;
+    double s, sl, P, E, inv;
     int pos = x >= 0.0;
     s = 1.0 + eh;
     sl = (eh - (s - 1.0)) + el;
-    *v = fj_dd_div(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl);
+    inv = 1.0 / s;  /* the one division: 1/s for v, 1/s^2 ~ inv^2 for d */
+    *v = fj_dd_div_inv(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl, inv);
     fj_two_prod(s, s, &P, &E);
-    *d = fj_dd_div(eh, el, P, E + 2.0 * (s * sl));
+    *d = fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
 }
 
 /* The rare lanes, in long double (on x86-64 64-bit mantissa and a wide exponent: one
