@@ -60,16 +60,17 @@ _MODES = {"strict": -1, "accurate": 0, "fast": 1}
 
 
 def set_precision(mode):
-    """Choose how the kernels evaluate exp, sin, cos, tanh and log.
+    """Choose how the kernels evaluate exp, log, sin, cos, tanh and sigmoid.
 
     ``"accurate"`` (the default)
-        exp, sin and cos run fastjac's own vectorised routines (AVX-512/AVX2 chosen at run
-        time, the same bits on every path): measured maximum error 0.57 ulp (exp) and
-        0.78 ulp (sin, cos) over 1e7 points, always below one ulp; glibc's are ~0.52 ulp.
-        tanh and log call the C library.
+        exp, log, sin, cos, tanh, sigmoid and the derivatives of tanh and sigmoid run
+        fastjac's own vectorised routines (AVX-512/AVX2 chosen at run time, the same bits on
+        every path), every one within one ulp in float64 and float32 (measured maxima in
+        docs/guide/precision.rst: 0.57 ulp exp, 0.78 sin/cos, 0.83 log, 0.56 tanh and
+        sigmoid, over 1e7 points).
     ``"strict"``
         every transcendental calls the C library (glibc's results bit for bit; several
-        times slower).
+        times slower; tanh is glibc's, ~2 ulp).
     ``"fast"``
         sin, cos, tanh and log call glibc's vector library libmvec: faster still, but with
         measured errors up to ~3.5 ulp (sin, cos), ~1.5 ulp (log) and ~1.2 (AVX-512) / ~2.1

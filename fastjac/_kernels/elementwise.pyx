@@ -48,6 +48,9 @@ cdef extern from "fj_vmath.h" nogil:
     int fj_get_cpu_level()
     int fj_built_with_libmvec()
     int fj_have_libmvec()
+    int fj_vmath_set_level(int level)
+    double fj_sqrt_deriv(double x)
+    double fj_recip_deriv(double x)
     void fj_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
     void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
@@ -56,6 +59,9 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+    int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
+                           Py_ssize_t n)
+    int fj_vjp1_float_run(int code, const float* x, const float* t, float* out, Py_ssize_t n)
 
 cdef extern from "numpy/arrayobject.h":
     # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
@@ -319,15 +325,17 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 v[k] = v[k] * v[k]
     elif code == U_SQRT:
-        for k in range(m):
-            v[k] = sqrt(v[k])
+        # 0.5/sqrt(x) within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
             if first:
                 for k in range(m):
-                    d[k] = 0.5 / v[k]
+                    d[k] = fj_sqrt_deriv(v[k])
             else:
                 for k in range(m):
-                    d[k] *= 0.5 / v[k]
+                    d[k] *= fj_sqrt_deriv(v[k])
+        if need_value:
+            for k in range(m):
+                v[k] = sqrt(v[k])
     elif code == U_EXP:
         fj_exp_n(v, v, m)
         if d != NULL:
@@ -400,15 +408,17 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 v[k] = fabs(v[k])
     elif code == U_RECIPROCAL:
-        for k in range(m):
-            v[k] = 1.0 / v[k]
+        # -1/x^2 within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
             if first:
                 for k in range(m):
-                    d[k] = -(v[k] * v[k])
+                    d[k] = fj_recip_deriv(v[k])
             else:
                 for k in range(m):
-                    d[k] *= -(v[k] * v[k])
+                    d[k] *= fj_recip_deriv(v[k])
+        if need_value:
+            for k in range(m):
+                v[k] = 1.0 / v[k]
 
 
 cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, double* v,
@@ -501,6 +511,13 @@ cdef inline void _racc_add(double* acc, const floating* a, const floating* b,
         fj_racc_add_f32(acc, a, b, m)
 
 
+def _set_vmath_level(int level):
+    """Testing hook: force the vector math's version (0 baseline, 1 AVX2, 2 AVX-512F, each
+    only where the CPU has it; -1 the CPU's best) and return the one in force. Every
+    version gives the same bits (fj_vmath.h)."""
+    return fj_vmath_set_level(level)
+
+
 def _set_reduce_level(int level):
     """Testing hook: force the reduction loops' version (0 portable, 1 AVX2 where the CPU
     has it, -1 the CPU's best) and return the one in force. Every version gives the same
@@ -545,6 +562,14 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
                     xv = x[k]
                     d_out[k] = 1 if xv > 0 else (0 if xv == xv else xv)
             return
+        # The vectorised derivative-only loops of fj_vmath.h (the stage's arithmetic, so the
+        # same bits); they decline (0) ops they do not cover and non-default modes.
+        if floating is double:
+            if fj_vjp1_double_run(code, x, t, d_out, m):
+                return
+        else:
+            if fj_vjp1_float_run(code, x, t, d_out, m):
+                return
         if code == U_EXP or code == U_TANH or code == U_SIGMOID:
             if floating is double:
                 xd = x  # the vector routine reads x in place

@@ -45,6 +45,7 @@
 
 #include <stddef.h>
 #include <string.h>
+#include "fj_cpu.h"
 
 #define FJ_RACC 16
 
@@ -208,7 +209,7 @@ static int fj_reduce_get_level(void)
 {
     if (fj_reduce_level < 0) {
 #if FJ_REDUCE_HAVE_AVX2
-        fj_reduce_level = __builtin_cpu_supports("avx2") ? 1 : 0;
+        fj_reduce_level = fj_cpu_probe() >= FJ_CPU_AVX2 ? 1 : 0;
 #else
         fj_reduce_level = 0;
 #endif

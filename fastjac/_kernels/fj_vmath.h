@@ -3,20 +3,27 @@
    Every function here maps double arrays to double arrays (in place allowed where noted),
    and every element goes through the same arithmetic whatever its position or the SIMD
    width, so results never depend on n, on the block partition or on the thread count.
+   float32 is computed through the same double routines and rounded once: a double result
+   within 1 ulp of double is within 1 ulp (faithfully rounded) of float32.
 
    Three precision modes (fj_fast_math, set from Python by fastjac.set_precision):
 
-   * "accurate" (default): exp, sin and cos are fastjac's own vectorised routines below
-     (measured max error 0.57 ulp for exp, 0.78 ulp for sin and cos over 1e7 points: always
-     below one ulp, i.e. faithfully rounded; glibc's are ~0.52); tanh and log call libm.
+   * "accurate" (default): exp, log, sin, cos, tanh, sigmoid and the derivatives of tanh
+     and sigmoid are fastjac's own vectorised routines below, every one under one ulp
+     (measured maxima over 1e7 points in docs/guide/precision.rst: exp 0.57, sin/cos 0.78,
+     log 0.83, tanh, sech^2, sigmoid, sigmoid' 0.56).
    * "strict": libm for every transcendental (glibc's bits exactly, several times slower).
    * "fast" (opt-in): sin, cos, tanh and log call glibc's libmvec (AVX-512 or AVX2 variants,
      chosen at run time). Measured error: up to ~3.5 ulp for sin/cos, ~1.5 ulp for log,
-     ~1.2 (AVX-512) / ~2.1 (AVX2) ulp for tanh. exp stays fastjac's own.
+     ~1.2 (AVX-512) / ~2.1 (AVX2) ulp for tanh. The rest as "accurate".
 
    Without libmvec at build time (FJ_HAVE_LIBMVEC 0), "fast" is the same as "accurate".
-   The file is compiled with -ffp-contract=off (setup.py): no fused multiply-add is formed,
-   so the SSE2, AVX2 and AVX-512 clones give bitwise-identical results. */
+
+   SIMD versions: the CPU is asked once (fj_cpu.h); the loops exist for AVX-512F, AVX2 and
+   the baseline, either written with intrinsics (exp: table lookups by register permutes)
+   or written once in plain C and compiled three times (FJ_MULTI). The file is compiled
+   with -ffp-contract=off (setup.py): no fused multiply-add is formed, so all versions give
+   bitwise-identical results; _set_vmath_level forces a lower one for the tests. */
 #ifndef FJ_VMATH_H
 #define FJ_VMATH_H
 
@@ -25,6 +32,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fj_cpu.h"
 #include "fj_exp_table.h"
 
 #ifndef FJ_HAVE_LIBMVEC
@@ -34,10 +42,34 @@
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(FJ_NO_TARGET_CLONES)
 #define FJ_X86_DISPATCH 1
-#define FJ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define FJ_X86_DISPATCH 0
-#define FJ_CLONES
+#endif
+
+/* FJ_MULTI(NAME, PARAMS, ARGS): from a body written once in plain C as
+   "FJ_BODY void NAME_body PARAMS", three compiled versions (AVX-512F, AVX2, baseline x86-64)
+   that gcc vectorises for each instruction set, and NAME PARAMS calling the one for
+   fj_cpu_level (which _set_vmath_level can lower for tests). The bodies use no FMA (fp
+   contraction is off, setup.py) and no reduction whose order the vectoriser could change,
+   so the three give the same bits (tests/test_vmath.py compares them). */
+#if defined(__GNUC__)
+#define FJ_BODY static inline __attribute__((always_inline))
+#else
+#define FJ_BODY static inline
+#endif
+#if FJ_X86_DISPATCH
+#define FJ_MULTI(NAME, PARAMS, ARGS)                                                         \
+    __attribute__((target("avx512f"))) static void NAME##_avx512 PARAMS { NAME##_body ARGS; } \
+    __attribute__((target("avx2"))) static void NAME##_avx2 PARAMS { NAME##_body ARGS; }     \
+    static void NAME##_base PARAMS { NAME##_body ARGS; }                                     \
+    static void NAME PARAMS {                                                                \
+        if (fj_cpu_level == 2) NAME##_avx512 ARGS;                                           \
+        else if (fj_cpu_level == 1) NAME##_avx2 ARGS;                                        \
+        else NAME##_base ARGS;                                                               \
+    }
+#else
+#define FJ_MULTI(NAME, PARAMS, ARGS) \
+    static void NAME PARAMS { NAME##_body ARGS; }
 #endif
 
 #if FJ_HAVE_LIBMVEC && !FJ_X86_DISPATCH
@@ -46,16 +78,28 @@
 #endif
 
 /* -1 "strict": libm for every transcendental; 0 "accurate" (default): fastjac's vectorised
-   exp, sin, cos (< 1 ulp), libm for tanh and log; 1 "fast": libmvec for sin, cos, tanh,
-   log where available. */
+   exp, log, sin, cos, tanh, sigmoid (< 1 ulp); 1 "fast": libmvec for sin, cos, tanh, log
+   where available. */
 static int fj_fast_math = 0;
 static int fj_cpu_level = 0;  /* 0: baseline, 1: AVX2, 2: AVX-512F (set by fj_vmath_init) */
 
-static void fj_vmath_init(void) {
+static int fj_vmath_best_level(void) {
 #if FJ_X86_DISPATCH
-    __builtin_cpu_init();
-    fj_cpu_level = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") ? 1 : 0);
+    return fj_cpu_probe();
+#else
+    return 0;
 #endif
+}
+
+static void fj_vmath_init(void) { fj_cpu_level = fj_vmath_best_level(); }
+
+/* Testing hook: run the vector math at `level` (0 baseline, 1 AVX2, 2 AVX-512F) when the CPU
+   has it, or at the CPU's best for a negative level; returns the level in force. Every
+   level gives the same bits. */
+static int fj_vmath_set_level(int level) {
+    int best = fj_vmath_best_level();
+    fj_cpu_level = (level >= 0 && level < best) ? level : best;
+    return fj_cpu_level;
 }
 
 static int fj_have_libmvec(void) { return FJ_HAVE_LIBMVEC && fj_cpu_level > 0; }
@@ -79,7 +123,7 @@ static inline double fj_asf64(uint64_t u) { double x; memcpy(&x, &u, 8); return 
    in a 38-bit head and a tail; |k| < 2^14), the Taylor truncation is ~0.01 ulp and the two
    final roundings bound the error at ~0.51 ulp. Out-of-range lanes (|x| >= 700, inf, NaN)
    are redone by libm. */
-static inline double fj_exp_core(double x) {
+static inline void fj_exp_dd(double x, double* hi, double* lo) {
     double kd = x * FJ_INV_LN2_N + FJ_SHIFT;
     uint64_t ki = fj_asu64(kd);
     kd -= FJ_SHIFT;
@@ -89,7 +133,17 @@ static inline double fj_exp_core(double x) {
     double r2 = r * r;
     double p = (fj_exp_tail[i] + r) + r2 * (0.5 + r * FJ_C3);
     p = p + (r2 * r2) * ((FJ_C4 + r * FJ_C5) + r2 * (FJ_C6 + r * FJ_C7));
-    return scale + scale * p;
+    p = scale * p;
+    *hi = scale + p;
+    *lo = p - (*hi - scale);  /* Fast2Sum: |scale| > |p| */
+}
+
+/* exp(x) rounded (fj_exp_core: hi), or hi + lo unrounded, |lo| <= ulp(hi)/2, with ~2^-57
+   relative error (used where exp feeds a further operation: tanh, sech^2, sigmoid). */
+static inline double fj_exp_core(double x) {
+    double hi, lo;
+    fj_exp_dd(x, &hi, &lo);
+    return hi;
 }
 
 /* The same arithmetic, operation for operation, on 8 lanes (the table lookups are register
@@ -97,7 +151,8 @@ static inline double fj_exp_core(double x) {
    No FMA anywhere: the same bits as fj_exp_core. */
 #if FJ_X86_DISPATCH
 #include <immintrin.h>
-__attribute__((target("avx512f"))) static inline __m512d fj_exp_core8(__m512d x) {
+__attribute__((target("avx512f"))) static inline void fj_exp_parts8(__m512d x, __m512d* sc,
+                                                                    __m512d* sp) {
     const __m512d shift = _mm512_set1_pd(FJ_SHIFT);
     __m512d kd = _mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(FJ_INV_LN2_N)), shift);
     __m512i ki = _mm512_castpd_si512(kd);
@@ -119,7 +174,14 @@ __attribute__((target("avx512f"))) static inline __m512d fj_exp_core8(__m512d x)
         _mm512_mul_pd(r2, _mm512_add_pd(_mm512_set1_pd(FJ_C6),
                                         _mm512_mul_pd(r, _mm512_set1_pd(FJ_C7)))));
     p = _mm512_add_pd(p, _mm512_mul_pd(_mm512_mul_pd(r2, r2), q));
-    return _mm512_add_pd(scale, _mm512_mul_pd(scale, p));
+    *sc = scale;
+    *sp = _mm512_mul_pd(scale, p);
+}
+
+__attribute__((target("avx512f"))) static inline __m512d fj_exp_core8(__m512d x) {
+    __m512d sc, sp;
+    fj_exp_parts8(x, &sc, &sp);
+    return _mm512_add_pd(sc, sp);
 }
 
 __attribute__((target("avx512f"))) static void fj_exp_n_avx512(double* y, const double* x,
@@ -140,7 +202,8 @@ __attribute__((target("avx512f"))) static void fj_exp_n_avx512(double* y, const 
     for (; i < n; i++) y[i] = FJ_EXP_IN_RANGE(x[i]) ? fj_exp_core(x[i]) : exp(x[i]);
 }
 
-__attribute__((target("avx2"))) static inline __m256d fj_exp_core4(__m256d x) {
+__attribute__((target("avx2"))) static inline void fj_exp_parts4(__m256d x, __m256d* sc,
+                                                                 __m256d* sp) {
     const __m256d shift = _mm256_set1_pd(FJ_SHIFT);
     uint64_t kb[4];
     __m256d kd = _mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(FJ_INV_LN2_N)), shift);
@@ -164,7 +227,14 @@ __attribute__((target("avx2"))) static inline __m256d fj_exp_core4(__m256d x) {
         _mm256_mul_pd(r2, _mm256_add_pd(_mm256_set1_pd(FJ_C6),
                                         _mm256_mul_pd(r, _mm256_set1_pd(FJ_C7)))));
     p = _mm256_add_pd(p, _mm256_mul_pd(_mm256_mul_pd(r2, r2), q));
-    return _mm256_add_pd(scale, _mm256_mul_pd(scale, p));
+    *sc = scale;
+    *sp = _mm256_mul_pd(scale, p);
+}
+
+__attribute__((target("avx2"))) static inline __m256d fj_exp_core4(__m256d x) {
+    __m256d sc, sp;
+    fj_exp_parts4(x, &sc, &sp);
+    return _mm256_add_pd(sc, sp);
 }
 
 __attribute__((target("avx2"))) static void fj_exp_n_avx2(double* y, const double* x,
@@ -202,10 +272,277 @@ static void fj_exp_n(double* y, const double* x, ptrdiff_t n) {
     for (i = 0; i < n; i++) y[i] = FJ_EXP_IN_RANGE(x[i]) ? fj_exp_core(x[i]) : exp(x[i]);
 }
 
+/* hi[k] + lo[k] = exp(x[k]) as fj_exp_dd gives it, for |x[k]| < 700 (other lanes: garbage,
+   the callers redo or discard them), in every mode; the AVX-512 version looks the table up
+   with register permutes (gcc would not vectorise the lookup of the plain C core), the
+   AVX2 one like fj_exp_core4; the same bits on every path. */
+#if FJ_X86_DISPATCH
+__attribute__((target("avx512f"))) static void fj_exp_dd_n_avx512(double* hi, double* lo,
+                                                                  const double* x,
+                                                                  ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    __m512d sc, sp, h;
+    double tx[8], th[8], tl[8];
+    for (; i + 8 <= n; i += 8) {
+        fj_exp_parts8(_mm512_loadu_pd(x + i), &sc, &sp);
+        h = _mm512_add_pd(sc, sp);
+        _mm512_storeu_pd(hi + i, h);
+        _mm512_storeu_pd(lo + i, _mm512_sub_pd(sp, _mm512_sub_pd(h, sc)));
+    }
+    if (i < n) {
+        ptrdiff_t k, r = n - i;
+        for (k = 0; k < 8; k++) tx[k] = k < r ? x[i + k] : 0.0;
+        fj_exp_parts8(_mm512_loadu_pd(tx), &sc, &sp);
+        h = _mm512_add_pd(sc, sp);
+        _mm512_storeu_pd(th, h);
+        _mm512_storeu_pd(tl, _mm512_sub_pd(sp, _mm512_sub_pd(h, sc)));
+        for (k = 0; k < r; k++) {
+            hi[i + k] = th[k];
+            lo[i + k] = tl[k];
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static void fj_exp_dd_n_avx2(double* hi, double* lo,
+                                                             const double* x, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    __m256d sc, sp, h;
+    for (; i + 4 <= n; i += 4) {
+        fj_exp_parts4(_mm256_loadu_pd(x + i), &sc, &sp);
+        h = _mm256_add_pd(sc, sp);
+        _mm256_storeu_pd(hi + i, h);
+        _mm256_storeu_pd(lo + i, _mm256_sub_pd(sp, _mm256_sub_pd(h, sc)));
+    }
+    for (; i < n; i++) fj_exp_dd(x[i], &hi[i], &lo[i]);
+}
+#endif
+
+static void fj_exp_dd_n(double* hi, double* lo, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+#if FJ_X86_DISPATCH
+    if (fj_cpu_level == 2) { fj_exp_dd_n_avx512(hi, lo, x, n); return; }
+    if (fj_cpu_level == 1) { fj_exp_dd_n_avx2(hi, lo, x, n); return; }
+#endif
+    for (i = 0; i < n; i++) fj_exp_dd(x[i], &hi[i], &lo[i]);
+}
+
+/* ---- double-double helpers (exact without FMA) ---------------------------------------- */
+#define FJ_SPLIT 134217729.0 /* 2^27 + 1 */
+
+/* a b = p + e exactly (Dekker; |a|, |b| < 2^995 so that the split cannot overflow). */
+static inline void fj_two_prod(double a, double b, double* p, double* e) {
+    double ca = FJ_SPLIT * a, cb = FJ_SPLIT * b;
+    double ah = ca - (ca - a), bh = cb - (cb - b);
+    double al = a - ah, bl = b - bh;
+    *p = a * b;
+    *e = ((ah * bh - *p) + ah * bl + al * bh) + al * bl;
+}
+
+/* (nh + nl) / (dh + dl) rounded with ~0.5 ulp + ~2^-100 relative error, given inv ~ 1/dh
+   (within a few ulp): y = nh inv (within a few ulp), then one Newton correction with the
+   residual nh - y dh formed exactly (Dekker; nh - p is exact by Sterbenz) and scaled by
+   inv, whose error only touches the correction (~2^-52 of an ulp). |nl| << |nh|,
+   |dl| << |dh|. One division (1/dh) can serve several quotients. */
+static inline double fj_dd_div_inv(double nh, double nl, double dh, double dl, double inv) {
+    double y = nh * inv, p, e;
+    fj_two_prod(y, dh, &p, &e);
+    return y + ((((nh - p) - e) + nl) - y * dl) * inv;
+}
+
+static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
+    return fj_dd_div_inv(nh, nl, dh, dl, 1.0 / dh);
+}
+
+/* ---- sqrt' and reciprocal' within 1 ulp ----------------------------------------------
+
+   0.5/sqrt(x) and -(1/x)^2 as plain expressions round two or three times (measured 1.5
+   and 1.9 ulp in float64). sqrt' is sqrt(0.25/x): the quotient's relative error (< 2^-53)
+   is halved by the square root, < 1/2 ulp of the result, plus the final rounding: < 1 ulp.
+   reciprocal' is 1/(P + E) with x^2 = P + E exactly (Dekker), by fj_dd_div (~0.5 ulp).
+   Inputs are scaled by powers of 2 so that no intermediate overflows, underflows, or
+   overflows Dekker's split; zeros, infinities, NaN and negative inputs take the plain
+   expression (the NumPy expression's inf, 0 or NaN, signed zeros kept). */
+static inline double fj_sqrt_deriv(double x) {
+    int lo = x < 0x1p-1000, hi = x > 0x1p1000;
+    double xs = lo ? x * 0x1p200 : (hi ? x * 0x1p-200 : x);
+    double sc = lo ? 0x1p100 : (hi ? 0x1p-100 : 1.0);
+    double d = sc * sqrt(0.25 / xs);
+    /* 0.5/sqrt(x) at +-0 (+-inf), inf (0), x < 0 and NaN (NaN), without a second root */
+    return (x > 0.0 && x < INFINITY) ? d
+           : (x == 0.0 ? copysign(INFINITY, x) : (x == INFINITY ? 0.0 : x + NAN));
+}
+
+static inline double fj_recip_deriv(double x) {
+    double a = fabs(x);
+    int lo = a < 0x1p-400, hi = a > 0x1p400;
+    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-600 : x);
+    double P, E, d;
+    fj_two_prod(xs, xs, &P, &E);
+    d = -fj_dd_div(1.0, 0.0, P, E);  /* one division */
+    d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? (d * 0x1p-600) * 0x1p-600 : d); /* 2^1200 */
+    /* -(1/x)^2 at +-0 (-inf), +-inf (-0) and NaN (NaN), without a division */
+    return (a > 0.0 && a < INFINITY) ? d : (a == 0.0 ? -INFINITY : (a == INFINITY ? -0.0 : x + x));
+}
+
+/* ---- tanh, sech^2, sigmoid (default precision: < 1 ulp, vectorised) -------------------
+
+   With a = |x| and q = exp(-2a) (or e = exp(-a)) carried as a double-double (fj_exp_dd,
+   ~2^-57 relative error):
+     tanh(a)    = (1 - q) / (1 + q)               for a >= 1/4 (1 - q >= 0.39: no cancellation)
+                = a + a z P(z), z = a^2            for a < 1/4 (fitted, _gen_vmath_poly.py)
+     sech^2(x)  = 4q / (1 + q)^2
+     sigmoid(x) = 1 / (1 + e) (x >= 0), e / (1 + e) (x < 0);  sigmoid'(x) = e / (1 + e)^2
+   each quotient formed by fj_dd_div from double-double operands, so that the only error of
+   size is the final rounding (~0.5 ulp; measured in tests/test_vmath.py). The sign of tanh
+   is restored with copysign (tanh(-0) = -0). Beyond the range of fj_exp_dd, tanh is 1
+   (a >= 22: 1 - tanh(a) < 2^-63), and sech^2, sigmoid' and the negative side of sigmoid
+   are recomputed in long double (a >= 350 for sech^2, >= 700 for sigmoid: subnormal or
+   zero results, rare lanes, NaN included). */
+#define FJ_TANH_SMALL 0.25
+#define FJ_TANH_ONE 22.0
+#define FJ_SECH2_BIG 350.0
+#define FJ_SIGMOID_BIG 700.0
+/* FJ_TANH_P: relative error 2^-54.0 (_gen_vmath_poly.py) */
+#define FJ_TANH_P0 -0x1.5555555555555p-2
+#define FJ_TANH_P1 0x1.111111111109fp-3
+#define FJ_TANH_P2 -0x1.ba1ba1b9f63f1p-5
+#define FJ_TANH_P3 0x1.664f485d541f9p-6
+#define FJ_TANH_P4 -0x1.226e22f174d00p-7
+#define FJ_TANH_P5 0x1.d6c9f0fd10e92p-9
+#define FJ_TANH_P6 -0x1.7c2a8d1787ef7p-10
+#define FJ_TANH_P7 0x1.17caa156b19d7p-11
+
+/* The cores take exp as fj_exp_dd_n gives it (q = exp(-2|x|) or e = exp(-|x|) as qh + ql). */
+static inline double fj_tanh_from(double x, double qh, double ql) {
+    double a = fabs(x);
+    double z, p, big, small, r;
+    /* 1 - q and 1 + q as double-doubles (Fast2Sum: 1 >= q) */
+    double nh = 1.0 - qh, nl = ((1.0 - nh) - qh) - ql;
+    double dh = 1.0 + qh, dl = (qh - (dh - 1.0)) + ql;
+    big = fj_dd_div(nh, nl, dh, dl);
+    z = a * a;
+    p = FJ_TANH_P0 + z * (FJ_TANH_P1 + z * (FJ_TANH_P2 + z * (FJ_TANH_P3 + z * (FJ_TANH_P4
+        + z * (FJ_TANH_P5 + z * (FJ_TANH_P6 + z * FJ_TANH_P7))))));
+    small = a + a * (z * p);
+    r = copysign(a < FJ_TANH_SMALL ? small : (a < FJ_TANH_ONE ? big : 1.0), x);
+    return x != x ? x + x : r;
+}
+
+static inline double fj_sech2_from(double qh, double ql) {
+    double s, sl, P, E;
+    s = 1.0 + qh;
+    sl = (qh - (s - 1.0)) + ql;       /* 1 + q = s + sl */
+    fj_two_prod(s, s, &P, &E);        /* (1 + q)^2 = P + E + 2 s sl (+ sl^2, negligible) */
+    return fj_dd_div(4.0 * qh, 4.0 * ql, P, E + 2.0 * (s * sl));
+}
+
+static inline void fj_sigmoid_from(double x, double eh, double el, double* v, double* d) {
+    double s, sl, P, E, inv;
+    int pos = x >= 0.0;
+    s = 1.0 + eh;
+    sl = (eh - (s - 1.0)) + el;
+    inv = 1.0 / s;  /* the one division: 1/s for v, 1/s^2 ~ inv^2 for d */
+    *v = fj_dd_div_inv(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl, inv);
+    fj_two_prod(s, s, &P, &E);
+    *d = fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
+}
+
+/* The rare lanes, in long double (on x86-64 64-bit mantissa and a wide exponent: one
+   rounding to double at the end, correct for subnormal results). */
+static double fj_sech2_far(double x) {
+    if (x != x) return x + x;
+    long double q = expl(-2.0L * fabsl((long double)x));
+    return (double)(4.0L * q / ((1.0L + q) * (1.0L + q)));
+}
+static void fj_sigmoid_far(double x, double* v, double* d) {
+    if (x != x) { *v = *d = x + x; return; }
+    long double e = expl(-fabsl((long double)x));
+    *v = (double)((x >= 0.0 ? 1.0L : e) / (1.0L + e));
+    *d = (double)(e / ((1.0L + e) * (1.0L + e)));
+}
+
+#define FJ_TILE_TMP 256
+
+/* Tiles: xs (m <= FJ_TILE_TMP doubles) to outputs that do not overlap xs. */
+FJ_BODY void fj_tanh_tile(const double* xs, double* y, ptrdiff_t m) {
+    double qh[FJ_TILE_TMP], ql[FJ_TILE_TMP];
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) qh[k] = -2.0 * fabs(xs[k]);
+    fj_exp_dd_n(qh, ql, qh, m);  /* garbage where |x| >= 350 or NaN: not selected */
+    for (k = 0; k < m; k++) y[k] = fj_tanh_from(xs[k], qh[k], ql[k]);
+}
+
+FJ_BODY void fj_sech2_tile(const double* xs, double* y, ptrdiff_t m) {
+    double qh[FJ_TILE_TMP], ql[FJ_TILE_TMP];
+    ptrdiff_t k;
+    int far = 0;
+    for (k = 0; k < m; k++) qh[k] = -2.0 * fabs(xs[k]);
+    fj_exp_dd_n(qh, ql, qh, m);
+    for (k = 0; k < m; k++) y[k] = fj_sech2_from(qh[k], ql[k]);
+    for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SECH2_BIG);
+    if (far)
+        for (k = 0; k < m; k++)
+            if (!(fabs(xs[k]) < FJ_SECH2_BIG)) y[k] = fj_sech2_far(xs[k]);
+}
+
+FJ_BODY void fj_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
+    double eh[FJ_TILE_TMP], el[FJ_TILE_TMP];
+    ptrdiff_t k;
+    int far = 0;
+    for (k = 0; k < m; k++) eh[k] = -fabs(xs[k]);
+    fj_exp_dd_n(eh, el, eh, m);
+    for (k = 0; k < m; k++) fj_sigmoid_from(xs[k], eh[k], el[k], &v[k], &d[k]);
+    for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SIGMOID_BIG);
+    if (far)
+        for (k = 0; k < m; k++)
+            if (!(fabs(xs[k]) < FJ_SIGMOID_BIG)) fj_sigmoid_far(xs[k], &v[k], &d[k]);
+}
+
+/* Whole arrays, y == x allowed (not a partial overlap). */
+FJ_BODY void fj_tanh_acc_n_body(double* y, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP], t[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj_tanh_tile(xs, t, m);
+        for (k = 0; k < m; k++) y[i + k] = t[k];
+    }
+}
+FJ_MULTI(fj_tanh_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+
+/* sech^2(x) = 1 - tanh^2(x); y == x allowed. */
+FJ_BODY void fj_sech2_acc_n_body(double* y, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP], t[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj_sech2_tile(xs, t, m);
+        for (k = 0; k < m; k++) y[i + k] = t[k];
+    }
+}
+FJ_MULTI(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+
+/* v[k] = sigmoid(x[k]) and/or d[k] = sigmoid'(x[k]) (either may be NULL); v or d may be x. */
+FJ_BODY void fj_sigmoid_acc_n_body(double* v, double* d, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP], tv[FJ_TILE_TMP], td[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj_sigmoid_tile(xs, tv, td, m);
+        if (v != NULL)
+            for (k = 0; k < m; k++) v[i + k] = tv[k];
+        if (d != NULL)
+            for (k = 0; k < m; k++) d[i + k] = td[k];
+    }
+}
+FJ_MULTI(fj_sigmoid_acc_n, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+
 /* 1/(1+q)^2 and 1/(1+q) for q in [0, 1], with the rounding of 1 + q and of the square
    compensated (Fast2Sum and Dekker's exact product: exact without FMA), so that
    4q/(1+q)^2 and q/(1+q)^2 come out within ~1 ulp instead of ~4. */
-#define FJ_SPLIT 134217729.0 /* 2^27 + 1 */
 static inline double fj_over_1pq_sq(double num, double q) {
     double s = 1.0 + q;
     double sl = q - (s - 1.0);           /* 1 + q = s + sl exactly */
@@ -219,12 +556,10 @@ static inline double fj_over_1pq_sq(double num, double q) {
     return y - y * (lo / P);
 }
 
-#define FJ_TILE_TMP 256
-
-/* sech^2(x) = 4q/(1+q)^2 with q = exp(-2|x|) in (0, 1]: no cancellation (the map
+/* "strict" mode (as before the vectorised routines; exp from libm): sech^2(x) = 4q/(1+q)^2 with q = exp(-2|x|) in (0, 1]: no cancellation (the map
    q -> 4q/(1+q)^2 has condition number (1-q)/(1+q) < 1); 0 at |x| = inf; NaN stays NaN.
    y == x allowed. */
-FJ_CLONES static void fj_sech2_n(double* y, const double* x, ptrdiff_t n) {
+static void fj_sech2_strict_n(double* y, const double* x, ptrdiff_t n) {
     double q[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
     for (i = 0; i < n; i += FJ_TILE_TMP) {
@@ -235,10 +570,10 @@ FJ_CLONES static void fj_sech2_n(double* y, const double* x, ptrdiff_t n) {
     }
 }
 
-/* sigmoid: with e = exp(-|x|) in (0, 1], v = 1/(1+e) (x >= 0) or e/(1+e) (x < 0), and
+/* "strict" mode: sigmoid: with e = exp(-|x|) in (0, 1], v = 1/(1+e) (x >= 0) or e/(1+e) (x < 0), and
    sigmoid'(x) = e/(1+e)^2 for all x: no cancellation, accurate even where v rounds to 1.
    v or d may be NULL; v == x allowed (d must not alias x). */
-FJ_CLONES static void fj_sigmoid_n(double* v, double* d, const double* x, ptrdiff_t n) {
+static void fj_sigmoid_strict_n(double* v, double* d, const double* x, ptrdiff_t n) {
     double e[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
     double s, sl, t, xv;
@@ -259,6 +594,75 @@ FJ_CLONES static void fj_sigmoid_n(double* v, double* d, const double* x, ptrdif
             }
     }
 }
+
+static void fj_sech2_n(double* y, const double* x, ptrdiff_t n) {
+    if (fj_fast_math < 0) fj_sech2_strict_n(y, x, n);
+    else fj_sech2_acc_n(y, x, n);
+}
+
+static void fj_sigmoid_n(double* v, double* d, const double* x, ptrdiff_t n) {
+    if (fj_fast_math < 0) fj_sigmoid_strict_n(v, d, x, n);
+    else fj_sigmoid_acc_n(v, d, x, n);
+}
+
+/* ---- log (default precision: < 1 ulp, vectorised) -------------------------------------
+
+   x = 2^k m with m in [sqrt(1/2), sqrt(2)) (subnormals scaled by 2^52 first), f = m - 1
+   (exact), s = f / (2 + f), z = s^2, and the fdlibm decomposition
+     log(x) = k ln2_hi + (f - (f^2/2 - (s (f^2/2 + z L(z)) + k ln2_lo)))
+   with ln2_hi of 33 bits (k ln2_hi exact for |k| < 2^20) and L fitted (_gen_vmath_poly.py).
+   k is formed from the exponent bits with integer and floating additions only (no int64
+   conversion, which AVX2 lacks). log(+-0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN
+   gives NaN. */
+#define FJ_LN2_HI 0x1.62e42fee00000p-1
+#define FJ_LN2_LO 0x1.a39ef35793c76p-33
+/* FJ_LOG_L: relative error 2^-50.9 (_gen_vmath_poly.py) */
+#define FJ_LOG_L0 0x1.5555555555558p-1
+#define FJ_LOG_L1 0x1.99999999952f5p-2
+#define FJ_LOG_L2 0x1.2492492def926p-2
+#define FJ_LOG_L3 0x1.c71c62e7451cdp-3
+#define FJ_LOG_L4 0x1.7462b4426b39bp-3
+#define FJ_LOG_L5 0x1.39fe6b6d6327ep-3
+#define FJ_LOG_L6 0x1.2b57dcd3666eap-3
+
+static inline double fj_log_core(double x) {
+    int sub = x < 0x1p-1022;
+    double xs = sub ? x * 0x1p52 : x;
+    uint64_t u = fj_asu64(xs);
+    uint64_t tmp = u - 0x3fe6a09e667f3bcdULL;        /* bits of sqrt(1/2) */
+    double m = fj_asf64(u - (tmp & 0xfff0000000000000ULL));
+    /* k = tmp >> 52 as a signed 12-bit number, converted exactly via 0x1.8p52 */
+    double kd = fj_asf64(0x4338000000000000ULL + ((tmp >> 52) ^ 0x800)) - (0x1.8p52 + 2048.0);
+    double f, s, z, R, hfsq, y;
+    kd = sub ? kd - 52.0 : kd;
+    f = m - 1.0;
+    s = f / (2.0 + f);
+    z = s * s;
+    R = z * (FJ_LOG_L0 + z * (FJ_LOG_L1 + z * (FJ_LOG_L2 + z * (FJ_LOG_L3 + z * (FJ_LOG_L4
+        + z * (FJ_LOG_L5 + z * FJ_LOG_L6))))));
+    hfsq = 0.5 * f * f;
+    y = kd * FJ_LN2_HI + (f - (hfsq - (s * (hfsq + R) + kd * FJ_LN2_LO)));
+    y = x == INFINITY ? x : y;
+    return x > 0.0 ? y : (x == 0.0 ? -INFINITY : NAN);
+}
+
+/* y[k] = CORE(x[k]) for a core without rare lanes; y == x allowed (not partial overlap). */
+#define FJ_MAP_BODY(NAME, CORE)                                                              \
+    FJ_BODY void NAME##_body(double* y, const double* x, ptrdiff_t n) {                      \
+        ptrdiff_t i;                                                                         \
+        if (y == x) {                                                                        \
+            double* p = y;                                                                   \
+            for (i = 0; i < n; i++) p[i] = CORE(p[i]);                                       \
+        } else {                                                                             \
+            double* __restrict yy = y;                                                       \
+            const double* __restrict xx = x;                                                 \
+            for (i = 0; i < n; i++) yy[i] = CORE(xx[i]);                                     \
+        }                                                                                    \
+    }
+
+FJ_MAP_BODY(fj_log_acc_n, fj_log_core)
+FJ_MULTI(fj_log_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+
 
 /* ---- sin and cos, vectorised, accurate (the default for sin, cos and sincos) ----------
 
@@ -320,7 +724,7 @@ static inline void fj_sincos_core(double x, double* s, double* c, double* rr) {
 #define FJ_TRIG_OK(x, rr) (fabs(x) < FJ_TRIG_MAX && (rr) >= 0x1p-25)
 
 /* s[k] = sin(x[k]) and/or c[k] = cos(x[k]) (either may be NULL); s or c may be x. */
-FJ_CLONES static void fj_sincos_acc_n(double* s, double* c, const double* x, ptrdiff_t n) {
+FJ_BODY void fj_sincos_acc_n_body(double* s, double* c, const double* x, ptrdiff_t n) {
     double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP], cs[FJ_TILE_TMP], rr[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
     int bad;
@@ -342,6 +746,7 @@ FJ_CLONES static void fj_sincos_acc_n(double* s, double* c, const double* x, ptr
             for (k = 0; k < m; k++) c[i + k] = cs[k];
     }
 }
+FJ_MULTI(fj_sincos_acc_n, (double* s, double* c, const double* x, ptrdiff_t n), (s, c, x, n))
 
 /* ---- libmvec (opt-in "fast" mode) ---------------------------------------------------- */
 #if FJ_HAVE_LIBMVEC
@@ -415,12 +820,14 @@ static void fj_cos_n(double* y, const double* x, ptrdiff_t n) {
 
 static void fj_tanh_n(double* y, const double* x, ptrdiff_t n) {
     if (FJ_USE_MVEC) { FJ_MVEC_CALL(tanh, y, x, n); return; }
-    FJ_LIBM_LOOP(tanh, y, x, n);
+    if (fj_fast_math < 0) { FJ_LIBM_LOOP(tanh, y, x, n); return; }
+    fj_tanh_acc_n(y, x, n);
 }
 
 static void fj_log_n(double* y, const double* x, ptrdiff_t n) {
     if (FJ_USE_MVEC) { FJ_MVEC_CALL(log, y, x, n); return; }
-    FJ_LIBM_LOOP(log, y, x, n);
+    if (fj_fast_math < 0) { FJ_LIBM_LOOP(log, y, x, n); return; }
+    fj_log_acc_n(y, x, n);
 }
 
 /* s[k] = sin(x[k]), c[k] = cos(x[k]); s or c may be x (not both). */
@@ -447,5 +854,112 @@ static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
     }
     fj_sincos_acc_n(s, c, x, n);
 }
+
+/* ---- one function's derivative times a tangent, in one pass (the common VJP) ----------
+
+   out[k] = f'(x[k]) * t[k] (or f'(x[k]) when t is NULL) for one unary op code, in float32 or
+   float64, with the arithmetic of the chain interpreter's stage (elementwise.pyx _stage:
+   the derivative formed in double, multiplied by t in double, rounded once to the output
+   type), so that a VJP through here and a value-and-derivative pass through the
+   interpreter give the same bits (tests/test_vmath_accuracy.py). Only the derivative is
+   computed (log' = 1/x, sin' = cos, ...), in vectorised loops compiled for AVX-512, AVX2
+   and the baseline (FJ_MULTI). Returns 0, having done nothing, for an op it does not
+   cover or a transcendental outside the default precision mode (the interpreter runs
+   then). out may be x or t (not a partial overlap). Op codes: elementwise.pyx U_*. */
+enum {
+    FJ_U_IDENTITY = 0, FJ_U_NEG, FJ_U_SQUARE, FJ_U_SQRT, FJ_U_EXP, FJ_U_LOG, FJ_U_SIN, FJ_U_COS,
+    FJ_U_TANH, FJ_U_SIGMOID, FJ_U_RELU, FJ_U_ABS, FJ_U_RECIPROCAL
+};
+
+static inline double fj_sign_deriv(double x) {
+    return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x * 0.0);
+}
+
+/* d[k] = f'(x[k]) for k < m <= FJ_TILE_TMP, in double; T the input type. */
+#define FJ_DERIV_TILE(T)                                                                     \
+    FJ_BODY void fj_deriv_tile_##T(int code, const T* x, double* d, ptrdiff_t m) {           \
+        ptrdiff_t k;                                                                         \
+        int bad = 0;                                                                         \
+        double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP], rr[FJ_TILE_TMP];                            \
+        switch (code) {                                                                      \
+        case FJ_U_SQUARE:                                                                    \
+            for (k = 0; k < m; k++) d[k] = 2.0 * (double)x[k];                               \
+            break;                                                                           \
+        case FJ_U_SQRT:                                                                      \
+            for (k = 0; k < m; k++) d[k] = fj_sqrt_deriv((double)x[k]);                      \
+            break;                                                                           \
+        case FJ_U_EXP:                                                                       \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_exp_n(d, xs, m);                                                              \
+            break;                                                                           \
+        case FJ_U_LOG:                                                                       \
+            for (k = 0; k < m; k++) d[k] = 1.0 / (double)x[k];                               \
+            break;                                                                           \
+        case FJ_U_SIN:                                                                       \
+        case FJ_U_COS:                                                                       \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            for (k = 0; k < m; k++) fj_sincos_core(xs[k], &ss[k], &d[k], &rr[k]);            \
+            for (k = 0; k < m; k++) bad |= !FJ_TRIG_OK(xs[k], rr[k]);                        \
+            if (code == FJ_U_COS)                                                            \
+                for (k = 0; k < m; k++) d[k] = -ss[k];                                       \
+            if (bad)                                                                         \
+                for (k = 0; k < m; k++)                                                      \
+                    if (!FJ_TRIG_OK(xs[k], rr[k]))                                           \
+                        d[k] = code == FJ_U_SIN ? cos(xs[k]) : -sin(xs[k]);                  \
+            break;                                                                           \
+        case FJ_U_TANH:                                                                      \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_sech2_tile(xs, d, m);                                                         \
+            break;                                                                           \
+        case FJ_U_SIGMOID:                                                                   \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_sigmoid_tile(xs, ss, d, m);                                                   \
+            break;                                                                           \
+        case FJ_U_ABS:                                                                       \
+            for (k = 0; k < m; k++) d[k] = fj_sign_deriv((double)x[k]);                      \
+            break;                                                                           \
+        default: /* FJ_U_RECIPROCAL */                                                       \
+            for (k = 0; k < m; k++) d[k] = fj_recip_deriv((double)x[k]);                     \
+        }                                                                                    \
+    }
+
+FJ_DERIV_TILE(float)
+FJ_DERIV_TILE(double)
+
+#define FJ_VJP1(T)                                                                           \
+    FJ_BODY void fj_vjp1_##T##_body(int code, const T* x, const T* t, T* out, ptrdiff_t n) { \
+        double d[FJ_TILE_TMP];                                                               \
+        ptrdiff_t i, k, m;                                                                   \
+        for (i = 0; i < n; i += FJ_TILE_TMP) {                                               \
+            m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;                                   \
+            fj_deriv_tile_##T(code, x + i, d, m);                                            \
+            if (t == NULL) {                                                                 \
+                for (k = 0; k < m; k++) out[i + k] = (T)d[k];                                \
+            } else if (out == t) {                                                           \
+                T* p = out + i;                                                              \
+                for (k = 0; k < m; k++) p[k] = (T)(d[k] * (double)p[k]);                     \
+            } else {                                                                         \
+                T* __restrict o = out + i;                                                   \
+                const T* __restrict tt = t + i;                                              \
+                for (k = 0; k < m; k++) o[k] = (T)(d[k] * (double)tt[k]);                    \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    FJ_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),           \
+             (code, x, t, out, n))                                                           \
+    static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
+        if (code == FJ_U_EXP || code == FJ_U_SIN || code == FJ_U_COS || code == FJ_U_TANH    \
+            || code == FJ_U_SIGMOID) {                                                       \
+            if (fj_fast_math != 0) return 0;                                                 \
+        } else if (!(code == FJ_U_SQUARE || code == FJ_U_SQRT || code == FJ_U_LOG            \
+                     || code == FJ_U_ABS || code == FJ_U_RECIPROCAL)) {                      \
+            return 0;                                                                        \
+        }                                                                                    \
+        fj_vjp1_##T(code, x, t, out, n);                                                     \
+        return 1;                                                                            \
+    }
+
+FJ_VJP1(float)
+FJ_VJP1(double)
 
 #endif /* FJ_VMATH_H */

@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fj_cpu.h"
 
 #if defined(__GNUC__)
 #define FJ_NEURON_C_BLOCK 1
@@ -203,7 +204,7 @@ static int fj_neuron_get_level(void)
 {
     if (fj_neuron_level < 0) {
 #if FJ_NEURON_HAVE_AVX2
-        fj_neuron_level = __builtin_cpu_supports("avx2") ? 1 : 0;
+        fj_neuron_level = fj_cpu_probe() >= FJ_CPU_AVX2 ? 1 : 0;
 #else
         fj_neuron_level = 0;
 #endif

@@ -1,0 +1,67 @@
+"""Fit the polynomial coefficients of fj_vmath.h (tanh near 0, log's atanh series).
+
+Run ``python fastjac/_kernels/_gen_vmath_poly.py`` (needs mpmath) and paste the printed
+``#define`` lines into fj_vmath.h. The fit is a relative-error least-squares fit on
+Chebyshev nodes at 200-bit precision (close to minimax for these smooth functions); the
+printed bound is the relative error of the polynomial with its coefficients rounded to
+double, measured on a fine grid.
+
+- tanh(x) = x + x z P(z), z = x^2, |x| < 1/4: P(z) = (tanh(x) - x) / x^3, degree 7.
+  P enters the result scaled by z < 1/16, so its ~2^-54 error is ~2^-58 of tanh.
+- log(1 + f) = f - (f^2/2 - s (f^2/2 + z L(z))), s = f / (2 + f), z = s^2 < 0.0295 (the
+  fdlibm decomposition; |f| < sqrt(2) - 1): L(z) = (2 atanh(s) - 2 s) / s^3, degree 6.
+  L enters the result scaled by ~z/3 < 0.01.
+"""
+import mpmath as mp
+
+mp.mp.prec = 200
+
+
+def fit(f, a, b, deg, npts=400):
+    nodes = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (i + mp.mpf(0.5)) / npts)
+             for i in range(npts)]
+    A = mp.matrix(npts, deg + 1)
+    y = mp.matrix(npts, 1)
+    for i, t in enumerate(nodes):
+        w = 1 / abs(f(t))
+        for j in range(deg + 1):
+            A[i, j] = t**j * w
+        y[i] = f(t) * w
+    c = mp.lu_solve(A.T * A, A.T * y)
+    cs = [float(c[j]) for j in range(deg + 1)]
+    err = 0
+    for i in range(4001):
+        t = a + (b - a) * mp.mpf(i) / 4000
+        p = mp.mpf(0)
+        for cc in reversed(cs):
+            p = p * t + mp.mpf(cc)
+        err = max(err, abs(p / f(t) - 1))
+    return cs, float(mp.log(err, 2))
+
+
+def tanh_p(z):
+    if z == 0:
+        return mp.mpf(-1) / 3
+    x = mp.sqrt(z)
+    return (mp.tanh(x) - x) / x**3
+
+
+def log_l(z):
+    if z == 0:
+        return mp.mpf(2) / 3
+    s = mp.sqrt(z)
+    return (2 * mp.atanh(s) - 2 * s) / (s * z)
+
+
+def main():
+    zlog = ((mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)) ** 2 * mp.mpf("1.0001")
+    for name, f, b, deg in (("FJ_TANH_P", tanh_p, mp.mpf(1) / 16, 7),
+                            ("FJ_LOG_L", log_l, zlog, 6)):
+        cs, e = fit(f, mp.mpf(0), b, deg)
+        print(f"/* {name}: relative error 2^{e:.1f} */")
+        for j, c in enumerate(cs):
+            print(f"#define {name}{j} {c.hex()}")
+
+
+if __name__ == "__main__":
+    main()
