@@ -540,6 +540,12 @@ def _cmd_train(opts: argparse.Namespace) -> int:
         "training": {"lr": lr, "epochs": opts.epochs, "batch_size": batch,
                      "seed": opts.seed, "n_samples": N},
     }
+    return _write_outputs(opts, params, losses, f"fastjac train: {opts.target}", out)
+
+
+def _write_outputs(opts: argparse.Namespace, params: dict, losses: np.ndarray, title: str,
+                   out: IO[str]) -> int:
+    """``--out``: the parameters as JSON; ``--plot``: the loss curve. Returns 0."""
     if opts.out:
         try:
             with open(opts.out, "w", encoding="utf-8") as f:
@@ -549,7 +555,7 @@ def _cmd_train(opts: argparse.Namespace) -> int:
             raise CLIError(f"cannot write {opts.out}: {exc.strerror or exc}") from None
         print(f"\nwrote the parameters to {opts.out}", file=out)
     if opts.plot:
-        _save_plot(losses, opts.plot, f"fastjac train: {opts.target}")
+        _save_plot(losses, opts.plot, title)
         print(f"saved the loss curve to {opts.plot}", file=out)
     return 0
 
@@ -646,18 +652,8 @@ def _train_two_layer(opts: argparse.Namespace, X: np.ndarray, y: np.ndarray,
         "training": {"lr": lr, "epochs": opts.epochs, "batch_size": opts.batch_size,
                      "seed": opts.seed, "n_samples": N},
     }
-    if opts.out:
-        try:
-            with open(opts.out, "w", encoding="utf-8") as f:
-                json.dump(params, f, indent=2)
-                f.write("\n")
-        except OSError as exc:
-            raise CLIError(f"cannot write {opts.out}: {exc.strerror or exc}") from None
-        print(f"\nwrote the parameters to {opts.out}", file=out)
-    if opts.plot:
-        _save_plot(losses, opts.plot, f"fastjac train --hidden {H}: {opts.target}")
-        print(f"saved the loss curve to {opts.plot}", file=out)
-    return 0
+    return _write_outputs(opts, params, losses, f"fastjac train --hidden {H}: {opts.target}",
+                          out)
 
 
 # ---------------------------------------------------------------------------------------
