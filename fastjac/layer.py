@@ -230,6 +230,8 @@ def activation_jacobian(X, W, b, n_threads=None):
     Returns
     -------
     JW, Jb, JX : LayerJacobian
+        The Jacobians of ``A.ravel()`` with respect to ``W.ravel()``, ``b`` and
+        ``X.ravel()``.
     """
     X_in = X
     X, W, b, dtype, N, n, m = _layer(X, W, b)
@@ -292,8 +294,9 @@ def activation_vjp(X, W, A, G, wrt=_DEFAULT_VJP_WRT, out=None, n_threads=None):
 
     Returns
     -------
-    tuple of ndarray (or one ndarray when ``wrt`` is a string)
-        The gradients in ``wrt`` order, in the computation dtype (b's too).
+    tuple of ndarray or ndarray
+        The gradients in ``wrt`` order, in the computation dtype (b's too); one array
+        when ``wrt`` is a string.
     """
     names, single = _wrt_list(wrt, _VJP_WRT)
     X, W, _, dtype, N, n, m, A, G = _layer(X, W, None, extra=(("A", A), ("G", G)))
