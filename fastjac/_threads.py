@@ -60,6 +60,7 @@ def openmp_enabled():
     Returns
     -------
     bool
+        ``thread_info()["threads_enabled"]``.
     """
     warnings.warn("fastjac.openmp_enabled() is deprecated: fastjac uses its own thread pool, "
                   "not OpenMP; use fastjac.thread_info()['threads_enabled']",

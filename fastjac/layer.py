@@ -37,6 +37,11 @@ Conventions (the neuron's):
   they are the same bits for another BLAS thread count or another CPU is BLAS's business
   (OpenBLAS and MKL do not promise it; MKL's CNR mode does). The fused pass itself is
   deterministic.
+* threads: ``n_threads`` follows fastjac's one rule (``docs/guide/threads.rst``): work
+  below ``N m n = 2**18`` multiply-adds runs serially on the calling thread; above it
+  ``None`` means every thread of fastjac's pool (the CPUs, or ``FASTJAC_NUM_THREADS``)
+  and an int is an upper bound. The pool's caller never waits for a busy core, so
+  ``None`` is safe next to BLAS. It does not set BLAS's own threads.
 * special values: NaN and inf propagate as in the NumPy expression
   ``Z = X @ W.T + b; c = (Z - Y) * (Z > 0); gW = 2/N * c.T @ X``.
 """
@@ -68,7 +73,8 @@ __all__ = [
 # float32 products (twice the SIMD width) earlier than float64 data meets its float64 ones.
 ONEPASS_MAX = {np.dtype(np.float64): 1 << 14, np.dtype(np.float32): 1 << 11}
 
-# Below this much work (N * m * n multiply-adds) one thread is faster than a team.
+# Below this much work (N * m * n multiply-adds) a call runs serially on the calling thread
+# (the pool's one rule, fastjac._validate.n_threads / pool.fast_threads, with this threshold).
 _THREAD_THRESHOLD = 1 << 18
 
 _F64 = np.dtype(np.float64)
@@ -176,7 +182,8 @@ def activation(X, W, b, out=None, n_threads=None):
     out : numpy.ndarray, shape (N, m), optional
         Where to write the result (computation dtype, writeable, not overlapping an input).
     n_threads : int, optional
-        Threads to use; ``None`` picks serial for small work and all idle cores above.
+        At most this many threads (``None``: every thread of fastjac's pool); serial below
+        2**18 multiply-adds. The result is the same bits for every value.
 
     Returns
     -------
@@ -223,6 +230,8 @@ def activation_jacobian(X, W, b, n_threads=None):
     Returns
     -------
     JW, Jb, JX : LayerJacobian
+        The Jacobians of ``A.ravel()`` with respect to ``W.ravel()``, ``b`` and
+        ``X.ravel()``.
     """
     X_in = X
     X, W, b, dtype, N, n, m = _layer(X, W, b)
@@ -281,11 +290,13 @@ def activation_vjp(X, W, A, G, wrt=_DEFAULT_VJP_WRT, out=None, n_threads=None):
         Output arrays in the order of ``wrt`` (a single array for a single string); an
         entry may be None.
     n_threads : int, optional
+        As in :func:`activation` (the pool's rule).
 
     Returns
     -------
-    tuple of ndarray (or one ndarray when ``wrt`` is a string)
-        The gradients in ``wrt`` order, in the computation dtype (b's too).
+    tuple of ndarray or ndarray
+        The gradients in ``wrt`` order, in the computation dtype (b's too); one array
+        when ``wrt`` is a string.
     """
     names, single = _wrt_list(wrt, _VJP_WRT)
     X, W, _, dtype, N, n, m, A, G = _layer(X, W, None, extra=(("A", A), ("G", G)))
@@ -341,6 +352,7 @@ def loss(X, Y, W, b, n_threads=None):
     W : array_like, shape (m, n)
     b : array_like, shape (m,)
     n_threads : int, optional
+        As in :func:`activation` (the pool's rule).
 
     Returns
     -------
@@ -348,7 +360,7 @@ def loss(X, Y, W, b, n_threads=None):
         C, accumulated in double.
     """
     C = _k.loss_grad_fast(X, Y, W, b, None, n_threads, ONEPASS_MAX[_F64],
-                          ONEPASS_MAX[_F32], _THREAD_THRESHOLD, _v.CPU_COUNT, False)
+                          ONEPASS_MAX[_F32], _THREAD_THRESHOLD, False)
     if C is not None:
         return C
     return _loss_grad(X, Y, W, b, frozenset(), None, n_threads)[0]
@@ -385,8 +397,9 @@ def loss_grad(X, Y, W, b, wrt=_DEFAULT_LOSS_WRT, out=None, n_threads=None):
         entry may be None (then it is allocated). Each must have the computation dtype,
         its gradient's shape, be writeable and not overlap another output.
     n_threads : int, optional
-        ``None``: serial for small work, all idle cores above. On the one-pass path
-        results are bitwise identical for every value.
+        At most this many threads (``None``: every thread of fastjac's pool); serial below
+        2**18 multiply-adds. On the one-pass path results are bitwise identical for every
+        value.
 
     Returns
     -------
@@ -405,7 +418,7 @@ def loss_grad(X, Y, W, b, wrt=_DEFAULT_LOSS_WRT, out=None, n_threads=None):
     res = None
     if wrt is _DEFAULT_LOSS_WRT and (out is None or type(out) is tuple):
         res = _k.loss_grad_fast(X, Y, W, b, out, n_threads, ONEPASS_MAX[_F64],
-                                ONEPASS_MAX[_F32], _THREAD_THRESHOLD, _v.CPU_COUNT)
+                                ONEPASS_MAX[_F32], _THREAD_THRESHOLD)
     if res is None:
         res = _loss_grad(X, Y, W, b, _loss_wrt(wrt), out, n_threads)
         if "X" not in _loss_wrt(wrt):
@@ -541,6 +554,7 @@ def fit(X, Y, lr, epochs, batch_size=None, W0=None, b0=None, seed=0, shuffle=Tru
     progress : bool, default False
         A tqdm progress bar (needs the optional ``tqdm``).
     n_threads : int, optional
+        As in :func:`activation` (the pool's rule).
 
     Returns
     -------

@@ -52,6 +52,12 @@ def _bits(res):
         return tuple(_bits(r) for r in res)
     if isinstance(res, fj.neuron.FitResult):
         return _bits((res.w, res.b, res.losses))
+    if isinstance(res, fj.layer.FitResult):
+        return _bits((res.W, res.b, res.losses))
+    if isinstance(res, list):
+        return _bits(tuple(res))
+    if res is None:
+        return None
     return np.asarray(res).tobytes()
 
 
@@ -102,13 +108,59 @@ NEURON = {
     "fit": lambda d, nt: fj.neuron.fit(d[0], d[1], lr=0.01, epochs=2, batch_size=2000,
                                        n_threads=nt),
 }
-ALL = [("ew", k, f) for k, f in FAMILIES.items()] + [("nr", k, f) for k, f in NEURON.items()]
+
+
+def _ly_data(dtype, m=8, n=20):
+    """A layer of one-pass shape (m n = 160: 7 blocks of 3000 rows), or with m=200, n=100
+    one of BLAS shape (the fused pass between the products: 36 blocks)."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(3000, n)).astype(dtype)
+    W = (rng.normal(size=(m, n)) / np.sqrt(n)).astype(dtype)
+    b = rng.normal(scale=0.1, size=m)
+    Y = (np.maximum(X @ W.T + b, 0) + 0.1 * rng.normal(size=(3000, m))).astype(dtype)
+    A = fj.layer.activation(X, W, b, n_threads=1)
+    G = rng.normal(size=(3000, m)).astype(dtype)
+    return X, Y, W, b, A, G
+
+
+LAYER = {
+    "layer_loss_grad": lambda d, nt: fj.layer.loss_grad(*d[:4], n_threads=nt),  # C fast path
+    "layer_loss_grad_X": lambda d, nt: fj.layer.loss_grad(*d[:4], wrt=("W", "b", "X"),
+                                                          n_threads=nt),
+    "layer_loss": lambda d, nt: fj.layer.loss(*d[:4], n_threads=nt),
+    "layer_activation": lambda d, nt: fj.layer.activation(d[0], d[2], d[3], n_threads=nt),
+    "layer_activation_vjp": lambda d, nt: fj.layer.activation_vjp(d[0], d[2], d[4], d[5],
+                                                                  n_threads=nt),
+    "layer_fit": lambda d, nt: fj.layer.fit(d[0], d[1], lr=0.01, epochs=2, batch_size=2000,
+                                            n_threads=nt),
+}
+# The BLAS path: compare only what fastjac's fused pass computes (C and the bias gradient);
+# the products are BLAS's, whose thread count n_threads does not set.
+LAYER_BLAS = {
+    "layer_blas_loss_grad_b": lambda d, nt: fj.layer.loss_grad(*d[:4], wrt="b",
+                                                               n_threads=nt)[::2],
+}
+_FUSED = fj.fuse(lambda w, x, z: fj.tanh(w) * x + fj.maximum(w, z) * z - fj.sqrt(fj.abs(x)))
+FUSE = {
+    # a scalar input: per-block partial sums of its gradient, merged in block order
+    "fuse_vjp_scalar": lambda d, nt: _FUSED.vjp(d[0], d[1], 0.3, d[2], n_threads=nt),
+    "fuse_vjp": lambda d, nt: _FUSED.vjp(d[0], d[1], d[2], d[2], n_threads=nt),  # C fast path
+    "fuse_value": lambda d, nt: _FUSED(d[0], d[1], 0.3, n_threads=nt),
+    "fuse_sum_grad_scalar": lambda d, nt: _FUSED.sum_grad(d[0], 0.3, d[2], n_threads=nt),
+    "fuse_jvp": lambda d, nt: _FUSED.jvp(d[0], d[1], 0.3, d[1], None, 1.0, n_threads=nt),
+}
+DATA = {"ew": _ew_data, "nr": _nr_data, "ly": _ly_data,
+        "lyblas": lambda d: _ly_data(d, m=200, n=100)}
+ALL = ([("ew", k, f) for k, f in FAMILIES.items()] + [("nr", k, f) for k, f in NEURON.items()]
+       + [("ly", k, f) for k, f in LAYER.items()]
+       + [("lyblas", k, f) for k, f in LAYER_BLAS.items()]
+       + [("ew", k, f) for k, f in FUSE.items()])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind,name,call", ALL, ids=[a[1] for a in ALL])
 def test_bitwise_for_every_thread_count_and_schedule(kind, name, call, dtype):
-    data = _ew_data(dtype) if kind == "ew" else _nr_data(dtype)
+    data = DATA[kind](dtype)
     ref = _bits(call(data, 1))  # n_threads=1 runs serially, without the pool
     for sname, flags in SCHEDULES.items():
         with schedule(flags):
@@ -136,6 +188,29 @@ def test_helpers_really_run_blocks_and_paused_helpers_do_not():
     assert after["caller_blocks"] >= mid["caller_blocks"] + 20 * 6
 
 
+@pytest.mark.skipif(not PARALLEL, reason="needs a threaded build and at least 2 threads")
+@pytest.mark.parametrize("name", ["fuse_vjp_scalar", "layer_loss_grad", "layer_fit",
+                                  "layer_blas_loss_grad_b"])
+def test_layer_and_fuse_run_on_the_pool(name):
+    """A large call with n_threads=2 goes through the pool (no TEST_NO_THRESHOLD here), and
+    helpers run blocks of it when the caller is slow."""
+    kind, call = next((k, f) for k, nm, f in ALL if nm == name)
+    data = DATA[kind](np.float64)
+    if kind == "ew":  # above the element-wise threshold: 2**18 / cost weight elements
+        data = tuple(np.tile(a, 80) for a in data)
+    ref = _bits(call(data, 1))
+    before = fj.thread_info()
+    old = P._set_test_flags(P.TEST_SLOW_CALLER)
+    try:
+        for _ in range(3):
+            assert _bits(call(data, 2)) == ref
+    finally:
+        P._set_test_flags(old)
+    after = fj.thread_info()
+    assert after["parallel_calls"] >= before["parallel_calls"] + 3
+    assert after["helper_blocks"] > before["helper_blocks"]
+
+
 def test_more_threads_are_bitwise_the_same_in_a_subprocess():
     """FASTJAC_NUM_THREADS above the CPU count: up to 4 helpers really take part."""
     if os.environ.get("FASTJAC_THREADS_CHILD"):
@@ -143,7 +218,7 @@ def test_more_threads_are_bitwise_the_same_in_a_subprocess():
     env = dict(os.environ, FASTJAC_NUM_THREADS="5", FASTJAC_THREADS_CHILD="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         os.path.abspath(__file__), "-k", "bitwise_for_every and (unary or loss_grad or reduce)"],
+         os.path.abspath(__file__), "-k", "bitwise_for_every and (unary or loss_grad or reduce or fuse_vjp_scalar)"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout

@@ -26,13 +26,13 @@ Unary ops are evaluated by elementwise.pyx's ``_stage`` (the same arithmetic as 
 fj.chain, ...); binary ops use the arithmetic of elementwise.pyx's binary kernels, so a
 fused ``w * x`` gives the bits of ``fj.mul``. A scalar input's gradient is the sum of its
 adjoints, accumulated per block in the 16 accumulators of fj_reduce.h and merged in block
-order: the bits of the binary ops' scalar VJP, and the same for every ``n_threads``.
+order: the bits of the binary ops' scalar VJP, and the same for every ``n_threads`` and
+every schedule of fastjac's thread pool (``pool.pxd``), which runs the blocks.
 Every input of a tile is loaded before any output of the tile is stored: an output may
 be exactly one of the inputs (in place).
 """
 
 cimport cython
-from cython.parallel cimport prange
 from libc.math cimport pow as c_pow
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -42,6 +42,7 @@ import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, TILE
 from fastjac._kernels.elementwise cimport _stage
+from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_reduce.h" nogil:
     enum: FJ_RACC
@@ -399,6 +400,10 @@ cdef void _fused_block(Ctx* c, Py_ssize_t blk) noexcept nogil:
     free(scratch)
 
 
+cdef void _fused_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
+    _fused_block(<Ctx*>ctx, blk)
+
+
 cdef void _fused_run(Ctx* c, int n_threads) noexcept nogil:
     cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK
     cdef Py_ssize_t blk
@@ -406,8 +411,9 @@ cdef void _fused_run(Ctx* c, int n_threads) noexcept nogil:
         for blk in range(nblocks):
             _fused_block(c, blk)
     else:
-        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
-            _fused_block(c, blk)
+        # fastjac's pool: the caller and the helpers that get a core claim blocks one at a
+        # time; a block writes only its own elements and its own partial[blk * n_in + r]
+        parallel_for(nblocks, _fused_job_block, c, n_threads)
 
 
 # ---------------------------------------------------------------------------------------
@@ -499,7 +505,7 @@ cdef class Program:
         self.n_reg = nreg
         self.out_reg = out_reg
         self.work = 1
-        self.threshold = 0  # call_fast takes n_threads=None only after set_serial_limit
+        self.threshold = 0  # no serial limit until set_serial_limit
         self.op = _int_array(op)
         self.a = _int_array(a)
         self.b = _int_array(b)
@@ -612,9 +618,9 @@ cdef class Program:
             free(c.mem)
 
     def set_serial_limit(self, Py_ssize_t work, Py_ssize_t threshold):
-        """For ``call_fast``: the work per element of this program and the work below which
-        ``n_threads=None`` runs serially (larger calls take the general path, which picks
-        the thread count)."""
+        """For ``call_fast``: the work per element of this program and the kernel family's
+        threshold of the pool's one ``n_threads`` rule (``n * work`` below it runs
+        serially), as ``fastjac._validate.n_threads`` uses them on the general path."""
         self.work = work
         self.threshold = threshold
 
@@ -624,15 +630,14 @@ cdef class Program:
         ``mode`` 0: the value; 1: the VJP with ``gy``; 2: sum_grad (``gy`` None). Eligible:
         no captured arrays; every input (and ``gy``) an exact ``numpy.ndarray`` of one float
         dtype and one shape (``ndim >= 1``), C-contiguous, aligned, native byte order;
-        ``n_threads`` None with ``n * work < threshold`` (see ``set_serial_limit``), or an
-        int in [1, 256]. Returns the value, or the gradients (a tuple, or one array for one
+        ``n_threads`` None or a positive int, resolved by the pool's one rule against
+        ``n * work`` and the threshold (see ``set_serial_limit``). Returns the value, or the gradients (a tuple, or one array for one
         input).
         """
         cdef Py_ssize_t work = self.work, threshold = self.threshold
         cdef Ctx c
         cdef int r, nin = self.n_in, typenum, nt
         cdef Py_ssize_t n
-        cdef long v
         cdef object first, a, res
         if len(args) != nin or nin == 0:
             return None
@@ -649,19 +654,8 @@ cdef class Program:
                           or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>gy, <cnp.ndarray>first)):
             return None
         n = cnp.PyArray_SIZE(<cnp.ndarray>first)
-        if n_threads is None:
-            if n * work >= threshold:
-                return None
-            nt = 1
-        elif type(n_threads) is int:
-            try:
-                v = n_threads
-            except OverflowError:
-                return None
-            if v < 1 or v > 256:
-                return None
-            nt = <int>v
-        else:
+        nt = fast_threads(n_threads, n * work, threshold)
+        if nt == 0:  # not None nor a positive int: the general path raises the error
             return None
         if n == 0:
             return None
@@ -743,7 +737,7 @@ cdef class Program:
         return 0
 
     cdef int _exec(self, Ctx* c, int n_threads) except -1:
-        # Plan, run every block (serially or in a prange over blocks), and merge the
+        # Plan, run every block (serially or on the thread pool), and merge the
         # per-block sums of scalar gradients in block order into c.sums.
         cdef int r, q, nin = self.n_in
         cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK, blk

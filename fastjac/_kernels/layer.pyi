@@ -32,7 +32,7 @@ def onepass_f32(
 ) -> float: ...
 def loss_grad_fast(
     X: Any, Y: Any, W: Any, b: Any, out: Any, n_threads: Any, onepass_max_f64: int,
-    onepass_max_f32: int, threshold: int, n_cores: int, want_grad: bool = ...,
+    onepass_max_f32: int, threshold: int, want_grad: bool = ...,
 ) -> Any: ...
 def between_f64(
     mode: int, Z: _F64, Y: Optional[_F64], A: Optional[_F64], b: Optional[_F64],

@@ -16,18 +16,20 @@ Two kinds of loop:
 
 Determinism: rows are split into a fixed number of blocks that depends on the shapes only
 (never on the thread count); each block sums into its own scratch slot and the slots are
-merged in block order, so every result is bitwise identical for every ``n_threads``. Every
-block function is ``_xxx_block(ctx, blk)`` with its arguments in a struct, ready for a
-``parallel_for(n_blocks, fn, ctx, n_threads)`` pool.
+merged in block order, so every result is bitwise identical for every ``n_threads`` and
+every schedule. Every block function is ``_xxx_block(ctx, blk)`` with its arguments in a
+struct, run by fastjac's thread pool (``pool.pxd``: ``parallel_for(n_blocks, fn, ctx,
+n_threads)``); ``n_threads`` comes from the pool's one rule (``fast_threads`` here, or
+``fastjac._validate.n_threads`` in ``fastjac/layer.py``).
 """
 
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
-from cython.parallel cimport prange
 
 import numpy as np
 cimport numpy as cnp
 
 from fastjac._kernels._common cimport floating
+from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cnp.import_array()
 
@@ -77,7 +79,8 @@ cdef enum:
     MAX_BLOCKS = 256
     # scratch cap (2 MB of doubles) for wide layers
     MAX_SCRATCH_DOUBLES = 1 << 18
-    # A thread is only worth starting for this much work.
+    # A thread of the pool is only worth waking for this much work (an upper bound on the
+    # threads of one call; results do not depend on it).
     MIN_THREAD_WORK = 1 << 16
     # Scratch up to this many doubles (32 KB) lives on the stack.
     STACK_DOUBLES = 4096
@@ -119,11 +122,12 @@ cdef int _threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
     return n_threads
 
 
-cdef void _onepass_block(fj_layer_ctx* ctx, Py_ssize_t blk, bint f64) noexcept nogil:
-    if f64:
-        fj_layer_block_f64(ctx, blk)
-    else:
-        fj_layer_block_f32(ctx, blk)
+cdef void _onepass_block_f64(void* ctx, Py_ssize_t blk) noexcept nogil:
+    fj_layer_block_f64(<const fj_layer_ctx*>ctx, blk)
+
+
+cdef void _onepass_block_f32(void* ctx, Py_ssize_t blk) noexcept nogil:
+    fj_layer_block_f32(<const fj_layer_ctx*>ctx, blk)
 
 
 cdef void _run_onepass(fj_layer_ctx* ctx, bint f64, Py_ssize_t nblocks,
@@ -135,11 +139,16 @@ cdef void _run_onepass(fj_layer_ctx* ctx, bint f64, Py_ssize_t nblocks,
     cdef double* p
     n_threads = _threads_for(ctx.N * ctx.m * (ctx.n if ctx.n > 0 else 1), n_threads)
     if n_threads > 1 and nblocks > 1:
-        for k in prange(nblocks, schedule="dynamic", num_threads=n_threads):
-            _onepass_block(ctx, k, f64)
+        # fastjac's pool: the caller and the helpers that get a core claim blocks one at a
+        # time; each block writes its own rows and its own scratch slot
+        parallel_for(nblocks, _onepass_block_f64 if f64 else _onepass_block_f32, ctx,
+                     n_threads)
+    elif f64:
+        for k in range(nblocks):
+            fj_layer_block_f64(ctx, k)
     else:
         for k in range(nblocks):
-            _onepass_block(ctx, k, f64)
+            fj_layer_block_f32(ctx, k)
     if ctx.mode == FJ_LAYER_ACT:
         return
     width = 1 + mp + (ctx.n * mp if ctx.do_gw else 0)
@@ -327,8 +336,7 @@ cdef inline bint _plain_out(object a, int ndim, int typenum, Py_ssize_t d0,
 
 
 def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
-                   Py_ssize_t onepass_max_f32, Py_ssize_t threshold, int n_cores,
-                   bint want_grad=True):
+                   Py_ssize_t onepass_max_f32, Py_ssize_t threshold, bint want_grad=True):
     """``fastjac.layer.loss_grad`` (default ``wrt``) or, with ``want_grad=False``,
     ``loss``, in one C call; ``None`` when the call needs the general path.
 
@@ -336,13 +344,13 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     float dtype, N, n >= 1, m >= 2, m n <= ``onepass_max_f64`` or ``onepass_max_f32``
     (the one-pass shapes); ``out``
     None or a tuple ``(gW_out, gb_out)`` of plain writeable arrays of the right shapes
-    (or None); ``n_threads`` None or an int in [1, 4096]. Outputs are written after the
-    last read of any input, so an out that overlaps an input is safe.
+    (or None); ``n_threads`` None or a positive int, resolved by the pool's one rule
+    against ``threshold`` (N n m multiply-adds below it run serially). Outputs are written
+    after the last read of any input, so an out that overlaps an input is safe.
     """
     cdef int typenum, nt
     cdef Py_ssize_t N, n, m
     cdef cnp.npy_intp dims[2]
-    cdef long v
     cdef double sse, scale
     gW_out = gb_out = None
     if type(X) is not cnp.ndarray:
@@ -362,17 +370,8 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
             or cnp.PyArray_DIM(<cnp.ndarray>Y, 1) != m
             or cnp.PyArray_DIM(<cnp.ndarray>b, 0) != m):
         return None
-    if n_threads is None:
-        # above the threshold the general path picks the idle cores (_validate.n_threads)
-        if N * n * m >= threshold:
-            return None
-        nt = 1
-    elif type(n_threads) is int:
-        v = n_threads
-        if not 1 <= v <= 4096:
-            return None
-        nt = <int>v
-    else:
+    nt = fast_threads(n_threads, N * n * m, threshold)
+    if nt == 0:  # not None nor a positive int: the general path raises the error
         return None
     if want_grad:
         if out is not None:
@@ -451,11 +450,14 @@ cdef object _between(int mode, floating[:, ::1] Z, const floating[:, ::1] Y,
             mem[k] = b[k] if b is not None else 0.0
         n_threads = _threads_for(N * m * 4, n_threads)
         if n_threads > 1 and nb > 1:
-            for k in prange(nb, schedule="dynamic", num_threads=n_threads):
-                _between_block(&ctx, k, floating is double)
+            parallel_for(nb, _between_block_f64 if floating is double else _between_block_f32,
+                         &ctx, n_threads)
         else:
             for k in range(nb):
-                _between_block(&ctx, k, floating is double)
+                if floating is double:
+                    fj_between_f64(&ctx, k)
+                else:
+                    fj_between_f32(&ctx, k)
         total = ctx.scratch + nb * (1 + 2 * m)
         for j in range(1 + m):
             total[j] = 0.0
@@ -470,11 +472,12 @@ cdef object _between(int mode, floating[:, ::1] Z, const floating[:, ::1] Y,
     return sse
 
 
-cdef void _between_block(const fj_between_ctx* ctx, Py_ssize_t blk, bint f64) noexcept nogil:
-    if f64:
-        fj_between_f64(ctx, blk)
-    else:
-        fj_between_f32(ctx, blk)
+cdef void _between_block_f64(void* ctx, Py_ssize_t blk) noexcept nogil:
+    fj_between_f64(<const fj_between_ctx*>ctx, blk)
+
+
+cdef void _between_block_f32(void* ctx, Py_ssize_t blk) noexcept nogil:
+    fj_between_f32(<const fj_between_ctx*>ctx, blk)
 
 
 def between_f64(int mode, double[:, ::1] Z, const double[:, ::1] Y, const double[:, ::1] A,
