@@ -662,16 +662,7 @@ def fit(X, Y, lr, epochs, batch_size=None, W0=None, b0=None, seed=0, shuffle=Tru
     finally:
         if bar is not None:
             bar.close()
-    with np.errstate(over="ignore"):
-        W_out = W.astype(dtype)
-    if not np.isfinite(W_out).all():
-        err = FloatingPointError(
-            f"fit diverged: after {done} epochs the weights (largest |W| = "
-            f"{np.abs(W).max():.3g}) overflow {dtype}; the learning rate lr={lr:g} is too "
-            "large for this data (lower it, or scale X)")
-        err.epoch = done
-        err.losses = losses[:done].copy()
-        raise err
+    W_out = _neuron._weights_in(W, dtype, "W", done, lr, losses)
     return FitResult(W_out, b, losses[:done].copy())
 
 

@@ -552,19 +552,25 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     finally:
         if bar is not None:
             bar.close()
+    w_out = _weights_in(w, dtype, "w", done, lr, losses)
+    return FitResult(w_out, float(b), losses[:done].copy())
+
+
+def _weights_in(w, dtype, name, done, lr, losses):
+    """The trained weights (kept in double) cast to the result ``dtype``; finite in double
+    (the kernel's check) but beyond float32 is still a divergence, raised as fit does."""
     with np.errstate(over="ignore"):
         w_out = w.astype(dtype)
     if not np.isfinite(w_out).all():
-        # Finite in double (the kernel's check) but beyond float32: still a divergence.
         err = FloatingPointError(
-            f"fit diverged: after {done} epochs the weights (largest |w| = "
+            f"fit diverged: after {done} epochs the weights (largest |{name}| = "
             f"{np.abs(w).max():.3g}) overflow {dtype}; the learning rate lr={lr:g} is too "
             "large for this data (lower it, or scale X)"
         )
         err.epoch = done
         err.losses = losses[:done].copy()
         raise err
-    return FitResult(w_out, float(b), losses[:done].copy())
+    return w_out
 
 
 def _diverged(epoch, step, lr, losses):
