@@ -546,3 +546,13 @@ def test_train_hidden_bad_input(tmp_path):
     bad.write_text("a,b\n1,2\nx,3\n")
     r = _cli("train", str(bad), "--target", "b", "--hidden", "4")
     assert r.returncode == 2 and "line" in r.stderr
+
+
+def test_fit_weights_beyond_float32_are_a_divergence():
+    # As the neuron: weights finite in double but beyond float32 raise fit's error.
+    X = np.ones((4, 2), np.float32)
+    Y = np.full((4, 3), 1e20, np.float32)
+    with pytest.raises(FloatingPointError, match=r"after 1 epochs .*\|W\| = 2e\+39.*float32") as info:
+        fj.layer.fit(X, Y, lr=1e19, epochs=1, W0=np.zeros((3, 2), np.float32),
+                     b0=np.ones(3, np.float32))
+    assert info.value.epoch == 1 and info.value.losses.shape == (1,)

@@ -718,3 +718,13 @@ def test_stub_matches_compiled_module():
     public = {name for name in dir(kernels)
               if not name.startswith("_") and callable(getattr(kernels, name))}
     assert declared == public
+
+
+def test_fit_weights_beyond_float32_are_a_divergence():
+    # Trained in double, finite there, but 2e39 does not fit in float32: fit says so
+    # rather than returning inf weights.
+    X = np.ones((4, 2), np.float32)
+    y = np.full(4, 1e20, np.float32)
+    with pytest.raises(FloatingPointError, match=r"after 1 epochs .*\|w\| = 2e\+39.*float32") as info:
+        fn.fit(X, y, lr=1e19, epochs=1, w0=np.zeros(2, np.float32), b0=1.0)
+    assert info.value.epoch == 1 and info.value.losses.shape == (1,)
