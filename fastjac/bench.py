@@ -594,10 +594,45 @@ def _openblas_info():
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return None
+        return _openblas_info_ctypes()
     return [{"api": i.get("internal_api"), "version": i.get("version"),
              "kernel": i.get("architecture"), "threads": i.get("num_threads")}
             for i in threadpool_info() if i.get("user_api") == "blas"]
+
+
+def _openblas_info_ctypes():
+    """Without threadpoolctl: ask every OpenBLAS this process mapped (Linux) for its
+    kernel, through the library's own ``*_get_corename`` call."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    found = []
+    for path in sorted(p for p in paths if os.path.isfile(p)):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""),
+                               ("openblas", "64_"), ("openblas", "")):
+            corename = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+            if corename is None:
+                continue
+            config = getattr(lib, f"{prefix}_get_config{suffix}", None)
+            threads = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            corename.restype = ctypes.c_char_p
+            info = {"api": "openblas", "kernel": corename().decode(), "version": None,
+                    "threads": threads() if threads else None}
+            if config is not None:
+                config.restype = ctypes.c_char_p
+                parts = config().decode().split()
+                info["version"] = parts[1] if len(parts) > 1 else None
+            found.append(info)
+            break
+    return found or None
 
 
 def _machine_info():
