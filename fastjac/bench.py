@@ -652,6 +652,8 @@ def _machine_info():
     }
     if hasattr(K, "simd_info"):
         info["simd"] = K.simd_info()
+    if hasattr(fj, "thread_info"):  # the caller-runs pool (issue 12)
+        info["threads"] = fj.thread_info()
     if hasattr(os, "getloadavg"):
         info["loadavg"] = list(os.getloadavg())
     return info
@@ -829,7 +831,7 @@ def _launch(spec, python, env, timeout):
 # ----------------------------------------------------------------------------------- main
 def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "float32"),
               bandwidth=True, frameworks=None, peer_python=None, next_to_blas=None,
-              timeout=None, progress=None):
+              timeout=None, max_size=None, progress=None):
     """Run the benchmark and return its results as a dict (what ``--json`` writes).
 
     Parameters
@@ -851,6 +853,8 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
         Run the "next to BLAS" section (default: when ``workloads`` is None or names it).
     timeout : float, optional
         Seconds per worker (default 1800, or 300 with ``quick``).
+    max_size : int, optional
+        Only rows of at most this many elements (n, or N·n).
     progress : callable, optional
         ``progress(message)`` before each worker starts.
     """
@@ -864,7 +868,7 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     if next_to_blas is None:
         next_to_blas = not workloads or "next-to-blas" in workloads
     rows = [(w, _label(s), dt) for w in table for s in (w.quick if quick else w.sizes)
-            for dt in dtypes]
+            for dt in dtypes if not max_size or _elements(_label(s)) <= max_size]
     res = {"machine": _machine_info(), "frameworks": [], "missing": {}, "quick": bool(quick),
            "repeat": repeat, "ratio": "numpy_s / fastjac_s (above 1: fastjac is faster)",
            "workloads": [], "environment": {}}
@@ -1175,6 +1179,8 @@ def main_bench(argv=None):
     parser.add_argument("--workload", action="append", default=None, metavar="NAME",
                         help="run only this workload (repeatable), e.g. 'tanh.vjp' or "
                              "'next-to-blas'")
+    parser.add_argument("--max-size", type=int, default=None, metavar="N",
+                        help="only rows of at most N elements (n, or N·n for the neuron)")
     parser.add_argument("--dtype", action="append", choices=["float64", "float32"],
                         default=None, help="only this dtype (repeatable)")
     parser.add_argument("--framework", action="append", choices=list(FRAMEWORKS),
@@ -1194,6 +1200,8 @@ def main_bench(argv=None):
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.max_size is not None and args.max_size < 1:
+        parser.error("--max-size must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         parser.error("--timeout must be positive")
     if args.peer_python and not os.path.exists(args.peer_python):
@@ -1210,6 +1218,7 @@ def main_bench(argv=None):
                         dtypes=tuple(args.dtype) if args.dtype else ("float64", "float32"),
                         bandwidth=not args.no_bandwidth, frameworks=args.framework,
                         peer_python=args.peer_python, timeout=args.timeout,
+                        max_size=args.max_size,
                         progress=lambda msg: print(f"fastjac bench: {msg}", file=sys.stderr,
                                                    flush=True))
     except RuntimeError as exc:
