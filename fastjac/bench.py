@@ -571,14 +571,22 @@ def _bound_bytes(traffic):
 
 # ------------------------------------------------------------------------------ machine info
 def cpu_model():
-    """The CPU's model name (from /proc/cpuinfo on Linux), or what platform knows."""
+    """The CPU's model name, with its family and model numbers (a virtual machine may show
+    only "AMD EPYC"), from /proc/cpuinfo on Linux; else what the platform knows."""
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if not key and fields:
+                    break  # the first processor's block is enough
+                fields.setdefault(key, value.strip())
     except OSError:
         pass
+    if fields.get("model name"):
+        ids = [f"{k} {fields[k]}" for k in ("cpu family", "model") if fields.get(k)]
+        return fields["model name"] + (f" ({', '.join(ids)})" if ids else "")
     if sys.platform == "darwin":
         try:
             return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
