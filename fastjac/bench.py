@@ -756,19 +756,25 @@ def _run_worker(spec):
         out["threading_layer"] = None
     convert = _converter(framework, mod)
     repeat, min_time = spec["repeat"], spec["min_time"]
-    built, reference = {}, {}
+    built, reference, timed = {}, {}, []
+
+    def make(name, label, dtype):
+        wl, dt = _workload(name), np.dtype(dtype)
+        size = _size(label)
+        inputs = wl.inputs(size, dt, np.random.default_rng(_seed(name, size, dtype)))
+        return wl, dt, inputs, tuple(convert(a) for a in inputs)
+
+    # 1. every row's time. No check in between: NumPy's reference would run BLAS, whose
+    # threads keep spinning and would slow the next row's timing.
     for name, label, dtype in spec["rows"]:
-        wl, dt, size = _workload(name), np.dtype(dtype), _size(label)
         row = {"workload": name, "size": label, "dtype": dtype}
         out["rows"].append(row)
-        inputs = args = None
-        if wl.impls[framework] is None:
+        if _workload(name).impls[framework] is None:
             row["error"] = "no implementation"
             continue
         try:
-            inputs = wl.inputs(size, dt, np.random.default_rng(_seed(name, size, dtype)))
+            wl, dt, inputs, args = make(name, label, dtype)
             row["inputs_crc"] = _inputs_crc(inputs)
-            args = tuple(convert(a) for a in inputs)
             if wl.first_call:
                 t0 = time.perf_counter()
                 fn = _build(framework, mod, wl)
@@ -778,23 +784,32 @@ def _run_worker(spec):
                 built[name] = _build(framework, mod, wl)
             fn = built[name]
             row["time_s"] = _median_time(lambda: fn(*args), repeat, min_time)
-            if name not in reference:
-                reference[name] = wl.impls["numpy"](np)
-            want = reference[name](*(_to_float64(a) for a in inputs))
-            row["checked"], row["max_error"] = _agree(fn(*args), want, dt)
+            timed.append(row)
         except Exception as exc:  # noqa: BLE001 - a framework failing is reported, not ours
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
-        inputs = args = None  # the next row's arrays may be large
-    if framework == "numba":
-        try:
-            out["threading_layer"] = mod.threading_layer()
-        except Exception:  # noqa: BLE001 - only known after a parallel call
-            pass
+        inputs = args = fn = None  # the next row's arrays may be large
+    # 2. fastjac's extra measurements, still before any BLAS call of ours
     if spec.get("bandwidth_bytes"):
         out["bandwidth"] = {str(nb): memory_bandwidth(nb, repeat=spec["bandwidth_repeat"])
                             for nb in spec["bandwidth_bytes"]}
     if spec.get("next_to_blas"):
         out["next_to_blas"] = _next_to_blas(mod, spec["quick"], repeat, min_time)
+    # 3. every timed result against NumPy's in float64, on the same inputs rebuilt
+    for row in timed:
+        try:
+            wl, dt, inputs, args = make(row["workload"], row["size"], row["dtype"])
+            if wl.name not in reference:
+                reference[wl.name] = wl.impls["numpy"](np)
+            want = reference[wl.name](*(_to_float64(a) for a in inputs))
+            row["checked"], row["max_error"] = _agree(built[wl.name](*args), want, dt)
+        except Exception as exc:  # noqa: BLE001
+            row["checked"], row["error"] = False, f"{type(exc).__name__}: {exc}"[:300]
+        inputs = args = want = None
+    if framework == "numba":
+        try:
+            out["threading_layer"] = mod.threading_layer()
+        except Exception:  # noqa: BLE001 - only known after a parallel call
+            pass
     out["blas"] = _openblas_info()
     return out
 
@@ -933,14 +948,15 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
             row = merged[(r["workload"], r["size"], r["dtype"])]
             if "time_s" in r:
                 row[f"{fw}_s"] = r["time_s"]
-                row["checks"][fw] = bool(r["checked"])
+                row["checks"][fw] = bool(r.get("checked"))
                 if "first_call_s" in r:
                     row[f"{fw}_first_call_s"] = r["first_call_s"]
                 crcs.setdefault((r["workload"], r["size"], r["dtype"]), set()).add(
                     r["inputs_crc"])
             elif r.get("error") != "no implementation":
                 row[f"{fw}_s"] = None
-                row.setdefault("errors", {})[fw] = r.get("error")
+            if r.get("error") and r["error"] != "no implementation":
+                row.setdefault("errors", {})[fw] = r["error"]
         if fw == "fastjac":
             if "bandwidth" in out:
                 res["bandwidth_by_bytes"] = out["bandwidth"]
