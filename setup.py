@@ -37,7 +37,17 @@ except ImportError:  # pragma: no cover - very old setuptools
 
 
 def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+    # The same rule as fastjac._config.env_flag (on: 1/true/yes/on; off: 0/false/no/off or
+    # empty; anything else warns and is off). A copy, because setup.py runs before the
+    # package it builds can be imported.
+    raw = os.environ.get(name)
+    value = "" if raw is None else raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value not in ("0", "false", "no", "off", ""):
+        warnings.warn(f"{name}={raw!r} is neither on (1, true, yes, on) nor off "
+                      "(0, false, no, off); using off")
+    return False
 
 
 DEBUG = _env_flag("FASTJAC_DEBUG")

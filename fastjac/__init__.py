@@ -5,12 +5,29 @@ Learning": Jacobian-vector and vector-Jacobian products of element-wise function
 operators (diagonal Jacobians, scalar expansion), sum and dot gradients, and the batched
 ReLU neuron with its MSE loss, all without building a dense matrix.
 
+>>> import numpy as np
 >>> import fastjac as fj
->>> fj.exp.vjp(x, gy)                       # gy * exp(x), one pass
->>> fj.mul.vjp(w, x, gy)                    # (gy * x, gy * w)
->>> fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
+>>> w = np.array([0.5, -1.0, 2.0])
+>>> x = np.array([1.0, 2.0, 3.0])
+>>> gy = np.ones(3)
+>>> gx = fj.exp.vjp(x, gy)                  # gy * exp(x), one pass
+>>> gw, gx = fj.mul.vjp(w, x, gy)           # (gy * x, gy * w)
+>>> gw, gx = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
 """
 
+# Where things live, in import order (each module imports only those above it; the
+# order is checked by tests/test_structure.py):
+#   _kernels/      compiled loops over validated buffers
+#   _config        FASTJAC_* environment switches, validation-mode flag
+#   _validate      every input check;  jacobian  structured Jacobians
+#   _display       progress bar, time format;  _reference  the NumPy neuron
+#   _fd            finite-difference engine;  _report  what a check found
+#   gradcheck      the public checks (check_*, assert_*)
+#   _validation    validation-mode hooks called by ops and neuron
+#   ops, neuron    the element-wise ops and the ReLU neuron
+#   _selfcheck     every kernel against finite differences (fastjac.selfcheck)
+#   bench, dask    `fastjac bench`; the same gradients on Dask arrays
+#   cli            the `fastjac` command (check, bench, demo, train)
 from ._kernels.elementwise import openmp_enabled
 from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
@@ -18,8 +35,9 @@ from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get
 from . import neuron
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
-    check_diagonal, check_grad, check_jvp, check_vjp, selfcheck, validating,
+    check_diagonal, check_grad, check_jvp, check_vjp, validating,
 )
+from ._selfcheck import selfcheck
 
 __version__ = "0.1.0"
 

@@ -1,10 +1,20 @@
-"""Run-time switches of fastjac: the validation mode.
+"""Run-time switches of fastjac: the ``FASTJAC_*`` environment variables and validation mode.
+
+Environment switches
+--------------------
+Every ``FASTJAC_*`` on/off switch is read by :func:`env_flag`, with one meaning: ``1``,
+``true``, ``yes``, ``on`` (any case) are on; ``0``, ``false``, ``no``, ``off`` and the empty
+string are off; anything else gives a ``RuntimeWarning`` and the switch's default.
+Switches that name a choice (``FASTJAC_PRECISION``) are read by :func:`env_choice`.
+
+Validation mode
+---------------
 
 Validation mode makes every public gradient call (``derivative``, ``jvp``, ``vjp``,
 ``sum_grad``, ``loss_grad``, ...) cross-check its own result with finite differences
 (``fastjac.gradcheck``) and raise on a mismatch. It is off by default, on for the whole
-process when the environment variable ``FASTJAC_VALIDATE`` is set to ``1`` (or ``true``,
-``yes``), and on inside a :func:`validating` block.
+process when the environment variable ``FASTJAC_VALIDATE`` is on (see above), and on
+inside a :func:`validating` block.
 
 Two levels, so that the normal path costs one attribute load:
 
@@ -14,11 +24,11 @@ Two levels, so that the normal path costs one attribute load:
     The kernels' Python wrappers test only this::
 
         if _config.VALIDATE:
-            gradcheck._cross_check(...)
+            _validation.cross_check(...)
 
 ``is_validating()``
     The precise answer for the current thread / asyncio task, read from a
-    :class:`contextvars.ContextVar`. ``gradcheck._cross_check`` consults it, so a
+    :class:`contextvars.ContextVar`. The hooks of ``fastjac._validation`` consult it, so a
     ``validating()`` block in one thread does not slow down or alter another.
 """
 
@@ -26,16 +36,71 @@ import contextlib
 import contextvars
 import os
 import threading
+import warnings
 
-__all__ = ["VALIDATE", "validating", "is_validating"]
+__all__ = ["VALIDATE", "validating", "is_validating", "env_flag", "env_choice"]
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off", "")
 
 
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def env_flag(name, default=False):
+    """Read the on/off environment switch ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The variable, e.g. ``"FASTJAC_VALIDATE"``.
+    default : bool, default False
+        The value when the variable is not set or not understood.
+
+    Returns
+    -------
+    bool
+        True for ``1/true/yes/on``, False for ``0/false/no/off`` or an empty value (any
+        case, surrounding spaces ignored), ``default`` when unset. Any other value warns
+        (``RuntimeWarning``) and gives ``default``.
+    """
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    warnings.warn(
+        f"{name}={raw!r} is neither on (1, true, yes, on) nor off (0, false, no, off, "
+        f"empty); using the default, {'on' if default else 'off'}",
+        RuntimeWarning, stacklevel=2,
+    )
+    return default
+
+
+def env_choice(name, choices):
+    """Read the environment variable ``name`` that names one of ``choices``.
+
+    Returns
+    -------
+    str or None
+        The choice (lower case, spaces stripped), or None when the variable is unset or
+        empty, or names none of ``choices`` (then with a ``RuntimeWarning``).
+    """
+    raw = os.environ.get(name)
+    value = "" if raw is None else raw.strip().lower()
+    if not value:
+        return None
+    if value in choices:
+        return value
+    warnings.warn(
+        f"{name}={raw!r} is not one of {', '.join(choices)}; ignored", RuntimeWarning,
+        stacklevel=2,
+    )
+    return None
 
 
 #: ``True`` when the environment variable ``FASTJAC_VALIDATE`` asked for validation.
-ENV_VALIDATE = _env_flag("FASTJAC_VALIDATE")
+ENV_VALIDATE = env_flag("FASTJAC_VALIDATE")
 
 #: Cheap process-wide flag: may any context be validating? (see the module docstring)
 VALIDATE = ENV_VALIDATE

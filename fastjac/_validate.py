@@ -5,7 +5,7 @@ has checked its dtype, shape, layout and (for outputs) writeability and overlap.
 raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape or value)
 with a message that names the offending argument.
 
-Conventions (see ``DESIGN.md``):
+Conventions:
 
 * float32 and float64 compute in their own precision; integer and bool inputs compute in
   float64; float16 computes in float32; complex, object, string and extended-precision

@@ -3,14 +3,12 @@
 ``fastjac demo`` is the one-command tour: it validates every kernel against finite
 differences, trains a ReLU neuron (paper §5, §6) on a built-in synthetic data set, shows
 the loss curve, and times the same training written in plain NumPy. ``fastjac train``
-trains the neuron on a CSV file of numeric columns. ``fastjac check`` and ``fastjac bench``
-hand their arguments to :func:`fastjac.gradcheck.main_check` and
+trains the neuron on a CSV file of numeric columns. ``fastjac check`` prints the table of
+:func:`fastjac.selfcheck` (:func:`main_check`); ``fastjac bench`` hands its arguments to
 :func:`fastjac.bench.main_bench`.
 
-Every subcommand imports what it needs when it runs, so ``fastjac --help`` is instant and
-a missing piece (an optional dependency, a module this build lacks) gives a message
-naming it, not a traceback. Usage and data errors exit with status 2, a failed gradient
-check with status 1.
+A missing optional dependency (matplotlib, tqdm) gives a message naming it, not a
+traceback. Usage and data errors exit with status 2, a failed gradient check with status 1.
 """
 
 from __future__ import annotations
@@ -28,7 +26,12 @@ from typing import IO, Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["main", "build_parser", "ascii_plot", "read_csv", "auto_learning_rate", "CLIError"]
+from . import __version__, _reference, bench, neuron
+from ._display import Progress, format_time
+from ._selfcheck import selfcheck
+
+__all__ = ["main", "main_check", "build_parser", "ascii_plot", "read_csv",
+           "auto_learning_rate", "CLIError"]
 
 PROG = "fastjac"
 
@@ -42,24 +45,8 @@ class CLIError(Exception):
 
 
 # ---------------------------------------------------------------------------------------
-# Lazy imports
+# Optional dependencies
 # ---------------------------------------------------------------------------------------
-
-def _import_piece(module: str, command: str, what: str) -> Any:
-    """Import a part of fastjac that ``command`` needs, or raise a CLIError naming it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        missing = exc.name or ""
-        if not missing.startswith("fastjac"):
-            raise  # a third-party import failing inside fastjac is a real bug: show it
-        if missing.startswith("fastjac._kernels"):
-            hint = ("its compiled kernel is not built; from a source checkout run "
-                    "pip install . (or python setup.py build_ext --inplace)")
-        else:
-            hint = "this version of fastjac does not include it"
-        raise CLIError(f"`{PROG} {command}` needs {what} ({module}): {hint} ({exc})") from None
-
 
 def _import_optional(module: str, option: str, extra: str) -> Any:
     """Import an optional third-party dependency or raise a CLIError saying how to get it."""
@@ -72,83 +59,13 @@ def _import_optional(module: str, option: str, extra: str) -> Any:
         ) from None
 
 
-def _selfcheck_function() -> Optional[Callable[..., Any]]:
-    import fastjac
-
-    fn = getattr(fastjac, "selfcheck", None)
-    if fn is None:
-        try:
-            fn = importlib.import_module("fastjac.gradcheck").selfcheck
-        except (ImportError, AttributeError):
-            return None
-    return fn
-
-
 def _check_matplotlib() -> None:
     _import_optional("matplotlib", "--plot", "plot")
 
 
 # ---------------------------------------------------------------------------------------
-# Progress and text output
+# Text output
 # ---------------------------------------------------------------------------------------
-
-class Progress:
-    """A per-epoch progress bar: tqdm when it is installed, plain text otherwise.
-
-    Written to ``stream`` (standard error by default) so that standard output holds only
-    the results. The plain-text bar redraws itself on a terminal and prints a few lines
-    (every 20%) elsewhere.
-    """
-
-    def __init__(self, total: int, desc: str = "training", enabled: bool = True,
-                 stream: Optional[IO[str]] = None) -> None:
-        self.total = max(int(total), 1)
-        self.desc = desc
-        self.enabled = enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.count = 0
-        self._tqdm = None
-        self._next_report = 0
-        if not enabled:
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        else:
-            self._tqdm = tqdm(total=self.total, desc=desc, unit="epoch", file=self.stream,
-                              leave=True, dynamic_ncols=True)
-
-    def update(self, loss: float) -> None:
-        self.count += 1
-        if not self.enabled:
-            return
-        if self._tqdm is not None:
-            self._tqdm.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            self._tqdm.update(1)
-            return
-        if self._tty:
-            width = 30
-            filled = width * self.count // self.total
-            bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r{self.desc}: [{bar}] {self.count}/{self.total} "
-                              f"epochs  loss {loss:.4g}   ")
-            self.stream.flush()
-        elif self.count >= self._next_report or self.count == self.total:
-            self.stream.write(f"{self.desc}: {self.count}/{self.total} epochs  "
-                              f"loss {loss:.4g}\n")
-            self.stream.flush()
-            self._next_report = self.count + max(1, self.total // 5)
-
-    def close(self) -> None:
-        if not self.enabled:
-            return
-        if self._tqdm is not None:
-            self._tqdm.close()
-        elif self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
 
 def ascii_plot(values: npt.ArrayLike, width: int = 60, height: int = 10,
                log: bool = True, xlabel: str = "epoch") -> List[str]:
@@ -242,14 +159,6 @@ def _save_plot(losses: npt.ArrayLike, path: str, title: str) -> None:
         plt.close(fig)
 
 
-def _fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs".replace("µ", "u")
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
 def _best_time(fn: Callable[[], Any], repeats: int) -> Tuple[float, Any]:
     best, result = math.inf, None
     for _ in range(repeats):
@@ -276,18 +185,43 @@ def _train(neuron: Any, X: np.ndarray, y: np.ndarray, *, lr: float, epochs: int,
 
 
 # ---------------------------------------------------------------------------------------
-# fastjac check / fastjac bench: forwarded to the modules that own them
+# fastjac check
 # ---------------------------------------------------------------------------------------
 
-def _forward(command: str, module: str, function: str, what: str,
-             argv: List[str]) -> int:
-    mod = _import_piece(module, command, what)
-    fn = getattr(mod, function, None)
-    if fn is None:
-        raise CLIError(f"`{PROG} {command}` needs {module}.{function}, which this "
-                       "installation of fastjac does not have.")
-    code = fn(argv)
-    return int(code or 0)
+def main_check(argv: Optional[Sequence[str]] = None) -> int:
+    """``fastjac check``: print the :func:`fastjac.selfcheck` table; 0 when it passed, else 1.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments after ``check`` (default ``sys.argv[2:]``):
+        ``--dtype {float64,float32}`` (repeatable), ``--seed N``, ``-v`` (print the full
+        report of every failing row).
+
+    Returns
+    -------
+    int
+        The process exit status: 1 when a row failed or nothing was checked.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} check",
+        description="Validate every fastjac kernel against central finite differences.",
+    )
+    parser.add_argument(
+        "--dtype", action="append", choices=("float64", "float32"),
+        help="dtype to check (repeatable; default both)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random points")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print failing reports")
+    opts = parser.parse_args(sys.argv[2:] if argv is None else argv)
+    report = selfcheck(dtypes=tuple(opts.dtype or ("float64", "float32")), seed=opts.seed)
+    print(report)
+    if opts.verbose:
+        for row in report.failures:
+            if row.report is not None:
+                print()
+                print(row.report)
+    return 0 if report.passed else 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -313,55 +247,25 @@ def synthetic_neuron_data(n_samples: int = 2000, n_features: int = 8, noise: flo
     return X, y, w_star, b_star
 
 
-def numpy_fit(X: np.ndarray, y: np.ndarray, lr: float, epochs: int, w0: np.ndarray,
-              b0: float) -> Tuple[np.ndarray, float, np.ndarray]:
-    """Full-batch gradient descent on the ReLU neuron's MSE, written the obvious NumPy way.
-
-    The same algorithm as ``fastjac.neuron.fit(..., batch_size=None)``: per epoch the loss
-    C = mean((y - max(0, Xw + b))²) at the current parameters, then
-    ``w -= lr * (2/N) Σ_active e_i x_i`` and ``b -= lr * (2/N) Σ_active e_i`` (paper §6).
-    """
-    N = X.shape[0]
-    w = np.array(w0, dtype=np.float64)
-    b = float(b0)
-    losses = np.empty(epochs)
-    for e in range(epochs):
-        z = X @ w + b
-        r = np.maximum(z, 0.0) - y
-        losses[e] = np.mean(r * r)
-        c = (2.0 / N) * r * (z > 0)
-        w -= lr * (c @ X)
-        b -= lr * float(c.sum())
-    return w, b, losses
-
-
-def _run_selfcheck(out: IO[str]) -> Optional[bool]:
-    """Print a one-line summary of fastjac.selfcheck (plus failures); None if absent."""
-    selfcheck = _selfcheck_function()
-    if selfcheck is None:
-        print("   fastjac.selfcheck is not available in this build: skipped", file=out)
-        return None
+def _run_selfcheck(out: IO[str]) -> bool:
+    """Print a one-line summary of :func:`fastjac.selfcheck` (plus failures)."""
     t0 = time.perf_counter()
     report = selfcheck()
     elapsed = time.perf_counter() - t0
-    rows = list(getattr(report, "rows", []))
-    if rows:
-        passed = sum(r.status == "passed" for r in rows)
-        skipped = sum(r.status == "skipped" for r in rows)
-        kinks = sum(getattr(r, "kinks", 0) for r in rows)
-        failures = [r for r in rows if not getattr(r, "ok", r.status in ("passed", "skipped"))]
-        summary = f"{passed} checks passed, {len(failures)} failed"
-        if skipped:
-            summary += f", {skipped} skipped"
-        if kinks:
-            summary += f" ({kinks} points on kinks reported apart, as designed)"
-    else:
-        failures = []
-        summary = str(report).strip().splitlines()[-1] if str(report).strip() else ""
+    rows = list(report.rows)
+    passed = sum(r.status == "passed" for r in rows)
+    skipped = sum(r.status == "skipped" for r in rows)
+    kinks = sum(r.kinks for r in rows)
+    failures = [r for r in rows if not r.ok]
+    summary = f"{passed} checks passed, {len(failures)} failed"
+    if skipped:
+        summary += f", {skipped} skipped"
+    if kinks:
+        summary += f" ({kinks} points on kinks reported apart, as designed)"
     ok = bool(report)
-    print(f"   {'PASSED' if ok else 'FAILED'}: {summary}  [{_fmt_time(elapsed)}]", file=out)
+    print(f"   {'PASSED' if ok else 'FAILED'}: {summary}  [{format_time(elapsed)}]", file=out)
     for r in failures[:20]:
-        detail = f"  {r.detail}" if getattr(r, "detail", "") else ""
+        detail = f"  {r.detail}" if r.detail else ""
         print(f"   FAILED {r.op} ({r.dtype}): max rel err {r.max_rel_err:.2e} "
               f"> bound {r.bound:.1e}{detail}", file=out)
     if len(failures) > 20:
@@ -373,9 +277,6 @@ def _cmd_demo(opts: argparse.Namespace) -> int:
     out = sys.stdout
     if opts.plot:
         _check_matplotlib()
-    neuron = _import_piece("fastjac.neuron", "demo", "the ReLU neuron")
-    import fastjac
-
     if opts.epochs < 1:
         raise CLIError("--epochs must be at least 1")
     N, n, lr, epochs = opts.samples, opts.features, opts.lr, opts.epochs
@@ -386,7 +287,7 @@ def _cmd_demo(opts: argparse.Namespace) -> int:
     if not (lr > 0 and math.isfinite(lr)):
         raise CLIError("--lr must be a positive number")
 
-    print(f"fastjac {fastjac.__version__} demo: one ReLU neuron, max(0, w·x + b), trained "
+    print(f"fastjac {__version__} demo: one ReLU neuron, max(0, w·x + b), trained "
           "by gradient descent on its MSE loss (Parr & Howard §5-§6)\n", file=out)
 
     print("1. Gradient check: every fastjac kernel against central finite differences",
@@ -438,12 +339,12 @@ def _cmd_demo(opts: argparse.Namespace) -> int:
     print("\n5. Speed: the same training (same start, same steps) written in plain NumPy",
           file=out)
     repeats = opts.repeats
-    t_np, (w_np, b_np, _) = _best_time(lambda: numpy_fit(X, y, lr, epochs, w0, b0), repeats)
+    t_np, (w_np, b_np, _) = _best_time(lambda: _reference.fit(X, y, lr, epochs, w0, b0), repeats)
     t_fj, fj_res = _best_time(
         lambda: neuron.fit(X, y, lr=lr, epochs=epochs, w0=w0, b0=b0, seed=opts.seed), repeats)
     agree = max(float(np.max(np.abs(fj_res.w - w_np))), abs(fj_res.b - b_np))
-    print(f"   NumPy:    {_fmt_time(t_np):>9}   (best of {repeats})", file=out)
-    print(f"   fastjac:  {_fmt_time(t_fj):>9}   (best of {repeats})", file=out)
+    print(f"   NumPy:    {format_time(t_np):>9}   (best of {repeats})", file=out)
+    print(f"   fastjac:  {format_time(t_fj):>9}   (best of {repeats})", file=out)
     print(f"   speed-up: {t_np / t_fj:.1f}x   (the two agree to {agree:.1e} in w and b)",
           file=out)
 
@@ -572,7 +473,6 @@ def _cmd_train(opts: argparse.Namespace) -> int:
     features = [c for i, c in enumerate(names) if i != t]
     if not features:
         raise CLIError(f"{opts.csv} has no feature columns besides the target {opts.target!r}")
-    neuron = _import_piece("fastjac.neuron", "train", "the ReLU neuron")
     X = np.ascontiguousarray(np.delete(data, t, axis=1))
     y = np.ascontiguousarray(data[:, t])
     N, n = X.shape
@@ -655,29 +555,25 @@ def _cmd_train(opts: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------
 
 _FORWARDED = {
-    # command: (module, function, what it is, help)
-    "check": ("fastjac.gradcheck", "main_check", "the gradient checker",
-              "validate every kernel against central finite differences "
+    # command: (the function that parses the rest of the command line, help)
+    "check": (main_check, "validate every kernel against central finite differences "
               "(see `fastjac check --help`)"),
-    "bench": ("fastjac.bench", "main_bench", "the benchmarks",
-              "time fastjac against NumPy (see `fastjac bench --help`)"),
+    "bench": (bench.main_bench, "time fastjac against NumPy (see `fastjac bench --help`)"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level ``fastjac`` parser with its four subcommands."""
-    import fastjac
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="fastjac: the matrix calculus of deep learning (Parr & Howard) as fast "
         "gradient kernels. Start with `fastjac demo`.",
     )
     parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {fastjac.__version__}")
+                        version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    for name, (_, _, _, help_text) in _FORWARDED.items():
+    for name, (_, help_text) in _FORWARDED.items():
         p = sub.add_parser(name, help=help_text, add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -746,8 +642,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = args[0] if args else None
     try:
         if command in _FORWARDED:
-            module, function, what, _ = _FORWARDED[command]
-            return _forward(command, module, function, what, args[1:])
+            function, _ = _FORWARDED[command]
+            return int(function(args[1:]) or 0)
         parser = build_parser()
         opts = parser.parse_args(args)
         if opts.command is None:

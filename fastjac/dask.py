@@ -1,4 +1,4 @@
-"""Gradients and training on Dask arrays (issue 8).
+"""Gradients and training on Dask arrays.
 
 The compiled kernels run inside the Dask workers, one call per chunk; only small arrays of
 partial sums travel back, and they are combined in a fixed order.
@@ -15,7 +15,7 @@ partial sums travel back, and they are combined in a fixed order.
 Scheduling: everything works with the default threaded scheduler (the kernels release the
 GIL, so chunks run in parallel on every core) and with a ``distributed.Client`` (whatever
 ``dask.compute`` would use). Each chunk's kernel runs with ``n_threads=1`` by default: the
-parallelism comes from Dask, and OpenMP threads inside Dask threads would oversubscribe.
+parallelism comes from Dask.
 
 Reproducibility: for a fixed chunking the results are bitwise identical from run to run
 and for every scheduler and number of workers or threads: each chunk's sums are computed
@@ -55,7 +55,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
 
 from . import _validate as V
 from .neuron import FitResult
-from .neuron import _diverged, _load_tqdm  # the same errors and messages as neuron.fit
+from . import _display
+from .neuron import _diverged  # the same errors and messages as neuron.fit
 from .neuron import loss_grad_sums as _in_memory_sums
 from .ops import BinaryOp, UnaryOp
 
@@ -225,7 +226,7 @@ def loss_grad_sums(X, y, w, b, n_threads=1, compute=True):
     b : float
         Bias.
     n_threads : int, default 1
-        OpenMP threads of each chunk's kernel (Dask provides the parallelism across
+        Threads of each chunk's kernel (Dask provides the parallelism across
         chunks).
     compute : bool, default True
         With False, return a ``dask.delayed`` object that computes to the same tuple.
@@ -309,12 +310,6 @@ def _batches(rows, batch_size, order):
     return batches
 
 
-def _progress_bar(progress, epochs):
-    if not progress:
-        return None
-    return _load_tqdm()(total=epochs, desc="fit", unit="epoch")
-
-
 def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True,
         callback=None, progress=False, n_threads=1):
     """Train the ReLU neuron by gradient descent on a Dask data set (paper §6).
@@ -366,7 +361,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     progress : bool, default False
         Show a tqdm progress bar (needs the optional ``tqdm``).
     n_threads : int, default 1
-        OpenMP threads of each chunk's kernel (Dask runs the chunks in parallel).
+        Threads of each chunk's kernel (Dask runs the chunks in parallel).
 
     Returns
     -------
@@ -421,7 +416,10 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     shuffled = bool(shuffle) and batch_size is not None
     blocks = np.arange(len(prob.rows))
     losses = np.empty(epochs, dtype=np.float64)
-    bar = _progress_bar(progress, epochs)
+    bar = None
+    if progress:
+        tqdm = _display.load_tqdm(required_by="fit(progress=True)")
+        bar = _display.Progress(epochs, desc="fit", tqdm=tqdm)
     done = 0
     try:
         for epoch in range(epochs):
@@ -441,8 +439,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
             if not (math.isfinite(losses[epoch]) and math.isfinite(b) and np.isfinite(w).all()):
                 _diverged(epoch, -1, lr, losses)
             if bar is not None:
-                bar.set_postfix(loss=f"{losses[epoch]:.6g}", refresh=False)
-                bar.update(1)
+                bar.update(float(losses[epoch]))
             if callback is not None and callback(epoch, float(losses[epoch]),
                                                  w.astype(prob.dtype), float(b)):
                 break

@@ -25,8 +25,8 @@ Conventions shared by every function here:
   not C-contiguous (Fortran order, a column slice, a transposed view), or not of the
   computation dtype, is copied once per call; a C-contiguous one (read-only included) is
   read in place. Inputs are never written.
-* threads: ``n_threads=None`` runs serially below about 2**18 elements of ``X`` and on all
-  cores above. A given ``n_threads`` is an upper bound: no thread is started for less
+* threads: ``n_threads=None`` means all cores, serial below a measured threshold (about
+  2**18 elements of ``X``); fastjac's pool makes oversubscription harmless. A given ``n_threads`` is an upper bound: no thread is started for less
   than 2**15 elements of work (a team's start-up costs more than that). Results are
   bitwise identical for every ``n_threads`` (rows are split into fixed blocks whose
   partial sums are merged in block order).
@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastjac import _config
+from fastjac import _config, _display, _validation
 from fastjac import _validate as _v
 from fastjac._kernels import neuron as _k
 from fastjac.jacobian import Column, RowScaled
@@ -118,7 +118,8 @@ def activation(X, w, b, out=None, n_threads=None):
     out : numpy.ndarray, shape (N,), optional
         Where to write the result; must have the computation dtype and be writeable.
     n_threads : int, optional
-        Threads to use; ``None`` picks serial for small batches and all cores for large.
+        Threads to use (an upper bound); ``None``: all cores, serial below a measured
+        threshold; fastjac's pool makes oversubscription harmless.
 
     Returns
     -------
@@ -166,9 +167,8 @@ def activation_jacobian(X, w, b, n_threads=None):
     _FORWARD[dtype](X, w, b, None, mask, nt)
     res = RowScaled(mask, X_in if isinstance(X_in, np.ndarray) else X), Column(mask)
     if _config.VALIDATE:
-        from fastjac import gradcheck
-
-        gradcheck._cross_check_neuron("activation_jacobian", (X_in, w, b), res)
+        _validation.cross_check_neuron("activation_jacobian", (X_in, w, b), res,
+                                       activation=activation, loss=loss)
     return res
 
 
@@ -241,7 +241,8 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
         must have the computation dtype and be writeable; the gradient with respect to b
         is a scalar and is returned as a float, so it needs no output array.
     n_threads : int, optional
-        Threads; ``None``: serial below about 2**18 elements of X, all cores above.
+        Threads (an upper bound); ``None``: all cores, serial below a measured threshold
+        (about 2**18 elements of X); fastjac's pool makes oversubscription harmless.
         Results are bitwise identical for every value.
     wrt : str or iterable of str, default ("w", "b")
         Which gradients to compute, from ``"w"``, ``"b"`` and ``"X"``. Leaving ``"w"`` out
@@ -284,9 +285,8 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
     if res is None:
         X, y, w, b, res = _loss_grad(X, y, w, b, out, n_threads, wrt)
     if _config.VALIDATE:
-        from fastjac import gradcheck
-
-        gradcheck._cross_check_neuron("loss_grad", (X, y, w, b), res)
+        _validation.cross_check_neuron("loss_grad", (X, y, w, b), res,
+                                       activation=activation, loss=loss)
     return res
 
 
@@ -391,17 +391,6 @@ class FitResult(NamedTuple):
     losses: np.ndarray
 
 
-def _load_tqdm():
-    try:
-        from tqdm import tqdm
-    except ImportError as exc:
-        raise ImportError(
-            "fit(progress=True) needs the optional dependency tqdm: "
-            "pip install tqdm (or pip install 'fastjac[progress]')"
-        ) from exc
-    return tqdm
-
-
 def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True,
         callback=None, progress=False, n_threads=None):
     """Train the ReLU neuron by gradient descent on the MSE loss (paper §6).
@@ -473,7 +462,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     batch_size = _v.positive_int(batch_size, "batch_size", allow_none=True)
     b = _v.real_scalar(b0, "b0")
     callback = _v.callable_or_none(callback, "callback")
-    tqdm = _load_tqdm() if progress else None
+    tqdm = _display.load_tqdm(required_by="fit(progress=True)") if progress else None
     try:
         rng = np.random.default_rng(seed)
     except (TypeError, ValueError) as exc:
@@ -505,7 +494,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
     losses = np.empty(epochs, dtype=np.float64)
     nt = _v.n_threads(n_threads, B * n, _THREAD_THRESHOLD)
     kernel = _FIT[dtype]
-    bar = tqdm(total=epochs, desc="fit", unit="epoch") if tqdm is not None else None
+    bar = _display.Progress(epochs, desc="fit", tqdm=tqdm) if tqdm is not None else None
     done = 0
     try:
         while done < epochs:
@@ -522,8 +511,7 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
             stop = False
             for e in range(done, done + count):
                 if bar is not None:
-                    bar.set_postfix(loss=f"{losses[e]:.6g}", refresh=False)
-                    bar.update(1)
+                    bar.update(float(losses[e]))
                 if callback is not None and callback(e, float(losses[e]),
                                                      w.astype(dtype), float(b)):
                     stop = True

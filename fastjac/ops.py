@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import os
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -27,7 +26,7 @@ import numpy.typing as npt
 
 from . import _config
 from . import _validate as V
-from . import gradcheck as _gc
+from . import _validation
 from ._kernels import elementwise as _K
 from .jacobian import Column, Diagonal, Row
 
@@ -79,8 +78,8 @@ def set_precision(mode):
 
     The derivatives of tanh and sigmoid come from exp(-|x|) without cancellation in every
     mode. Results are bitwise identical for every ``n_threads`` in every mode. The
-    environment variable ``FASTJAC_PRECISION`` (or ``FASTJAC_FAST_MATH=1`` for "fast")
-    selects the mode at import. Returns the previous mode, so
+    environment variable ``FASTJAC_PRECISION`` (or the switch ``FASTJAC_FAST_MATH=1`` for
+    "fast"; ``0``/``off`` leaves the default) selects the mode at import. Returns the previous mode, so
     ``old = set_precision("fast"); ...; set_precision(old)`` restores it.
     """
     if mode not in _MODES:
@@ -96,11 +95,10 @@ def get_precision():
 
 
 def _init_precision():
-    mode = os.environ.get("FASTJAC_PRECISION", "").strip().lower()
-    if not mode and os.environ.get("FASTJAC_FAST_MATH", "").strip().lower() not in (
-            "", "0", "false", "no"):
+    mode = _config.env_choice("FASTJAC_PRECISION", tuple(_MODES))
+    if mode is None and _config.env_flag("FASTJAC_FAST_MATH"):
         mode = "fast"
-    if mode:
+    if mode is not None:
         set_precision(mode)
 
 
@@ -142,8 +140,9 @@ class UnaryOp:
 
     * ``out`` (numpy.ndarray, optional): where to write the result, with its shape and
       dtype, writeable. It may be one of the inputs (the kernels run in place).
-    * ``n_threads`` (int, optional): threads to use. ``None``: serial for small inputs,
-      all cores above a size threshold. Results are bitwise identical for every value.
+    * ``n_threads`` (int, optional): an upper bound on the threads to use. ``None``: all
+      cores, serial below a measured threshold; fastjac's pool makes oversubscription
+      harmless. Results are bitwise identical for every value.
     """
 
     def __init__(self, name: str, codes: bytes, doc: Optional[str] = None) -> None:
@@ -220,7 +219,7 @@ class UnaryOp:
         """
         res = self._run(x, None, None, out, n_threads, False)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_unary(self, "derivative", (x,), res)
+            _validation.cross_check_unary(self, "derivative", (x,), res)
         return res
 
     sum_grad = derivative
@@ -261,7 +260,7 @@ class UnaryOp:
         """
         res = self._run(x, dx, "dx", out, n_threads, False)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_unary(self, "jvp", (x, dx), res)
+            _validation.cross_check_unary(self, "jvp", (x, dx), res)
         return res
 
     def vjp(self, x: npt.ArrayLike, gy: npt.ArrayLike, out: Optional[np.ndarray] = None,
@@ -284,7 +283,7 @@ class UnaryOp:
         """
         res = self._run(x, gy, "gy", out, n_threads, False)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_unary(self, "vjp", (x, gy), res)
+            _validation.cross_check_unary(self, "vjp", (x, gy), res)
         return res
 
     def value_and_vjp(self, x: npt.ArrayLike, gy: npt.ArrayLike, out: OutPair = None,
@@ -322,7 +321,7 @@ class UnaryOp:
         res = (y if out_y is not None else _as_result(y, shape),
                g if out_g is not None else _as_result(g, shape))
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_unary(self, "value_and_vjp", (x, gy), res)
+            _validation.cross_check_unary(self, "value_and_vjp", (x, gy), res)
         return res
 
 
@@ -360,8 +359,8 @@ class BinaryOp:
     its column weighted by the cotangent).
 
     Every method takes ``out=None`` (where to write the result) and ``n_threads=None``
-    (``None``: serial for small inputs, all cores above a size threshold; results are
-    bitwise identical for every value). float32 operands compute in float32 (double
+    (an upper bound; ``None``: all cores, serial below a measured threshold; fastjac's pool
+    makes oversubscription harmless; results are bitwise identical for every value). float32 operands compute in float32 (double
     arithmetic inside), float64 in float64, integers and bools in float64.
     """
 
@@ -444,7 +443,7 @@ class BinaryOp:
         V.finish(buf, res)
         res = res if out is not None else _as_result(res, shape)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_binary(self, "jvp", (w, x, dw, dx), res)
+            _validation.cross_check_binary(self, "jvp", (w, x, dw, dx), res)
         return res
 
     def _fast(self, w, x, gy, value, out, n_threads):
@@ -514,7 +513,7 @@ class BinaryOp:
             raise TypeError("gy must be an array or a number, not None (see sum_grad)")
         res = self._reverse(w, x, gy, out, n_threads)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_binary(self, "vjp", (w, x, gy), res)
+            _validation.cross_check_binary(self, "vjp", (w, x, gy), res)
         return res
 
     def sum_grad(self, w: npt.ArrayLike, x: npt.ArrayLike, out: OutPair = None,
@@ -526,7 +525,7 @@ class BinaryOp:
         """
         res = self._reverse(w, x, None, out, n_threads)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_binary(self, "sum_grad", (w, x), res)
+            _validation.cross_check_binary(self, "sum_grad", (w, x), res)
         return res
 
     def jacobian(self, w: npt.ArrayLike, x: npt.ArrayLike,
@@ -550,7 +549,7 @@ class BinaryOp:
                   None, None, None, dw, dx, False, self._threads(n_threads, n))
         res = (Column(dw) if ws else Diagonal(dw)), (Column(dx) if xs else Diagonal(dx))
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check_binary(self, "jacobian", (w, x), res)
+            _validation.cross_check_binary(self, "jacobian", (w, x), res)
         return res
 
 
@@ -620,7 +619,7 @@ class _Dot:
         dt, wf, xf = self._prepare(w, x)
         res = xf.copy(), wf.copy()
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check(self, "grad", (w, x), None, res, "dot.grad")
+            _validation.cross_check(self, "grad", (w, x), None, res, "dot.grad")
         return res
 
     def jacobian(self, w: npt.ArrayLike, x: npt.ArrayLike) -> Tuple[Row, Row]:
@@ -641,8 +640,9 @@ class _Dot:
                 total += _K.reduce(other, tf, nt)
         res = dt.type(total)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check(self, "jvp", (w, x), (_gc._zero_tangent(w) if dw is None else dw,
-                             _gc._zero_tangent(x) if dx is None else dx), res, "dot.jvp")
+            zero = _validation.zero_tangent
+            tangents = (zero(w) if dw is None else dw, zero(x) if dx is None else dx)
+            _validation.cross_check(self, "jvp", (w, x), tangents, res, "dot.jvp")
         return res
 
     def vjp(self, w: npt.ArrayLike, x: npt.ArrayLike,
@@ -652,7 +652,7 @@ class _Dot:
         g = V.real_scalar(gy, "gy", allow_inf=True)
         res = (xf * dt.type(g)), (wf * dt.type(g))
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check(self, "vjp", (w, x), gy, res, "dot.vjp")
+            _validation.cross_check(self, "vjp", (w, x), gy, res, "dot.vjp")
         return res
 
 
@@ -679,7 +679,7 @@ class _Sum:
         dt = V.result_dtype(("x", x))
         res = np.ones(np.shape(x), dtype=dt)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check(self, "grad", (x,), None, (res,), "sum.grad")
+            _validation.cross_check(self, "grad", (x,), None, (res,), "sum.grad")
         return res
 
     def jacobian(self, x: npt.ArrayLike) -> Row:
@@ -695,7 +695,7 @@ class _Sum:
         V.same_shape(sx, "x", st, "dx")
         res = dt.type(_K.reduce(tf, None, V.n_threads(n_threads, tf.size, PARALLEL_THRESHOLD)))
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check(self, "jvp", (x,), (dx,), res, "sum.jvp")
+            _validation.cross_check(self, "jvp", (x,), (dx,), res, "sum.jvp")
         return res
 
     def vjp(self, x: npt.ArrayLike, gy: float) -> np.ndarray:
@@ -704,7 +704,7 @@ class _Sum:
         g = V.real_scalar(gy, "gy", allow_inf=True)
         res = np.full(np.shape(x), g, dtype=dt)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
-            _gc._cross_check(self, "vjp", (x,), gy, (res,), "sum.vjp")
+            _validation.cross_check(self, "vjp", (x,), gy, (res,), "sum.vjp")
         return res
 
 

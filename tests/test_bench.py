@@ -3,13 +3,13 @@
 import builtins
 import json
 import os
-import runpy
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import fastjac._bench_worker as worker
 import fastjac.bench as bench
 from fastjac.bench import WORKLOADS, main_bench, memory_bandwidth, run_bench
 
@@ -62,7 +62,7 @@ def test_every_row_bound_is_bytes_over_the_bandwidth_of_as_many_bytes(monkeypatc
     for w in res["workloads"]:
         wl = next(x for x in WORKLOADS if x.name == w["name"])
         for r in w["rows"]:
-            size = bench._size(r["size"])
+            size = worker._size(r["size"])
             itemsize = np.dtype(r["dtype"]).itemsize
             reads, writes = wl.traffic(size, itemsize)
             if reads + writes < 1000:
@@ -134,19 +134,19 @@ def test_openblas_variables_unset_for_the_numpy_process_only(monkeypatch):
 def test_worker_checks_results_and_reports_errors(monkeypatch):
     rows = [["exp.vjp", 10, "float32"], ["neuron.fit", "1000x10", "float64"],
             ["dot", 1000, "float64"]]
-    out = bench._run_worker({"framework": "numpy", "rows": rows, "repeat": 1,
+    out = worker._run_worker({"framework": "numpy", "rows": rows, "repeat": 1,
                              "min_time": 0.0})
     assert [r["workload"] for r in out["rows"]] == ["exp.vjp", "neuron.fit", "dot"]
     assert all(r["checked"] and r["time_s"] > 0 for r in out["rows"])
     # a wrong implementation is caught by the float64 NumPy reference
     exp = next(w for w in WORKLOADS if w.name == "exp.vjp")
     monkeypatch.setitem(exp.impls, "numba", lambda m: lambda x, g: g * np.exp(x) * 1.01)
-    monkeypatch.setattr(bench, "_load", lambda fw: np)
-    out = bench._run_worker({"framework": "numba", "rows": rows[:1], "repeat": 1,
+    monkeypatch.setattr(worker, "_load", lambda fw: np)
+    out = worker._run_worker({"framework": "numba", "rows": rows[:1], "repeat": 1,
                              "min_time": 0.0})
     assert out["rows"][0]["checked"] is False and out["rows"][0]["max_error"] > 1e-3
     monkeypatch.setitem(exp.impls, "numba", lambda m: lambda x, g: 1 / 0)
-    out = bench._run_worker({"framework": "numba", "rows": rows[:1], "repeat": 1,
+    out = worker._run_worker({"framework": "numba", "rows": rows[:1], "repeat": 1,
                              "min_time": 0.0})
     assert out["rows"][0]["error"].startswith("ZeroDivisionError")
 
@@ -154,8 +154,8 @@ def test_worker_checks_results_and_reports_errors(monkeypatch):
 def test_missing_framework_is_reported(monkeypatch):
     def no_such(fw):
         raise ImportError(f"No module named {fw!r}")
-    monkeypatch.setattr(bench, "_load", no_such)
-    out = bench._run_worker({"framework": "torch", "rows": [["exp.vjp", 10, "float64"]],
+    monkeypatch.setattr(worker, "_load", no_such)
+    out = worker._run_worker({"framework": "torch", "rows": [["exp.vjp", 10, "float64"]],
                              "repeat": 1, "min_time": 0.0})
     assert "No module named 'torch'" in out["missing"] and out["rows"] == []
     failed = bench._launch({"framework": "numpy"}, sys.executable + "-does-not-exist",
@@ -168,7 +168,7 @@ def test_a_worker_runs_without_fastjac(tmp_path):
     code = (
         "import runpy, sys, json\n"
         "sys.modules['fastjac'] = None  # import fastjac now fails\n"
-        f"ns = runpy.run_path({bench.__file__!r}, run_name='bench_worker')\n"
+        f"ns = runpy.run_path({worker.__file__!r}, run_name='bench_worker')\n"
         "out = ns['_run_worker']({'framework': 'numpy', 'repeat': 1, 'min_time': 0.0,\n"
         "    'rows': [['tanh.vjp', 1000, 'float64'], ['neuron.loss_grad', '256x8', 'float32']]})\n"
         "print(json.dumps(out))\n")
@@ -180,14 +180,14 @@ def test_a_worker_runs_without_fastjac(tmp_path):
     # the same inputs as this process builds (checksums of the seeded inputs)
     wl = next(w for w in WORKLOADS if w.name == "tanh.vjp")
     x = wl.inputs(1000, np.dtype("float64"),
-                  np.random.default_rng(bench._seed("tanh.vjp", 1000, "float64")))
-    assert out["rows"][0]["inputs_crc"] == bench._inputs_crc(x)
+                  np.random.default_rng(worker._seed("tanh.vjp", 1000, "float64")))
+    assert out["rows"][0]["inputs_crc"] == worker._inputs_crc(x)
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax", "numba"])
 def test_peer_implementations_agree_with_numpy(framework):
     pytest.importorskip(framework)
-    rows = [[w.name, bench._label(w.quick[0]), dt] for w in WORKLOADS
+    rows = [[w.name, worker._label(w.quick[0]), dt] for w in WORKLOADS
             if w.impls[framework] is not None for dt in ("float64", "float32")]
     out = bench._launch({"framework": framework, "rows": rows, "repeat": 1,
                          "min_time": 0.0, "quick": True}, sys.executable,
@@ -202,22 +202,22 @@ def test_workload_table_is_complete():
     assert len(names) == len(set(names))
     for op in ("exp", "log", "sin", "cos", "tanh", "sigmoid", "sqrt", "reciprocal"):
         w = next(x for x in WORKLOADS if x.name == f"{op}.vjp")
-        assert all(w.impls[fw] is not None for fw in bench.FRAMEWORKS)
+        assert all(w.impls[fw] is not None for fw in worker.FRAMEWORKS)
     fused = next(x for x in WORKLOADS if x.name == "exp(w)⊗sin(x).vjp")
     assert fused.impls["numba"] is not None
     assert next(x for x in WORKLOADS if x.name == "neuron.loss_grad").impls["numba"]
     with pytest.raises(ValueError, match="NumPy implementation"):
-        bench.Workload("x", "x", bench._normals(1), [10], [10], fastjac=lambda fj: fj.exp)
+        worker.Workload("x", "x", worker._normals(1), [10], [10], fastjac=lambda fj: fj.exp)
 
 
 def test_agree_catches_wrong_results():
     x = np.linspace(-3, 3, 101)
-    assert bench._agree(x, x, "float64") == (True, 0.0)
-    assert not bench._agree(x * (1 + 1e-6), x, "float64")[0]
-    assert bench._agree(x.astype(np.float32), x, "float32")[0]
-    assert not bench._agree((x, x), (x,), "float64")[0]
-    assert not bench._agree(x[:-1], x, "float64")[0]
-    assert not bench._agree(x * np.nan, x, "float64")[0]
+    assert worker._agree(x, x, "float64") == (True, 0.0)
+    assert not worker._agree(x * (1 + 1e-6), x, "float64")[0]
+    assert worker._agree(x.astype(np.float32), x, "float32")[0]
+    assert not worker._agree((x, x), (x,), "float64")[0]
+    assert not worker._agree(x[:-1], x, "float64")[0]
+    assert not worker._agree(x * np.nan, x, "float64")[0]
 
 
 def test_plot_without_matplotlib_says_so(tmp_path, capsys, monkeypatch):
@@ -267,7 +267,7 @@ def test_worker_entry_point(tmp_path):
     out = tmp_path / "out.json"
     spec.write_text(json.dumps({"framework": "numpy", "repeat": 1, "min_time": 0.0,
                                 "rows": [["sigmoid.vjp", 10, "float64"]]}))
-    runpy_argv = [sys.executable, "-m", "fastjac.bench", "--worker", str(spec), str(out)]
+    runpy_argv = [sys.executable, "-m", "fastjac._bench_worker", str(spec), str(out)]
     proc = subprocess.run(runpy_argv, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     res = json.loads(out.read_text())

@@ -10,11 +10,12 @@ import threading
 import numpy as np
 import pytest
 
-from fastjac import _config
+from fastjac import _config, _selfcheck, _validation, selfcheck
+from fastjac._validation import cross_check as _cross_check
+from fastjac.cli import main_check
 from fastjac.gradcheck import (
     GradCheckError,
     GradCheckReport,
-    _cross_check,
     assert_diagonal,
     assert_grad,
     assert_jvp,
@@ -23,8 +24,6 @@ from fastjac.gradcheck import (
     check_grad,
     check_jvp,
     check_vjp,
-    main_check,
-    selfcheck,
     validating,
 )
 
@@ -591,12 +590,30 @@ def test_cross_check_hook():
 HAVE_OPS = importlib.util.find_spec("fastjac.ops") is not None
 
 
-def test_selfcheck_returns_a_table_even_without_the_library():
+def test_selfcheck_returns_a_table():
     r = selfcheck(dtypes=("float64",))
     text = str(r)
     assert text.splitlines()[0].split() == ["op", "dtype", "max", "rel", "err", "bound", "status"]
-    assert r.rows and all(row.status in ("passed", "skipped") for row in r.rows), text
+    assert r.rows and all(row.status == "passed" for row in r.rows), text
     assert bool(r)
+    assert text.splitlines()[-1] == f"ALL PASSED: {len(r.rows)} passed, 0 failed, 0 errors, 0 skipped"
+
+
+def test_selfcheck_skips_are_counted_apart_and_nothing_checked_fails(monkeypatch, capsys):
+    row = _selfcheck.SelfCheckRow
+    some = _selfcheck.SelfCheckReport([row("exp.vjp", "float64", 1e-16, 1e-14, "passed"),
+                                       row("abs.vjp", "float64", 0.0, 0.0, "skipped")])
+    assert some and str(some).splitlines()[-1] == (
+        "ALL PASSED: 1 passed, 0 failed, 0 errors, 1 skipped")
+    none = _selfcheck.SelfCheckReport([row("abs.vjp", "float64", 0.0, 0.0, "skipped")])
+    assert not none and not none.failures
+    assert str(none).splitlines()[-1] == "NOTHING CHECKED: 0 passed, 0 failed, 0 errors, 1 skipped"
+    assert not _selfcheck.SelfCheckReport([])
+    from fastjac import cli
+
+    monkeypatch.setattr(cli, "selfcheck", lambda **kw: none)
+    assert main_check([]) == 1
+    assert "NOTHING CHECKED" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not HAVE_OPS, reason="fastjac.ops not built yet")
@@ -631,8 +648,6 @@ def test_selfcheck_catches_a_broken_kernel(monkeypatch, capsys):
 @pytest.mark.skipif(not HAVE_OPS, reason="fastjac.ops not built yet")
 def test_validation_mode_runs_on_the_library(monkeypatch):
     import fastjac as fj
-    from fastjac import gradcheck
-
     x = _point((-2, 2), 50, np.float32)
     x[0] = 0.0
     gy = _point((-1, 1), 50, np.float32, seed=1)
@@ -644,7 +659,7 @@ def test_validation_mode_runs_on_the_library(monkeypatch):
         fj.dot.grad(x, gy)
         fj.sum.vjp(x, 2.0)
     calls = []
-    monkeypatch.setattr(gradcheck, "_cross_check_unary", lambda *a: calls.append(a[1]))
+    monkeypatch.setattr(_validation, "cross_check_unary", lambda *a: calls.append(a[1]))
     fj.tanh.jvp(x, gy)
     assert calls == [] or _config.ENV_VALIDATE  # off: the hook is not even called
     with validating():
@@ -657,7 +672,8 @@ def test_validation_mode_runs_on_the_library(monkeypatch):
 @pytest.mark.skipif(not HAVE_OPS, reason="fastjac.ops not built yet")
 def test_validation_mode_raises_on_a_wrong_result():
     from fastjac import ops
-    from fastjac.gradcheck import _cross_check_binary, _cross_check_unary
+    from fastjac._validation import cross_check_binary as _cross_check_binary
+    from fastjac._validation import cross_check_unary as _cross_check_unary
 
     x = _point((0.5, 2), 20, np.float64)
     w = _point((-1, 1), 20, np.float64, seed=2)
@@ -702,19 +718,25 @@ def _fake_neuron_module(broken=False):
     return mod
 
 
+def _neuron_hook(mod):
+    """The neuron validation hook with ``mod``'s value functions (as fastjac.neuron calls it)."""
+
+    def hook(method, args, result):
+        return _validation.cross_check_neuron(method, args, result,
+                                              activation=mod.activation, loss=mod.loss)
+    return hook
+
+
 def test_selfcheck_neuron_rows_and_hook(monkeypatch):
-    import sys
-
-    from fastjac.gradcheck import _cross_check_neuron
-
-    monkeypatch.setitem(sys.modules, "fastjac.neuron", _fake_neuron_module())
+    monkeypatch.setattr(_selfcheck, "neuron", _fake_neuron_module())
     r = selfcheck()
     rows = {(row.op, row.dtype): row for row in r.rows}
     for dt in ("float64", "float32"):
         assert rows[("neuron.activation_jacobian", dt)].status == "passed"
         assert rows[("neuron.loss_grad", dt)].status == "passed"
     X, y, w, b = _neuron_problem(3)
-    mod = sys.modules["fastjac.neuron"]
+    mod = _selfcheck.neuron
+    _cross_check_neuron = _neuron_hook(mod)
     with validating():
         assert _cross_check_neuron("loss_grad", (X, y, w, b), mod.loss_grad(X, y, w, b))
         J = mod.activation_jacobian(X, w, b)
@@ -728,7 +750,7 @@ def test_selfcheck_neuron_rows_and_hook(monkeypatch):
         with pytest.raises(GradCheckError, match="neuron.loss_grad"):
             bad = _fake_neuron_module(broken=True).loss_grad(X, y, w, b)
             _cross_check_neuron("loss_grad", (X, y, w, b), bad)
-    monkeypatch.setitem(sys.modules, "fastjac.neuron", _fake_neuron_module(broken=True))
+    monkeypatch.setattr(_selfcheck, "neuron", _fake_neuron_module(broken=True))
     r = selfcheck(dtypes=("float64",))
     assert [row.op for row in r.failures] == ["neuron.loss_grad"]
 
@@ -754,7 +776,8 @@ def test_check_grad_on_a_large_input_samples_coordinates():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_neuron_hook_on_the_real_module(dtype):
     from fastjac import neuron
-    from fastjac.gradcheck import _cross_check_neuron
+
+    _cross_check_neuron = _neuron_hook(neuron)
 
     X, y, w, _ = _neuron_problem(4, N=200, n=6, dtype=dtype)
     b = -float(X[0] @ w)  # sample 0 on the kink

@@ -90,7 +90,7 @@ cdef extern from "fj_reduce.h" nogil:
 cnp.import_array()
 fj_vmath_init()
 
-# Unary op codes (keep in sync with fastjac/ops.py).
+# Unary op codes, exported below as UNARY_CODES (which fastjac/ops.py reads).
 cdef enum:
     U_IDENTITY = 0
     U_NEG = 1
