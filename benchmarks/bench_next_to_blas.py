@@ -17,7 +17,7 @@ starts right after one waits for a core. Each group holds, on the same inputs (f
 Issue 12's goal: ``step-default`` <= 1.10 x (``product`` + ``fastjac-1thread``); quiet
 speed-up ``fastjac-1thread`` / ``fastjac-default`` >= 1.6 on 2 idle cores. ``fastjac bench``
 reports both ratios from one run (its "next to BLAS" section); the workloads are the
-entries of ``fastjac.bench.NEXT_TO_BLAS``, with the inputs of ``fastjac bench``.
+entries of ``fastjac._bench_worker.NEXT_TO_BLAS``, with the inputs of ``fastjac bench``.
 """
 
 import functools
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import fastjac as fj
-from fastjac.bench import NEXT_TO_BLAS, NEXT_TO_BLAS_PRODUCT, WORKLOADS, _seed
+from fastjac._bench_worker import NEXT_TO_BLAS, NEXT_TO_BLAS_PRODUCT, WORKLOADS, _seed
 
 IMPLS = ["step-default", "product", "fastjac-1thread", "fastjac-default", "numpy-step"]
 
