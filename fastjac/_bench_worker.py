@@ -109,13 +109,17 @@ class Workload:
         on the inputs in float64).
     first_call : bool
         Also report the first call (factory + first run: tracing, compiling) per row.
+    needs : str, optional
+        A dotted attribute of fastjac (``"fuse"``, ``"layer.fit"``) the workload needs: the
+        workload is left out, with a note, when the installed fastjac lacks it.
     """
 
     def __init__(self, name, description, inputs, sizes, quick, traffic=None, expr=None, *,
-                 fastjac, numpy=None, torch=None, jax=None, numba=None, first_call=False):
+                 fastjac, numpy=None, torch=None, jax=None, numba=None, first_call=False,
+                 needs=None):
         self.name, self.description = name, description
         self.inputs, self.sizes, self.quick, self.traffic = inputs, sizes, quick, traffic
-        self.first_call = first_call
+        self.first_call, self.needs = first_call, needs
         if expr is not None:
             numpy = numpy or (lambda m: lambda *a: expr(m, *a))
             torch = torch or (lambda m: lambda *a: expr(m, *a))
@@ -373,6 +377,58 @@ def _fj_fit(fj):
     return fit
 
 
+# --- fj.fuse (issue 14) and fj.layer (issue 15); left out where fastjac lacks them
+def _p_fuse(w, x):
+    e = np.exp(w)
+    return e * np.sin(x) + 1.0 / x, e * np.cos(x) - w / (x * x)
+
+
+def _layer_inputs(shape, dtype, rng):
+    N, n, m = shape
+    X = rng.standard_normal((N, n)).astype(dtype)
+    W = (rng.standard_normal((m, n)) / math.sqrt(n)).astype(dtype)
+    b = (0.1 * rng.standard_normal(m)).astype(dtype)
+    Y = rng.standard_normal((N, m)).astype(dtype)
+    return X, Y, W, b
+
+
+def _layer_traffic(shape, itemsize):
+    N, n, m = shape
+    return (N * n + N * m + m * n + m) * itemsize, (m * n + m) * itemsize
+
+
+def _np_layer_loss_grad(np_):
+    def loss_grad(X, Y, W, b):
+        Z = X @ W.T + b
+        R = np_.maximum(Z, 0) - Y
+        G = 2 / X.shape[0] * R * (Z > 0)
+        return (R * R).sum() / X.shape[0], G.T @ X, G.sum(axis=0)
+    return loss_grad
+
+
+def _torch_layer_loss_grad(torch):
+    def loss_grad(X, Y, W, b):
+        W = W.detach().requires_grad_(True)
+        b = b.detach().requires_grad_(True)
+        R = torch.relu(X @ W.T + b) - Y
+        C = (R * R).sum() / X.shape[0]
+        gW, gb = torch.autograd.grad(C, (W, b))
+        return C, gW, gb
+    return loss_grad
+
+
+def _jax_layer_loss_grad(jax):
+    def loss(W, b, X, Y):
+        R = jax.numpy.maximum(X @ W.T + b, 0) - Y
+        return (R * R).sum() / X.shape[0]
+    vg = jax.value_and_grad(loss, argnums=(0, 1))
+
+    def loss_grad(X, Y, W, b):
+        C, (gW, gb) = vg(W, b, X, Y)
+        return C, gW, gb
+    return loss_grad
+
+
 WORKLOADS = [
     _unary("exp", "gy ⊗ exp(x)", lambda m, x, g: g * m.exp(x), lambda x: np.exp(x)),
     _unary("log", "gy ⊘ x", lambda m, x, g: g / x, lambda x: 1.0 / x, positive=True),
@@ -394,6 +450,12 @@ WORKLOADS = [
     _binary("exp(w)⊗sin(x).vjp", "fused f(w) ○ g(x), §4.2",
             lambda m, w, x, g: (g * m.exp(w) * m.sin(x), g * m.exp(w) * m.cos(x)),
             _p_fused, lambda fj: fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp),
+    Workload("fuse.vjp", "fj.fuse(exp(w) ⊗ sin(x) + w ⊘ x).vjp, §4.2, §4.5.2",
+             _normals(3, (1,)), EW_SIZES, EW_QUICK, _stream(3, 2),
+             lambda m, w, x, g: (g * (m.exp(w) * m.sin(x) + 1 / x),
+                                 g * (m.exp(w) * m.cos(x) - w / (x * x))),
+             fastjac=lambda fj: fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x).vjp,
+             numba=_numba_binary(_p_fuse), first_call=True, needs="fuse"),
     Workload("mul.vjp scalar", "x z: (gy z, Σ gy ⊗ x), §4.3", _normals(2), EW_SIZES,
              EW_QUICK, _stream(2, 1), fastjac=lambda fj: lambda x, g: fj.mul.vjp(x, 2.5, g),
              numpy=lambda m: lambda x, g: (g * 2.5, m.sum(g * x)),
@@ -412,6 +474,12 @@ WORKLOADS = [
     Workload("neuron.fit", f"{NEURON_EPOCHS} full-batch epochs of gradient descent, "
              f"lr {NEURON_LR}", _neuron_inputs, [(1000, 10)], [(1000, 10)],
              fastjac=_fj_fit, numpy=_np_fit, torch=_torch_fit, jax=_jax_fit),
+    Workload("layer.loss_grad", "C, ∂C/∂W, ∂C/∂b of m ReLU neurons in one pass over X",
+             _layer_inputs, [(32, 8, 16), (1000, 10, 32), (100_000, 100, 16),
+                             (10_000, 784, 128)], [(32, 8, 16), (1000, 10, 32)],
+             _layer_traffic, fastjac=lambda fj: fj.layer.loss_grad,
+             numpy=_np_layer_loss_grad, torch=_torch_layer_loss_grad,
+             jax=_jax_layer_loss_grad, needs="layer.loss_grad"),
 ]
 """Every workload of ``fastjac bench``, in table order. Add a row here (see
 :class:`Workload`); nothing else needs to change."""

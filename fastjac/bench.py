@@ -183,13 +183,16 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     if "fastjac" not in frameworks:
         frameworks.insert(0, "fastjac")
     table = [w for w in WORKLOADS if not workloads or w.name in workloads]
+    absent = {w.name: f"needs fastjac.{w.needs}" for w in table
+              if w.needs and not _has(fj, w.needs)}
+    table = [w for w in table if w.name not in absent]
     if next_to_blas is None:
         next_to_blas = not workloads or "next-to-blas" in workloads
     rows = [(w, _label(s), dt) for w in table for s in (w.quick if quick else w.sizes)
             for dt in dtypes if not max_size or _elements(_label(s)) <= max_size]
     res = {"machine": _machine_info(), "frameworks": [], "missing": {}, "quick": bool(quick),
            "repeat": repeat, "ratio": "numpy_s / fastjac_s (above 1: fastjac is faster)",
-           "workloads": [], "environment": {}}
+           "workloads": [], "environment": {}, "left_out": absent}
     merged, index = {}, {}
     for w, label, dt in rows:
         if w.name not in index:
@@ -262,6 +265,14 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     res["inputs_identical"] = all(len(v) == 1 for v in crcs.values())
     _derive(res, {w.name: w for w in table})
     return res
+
+
+def _has(obj, dotted):
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
 
 
 def _derive(res, table):
@@ -338,6 +349,8 @@ def _header(res):
                  "timing); every result is checked against NumPy's in float64")
     for fw, why in res.get("missing", {}).items():
         lines.append(f"not measured: {fw}: {why}")
+    for name, why in res.get("left_out", {}).items():
+        lines.append(f"left out: {name} ({why}, which this fastjac does not have)")
     if not res.get("inputs_identical", True):
         lines.append("WARNING: the workers built different inputs (different NumPy "
                      "random streams?): compare rows with care")

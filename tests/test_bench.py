@@ -87,6 +87,18 @@ def test_every_row_bound_is_bytes_over_the_bandwidth_of_as_many_bytes(monkeypatc
     assert "of the read bandwidth" in bench.format_tables(res)
 
 
+def test_workload_needing_what_fastjac_lacks_is_left_out(monkeypatch):
+    fake = worker.Workload("future.vjp", "x", worker._normals(1), [10], [10],
+                           fastjac=lambda fj: fj.future.vjp, numpy=lambda m: m.exp,
+                           needs="future.vjp")
+    monkeypatch.setattr(bench, "WORKLOADS", [fake] + WORKLOADS[:1])
+    res = run_bench(quick=True, repeat=1, dtypes=("float64",), frameworks=["fastjac"],
+                    bandwidth=False, next_to_blas=False)
+    assert [w["name"] for w in res["workloads"]] == [WORKLOADS[0].name]
+    assert res["left_out"] == {"future.vjp": "needs fastjac.future.vjp"}
+    assert "left out: future.vjp" in bench.format_tables(res)
+
+
 def test_max_size_filters_rows():
     res = run_bench(quick=True, repeat=1, workloads=["dot", "neuron.loss_grad"],
                     dtypes=("float32",), frameworks=["fastjac"], bandwidth=False,
