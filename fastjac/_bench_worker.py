@@ -357,8 +357,10 @@ def _torch_fit(torch):
     return fit
 
 
-def _jax_fit(jax):
-    vgrad = jax.value_and_grad(_jax_loss(jax), argnums=(0, 1))
+def _jax_fit(jax, loss=None):
+    """``jit(fori_loop)`` over the epochs of gradient descent on ``loss(w, b, X, y)``
+    (default: the neuron's)."""
+    vgrad = jax.value_and_grad(loss or _jax_loss(jax), argnums=(0, 1))
 
     def fit(X, y, w, b):
         def epoch(e, state):
@@ -374,6 +376,25 @@ def _fj_fit(fj):
     def fit(X, y, w, b):
         res = fj.neuron.fit(X, y, lr=NEURON_LR, epochs=NEURON_EPOCHS, w0=w, b0=b)
         return res.w, res.b
+    return fit
+
+
+def _descent(loss_grad):
+    """Full-batch gradient descent as a user writes it over ``loss_grad(X, Y, W, b)``
+    (NumPy or PyTorch): NEURON_EPOCHS epochs at NEURON_LR, each epoch's loss kept."""
+    def fit(X, Y, W, b):
+        losses = [None] * NEURON_EPOCHS
+        for e in range(NEURON_EPOCHS):
+            losses[e], gW, gb = loss_grad(X, Y, W, b)
+            W, b = W - NEURON_LR * gW, b - NEURON_LR * gb
+        return W, b
+    return fit
+
+
+def _fj_layer_fit(fj):
+    def fit(X, Y, W, b):
+        res = fj.layer.fit(X, Y, lr=NEURON_LR, epochs=NEURON_EPOCHS, W0=W, b0=b)
+        return res.W, res.b
     return fit
 
 
@@ -417,11 +438,15 @@ def _torch_layer_loss_grad(torch):
     return loss_grad
 
 
-def _jax_layer_loss_grad(jax):
+def _jax_layer_loss(jax):
     def loss(W, b, X, Y):
         R = jax.numpy.maximum(X @ W.T + b, 0) - Y
         return (R * R).sum() / X.shape[0]
-    vg = jax.value_and_grad(loss, argnums=(0, 1))
+    return loss
+
+
+def _jax_layer_loss_grad(jax):
+    vg = jax.value_and_grad(_jax_layer_loss(jax), argnums=(0, 1))
 
     def loss_grad(X, Y, W, b):
         C, (gW, gb) = vg(W, b, X, Y)
@@ -480,6 +505,11 @@ WORKLOADS = [
              _layer_traffic, fastjac=lambda fj: fj.layer.loss_grad,
              numpy=_np_layer_loss_grad, torch=_torch_layer_loss_grad,
              jax=_jax_layer_loss_grad, needs="layer.loss_grad"),
+    Workload("layer.fit", f"{NEURON_EPOCHS} full-batch epochs of gradient descent, lr "
+             f"{NEURON_LR}", _layer_inputs, [(1000, 10, 32)], [(1000, 10, 32)],
+             fastjac=_fj_layer_fit, numpy=lambda m: _descent(_np_layer_loss_grad(m)),
+             torch=lambda t: _descent(_torch_layer_loss_grad(t)),
+             jax=lambda jax: _jax_fit(jax, _jax_layer_loss(jax)), needs="layer.fit"),
 ]
 """Every workload of ``fastjac bench``, in table order. Add a row here (see
 :class:`Workload`); nothing else needs to change."""
