@@ -169,7 +169,7 @@ def _extensions():
         opt = ["/O2"] if not DEBUG else ["/Od"]
     libmvec = sys.platform != "win32" and _libmvec_available()
 
-    kernels = ["elementwise", "neuron"]
+    kernels = ["elementwise", "neuron", "fused", "layer"]
     exts = [
         Extension(
             f"fastjac._kernels.{name}",
@@ -178,10 +178,12 @@ def _extensions():
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
             + ([("FJ_HAVE_LIBMVEC", "1")] if libmvec and name == "elementwise" else []),
             libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
-            depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "fj_vmath.h",
-                                                        "fj_exp_table.h", "fj_reduce.h",
-                                                        "neuron_block.h",
-                                                        "neuron_block_avx2.h")],
+            depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "elementwise.pxd",
+                                                        "fj_vmath.h", "fj_exp_table.h",
+                                                        "fj_reduce.h",
+                                                        "neuron_block.h", "fj_fused.h",
+                                                        "neuron_block_avx2.h",
+                                                        "layer_block.h")],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,
         )

@@ -1,4 +1,8 @@
-"""Your own training loop around fastjac.neuron.loss_grad, allocating nothing per step.
+"""
+A training loop that allocates nothing per step
+===============================================
+
+Your own training loop around fastjac.neuron.loss_grad, allocating nothing per step.
 
 fastjac.neuron.fit runs the whole loop in compiled code. When you want to own the loop
 (your schedule, your logging, your stopping rule) call the fused kernel yourself:
@@ -105,6 +109,25 @@ def main():
     if peak >= batch_bytes:
         raise SystemExit("FAILED: the training loop allocated a batch-sized array")
     print("OK: no array is allocated per step")
+    plot_losses(losses, batch_size)
+
+
+def plot_losses(losses, batch_size):
+    """The mean batch loss of each epoch (needs matplotlib)."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.semilogy(losses, marker=".")
+    ax.axhline(0.05 ** 2, color="gray", linestyle=":", label="noise level")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean batch loss")
+    ax.set_title(f"minibatch SGD with loss_grad(..., out=gw), batches of {batch_size}")
+    ax.legend()
+    fig.tight_layout()
+    if plt.get_backend().lower() != "agg":
+        plt.show()
 
 if __name__ == "__main__":
     main()

@@ -1,26 +1,33 @@
-"""A two-layer network whose gradients are assembled from fastjac's Jacobian products.
+"""
+A two-layer network trained with fastjac
+========================================
 
-The network (numerator layout, one row per sample; X is N x n):
+A layer of ReLU neurons, then an output.
 
-    hidden layer   a_h = max(0, X w_h + b_h)          h = 1..H   (H ReLU neurons, §5)
-    output         ŷ   = Σ_h v_h a_h + c 1            (linear; scalar expansion of c, §4.3)
-    loss           C   = (1/N) Σ_i (ŷ_i - y_i)²       (§6)
+The network (numerator layout; X is N x n, one sample per row; W is H x n, one row per
+hidden neuron)::
 
-Reverse mode is the vector chain rule (§4.5.3) applied from the loss back, one Jacobian
-product at a time, none of them formed as a dense matrix:
+    hidden layer   A = max(0, X Wᵀ + b)                (N x H: H ReLU neurons, §5)
+    output         ŷ = A v + c 1                       (linear; scalar expansion of c, §4.3)
+    loss           C = (1/N) Σ_i (ŷ_i - y_i)²          (§6)
 
-    g      = ∂C/∂ŷ = (2/N)(ŷ - y)                         a row of length N
-    ∂C/∂c  : fastjac.add.vjp(u, c, g)[1]                   ∂(u + c1)/∂c = 1, so Σ_i g_i
-    ∂C/∂a_h, ∂C/∂v_h : fastjac.mul.vjp(a_h, v_h, g)       diag(v_h 1) and the column a_h
-    ∂a_h/∂w_h, ∂a_h/∂b_h : fastjac.neuron.activation_jacobian   diag(mask_h) X, mask_h
-    ∂C/∂w_h = (∂C/∂a_h) @ Jw,  ∂C/∂b_h = (∂C/∂a_h) @ Jb   RowScaled / Column products
+Reverse mode is the vector chain rule (§4.5.3) from the loss back, with no loop over the
+hidden units and no dense Jacobian::
 
-The same network with a ReLU output neuron, ŷ = max(0, A v + c), has its whole output
-layer and the gradient flowing back into A from ONE fused call:
-``fastjac.neuron.loss_grad(A, y, v, c, wrt=("w", "b", "X"))``.
+    g       = ∂C/∂ŷ = (2/N)(ŷ - y)                      a row of length N
+    ∂C/∂c   = Σ_i g_i                                    (§4.3)
+    ∂C/∂v   = g A,      ∂C/∂A = g vᵀ                     (N x H)
+    ∂C/∂W, ∂C/∂b : fastjac.layer.activation_vjp(X, W, A, ∂C/∂A, wrt=("W", "b"))
+                   (the mask A > 0, then one pass over X for all H neurons)
+
+The same network with the paper's ReLU output neuron, ŷ = max(0, A v + c), gets its whole
+output layer and the gradient flowing back into A from ONE fused call,
+``fastjac.neuron.loss_grad(A, y, v, c, wrt=("w", "b", "X"))``, whose ∂C/∂A goes through
+``fastjac.layer.activation_vjp`` the same way.
 
 Both backward passes are checked with fastjac.check_grad (central finite differences)
-before training, then the linear-output network is trained by gradient descent.
+before training, then the linear-output network is trained by gradient descent, and its
+fit is drawn against the target (when matplotlib is installed).
 
 Run:  python examples/two_layer_network.py
 """
@@ -30,7 +37,7 @@ import time
 import numpy as np
 
 import fastjac as fj
-from fastjac import neuron
+from fastjac import layer, neuron
 
 
 def make_data(N=512, n=4, seed=0):
@@ -67,52 +74,46 @@ class TwoLayer:
         return theta
 
     def hidden(self, theta, X):
-        """A as an H x N array: row h is a_h = max(0, X w_h + b_h)."""
+        """A, N x H: column h is neuron h's activation max(0, X w_h + b_h)."""
         W, b, _, _ = self.unpack(theta)
-        return np.stack([neuron.activation(X, W[h], b[h]) for h in range(self.H)])
+        return layer.activation(X, W, b)
 
     # -- linear output -----------------------------------------------------------------
     def loss(self, theta, X, y):
         _, _, v, c = self.unpack(theta)
-        r = v @ self.hidden(theta, X) + c - y
+        r = self.hidden(theta, X) @ v + c - y
         return fj.dot(r, r) / len(y)
 
     def loss_and_grad(self, theta, X, y):
         W, b, v, c = self.unpack(theta)
         N = len(y)
-        A = self.hidden(theta, X)                     # H x N
-        u = v @ A                                     # Σ_h v_h a_h
-        r = u + c - y
+        A = self.hidden(theta, X)                     # N x H
+        r = A @ v + c - y
         C = fj.dot(r, r) / N
         g = fj.mul(r, 2.0 / N)                        # ∂C/∂ŷ (§6)
         grad = np.empty_like(theta)
         gW, gb, gv, _ = self.unpack(grad)
-        _, grad[-1] = fj.add.vjp(u, c, g)             # §4.3: ∂C/∂c = Σ_i g_i
-        for h in range(self.H):
-            ga, gv[h] = fj.mul.vjp(A[h], v[h], g)     # §4.2/§4.3: (v_h g, g·a_h)
-            Jw, Jb = neuron.activation_jacobian(X, W[h], b[h])   # §5: diag(mask) X, mask
-            gW[h] = ga @ Jw                           # reverse mode: one pass over X
-            gb[h] = (ga @ Jb)[0]
+        grad[-1] = np.sum(g)                          # §4.3: ∂C/∂c = Σ_i g_i
+        gv[...] = g @ A                               # ∂C/∂v
+        gA = np.outer(g, v)                           # ∂C/∂A
+        # back through the hidden layer: every neuron in one pass over X
+        layer.activation_vjp(X, W, A, gA, wrt=("W", "b"), out=(gW, gb))
         return C, grad
 
     # -- ReLU output neuron ------------------------------------------------------------
     def relu_head_loss(self, theta, X, y):
         _, _, v, c = self.unpack(theta)
-        return neuron.loss(np.ascontiguousarray(self.hidden(theta, X).T), y, v, c)
+        return neuron.loss(self.hidden(theta, X), y, v, c)
 
     def relu_head_grad(self, theta, X, y):
         W, b, v, c = self.unpack(theta)
-        A = np.ascontiguousarray(self.hidden(theta, X).T)        # N x H: samples in rows
+        A = self.hidden(theta, X)                     # N x H: samples in rows
         C, gv_, gc, gA = neuron.loss_grad(A, y, v, c, wrt=("w", "b", "X"))
         grad = np.empty_like(theta)
         gW, gb, gv, _ = self.unpack(grad)
         gv[...] = gv_
         grad[-1] = gc
-        for h in range(self.H):
-            Jw, Jb = neuron.activation_jacobian(X, W[h], b[h])
-            ga = np.ascontiguousarray(gA[:, h])                  # ∂C/∂a_h
-            gW[h] = ga @ Jw
-            gb[h] = (ga @ Jb)[0]
+        layer.activation_vjp(X, W, A, gA, wrt=("W", "b"), out=(gW, gb))
         return grad
 
 
@@ -159,8 +160,10 @@ def main():
     print(f"\n2. Gradient descent, lr={lr}, {steps} steps")
     baseline = float(np.mean((y - y.mean()) ** 2))
     t0 = time.perf_counter()
+    losses = []
     for step in range(steps):
         C, grad = net.loss_and_grad(theta, X, y)
+        losses.append(C)
         if step % 100 == 0:
             print(f"   step {step:3d}   loss {C:.4f}")
         theta -= lr * grad
@@ -171,7 +174,32 @@ def main():
           f"R² = {1 - C / baseline:.3f}")
     if not C < 0.5 * baseline:
         raise SystemExit("FAILED: the network did not learn")
+    plot_fit(net, theta, X, y, losses)
     print("OK")
+
+
+def plot_fit(net, theta, X, y, losses):
+    """The loss curve and the fitted network against the target (needs matplotlib)."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    _, _, v, c = net.unpack(theta)
+    pred = net.hidden(theta, X) @ v + c
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.semilogy(losses)
+    ax1.set_xlabel("gradient-descent step")
+    ax1.set_ylabel("mean squared error")
+    ax1.set_title("training loss")
+    lim = [float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))]
+    ax2.plot(lim, lim, color="gray", linestyle=":")
+    ax2.scatter(y, pred, s=6, alpha=0.6)
+    ax2.set_xlabel("target  sin(1.5 x₀) + 0.5 x₁ x₂ + noise")
+    ax2.set_ylabel("network output")
+    ax2.set_title(f"fit on the {len(y)} training samples")
+    fig.tight_layout()
+    if plt.get_backend().lower() != "agg":
+        plt.show()
 
 
 if __name__ == "__main__":

@@ -5,14 +5,20 @@ Learning": Jacobian-vector and vector-Jacobian products of element-wise function
 operators (diagonal Jacobians, scalar expansion), sum and dot gradients, and the batched
 ReLU neuron with its MSE loss, all without building a dense matrix.
 
+Examples
+--------
 >>> import numpy as np
 >>> import fastjac as fj
->>> w = np.array([0.5, -1.0, 2.0])
->>> x = np.array([1.0, 2.0, 3.0])
->>> gy = np.ones(3)
->>> gx = fj.exp.vjp(x, gy)                  # gy * exp(x), one pass
->>> gw, gx = fj.mul.vjp(w, x, gy)           # (gy * x, gy * w)
+>>> w = np.array([1.0, 2.0, 3.0])
+>>> x = np.array([0.0, 0.5, 1.0])
+>>> gy = np.array([1.0, 2.0, 3.0])
+>>> fj.exp.vjp(x, gy).round(4)               # gy * exp(x), one pass
+array([1.    , 3.2974, 8.1548])
+>>> fj.mul.vjp(w, x, gy)                     # (gy * x, gy * w)
+(array([0., 1., 3.]), array([1., 4., 9.]))
 >>> gw, gx = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin).vjp(w, x, gy)
+>>> gx.round(4)                              # gy * exp(w) * cos(x)
+array([ 2.7183, 12.969 , 32.5568])
 """
 
 # Where things live, in import order (each module imports only those above it; the
@@ -21,23 +27,27 @@ ReLU neuron with its MSE loss, all without building a dense matrix.
 #   _config        FASTJAC_* environment switches, validation-mode flag
 #   _validate      every input check;  jacobian  structured Jacobians
 #   _display       progress bar, time format;  _reference  the NumPy neuron
+#   _optable       the op table: names, codes, arities, weights, formulas
 #   _fd            finite-difference engine;  _report  what a check found
 #   gradcheck      the public checks (check_*, assert_*)
 #   _validation    validation-mode hooks called by ops and neuron
-#   ops, neuron    the element-wise ops and the ReLU neuron
+#   ops            the element-wise ops
+#   neuron, layer, fuse   the ReLU neuron, a layer of them, fused expressions (fj.fuse)
 #   _selfcheck     every kernel against finite differences (fastjac.selfcheck)
 #   bench, dask    `fastjac bench`; the same gradients on Dask arrays
 #   cli            the `fastjac` command (check, bench, demo, train)
 from ._kernels.elementwise import openmp_enabled
-from .jacobian import Column, Dense, Diagonal, Jacobian, Row, RowScaled
+from .jacobian import Column, Dense, Diagonal, Jacobian, LayerJacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
                   set_precision, sum)
 from . import neuron
+from .fuse import Fused, fuse
+from . import layer
 from .gradcheck import (
     GradCheckError, GradCheckReport, assert_diagonal, assert_grad, assert_jvp, assert_vjp,
     check_diagonal, check_grad, check_jvp, check_vjp, validating,
 )
-from ._selfcheck import selfcheck
+from ._selfcheck import SelfCheckReport, selfcheck
 
 __version__ = "0.1.0"
 
@@ -63,12 +73,13 @@ maximum = BINARY["maximum"]
 minimum = BINARY["minimum"]
 
 __all__ = [
-    "__version__", "openmp_enabled", "neuron", "set_precision", "get_precision",
+    "__version__", "openmp_enabled", "neuron", "layer", "set_precision", "get_precision",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
-    "assert_vjp", "assert_diagonal", "selfcheck", "validating", "GradCheckReport",
-    "GradCheckError",
-    "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense",
+    "assert_vjp", "assert_diagonal", "selfcheck", "SelfCheckReport", "validating",
+    "GradCheckReport", "GradCheckError",
+    "Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense", "LayerJacobian",
     "UnaryOp", "BinaryOp", "UNARY", "BINARY", "chain", "elementwise", "dot", "sum",
+    "fuse", "Fused",
     "identity", "neg", "square", "sqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid",
     "relu", "abs", "reciprocal", "add", "sub", "mul", "div", "maximum", "minimum",
 ]

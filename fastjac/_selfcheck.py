@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _config, neuron, ops
 from ._fd import F64
+from .fuse import fuse
 from .gradcheck import GradCheckReport, check_diagonal, check_jvp, check_vjp
 
 __all__ = ["SelfCheckRow", "SelfCheckReport", "selfcheck"]
@@ -158,6 +159,7 @@ def _selfcheck_cases(dtype, rng, n=24):
         name="dot.jvp",
     )
     yield from _neuron_cases(dt, rng)
+    yield from _fuse_cases(dt, rng, n)
 
 
 def _binary_cases(op, label, dt, rng, n):
@@ -246,6 +248,35 @@ def _neuron_cases(dt, rng, N=40, n=5):
 
     yield "neuron.activation_jacobian", act_jac
     yield "neuron.loss_grad", loss_grad
+
+
+def _fuse_cases(dt, rng, n):
+    """Fused expressions: the paper's x + x² (§4.5.2), exp(w)·sin(x) + w/x with array and
+    scalar inputs, and a three-input DAG with shared subexpressions."""
+    U, B = ops.UNARY, ops.BINARY
+    paper = fuse(lambda x: x + x ** 2)
+    issue = fuse(lambda w, x: U["exp"](w) * U["sin"](x) + w / x)
+    three = fuse(lambda a, b, c: U["tanh"](a) * b + B["maximum"](a * b, c) * c
+                 - U["sqrt"](b * b + 1.0))
+    x = rng.uniform(-2.0, 2.0, n).astype(dt)
+    w = rng.uniform(-2.0, 2.0, n).astype(dt)
+    xd = (np.sign(x) * (0.5 + np.abs(x))).astype(dt)
+    c3 = rng.uniform(-2.0, 2.0, n)
+    c3 = np.where(np.abs(c3 - w * x) < 0.1, c3 + 0.3, c3).astype(dt)
+    t = rng.standard_normal(n).astype(dt)
+    s = float(rng.uniform(0.5, 1.5))
+    yield "fuse(x + x**2).derivative", lambda: check_diagonal(
+        paper, paper.derivative(x), x, name="fuse(x + x**2).derivative")
+    label = "fuse(exp(w)*sin(x) + w/x)"
+    yield f"{label}.vjp", lambda: check_vjp(
+        issue, issue.vjp, (w, xd), seed=5, name=f"{label}.vjp")
+    yield f"{label}.vjp[scalar w]", lambda: check_vjp(
+        issue, issue.vjp, (s, xd), seed=6, name=f"{label}.vjp[scalar w]")
+    yield f"{label}.jvp", lambda: check_jvp(
+        issue, lambda p, tt: issue.jvp(*p, *tt), (w, xd), (t, t[::-1].copy()),
+        name=f"{label}.jvp")
+    yield "fuse(3 inputs).vjp", lambda: check_vjp(
+        three, three.vjp, (w, x, c3), seed=7, name="fuse(3 inputs).vjp")
 
 
 def selfcheck(dtypes=("float64", "float32"), seed=0):

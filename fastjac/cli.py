@@ -26,7 +26,7 @@ from typing import IO, Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import numpy.typing as npt
 
-from . import __version__, _reference, bench, neuron
+from . import __version__, _reference, bench, layer, neuron
 from ._display import Progress, format_time
 from ._selfcheck import selfcheck
 
@@ -463,6 +463,8 @@ def _cmd_train(opts: argparse.Namespace) -> int:
         raise CLIError("--epochs must be at least 1")
     if opts.batch_size is not None and opts.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
+    if opts.hidden is not None and opts.hidden < 1:
+        raise CLIError("--hidden must be at least 1 (the number of hidden ReLU neurons)")
     if opts.plot:
         _check_matplotlib()
     names, data = read_csv(opts.csv)
@@ -484,6 +486,8 @@ def _cmd_train(opts: argparse.Namespace) -> int:
         std = X.std(axis=0)
         std[std == 0] = 1.0  # a constant column stays centred at 0
         X = (X - mean) / std
+    if opts.hidden is not None:
+        return _train_two_layer(opts, X, y, features, mean, std)
     lr = opts.lr if opts.lr is not None else auto_learning_rate(X)
     batch = opts.batch_size
     print(f"fastjac train: {N} rows, {n} features -> target {opts.target!r}"
@@ -546,6 +550,112 @@ def _cmd_train(opts: argparse.Namespace) -> int:
         print(f"\nwrote the parameters to {opts.out}", file=out)
     if opts.plot:
         _save_plot(losses, opts.plot, f"fastjac train: {opts.target}")
+        print(f"saved the loss curve to {opts.plot}", file=out)
+    return 0
+
+
+def _train_two_layer(opts: argparse.Namespace, X: np.ndarray, y: np.ndarray,
+                     features: List[str], mean: Optional[np.ndarray],
+                     std: Optional[np.ndarray]) -> int:
+    """``fastjac train --hidden H``: a hidden layer of H ReLU neurons, then the paper's
+    ReLU output neuron, ``target ≈ max(0, v·max(0, W x + b) + c)``, by gradient descent.
+
+    Each step: ``A = fastjac.layer.activation(X, W, b)``; the output neuron's loss and its
+    gradients with respect to v, c and A from one fused call,
+    ``fastjac.neuron.loss_grad(A, y, v, c, wrt=("w", "b", "X"))``; ∂C/∂A back through the
+    hidden layer with ``fastjac.layer.activation_vjp(X, W, A, ∂C/∂A, wrt=("W", "b"))``.
+    """
+    out = sys.stdout
+    N, n = X.shape
+    H = opts.hidden
+    # train on the target divided by its scale (so that one step size suits both layers
+    # whatever the target's units); losses and parameters are reported in its units:
+    # s max(0, v·a + c) = max(0, (s v)·a + s c) for s > 0
+    scale = float(np.sqrt(np.mean(y * y))) or 1.0
+    y = y / scale
+    rng = np.random.default_rng(opts.seed)
+    W = rng.normal(0.0, 1.0 / math.sqrt(n), (H, n))
+    b = np.full(H, opts.b0)                         # start the hidden neurons active
+    v = np.abs(rng.normal(0.0, 1.0 / math.sqrt(H), H))
+    # the output starts at the mean target: the ReLU output neuron starts active
+    A0 = layer.activation(X, W, b)
+    c = float(np.mean(y) - np.mean(A0 @ v))
+    # the step: 1/λ_max of the output neuron's curvature at the start (auto_learning_rate
+    # on the hidden activations; a heuristic for the hidden layer, which has its own)
+    lr = opts.lr if opts.lr is not None else auto_learning_rate(A0)
+    B = opts.batch_size if opts.batch_size is not None and opts.batch_size < N else N
+    print(f"fastjac train: {N} rows, {n} features -> target {opts.target!r}"
+          f"{' (features standardized)' if opts.standardize else ''}", file=out)
+    lr_note = "" if opts.lr is not None else " (chosen from the data; set it with --lr)"
+    print(f"model: {opts.target} ≈ max(0, v·a + c), a = max(0, W x + b) with {H} hidden "
+          f"ReLU neurons; gradient descent on the MSE, {opts.epochs} epochs, batch size "
+          f"{B if B < N else 'N (full batch)'}, lr={lr:.3g}{lr_note}", file=out)
+    out.flush()
+    bar = Progress(opts.epochs, desc="train", enabled=not opts.no_progress)
+    losses = np.empty(opts.epochs)
+    try:
+        for epoch in range(opts.epochs):
+            order = rng.permutation(N) if B < N else None
+            sse = 0.0
+            for s0 in range(0, N, B):
+                rows = order[s0:s0 + B] if order is not None else slice(s0, s0 + B)
+                Xb, yb = X[rows], y[rows]
+                A = layer.activation(Xb, W, b)
+                C, gv, gc, gA = neuron.loss_grad(A, yb, v, c, wrt=("w", "b", "X"))
+                gW, gb = layer.activation_vjp(Xb, W, A, gA, wrt=("W", "b"))
+                sse += C * len(yb)
+                W -= lr * gW
+                b -= lr * gb
+                v -= lr * gv
+                c -= lr * gc
+            losses[epoch] = sse / N * scale * scale
+            if not (math.isfinite(losses[epoch]) and np.isfinite(W).all()
+                    and np.isfinite(v).all() and math.isfinite(c)):
+                raise CLIError(f"training diverged at epoch {epoch}: the loss or the "
+                               f"parameters became NaN/inf. Try a smaller --lr"
+                               f"{' or --standardize' if not opts.standardize else ''}.")
+            bar.update(float(losses[epoch]))
+    finally:
+        bar.close()
+    A = layer.activation(X, W, b)
+    final = float(neuron.loss(A, y, v, c)) * scale * scale
+    active = float(np.mean(A > 0))
+    v, c = v * scale, c * scale
+    print(f"\nloss {losses[0]:.6g} -> {final:.6g} after {len(losses)} epochs "
+          f"({H} hidden neurons, active on {100 * active:.0f}% of (row, neuron) pairs)",
+          file=out)
+    for line in ascii_plot(losses, width=min(60, max(len(losses), 2)), height=6):
+        print("  " + line, file=out)
+    params = {
+        "model": "two_layer_relu",
+        "formula": "prediction = max(0, v . max(0, W x + b) + c)"
+        + ("  with x standardized: (x - mean) / std" if opts.standardize else ""),
+        "target": opts.target,
+        "features": features,
+        "hidden": H,
+        "W": W.tolist(),
+        "b": b.tolist(),
+        "v": v.tolist(),
+        "c": c,
+        "final_loss": final,
+        "losses": [float(v_) for v_ in losses],
+        "standardization": (
+            {"mean": [float(v_) for v_ in mean], "std": [float(v_) for v_ in std]}
+            if mean is not None and std is not None else None
+        ),
+        "training": {"lr": lr, "epochs": opts.epochs, "batch_size": opts.batch_size,
+                     "seed": opts.seed, "n_samples": N},
+    }
+    if opts.out:
+        try:
+            with open(opts.out, "w", encoding="utf-8") as f:
+                json.dump(params, f, indent=2)
+                f.write("\n")
+        except OSError as exc:
+            raise CLIError(f"cannot write {opts.out}: {exc.strerror or exc}") from None
+        print(f"\nwrote the parameters to {opts.out}", file=out)
+    if opts.plot:
+        _save_plot(losses, opts.plot, f"fastjac train --hidden {H}: {opts.target}")
         print(f"saved the loss curve to {opts.plot}", file=out)
     return 0
 
@@ -617,6 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initial bias (default 0.1: starts the neuron active)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initial weights and "
                    "the batch order (default 0)")
+    t.add_argument("--hidden", type=int, default=None, metavar="H",
+                   help="train a two-layer network instead: H hidden ReLU neurons "
+                   "(fastjac.layer) feeding the ReLU output neuron")
     t.add_argument("--out", metavar="PATH", help="write the parameters as JSON")
     t.add_argument("--plot", metavar="PATH", help="save the loss curve as an image "
                    "(needs matplotlib)")

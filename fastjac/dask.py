@@ -28,14 +28,24 @@ you use a ``Client``.
 
 Examples
 --------
->>> import dask.array as da, numpy as np
->>> import fastjac as fj, fastjac.dask as fjd
->>> rng = da.random.default_rng(0)
->>> X = rng.standard_normal((10_000_000, 16), chunks=(250_000, 16))   # 1.3 GB, lazy
->>> y = rng.standard_normal(10_000_000, chunks=250_000)
->>> C, gw, gb = fjd.loss_grad(X, y, np.full(16, 0.1), 0.0)          # chunk by chunk
->>> result = fjd.fit(X, y, lr=0.05, epochs=10, batch_size=1_000_000)  # FitResult
->>> gw, gx = fjd.vjp(fj.mul, 2.0, X, X)        # gw: 0-d Dask array, gx: like X, lazy
+>>> import dask.array as da
+>>> import numpy as np
+>>> import fastjac as fj
+>>> import fastjac.dask as fjd
+>>> rng = np.random.default_rng(0)
+>>> X_np = rng.standard_normal((10_000, 4))
+>>> y_np = np.maximum(X_np @ np.array([1.0, -1.0, 0.5, 0.0]) + 0.2, 0)
+>>> X = da.from_array(X_np, chunks=(2_500, 4))    # four row chunks
+>>> y = da.from_array(y_np, chunks=2_500)
+>>> C, gw, gb = fjd.loss_grad(X, y, np.full(4, 0.1), 0.0)     # chunk by chunk
+>>> round(C, 4), gw.round(4), round(gb, 4)
+(1.2901, array([-0.8113,  0.4397, -0.4839, -0.1995]), -0.6727)
+>>> result = fjd.fit(X, y, lr=0.1, epochs=200)                 # a FitResult
+>>> result.w.round(2), round(result.b, 2)
+(array([ 1. , -1. ,  0.5,  0. ]), 0.2)
+>>> gz, gx = fjd.vjp(fj.mul, 2.0, X, X)      # gz: 0-d Dask array, gx: like X, lazy
+>>> gx.shape, round(float(gz.compute()), 4)
+((10000, 4), 40149.1851)
 """
 
 import math

@@ -24,7 +24,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense"]
+__all__ = ["Jacobian", "Diagonal", "Column", "Row", "RowScaled", "Dense", "LayerJacobian"]
 
 _LAYOUTS = ("numerator", "denominator")
 
@@ -387,3 +387,98 @@ class _Transposed(Jacobian):
     @property
     def T(self) -> Jacobian:
         return self.J
+
+
+class LayerJacobian(Jacobian):
+    """The Jacobian of a ReLU layer's activation ``A = max(0, X Wᵀ + b)`` over a batch,
+    stored as its per-sample structure (never as the dense stacked matrix).
+
+    Outputs are ``A.ravel()`` (N m entries, sample-major); one object per input:
+
+    * ``wrt="W"``: inputs ``W.ravel()`` (m n). Sample i's block (m x m n) is
+      ``diag(M_i) ⊗ x_iᵀ``: row k holds ``M_ik x_iᵀ`` in neuron k's n columns.
+    * ``wrt="b"``: inputs ``b`` (m). Sample i's block is ``diag(M_i)``.
+    * ``wrt="X"``: inputs ``X.ravel()`` (N n). Block-diagonal over samples, sample i's
+      block (m x n) is ``diag(M_i) W``.
+
+    ``M`` is the (N, m) ReLU mask (1 where the pre-activation is > 0, 0 where it is <= 0:
+    ReLU'(0) = 0). ``J @ v`` and ``u @ J`` cost a matrix product with X or W, never the
+    dense matrix; ``block(i)`` gives sample i's dense block; ``todense()`` builds it all.
+
+    Parameters
+    ----------
+    mask : array_like, shape (N, m)
+    M : array_like or None
+        ``X`` (N, n) for ``wrt="W"``, ``W`` (m, n) for ``wrt="X"``, None for ``wrt="b"``.
+    wrt : {"W", "b", "X"}
+    """
+
+    def __init__(self, mask: npt.ArrayLike, M: Optional[npt.ArrayLike], wrt: str) -> None:
+        self.mask = np.asarray(mask)
+        if self.mask.ndim != 2:
+            raise ValueError(f"mask must be 2-D (N, m), got shape {self.mask.shape}")
+        if wrt not in ("W", "b", "X"):
+            raise ValueError(f"wrt must be 'W', 'b' or 'X', got {wrt!r}")
+        N, m = self.mask.shape
+        self.wrt = wrt
+        self.M = None if M is None else np.asarray(M)
+        if wrt == "W":
+            if self.M is None or self.M.ndim != 2 or self.M.shape[0] != N:
+                raise ValueError(f"wrt='W' needs X of shape (N, n) with N = {N}")
+            self.shape = (N * m, m * self.M.shape[1])
+        elif wrt == "b":
+            self.shape = (N * m, m)
+        else:
+            if self.M is None or self.M.ndim != 2 or self.M.shape[0] != m:
+                raise ValueError(f"wrt='X' needs W of shape (m, n) with m = {m}")
+            self.shape = (N * m, N * self.M.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        if self.M is None:
+            return self.mask.dtype
+        return np.result_type(self.mask.dtype, self.M.dtype)
+
+    def block(self, i: int) -> np.ndarray:
+        """Sample i's dense Jacobian: (m, m n), (m, m) or (m, n) for W, b, X."""
+        Mi = self.mask[i]
+        if self.M is None:  # wrt == "b"
+            return np.diag(Mi)
+        if self.wrt == "W":
+            return np.kron(np.diag(Mi), self.M[i][None, :])
+        return Mi[:, None] * self.M
+
+    def _dense(self):
+        N, m = self.mask.shape
+        out = np.zeros(self.shape, dtype=self.dtype)
+        n = self.M.shape[1] if self.M is not None else 0
+        for i in range(N):
+            rows = slice(i * m, (i + 1) * m)
+            if self.wrt == "X":
+                out[rows, i * n:(i + 1) * n] = self.block(i)
+            else:
+                out[rows] = self.block(i)
+        return out
+
+    def _matvec(self, v):
+        N, m = self.mask.shape
+        if v.ndim == 2:
+            return np.stack([self._matvec(v[:, j]) for j in range(v.shape[1])], axis=1)
+        if self.wrt == "W":
+            n = self.M.shape[1]
+            return (self.mask * (self.M @ v.reshape(m, n).T)).reshape(-1)
+        if self.wrt == "b":
+            return (self.mask * v[None, :]).reshape(-1)
+        n = self.M.shape[1]
+        return (self.mask * (v.reshape(N, n) @ self.M.T)).reshape(-1)
+
+    def _rmatvec(self, u):
+        N, m = self.mask.shape
+        if u.ndim == 2:
+            return np.stack([self._rmatvec(r) for r in u])
+        c = u.reshape(N, m) * self.mask
+        if self.wrt == "W":
+            return (c.T @ self.M).reshape(-1)
+        if self.wrt == "b":
+            return c.sum(axis=0)
+        return (c @ self.M).reshape(-1)

@@ -126,6 +126,14 @@ def activation(X, w, b, out=None, n_threads=None):
     numpy.ndarray, shape (N,)
         ``max(0, w·x_i + b)`` for each row, in ``result_type(X, w)`` (float32 or float64).
         A NaN ``z`` gives NaN, as ``np.maximum`` does. ``N == 0`` gives an empty array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, 0.0]])
+    >>> fj.neuron.activation(X, np.array([0.5, -0.25]), 0.1)   # max(0, X w + b)
+    array([0.1, 0. , 0.1])
     """
     X, _, w, b, dtype, N, n = _batch(X, None, w, b)
     buf, out = _v.output(out, "out", (N,), dtype, inputs=(("X", X), ("w", w)))
@@ -270,13 +278,25 @@ def loss_grad(X, y, w, b, out=None, n_threads=None, wrt=_DEFAULT_WRT):
 
     Examples
     --------
-    A training step that allocates no array::
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 3))
+    >>> y = np.maximum(X @ np.array([1.0, -2.0, 0.5]) + 0.1, 0)
+    >>> w, b = np.full(3, 0.1), 0.0
+    >>> C, gw, gb = fj.neuron.loss_grad(X, y, w, b)
+    >>> round(C, 4), gw.round(4), round(gb, 4)
+    (2.4166, array([-0.7297,  0.6383, -0.6469]), -0.7097)
 
-        gw = np.empty_like(w)
-        for _ in range(steps):
-            C, _, gb = loss_grad(X, y, w, b, out=gw)
-            w -= lr * gw
-            b -= lr * gb
+    A training step that allocates no array:
+
+    >>> gw = np.empty_like(w)
+    >>> for _ in range(100):
+    ...     C, _, gb = fj.neuron.loss_grad(X, y, w, b, out=gw)
+    ...     w -= 0.1 * gw
+    ...     b -= 0.1 * gb
+    >>> round(fj.neuron.loss(X, y, w, b), 4)
+    0.0018
     """
     res = None
     if wrt is _DEFAULT_WRT:
@@ -456,6 +476,19 @@ def fit(X, y, lr, epochs, batch_size=None, w0=None, b0=0.0, seed=0, shuffle=True
         shapes, lr <= 0 or NaN, epochs < 1.
     ImportError
         ``progress=True`` without tqdm installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 3))
+    >>> y = np.maximum(X @ np.array([1.0, -2.0, 0.5]) + 0.1, 0)   # a planted neuron
+    >>> result = fj.neuron.fit(X, y, lr=0.1, epochs=500)
+    >>> result.w.round(3), round(result.b, 3)
+    (array([ 1. , -2. ,  0.5]), 0.1)
+    >>> bool(result.losses[-1] < 1e-10 < result.losses[0])
+    True
     """
     lr = _v.positive_number(lr, "lr")
     epochs = _v.positive_int(epochs, "epochs")

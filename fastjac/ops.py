@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _config
+from . import _optable
 from . import _validate as V
 from . import _validation
 from ._kernels import elementwise as _K
@@ -52,8 +53,7 @@ OutPair = Optional[Sequence[Optional[np.ndarray]]]
 # the load average, like OMP_DYNAMIC). Each function weighs what it costs per element relative to a
 # multiply (fastjac's vectorised exp, sin, cos; libm's tanh and log are slower).
 PARALLEL_THRESHOLD = 1 << 18
-_WEIGHT = {_K.UNARY_CODES[name]: w for name, w in (
-    ("exp", 4), ("sigmoid", 6), ("sin", 8), ("cos", 8), ("log", 10), ("tanh", 12))}
+_WEIGHT = _optable.WEIGHT  # per unary code, from the op table (fastjac/_optable.py)
 
 
 _MODES = {"strict": -1, "accurate": 0, "fast": 1}
@@ -76,7 +76,7 @@ def set_precision(mode):
         (AVX2) ulp (tanh). Where libmvec was not available at build time or the CPU lacks
         AVX2, "fast" is the same as "accurate".
 
-    The derivatives of tanh and sigmoid come from exp(-|x|) without cancellation in every
+    The derivatives of tanh and sigmoid come from ``exp(-|x|)`` without cancellation in every
     mode. Results are bitwise identical for every ``n_threads`` in every mode. The
     environment variable ``FASTJAC_PRECISION`` (or the switch ``FASTJAC_FAST_MATH=1`` for
     "fast"; ``0``/``off`` leaves the default) selects the mode at import. Returns the previous mode, so
@@ -114,6 +114,12 @@ def _as_result(res, shape):
     return res[()] if shape == () else res
 
 
+def _traced_method(name):
+    return TypeError(
+        f"fj.fuse: only the value of {name} (without out=) can be used inside a fused "
+        "function; its derivatives come from the fused function's own jvp / vjp / jacobian")
+
+
 def _out_pair(out, names):
     if out is None:
         return None, None
@@ -143,6 +149,20 @@ class UnaryOp:
     * ``n_threads`` (int, optional): an upper bound on the threads to use. ``None``: all
       cores, serial below a measured threshold; fastjac's pool makes oversubscription
       harmless. Results are bitwise identical for every value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> x = np.array([-1.0, 0.0, 2.0])
+    >>> fj.relu(x)
+    array([0., 0., 2.])
+    >>> fj.relu.derivative(x)                 # ReLU'(0) = 0, the paper's choice
+    array([0., 0., 1.])
+    >>> fj.tanh.vjp(x, np.ones(3)).round(4)   # gy ⊗ (1 - tanh(x)²)
+    array([0.42  , 1.    , 0.0707])
+    >>> fj.tanh.jacobian(x)                   # diagonal, stored as a vector
+    Diagonal(shape=(3, 3), dtype=float64)
     """
 
     def __init__(self, name: str, codes: bytes, doc: Optional[str] = None) -> None:
@@ -166,6 +186,10 @@ class UnaryOp:
                             PARALLEL_THRESHOLD, V.CPU_COUNT)
         if res is not None:
             return res
+        if getattr(x, "_fj_traced", False) or getattr(t, "_fj_traced", False):
+            if value and t is None and out is None:  # inside a function traced by fj.fuse
+                return getattr(x, "_fj_unary")(self)
+            raise _traced_method(self.name)
         dt = V.result_dtype(("x", x), (t_name, t))
         xf, shape = V.operand(x, "x", dt)
         tf = None
@@ -334,7 +358,14 @@ def chain(*functions: UnaryOp) -> UnaryOp:
 
     Examples
     --------
-    >>> h = chain(sin, square)        # h(x) = sin(x**2), h'(x) = 2x cos(x**2)  (§4.5.1)
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> h = fj.chain(fj.sin, fj.square)    # h(x) = sin(x**2), h'(x) = 2x cos(x**2)  (§4.5.1)
+    >>> x = np.array([0.0, 0.5, 1.0])
+    >>> h.derivative(x).round(4)
+    array([0.    , 0.9689, 1.0806])
+    >>> (2 * x * np.cos(x**2)).round(4)
+    array([0.    , 0.9689, 1.0806])
     """
     if not functions:
         raise TypeError("chain() needs at least one function")
@@ -362,6 +393,19 @@ class BinaryOp:
     (an upper bound; ``None``: all cores, serial below a measured threshold; fastjac's pool
     makes oversubscription harmless; results are bitwise identical for every value). float32 operands compute in float32 (double
     arithmetic inside), float64 in float64, integers and bools in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> w, x = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    >>> fj.mul.vjp(w, x, np.ones(3))          # (diag(x) gy, diag(w) gy)
+    (array([4., 5., 6.]), array([1., 2., 3.]))
+    >>> gw, gz = fj.mul.vjp(w, 2.0, np.ones(3))   # a scalar operand (§4.3)
+    >>> gw, float(gz)                         # gz = Σ gy_i w_i
+    (array([2., 2., 2.]), 6.0)
+    >>> fj.mul.jacobian(w, 2.0)
+    (Diagonal(shape=(3, 3), dtype=float64), Column(shape=(3, 1), dtype=float64))
     """
 
     def __init__(self, name: str, op: int, fcodes: bytes = b"", gcodes: bytes = b"",
@@ -378,6 +422,9 @@ class BinaryOp:
         return f"<fastjac.BinaryOp {self.name}>"
 
     def _prepare(self, w, x, extra):
+        for v in (w, x) + tuple(e[1] for e in extra):
+            if getattr(v, "_fj_traced", False):
+                raise _traced_method(self.name)
         dt = V.result_dtype(("w", w), ("x", x), *extra)
         wf, sw = V.operand(w, "w", dt)
         xf, sx = V.operand(x, "x", dt)
@@ -407,6 +454,11 @@ class BinaryOp:
         res = self._fast(w, x, None, True, out, n_threads)
         if res is not None:
             return res
+        if getattr(w, "_fj_traced", False) or getattr(x, "_fj_traced", False):
+            if out is not None:  # inside a function being traced by fj.fuse
+                raise TypeError(f"{self.name}: out= is not supported inside fj.fuse")
+            traced = w if getattr(w, "_fj_traced", False) else x
+            return getattr(traced, "_fj_binary")(self, w, x)
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
         buf, res = V.output(out, "out", shape, dt, inputs=(("w", wf), ("x", xf)))
         _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None, None,
@@ -572,8 +624,13 @@ def elementwise(op: BinaryOp, f: Optional[UnaryOp] = None,
 
     Examples
     --------
-    >>> op = elementwise(mul, f=exp, g=sin)      # y = exp(w) ⊗ sin(x)
-    >>> gw, gx = op.vjp(w, x, gy)                 # gy⊗exp(w)⊗sin(x), gy⊗exp(w)⊗cos(x)
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> op = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)    # y = exp(w) ⊗ sin(x)
+    >>> w, x = np.array([0.0, 1.0]), np.array([0.5, 2.0])
+    >>> gw, gx = op.vjp(w, x, np.ones(2))        # exp(w)⊗sin(x), exp(w)⊗cos(x)
+    >>> gw.round(4), gx.round(4)
+    (array([0.4794, 2.4717]), array([ 0.8776, -1.1312]))
     """
     if not isinstance(op, BinaryOp):
         raise TypeError(f"op must be a fastjac binary operator, got {type(op).__name__}")
@@ -592,6 +649,16 @@ class _Dot:
 
     ``dot(w, x)`` is accumulated in double. ``dot.grad(w, x)`` returns ``(x, w)``:
     ∂(w·x)/∂w = xᵀ and ∂(w·x)/∂x = wᵀ, as new 1-D arrays (the rows of numerator layout).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> w, x = np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.5, 1.0])
+    >>> float(fj.dot(w, x))
+    4.0
+    >>> fj.dot.grad(w, x)                     # (∂y/∂w, ∂y/∂x) = (x, w)
+    (array([0. , 0.5, 1. ]), array([1., 2., 3.]))
     """
 
     name = "dot"
@@ -661,6 +728,18 @@ class _Sum:
 
     ``sum(x)`` is accumulated in double in a fixed order (bitwise the same for every
     ``n_threads``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastjac as fj
+    >>> x = np.array([0.0, 0.5, 1.0])
+    >>> float(fj.sum(x))
+    1.5
+    >>> fj.sum.grad(x)                        # the row 1ᵀ
+    array([1., 1., 1.])
+    >>> fj.sum.jacobian(x)
+    Row(shape=(1, 3), dtype=float64)
     """
 
     name = "sum"
@@ -711,22 +790,14 @@ class _Sum:
 dot = _Dot()
 sum = _Sum()  # noqa: A001 - mirrors numpy.sum; fastjac.sum is the §4.4 reduction
 
-_U = _K.UNARY_CODES
-_UNARY_DOCS = {
-    "identity": ("x", "1"),
-    "neg": ("-x", "-1"),
-    "square": ("x²", "2x"),
-    "sqrt": ("√x", "1/(2√x)"),
-    "exp": ("eˣ", "eˣ"),
-    "log": ("ln x", "1/x"),
-    "sin": ("sin x", "cos x"),
-    "cos": ("cos x", "-sin x"),
-    "tanh": ("tanh x", "1 - tanh²x (computed without cancellation)"),
-    "sigmoid": ("1/(1+e⁻ˣ)", "σ(x)(1-σ(x)) (computed as e/(1+e)², e = e^-|x|)"),
-    "relu": ("max(0, x)", "1 if x > 0 else 0 (so ReLU'(0) = 0, the paper's choice)"),
-    "abs": ("|x|", "sign(x) (so abs'(0) = 0)"),
-    "reciprocal": ("1/x", "-1/x²"),
-}
+# The op table (fastjac/_optable.py) is the one source of names, codes, weights and
+# formulas; the kernel's enums must agree with it.
+_optable.check_kernel_codes("fastjac._kernels.elementwise", _K.UNARY_CODES,
+                            {op.name: op.code for op in _optable.PUBLIC_UNARY})
+_optable.check_kernel_codes("fastjac._kernels.elementwise", _K.BINARY_CODES,
+                            _optable.BINARY_CODES)
+_UNARY_DOCS = {op.name: (op.value, op.deriv) for op in _optable.PUBLIC_UNARY}
+_U = _optable.UNARY_CODES
 UNARY: dict[str, UnaryOp] = {}
 for _name, (_f, _d) in _UNARY_DOCS.items():
     UNARY[_name] = UnaryOp(
@@ -735,15 +806,8 @@ for _name, (_f, _d) in _UNARY_DOCS.items():
         doc=f"Element-wise ``{_name}``: y = {_f}, dy/dx = {_d}.\n\n" + (UnaryOp.__doc__ or ""),
     )
 
-_B = _K.BINARY_CODES
-_BINARY_DOCS = {
-    "add": ("w + x", "I", "I"),
-    "sub": ("w - x", "I", "-I"),
-    "mul": ("w ⊗ x", "diag(x)", "diag(w)"),
-    "div": ("w ⊘ x", "diag(1/x)", "diag(-w/x²)"),
-    "maximum": ("max(w, x)", "diag(w >= x)", "diag(w < x)  (ties go to w)"),
-    "minimum": ("min(w, x)", "diag(w <= x)", "diag(w > x)  (ties go to w)"),
-}
+_BINARY_DOCS = {op.name: (op.value, op.deriv, op.deriv_x) for op in _optable.BINARY_OPS}
+_B = _optable.BINARY_CODES
 BINARY: dict[str, BinaryOp] = {}
 for _name, (_f, _jw, _jx) in _BINARY_DOCS.items():
     BINARY[_name] = BinaryOp(

@@ -48,6 +48,24 @@ def test_two_layer_network():
     assert out.rstrip().endswith("OK")
 
 
+def test_loss_curve():
+    pytest.importorskip("fastjac.neuron", reason="fastjac.neuron has not landed yet")
+    proc = _run("loss_curve.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    finals = [float(line.split("->")[1].split()[0]) for line in proc.stdout.splitlines()
+              if "->" in line]
+    assert len(finals) == 2 and max(finals) < 0.01  # the noise level is 0.0025
+
+
+def test_speedup(monkeypatch):
+    pytest.importorskip("fastjac.neuron", reason="fastjac.neuron has not landed yet")
+    monkeypatch.setenv("CI", "true")  # the small sizes the docs build uses in CI
+    proc = _run("speedup.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.rstrip().endswith("x")]
+    assert len(rows) == 10  # two workloads, five sizes; each result checked against NumPy
+
+
 # ---------------------------------------------------------------------------------------
 # README: every code block and every `fastjac ...` command in it runs
 # ---------------------------------------------------------------------------------------

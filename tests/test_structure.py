@@ -21,12 +21,13 @@ MAX_LINES = 1000
 LAYERS = [
     ["fastjac._kernels"],
     ["fastjac._config", "fastjac._validate", "fastjac.jacobian", "fastjac._fd",
-     "fastjac._display", "fastjac._reference"],
+     "fastjac._display", "fastjac._reference", "fastjac._optable"],
     ["fastjac._report"],
     ["fastjac.gradcheck"],
     ["fastjac._validation"],
     ["fastjac.ops"],
-    ["fastjac.neuron"],
+    ["fastjac.neuron", "fastjac.fuse"],
+    ["fastjac.layer"],
     ["fastjac._selfcheck"],
     ["fastjac"],                       # the package: the public API, re-exported
     ["fastjac.bench", "fastjac.dask"],

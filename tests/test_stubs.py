@@ -30,7 +30,7 @@ KERNELS_DIR = PACKAGE_DIR / "_kernels"
 COMPILED = sorted(p.stem for p in KERNELS_DIR.glob("*.pyx"))
 
 # Names Cython adds to every module that are not part of its API.
-CYTHON_ARTIFACTS = {"__test__"}
+CYTHON_ARTIFACTS = {"__test__", "__pyx_capi__"}  # __pyx_capi__: cdef functions a .pxd exports
 
 
 def _module(name):

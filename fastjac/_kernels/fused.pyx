@@ -1,0 +1,878 @@
+# cython: language_level=3
+"""The fused-expression interpreter: value, JVP and VJP of a DAG of element-wise ops.
+
+Python caller: ``fastjac/fuse.py`` (which traces the user's function into a DAG, folds
+constants, removes common subexpressions and dead nodes, and validates every argument
+before anything here runs).
+
+A :class:`Program` is the compiled DAG: registers ``0 .. n_in-1`` are the inputs (the
+user's inputs, then arrays captured from the enclosing scope), the next ``n_const`` are
+constants, and node ``i`` writes register ``n_in + n_const + i``. Node ``i`` is
+``op[i](reg a[i], reg b[i])`` (``b[i] = -1`` for a unary op), in topological order; the
+last node is the output unless ``out_reg`` names an input or a constant.
+
+Work is split into fixed blocks of BLOCK elements (the partition does not depend on the
+thread count), each block into tiles of at most TILE elements. Every register is a
+tile-long buffer of doubles, so a whole expression is evaluated in cache:
+
+1. a forward sweep computes each node's value and its local partial derivatives
+   (``∂node/∂operand``, paper §4.2: diagonal, so one number per element and operand);
+   a partial is a constant (add, sub, neg), another register's value (mul), or a buffer;
+2. a forward tangent sweep (JVP) ``t[node] = Σ_operands ∂node/∂operand · t[operand]``;
+3. a reverse sweep (VJP) ``adj[operand] += adj[node] · ∂node/∂operand``: adjoints summed
+   over every path from the output to an input (the total-derivative rule, §4.5.2).
+
+Unary ops are evaluated by elementwise.pyx's ``_stage`` (the same arithmetic as fj.exp,
+fj.chain, ...); binary ops use the arithmetic of elementwise.pyx's binary kernels, so a
+fused ``w * x`` gives the bits of ``fj.mul``. A scalar input's gradient is the sum of its
+adjoints, accumulated per block in the 16 accumulators of fj_reduce.h and merged in block
+order: the bits of the binary ops' scalar VJP, and the same for every ``n_threads``.
+Every input of a tile is loaded before any output of the tile is stored: an output may
+be exactly one of the inputs (in place).
+"""
+
+cimport cython
+from cython.parallel cimport prange
+from libc.math cimport pow as c_pow
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+cimport numpy as cnp
+import numpy as np
+
+from fastjac._kernels._common cimport BLOCK, TILE
+from fastjac._kernels.elementwise cimport _stage
+
+cdef extern from "fj_reduce.h" nogil:
+    enum: FJ_RACC
+    void fj_racc_zero(double* acc)
+    double fj_racc_total(const double* acc)
+    void fj_racc_add_f64(double* acc, const double* a, const double* b, Py_ssize_t m)
+
+cdef extern from "fj_fused.h" nogil:
+    # The tile loops, compiled for AVX-512, AVX2 and the baseline (same bits in each).
+    void _binary_node "fj_fused_binary" (int op, const double* a, const double* b, double* y,
+                                         double* pa, double* pb, int pd, Py_ssize_t m)
+    void _axpy "fj_fused_axpy" (double* dst, const double* cur, const double* src, int kind,
+                                double c, const double* p, int mode, Py_ssize_t m)
+    void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
+    void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
+
+cnp.import_array()
+
+# Op codes (checked against fastjac/_optable.py at import by fastjac/fuse.py). Unary codes
+# are elementwise.pyx's; only the ones handled here apart are named.
+cdef enum:
+    U_IDENTITY = 0
+    U_NEG = 1
+    N_STAGE = 13      # codes below this go to elementwise.pyx's _stage
+    F_POW = 13
+    F_ADD = 32
+    F_SUB = 33
+    F_MUL = 34
+    F_DIV = 35
+    F_MAXIMUM = 36
+    F_MINIMUM = 37
+
+# Kinds of a local partial derivative ∂node/∂operand.
+cdef enum:
+    PK_NONE = 0       # not needed (the operand is a constant)
+    PK_CONST = 1      # the number pc
+    PK_REG = 2        # the value of register pr (mul: ∂(a b)/∂a = b)
+    PK_BUF = 3        # a buffer of its own, filled by the forward sweep
+
+# Gradient outputs per input.
+cdef enum:
+    G_NONE = 0        # not wanted
+    G_ARRAY = 1       # an array input: store the adjoint
+    G_SUM = 2         # a scalar input: Σ of the adjoints (§4.3)
+    G_EXPAND = 3      # a scalar input's Column Jacobian: the adjoints, one per element
+
+UNARY_EXTRA_CODES = {"pow": F_POW}
+BINARY_CODES = {"add": F_ADD - F_ADD, "sub": F_SUB - F_ADD, "mul": F_MUL - F_ADD,
+                "div": F_DIV - F_ADD, "maximum": F_MAXIMUM - F_ADD,
+                "minimum": F_MINIMUM - F_ADD}
+BINARY_BASE = F_ADD
+N_STAGE_CODES = N_STAGE
+
+
+def op_codes():
+    """``{name: code}`` of the ops this interpreter handles itself (binary codes offset by
+    ``BINARY_BASE``); every code below ``N_STAGE_CODES`` is a unary op of elementwise.pyx."""
+    return {"pow": F_POW, **{k: v + F_ADD for k, v in BINARY_CODES.items()}}
+
+
+cdef struct Ctx:
+    # The program (owned by Program)
+    int n_in
+    int n_const
+    int n_node
+    int n_reg
+    int out_reg
+    const int* op
+    const int* a
+    const int* b
+    const double* param
+    const int* pk          # 2 per node: kind of ∂node/∂a, ∂node/∂b
+    const double* pc       # 2 per node: the constant partials
+    const int* pr          # 2 per node: the register of a PK_REG partial
+    const double* cval     # n_const constants, rounded to the dtype
+    # The call
+    bint f32
+    Py_ssize_t n
+    Py_ssize_t tile        # tile length (a multiple of 16, at most TILE)
+    const void** x         # n_in inputs
+    unsigned char* x_scalar
+    const void** t         # n_in tangents or NULLs (NULL array: no JVP)
+    const void* gy         # cotangent (n,) or NULL: ones
+    void* y_out
+    void* jvp_out
+    void** g_out           # n_in gradient outputs (G_ARRAY, G_EXPAND) or NULLs
+    unsigned char* gmode
+    bint want_grad
+    double* partial        # n_blocks x n_in block sums (G_SUM), or NULL
+    # The plan (per call; see _plan)
+    unsigned char* need_val    # per register
+    unsigned char* need_pd     # per node
+    unsigned char* act_t       # per register: has a nonzero tangent
+    unsigned char* act_g       # per register: has an adjoint
+    unsigned char* first_g     # 2 per node: the contribution assigns (else adds)
+    unsigned char* has_g       # per register: received an adjoint (inputs: else zero)
+    bint alias                 # float64 and no output is an input (see _tile)
+    double* sums               # n_in merged scalar gradients
+    void* mem                  # the one allocation behind the per-call tables
+    int failed                 # a block could not allocate its registers
+
+
+# ---------------------------------------------------------------------------------------
+# Loads and stores: float32 widened to double on load, rounded once on store.
+# ---------------------------------------------------------------------------------------
+
+cdef inline void _load(double* dst, const void* src, bint f32, bint scalar, Py_ssize_t off,
+                       Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double c
+    if scalar:
+        c = (<const float*>src)[0] if f32 else (<const double*>src)[0]
+        for k in range(m):
+            dst[k] = c
+    elif f32:
+        fj_fused_widen(dst, <const float*>src + off, m)
+    else:
+        memcpy(dst, <const double*>src + off, m * sizeof(double))
+
+
+cdef inline void _store(void* dst, const double* src, bint f32, Py_ssize_t off,
+                        Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t k
+    if f32:
+        fj_fused_narrow(<float*>dst + off, src, m)
+    else:
+        memcpy(<double*>dst + off, src, m * sizeof(double))
+
+
+cdef inline void _store_zero(void* dst, bint f32, Py_ssize_t off, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t k
+    if f32:
+        for k in range(m):
+            (<float*>dst)[off + k] = 0.0
+    else:
+        for k in range(m):
+            (<double*>dst)[off + k] = 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Point mathematics of the nodes the interpreter handles itself.
+# ---------------------------------------------------------------------------------------
+
+cdef void _pow_node(const double* a, double c, double* y, double* pa, bint pd,
+                    Py_ssize_t m) noexcept nogil:
+    # y = a^c, ∂y/∂a = c a^(c-1) (power rule, paper §2), libm's pow.
+    cdef Py_ssize_t k
+    for k in range(m):
+        y[k] = c_pow(a[k], c)
+    if pd:
+        for k in range(m):
+            pa[k] = c * c_pow(a[k], c - 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# One tile, one block, all blocks.
+#
+# Registers are reached through pointer tables (Vp values, Tp tangents, Ap adjoints), so a
+# register can stand for memory it does not own: with c.alias (float64, no output equal to
+# an input), an input's value and tangent registers point into the input arrays, the
+# output's adjoint into gy, and an input's adjoint into its gradient output; and an
+# adjoint whose first contribution has partial 1 (add, sub's first operand) points to the
+# adjoint it came from, copied only when a second contribution arrives (into the
+# register's own buffer, in the same pass as the addition). None of this changes an
+# operation, only where its operands are read from, so the bits are the same either way.
+# ---------------------------------------------------------------------------------------
+
+cdef struct Regs:
+    double* V          # own buffers: n_reg values, tangents, adjoints; 2 partials per node
+    double* T
+    double* A
+    double* P
+    double** Vp
+    double** Tp
+    double** Ap
+    unsigned char* owned   # Ap[r] is r's own writable buffer
+    double* acc        # n_in x FJ_RACC accumulators of the block's scalar gradients
+
+
+cdef inline double* _own_adj(const Ctx* c, const Regs* g, int r, Py_ssize_t off) noexcept nogil:
+    # Where register r's adjoint is formed: its gradient output, or its own buffer.
+    if c.alias and r < c.n_in and (c.gmode[r] == G_ARRAY or c.gmode[r] == G_EXPAND):
+        return <double*>c.g_out[r] + off
+    return g.A + <Py_ssize_t>r * c.tile
+
+
+cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept nogil:
+    cdef int i, r, j, o, kind, code, mode, node0 = c.n_in + c.n_const
+    cdef Py_ssize_t tl = c.tile, k
+    cdef double* dst
+    cdef double* own
+    cdef const double* pp
+    cdef bint any_t
+
+    # Loads (scalar inputs and constants were filled at the start of the block).
+    for r in range(c.n_in):
+        if c.x_scalar[r]:
+            continue
+        if c.need_val[r] or r == c.out_reg:
+            if c.alias:
+                g.Vp[r] = <double*>c.x[r] + off
+            else:
+                _load(g.V + <Py_ssize_t>r * tl, c.x[r], c.f32, False, off, m)
+        if c.jvp_out != NULL and c.act_t[r]:
+            if c.alias:
+                g.Tp[r] = <double*>c.t[r] + off
+            else:
+                _load(g.T + <Py_ssize_t>r * tl, c.t[r], c.f32, False, off, m)
+    if c.want_grad and c.act_g[c.out_reg]:
+        for r in range(c.n_reg):
+            g.owned[r] = 1
+        for r in range(c.n_in):
+            g.Ap[r] = _own_adj(c, g, r, off)
+        own = _own_adj(c, g, c.out_reg, off)
+        g.Ap[c.out_reg] = own
+        if c.gy != NULL:
+            if c.alias:
+                g.Ap[c.out_reg] = <double*>c.gy + off
+                g.owned[c.out_reg] = 0
+            else:
+                _load(own, c.gy, c.f32, False, off, m)
+        else:
+            for k in range(m):
+                own[k] = 1.0
+
+    # Forward sweep: values, local partials, tangents.
+    for i in range(c.n_node):
+        if not (c.need_val[node0 + i] or c.need_pd[i]):
+            continue
+        code = c.op[i]
+        dst = g.V + <Py_ssize_t>(node0 + i) * tl
+        if code < N_STAGE:
+            memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
+            if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
+                _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
+                       c.need_val[node0 + i])
+            else:
+                _stage(code, dst, NULL, m, True, True)
+        elif code == F_POW:
+            _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
+                      c.need_pd[i], m)
+        else:
+            _binary_node(code, g.Vp[c.a[i]], g.Vp[c.b[i]], dst, g.P + <Py_ssize_t>(2 * i) * tl,
+                         g.P + <Py_ssize_t>(2 * i + 1) * tl, c.need_pd[i], m)
+        if c.jvp_out != NULL and c.act_t[node0 + i]:
+            any_t = False
+            own = g.T + <Py_ssize_t>(node0 + i) * tl
+            for j in range(2):
+                o = c.a[i] if j == 0 else c.b[i]
+                if o < 0 or not c.act_t[o]:
+                    continue
+                kind = c.pk[2 * i + j]
+                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG else g.P + <Py_ssize_t>(2 * i + j) * tl
+                _axpy(own, own, g.Tp[o], kind, c.pc[2 * i + j], pp, 1 if any_t else 0, m)
+                any_t = True
+
+    # Reverse sweep: adjoints summed over the paths (§4.5.2), in a fixed order.
+    if c.want_grad and c.act_g[c.out_reg]:
+        for i in range(c.n_node - 1, -1, -1):
+            if not c.act_g[node0 + i]:
+                continue
+            for j in range(2):
+                o = c.a[i] if j == 0 else c.b[i]
+                if o < 0 or not c.act_g[o]:
+                    continue
+                kind = c.pk[2 * i + j]
+                if c.first_g[2 * i + j] and kind == PK_CONST and c.pc[2 * i + j] == 1.0:
+                    g.Ap[o] = g.Ap[node0 + i]  # the same numbers: share them
+                    g.owned[o] = 0
+                    continue
+                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG else g.P + <Py_ssize_t>(2 * i + j) * tl
+                own = _own_adj(c, g, o, off)
+                if c.first_g[2 * i + j]:
+                    mode = 0
+                elif g.owned[o]:
+                    mode = 1
+                else:
+                    mode = 2
+                _axpy(own, g.Ap[o], g.Ap[node0 + i], kind, c.pc[2 * i + j], pp, mode, m)
+                g.Ap[o] = own
+                g.owned[o] = 1
+
+    # Stores, last: every input of this tile has been read.
+    if c.want_grad:
+        for r in range(c.n_in):
+            if c.gmode[r] == G_SUM:
+                if c.has_g[r]:
+                    fj_racc_add_f64(g.acc + <Py_ssize_t>r * FJ_RACC, g.Ap[r], NULL, m)
+            elif c.gmode[r] != G_NONE:
+                if not c.has_g[r]:
+                    _store_zero(c.g_out[r], c.f32, off, m)
+                elif not (c.alias and g.Ap[r] == <double*>c.g_out[r] + off):
+                    _store(c.g_out[r], g.Ap[r], c.f32, off, m)
+    if c.jvp_out != NULL:
+        if c.act_t[c.out_reg]:
+            _store(c.jvp_out, g.Tp[c.out_reg], c.f32, off, m)
+        else:
+            _store_zero(c.jvp_out, c.f32, off, m)
+    if c.y_out != NULL:
+        _store(c.y_out, g.Vp[c.out_reg], c.f32, off, m)
+
+
+cdef void _fused_block(Ctx* c, Py_ssize_t blk) noexcept nogil:
+    # Block blk of the fixed partition: its tiles, and its scalar-gradient sums into
+    # c.partial[blk * n_in + r]. The registers live in one scratch allocation per block.
+    cdef Py_ssize_t start = blk * BLOCK
+    cdef Py_ssize_t stop = start + BLOCK
+    cdef Py_ssize_t tl = c.tile, i, m, k
+    cdef int r, nr = c.n_reg
+    cdef Regs g
+    cdef double* scratch
+    cdef size_t nd = (<size_t>(3 * nr + 2 * c.n_node) * tl + <size_t>c.n_in * FJ_RACC + 1)
+    if stop > c.n:
+        stop = c.n
+    scratch = <double*>malloc(nd * sizeof(double) + 3 * <size_t>(nr + 1) * sizeof(double*)
+                              + <size_t>(nr + 1))
+    if scratch == NULL:
+        c.failed = 1
+        return
+    g.V = scratch
+    g.T = g.V + <Py_ssize_t>nr * tl
+    g.A = g.T + <Py_ssize_t>nr * tl
+    g.P = g.A + <Py_ssize_t>nr * tl
+    g.acc = g.P + <Py_ssize_t>(2 * c.n_node) * tl
+    g.Vp = <double**>(scratch + nd)
+    g.Tp = g.Vp + nr + 1
+    g.Ap = g.Tp + nr + 1
+    g.owned = <unsigned char*>(g.Ap + nr + 1)
+    for r in range(nr):
+        g.Vp[r] = g.V + <Py_ssize_t>r * tl
+        g.Tp[r] = g.T + <Py_ssize_t>r * tl
+        g.Ap[r] = g.A + <Py_ssize_t>r * tl
+    for r in range(c.n_in):
+        fj_racc_zero(g.acc + <Py_ssize_t>r * FJ_RACC)
+    # Registers that hold one value for the whole block: constants and scalar inputs
+    # (and their tangents).
+    for r in range(c.n_const):
+        for k in range(tl):
+            g.V[(c.n_in + r) * tl + k] = c.cval[r]
+    for r in range(c.n_in):
+        if c.x_scalar[r]:
+            _load(g.V + <Py_ssize_t>r * tl, c.x[r], c.f32, True, 0, tl)
+            if c.jvp_out != NULL and c.act_t[r]:
+                _load(g.T + <Py_ssize_t>r * tl, c.t[r], c.f32, True, 0, tl)
+    i = start
+    while i < stop:
+        m = stop - i
+        if m > tl:
+            m = tl
+        _tile(c, &g, i, m)
+        i += m
+    if c.partial != NULL:
+        for r in range(c.n_in):
+            c.partial[blk * c.n_in + r] = fj_racc_total(g.acc + <Py_ssize_t>r * FJ_RACC)
+    free(scratch)
+
+
+cdef void _fused_run(Ctx* c, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk
+    if n_threads <= 1 or nblocks == 1:
+        for blk in range(nblocks):
+            _fused_block(c, blk)
+    else:
+        for blk in prange(nblocks, schedule="static", num_threads=n_threads):
+            _fused_block(c, blk)
+
+
+# ---------------------------------------------------------------------------------------
+# The compiled program and its entry point.
+# ---------------------------------------------------------------------------------------
+
+cdef int* _int_array(object values) except NULL:
+    cdef Py_ssize_t k, n = len(values)
+    cdef int* p = <int*>malloc((n + 1) * sizeof(int))
+    if p == NULL:
+        raise MemoryError()
+    for k in range(n):
+        p[k] = values[k]
+    return p
+
+
+cdef double* _double_array(object values) except NULL:
+    cdef Py_ssize_t k, n = len(values)
+    cdef double* p = <double*>malloc((n + 1) * sizeof(double))
+    if p == NULL:
+        raise MemoryError()
+    for k in range(n):
+        p[k] = values[k]
+    return p
+
+
+@cython.auto_pickle(False)
+cdef class Program:
+    """A compiled fused expression (built once per traced function by fastjac/fuse.py).
+
+    Parameters
+    ----------
+    n_in, n_const : int
+        Input registers (user inputs, then captured arrays) and constant registers.
+    op, a, b : sequence of int
+        Per node: the op code and the operand registers (``b = -1`` for unary ops).
+    param : sequence of float
+        Per node: the exponent of a ``pow`` node (else ignored).
+    pk, pc, pr : sequences, two per node
+        The kind of each local partial (0 none, 1 constant ``pc``, 2 the value of register
+        ``pr``, 3 a buffer of its own).
+    consts : sequence of float
+        The constants, as double.
+    out_reg : int
+        The output register.
+    """
+
+    cdef int n_in, n_const, n_node, n_reg, out_reg
+    cdef Py_ssize_t work, threshold
+    cdef int* op
+    cdef int* a
+    cdef int* b
+    cdef int* pk
+    cdef int* pr
+    cdef double* param
+    cdef double* pc
+    cdef double* c64
+    cdef double* c32
+
+    def __init__(self, int n_in, int n_const, op, a, b, param, pk, pc, pr, consts,
+                  int out_reg):
+        cdef Py_ssize_t i, nn = len(op)
+        cdef int nreg = n_in + n_const + <int>nn
+        if len(a) != nn or len(b) != nn or len(param) != nn or len(pk) != 2 * nn \
+                or len(pc) != 2 * nn or len(pr) != 2 * nn or len(consts) != n_const:
+            raise ValueError("inconsistent program arrays")
+        if not 0 <= out_reg < nreg:
+            raise ValueError("output register out of range")
+        # Checked once here, so the interpreter never sees a bad register or code.
+        for i in range(nn):
+            if not (0 <= op[i] <= F_POW or F_ADD <= op[i] <= F_MINIMUM):
+                raise ValueError(f"unknown op code {op[i]}")
+            if op[i] == U_IDENTITY:
+                raise ValueError("identity nodes are removed when tracing")
+            if not 0 <= a[i] < n_in + n_const + i:
+                raise ValueError(f"node {i}: operand register {a[i]} out of order")
+            if (op[i] >= F_ADD) != (0 <= b[i] < n_in + n_const + i):
+                raise ValueError(f"node {i}: second operand register {b[i]} invalid")
+            for j in range(2):
+                if pk[2 * i + j] == PK_REG and not 0 <= pr[2 * i + j] < nreg:
+                    raise ValueError(f"node {i}: partial register out of range")
+                if not 0 <= pk[2 * i + j] <= PK_BUF:
+                    raise ValueError(f"node {i}: unknown partial kind")
+        if self.op != NULL:
+            raise TypeError("a Program is initialised once")
+        self.n_in = n_in
+        self.n_const = n_const
+        self.n_node = <int>nn
+        self.n_reg = nreg
+        self.out_reg = out_reg
+        self.work = 1
+        self.threshold = 0  # call_fast takes n_threads=None only after set_serial_limit
+        self.op = _int_array(op)
+        self.a = _int_array(a)
+        self.b = _int_array(b)
+        self.pk = _int_array(pk)
+        self.pr = _int_array(pr)
+        self.param = _double_array(param)
+        self.pc = _double_array(pc)
+        self.c64 = _double_array(consts)
+        self.c32 = _double_array([float(np.float32(v)) for v in consts])
+
+    def __dealloc__(self):
+        free(self.op)
+        free(self.a)
+        free(self.b)
+        free(self.pk)
+        free(self.pr)
+        free(self.param)
+        free(self.pc)
+        free(self.c64)
+        free(self.c32)
+
+    @property
+    def n_nodes(self):
+        """The number of nodes (operations) evaluated per element."""
+        return self.n_node
+
+    def run(self, tuple inputs, tuple scalar, *, tangents=None, gy=None, y_out=None,
+            jvp_out=None, grad_out=None, grad_mode=None, int n_threads=1):
+        """One pass over memory: any of value, JVP and VJP.
+
+        Parameters (every array is C-contiguous, of one float dtype, validated by the
+        caller; this only re-checks what keeps memory safe)
+        ----------
+        inputs : tuple of ndarray
+            ``n_in`` arrays, each of n elements or 1 (``scalar[r]``).
+        scalar : tuple of bool
+        tangents : tuple of (ndarray or None), optional
+            Per input, its tangent (shaped like it) or None (zero). Requires ``jvp_out``.
+        gy : ndarray, optional
+            The cotangent (n elements); None means ones (sum_grad, jacobian).
+        y_out, jvp_out : ndarray, optional
+            n elements each.
+        grad_out : tuple of (ndarray or None), optional
+            Per input, where its gradient goes (``grad_mode`` 1 and 3: n elements).
+        grad_mode : tuple of int, optional
+            Per input: 0 none, 1 an array's gradient, 2 a scalar's summed gradient,
+            3 a scalar's per-element partials (its Column Jacobian).
+        n_threads : int
+
+        Returns
+        -------
+        list of float
+            Per input, the summed gradient of a ``grad_mode`` 2 input (else 0.0),
+            accumulated in double, merged in block order.
+        """
+        cdef Ctx c
+        cdef int r, o, nin = self.n_in
+        cdef int typenum
+        cdef Py_ssize_t n = -1, size
+        if len(inputs) != nin or len(scalar) != nin:
+            raise ValueError(f"expected {nin} inputs")
+        typenum = -1
+        for r in range(nin):
+            arr = inputs[r]
+            if not cnp.PyArray_Check(arr):
+                raise TypeError("inputs must be numpy arrays")
+            if typenum < 0:
+                typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
+            if not scalar[r]:
+                size = cnp.PyArray_SIZE(<cnp.ndarray>arr)
+                if n >= 0 and size != n:
+                    raise ValueError("inputs must have one size")
+                n = size
+        if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+            raise TypeError("inputs must be float32 or float64")
+        if n < 0:
+            n = 1  # every input a scalar: one element
+        self._alloc(&c, n, typenum)
+        try:
+            for r in range(nin):
+                c.x_scalar[r] = 1 if scalar[r] else 0
+                c.x[r] = _buffer(inputs[r], typenum, 1 if scalar[r] else n, False, "input")
+            c.y_out = <void*>_buffer(y_out, typenum, n, True, "y_out")
+            c.jvp_out = <void*>_buffer(jvp_out, typenum, n, True, "jvp_out")
+            c.gy = _buffer(gy, typenum, n, False, "gy")
+            if tangents is not None:
+                if c.jvp_out == NULL or len(tangents) != nin:
+                    raise ValueError("tangents need jvp_out and one entry per input")
+                for r in range(nin):
+                    c.t[r] = _buffer(tangents[r], typenum, 1 if scalar[r] else n, False,
+                                     "tangent")
+            if grad_mode is not None:
+                if len(grad_mode) != nin or grad_out is None or len(grad_out) != nin:
+                    raise ValueError("grad_mode and grad_out need one entry per input")
+                for r in range(nin):
+                    o = grad_mode[r]
+                    if (o < G_NONE or o > G_EXPAND or (o == G_ARRAY and scalar[r])
+                            or ((o == G_SUM or o == G_EXPAND) and not scalar[r])):
+                        raise ValueError(f"grad_mode {o} does not fit input {r}")
+                    c.gmode[r] = o
+                    if o == G_ARRAY or o == G_EXPAND:
+                        c.g_out[r] = <void*>_buffer(grad_out[r], typenum, n, True, "grad_out")
+                        if c.g_out[r] == NULL:
+                            raise ValueError("grad_out missing")
+                    if o != G_NONE:
+                        c.want_grad = True
+            self._exec(&c, n_threads)
+            return [c.sums[r] for r in range(nin)]
+        finally:
+            free(c.mem)
+
+    def set_serial_limit(self, Py_ssize_t work, Py_ssize_t threshold):
+        """For ``call_fast``: the work per element of this program and the work below which
+        ``n_threads=None`` runs serially (larger calls take the general path, which picks
+        the thread count)."""
+        self.work = work
+        self.threshold = threshold
+
+    def call_fast(self, tuple args, gy, int mode, n_threads):
+        """The common calls in one C call, or None when they need the general path.
+
+        ``mode`` 0: the value; 1: the VJP with ``gy``; 2: sum_grad (``gy`` None). Eligible:
+        no captured arrays; every input (and ``gy``) an exact ``numpy.ndarray`` of one float
+        dtype and one shape (``ndim >= 1``), C-contiguous, aligned, native byte order;
+        ``n_threads`` None with ``n * work < threshold`` (see ``set_serial_limit``), or an
+        int in [1, 256]. Returns the value, or the gradients (a tuple, or one array for one
+        input).
+        """
+        cdef Py_ssize_t work = self.work, threshold = self.threshold
+        cdef Ctx c
+        cdef int r, nin = self.n_in, typenum, nt
+        cdef Py_ssize_t n
+        cdef long v
+        cdef object first, a, res
+        if len(args) != nin or nin == 0:
+            return None
+        first = args[0]
+        typenum = _plain_typenum(first)
+        if typenum < 0:
+            return None
+        for r in range(1, nin):
+            a = args[r]
+            if _plain_typenum(a) != typenum or not cnp.PyArray_SAMESHAPE(
+                    <cnp.ndarray>a, <cnp.ndarray>first):
+                return None
+        if mode == 1 and (_plain_typenum(gy) != typenum
+                          or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>gy, <cnp.ndarray>first)):
+            return None
+        n = cnp.PyArray_SIZE(<cnp.ndarray>first)
+        if n_threads is None:
+            if n * work >= threshold:
+                return None
+            nt = 1
+        elif type(n_threads) is int:
+            try:
+                v = n_threads
+            except OverflowError:
+                return None
+            if v < 1 or v > 256:
+                return None
+            nt = <int>v
+        else:
+            return None
+        if n == 0:
+            return None
+        cdef int nd = cnp.PyArray_NDIM(<cnp.ndarray>first)
+        cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(<cnp.ndarray>first)
+        self._alloc(&c, n, typenum)
+        try:
+            for r in range(nin):
+                c.x[r] = cnp.PyArray_DATA(<cnp.ndarray>args[r])
+            if mode == 0:
+                res = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                c.y_out = cnp.PyArray_DATA(<cnp.ndarray>res)
+            else:
+                if mode == 1:
+                    c.gy = cnp.PyArray_DATA(<cnp.ndarray>gy)
+                grads = []
+                for r in range(nin):
+                    g = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                    grads.append(g)
+                    c.g_out[r] = cnp.PyArray_DATA(<cnp.ndarray>g)
+                    c.gmode[r] = G_ARRAY
+                c.want_grad = True
+                res = grads[0] if nin == 1 else tuple(grads)
+            self._exec(&c, nt)
+            return res
+        finally:
+            free(c.mem)
+
+    cdef int _alloc(self, Ctx* c, Py_ssize_t n, int typenum) except -1:
+        # Fill c with the program and empty call fields; one allocation (c.mem) holds the
+        # per-call pointer tables and flags.
+        cdef int nin = self.n_in, nr = self.n_reg, nn = self.n_node, r
+        cdef size_t words = 3 * <size_t>(nin + 1) + <size_t>(nin + 1)
+        cdef size_t flags = 2 * <size_t>nin + 4 * <size_t>nr + 3 * <size_t>nn + 8
+        c.mem = malloc(words * sizeof(void*) + flags)
+        if c.mem == NULL:
+            raise MemoryError()
+        c.x = <const void**>c.mem
+        c.t = c.x + nin + 1
+        c.g_out = <void**>(c.t + nin + 1)
+        c.sums = <double*>(c.g_out + nin + 1)
+        c.x_scalar = <unsigned char*>(c.sums + nin + 1)
+        c.gmode = c.x_scalar + nin
+        c.need_val = c.gmode + nin
+        c.act_t = c.need_val + nr
+        c.act_g = c.act_t + nr
+        c.has_g = c.act_g + nr
+        c.need_pd = c.has_g + nr
+        c.first_g = c.need_pd + nn
+        for r in range(nin):
+            c.x[r] = NULL
+            c.t[r] = NULL
+            c.g_out[r] = NULL
+            c.sums[r] = 0.0
+            c.x_scalar[r] = 0
+            c.gmode[r] = G_NONE
+        c.n = n
+        c.f32 = typenum == cnp.NPY_FLOAT
+        c.y_out = NULL
+        c.jvp_out = NULL
+        c.gy = NULL
+        c.want_grad = False
+        c.partial = NULL
+        c.n_in = nin
+        c.n_const = self.n_const
+        c.n_node = nn
+        c.n_reg = nr
+        c.out_reg = self.out_reg
+        c.op = self.op
+        c.a = self.a
+        c.b = self.b
+        c.param = self.param
+        c.pk = self.pk
+        c.pc = self.pc
+        c.pr = self.pr
+        c.cval = self.c32 if c.f32 else self.c64
+        c.failed = 0
+        c.tile = TILE if n >= TILE else ((n + 15) // 16) * 16
+        return 0
+
+    cdef int _exec(self, Ctx* c, int n_threads) except -1:
+        # Plan, run every block (serially or in a prange over blocks), and merge the
+        # per-block sums of scalar gradients in block order into c.sums.
+        cdef int r, q, nin = self.n_in
+        cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK, blk
+        cdef double total
+        cdef const void* o
+        cdef const void* outs[3]
+        # Registers may point into the caller's arrays (float64) unless an output is one
+        # of the inputs (in place): then everything is copied into the tile first.
+        c.alias = not c.f32
+        outs[0] = c.y_out
+        outs[1] = c.jvp_out
+        outs[2] = NULL
+        for q in range(nin + 2):
+            o = outs[q] if q < 2 else c.g_out[q - 2]
+            if o == NULL:
+                continue
+            if o == c.gy:
+                c.alias = False
+            for r in range(nin):
+                if o == c.x[r] or o == c.t[r]:
+                    c.alias = False
+        self._plan(c)
+        for r in range(nin):
+            if c.gmode[r] == G_SUM:
+                c.partial = <double*>malloc(nblocks * nin * sizeof(double))
+                if c.partial == NULL:
+                    raise MemoryError()
+                break
+        try:
+            with nogil:
+                _fused_run(c, n_threads)
+            if c.failed:
+                raise MemoryError()
+            if c.partial != NULL:
+                for r in range(nin):
+                    if c.gmode[r] == G_SUM:
+                        total = 0.0
+                        for blk in range(nblocks):  # block order: the same for any n_threads
+                            total += c.partial[blk * nin + r]
+                        c.sums[r] = total
+        finally:
+            free(c.partial)
+            c.partial = NULL
+        return 0
+
+    cdef void _plan(self, Ctx* c) noexcept:
+        # What this call needs, from its outputs back to the inputs: which values, which
+        # partials, which registers carry a tangent or an adjoint, and for each adjoint
+        # contribution whether it is the first (assign) or a later one (add) in the fixed
+        # order of the reverse sweep.
+        cdef int r, i, j, o, node0 = self.n_in + self.n_const, nr = self.n_reg
+        cdef bint want_jvp = c.jvp_out != NULL
+        for r in range(nr):
+            c.need_val[r] = 0
+            c.act_t[r] = 0
+            c.act_g[r] = 0
+            c.has_g[r] = 0
+        for i in range(2 * self.n_node):
+            c.first_g[i] = 0
+        for r in range(self.n_in):
+            c.act_t[r] = want_jvp and c.t[r] != NULL
+            c.act_g[r] = c.gmode[r] != G_NONE
+        for i in range(self.n_node):
+            for j in range(2):
+                o = self.a[i] if j == 0 else self.b[i]
+                if o >= 0:
+                    if c.act_t[o]:
+                        c.act_t[node0 + i] = 1
+                    if c.act_g[o]:
+                        c.act_g[node0 + i] = 1
+        # act_g so far: depends on a wanted input; it must also reach the output, which
+        # every node does (fuse.py removes dead nodes).
+        if not c.act_g[self.out_reg]:
+            for r in range(nr):
+                c.act_g[r] = 0
+        for i in range(self.n_node):
+            c.need_pd[i] = (c.act_t[node0 + i] and want_jvp) or c.act_g[node0 + i]
+        if c.y_out != NULL:
+            c.need_val[self.out_reg] = 1
+        for i in range(self.n_node - 1, -1, -1):
+            if c.need_val[node0 + i] or c.need_pd[i]:
+                c.need_val[self.a[i]] = 1
+                if self.b[i] >= 0:
+                    c.need_val[self.b[i]] = 1
+                if c.need_pd[i]:
+                    for j in range(2):
+                        if self.pk[2 * i + j] == PK_REG:
+                            c.need_val[self.pr[2 * i + j]] = 1
+        if c.want_grad and c.act_g[self.out_reg]:
+            c.has_g[self.out_reg] = 1
+            for i in range(self.n_node - 1, -1, -1):
+                if not c.act_g[node0 + i]:
+                    continue
+                for j in range(2):
+                    o = self.a[i] if j == 0 else self.b[i]
+                    if o >= 0 and c.act_g[o]:
+                        c.first_g[2 * i + j] = not c.has_g[o]
+                        c.has_g[o] = 1
+
+
+cdef inline int _plain_typenum(object a) noexcept:
+    # The dtype of an exact, C-contiguous, aligned, native numpy.ndarray (ndim >= 1) of
+    # float32/float64, else -1.
+    cdef int tn
+    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
+        return -1
+    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(
+            <cnp.ndarray>a) or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) \
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+        return -1
+    return tn
+
+
+cdef const void* _buffer(object a, int typenum, Py_ssize_t n, bint writable,
+                         str name) except? NULL:
+    # NULL for None; otherwise the data of a C-contiguous aligned native array of typenum
+    # with n elements (the last line of defence: fuse.py has validated everything).
+    if a is None:
+        return NULL
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{name} must be a numpy.ndarray or None")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != typenum:
+        raise TypeError(f"{name} has the wrong dtype")
+    if cnp.PyArray_SIZE(arr) != n or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"{name} must be C-contiguous with {n} elements")
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} is read-only")
+    if not cnp.PyArray_ISALIGNED(arr) or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise ValueError(f"{name} is not aligned or not in native byte order")
+    return cnp.PyArray_DATA(arr)

@@ -1,0 +1,609 @@
+# cython: language_level=3
+"""Loops of a layer of m ReLU neurons (``fastjac/layer.py``).
+
+Python caller: ``fastjac/layer.py``, which checks every dtype, shape, layout and output
+through ``fastjac/_validate.py`` before anything here runs. Inputs arrive as ``const``
+C-contiguous buffers and are never written.
+
+Two kinds of loop:
+
+* the one-pass loop (``layer_block.h``): each row of X is read once and gives the m
+  pre-activations, the masks, the loss terms and its share of the m gradient rows;
+* the loops *between* two BLAS products (``between_*``): given Z = X Wᵀ from
+  ``np.matmul``, one pass over the (N, m) array adds the bias, applies ReLU, forms the
+  residual, the mask and the loss, writes the scaled error C that the second product needs
+  (in place, over Z), and sums the bias gradient.
+
+Determinism: rows are split into a fixed number of blocks that depends on the shapes only
+(never on the thread count); each block sums into its own scratch slot and the slots are
+merged in block order, so every result is bitwise identical for every ``n_threads``. Every
+block function is ``_xxx_block(ctx, blk)`` with its arguments in a struct, ready for a
+``parallel_for(n_blocks, fn, ctx, n_threads)`` pool.
+"""
+
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
+from cython.parallel cimport prange
+
+import numpy as np
+cimport numpy as cnp
+
+from fastjac._kernels._common cimport floating
+
+cnp.import_array()
+
+cdef extern from "layer_block.h" nogil:
+    int FJ_LAYER_LOSS
+    int FJ_LAYER_VJP
+    int FJ_LAYER_ACT
+    ctypedef struct fj_layer_ctx:
+        const void* X
+        const void* Y
+        const void* A
+        const void* G
+        const Py_ssize_t* idx
+        const double* Wt
+        const double* Wd
+        const double* b
+        void* out
+        void* gX
+        double gx_scale
+        Py_ssize_t N, n, m, rows_per_block
+        int mode, do_gw
+        double* scratch
+        Py_ssize_t stride
+    Py_ssize_t fj_layer_stride(Py_ssize_t n, Py_ssize_t m)
+    Py_ssize_t fj_layer_mpad(Py_ssize_t m)
+    void fj_layer_block_f64(const fj_layer_ctx* ctx, Py_ssize_t blk)
+    void fj_layer_block_f32(const fj_layer_ctx* ctx, Py_ssize_t blk)
+    int fj_layer_set_level(int level)
+    ctypedef struct fj_between_ctx:
+        void* Z
+        const void* Y
+        const void* A
+        const double* b
+        double scale
+        Py_ssize_t N, m, rows_per_block
+        int mode
+        double* scratch
+    void fj_between_f64(const fj_between_ctx* ctx, Py_ssize_t blk)
+    void fj_between_f32(const fj_between_ctx* ctx, Py_ssize_t blk)
+
+cdef enum:
+    # A block holds at least this much work (rows x m x n multiply-adds): enough to hide
+    # its fixed costs (zeroing and merging 1 + m + m n partial sums).
+    MIN_BLOCK_WORK = 1 << 16
+    # ... and at least this many rows, so that merging costs at most 1/32 of the work.
+    MIN_BLOCK_ROWS = 32
+    MAX_BLOCKS = 256
+    # scratch cap (2 MB of doubles) for wide layers
+    MAX_SCRATCH_DOUBLES = 1 << 18
+    # A thread is only worth starting for this much work.
+    MIN_THREAD_WORK = 1 << 16
+    # Scratch up to this many doubles (32 KB) lives on the stack.
+    STACK_DOUBLES = 4096
+    # rows per block of the loops between BLAS products (x m elements)
+    BETWEEN_MIN_ELEMENTS = 1 << 14
+
+
+def _set_block_level(int level):
+    """Testing hook: force the one-pass loop's version (0 portable, 1 AVX2, 2 AVX-512,
+    each granted only where the CPU has it; -1 the CPU's best); returns the one in force.
+    Every version gives the same bits."""
+    return fj_layer_set_level(level)
+
+
+cdef Py_ssize_t _blocks(Py_ssize_t N, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    """Number of blocks of the one-pass loop for N rows: depends on the shapes only."""
+    cdef Py_ssize_t per_row = (n if n > 0 else 1) * m
+    cdef Py_ssize_t nb = (N * per_row) // MIN_BLOCK_WORK
+    cdef Py_ssize_t cap = MAX_SCRATCH_DOUBLES // fj_layer_stride(n, m)
+    if cap > MAX_BLOCKS:
+        cap = MAX_BLOCKS
+    if nb > cap:
+        nb = cap
+    if nb > N // MIN_BLOCK_ROWS:
+        nb = N // MIN_BLOCK_ROWS
+    return nb if nb > 1 else 1
+
+
+def blocks(Py_ssize_t N, Py_ssize_t n, Py_ssize_t m):
+    """``(number of blocks, rows per block)`` of the one-pass loop's fixed partition."""
+    cdef Py_ssize_t nb = _blocks(N, n, m)
+    return nb, (N + nb - 1) // nb
+
+
+cdef int _threads_for(Py_ssize_t work, int n_threads) noexcept nogil:
+    cdef Py_ssize_t most = work // MIN_THREAD_WORK
+    if most < n_threads:
+        return <int>most if most > 1 else 1
+    return n_threads
+
+
+cdef void _onepass_block(fj_layer_ctx* ctx, Py_ssize_t blk, bint f64) noexcept nogil:
+    if f64:
+        fj_layer_block_f64(ctx, blk)
+    else:
+        fj_layer_block_f32(ctx, blk)
+
+
+cdef void _run_onepass(fj_layer_ctx* ctx, bint f64, Py_ssize_t nblocks,
+                       int n_threads) noexcept nogil:
+    """Run every block (in parallel when it pays), then merge the slots in block order
+    into slot ``nblocks`` (the totals)."""
+    cdef Py_ssize_t k, j, mp = fj_layer_mpad(ctx.m), width
+    cdef double* total = ctx.scratch + nblocks * ctx.stride
+    cdef double* p
+    n_threads = _threads_for(ctx.N * ctx.m * (ctx.n if ctx.n > 0 else 1), n_threads)
+    if n_threads > 1 and nblocks > 1:
+        for k in prange(nblocks, schedule="dynamic", num_threads=n_threads):
+            _onepass_block(ctx, k, f64)
+    else:
+        for k in range(nblocks):
+            _onepass_block(ctx, k, f64)
+    if ctx.mode == FJ_LAYER_ACT:
+        return
+    width = 1 + mp + (ctx.n * mp if ctx.do_gw else 0)
+    if nblocks == 1:
+        for j in range(width):
+            total[j] = ctx.scratch[j]
+        return
+    for j in range(width):
+        total[j] = 0.0
+    for k in range(nblocks):
+        p = ctx.scratch + k * ctx.stride
+        for j in range(width):
+            total[j] += p[j]
+
+
+cdef void _widen_W(const floating* W, Py_ssize_t m, Py_ssize_t n, double* Wt,
+                   double* Wd) noexcept nogil:
+    """Wt = Wᵀ (n x mp, zero padded) and, when Wd is not NULL, Wd = W (m x n), in double."""
+    cdef Py_ssize_t k, j, mp = fj_layer_mpad(m)
+    for j in range(n):
+        for k in range(m):
+            Wt[j * mp + k] = <double>W[k * n + j]
+        for k in range(m, mp):
+            Wt[j * mp + k] = 0.0
+    if Wd != NULL:
+        for k in range(m * n):
+            Wd[k] = <double>W[k]
+
+
+cdef object _onepass(int mode, const floating* X, const floating* Y, const floating* A,
+                     const floating* G, const floating* W, const double* b,
+                     Py_ssize_t N, Py_ssize_t n, Py_ssize_t m,
+                     floating* out,          # OUT activations (ACT), N x m
+                     double gw_scale, floating* gW,   # OUT m x n, or NULL
+                     double gb_scale, floating* gb,   # OUT m, or NULL
+                     double gx_scale, floating* gX,   # OUT N x n, or NULL
+                     int n_threads):
+    """One pass over X. Returns Σ r² (LOSS mode), else 0.0."""
+    cdef Py_ssize_t nblocks = _blocks(N, n, m)
+    cdef Py_ssize_t stride = fj_layer_stride(n, m)
+    cdef Py_ssize_t mp = fj_layer_mpad(m)
+    # [Wt (n mp) | Wd (m n) | b (mp) | block slots ((nblocks + 1) stride)]
+    cdef Py_ssize_t o_wd = n * mp, o_b = n * mp + m * n, o_s = n * mp + m * n + mp
+    cdef Py_ssize_t need = o_s + (nblocks + 1) * stride
+    cdef Py_ssize_t k, j
+    cdef double stack[STACK_DOUBLES]
+    cdef double* mem = stack
+    cdef fj_layer_ctx ctx
+    cdef double* total
+    cdef double sse = 0.0
+    if need > STACK_DOUBLES:
+        mem = <double*>PyMem_RawMalloc(need * sizeof(double))
+        if mem == NULL:
+            raise MemoryError()
+    ctx.X = X
+    ctx.Y = Y
+    ctx.A = A
+    ctx.G = G
+    ctx.idx = NULL
+    ctx.Wt = mem
+    ctx.Wd = mem + o_wd
+    ctx.b = mem + o_b
+    ctx.out = out
+    ctx.gX = gX
+    ctx.gx_scale = gx_scale
+    ctx.N = N
+    ctx.n = n
+    ctx.m = m
+    ctx.rows_per_block = (N + nblocks - 1) // nblocks
+    ctx.mode = mode
+    ctx.do_gw = gW != NULL
+    ctx.scratch = mem + o_s
+    ctx.stride = stride
+    with nogil:
+        _widen_W(W, m, n, mem, mem + o_wd if gX != NULL else <double*>NULL)
+        for k in range(mp):
+            mem[o_b + k] = b[k] if b != NULL and k < m else 0.0
+        _run_onepass(&ctx, floating is double, nblocks, n_threads)
+        total = ctx.scratch + nblocks * stride
+        if mode != FJ_LAYER_ACT:
+            sse = total[0]
+            if gb != NULL:
+                for k in range(m):
+                    gb[k] = <floating>(gb_scale * total[1 + k])
+            if gW != NULL:
+                for k in range(m):
+                    for j in range(n):
+                        gW[k * n + j] = <floating>(gw_scale * total[1 + mp + j * mp + k])
+    if mem != stack:
+        PyMem_RawFree(mem)
+    return sse
+
+
+cdef inline const floating* _p2(const floating[:, ::1] a) noexcept nogil:
+    if a is None or a.shape[0] == 0 or a.shape[1] == 0:
+        return NULL
+    return &a[0, 0]
+
+
+cdef inline floating* _w2(floating[:, ::1] a) noexcept nogil:
+    if a is None or a.shape[0] == 0 or a.shape[1] == 0:
+        return NULL
+    return &a[0, 0]
+
+
+cdef inline const floating* _p1(const floating[::1] a) noexcept nogil:
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
+
+
+cdef inline const double* _pb(const double[::1] a) noexcept nogil:
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
+
+
+cdef inline floating* _w1(floating[::1] a) noexcept nogil:
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
+
+
+cdef object _onepass_mv(int mode, const floating[:, ::1] X, const floating[:, ::1] Y,
+                        const floating[:, ::1] A, const floating[:, ::1] G,
+                        const floating[:, ::1] W, const double[::1] b,
+                        floating[:, ::1] out, double gw_scale, floating[:, ::1] gW,
+                        bint want_gW, double gb_scale, floating[::1] gb, double gx_scale,
+                        floating[:, ::1] gX, int n_threads):
+    cdef Py_ssize_t N = X.shape[0], n = X.shape[1], m = W.shape[0]
+    cdef floating dummy = 0
+    cdef floating* gWp = NULL
+    if want_gW:
+        gWp = _w2(gW)
+        if gWp == NULL:
+            gWp = &dummy  # an empty gW (n == 0): the sums are still skipped safely
+    return _onepass(mode, _p2(X), _p2(Y), _p2(A), _p2(G), _p2(W), _pb(b), N, n, m,
+                    _w2(out), gw_scale, gWp if n > 0 else NULL, gb_scale, _w1(gb),
+                    gx_scale, _w2(gX), n_threads)
+
+
+def onepass_f64(int mode, const double[:, ::1] X, const double[:, ::1] Y,
+                const double[:, ::1] A, const double[:, ::1] G, const double[:, ::1] W,
+                const double[::1] b, double[:, ::1] out, double gw_scale,
+                double[:, ::1] gW, double gb_scale, double[::1] gb, double gx_scale,
+                double[:, ::1] gX, int n_threads):
+    """The one-pass loop (mode 0 loss + gradients, 1 activation VJP, 2 activation).
+    Outputs that are None are not computed. Returns Σ r² in mode 0."""
+    return _onepass_mv(mode, X, Y, A, G, W, b, out, gw_scale, gW, gW is not None,
+                       gb_scale, gb, gx_scale, gX, n_threads)
+
+
+def onepass_f32(int mode, const float[:, ::1] X, const float[:, ::1] Y,
+                const float[:, ::1] A, const float[:, ::1] G, const float[:, ::1] W,
+                const double[::1] b, float[:, ::1] out, double gw_scale,
+                float[:, ::1] gW, double gb_scale, float[::1] gb, double gx_scale,
+                float[:, ::1] gX, int n_threads):
+    """float32 twin of ``onepass_f64`` (sums in double)."""
+    return _onepass_mv(mode, X, Y, A, G, W, b, out, gw_scale, gW, gW is not None,
+                       gb_scale, gb, gx_scale, gX, n_threads)
+
+
+MODE_LOSS = FJ_LAYER_LOSS
+MODE_VJP = FJ_LAYER_VJP
+MODE_ACT = FJ_LAYER_ACT
+
+
+# ---------------------------------------------------------------------------------------
+# The C-level fast path of loss_grad / loss (one-pass shapes, plain arrays)
+# ---------------------------------------------------------------------------------------
+
+cdef inline bint _plain(object a, int ndim, int typenum) noexcept:
+    return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
+
+
+cdef inline bint _plain_out(object a, int ndim, int typenum, Py_ssize_t d0,
+                            Py_ssize_t d1) noexcept:
+    return (_plain(a, ndim, typenum) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == d0
+            and (ndim == 1 or cnp.PyArray_DIM(<cnp.ndarray>a, 1) == d1))
+
+
+def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
+                   Py_ssize_t onepass_max_f32, Py_ssize_t threshold, int n_cores,
+                   bint want_grad=True):
+    """``fastjac.layer.loss_grad`` (default ``wrt``) or, with ``want_grad=False``,
+    ``loss``, in one C call; ``None`` when the call needs the general path.
+
+    Eligible: plain (see ``_plain``) arrays X (N, n), Y (N, m), W (m, n), b (m,) of one
+    float dtype, N, n >= 1, m >= 2, m n <= ``onepass_max_f64`` or ``onepass_max_f32``
+    (the one-pass shapes); ``out``
+    None or a tuple ``(gW_out, gb_out)`` of plain writeable arrays of the right shapes
+    (or None); ``n_threads`` None or an int in [1, 4096]. Outputs are written after the
+    last read of any input, so an out that overlaps an input is safe.
+    """
+    cdef int typenum, nt
+    cdef Py_ssize_t N, n, m
+    cdef cnp.npy_intp dims[2]
+    cdef long v
+    cdef double sse, scale
+    gW_out = gb_out = None
+    if type(X) is not cnp.ndarray:
+        return None
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
+    if (typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or not _plain(X, 2, typenum):
+        return None
+    if not (_plain(W, 2, typenum) and _plain(Y, 2, typenum) and _plain(b, 1, cnp.NPY_DOUBLE)):
+        return None
+    N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
+    n = cnp.PyArray_DIM(<cnp.ndarray>X, 1)
+    m = cnp.PyArray_DIM(<cnp.ndarray>W, 0)
+    if (N == 0 or n == 0 or m < 2
+            or m * n > (onepass_max_f64 if typenum == cnp.NPY_DOUBLE else onepass_max_f32)
+            or cnp.PyArray_DIM(<cnp.ndarray>W, 1) != n
+            or cnp.PyArray_DIM(<cnp.ndarray>Y, 0) != N
+            or cnp.PyArray_DIM(<cnp.ndarray>Y, 1) != m
+            or cnp.PyArray_DIM(<cnp.ndarray>b, 0) != m):
+        return None
+    if n_threads is None:
+        # above the threshold the general path picks the idle cores (_validate.n_threads)
+        if N * n * m >= threshold:
+            return None
+        nt = 1
+    elif type(n_threads) is int:
+        v = n_threads
+        if not 1 <= v <= 4096:
+            return None
+        nt = <int>v
+    else:
+        return None
+    if want_grad:
+        if out is not None:
+            if type(out) is not tuple or len(out) != 2:
+                return None
+            gW_out, gb_out = out
+            if gW_out is not None and not _plain_out(gW_out, 2, typenum, m, n):
+                return None
+            if gb_out is not None and not _plain_out(gb_out, 1, typenum, m, 0):
+                return None
+        dims[0] = m
+        dims[1] = n
+        if gW_out is None:
+            gW_out = cnp.PyArray_EMPTY(2, dims, typenum, 0)
+        if gb_out is None:
+            gb_out = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+    elif out is not None:
+        return None
+    scale = 2.0 / <double>N
+    if typenum == cnp.NPY_DOUBLE:
+        sse = _onepass(FJ_LAYER_LOSS,
+                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>Y), NULL, NULL,
+                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>W),
+                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>b), N, n, m, NULL,
+                       scale, <double*>cnp.PyArray_DATA(<cnp.ndarray>gW_out)
+                       if want_grad else <double*>NULL,
+                       scale, <double*>cnp.PyArray_DATA(<cnp.ndarray>gb_out)
+                       if want_grad else <double*>NULL, 0.0, NULL, nt)
+    else:
+        sse = _onepass(FJ_LAYER_LOSS,
+                       <const float*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                       <const float*>cnp.PyArray_DATA(<cnp.ndarray>Y), NULL, NULL,
+                       <const float*>cnp.PyArray_DATA(<cnp.ndarray>W),
+                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>b), N, n, m, NULL,
+                       scale, <float*>cnp.PyArray_DATA(<cnp.ndarray>gW_out)
+                       if want_grad else <float*>NULL,
+                       scale, <float*>cnp.PyArray_DATA(<cnp.ndarray>gb_out)
+                       if want_grad else <float*>NULL, 0.0, NULL, nt)
+    if not want_grad:
+        return sse / <double>N
+    return sse / <double>N, gW_out, gb_out
+
+
+# ---------------------------------------------------------------------------------------
+# Between two BLAS products: one pass over the (N, m) array
+# ---------------------------------------------------------------------------------------
+
+cdef object _between(int mode, floating[:, ::1] Z, const floating[:, ::1] Y,
+                     const floating[:, ::1] A, const double[::1] b, double scale,
+                     double gb_scale, floating[::1] gb_out, int n_threads):
+    cdef Py_ssize_t N = Z.shape[0], m = Z.shape[1], k, j
+    cdef Py_ssize_t nb = (N * m) // BETWEEN_MIN_ELEMENTS
+    cdef fj_between_ctx ctx
+    cdef double* total
+    cdef double sse = 0.0
+    if nb > MAX_BLOCKS:
+        nb = MAX_BLOCKS
+    if nb < 1:
+        nb = 1
+    cdef double* mem = <double*>PyMem_RawMalloc((m + (nb + 1) * (1 + 2 * m)) * sizeof(double))
+    if mem == NULL:
+        raise MemoryError()
+    ctx.Z = _w2(Z)
+    ctx.Y = _p2(Y)
+    ctx.A = _p2(A)
+    ctx.b = mem
+    ctx.scale = scale
+    ctx.N = N
+    ctx.m = m
+    ctx.rows_per_block = (N + nb - 1) // nb
+    ctx.mode = mode
+    ctx.scratch = mem + m
+    with nogil:
+        for k in range(m):
+            mem[k] = b[k] if b is not None else 0.0
+        n_threads = _threads_for(N * m * 4, n_threads)
+        if n_threads > 1 and nb > 1:
+            for k in prange(nb, schedule="dynamic", num_threads=n_threads):
+                _between_block(&ctx, k, floating is double)
+        else:
+            for k in range(nb):
+                _between_block(&ctx, k, floating is double)
+        total = ctx.scratch + nb * (1 + 2 * m)
+        for j in range(1 + m):
+            total[j] = 0.0
+        for k in range(nb):
+            for j in range(1 + m):
+                total[j] += ctx.scratch[k * (1 + 2 * m) + j]
+        sse = total[0]
+        if gb_out is not None:
+            for k in range(m):
+                gb_out[k] = <floating>(gb_scale * total[1 + k])
+    PyMem_RawFree(mem)
+    return sse
+
+
+cdef void _between_block(const fj_between_ctx* ctx, Py_ssize_t blk, bint f64) noexcept nogil:
+    if f64:
+        fj_between_f64(ctx, blk)
+    else:
+        fj_between_f32(ctx, blk)
+
+
+def between_f64(int mode, double[:, ::1] Z, const double[:, ::1] Y, const double[:, ::1] A,
+                const double[::1] b, double scale, double gb_scale, double[::1] gb_out,
+                int n_threads):
+    """The fused pass between the BLAS products (see the module docstring); returns Σ r²
+    in mode 0 and writes gb_scale Σ c into gb_out when it is not None."""
+    return _between(mode, Z, Y, A, b, scale, gb_scale, gb_out, n_threads)
+
+
+def between_f32(int mode, float[:, ::1] Z, const float[:, ::1] Y, const float[:, ::1] A,
+                const double[::1] b, double scale, double gb_scale, float[::1] gb_out,
+                int n_threads):
+    """float32 twin of ``between_f64`` (sums in double)."""
+    return _between(mode, Z, Y, A, b, scale, gb_scale, gb_out, n_threads)
+
+
+# ---------------------------------------------------------------------------------------
+# Gradient descent with the one-pass loop
+# ---------------------------------------------------------------------------------------
+
+cdef object _fit(const floating[:, ::1] X, const floating[:, ::1] Y,
+                 double[:, ::1] W,       # IN/OUT m x n parameters (double)
+                 double[::1] b,          # IN/OUT m
+                 double lr, Py_ssize_t epochs, Py_ssize_t batch,
+                 const Py_ssize_t[:, ::1] orders,   # IN row order per epoch, or None
+                 double[::1] losses, int n_threads):
+    cdef Py_ssize_t N = X.shape[0], n = X.shape[1], m = W.shape[0]
+    cdef Py_ssize_t Bmax = batch if batch < N else N
+    cdef Py_ssize_t nblocks = _blocks(Bmax, n, m), nb
+    cdef Py_ssize_t stride = fj_layer_stride(n, m)
+    cdef Py_ssize_t ep, s0, B, j, k, step, bad_epoch = -1, bad_step = -1
+    cdef double sse, step_lr
+    cdef double* total
+    cdef bint shuffled = orders is not None, bad
+    cdef fj_layer_ctx ctx
+    cdef const floating* Xp = _p2(X)
+    cdef const floating* Yp = _p2(Y)
+    cdef Py_ssize_t mp = fj_layer_mpad(m)
+    cdef double* mem = <double*>PyMem_RawMalloc((n * mp + mp + (nblocks + 1) * stride)
+                                                * sizeof(double))
+    if mem == NULL:
+        raise MemoryError()
+    cdef double* Wt = mem
+    cdef double* bd = mem + n * mp
+    ctx.Y = NULL
+    ctx.A = NULL
+    ctx.G = NULL
+    ctx.Wt = Wt
+    ctx.Wd = NULL
+    ctx.b = bd
+    ctx.out = NULL
+    ctx.gX = NULL
+    ctx.gx_scale = 0.0
+    ctx.n = n
+    ctx.m = m
+    ctx.mode = FJ_LAYER_LOSS
+    ctx.do_gw = 1
+    ctx.scratch = mem + n * mp + mp
+    ctx.stride = stride
+    with nogil:
+        for k in range(mp):
+            bd[k] = b[k] if k < m else 0.0
+            for j in range(n):
+                Wt[j * mp + k] = W[k, j] if k < m else 0.0
+        for ep in range(epochs):
+            sse = 0.0
+            step = 0
+            s0 = 0
+            while s0 < N:
+                B = batch if batch < N - s0 else N - s0
+                nb = _blocks(B, n, m)
+                ctx.N = B
+                ctx.rows_per_block = (B + nb - 1) // nb
+                if shuffled:
+                    ctx.X = Xp
+                    ctx.Y = Yp
+                    ctx.idx = &orders[ep, s0]
+                else:
+                    ctx.X = Xp + s0 * n
+                    ctx.Y = Yp + s0 * m
+                    ctx.idx = NULL
+                _run_onepass(&ctx, floating is double, nb, n_threads)
+                total = ctx.scratch + nb * stride
+                if not (total[0] - total[0] == 0.0):
+                    bad_epoch = ep
+                    bad_step = step
+                    break
+                sse += total[0]
+                # W <- W - lr ∂C/∂W, b <- b - lr ∂C/∂b, ∂C/∂W = (2/B) Σ c x (paper §6);
+                # the padding lanes' sums are exact zeros, so they stay zero
+                step_lr = lr * (2.0 / <double>B)
+                for k in range(m):
+                    bd[k] -= step_lr * total[1 + k]
+                for j in range(n * mp):
+                    Wt[j] -= step_lr * total[1 + mp + j]
+                s0 += B
+                step += 1
+            if bad_epoch >= 0:
+                break
+            losses[ep] = sse / <double>N
+            bad = not (losses[ep] - losses[ep] == 0.0)
+            for k in range(m):
+                if not (bd[k] - bd[k] == 0.0):
+                    bad = True
+            for j in range(n * mp):
+                if not (Wt[j] - Wt[j] == 0.0):
+                    bad = True
+            if bad:
+                bad_epoch = ep
+                break
+        for k in range(m):
+            b[k] = bd[k]
+            for j in range(n):
+                W[k, j] = Wt[j * mp + k]
+    PyMem_RawFree(mem)
+    return bad_epoch, bad_step
+
+
+def fit_f64(const double[:, ::1] X, const double[:, ::1] Y, double[:, ::1] W, double[::1] b,
+            double lr, Py_ssize_t epochs, Py_ssize_t batch,
+            const Py_ssize_t[:, ::1] orders, double[::1] losses, int n_threads):
+    """Run ``epochs`` epochs of gradient descent in place on W and b (double); returns
+    ``(bad_epoch, bad_step)``, -1 when the loss and parameters stayed finite."""
+    return _fit(X, Y, W, b, lr, epochs, batch, orders, losses, n_threads)
+
+
+def fit_f32(const float[:, ::1] X, const float[:, ::1] Y, double[:, ::1] W, double[::1] b,
+            double lr, Py_ssize_t epochs, Py_ssize_t batch,
+            const Py_ssize_t[:, ::1] orders, double[::1] losses, int n_threads):
+    """float32-data twin of ``fit_f64`` (parameters and sums in double)."""
+    return _fit(X, Y, W, b, lr, epochs, batch, orders, losses, n_threads)

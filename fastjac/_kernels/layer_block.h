@@ -1,0 +1,368 @@
+/* The one-pass block loop of fastjac/_kernels/layer.pyx: a layer of m ReLU neurons over
+ * rows r0..r1 of X (N x n), W (m x n) one row per neuron, read once per row.
+ *
+ * For each row x (widened to double into a per-block buffer) the loop computes the m
+ * pre-activations z_k = (Σ_j x_j W_kj) + b_k, with the sum over j in order j = 0..n-1,
+ * as m independent lanes: z[0..m) += x_j Wt[j, 0..m) for j = 0..n-1 (Wt = Wᵀ, n x m,
+ * double). Four rows are processed together so that the out-of-order core has four
+ * independent chains per lane. Then, per mode:
+ *
+ * - FJ_LAYER_LOSS: r = y_k - max(0, z_k), c_k = e_k = z_k - y_k for z_k > 0 and
+ *   (0 - y_k) * 0 otherwise (the neuron's _sq_residual, ReLU'(0) = 0); Σ r² per neuron
+ *   over the block's rows in order, then over k in order (lane-independent, so it
+ *   vectorises); gb[k] += c_k; gWt[j, k] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j) per group
+ *   of four rows; gX row i = gx_scale Σ_k c_k W_k (k in order), when asked for.
+ * - FJ_LAYER_VJP: no z; c_k = G_ik * (A_ik > 0 ? 1 : 0) (NumPy's G * (A > 0)), then the
+ *   same sums (without Σ r²) and gX.
+ * - FJ_LAYER_ACT: A_ik = max(0, z_k) (NaN stays NaN).
+ *
+ * Every loop over k or j is lane-independent (no reassociation), fp-contract is off, so
+ * the AVX-512, AVX2 and portable compilations of the same C give bitwise the same
+ * results; fj_layer_set_level lets tests force each one. The partial sums of a block go
+ * to its own slot of the scratch; layer.pyx merges the slots in block order, so results
+ * do not depend on the thread count.
+ */
+#ifndef FJ_LAYER_BLOCK_H
+#define FJ_LAYER_BLOCK_H
+
+#include <stddef.h>
+#include <string.h>
+
+#define FJ_LAYER_LOSS 0
+#define FJ_LAYER_VJP 1
+#define FJ_LAYER_ACT 2
+
+typedef struct {
+    const void *X;        /* IN  N x n rows (data dtype) */
+    const void *Y;        /* IN  N x m targets (LOSS), or NULL */
+    const void *A;        /* IN  N x m activations (VJP) */
+    const void *G;        /* IN  N x m cotangent (VJP) */
+    const ptrdiff_t *idx; /* IN  row numbers (mini-batch), or NULL for rows 0.. */
+    const double *Wt;     /* IN  n x mp (Wᵀ, columns m..mp-1 zero), double */
+    const double *Wd;     /* IN  m x n, double (gX only) */
+    const double *b;      /* IN  mp (zero padded), double (LOSS, ACT) */
+    void *out;            /* OUT N x m activations (ACT) */
+    void *gX;             /* OUT N x n (rows as numbered in the batch), or NULL */
+    double gx_scale;
+    ptrdiff_t N, n, m, rows_per_block;
+    int mode, do_gw;
+    double *scratch;      /* per block: see fj_layer_stride */
+    ptrdiff_t stride;
+} fj_layer_ctx;
+
+/* m rounded up to a multiple of 8 (FJ_LAYER_LANES): the width of every per-neuron array,
+ * so that every SIMD width (2, 4, 8 doubles) divides it; the padding lanes compute
+ * z = 0, an inactive neuron with y = 0, which adds exact zeros to every sum. */
+#define FJ_LAYER_LANES 8
+static inline ptrdiff_t fj_layer_mpad(ptrdiff_t m)
+{
+    return (m + FJ_LAYER_LANES - 1) / FJ_LAYER_LANES * FJ_LAYER_LANES;
+}
+
+/* Scratch of one block, in doubles: [Σ r² (1), gb (mp), gWt (n mp) | z/c (4 mp),
+ * rows (4 n), gX row (n), Σ r² per lane (mp)]; the part before "|" is what is merged. */
+static inline ptrdiff_t fj_layer_stride(ptrdiff_t n, ptrdiff_t m)
+{
+    const ptrdiff_t mp = fj_layer_mpad(m);
+    return 1 + mp + n * mp + 4 * mp + 5 * n + mp;
+}
+
+#define FJ_RESTRICT __restrict__
+
+typedef double fj_lv8 __attribute__((vector_size(64)));
+typedef double fj_lv4 __attribute__((vector_size(32)));
+typedef double fj_lv2 __attribute__((vector_size(16)));
+#define FJ_LLOAD(V, p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define FJ_LSTORE(p, v) do { __typeof__(v) s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+
+/* The block body, for element type T and vector type V of VL doubles; instantiated below
+ * per type and SIMD level. Within a lane every operation happens in the same order at
+ * every VL, so every instantiation gives the same bits. */
+#define FJ_LAYER_BODY(NAME, T, V, VL, ATTR)                                                  \
+ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                                \
+{                                                                                            \
+    const ptrdiff_t n = ctx->n, m = ctx->m, mp = fj_layer_mpad(ctx->m);                     \
+    const int mode = ctx->mode;                                                              \
+    const ptrdiff_t r0 = blk * ctx->rows_per_block;                                          \
+    const ptrdiff_t r1 = r0 + ctx->rows_per_block < ctx->N ? r0 + ctx->rows_per_block      \
+                                                            : ctx->N;                        \
+    const T *FJ_RESTRICT X = (const T *)ctx->X;                                              \
+    const double *FJ_RESTRICT Wt = ctx->Wt;                                                  \
+    double *FJ_RESTRICT part = ctx->scratch + blk * ctx->stride;                             \
+    double *FJ_RESTRICT gb = part + 1;                                                       \
+    double *FJ_RESTRICT gWt = gb + mp;                                                       \
+    double *FJ_RESTRICT zc = gWt + n * mp;   /* 4 x mp: z, then c */                       \
+    double *FJ_RESTRICT xd = zc + 4 * mp;    /* 4 x n: the rows, widened */                \
+    double *FJ_RESTRICT acc = xd + 4 * n;    /* n: a gX row */                             \
+    double *FJ_RESTRICT sl = acc + n;        /* mp: Σ r² per neuron (lane) */              \
+    const int do_gw = ctx->do_gw && mode != FJ_LAYER_ACT;                                   \
+    double sse = 0.0;                                                                        \
+    ptrdiff_t i, j, k, r, g;                                                                 \
+    for (k = 0; k < mp; k++) { gb[k] = 0.0; sl[k] = 0.0; }                                   \
+    if (do_gw) for (j = 0; j < n * mp; j++) gWt[j] = 0.0;                                    \
+    for (i = r0; i < r1; i += 4) {                                                           \
+        const ptrdiff_t nr = r1 - i < 4 ? r1 - i : 4;                                        \
+        ptrdiff_t row[4];                                                                    \
+        for (r = 0; r < nr; r++) {                                                           \
+            row[r] = ctx->idx ? ctx->idx[i + r] : i + r;                                     \
+            const T *FJ_RESTRICT x = X + row[r] * n;                                         \
+            double *FJ_RESTRICT xr = xd + r * n;                                             \
+            for (j = 0; j < n; j++) xr[j] = (double)x[j];                                    \
+        }                                                                                    \
+        for (r = nr; r < 4; r++) {                                                           \
+            row[r] = row[0];                                                                 \
+            for (j = 0; j < n; j++) xd[r * n + j] = 0.0;                                     \
+        }                                                                                    \
+        if (mode != FJ_LAYER_VJP) {                                                          \
+            /* z = X Wᵀ for four rows, VL neurons at a time, accumulators in registers */    \
+            const double *FJ_RESTRICT x0 = xd, *FJ_RESTRICT x1 = xd + n;                     \
+            const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;         \
+            for (k = 0; k < mp; k += VL) {                                                   \
+                V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                    \
+                for (j = 0; j < n; j++) {                                                    \
+                    const V w = FJ_LLOAD(V, Wt + j * mp + k);                                \
+                    a0 += x0[j] * w;                                                         \
+                    a1 += x1[j] * w;                                                         \
+                    a2 += x2[j] * w;                                                         \
+                    a3 += x3[j] * w;                                                         \
+                }                                                                            \
+                const V bv = FJ_LLOAD(V, ctx->b + k);                                        \
+                FJ_LSTORE(zc + k, a0 + bv);                                                  \
+                FJ_LSTORE(zc + mp + k, a1 + bv);                                             \
+                FJ_LSTORE(zc + 2 * mp + k, a2 + bv);                                         \
+                FJ_LSTORE(zc + 3 * mp + k, a3 + bv);                                         \
+            }                                                                                \
+        }                                                                                    \
+        if (mode == FJ_LAYER_ACT) {                                                          \
+            for (r = 0; r < nr; r++) {                                                       \
+                T *FJ_RESTRICT a = (T *)ctx->out + row[r] * m;                               \
+                const double *FJ_RESTRICT z = zc + r * mp;                                   \
+                for (k = 0; k < m; k++) {                                                    \
+                    const double v = z[k];                                                   \
+                    a[k] = (T)(v > 0.0 ? v : (v <= 0.0 ? 0.0 : v));                          \
+                }                                                                            \
+            }                                                                                \
+            continue;                                                                        \
+        }                                                                                    \
+        if (mode == FJ_LAYER_LOSS) {                                                         \
+            for (r = 0; r < nr; r++) {                                                       \
+                const T *FJ_RESTRICT y = (const T *)ctx->Y + row[r] * m;                     \
+                double *FJ_RESTRICT c = zc + r * mp;                                         \
+                for (k = 0; k < m; k++) {                                                    \
+                    const double z = c[k], yk = (double)y[k];                                \
+                    const int inactive = z <= 0.0;                                           \
+                    const double e = z - yk;                                                 \
+                    const double res = inactive ? -yk : e;                                   \
+                    sl[k] += res * res;                                                      \
+                    c[k] = inactive ? (0.0 - yk) * 0.0 : e;                                  \
+                }                                                                            \
+                for (k = m; k < mp; k++) c[k] = 0.0;                                         \
+            }                                                                                \
+        } else {                                                                             \
+            for (r = 0; r < nr; r++) {                                                       \
+                const T *FJ_RESTRICT a = (const T *)ctx->A + row[r] * m;                     \
+                const T *FJ_RESTRICT gg = (const T *)ctx->G + row[r] * m;                    \
+                double *FJ_RESTRICT c = zc + r * mp;                                         \
+                for (k = 0; k < m; k++)                                                      \
+                    c[k] = (double)gg[k] * ((double)a[k] > 0.0 ? 1.0 : 0.0);                 \
+                for (k = m; k < mp; k++) c[k] = 0.0;                                         \
+            }                                                                                \
+        }                                                                                    \
+        for (r = nr; r < 4; r++)                                                             \
+            for (k = 0; k < mp; k++) zc[r * mp + k] = 0.0;                                   \
+        for (r = 0; r < nr; r++) {                                                           \
+            const double *FJ_RESTRICT c = zc + r * mp;                                       \
+            for (k = 0; k < mp; k++) gb[k] += c[k];                                          \
+        }                                                                                    \
+        if (do_gw) {                                                                         \
+            /* gWt[j, :] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j), a zero row added */    \
+            /* exactly for a group of fewer than four rows */                                \
+            const double *FJ_RESTRICT x0 = xd, *FJ_RESTRICT x1 = xd + n;                     \
+            const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;         \
+            for (k = 0; k < mp; k += VL) {                                                   \
+                const V c0 = FJ_LLOAD(V, zc + k), c1 = FJ_LLOAD(V, zc + mp + k);             \
+                const V c2 = FJ_LLOAD(V, zc + 2 * mp + k), c3 = FJ_LLOAD(V, zc + 3 * mp + k);\
+                for (j = 0; j < n; j++) {                                                    \
+                    V gv = FJ_LLOAD(V, gWt + j * mp + k);                                    \
+                    gv += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]);             \
+                    FJ_LSTORE(gWt + j * mp + k, gv);                                         \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        if (ctx->gX != NULL) {                                                               \
+            for (r = 0; r < nr; r++) {                                                       \
+                const double *FJ_RESTRICT c = zc + r * mp;                                   \
+                T *FJ_RESTRICT gx = (T *)ctx->gX + (i + r) * n;                              \
+                for (j = 0; j < n; j++) acc[j] = 0.0;                                        \
+                for (g = 0; g < m; g++) {                                                    \
+                    const double s = ctx->gx_scale * c[g];                                   \
+                    const double *FJ_RESTRICT wg = ctx->Wd + g * n;                          \
+                    for (j = 0; j < n; j++) acc[j] += s * wg[j];                             \
+                }                                                                            \
+                for (j = 0; j < n; j++) gx[j] = (T)acc[j];                                   \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    for (k = 0; k < m; k++) sse += sl[k];                                                    \
+    part[0] = sse;                                                                           \
+}
+
+FJ_LAYER_BODY(fj_layer_block_f64_base, double, fj_lv2, 2, )
+FJ_LAYER_BODY(fj_layer_block_f32_base, float, fj_lv2, 2, )
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(FJ_NO_MULTIVERSION)
+#define FJ_LAYER_HAVE_X86 1
+FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, fj_lv4, 4, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, fj_lv4, 4, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f64_avx512, double, fj_lv8, 8,
+              __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
+FJ_LAYER_BODY(fj_layer_block_f32_avx512, float, fj_lv8, 8,
+              __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
+#else
+#define FJ_LAYER_HAVE_X86 0
+#endif
+
+/* The pass between the two BLAS products, over rows of block blk of the (N, m) array Z
+ * (Z = X Wᵀ from BLAS): LOSS: z = Z + b, Σ r², Σ c, Z <- scale c; ACT: Z <- max(0, Z + b);
+ * VJP: Z holds G, Z <- G (A > 0), Σ of it. Sums in double, per neuron over the rows in
+ * order (lane-independent: vectorises), Σ r² then over k in order. */
+typedef struct {
+    void *Z;
+    const void *Y, *A;
+    const double *b;
+    double scale;
+    ptrdiff_t N, m, rows_per_block;
+    int mode;
+    double *scratch;      /* per block: [Σ r² (1), Σ c (m), Σ r² per lane (m)] */
+} fj_between_ctx;
+
+#define FJ_BETWEEN_BODY(NAME, T, ATTR)                                                       \
+ATTR static void NAME(const fj_between_ctx *ctx, ptrdiff_t blk)                              \
+{                                                                                            \
+    const ptrdiff_t m = ctx->m;                                                              \
+    const ptrdiff_t r0 = blk * ctx->rows_per_block;                                          \
+    const ptrdiff_t r1 = r0 + ctx->rows_per_block < ctx->N ? r0 + ctx->rows_per_block      \
+                                                            : ctx->N;                        \
+    T *FJ_RESTRICT Z = (T *)ctx->Z;                                                          \
+    const double *FJ_RESTRICT b = ctx->b;                                                    \
+    double *FJ_RESTRICT part = ctx->scratch + blk * (1 + 2 * m);                             \
+    double *FJ_RESTRICT gb = part + 1;                                                       \
+    double *FJ_RESTRICT sl = gb + m;                                                         \
+    const double scale = ctx->scale;                                                         \
+    double sse = 0.0;                                                                        \
+    ptrdiff_t i, k;                                                                          \
+    for (k = 0; k < m; k++) { gb[k] = 0.0; sl[k] = 0.0; }                                    \
+    if (ctx->mode == FJ_LAYER_LOSS) {                                                        \
+        const T *FJ_RESTRICT Y = (const T *)ctx->Y;                                          \
+        for (i = r0; i < r1; i++) {                                                          \
+            T *FJ_RESTRICT zr = Z + i * m;                                                   \
+            const T *FJ_RESTRICT yr = Y + i * m;                                             \
+            for (k = 0; k < m; k++) {                                                        \
+                const double z = (double)zr[k] + b[k], y = (double)yr[k];                    \
+                const int inactive = z <= 0.0;                                               \
+                const double e = z - y;                                                      \
+                const double r = inactive ? -y : e;                                          \
+                const double c = inactive ? (0.0 - y) * 0.0 : e;                             \
+                sl[k] += r * r;                                                              \
+                gb[k] += c;                                                                  \
+                zr[k] = (T)(scale * c);                                                      \
+            }                                                                                \
+        }                                                                                    \
+    } else if (ctx->mode == FJ_LAYER_ACT) {                                                  \
+        for (i = r0; i < r1; i++) {                                                          \
+            T *FJ_RESTRICT zr = Z + i * m;                                                   \
+            for (k = 0; k < m; k++) {                                                        \
+                const double z = (double)zr[k] + b[k];                                       \
+                zr[k] = (T)(z > 0.0 ? z : (z <= 0.0 ? 0.0 : z));                             \
+            }                                                                                \
+        }                                                                                    \
+    } else {                                                                                 \
+        const T *FJ_RESTRICT A = (const T *)ctx->A;                                          \
+        for (i = r0; i < r1; i++) {                                                          \
+            T *FJ_RESTRICT zr = Z + i * m;                                                   \
+            const T *FJ_RESTRICT ar = A + i * m;                                             \
+            for (k = 0; k < m; k++) {                                                        \
+                const double c = (double)zr[k] * ((double)ar[k] > 0.0 ? 1.0 : 0.0);          \
+                gb[k] += c;                                                                  \
+                zr[k] = (T)c;                                                                \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    for (k = 0; k < m; k++) sse += sl[k];                                                    \
+    part[0] = sse;                                                                           \
+}
+
+FJ_BETWEEN_BODY(fj_between_f64_base, double, )
+FJ_BETWEEN_BODY(fj_between_f32_base, float, )
+#if FJ_LAYER_HAVE_X86
+FJ_BETWEEN_BODY(fj_between_f64_avx2, double, __attribute__((target("avx2"))))
+FJ_BETWEEN_BODY(fj_between_f32_avx2, float, __attribute__((target("avx2"))))
+#endif
+
+/* 0 portable, 1 AVX2, 2 AVX-512; chosen from the CPU at the first call (a race between
+ * threads is harmless: every thread that asks gets the same answer). */
+static int fj_layer_level = -1;
+
+static int fj_layer_get_level(void)
+{
+    if (fj_layer_level < 0) {
+#if FJ_LAYER_HAVE_X86
+        __builtin_cpu_init();
+        fj_layer_level = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                                 && __builtin_cpu_supports("avx512vl")
+                             ? 2
+                             : (__builtin_cpu_supports("avx2") ? 1 : 0);
+#else
+        fj_layer_level = 0;
+#endif
+    }
+    return fj_layer_level;
+}
+
+/* Testing hook: force a level no higher than the CPU's; a negative level asks the CPU
+ * again. Returns the level in force. */
+static int fj_layer_set_level(int level)
+{
+    fj_layer_level = -1;
+    if (level >= 0 && level < fj_layer_get_level())
+        fj_layer_level = level;
+    return fj_layer_get_level();
+}
+
+static void fj_layer_block_f64(const fj_layer_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    const int level = fj_layer_get_level();
+    if (level == 2) { fj_layer_block_f64_avx512(ctx, blk); return; }
+    if (level == 1) { fj_layer_block_f64_avx2(ctx, blk); return; }
+#endif
+    fj_layer_block_f64_base(ctx, blk);
+}
+
+static void fj_layer_block_f32(const fj_layer_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    const int level = fj_layer_get_level();
+    if (level == 2) { fj_layer_block_f32_avx512(ctx, blk); return; }
+    if (level == 1) { fj_layer_block_f32_avx2(ctx, blk); return; }
+#endif
+    fj_layer_block_f32_base(ctx, blk);
+}
+
+static void fj_between_f64(const fj_between_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    if (fj_layer_get_level() >= 1) { fj_between_f64_avx2(ctx, blk); return; }
+#endif
+    fj_between_f64_base(ctx, blk);
+}
+
+static void fj_between_f32(const fj_between_ctx *ctx, ptrdiff_t blk)
+{
+#if FJ_LAYER_HAVE_X86
+    if (fj_layer_get_level() >= 1) { fj_between_f32_avx2(ctx, blk); return; }
+#endif
+    fj_between_f32_base(ctx, blk);
+}
+
+#endif /* FJ_LAYER_BLOCK_H */

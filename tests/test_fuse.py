@@ -1,0 +1,449 @@
+"""fj.fuse: traced element-wise expressions against NumPy references and finite differences."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, HealthCheck
+from hypothesis import strategies as st
+
+import fastjac as fj
+
+RNG = np.random.default_rng(0)
+DTYPES = [np.float64, np.float32]
+
+
+def tol(dt):
+    return dict(rtol=1e-12, atol=1e-12) if dt == np.float64 else dict(rtol=2e-5, atol=2e-5)
+
+
+def _vjp_ref(w, x, gy):
+    ew = np.exp(w)
+    return gy * (ew * np.sin(x) + 1 / x), gy * (ew * np.cos(x) - w / x ** 2)
+
+
+@pytest.fixture(scope="module")
+def issue_f():
+    return fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("n", [1, 10, 257, 5000, 20000])
+def test_issue_example_all_methods(issue_f, dt, n):
+    f = issue_f
+    w = RNG.normal(size=n).astype(dt)
+    x = (RNG.uniform(0.5, 2.0, size=n) * RNG.choice([-1, 1], size=n)).astype(dt)
+    gy = RNG.normal(size=n).astype(dt)
+    dw, dx = RNG.normal(size=n).astype(dt), RNG.normal(size=n).astype(dt)
+    w64, x64, g64 = (a.astype(np.float64) for a in (w, x, gy))
+    y = f(w, x)
+    assert y.dtype == dt and y.shape == (n,)
+    np.testing.assert_allclose(y, np.exp(w64) * np.sin(x64) + w64 / x64, **tol(dt))
+    gw, gx = f.vjp(w, x, gy)
+    rw, rx = _vjp_ref(w64, x64, g64)
+    assert gw.dtype == dt and gx.dtype == dt
+    np.testing.assert_allclose(gw, rw, **tol(dt))
+    np.testing.assert_allclose(gx, rx, **tol(dt))
+    jw, jx = _vjp_ref(w64, x64, np.ones(n))
+    dy = f.jvp(w, x, dw, dx)
+    np.testing.assert_allclose(dy, jw * dw + jx * dx, **tol(dt))
+    Jw, Jx = f.jacobian(w, x)
+    assert isinstance(Jw, fj.Diagonal) and isinstance(Jx, fj.Diagonal)
+    np.testing.assert_allclose(Jw.d, jw, **tol(dt))
+    np.testing.assert_allclose(Jx.d, jx, **tol(dt))
+    sw, sx = f.sum_grad(w, x)
+    np.testing.assert_allclose(sw, jw, **tol(dt))
+    np.testing.assert_allclose(sx, jx, **tol(dt))
+    yv, (vw, vx) = f.value_and_vjp(w, x, gy)
+    assert np.array_equal(yv, y) and np.array_equal(vw, gw) and np.array_equal(vx, gx)
+
+
+def test_fused_matches_existing_ops_bitwise():
+    # A single fused binary op or unary chain gives the bits of the existing kernels.
+    w = RNG.normal(size=3000)
+    x = RNG.uniform(0.5, 2, size=3000)
+    gy = RNG.normal(size=3000)
+    for op in (fj.add, fj.sub, fj.mul, fj.div, fj.maximum, fj.minimum):
+        f = fj.fuse(lambda a, b, op=op: op(a, b))
+        assert np.array_equal(f(w, x), op(w, x))
+        for a, b in zip(f.vjp(w, x, gy), op.vjp(w, x, gy)):
+            assert np.array_equal(a, b), op.name
+        for a, b in zip(f.vjp(w, 1.5, gy), op.vjp(w, 1.5, gy)):
+            assert np.array_equal(a, b), op.name
+    for name, u in fj.UNARY.items():
+        f = fj.fuse(lambda a, u=u: u(a))
+        xx = x if name in ("sqrt", "log") else w
+        assert np.array_equal(f(xx), u(xx)), name
+        assert np.array_equal(f.vjp(xx, gy), u.vjp(xx, gy)), name
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x))
+    g = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)
+    # reverse mode multiplies gy into the partials from the output down (exp(w)·(sin(x)·gy));
+    # fj.elementwise forms the derivative first ((exp(w)·sin(x))·gy): within 2 roundings
+    for a, b in zip(f.vjp(w, x, gy), g.vjp(w, x, gy)):
+        np.testing.assert_allclose(a, b, rtol=5e-16, atol=0)
+
+
+def test_paper_total_derivative_x_plus_x_squared():
+    # §4.5.2: y = x + x², dy/dx = 1 + 2x (the naive single-path answer 2x is wrong)
+    f = fj.fuse(lambda x: x + x ** 2)
+    x = np.array([1.0, -2.0, 0.5, 3.0])
+    np.testing.assert_array_equal(f(x), x + x * x)
+    np.testing.assert_array_equal(f.derivative(x), 1 + 2 * x)
+    assert f.derivative(1.0) == 3.0
+    # f(x) = sin(x + x²): df/dx = cos(x + x²)(1 + 2x); y = x·x²: dy/dx = 3x²
+    g = fj.fuse(lambda x: fj.sin(x + fj.square(x)))
+    np.testing.assert_allclose(g.derivative(x), np.cos(x + x ** 2) * (1 + 2 * x), rtol=1e-14)
+    h = fj.fuse(lambda x: x * x ** 2)
+    np.testing.assert_allclose(h.derivative(x), 3 * x ** 2, rtol=1e-15)
+    # the finite change at x = 1, Δx = 1: Δy = 4
+    assert f(2.0) - f(1.0) == 4.0
+
+
+def test_cse_and_constant_folding():
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + fj.exp(w) / x)
+    assert f.n_ops == 5  # exp(w) once
+    g = fj.fuse(lambda x: x * 2.0 + x * 2.0)
+    assert g.n_ops == 2
+    h = fj.fuse(lambda x: x ** 0 + x ** 1)
+    assert h.n_ops == 1
+    np.testing.assert_array_equal(h(np.array([np.nan, 2.0])), [np.nan + 1, 3.0])
+    dead = fj.fuse(lambda x: (fj.exp(x), x * 3)[1])
+    assert dead.n_ops == 1
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_scalar_inputs(dt):
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    x = RNG.uniform(0.5, 2, size=9000).astype(dt)
+    gy = RNG.normal(size=9000).astype(dt)
+    z = 0.7
+    y = f(z, x)
+    assert y.dtype == dt
+    gz, gx = f.vjp(z, x, gy)
+    assert np.ndim(gz) == 0 and isinstance(gz, dt)
+    x64, g64 = x.astype(np.float64), gy.astype(np.float64)
+    z_ = float(dt(z))
+    rw, rx = _vjp_ref(np.full(9000, z_), x64, g64)
+    np.testing.assert_allclose(gz, rw.sum(), rtol=1e-10 if dt == np.float64 else 1e-5)
+    np.testing.assert_allclose(gx, rx, **tol(dt))
+    Jz, Jx = f.jacobian(z, x)
+    assert isinstance(Jz, fj.Column) and isinstance(Jx, fj.Diagonal)
+    np.testing.assert_allclose(Jz.todense()[:, 0], _vjp_ref(np.full(9000, z_), x64,
+                                                             np.ones(9000))[0], **tol(dt))
+    dy = f.jvp(z, x, 2.0, None)
+    np.testing.assert_allclose(dy, 2.0 * _vjp_ref(np.full(9000, z_), x64, np.ones(9000))[0],
+                               **tol(dt))
+    # all scalar: scalar results
+    assert isinstance(f(0.5, 2.0), np.float64)
+    a, b = f.vjp(0.5, 2.0, 1.0)
+    assert np.ndim(a) == 0 and np.ndim(b) == 0
+    np.testing.assert_allclose((a, b), _vjp_ref(0.5, 2.0, 1.0), rtol=1e-15)
+
+
+def test_scalar_gradient_bits_match_binary_op():
+    x = RNG.normal(size=100000)
+    gy = RNG.normal(size=100000)
+    for op in (fj.mul, fj.add, fj.div, fj.sub):
+        f = fj.fuse(lambda a, b, op=op: op(a, b))
+        for a, b in zip(f.vjp(x, 1.25, gy), op.vjp(x, 1.25, gy)):
+            assert np.array_equal(a, b), op.name
+        for a, b in zip(f.vjp(1.25, x, gy), op.vjp(1.25, x, gy)):
+            assert np.array_equal(a, b), op.name
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_threads_bitwise(dt):
+    f = fj.fuse(lambda w, x, z: fj.tanh(w) * x + fj.maximum(w, z) * z - fj.sqrt(fj.abs(x)))
+    n = 50000
+    w, x, gy = (RNG.normal(size=n).astype(dt) for _ in range(3))
+    for args in ((w, x, 0.3), (w, x, gy)):
+        r1 = f.vjp(*args, gy, n_threads=1)
+        r2 = f.vjp(*args, gy, n_threads=2)
+        for a, b in zip(r1, r2):
+            assert np.array_equal(a, b)
+        assert np.array_equal(f(*args, n_threads=1), f(*args, n_threads=2))
+        t = (x, None, gy if np.ndim(args[2]) else 1.0)
+        assert np.array_equal(f.jvp(*args, *t, n_threads=1), f.jvp(*args, *t, n_threads=2))
+
+
+def test_out_in_place_and_inputs_never_written():
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    w = RNG.normal(size=1000)
+    x = RNG.uniform(0.5, 2, size=1000)
+    gy = RNG.normal(size=1000)
+    ref = f.vjp(w, x, gy)
+    refy = f(w, x)
+    cw, cx, cg = w.copy(), x.copy(), gy.copy()
+    f(w, x)
+    f.vjp(w, x, gy)
+    f.jvp(w, x, gy, gy)
+    f.jacobian(w, x)
+    assert np.array_equal(w, cw) and np.array_equal(x, cx) and np.array_equal(gy, cg)
+    # in place: the gradient of w into w, of x into gy
+    ww, gg = w.copy(), gy.copy()
+    res = f.vjp(ww, x, gg, out=(ww, gg))
+    assert res[0] is ww and res[1] is gg
+    assert np.array_equal(ww, ref[0]) and np.array_equal(gg, ref[1])
+    xx = x.copy()
+    assert f(w, xx, out=xx) is xx and np.array_equal(xx, refy)
+    # strided out
+    o = np.empty(2000)[::2]
+    f(w, x, out=o)
+    assert np.array_equal(o, refy)
+    # read-only, Fortran and strided inputs
+    W = np.asfortranarray(RNG.normal(size=(30, 20)))
+    X = RNG.uniform(0.5, 2, size=(20, 30)).T
+    W.flags.writeable = False
+    np.testing.assert_allclose(f(W, X), np.exp(W) * np.sin(X) + W / X, rtol=1e-14)
+    with pytest.raises(ValueError, match="partially overlaps"):
+        buf = np.concatenate([w, w])
+        f(buf[:1000], x, out=buf[1:1001])
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_in_place_every_method(dt):
+    f = fj.fuse(lambda w, x: fj.sin(w) * x + w * w - x / 3.0)
+    n = 5000
+    w, x, dw, dx, gy = (RNG.normal(size=n).astype(dt) for _ in range(5))
+    ref_j = f.jvp(w, x, dw, dx)
+    ref_y, ref_g = f.value_and_vjp(w, x, gy)
+    ref_s = f.sum_grad(w, x)
+    for target in ("w", "x", "dw", "dx"):
+        arrs = dict(w=w.copy(), x=x.copy(), dw=dw.copy(), dx=dx.copy())
+        o = arrs[target]
+        assert f.jvp(arrs["w"], arrs["x"], arrs["dw"], arrs["dx"], out=o) is o
+        assert np.array_equal(o, ref_j), target
+    ww, xx, gg = w.copy(), x.copy(), gy.copy()
+    y, (a, b) = f.value_and_vjp(ww, xx, gg, out=(gg, (ww, xx)))
+    assert y is gg and a is ww and b is xx
+    assert np.array_equal(y, ref_y) and np.array_equal(a, ref_g[0])
+    assert np.array_equal(b, ref_g[1])
+    ww, xx = w.copy(), x.copy()
+    a, b = f.sum_grad(ww, xx, out=(xx, ww))
+    assert np.array_equal(a, ref_s[0]) and np.array_equal(b, ref_s[1])
+
+
+def test_empty_and_nd_inputs():
+    f = fj.fuse(lambda w, x: fj.exp(w) * x - w)
+    e = np.empty(0)
+    assert f(e, e).shape == (0,)
+    gw, gx = f.vjp(e, e, e)
+    assert gw.shape == (0,) and gx.shape == (0,)
+    W = RNG.normal(size=(3, 4))
+    X = RNG.normal(size=(3, 4))
+    gw, gx = f.vjp(W, X, np.ones((3, 4)))
+    assert gw.shape == (3, 4)
+    np.testing.assert_allclose(gw, np.exp(W) * X - 1, rtol=1e-14)
+    Jw, Jx = f.jacobian(W, X)
+    assert Jw.shape == (12, 12)
+    # a scalar tangent for an array input is refused (shapes must match)
+    with pytest.raises(ValueError):
+        f.jvp(W, X, 1.0, None)
+
+
+def test_errors():
+    f = fj.fuse(lambda w, x: w * x)
+    with pytest.raises(TypeError, match="takes 2 inputs"):
+        f(np.ones(3))
+    with pytest.raises(ValueError, match="w.*x|x.*w"):
+        f(np.ones(3), np.ones(4))
+    with pytest.raises(TypeError, match="complex"):
+        f(np.ones(3), np.ones(3) * 1j)
+    with pytest.raises(TypeError):
+        f(np.ones(3), np.array(["a", "b", "c"], dtype=object))
+    with pytest.raises(TypeError, match="one-input"):
+        f.derivative(np.ones(3))
+    with pytest.raises(TypeError, match="not None"):
+        f.vjp(np.ones(3), np.ones(3), None)
+
+
+UNSUPPORTED = [
+    (lambda x: np.exp(x), "np.exp.*fj.exp"),
+    (lambda x: np.sin(x) + 1, "np.sin"),
+    (lambda x: np.sum(x), "np.sum"),
+    (lambda x: x if x > 0 else -x, "comparison >"),
+    (lambda x: x < 1, "comparison <"),
+    (lambda x: x == 1, "comparison =="),
+    (lambda x: x + 1 if x else x, r"bool\(\)"),
+    (lambda x: x[0], "indexing"),
+    (lambda x: x @ x, "@"),
+    (lambda x: x ** x, "traced exponent"),
+    (lambda x: 2 ** x, "traced exponent"),
+    (lambda x: x // 2, "floor division"),
+    (lambda x: x % 2, "modulo"),
+    (lambda x: float(x), r"float\(\)"),
+    (lambda x: x.sum(), r"\.sum"),
+    (lambda x: np.asarray(x), "converting"),
+    (lambda x: (x, x), "one value"),
+    (lambda x: x * "a", "str"),
+    (lambda x: fj.exp.derivative(x), "only the value"),
+    (lambda x: fj.mul.vjp(x, x, x), "only the value"),
+    (lambda x: fj.exp(x, out=np.empty(3)), "only the value"),
+]
+
+
+@pytest.mark.parametrize("fn,msg", UNSUPPORTED)
+def test_unsupported_operations_raise_type_error(fn, msg):
+    f = fj.fuse(fn)
+    with pytest.raises(TypeError, match=msg):
+        f(np.ones(3))
+
+
+def test_numpy_arithmetic_ufuncs_and_captured_arrays():
+    c = RNG.normal(size=50)
+    f = fj.fuse(lambda x: c * x + np.multiply(x, 2.0) - c / x)
+    x = RNG.uniform(0.5, 2, size=50)
+    np.testing.assert_allclose(f(x), c * x + 2 * x - c / x, rtol=1e-14)
+    np.testing.assert_allclose(f.derivative(x), c + 2 + c / x ** 2, rtol=1e-14)
+    with pytest.raises(ValueError, match="captured"):
+        f(np.ones(7))
+
+
+def test_chains_elementwise_and_nested_fused_are_inlined():
+    inner = fj.fuse(lambda a, b: a * fj.sigmoid(b))
+    h = fj.chain(fj.sin, fj.square)
+    op = fj.elementwise(fj.div, f=fj.exp, g=fj.cosh if hasattr(fj, "cosh") else fj.tanh)
+    f = fj.fuse(lambda w, x: inner(h(w), x) + op(w, x) + abs(-w) ** 1.5)
+    w = RNG.normal(size=300)
+    x = RNG.normal(size=300)
+    sig = 1 / (1 + np.exp(-x))
+    ref = np.sin(w ** 2) * sig + np.exp(w) / np.tanh(x) + np.abs(w) ** 1.5
+    np.testing.assert_allclose(f(w, x), ref, rtol=1e-12)
+    fj.assert_vjp(f, f.vjp, (w, x))
+    fj.assert_jvp(f, lambda p, t: f.jvp(*p, *t), (w, x), (RNG.normal(size=300),
+                                                        RNG.normal(size=300)))
+
+
+def test_check_vjp_works_unchanged():
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    w = RNG.normal(size=20)
+    x = RNG.uniform(0.5, 2, size=20)
+    assert fj.check_vjp(f, f.vjp, (w, x)).passed
+    assert fj.check_vjp(f, f.vjp, (0.3, x)).passed
+    g = fj.fuse(lambda x: fj.tanh(x) * x)
+    assert fj.check_vjp(g, g.vjp, (x,)).passed
+
+
+def test_validation_mode_cross_checks():
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    w = RNG.normal(size=8)
+    x = RNG.uniform(0.5, 2, size=8)
+    with fj.validating():
+        f.vjp(w, x, np.ones(8))
+        f.vjp(0.5, x, np.ones(8))
+        f.jvp(w, x, np.ones(8), None)
+        # the hook can fail: a wrong gradient is caught
+        from fastjac import _validation
+        with pytest.raises(fj.GradCheckError):
+            _validation.cross_check(f, "vjp", (w, x), np.ones(8), (w + 1, x + 1), "f.vjp")
+
+
+def test_decorator_forms_and_cache():
+    @fj.fuse
+    def f(x, y):
+        return x * y + x
+
+    @fj.fuse(n_inputs=1)
+    def g(x, scale=3.0):
+        return x * scale
+
+    assert f(2.0, 3.0) == 8.0 and g(2.0) == 6.0
+    c = f._compiled
+    f(np.ones(3), np.ones(3))
+    assert f._compiled is c
+
+
+# ---- random expression DAGs (hypothesis) ---------------------------------------------------
+
+_UN = [("exp", np.exp, lambda v: np.exp(v)), ("sin", np.sin, np.cos),
+       ("cos", np.cos, lambda v: -np.sin(v)), ("tanh", np.tanh, lambda v: 1 - np.tanh(v) ** 2),
+       ("square", np.square, lambda v: 2 * v), ("neg", np.negative, lambda v: -np.ones_like(v)),
+       ("sigmoid", lambda v: 1 / (1 + np.exp(-v)),
+        lambda v: np.exp(-v) / (1 + np.exp(-v)) ** 2)]
+
+
+def _build(ops, k):
+    """A random DAG as a list of instructions; returns (fastjac fn, numpy fn, numpy grad)."""
+
+    def run(inputs, lib):
+        vals = list(inputs)
+        for kind, i, j, c in ops:
+            a = vals[i % len(vals)]
+            b = vals[j % len(vals)]
+            if kind == "add":
+                v = a + b
+            elif kind == "mul":
+                v = a * b
+            elif kind == "sub":
+                v = a - c * b
+            elif kind == "scale":
+                v = a * c + 0.25
+            else:
+                u = dict((n, (fv, dv)) for n, fv, dv in _UN)[kind]
+                v = getattr(fj, kind)(a) if lib == "fj" else u[0](a)
+            vals.append(v)
+        return vals[-1]
+
+    return run
+
+
+_OP = st.tuples(st.sampled_from(["add", "mul", "sub", "scale"] + [n for n, _, _ in _UN]),
+                st.integers(0, 20), st.integers(0, 20), st.floats(-2, 2))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(k=st.integers(1, 3), ops=st.lists(_OP, min_size=1, max_size=8),
+       dt=st.sampled_from(DTYPES), n=st.integers(1, 40), seed=st.integers(0, 2 ** 31))
+def test_random_dags(k, ops, dt, n, seed):
+    run = _build(ops, k)
+    names = ", ".join(f"x{i}" for i in range(k))
+    fn = eval(f"lambda {names}: run(({names},), 'fj')", {"run": run})  # noqa: S307
+    f = fj.fuse(fn)
+    rng = np.random.default_rng(seed)
+    xs = tuple(rng.uniform(-1.2, 1.2, size=n).astype(dt) for _ in range(k))
+    if k > 1 and seed % 3 == 0:  # one input a Python float: scalar expansion (§4.3)
+        xs = (float(xs[0][0]),) + xs[1:]
+    x64 = tuple(a if isinstance(a, float) else a.astype(np.float64) for a in xs)
+    ref = run(x64, "np")
+    y = f(*xs)
+    if not np.all(np.isfinite(ref)) or np.max(np.abs(ref)) > 1e6:
+        return
+    np.testing.assert_allclose(y, np.broadcast_to(ref, y.shape), **(
+        tol(dt) if dt == np.float64 else dict(rtol=1e-4, atol=1e-4)))
+    # derivatives against central differences of the float64 NumPy reference
+    gy = rng.normal(size=n)
+    grads = f.vjp(*x64, gy)
+    grads = grads if k > 1 else (grads,)
+    sg = f.sum_grad(*x64)
+    sg = sg if k > 1 else (sg,)
+    jac = f.jacobian(*x64)
+    jac = jac if k > 1 else (jac,)
+    ts = tuple(rng.normal() if isinstance(a, float) else rng.normal(size=n) for a in x64)
+    dy = f.jvp(*x64, *ts)
+    tot = np.zeros(n)
+    for i in range(k):
+        h = 1e-6
+        xp = list(x64)
+        xm = list(x64)
+        xp[i] = x64[i] + h
+        xm[i] = x64[i] - h
+        d = (np.broadcast_to(run(tuple(xp), "np"), (n,)) - np.broadcast_to(run(tuple(xm), "np"),
+                                                                          (n,))) / (2 * h)
+        scale = 1e-5 * (1 + np.abs(d))
+        jd = jac[i].d if isinstance(jac[i], fj.Diagonal) else jac[i].c
+        assert np.all(np.abs(jd - d) <= scale)
+        if isinstance(x64[i], float):  # a scalar input: the summed gradient (§4.3)
+            assert isinstance(jac[i], fj.Column)
+            assert abs(grads[i] - np.sum(gy * d)) <= 1e-5 * (1 + np.sum(np.abs(gy * d)))
+            assert abs(sg[i] - np.sum(d)) <= 1e-5 * (1 + np.sum(np.abs(d)))
+        else:
+            assert np.all(np.abs(grads[i] - gy * d) <= scale * (1 + np.abs(gy))), i
+            assert np.all(np.abs(sg[i] - d) <= scale)
+        tot += d * ts[i]
+    assert np.all(np.abs(dy - tot) <= 1e-5 * (1 + np.abs(tot)) * k * 3)
+
+
+def test_selfcheck_covers_fused():
+    rep = fj.selfcheck()
+    text = str(rep)
+    assert "fuse" in text
