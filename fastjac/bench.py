@@ -1,29 +1,44 @@
-"""``fastjac bench``: a representative benchmark of fastjac against NumPy in one command.
+"""``fastjac bench``: fastjac against NumPy, PyTorch, JAX and Numba in one command.
 
-For each workload (element-wise VJPs, the fused ``exp(w) ⊗ sin(x)`` VJP, scalar expansion,
-sum and dot, and the ReLU neuron's ``loss_grad`` when ``fastjac.neuron`` exists) it times
-the fastjac call and the NumPy code a user would write for the same result, on the same
-inputs, and prints one table per workload::
+For each workload of the table :data:`WORKLOADS` (element-wise VJPs, the fused
+``exp(w) ⊗ sin(x)`` VJP, scalar expansion, sum and dot, the ReLU neuron's ``loss_grad`` and
+``fit``) it times the fastjac call and the code a user of each other framework would write
+for the same result, on the same inputs, and prints one table per workload::
 
-    size  dtype    numpy      fastjac    speed-up
-    ...
+    size  dtype    numpy    fastjac  speed-up    torch    jax    numba  vs best  ×bound
 
-*speed-up* is ``numpy median / fastjac median`` (above 1: fastjac is faster). Columns for
-PyTorch and JAX (CPU) appear only when they can be imported; they are timed in a
-second pass, after every NumPy and fastjac row, because their thread pools keep spinning
-after a call and would take the second core from whatever is timed next. Each time is the median of
-several repeats of a loop long enough to make the timer's resolution irrelevant; inputs are
-built before timing and every result is checked against NumPy's after timing.
+* *speed-up* is ``numpy time / fastjac time`` (above 1: fastjac is faster);
+* *vs best* is the time of the fastest other framework over fastjac's;
+* *×bound* is fastjac's time over the row's memory-traffic bound: the bytes the row must read
+  and write, at the read and write bandwidths measured over the same number of bytes (shown
+  from 1 MB of traffic; below that a call's fixed cost dominates).
 
-The memory read bandwidth (``fastjac.sum`` over a 1e8-byte array: bytes / time) is reported
-alongside: at large sizes an element-wise kernel cannot beat the bytes it must move, so
-this number is the ceiling to compare the 1e6-element rows with.
+**Each framework runs in its own process** (a worker: this file run with ``--worker``), one
+after the other: a framework's thread pool keeps spinning after a call and would slow
+whatever is timed next in the same process. Every worker builds the same inputs from
+per-row seeds with NumPy alone, so a worker for PyTorch, JAX or Numba can run in another
+Python that does not have fastjac (``--peer-python``); a checksum of the inputs confirms it.
+Each time is the median of several repeats of a loop long enough to make the timer's
+resolution irrelevant, after a warm-up call (so JAX's and Numba's compile time is
+excluded; a workload that asks for it also reports the first call). Every framework's
+result is checked against NumPy's in float64 after timing.
+
+Where ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` is set, both are unset for the NumPy
+baseline's process only, and the output says so.
+
+The "next to BLAS" section times a training loop's step, a 400×400 NumPy matrix product
+followed by a fastjac call, against the sum of the product alone and the fastjac call on
+one thread, and the quiet speed-up of the default threads over one thread.
 
 Examples
 --------
-``fastjac bench``                      the full table (under two minutes)
+``fastjac bench``                      the full tables (a few minutes)
 ``fastjac bench --quick``              a few seconds: small sizes, few repeats
+``fastjac bench --peer-python /path/to/venv/bin/python``   peers from another environment
 ``fastjac bench --json out.json --plot out.png``
+
+The workloads and the workers live in :mod:`fastjac._bench_worker` (which peer workers
+run without fastjac); this module starts the workers, merges and prints their results.
 """
 
 import argparse
@@ -31,438 +46,395 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
-import time
-import zlib
+import tempfile
 
 import numpy as np
 
 import fastjac as fj
-from fastjac import _reference
+from fastjac import _bench_worker as W
+from fastjac._bench_worker import (FRAMEWORKS, NEXT_TO_BLAS_PRODUCT, PEERS, WORKLOADS,
+                                   Workload, _cpus, _label, _size, memory_bandwidth)
 from fastjac._display import format_time
 from fastjac._kernels import elementwise as K
-from fastjac._validate import CPU_COUNT
 
-__all__ = ["main_bench", "run_bench"]
+__all__ = ["WORKLOADS", "Workload", "main_bench", "memory_bandwidth", "run_bench"]
 
-
-# --------------------------------------------------------------------------------- timing
-def _median_time(fn, repeat, min_time, best=False):
-    """Median (or, with ``best``, least) seconds per call of ``fn()`` over ``repeat``
-    samples of >= ``min_time`` each."""
-    fn()  # warm up (first-touch page faults, lazy imports, thread pool start)
-    number = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time or number >= 1 << 20:
-            break
-        number *= 2 if dt <= 0 else max(2, min(10, int(min_time / dt * 1.2) + 1))
-    samples = [dt / number]
-    for _ in range(repeat - 1):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return float(min(samples) if best else np.median(samples))
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Traffic below this many bytes gets no ×bound: a call's fixed cost dominates.
+BOUND_MIN_BYTES = 1 << 20
+# Bandwidth is measured over the row's own bytes (caches included), capped here (beyond
+# the last-level cache every size streams from memory alike).
+BOUND_MAX_BYTES = 1 << 28
 
 
-def _close(a, b, dtype):
-    """fastjac's and NumPy's results agree to the dtype's precision (sums: to their scale)."""
-    rtol = 1e-9 if np.dtype(dtype) == np.float64 else 1e-3
-    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
-        u = np.asarray(u, dtype=np.float64)
-        v = np.asarray(v, dtype=np.float64)
-        scale = float(np.max(np.abs(v))) if v.size else 0.0
-        if u.shape != v.shape or not np.allclose(u, v, rtol=rtol, atol=rtol * max(1.0, scale)):
-            return False
-    return True
+def _bound_bytes(traffic):
+    """The working set a row's bandwidth is measured over, or None below BOUND_MIN_BYTES."""
+    total = sum(traffic)
+    return None if total < BOUND_MIN_BYTES else min(total, BOUND_MAX_BYTES)
 
 
-# ------------------------------------------------------------------------------ workloads
-def _frameworks():
-    """{"torch": module, "jax": (jax, jnp)} for the frameworks that import (CPU only)."""
-    found = {}
+# ------------------------------------------------------------------------------ machine info
+def cpu_model():
+    """The CPU's model name, with its family and model numbers (a virtual machine may show
+    only "AMD EPYC"), from /proc/cpuinfo on Linux; else what the platform knows."""
+    fields = {}
     try:
-        import torch
-
-        found["torch"] = torch
-    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if not key and fields:
+                    break  # the first processor's block is enough
+                fields.setdefault(key, value.strip())
+    except OSError:
         pass
-    try:
-        import jax
-        import jax.numpy as jnp
-
-        jax.config.update("jax_enable_x64", True)
-        found["jax"] = (jax, jnp)
-    except Exception:  # noqa: BLE001
-        pass
-    return found
-
-
-def _workloads(fj):
-    """name -> (description, make(n, dtype, rng) -> (fastjac_fn, numpy_fn, torch_fn, jax_fn))."""
-    fused = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)
-
-    def unary(op, np_vjp, torch_vjp, jax_vjp):
-        def make(n, dtype, rng, fw):
-            x = rng.standard_normal(n).astype(dtype)
-            gy = rng.standard_normal(n).astype(dtype)
-            return (lambda: op.vjp(x, gy), lambda: np_vjp(x, gy),
-                    _torch_fn(fw, torch_vjp, x, gy), _jax_fn(fw, jax_vjp, x, gy))
-        return make
-
-    def binary(op, np_vjp, torch_vjp, jax_vjp, positive_x=False):
-        def make(n, dtype, rng, fw):
-            w = rng.standard_normal(n).astype(dtype)
-            x = rng.standard_normal(n).astype(dtype)
-            if positive_x:
-                x = (np.abs(x) + 0.5).astype(dtype)
-            gy = rng.standard_normal(n).astype(dtype)
-            return (lambda: op.vjp(w, x, gy), lambda: np_vjp(w, x, gy),
-                    _torch_fn(fw, torch_vjp, w, x, gy), _jax_fn(fw, jax_vjp, w, x, gy))
-        return make
-
-    def np_tanh(x, g):
-        t = np.tanh(x)
-        return g * (1 - t * t)
-
-    def np_sigmoid(x, g):
-        s = 1 / (1 + np.exp(-x))
-        return g * s * (1 - s)
-
-    def np_fused(w, x, g):
-        e = np.exp(w)
-        return g * e * np.sin(x), g * e * np.cos(x)
-
-    def make_scalar(n, dtype, rng, fw):
-        x = rng.standard_normal(n).astype(dtype)
-        gy = rng.standard_normal(n).astype(dtype)
-        z = 2.5
-        return (lambda: fj.mul.vjp(x, z, gy),
-                lambda: (gy * z, np.sum(gy * x)),
-                None, None)
-
-    def make_sum(n, dtype, rng, fw):
-        x = rng.standard_normal(n).astype(dtype)
-        return (lambda: fj.sum(x), lambda: np.sum(x), None, None)
-
-    def make_dot(n, dtype, rng, fw):
-        w = rng.standard_normal(n).astype(dtype)
-        x = rng.standard_normal(n).astype(dtype)
-        return (lambda: fj.dot(w, x), lambda: np.dot(w, x), None, None)
-
-    return {
-        "exp.vjp": ("gy ⊗ exp(x)", unary(fj.exp, lambda x, g: g * np.exp(x),
-                                         lambda t, x, g: g * t.exp(x),
-                                         lambda jnp, x, g: g * jnp.exp(x))),
-        "tanh.vjp": ("gy ⊗ (1 - tanh²x)", unary(fj.tanh, np_tanh,
-                                               lambda t, x, g: g * (1 - t.tanh(x) ** 2),
-                                               lambda jnp, x, g: g * (1 - jnp.tanh(x) ** 2))),
-        "sigmoid.vjp": ("gy ⊗ σ(x)(1 - σ(x))", unary(
-            fj.sigmoid, np_sigmoid,
-            lambda t, x, g: g * t.sigmoid(x) * (1 - t.sigmoid(x)),
-            lambda jnp, x, g: g / (1 + jnp.exp(-x)) * (1 - 1 / (1 + jnp.exp(-x))))),
-        "relu.vjp": ("gy ⊗ (x > 0)", unary(fj.relu, lambda x, g: g * (x > 0),
-                                          lambda t, x, g: g * (x > 0),
-                                          lambda jnp, x, g: g * (x > 0))),
-        "mul.vjp": ("(gy ⊗ x, gy ⊗ w)", binary(fj.mul, lambda w, x, g: (g * x, g * w),
-                                              lambda t, w, x, g: (g * x, g * w),
-                                              lambda jnp, w, x, g: (g * x, g * w))),
-        "div.vjp": ("(gy ⊘ x, -gy ⊗ w ⊘ x²)", binary(
-            fj.div, lambda w, x, g: (g / x, -g * w / (x * x)),
-            lambda t, w, x, g: (g / x, -g * w / (x * x)),
-            lambda jnp, w, x, g: (g / x, -g * w / (x * x)), positive_x=True)),
-        "exp(w)⊗sin(x).vjp": ("fused f(w) ○ g(x), §4.2", binary(
-            fused, np_fused,
-            lambda t, w, x, g: (g * t.exp(w) * t.sin(x), g * t.exp(w) * t.cos(x)),
-            lambda jnp, w, x, g: (g * jnp.exp(w) * jnp.sin(x), g * jnp.exp(w) * jnp.cos(x)))),
-        "mul.vjp scalar": ("x z: (gy z, Σ gy ⊗ x), §4.3", make_scalar),
-        "sum": ("Σ x (double accumulator)", make_sum),
-        "dot": ("w · x", make_dot),
-    }
+    if fields.get("model name"):
+        ids = [f"{k} {fields[k]}" for k in ("cpu family", "model") if fields.get(k)]
+        return fields["model name"] + (f" ({', '.join(ids)})" if ids else "")
+    if sys.platform == "darwin":
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
+                                  capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
 
 
-def _torch_fn(fw, f, *arrays):
-    if f is None or "torch" not in fw:
-        return None
-    torch = fw["torch"]
-    ts = [torch.from_numpy(a) for a in arrays]
-    return lambda: f(torch, *ts)
-
-
-def _jax_fn(fw, f, *arrays):
-    if f is None or "jax" not in fw:
-        return None
-    jax, jnp = fw["jax"]
-    g = jax.jit(lambda *a: f(jnp, *a))
-    ja = [jnp.asarray(a) for a in arrays]
-
-    def run():
-        return jax.block_until_ready(g(*ja))
-    return run
-
-
-def _neuron_workloads(quick):
-    """The ReLU neuron (paper §6): ``loss_grad`` and a 300-epoch ``fit``.
-    Returns [(name, description, make, shapes)]."""
-    fn = fj.neuron
-
-    def torch_loss_grad(torch):
-        def run(X, y, w, b):
-            w = w.detach().requires_grad_(True)
-            b = b.detach().requires_grad_(True)
-            r = torch.relu(X @ w + b) - y
-            C = (r * r).mean()
-            gw, gb = torch.autograd.grad(C, (w, b))
-            return C, gw, gb
-        return run
-
-    def jax_loss(jnp):
-        def loss(w, b, X, y):
-            r = jnp.maximum(X @ w + b, 0) - y
-            return jnp.mean(r * r)
-        return loss
-
-    def batch(shape, dtype, rng):
-        N, n = shape
-        X = rng.standard_normal((N, n), dtype=np.float64).astype(dtype, copy=False)
-        w = (rng.standard_normal(n) / math.sqrt(n)).astype(dtype)
-        y = rng.standard_normal(N).astype(dtype)
-        return X, y, w
-
-    def make_loss_grad(shape, dtype, rng, fw):
-        X, y, w = batch(shape, dtype, rng)
-        b = dtype.type(0.1)
-        f_torch = f_jax = None
-        if "torch" in fw:
-            torch = fw["torch"]
-            tX, ty, tw, tb = (torch.from_numpy(np.asarray(a)) for a in (X, y, w, b))
-            step = torch_loss_grad(torch)
-            f_torch = lambda: step(tX, ty, tw, tb)  # noqa: E731
-        if "jax" in fw:
-            jax, jnp = fw["jax"]
-            g = jax.jit(jax.value_and_grad(jax_loss(jnp), argnums=(0, 1)))
-            jX, jy, jw, jb = (jnp.asarray(a) for a in (X, y, w, b))
-            f_jax = lambda: jax.block_until_ready(g(jw, jb, jX, jy))  # noqa: E731
-        return (lambda: fn.loss_grad(X, y, w, b), lambda: _reference.loss_grad(X, y, w, b),
-                f_torch, f_jax)
-
-    epochs, lr = 300, 0.05
-
-    def make_fit(shape, dtype, rng, fw):
-        X, y, w0 = batch(shape, dtype, rng)
-        b0 = 0.1
-        f_torch = f_jax = None
-        if "torch" in fw:
-            torch = fw["torch"]
-            tX, ty, tw0 = (torch.from_numpy(a) for a in (X, y, w0))
-            step = torch_loss_grad(torch)
-
-            def f_torch():
-                w, b = tw0.clone(), torch.tensor(b0, dtype=tw0.dtype)
-                losses = torch.empty(epochs, dtype=tw0.dtype)
-                for e in range(epochs):
-                    losses[e], gw, gb = step(tX, ty, w, b)
-                    w, b = w - lr * gw, b - lr * gb
-                return w, b
-        if "jax" in fw:
-            jax, jnp = fw["jax"]
-            vgrad = jax.value_and_grad(jax_loss(jnp), argnums=(0, 1))
-
-            def train(w, b, X, y):
-                def epoch(e, state):
-                    w, b, losses = state
-                    C, (gw, gb) = vgrad(w, b, X, y)
-                    return w - lr * gw, b - lr * gb, losses.at[e].set(C)
-                return jax.lax.fori_loop(0, epochs, epoch,
-                                         (w, b, jnp.zeros(epochs, dtype=w.dtype)))[:2]
-            g = jax.jit(train)
-            jX, jy, jw0 = (jnp.asarray(a) for a in (X, y, w0))
-            jb0 = jnp.asarray(b0, dtype=jw0.dtype)
-            f_jax = lambda: jax.block_until_ready(g(jw0, jb0, jX, jy))  # noqa: E731
-
-        def f_fj():
-            res = fn.fit(X, y, lr=lr, epochs=epochs, w0=w0, b0=b0)
-            return res.w, res.b
-        return (f_fj, lambda: _reference.fit(X, y, lr, epochs, w0, b0)[:2], f_torch, f_jax)
-
-    if quick:
-        shapes = [(256, 8), (1000, 10)]
-    else:
-        shapes = [(32, 8), (1000, 10), (100_000, 100), (1_000_000, 100)]
-    return [("neuron.loss_grad", "C, ∂C/∂w, ∂C/∂b in one pass over X, §6", make_loss_grad,
-             shapes),
-            ("neuron.fit", f"{epochs} full-batch epochs of gradient descent, lr {lr}",
-             make_fit, [(1000, 10)])]
-
-
-# ------------------------------------------------------------------------------ bandwidth
-def memory_bandwidth(nbytes=10**8, repeat=5):
-    """Read bandwidth in GB/s: ``fastjac.sum`` (and ``numpy.sum``) over ``nbytes`` of float64.
-
-    A reduction reads every byte once and writes nothing, so bytes / time is the rate at
-    which this machine streams memory into one core (``n_threads=1``) or all cores. The
-    time is the best of ``repeat``: the ceiling, against which the large ``loss_grad``'s
-    median rate is reported (so the fraction errs low on a busy machine).
-    """
-    x = np.ones(max(1, nbytes // 8))
-    res = {"bytes": int(x.nbytes)}
-    for name, fn in (("fastjac_1thread", lambda: fj.sum(x, n_threads=1)),
-                     ("fastjac_all_threads", lambda: fj.sum(x, n_threads=CPU_COUNT)),
-                     ("numpy", lambda: np.sum(x))):
-        # the best of the repeats: a ceiling is the fastest the machine was seen to go
-        # (a median would fall whenever another job shares the memory bus)
-        t = _median_time(fn, repeat, 0.0, best=True)
-        res[name + "_GBps"] = x.nbytes / t / 1e9
-    return res
-
-
-# ----------------------------------------------------------------------------------- main
 def _machine_info():
     info = {
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "fastjac": fj.__version__,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cpus": _cpus(),
         "max_threads": fj.thread_info()["max_threads"],
         "precision": fj.get_precision(),
+        "simd": K.simd_info(),
     }
-    info["simd"] = K.simd_info()
+    info["threads"] = fj.thread_info()
     if hasattr(os, "getloadavg"):
         info["loadavg"] = list(os.getloadavg())
     return info
 
 
+_LOADER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+
+
+def _launch(spec, python, env, timeout):
+    """Run one worker in a fresh process; its JSON, or {"failed": reason}."""
+    with tempfile.TemporaryDirectory(prefix="fastjac-bench-") as tmp:
+        spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "out.json")
+        with open(spec_path, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        cmd = [python, "-c", _LOADER, os.path.abspath(W.__file__), spec_path, out_path]
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"failed": f"timed out after {timeout:.0f} s"}
+        except OSError as exc:
+            return {"failed": f"could not start {python}: {exc}"}
+        if proc.returncode != 0 or not os.path.exists(out_path):
+            tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            return {"failed": f"exit status {proc.returncode}: {tail[0][:300]}"}
+        with open(out_path, encoding="utf-8") as f:
+            return json.load(f)
+
+
+# ----------------------------------------------------------------------------------- main
 def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "float32"),
-              bandwidth=True, progress=None):
-    """Run the benchmark and return its results as a dict (what ``--json`` writes)."""
+              bandwidth=True, frameworks=None, peer_python=None, next_to_blas=None,
+              timeout=None, max_size=None, progress=None):
+    """Run the benchmark and return its results as a dict (what ``--json`` writes).
+
+    Parameters
+    ----------
+    quick : bool
+        Small sizes and few repeats.
+    repeat : int, optional
+        Samples per median (default 7, 3 with ``quick``).
+    workloads : list of str, optional
+        Names of :data:`WORKLOADS` to run (and ``"next-to-blas"``); default all.
+    dtypes : tuple of str
+    bandwidth : bool
+        Measure the memory bandwidth (and each large row's ×bound).
+    frameworks : list of str, optional
+        Default: all of ``FRAMEWORKS``; a peer that cannot be imported is reported missing.
+    peer_python : str, optional
+        The Python that runs the PyTorch, JAX and Numba workers (default: this one).
+    next_to_blas : bool, optional
+        Run the "next to BLAS" section (default: when ``workloads`` is None or names it).
+    timeout : float, optional
+        Seconds per worker (default 1800, or 300 with ``quick``).
+    max_size : int, optional
+        Only rows of at most this many elements (n, or N·n).
+    progress : callable, optional
+        ``progress(message)`` before each worker starts.
+    """
     repeat = repeat or (3 if quick else 7)
     min_time = 0.002 if quick else 0.02
-    sizes = [10, 1000] if quick else [10, 1000, 1_000_000]
-    table = [(name, desc, make, sizes) for name, (desc, make) in _workloads(fj).items()]
-    table += _neuron_workloads(quick)
-    if workloads:
-        table = [row for row in table if row[0] in workloads]
-    out = {"machine": _machine_info(), "frameworks": [], "quick": bool(quick),
+    timeout = timeout or (300 if quick else 1800)
+    frameworks = list(frameworks or FRAMEWORKS)
+    if "fastjac" not in frameworks:
+        frameworks.insert(0, "fastjac")
+    table = [w for w in WORKLOADS if not workloads or w.name in workloads]
+    absent = {w.name: f"needs fastjac.{w.needs}" for w in table
+              if w.needs and not _has(fj, w.needs)}
+    table = [w for w in table if w.name not in absent]
+    if next_to_blas is None:
+        next_to_blas = not workloads or "next-to-blas" in workloads
+    rows = [(w, _label(s), dt) for w in table for s in (w.quick if quick else w.sizes)
+            for dt in dtypes if not max_size or _elements(_label(s)) <= max_size]
+    res = {"machine": _machine_info(), "frameworks": [], "missing": {}, "quick": bool(quick),
            "repeat": repeat, "ratio": "numpy_s / fastjac_s (above 1: fastjac is faster)",
-           "workloads": []}
-
-    def cases():
-        """(workload entry, size, dtype, rng): every row's inputs from its own seed, so that
-        the second pass rebuilds exactly the first pass's inputs."""
-        for entry in table:
-            for size in entry[3]:
-                for dtype in dtypes:
-                    seed = zlib.crc32(f"{entry[0]}|{size}|{dtype}".encode())
-                    yield entry, size, np.dtype(dtype), np.random.default_rng(seed)
-
-    # Pass 1: NumPy and fastjac, before PyTorch or JAX is imported: their thread pools
-    # keep spinning after a call and would take the second core from what is timed next.
-    rows_of = {}
-    for (name, desc, make, _), size, dt, rng in cases():
-        f_fj, f_np, _, _ = make(size, dt, rng, {})
-        row = {"size": size if isinstance(size, int) else "x".join(map(str, size)),
-               "dtype": dt.name,
-               "numpy_s": _median_time(f_np, repeat, min_time),
-               "fastjac_s": _median_time(f_fj, repeat, min_time)}
-        row["ratio"] = row["numpy_s"] / row["fastjac_s"]
-        row["checked"] = _close(f_fj(), f_np(), dt)
-        if name not in rows_of:
-            rows_of[name] = []
-            out["workloads"].append({"name": name, "description": desc,
-                                     "rows": rows_of[name]})
-        rows_of[name].append(row)
-        if progress:
-            progress(name, row)
+           "workloads": [], "environment": {}, "left_out": absent}
+    merged, index = {}, {}
+    for w, label, dt in rows:
+        if w.name not in index:
+            index[w.name] = {"name": w.name, "description": w.description, "rows": []}
+            res["workloads"].append(index[w.name])
+        row = {"size": label, "dtype": dt, "checks": {}}
+        index[w.name]["rows"].append(row)
+        merged[(w.name, label, dt)] = row
+    sizes = set()
+    for w, label, dt in rows:
+        if w.traffic is not None:
+            nb = _bound_bytes(w.traffic(_size(label), np.dtype(dt).itemsize))
+            if nb:
+                sizes.add(nb)
     if bandwidth:
-        out["bandwidth"] = b = memory_bandwidth(10**7 if quick else 10**8,
-                                                repeat=3 if quick else 5)
-        big = _largest_loss_grad(out)
-        if big is not None:  # the rate at which loss_grad reads X, against the ceiling
-            b["loss_grad"] = big
-            big["fraction_of_all_threads"] = big["GBps"] / b["fastjac_all_threads_GBps"]
-    # Pass 2: the frameworks that import, on the same inputs
-    fw = _frameworks()
-    out["frameworks"] = sorted(fw)
-    if fw:
-        position = {}
-        for (name, _, make, _), size, dt, rng in cases():
-            k = position[name] = position.get(name, -1) + 1
-            row = rows_of[name][k]
-            f_torch, f_jax = make(size, dt, rng, fw)[2:]
-            for key, f in (("torch_s", f_torch), ("jax_s", f_jax)):
-                if f is not None:
-                    try:
-                        row[key] = _median_time(f, repeat, min_time)
-                    except Exception:  # noqa: BLE001 - a framework failing is not ours
-                        row[key] = None
-    return out
+        sizes.add(10**7 if quick else 10**8)
+    unset = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ}
+    res["environment"]["openblas_unset_for_numpy"] = unset
+    crcs = {}
+    for fw in frameworks:
+        spec = {"framework": fw, "rows": [[w.name, label, dt] for w, label, dt in rows],
+                "repeat": repeat, "min_time": min_time, "quick": bool(quick)}
+        env = dict(os.environ)
+        python = sys.executable
+        if fw == "fastjac":
+            spec["bandwidth_bytes"] = sorted(sizes) if bandwidth else []
+            spec["bandwidth_repeat"] = 3 if quick else 5
+            spec["next_to_blas"] = bool(next_to_blas)
+        elif fw == "numpy":
+            for k in unset:
+                del env[k]
+        elif fw in PEERS and peer_python:
+            python = peer_python
+        if fw == "jax":
+            env.setdefault("JAX_PLATFORMS", "cpu")
+        if progress:
+            progress(f"timing {fw} in its own process ({python})")
+        out = _launch(spec, python, env, timeout)
+        if "failed" in out or "missing" in out:
+            reason = out.get("failed") or out["missing"]
+            res["missing"][fw] = f"{reason} (in {python})"
+            if fw == "fastjac":
+                raise RuntimeError(f"fastjac bench: the fastjac worker failed: {reason}")
+            continue
+        res["frameworks"].append({"name": fw, "version": out.get("version"),
+                                  "python": out["python"], "numpy": out["numpy"],
+                                  "blas": out.get("blas")})
+        if out.get("threading_layer"):
+            res["frameworks"][-1]["threading_layer"] = out["threading_layer"]
+        for r in out["rows"]:
+            row = merged[(r["workload"], r["size"], r["dtype"])]
+            if "time_s" in r:
+                row[f"{fw}_s"] = r["time_s"]
+                row["checks"][fw] = bool(r.get("checked"))
+                if "first_call_s" in r:
+                    row[f"{fw}_first_call_s"] = r["first_call_s"]
+                crcs.setdefault((r["workload"], r["size"], r["dtype"]), set()).add(
+                    r["inputs_crc"])
+            elif r.get("error") != "no implementation":
+                row[f"{fw}_s"] = None
+            if r.get("error") and r["error"] != "no implementation":
+                row.setdefault("errors", {})[fw] = r["error"]
+        if fw == "fastjac":
+            if "bandwidth" in out:
+                res["bandwidth_by_bytes"] = out["bandwidth"]
+                if bandwidth:
+                    res["bandwidth"] = out["bandwidth"][str(10**7 if quick else 10**8)]
+            if "next_to_blas" in out:
+                res["next_to_blas"] = out["next_to_blas"]
+    res["inputs_identical"] = all(len(v) == 1 for v in crcs.values())
+    _derive(res, {w.name: w for w in table})
+    return res
+
+
+def _has(obj, dotted):
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+def _derive(res, table):
+    """Ratios, best peers and ×bound of every row, from the merged times."""
+    others = [fw for fw in FRAMEWORKS if fw != "fastjac"]
+    by_bytes = res.get("bandwidth_by_bytes", {})
+    for w in res["workloads"]:
+        wl = table[w["name"]]
+        for row in w["rows"]:
+            fj_s, np_s = row.get("fastjac_s"), row.get("numpy_s")
+            row["ratio"] = np_s / fj_s if fj_s and np_s else None
+            row["checked"] = bool(row["checks"].get("fastjac"))
+            times = {fw: row[f"{fw}_s"] for fw in others if row.get(f"{fw}_s")}
+            if times and fj_s:
+                best = min(times, key=times.get)
+                row["best_other"] = best
+                row["vs_best"] = times[best] / fj_s
+            if wl.traffic is not None and fj_s:
+                r_bytes, w_bytes = wl.traffic(_size(row["size"]),
+                                              np.dtype(row["dtype"]).itemsize)
+                nb = _bound_bytes((r_bytes, w_bytes))
+                bw = by_bytes.get(str(nb)) if nb else None
+                if bw:
+                    row["traffic_bytes"] = [r_bytes, w_bytes]
+                    row["bound_s"] = (r_bytes / (bw["read_GBps"] * 1e9)
+                                      + w_bytes / (bw["write_GBps"] * 1e9))
+                    row["bound_ratio"] = fj_s / row["bound_s"]
+    big = _largest_loss_grad(res)
+    if big is not None and "bandwidth" in res:
+        res["bandwidth"]["loss_grad"] = big
 
 
 def _largest_loss_grad(res):
-    """{"size", "dtype", "GBps"} of the largest loss_grad row measured: bytes of X / time."""
+    """{"size", "dtype", "GBps", "fraction"} of the largest loss_grad row with a bound:
+    the rate at which it reads X, and the fraction of the read bandwidth measured over the
+    same bytes."""
     best = None
     for w in res["workloads"]:
         if w["name"] != "neuron.loss_grad":
             continue
         for r in w["rows"]:
-            N, n = map(int, str(r["size"]).split("x"))
-            nbytes = N * n * np.dtype(r["dtype"]).itemsize
+            if "bound_s" not in r:
+                continue
+            nbytes = r["traffic_bytes"][0]
             if best is None or nbytes > best[0]:
                 best = (nbytes, {"size": r["size"], "dtype": r["dtype"],
-                                 "GBps": nbytes / r["fastjac_s"] / 1e9})
+                                 "GBps": nbytes / r["fastjac_s"] / 1e9,
+                                 "fraction_of_read_bandwidth": r["bound_s"] / r["fastjac_s"]})
     return None if best is None else best[1]
+
+def _header(res):
+    m = res["machine"]
+    lines = [
+        f"fastjac {m['fastjac']} | numpy {m['numpy']} | Python {m['python']} | "
+        f"CPU {m.get('cpu_model', '?')}, {m['cpus']} CPUs | up to {m['max_threads']} "
+        f"threads | precision {m['precision']}"
+        + (f" | SIMD {m['simd']['cpu']}" if "simd" in m else ""),
+    ]
+    fws = []
+    for f in res["frameworks"]:
+        text = f["name"] + ("" if f["name"] in ("fastjac", "numpy") else f" {f['version']}")
+        if f["name"] == "jax":
+            text += " (jax.jit)"
+        elif f["name"] == "torch":
+            text += " (eager)"
+        elif f["name"] == "numba":
+            text += (" (@njit(parallel=True) loops, threading layer "
+                     f"{f.get('threading_layer') or '?'})")
+        if f["python"] != sys.executable:
+            text += f" [{f['python']}]"
+        fws.append(text)
+    lines.append("each framework timed in its own process: " + ", ".join(fws))
+    lines.append("JAX's and Numba's compile time is excluded (a warm-up call precedes the "
+                 "timing); every result is checked against NumPy's in float64")
+    for fw, why in res.get("missing", {}).items():
+        lines.append(f"not measured: {fw}: {why}")
+    for name, why in res.get("left_out", {}).items():
+        lines.append(f"left out: {name} ({why}, which this fastjac does not have)")
+    if not res.get("inputs_identical", True):
+        lines.append("WARNING: the workers built different inputs (different NumPy "
+                     "random streams?): compare rows with care")
+    unset = res["environment"].get("openblas_unset_for_numpy")
+    if unset:
+        lines.append(", ".join(f"{k}={v}" for k, v in unset.items())
+                     + ": unset for the NumPy baseline process only (it slows a current "
+                       "OpenBLAS); every other process keeps it")
+    for f in res["frameworks"]:
+        if f["name"] in ("numpy", "fastjac") and f.get("blas"):
+            lines.append(f"BLAS in the {f['name']} process: " + "; ".join(
+                f"{b['api']} {b['version']} kernel {b['kernel']}, {b['threads']} threads"
+                for b in f["blas"]))
+    lines.append(f"speed-up = numpy / fastjac (median of {res['repeat']} repeats; above 1: "
+                 "fastjac is faster); vs best = fastest other framework / fastjac; ×bound = "
+                 "fastjac / memory-traffic bound (bytes read and written at the bandwidths "
+                 "measured over as many bytes; rows from 1 MB)")
+    if "loadavg" in m:
+        lines.append(f"load average at start: {m['loadavg'][0]:.2f} (a busy machine makes "
+                     "every number noisier)")
+    return lines
 
 
 def format_tables(res):
     """The text tables ``fastjac bench`` prints."""
-    m = res["machine"]
-    lines = [
-        f"fastjac {m['fastjac']} | numpy {m['numpy']} | Python {m['python']} | "
-        f"{m['cpus']} CPUs | up to {m['max_threads']} threads | "
-        f"precision {m['precision']}"
-        + (f" | SIMD {m['simd']['cpu']}" if "simd" in m else ""),
-        f"speed-up = numpy / fastjac (median of {res['repeat']} repeats; above 1: fastjac "
-        "is faster)",
-    ]
-    if "loadavg" in m:
-        lines.append(f"load average at start: {m['loadavg'][0]:.2f} (a busy machine makes "
-                     "every number noisier)")
-    extra = [k for k in ("torch_s", "jax_s") if any(k in r for w in res["workloads"]
-                                                     for r in w["rows"])]
+    lines = _header(res)
+    extra = [fw for fw in PEERS if any(f"{fw}_s" in r for w in res["workloads"]
+                                       for r in w["rows"])]
     for w in res["workloads"]:
         lines.append("")
         lines.append(f"{w['name']}: {w['description']}")
-        head = f"  {'size':>10}  {'dtype':<8} {'numpy':>10} {'fastjac':>10} {'speed-up':>9}"
+        head = f"  {'size':>12}  {'dtype':<8} {'numpy':>10} {'fastjac':>10} {'speed-up':>9}"
         for k in extra:
-            head += f" {k[:-2]:>10}"
+            head += f" {k:>10}"
+        head += f" {'vs best':>8} {'×bound':>7}"
         lines.append(head)
+        first = []
         for r in w["rows"]:
-            line = (f"  {r['size']!s:>10}  {r['dtype']:<8} {format_time(r['numpy_s']):>10} "
-                    f"{format_time(r['fastjac_s']):>10} {r['ratio']:>8.2f}x")
+            ratio = f"{r['ratio']:>8.2f}x" if r.get("ratio") else f"{'n/a':>9}"
+            line = (f"  {r['size']!s:>12}  {r['dtype']:<8} {format_time(r.get('numpy_s')):>10} "
+                    f"{format_time(r.get('fastjac_s')):>10} {ratio}")
             for k in extra:
-                line += f" {format_time(r.get(k)):>10}"
-            if not r["checked"]:
-                line += "  (RESULT MISMATCH)"
+                line += f" {format_time(r.get(f'{k}_s')) if f'{k}_s' in r else '-':>10}"
+            line += f" {r['vs_best']:>7.2f}x" if "vs_best" in r else f" {'-':>8}"
+            line += f" {r['bound_ratio']:>6.2f}x" if "bound_ratio" in r else f" {'-':>7}"
+            bad = [fw for fw, ok in r["checks"].items() if not ok]
+            if bad:
+                line += f"  (RESULT MISMATCH: {', '.join(bad)})"
+            if r.get("errors"):
+                line += "  (failed: " + "; ".join(f"{k}: {v}" for k, v in
+                                                  r["errors"].items()) + ")"
             lines.append(line)
+            fc = [(k[:-13], r[k]) for k in r if k.endswith("_first_call_s")]
+            if fc:
+                first.append(f"{r['size']} {r['dtype']}: " + ", ".join(
+                    f"{k} {format_time(v)}" for k, v in fc))
+        if first:
+            lines.append("  first call (set-up, tracing, compiling and one run): "
+                         + "; ".join(first))
     if "bandwidth" in res:
         b = res["bandwidth"]
         lines.append("")
-        lines.append(f"memory read bandwidth (sum over {b['bytes'] / 1e6:.0f} MB of float64): "
-                     f"fastjac {b['fastjac_1thread_GBps']:.1f} GB/s (1 thread), "
-                     f"{b['fastjac_all_threads_GBps']:.1f} GB/s (all threads); "
-                     f"numpy {b['numpy_GBps']:.1f} GB/s")
+        lines.append(f"memory bandwidth over {b['bytes'] / 1e6:.0f} MB: read "
+                     f"{b['read_GBps']:.1f} GB/s (fastjac.sum: {b['fastjac_1thread_GBps']:.1f} "
+                     f"on 1 thread, {b['fastjac_all_threads_GBps']:.1f} on all; numpy.sum "
+                     f"{b['numpy_GBps']:.1f}), write {b['write_GBps']:.1f} GB/s, triad "
+                     f"{b['triad_GBps']:.1f} GB/s")
         if "loss_grad" in b:
             lg = b["loss_grad"]
             lines.append(f"neuron.loss_grad {lg['size']} {lg['dtype']} reads X at "
-                         f"{lg['GBps']:.1f} GB/s: {100 * lg['fraction_of_all_threads']:.0f}% "
-                         "of the all-threads read bandwidth")
+                         f"{lg['GBps']:.1f} GB/s: {100 * lg['fraction_of_read_bandwidth']:.0f}% "
+                         "of the read bandwidth measured over as many bytes")
+    if res.get("next_to_blas"):
+        lines.append("")
+        lines.append(f"next to BLAS: a loop step [NumPy {NEXT_TO_BLAS_PRODUCT}x"
+                     f"{NEXT_TO_BLAS_PRODUCT} product; fastjac call], float64, default "
+                     "threads; ratio = step / (product alone + fastjac on 1 thread), goal "
+                     "≤ 1.10; quiet = 1 thread / default threads with no BLAS call before")
+        lines.append(f"  {'call':<18} {'size':>12} {'product':>10} {'1 thread':>10} "
+                     f"{'default':>10} {'step':>10} {'ratio':>7} {'quiet':>7}")
+        for r in res["next_to_blas"]:
+            lines.append(f"  {r['name']:<18} {r['size']!s:>12} {format_time(r['product_s']):>10} "
+                         f"{format_time(r['fastjac_1thread_s']):>10} "
+                         f"{format_time(r['fastjac_s']):>10} {format_time(r['step_s']):>10} "
+                         f"{r['ratio']:>6.2f}x {r['quiet_speedup']:>6.2f}x")
     return "\n".join(lines)
 
 
@@ -489,7 +461,7 @@ def _plot(res, path):
     for ax, dtype in zip(axes[0], dtypes):
         for i, w in enumerate(res["workloads"]):
             pts = sorted((_elements(r["size"]), r["ratio"]) for r in w["rows"]
-                         if r["dtype"] == dtype)
+                         if r["dtype"] == dtype and r.get("ratio"))
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="os^vD<>"[i % 7],
                         ls="-" if i < 10 else "--", label=w["name"])
@@ -502,8 +474,8 @@ def _plot(res, path):
     axes[0][0].set_ylabel("speed-up over NumPy (numpy time / fastjac time)")
     axes[0][-1].legend(fontsize=7, loc="best")
     m = res["machine"]
-    fig.suptitle(f"fastjac bench: {m['cpus']} CPUs, numpy {m['numpy']} "
-                 "(above the line: fastjac is faster)", fontsize=10)
+    fig.suptitle(f"fastjac bench: {m.get('cpu_model', '?')}, {m['cpus']} CPUs, numpy "
+                 f"{m['numpy']} (above the line: fastjac is faster)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -514,34 +486,62 @@ def main_bench(argv=None):
     """Entry point of ``fastjac bench``; returns the process exit code."""
     parser = argparse.ArgumentParser(
         prog="fastjac bench",
-        description="Time fastjac against the NumPy code a user would write (one table per "
-                    "workload, speed-up = numpy / fastjac), with the machine's memory read "
-                    "bandwidth alongside.")
+        description="Time fastjac against the code a user of NumPy, PyTorch, JAX or Numba "
+                    "would write (one table per workload, speed-up = numpy / fastjac), each "
+                    "framework in its own process, with each large row's ratio to its "
+                    "memory-traffic bound and the 'next to BLAS' loop step.")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and few repeats: a few seconds")
     parser.add_argument("--repeat", type=int, default=None,
                         help="samples per median (default 7, or 3 with --quick)")
     parser.add_argument("--workload", action="append", default=None, metavar="NAME",
-                        help="run only this workload (repeatable), e.g. 'tanh.vjp'")
+                        help="run only this workload (repeatable), e.g. 'tanh.vjp' or "
+                             "'next-to-blas'")
+    parser.add_argument("--max-size", type=int, default=None, metavar="N",
+                        help="only rows of at most N elements (n, or N·n for the neuron)")
     parser.add_argument("--dtype", action="append", choices=["float64", "float32"],
                         default=None, help="only this dtype (repeatable)")
+    parser.add_argument("--framework", action="append", choices=list(FRAMEWORKS),
+                        default=None, help="only this framework (repeatable; fastjac always "
+                                           "runs)")
+    parser.add_argument("--peer-python", metavar="PYTHON", default=None,
+                        help="the Python that runs the PyTorch, JAX and Numba workers "
+                             "(another environment; it needs NumPy, not fastjac)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="per framework process (default 1800, or 300 with --quick)")
     parser.add_argument("--no-bandwidth", action="store_true",
-                        help="skip the memory-bandwidth measurement")
+                        help="skip the memory-bandwidth measurement (and ×bound)")
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="also write the results as JSON to PATH")
     parser.add_argument("--plot", metavar="PATH", default=None,
-                        help="also save a bar chart of the speed-ups (needs matplotlib)")
+                        help="also save a chart of the speed-ups (needs matplotlib)")
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    res = run_bench(quick=args.quick, repeat=args.repeat, workloads=args.workload,
-                    dtypes=tuple(args.dtype) if args.dtype else ("float64", "float32"),
-                    bandwidth=not args.no_bandwidth)
-    if args.workload and not res["workloads"]:
-        known = ", ".join(_workloads(fj))
-        print(f"fastjac bench: no workload named {', '.join(args.workload)} (known: {known}, "
-              "neuron.loss_grad, neuron.fit)", file=sys.stderr)
-        return 2
+    if args.max_size is not None and args.max_size < 1:
+        parser.error("--max-size must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    if args.peer_python and not os.path.exists(args.peer_python):
+        parser.error(f"--peer-python {args.peer_python}: no such file")
+    known = [w.name for w in WORKLOADS] + ["next-to-blas"]
+    if args.workload:
+        unknown = [w for w in args.workload if w not in known]
+        if unknown:
+            print(f"fastjac bench: no workload named {', '.join(unknown)} (known: "
+                  f"{', '.join(known)})", file=sys.stderr)
+            return 2
+    try:
+        res = run_bench(quick=args.quick, repeat=args.repeat, workloads=args.workload,
+                        dtypes=tuple(args.dtype) if args.dtype else ("float64", "float32"),
+                        bandwidth=not args.no_bandwidth, frameworks=args.framework,
+                        peer_python=args.peer_python, timeout=args.timeout,
+                        max_size=args.max_size,
+                        progress=lambda msg: print(f"fastjac bench: {msg}", file=sys.stderr,
+                                                   flush=True))
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print(format_tables(res))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -31,6 +31,7 @@ LAYERS = [
     ["fastjac.layer"],
     ["fastjac._selfcheck"],
     ["fastjac"],                       # the package: the public API, re-exported
+    ["fastjac._bench_worker"],
     ["fastjac.bench", "fastjac.dask"],
     ["fastjac.cli"],
     ["fastjac.__main__"],
