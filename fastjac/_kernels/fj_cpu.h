@@ -1,10 +1,11 @@
 /* The one CPU-feature probe of fastjac's kernels.
 
    Every header that has code for several instruction sets (fj_vmath.h, fj_reduce.h,
-   neuron_block.h) asks this one function which the CPU runs, so the answer, its cache and
-   the compilers it works with are written once:
+   neuron_block.h, layer_block.h) asks this one function which the CPU runs, so the answer,
+   its cache and the compilers it works with are written once:
 
-     fj_cpu_probe()   FJ_CPU_AVX512 (AVX-512F, which implies AVX2), FJ_CPU_AVX2, or
+     fj_cpu_probe()   FJ_CPU_AVX512 (AVX-512 F, DQ and VL, the subset the kernels' AVX-512
+                      code may use; it implies AVX2), FJ_CPU_AVX2, or
                       FJ_CPU_BASELINE (anything else, and every non-x86 or non-GCC-compatible
                       build). Asked once and cached (a benign race: every thread that asks
                       gets the same answer).
@@ -35,7 +36,10 @@ static int fj_cpu_probe(void)
 #if FJ_CPU_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2"))
-        level = __builtin_cpu_supports("avx512f") ? FJ_CPU_AVX512 : FJ_CPU_AVX2;
+        level = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                        && __builtin_cpu_supports("avx512vl")
+                    ? FJ_CPU_AVX512
+                    : FJ_CPU_AVX2;
 #endif
     fj_cpu_probe_cache = level;
     return level;

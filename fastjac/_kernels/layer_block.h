@@ -26,6 +26,7 @@
 #define FJ_LAYER_BLOCK_H
 
 #include <stddef.h>
+#include "fj_cpu.h"
 #include <string.h>
 
 #define FJ_LAYER_LOSS 0
@@ -299,23 +300,13 @@ FJ_BETWEEN_BODY(fj_between_f64_avx2, double, __attribute__((target("avx2"))))
 FJ_BETWEEN_BODY(fj_between_f32_avx2, float, __attribute__((target("avx2"))))
 #endif
 
-/* 0 portable, 1 AVX2, 2 AVX-512; chosen from the CPU at the first call (a race between
- * threads is harmless: every thread that asks gets the same answer). */
+/* 0 portable, 1 AVX2, 2 AVX-512 (fj_cpu.h's levels); asked at the first call. */
 static int fj_layer_level = -1;
 
 static int fj_layer_get_level(void)
 {
-    if (fj_layer_level < 0) {
-#if FJ_LAYER_HAVE_X86
-        __builtin_cpu_init();
-        fj_layer_level = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-                                 && __builtin_cpu_supports("avx512vl")
-                             ? 2
-                             : (__builtin_cpu_supports("avx2") ? 1 : 0);
-#else
-        fj_layer_level = 0;
-#endif
-    }
+    if (fj_layer_level < 0)
+        fj_layer_level = FJ_LAYER_HAVE_X86 ? fj_cpu_probe() : FJ_CPU_BASELINE;
     return fj_layer_level;
 }
 
