@@ -556,3 +556,24 @@ def test_fit_weights_beyond_float32_are_a_divergence():
         fj.layer.fit(X, Y, lr=1e19, epochs=1, W0=np.zeros((3, 2), np.float32),
                      b0=np.ones(3, np.float32))
     assert info.value.epoch == 1 and info.value.losses.shape == (1,)
+
+
+def test_float32_bias_takes_the_fast_path_with_the_general_paths_bits():
+    # A float32 layer's own float32 b is read in double by the kernel, exactly as the
+    # general path widens it: same bits, and the one-call fast path answers.
+    from fastjac._kernels import layer as _k
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((32, 8)).astype(np.float32)
+    Y = rng.standard_normal((32, 16)).astype(np.float32)
+    W = rng.standard_normal((16, 8)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    fast = _k.loss_grad_fast(X, Y, W, b, None, 1, fl.ONEPASS_MAX[np.dtype(np.float64)],
+                             fl.ONEPASS_MAX[np.dtype(np.float32)], 1 << 30)
+    assert fast is not None
+    general = fl.loss_grad(X, Y, W, [float(v) for v in b])   # a list: the general path
+    assert fast[0] == general[0]
+    for f, g in zip(fast[1:], general[1:]):
+        assert f.dtype == np.float32 and np.array_equal(f, g)
+    C, gW, gb = fl.loss_grad(X, Y, W, b)
+    assert C == general[0] and np.array_equal(gW, general[1]) and np.array_equal(gb, general[2])

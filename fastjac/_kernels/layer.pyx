@@ -344,7 +344,8 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     float dtype, N, n >= 1, m >= 2, m n <= ``onepass_max_f64`` or ``onepass_max_f32``
     (the one-pass shapes); ``out``
     None or a tuple ``(gW_out, gb_out)`` of plain writeable arrays of the right shapes
-    (or None); ``n_threads`` None or a positive int, resolved by the pool's one rule
+    (or None); b float64, or float32 when the rest is; ``n_threads`` None or a positive
+    int, resolved by the pool's one rule
     against ``threshold`` (N n m multiply-adds below it run serially). Outputs are written
     after the last read of any input, so an out that overlaps an input is safe.
     """
@@ -358,8 +359,14 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
     if (typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or not _plain(X, 2, typenum):
         return None
-    if not (_plain(W, 2, typenum) and _plain(Y, 2, typenum) and _plain(b, 1, cnp.NPY_DOUBLE)):
+    if not (_plain(W, 2, typenum) and _plain(Y, 2, typenum)):
         return None
+    if not _plain(b, 1, cnp.NPY_DOUBLE):
+        # the kernel reads b in double, as the general path does (b.astype(float64) is
+        # exact for a float32 b): a float32 layer's own float32 bias stays on this path
+        if typenum != cnp.NPY_FLOAT or not _plain(b, 1, cnp.NPY_FLOAT):
+            return None
+        b = cnp.PyArray_Cast(<cnp.ndarray>b, cnp.NPY_DOUBLE)
     N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
     n = cnp.PyArray_DIM(<cnp.ndarray>X, 1)
     m = cnp.PyArray_DIM(<cnp.ndarray>W, 0)
