@@ -32,7 +32,7 @@ from libc.stdlib cimport free, malloc
 cimport numpy as cnp
 import numpy as np
 
-from fastjac._kernels._common cimport BLOCK, TILE, floating
+from fastjac._kernels._common cimport BLOCK, TILE, floating, relu, relu_deriv
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_vmath.h" nogil:
@@ -259,16 +259,6 @@ cdef inline double _sign(double x) noexcept nogil:
     return x * 0.0  # +-0 -> 0, NaN -> NaN
 
 
-cdef inline double _relu(double x) noexcept nogil:
-    # max(0, x); NaN propagates like numpy.maximum(x, 0). Selects, not branches: vectorised.
-    return x if x > 0.0 else (0.0 if x <= 0.0 else x)
-
-
-cdef inline double _relu_deriv(double x) noexcept nogil:
-    # The paper's branch: 1 for x > 0, 0 for x <= 0 (so 0 at x == 0); NaN propagates.
-    return 1.0 if x > 0.0 else (0.0 if x <= 0.0 else x)
-
-
 cdef inline void _dmul(double* d, const double* f, Py_ssize_t m, bint first) noexcept nogil:
     # d <- f (first stage of a chain: no d = 1 pass) or d <- d * f (vector chain rule).
     cdef Py_ssize_t k
@@ -389,13 +379,13 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         if d != NULL:
             if first:
                 for k in range(m):
-                    d[k] = _relu_deriv(v[k])
+                    d[k] = relu_deriv(v[k])
             else:
                 for k in range(m):
-                    d[k] *= _relu_deriv(v[k])
+                    d[k] *= relu_deriv(v[k])
         if need_value:
             for k in range(m):
-                v[k] = _relu(v[k])
+                v[k] = relu(v[k])
     elif code == U_ABS:
         if d != NULL:
             if first:
