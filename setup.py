@@ -145,6 +145,7 @@ def _extensions():
             + ([("FJ_HAVE_LIBMVEC", "1")] if libmvec and name == "elementwise" else []),
             libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
             depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "elementwise.pxd",
+                                                        "fastpath_checks.pxi", "reduce.pxi",
                                                         "fj_cpu.h", "fj_vmath.h", "fj_exp_table.h",
                                                         "fj_reduce.h",
                                                         "neuron_block.h", "fj_fused.h",
