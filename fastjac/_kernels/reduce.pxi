@@ -83,6 +83,7 @@ def reduce(a, b, int n_threads=1):
 
 
 def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t threshold):
+    # Positional on purpose: see unary_fast in elementwise.pyx.
     """``sum(a)`` (``b`` None) or ``a · b`` as a NumPy scalar of the arrays' dtype, in one
     C call; None when the call needs the general path. Eligible: exact ``numpy.ndarray`` of
     float32/float64 (for ``a · b``: two 1-D arrays of one dtype and length), any layout."""
