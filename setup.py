@@ -25,6 +25,7 @@ SSE2, AVX2 and AVX-512 code paths selected at run time give bitwise-identical re
 import os
 import sys
 import tempfile
+import warnings
 
 from setuptools import Extension, setup
 
