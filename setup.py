@@ -25,6 +25,7 @@ SSE2, AVX2 and AVX-512 code paths selected at run time give bitwise-identical re
 import os
 import sys
 import tempfile
+import warnings
 
 from setuptools import Extension, setup
 
@@ -145,6 +146,7 @@ def _extensions():
             + ([("FJ_HAVE_LIBMVEC", "1")] if libmvec and name == "elementwise" else []),
             libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
             depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "elementwise.pxd",
+                                                        "fastpath_checks.pxi", "reduce.pxi",
                                                         "fj_cpu.h", "fj_vmath.h", "fj_exp_table.h",
                                                         "fj_reduce.h",
                                                         "neuron_block.h", "fj_fused.h",

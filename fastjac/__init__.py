@@ -23,7 +23,11 @@ array([ 2.7183, 12.969 , 32.5568])
 
 # Where things live, in import order (each module imports only those above it; the
 # order is checked by tests/test_structure.py):
-#   _kernels/      compiled loops over validated buffers
+#   _kernels/      compiled loops over validated buffers: elementwise.pyx (op-code
+#                  interpreter, direct loops, entry points) including fastpath_checks.pxi
+#                  (the one-C-call checks) and reduce.pxi (sum, dot); neuron.pyx,
+#                  layer.pyx, fused.pyx; pool.pyx (threads); shared inline helpers in
+#                  _common.pxd; C loops in fj_*.h, neuron_block*.h, layer_block.h
 #   _config        FASTJAC_* environment switches, validation-mode flag
 #   _threads       the thread pool: thread_info, n_threads
 #   _validate      every input check;  jacobian  structured Jacobians

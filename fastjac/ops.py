@@ -184,7 +184,7 @@ class UnaryOp:
         # Plain 1-D float arrays (with out= and n_threads= too) are checked and run in one
         # C call; anything else, including every invalid call, takes the general path.
         res = _K.unary_fast(self._codes, x, t, value, out, n_threads, self._work_per_element,
-                            PARALLEL_THRESHOLD)
+                            PARALLEL_THRESHOLD)  # positional: the microsecond path
         if res is not None:
             return res
         if getattr(x, "_fj_traced", False) or getattr(t, "_fj_traced", False):
@@ -200,9 +200,9 @@ class UnaryOp:
         buf, res = V.output(out, "out", shape, dt, inputs=(("x", xf), (t_name, tf)))
         nt = V.n_threads(n_threads, xf.shape[0] * self._work_per_element, PARALLEL_THRESHOLD)
         if value:
-            _K.unary(self._codes, xf, None, buf, None, nt)
+            _K.unary(self._codes, xf, y_out=buf, n_threads=nt)
         else:
-            _K.unary(self._codes, xf, tf, None, buf, nt)
+            _K.unary(self._codes, xf, t=tf, d_out=buf, n_threads=nt)
         V.finish(buf, res)
         return res if out is not None else _as_result(res, shape)
 
@@ -339,7 +339,7 @@ class UnaryOp:
         ybuf, y = V.output(out_y, "out[0]", shape, dt, inputs, others=(("out[1]", out_g),))
         gbuf, g = V.output(out_g, "out[1]", shape, dt, inputs)
         nt = V.n_threads(n_threads, xf.shape[0] * self._work_per_element, PARALLEL_THRESHOLD)
-        _K.unary(self._codes, xf, gf, ybuf, gbuf, nt)
+        _K.unary(self._codes, xf, t=gf, y_out=ybuf, d_out=gbuf, n_threads=nt)
         V.finish(ybuf, y)
         V.finish(gbuf, g)
         # An out entry left None is a fresh result: a scalar for scalar input, like out=None.
@@ -462,8 +462,8 @@ class BinaryOp:
             return getattr(traced, "_fj_binary")(self, w, x)
         dt, wf, sw, xf, sx, shape, n, ws, xs = self._prepare(w, x, ())
         buf, res = V.output(out, "out", shape, dt, inputs=(("w", wf), ("x", xf)))
-        _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None, None,
-                  buf, None, None, None, False, self._threads(n_threads, n))
+        _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, w_scalar=ws, x_scalar=xs,
+                  y_out=buf, n_threads=self._threads(n_threads, n))
         V.finish(buf, res)
         return res if out is not None else _as_result(res, shape)
 
@@ -491,8 +491,8 @@ class BinaryOp:
             V.same_shape(sx, "x", sdx, "dx")
         inputs = (("w", wf), ("x", xf), ("dw", dwf), ("dx", dxf))
         buf, res = V.output(out, "out", shape, dt, inputs=inputs)
-        _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, dwf, dxf, None,
-                  None, buf, None, None, False, self._threads(n_threads, n))
+        _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, w_scalar=ws, x_scalar=xs,
+                  dw=dwf, dx=dxf, jvp_out=buf, n_threads=self._threads(n_threads, n))
         V.finish(buf, res)
         res = res if out is not None else _as_result(res, shape)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
@@ -526,8 +526,9 @@ class BinaryOp:
             self._check_scalar_out(out_x, "out[1]", dt)
         else:
             xbuf, out_x = V.output(out_x, "out[1]", sx, dt, inputs, others=(("out[0]", out_w),))
-        sums = _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, ws, xs, None, None,
-                         gf, None, None, wbuf, xbuf, True, self._threads(n_threads, n))
+        sums = _K.binary(self._op, self._fcodes, self._gcodes, n, wf, xf, w_scalar=ws,
+                         x_scalar=xs, gy=gf, gw_out=wbuf, gx_out=xbuf,
+                         want_scalar_grads=True, n_threads=self._threads(n_threads, n))
         gw = self._finish_grad(ws, sums[0], wbuf, out_w, dt)
         gx = self._finish_grad(xs, sums[1], xbuf, out_x, dt)
         return (gw if given_w is not None else _as_result(gw, sw),
@@ -597,8 +598,8 @@ class BinaryOp:
         xv = np.full(n, xf[0], dtype=dt) if xs else xf
         dw = np.empty(n, dtype=dt)
         dx = np.empty(n, dtype=dt)
-        _K.binary(self._op, self._fcodes, self._gcodes, n, wv, xv, False, False, None, None,
-                  None, None, None, dw, dx, False, self._threads(n_threads, n))
+        _K.binary(self._op, self._fcodes, self._gcodes, n, wv, xv, gw_out=dw, gx_out=dx,
+                  n_threads=self._threads(n_threads, n))
         res = (Column(dw) if ws else Diagonal(dw)), (Column(dx) if xs else Diagonal(dx))
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
             _validation.cross_check_binary(self, "jacobian", (w, x), res)

@@ -478,10 +478,10 @@ def _raw_reductions(w, x, gy):
     g = np.empty(n, dt)
     mul, exp = K.BINARY_CODES["mul"], bytes([K.UNARY_CODES["exp"]])
     return (K.reduce(x, None, 1), K.reduce(w, x, 1),
-            K.binary(mul, b"", b"", n, x, z, False, True, None, None, gy, None, None, g, None,
-                     True, 1)[1],
-            K.binary(mul, exp, b"", n, x, z, False, True, None, None, gy, None, None, g, None,
-                     True, 1)[1])
+            K.binary(mul, b"", b"", n, x, z, x_scalar=True, gy=gy, gw_out=g,
+                     want_scalar_grads=True, n_threads=1)[1],
+            K.binary(mul, exp, b"", n, x, z, x_scalar=True, gy=gy, gw_out=g,
+                     want_scalar_grads=True, n_threads=1)[1])
 
 # ------------------------------------------------------------ dtypes, layouts, out, threads
 def test_dtype_rules():
@@ -670,14 +670,14 @@ def test_kernel_entry_points_reject_bad_buffers():
 
     x = np.ones(10)
     with pytest.raises(ValueError):
-        K.unary(b"\x04", x, np.ones(9), None, np.empty(10), 1)
+        K.unary(b"\x04", x, t=np.ones(9), d_out=np.empty(10), n_threads=1)
     with pytest.raises(TypeError):
-        K.unary(b"\x04", x, np.ones(10, np.float32), None, np.empty(10), 1)
+        K.unary(b"\x04", x, t=np.ones(10, np.float32), d_out=np.empty(10), n_threads=1)
     with pytest.raises(ValueError):
-        K.unary(b"\x63", x, None, np.empty(10), None, 1)
+        K.unary(b"\x63", x, y_out=np.empty(10), n_threads=1)
     with pytest.raises(ValueError):
-        K.unary(b"\x04", x, None, np.empty(20)[::2], None, 1)
+        K.unary(b"\x04", x, y_out=np.empty(20)[::2], n_threads=1)
     with pytest.raises(ValueError):
-        K.binary(2, b"", b"", 11, x, x, False, False, None, None, None, np.empty(11), None, None, None)
+        K.binary(2, b"", b"", 11, x, x, y_out=np.empty(11))
     with pytest.raises(ValueError):
         K.reduce(x, np.ones(3))

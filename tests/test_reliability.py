@@ -64,7 +64,7 @@ def test_kernel_refuses_byte_swapped_buffers():
 
     x = np.ones(3, dtype=">f8")
     with pytest.raises(ValueError, match="byte order"):
-        K.unary(bytes([K.UNARY_CODES["exp"]]), x, None, np.empty(3), None, 1)
+        K.unary(bytes([K.UNARY_CODES["exp"]]), x, y_out=np.empty(3), n_threads=1)
 
 
 def test_misaligned_inputs_and_outputs_are_accepted():

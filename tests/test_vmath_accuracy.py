@@ -252,8 +252,8 @@ def test_derivative_only_pass_gives_the_same_bits(chain, dtype):
     d_both = np.empty_like(x)
     y = np.empty_like(x)
     with np.errstate(all="ignore"):
-        K.unary(codes, x, t, None, d_only)
-        K.unary(codes, x, t, y, d_both)
+        K.unary(codes, x, t=t, d_out=d_only)
+        K.unary(codes, x, t=t, y_out=y, d_out=d_both)
     np.testing.assert_array_equal(d_only.view(np.uint8), d_both.view(np.uint8))
 
 

@@ -1,6 +1,9 @@
-# Shared declarations of the compiled kernels: fused types, block sizes, and the tiny
-# scalar derivative helpers that hold the mathematics (every one noexcept nogil, so a
-# nogil loop that calls it never re-takes the GIL). Loops live in the .pyx modules.
+# Shared declarations of the compiled kernels: fused types, block sizes, the tiny scalar
+# helpers that hold the mathematics (every one noexcept nogil, so a nogil loop that calls
+# it never re-takes the GIL) and the one array check more than one module's fast path
+# uses. Loops live in the .pyx modules.
+
+cimport numpy as cnp
 
 ctypedef fused floating:
     float
@@ -15,10 +18,23 @@ cdef enum:
     BLOCK = 4096
 
 
+cdef inline double relu(double z) noexcept nogil:
+    """max(0, z) as numpy.maximum(z, 0) computes it: NaN stays NaN. Selects, not branches,
+    so that loops calling it vectorise."""
+    return z if z > 0.0 else (0.0 if z <= 0.0 else z)
+
+
 cdef inline double relu_deriv(double z) noexcept nogil:
-    """d max(0, z)/dz with the paper's z <= 0 branch: 0 at z == 0; NaN stays NaN."""
-    if z > 0.0:
-        return 1.0
-    if z <= 0.0:
-        return 0.0
-    return z
+    """d max(0, z)/dz with the paper's z <= 0 branch: 1 for z > 0, 0 for z <= 0 (so 0 at
+    z == 0); NaN stays NaN."""
+    return 1.0 if z > 0.0 else (0.0 if z <= 0.0 else z)
+
+
+cdef inline bint plain_array(object a, int ndim, int typenum) noexcept:
+    """Exactly a numpy.ndarray of ``ndim`` dimensions and ``typenum``, C-contiguous,
+    aligned, in native byte order: a buffer a kernel can read through a pointer as it is."""
+    return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))

@@ -23,18 +23,19 @@ def get_math_mode() -> int: ...
 def simd_info() -> Dict[str, Union[str, bool]]: ...
 def vexp(x: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None: ...
 def unary(
-    codes: bytes, x: _Arr, t: Optional[_Arr], y_out: Optional[_Arr], d_out: Optional[_Arr],
-    n_threads: int = ...,
+    codes: bytes, x: _Arr, *, t: Optional[_Arr] = ..., y_out: Optional[_Arr] = ...,
+    d_out: Optional[_Arr] = ..., n_threads: int = ...,
 ) -> None: ...
 def unary_fast(
     codes: bytes, x: object, t: object, value: bool, out: object, n_threads: object,
     work_per_element: int, threshold: int,
 ) -> Optional[_Arr]: ...
 def binary(
-    op: int, fcodes: bytes, gcodes: bytes, n: int, w: _Arr, x: _Arr, w_scalar: bool,
-    x_scalar: bool, dw: Optional[_Arr], dx: Optional[_Arr], gy: Optional[_Arr],
-    y_out: Optional[_Arr], jvp_out: Optional[_Arr], gw_out: Optional[_Arr],
-    gx_out: Optional[_Arr], want_scalar_grads: bool = ..., n_threads: int = ...,
+    op: int, fcodes: bytes, gcodes: bytes, n: int, w: _Arr, x: _Arr, *,
+    w_scalar: bool = ..., x_scalar: bool = ..., dw: Optional[_Arr] = ...,
+    dx: Optional[_Arr] = ..., gy: Optional[_Arr] = ..., y_out: Optional[_Arr] = ...,
+    jvp_out: Optional[_Arr] = ..., gw_out: Optional[_Arr] = ..., gx_out: Optional[_Arr] = ...,
+    want_scalar_grads: bool = ..., n_threads: int = ...,
 ) -> Tuple[float, float]: ...
 def binary_fast(
     op: int, fcodes: bytes, gcodes: bytes, w: object, x: object, gy: object, value: bool,

@@ -22,6 +22,10 @@ vectorised loops for a plain binary op on two arrays and for one-function deriva
 own exp, sin and cos, AVX-512/AVX2 chosen at run time; libm or, in the opt-in "fast"
 precision mode, libmvec for the rest). The ``*_fast`` entry points check and run the
 common calls from Python in one C call.
+
+Two include files are compiled into this module: ``fastpath_checks.pxi`` (the C-level
+checks of the ``*_fast`` entry points) and ``reduce.pxi`` (the reductions ``reduce`` and
+``reduce_fast``). The tile interpreter, the direct loops and the entry points are here.
 """
 
 from cpython.ref cimport PyObject
@@ -32,7 +36,7 @@ from libc.stdlib cimport free, malloc
 cimport numpy as cnp
 import numpy as np
 
-from fastjac._kernels._common cimport BLOCK, TILE, floating
+from fastjac._kernels._common cimport BLOCK, TILE, floating, relu, relu_deriv
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_vmath.h" nogil:
@@ -66,17 +70,6 @@ cdef extern from "fj_vmath.h" nogil:
 cdef extern from "numpy/arrayobject.h":
     # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
     object _PyArray_Scalar "PyArray_Scalar" (void* data, cnp.dtype descr, PyObject* base)
-
-cdef extern from "fj_reduce.h" nogil:
-    # The reduction loops: 16 double accumulators per block, element j of the block in
-    # accumulator j mod 16, a fixed tree at the end; a portable version and an AVX2 one,
-    # bitwise the same (see the header for the order and why it is deterministic).
-    enum: FJ_RACC
-    void fj_racc_zero(double* acc)
-    double fj_racc_total(const double* acc)
-    void fj_racc_add_f64(double* acc, const double* a, const double* b, Py_ssize_t m)
-    void fj_racc_add_f32(double* acc, const float* a, const float* b, Py_ssize_t m)
-    int fj_reduce_set_level(int level)
 
 cnp.import_array()
 fj_vmath_init()
@@ -235,13 +228,6 @@ cdef void* _data(object a, int typenum, Py_ssize_t n, bint writable, str name) e
     return cnp.PyArray_DATA(arr)
 
 
-cdef inline bint _is_plain_vector(object a) noexcept:
-    return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
-            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
-
-
 # ---------------------------------------------------------------------------------------
 # Point mathematics: one stage of a chain over a tile.
 #
@@ -257,16 +243,6 @@ cdef inline double _sign(double x) noexcept nogil:
     if x < 0.0:
         return -1.0
     return x * 0.0  # +-0 -> 0, NaN -> NaN
-
-
-cdef inline double _relu(double x) noexcept nogil:
-    # max(0, x); NaN propagates like numpy.maximum(x, 0). Selects, not branches: vectorised.
-    return x if x > 0.0 else (0.0 if x <= 0.0 else x)
-
-
-cdef inline double _relu_deriv(double x) noexcept nogil:
-    # The paper's branch: 1 for x > 0, 0 for x <= 0 (so 0 at x == 0); NaN propagates.
-    return 1.0 if x > 0.0 else (0.0 if x <= 0.0 else x)
 
 
 cdef inline void _dmul(double* d, const double* f, Py_ssize_t m, bint first) noexcept nogil:
@@ -389,13 +365,13 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         if d != NULL:
             if first:
                 for k in range(m):
-                    d[k] = _relu_deriv(v[k])
+                    d[k] = relu_deriv(v[k])
             else:
                 for k in range(m):
-                    d[k] *= _relu_deriv(v[k])
+                    d[k] *= relu_deriv(v[k])
         if need_value:
             for k in range(m):
-                v[k] = _relu(v[k])
+                v[k] = relu(v[k])
     elif code == U_ABS:
         if d != NULL:
             if first:
@@ -501,28 +477,11 @@ cdef void _rescue_products(const unsigned char* codes, Py_ssize_t ncodes, const 
             d[k] = ldexp(mant, <int>E)
 
 
-cdef inline void _racc_add(double* acc, const floating* a, const floating* b,
-                           Py_ssize_t m) noexcept nogil:
-    # acc[j mod 16] += a[j] (b NULL) or a[j] b[j] in double, for j < m; a and b start at an
-    # element of the block whose index is a multiple of 16 (fj_reduce.h).
-    if floating is double:
-        fj_racc_add_f64(acc, a, b, m)
-    else:
-        fj_racc_add_f32(acc, a, b, m)
-
-
 def _set_vmath_level(int level):
     """Testing hook: force the vector math's version (0 baseline, 1 AVX2, 2 AVX-512F, each
     only where the CPU has it; -1 the CPU's best) and return the one in force. Every
     version gives the same bits (fj_vmath.h)."""
     return fj_vmath_set_level(level)
-
-
-def _set_reduce_level(int level):
-    """Testing hook: force the reduction loops' version (0 portable, 1 AVX2 where the CPU
-    has it, -1 the CPU's best) and return the one in force. Every version gives the same
-    bits."""
-    return fj_reduce_set_level(level)
 
 
 # ---------------------------------------------------------------------------------------
@@ -679,12 +638,13 @@ cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out
     return 0
 
 
-def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
+def unary(bytes codes, x, *, t=None, y_out=None, d_out=None, int n_threads=1):
     """Value and/or derivative-times-tangent of the unary chain ``codes`` at ``x``.
 
     ``x``, ``t``, ``y_out`` and ``d_out`` are C-contiguous arrays of one float dtype and
     one size (``t``, ``y_out``, ``d_out`` may be None); ``d_out = h'(x) * t``, or ``h'(x)``
-    when ``t`` is None. The arrays are checked here in C as a last line of defence.
+    when ``t`` is None. Everything after ``x`` is passed by keyword. The arrays are checked
+    here in C as a last line of defence.
     """
     _unary_impl(codes, x, t, y_out, d_out, n_threads)
 
@@ -692,83 +652,17 @@ def unary(bytes codes, x, t, y_out, d_out, int n_threads=1):
 # ---------------------------------------------------------------------------------------
 # Fast paths: the common calls checked and run in one C call (about a microsecond for a
 # small array), or None when the general path in ops.py must handle the call (it then
-# raises the proper error for anything invalid). Eligible arrays are exactly
-# numpy.ndarray, 1-D, C-contiguous, aligned, of one float dtype and one length.
+# raises the proper error for anything invalid). Their argument checks are in
+# fastpath_checks.pxi.
 # ---------------------------------------------------------------------------------------
 
-cdef inline bint _plain_like(object a, int typenum, Py_ssize_t n) noexcept:
-    return (_is_plain_vector(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == n)
+include "fastpath_checks.pxi"
 
 
-cdef inline int _fast_typenum(object a) noexcept:
-    # The dtype of an exact numpy.ndarray (ndim >= 1) of float32/float64, else -1.
-    cdef int tn
-    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
-        return -1
-    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
-        return -1
-    return tn
-
-
-cdef inline object _kernel_input(object a):
-    # a itself when C-contiguous and aligned, else a C-ordered copy (strided, Fortran,
-    # negative strides, unaligned). Any shape: the kernels treat arrays as flat.
-    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
-        return a
-    return cnp.PyArray_NewCopy(<cnp.ndarray>a, cnp.NPY_CORDER)
-
-
-cdef inline bint _same_shape(object a, object b) noexcept:
-    return cnp.PyArray_SAMESHAPE(<cnp.ndarray>a, <cnp.ndarray>b)
-
-
-cdef inline bint _writable_out_like(object o, object like, int typenum) noexcept:
-    # out: an exact, writeable, C-contiguous, aligned ndarray of typenum and like's shape.
-    return (type(o) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>o) == typenum
-            and cnp.PyArray_NDIM(<cnp.ndarray>o) == cnp.PyArray_NDIM(<cnp.ndarray>like)
-            and _same_shape(o, like)
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>o)
-            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>o)
-            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
-
-
-cdef inline bint _disjoint_or_same(object o, object a) noexcept:
-    # o (an output) either does not overlap a at all, or is exactly a (same start and
-    # length: element-wise kernels run in place). Both are plain vectors of one dtype.
-    cdef char* po
-    cdef char* pa
-    cdef Py_ssize_t nbo, nba
-    if a is None:
-        return True
-    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
-    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
-    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
-    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
-    if po == pa and nbo == nba:
-        return True
-    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
-
-
-cdef inline bint _disjoint(object o, object a) noexcept:
-    cdef char* po
-    cdef char* pa
-    cdef Py_ssize_t nbo, nba
-    if a is None:
-        return True
-    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
-    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
-    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
-    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
-    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
-
-
-cdef inline bint _writable_out(object o, int typenum, Py_ssize_t n) noexcept:
-    return _plain_like(o, typenum, n) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o)
-
-
+# The three *_fast entry points (here, binary_fast, reduce_fast) keep positional arguments:
+# they are the microsecond path, and parsing keywords cost 86-146 more instructions per
+# call (callgrind, fj.exp.vjp / fj.mul.vjp / fj.sum at n=10: +2.9%, +1.7%, +1.8% of the
+# whole call). The general entry points unary and binary take keywords.
 def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_per_element,
                Py_ssize_t threshold):
     """The common case in one C call, or None when the call needs the general path.
@@ -1442,18 +1336,20 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
 
 def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
            w, x,                             # IN  n elements, or 1 with w_scalar/x_scalar
-           bint w_scalar, bint x_scalar,
-           dw, dx,                           # IN  tangents shaped like w and x, or None
-           gy,                               # IN  cotangent (n,), or None meaning ones
-           y_out,                            # OUT value, or None
-           jvp_out,                          # OUT J_w dw + J_x dx, or None
-           gw_out,                           # OUT gy ⊗ diag(J_w) (array w), or None
-           gx_out,                           # OUT gy ⊗ diag(J_x) (array x), or None
+           *,                                # the rest by keyword only
+           bint w_scalar=False, bint x_scalar=False,
+           dw=None, dx=None,                 # IN  tangents shaped like w and x, or None
+           gy=None,                          # IN  cotangent (n,), or None meaning ones
+           y_out=None,                       # OUT value, or None
+           jvp_out=None,                     # OUT J_w dw + J_x dx, or None
+           gw_out=None,                      # OUT gy ⊗ diag(J_w) (array w), or None
+           gx_out=None,                      # OUT gy ⊗ diag(J_x) (array x), or None
            bint want_scalar_grads=False,
            int n_threads=1):
     """One fused pass of y = f(w) ○ g(x): any of value, JVP, VJP.
 
-    Every array is C-contiguous of the dtype of ``w``. Returns ``(gw_sum, gx_sum)``: for a
+    Every array is C-contiguous of the dtype of ``w``; everything after ``x`` is passed by
+    keyword and defaults to False, None or one thread. Returns ``(gw_sum, gx_sum)``: for a
     scalar operand with ``want_scalar_grads``, its VJP ``Σ_i gy_i ∂y_i/∂operand``
     accumulated in double in a fixed block order (else 0.0).
     """
@@ -1461,50 +1357,9 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
                         jvp_out, gw_out, gx_out, want_scalar_grads, n_threads)
 
 
-_F64 = np.float64
-_F32 = np.float32
-cdef cnp.dtype _DESCR_F32 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT)
-
-
-cdef object _typed_scalar(double v, int typenum):
-    # numpy.float64(v) or numpy.float32(v). The float32 one is built from the C value:
-    # numpy.float32(python float) costs ~0.9 µs, more than a 1000-element reduction. The C
-    # conversion rounds like NumPy's cast; values beyond the float32 range, inf and NaN go
-    # through NumPy (which warns about an overflow).
-    cdef float f
-    if typenum == cnp.NPY_DOUBLE:
-        return _F64(v)
-    if not (fabs(v) <= FLT_MAX):  # out of range, inf or NaN: NumPy's own conversion
-        return _F32(v)
-    f = <float>v
-    return _PyArray_Scalar(&f, _DESCR_F32, NULL)
-
-
-cdef object _scalar_operand(object z, int typenum):
-    # A Python float (or an int that is exactly a double), or a NumPy scalar of typenum, as
-    # a 1-element array of typenum converted the way numpy.asarray(z, dtype) converts it;
-    # None when not eligible.
-    cdef double v
-    cdef cnp.npy_intp one = 1
-    cdef object arr
-    if type(z) is float:
-        v = z
-    elif type(z) is int and -(1 << 53) <= z <= (1 << 53):
-        v = <double>z
-    elif (type(z) is _F64 and typenum == cnp.NPY_DOUBLE) or (type(z) is _F32 and typenum == cnp.NPY_FLOAT):
-        v = float(z)  # a NumPy scalar is not weak: only its own dtype stays on this path
-    else:
-        return None
-    arr = cnp.PyArray_EMPTY(1, &one, typenum, 0)
-    if typenum == cnp.NPY_DOUBLE:
-        (<double*>cnp.PyArray_DATA(<cnp.ndarray>arr))[0] = v
-    else:
-        (<float*>cnp.PyArray_DATA(<cnp.ndarray>arr))[0] = <float>v
-    return arr
-
-
 def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n_threads,
                 Py_ssize_t work_per_element, Py_ssize_t threshold):
+    # Positional on purpose: see unary_fast.
     """Value (``value``) or VJP ``(gw, gx)`` (``gy`` None means ones: sum_grad) in one C
     call, or None when the call needs the general path.
 
@@ -1598,104 +1453,4 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
     return gw, gx
 
 
-# ---------------------------------------------------------------------------------------
-# Reductions (paper §4.4): sum(x) and w·x, accumulated in double in a fixed order.
-# ---------------------------------------------------------------------------------------
-
-cdef double _block_reduce(Py_ssize_t blk, Py_ssize_t n, const floating* a,
-                          const floating* b) noexcept nogil:
-    # The block's Σ a or Σ a b: 16 accumulators and a fixed tree (fj_reduce.h).
-    cdef Py_ssize_t start = blk * BLOCK
-    cdef Py_ssize_t stop = start + BLOCK
-    cdef double acc[FJ_RACC]
-    if stop > n:
-        stop = n
-    fj_racc_zero(acc)
-    _racc_add(acc, a + start, NULL if b == NULL else b + start, stop - start)
-    return fj_racc_total(acc)
-
-
-def reduce(a, b, int n_threads=1):
-    """``sum(a)`` (``b`` None) or ``a · b`` for C-contiguous float arrays of one dtype and
-    size, as a Python float accumulated in double in a fixed block order."""
-    cdef int typenum = _float_typenum(a, "a")
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>a)
-    cdef void* ap = _data(a, typenum, n, False, "a")
-    cdef void* bp = _data(b, typenum, n, False, "b")
-    cdef Py_ssize_t nblocks, blk
-    cdef double total = 0.0
-    cdef double one
-    cdef double* partial
-    if n == 0:
-        return 0.0
-    nblocks = (n + BLOCK - 1) // BLOCK
-    if nblocks == 1:  # the common small case: no scratch to allocate
-        with nogil:
-            if typenum == cnp.NPY_DOUBLE:
-                one = _block_reduce(0, n, <const double*>ap, <const double*>bp)
-            else:
-                one = _block_reduce(0, n, <const float*>ap, <const float*>bp)
-        return one
-    partial = <double*>malloc(nblocks * sizeof(double))
-    if partial == NULL:
-        raise MemoryError()
-    try:
-        with nogil:
-            if typenum == cnp.NPY_DOUBLE:
-                _reduce_run(n, <const double*>ap, <const double*>bp, partial, n_threads)
-            else:
-                _reduce_run(n, <const float*>ap, <const float*>bp, partial, n_threads)
-            for blk in range(nblocks):
-                total += partial[blk]
-    finally:
-        free(partial)
-    return total
-
-
-def reduce_fast(a, b, n_threads, Py_ssize_t work_per_element, Py_ssize_t threshold):
-    """``sum(a)`` (``b`` None) or ``a · b`` as a NumPy scalar of the arrays' dtype, in one
-    C call; None when the call needs the general path. Eligible: exact ``numpy.ndarray`` of
-    float32/float64 (for ``a · b``: two 1-D arrays of one dtype and length), any layout."""
-    cdef int typenum, nt
-    cdef Py_ssize_t n
-    typenum = _fast_typenum(a)
-    if typenum < 0:
-        return None
-    if b is not None:
-        if not (cnp.PyArray_NDIM(<cnp.ndarray>a) == 1 and _fast_typenum(b) == typenum
-                and cnp.PyArray_NDIM(<cnp.ndarray>b) == 1 and _same_shape(a, b)):
-            return None
-    n = cnp.PyArray_SIZE(<cnp.ndarray>a)
-    nt = fast_threads(n_threads, n * work_per_element, threshold)
-    if nt == 0:
-        return None
-    a = _kernel_input(a)
-    if b is not None:
-        b = _kernel_input(b)
-    total = reduce(a, b, nt)
-    return _typed_scalar(total, typenum)
-
-
-cdef void _reduce_run(Py_ssize_t n, const floating* a, const floating* b, double* partial,
-                      int n_threads) noexcept nogil:
-    cdef Py_ssize_t nblocks = (n + BLOCK - 1) // BLOCK
-    cdef Py_ssize_t blk
-    cdef _EwJob job
-    if n_threads <= 1 or nblocks == 1:
-        for blk in range(nblocks):
-            partial[blk] = _block_reduce(blk, n, a, b)
-    else:
-        job.n = n
-        job.f32 = floating is float
-        job.w = a
-        job.x = b
-        job.partial = partial
-        parallel_for(nblocks, _reduce_job_block, &job, n_threads)
-
-
-cdef void _reduce_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
-    cdef _EwJob* j = <_EwJob*>ctx
-    if j.f32:
-        j.partial[blk] = _block_reduce(blk, j.n, <const float*>j.w, <const float*>j.x)
-    else:
-        j.partial[blk] = _block_reduce(blk, j.n, <const double*>j.w, <const double*>j.x)
+include "reduce.pxi"

@@ -28,7 +28,7 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 import numpy as np
 cimport numpy as cnp
 
-from fastjac._kernels._common cimport floating
+from fastjac._kernels._common cimport floating, plain_array
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cnp.import_array()
@@ -320,17 +320,9 @@ MODE_ACT = FJ_LAYER_ACT
 # The C-level fast path of loss_grad / loss (one-pass shapes, plain arrays)
 # ---------------------------------------------------------------------------------------
 
-cdef inline bint _plain(object a, int ndim, int typenum) noexcept:
-    return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
-            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
-            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
-
-
 cdef inline bint _plain_out(object a, int ndim, int typenum, Py_ssize_t d0,
                             Py_ssize_t d1) noexcept:
-    return (_plain(a, ndim, typenum) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)
+    return (plain_array(a, ndim, typenum) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)
             and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == d0
             and (ndim == 1 or cnp.PyArray_DIM(<cnp.ndarray>a, 1) == d1))
 
@@ -357,14 +349,14 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     if type(X) is not cnp.ndarray:
         return None
     typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
-    if (typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or not _plain(X, 2, typenum):
+    if (typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or not plain_array(X, 2, typenum):
         return None
-    if not (_plain(W, 2, typenum) and _plain(Y, 2, typenum)):
+    if not (plain_array(W, 2, typenum) and plain_array(Y, 2, typenum)):
         return None
-    if not _plain(b, 1, cnp.NPY_DOUBLE):
+    if not plain_array(b, 1, cnp.NPY_DOUBLE):
         # the kernel reads b in double, as the general path does (b.astype(float64) is
         # exact for a float32 b): a float32 layer's own float32 bias stays on this path
-        if typenum != cnp.NPY_FLOAT or not _plain(b, 1, cnp.NPY_FLOAT):
+        if typenum != cnp.NPY_FLOAT or not plain_array(b, 1, cnp.NPY_FLOAT):
             return None
         b = cnp.PyArray_Cast(<cnp.ndarray>b, cnp.NPY_DOUBLE)
     N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)

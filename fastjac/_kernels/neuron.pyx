@@ -37,7 +37,7 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 import numpy as np
 cimport numpy as cnp
 
-from fastjac._kernels._common cimport BLOCK, floating, relu_deriv
+from fastjac._kernels._common cimport BLOCK, floating, plain_array, relu, relu_deriv
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cnp.import_array()
@@ -160,15 +160,6 @@ cdef inline void _scaled_copy(floating* out, double a, const double* w,
     cdef Py_ssize_t j
     for j in range(n):
         out[j] = <floating>(a * w[j])
-
-
-cdef inline double _relu(double z) noexcept nogil:
-    """max(0, z) as np.maximum(z, 0) computes it: NaN stays NaN."""
-    if z > 0.0:
-        return z
-    if z <= 0.0:
-        return 0.0
-    return z
 
 
 cdef inline bint _finite(double v) noexcept nogil:
@@ -452,16 +443,6 @@ cdef object _loss_grad_sums(const floating[:, ::1] X, const floating[::1] y,
 # The C-level fast path of the public functions: plain arrays, no memoryviews
 # ---------------------------------------------------------------------------------------
 
-cdef inline bint _plain(object a, int ndim, int typenum) noexcept:
-    """Exactly an ndarray of ``ndim`` dimensions and ``typenum``, C-contiguous, aligned,
-    in native byte order: a buffer a kernel can read through a pointer as it is."""
-    return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
-            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
-            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
-
-
 _np_floating = np.floating
 
 
@@ -469,7 +450,7 @@ def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, bint wan
     """``fastjac.neuron.loss_grad`` (default ``wrt``) or, with ``want_grad=False``,
     ``loss``, for the common call in one C call; ``None`` when it needs the general path.
 
-    Eligible: ``X`` (N, n), ``y`` (N,), ``w`` (n,) plain arrays (see ``_plain``) of one
+    Eligible: ``X`` (N, n), ``y`` (N,), ``w`` (n,) plain arrays (see ``plain_array`` in _common.pxd) of one
     float dtype with N, n >= 1, ``b`` a float or a NumPy floating scalar, ``gw_out`` None or a plain writeable
     (n,) array of that dtype, ``n_threads`` None or a positive int. Anything else
     (conversions, errors and their messages, other dtypes, empty batches) returns None.
@@ -491,14 +472,14 @@ def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, bint wan
     if type(X) is not cnp.ndarray:
         return None
     typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
-    if (typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or not _plain(X, 2, typenum):
+    if (typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or not plain_array(X, 2, typenum):
         return None
     N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
     n = cnp.PyArray_DIM(<cnp.ndarray>X, 1)
     if N == 0 or n == 0:
         return None
-    if not (_plain(y, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>y, 0) == N
-            and _plain(w, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>w, 0) == n):
+    if not (plain_array(y, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>y, 0) == N
+            and plain_array(w, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>w, 0) == n):
         return None
     if not want_grad:
         if gw_out is not None:
@@ -506,7 +487,7 @@ def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, bint wan
     elif gw_out is None:
         dim = n
         gw_out = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
-    elif not (_plain(gw_out, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>gw_out, 0) == n
+    elif not (plain_array(gw_out, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>gw_out, 0) == n
               and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>gw_out)):
         return None
     nt = fast_threads(n_threads, N * n, threshold)
@@ -558,7 +539,7 @@ cdef void _block_forward(const floating* X, Py_ssize_t r0, Py_ssize_t r1, Py_ssi
     for i in range(r0, r1):
         z = _dot(X + i * n, w, n) + b
         if act != NULL:
-            act[i] = <floating>_relu(z)
+            act[i] = <floating>relu(z)
         if mask != NULL:
             mask[i] = <floating>relu_deriv(z)
 
