@@ -28,6 +28,19 @@ def _oscillates(names):
                for i, n in enumerate(names))
 
 
+def _period_spanned(names, report):
+    """sin/cos of x itself (up to sign) at an |x| where the difference step,
+    eps^(1/3)·|x|, spans a sizable part of a period: the quotient sees cos at unrelated
+    points (cos(2**63): numeric 5e-14, analytic -1), a known limit of black-box
+    differences rather than a checker bug."""
+    trig = [i for i, n in enumerate(names) if n in ("sin", "cos")]
+    if not trig or not set(names[trig[-1] + 1:]) <= {"identity", "neg", "abs"}:
+        return False
+    failed = [e for e in report.worst if not e.ok]
+    step = np.cbrt(np.finfo(np.float64).eps)
+    return bool(failed) and all(step * abs(e.x) > 0.1 for e in failed)
+
+
 def _flat_to_rounding(report):
     """Every failed entry has f(x+h) == f(x-h) exactly while the analytic derivative moves
     f by less than one ulp of 1 over the step: an intermediate of f saturates
@@ -68,10 +81,11 @@ def test_checker(check, data):
         return
     assert not bad, "a non-real x was accepted"
     assert_unwritten({"x": x}, snap)
-    if not report and (_oscillates(names) or _flat_to_rounding(report) or any(
+    if not report and (_oscillates(names) or _period_spanned(names, report)
+                       or _flat_to_rounding(report) or any(
             "NaN/inf where f is finite" in p for p in report.problems)):
-        # Two known limits, not checker bugs: a step spanning many periods of cos(x**4)
-        # defeats any difference quotient, and a chain whose derivative product
+        # Known limits, not checker bugs: a step spanning many periods of cos(x**4), or
+        # of cos(x) at |x| ~ 1e18, defeats any difference quotient, and a chain whose derivative product
         # overflows (1/(1/x) at 1e-158: inf where the truth is 1; see
         # test_reliability.py::test_chain_derivative_product_overflow) IS wrong.
         return
