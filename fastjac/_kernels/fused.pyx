@@ -41,7 +41,7 @@ cimport numpy as cnp
 import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, TILE
-from fastjac._kernels.elementwise cimport _stage
+from fastjac._kernels.elementwise cimport _data, _stage
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_reduce.h" nogil:
@@ -587,15 +587,15 @@ cdef class Program:
         try:
             for r in range(nin):
                 c.x_scalar[r] = 1 if scalar[r] else 0
-                c.x[r] = _buffer(inputs[r], typenum, 1 if scalar[r] else n, False, "input")
-            c.y_out = <void*>_buffer(y_out, typenum, n, True, "y_out")
-            c.jvp_out = <void*>_buffer(jvp_out, typenum, n, True, "jvp_out")
-            c.gy = _buffer(gy, typenum, n, False, "gy")
+                c.x[r] = _data(inputs[r], typenum, 1 if scalar[r] else n, False, "input")
+            c.y_out = <void*>_data(y_out, typenum, n, True, "y_out")
+            c.jvp_out = <void*>_data(jvp_out, typenum, n, True, "jvp_out")
+            c.gy = _data(gy, typenum, n, False, "gy")
             if tangents is not None:
                 if c.jvp_out == NULL or len(tangents) != nin:
                     raise ValueError("tangents need jvp_out and one entry per input")
                 for r in range(nin):
-                    c.t[r] = _buffer(tangents[r], typenum, 1 if scalar[r] else n, False,
+                    c.t[r] = _data(tangents[r], typenum, 1 if scalar[r] else n, False,
                                      "tangent")
             if grad_mode is not None:
                 if len(grad_mode) != nin or grad_out is None or len(grad_out) != nin:
@@ -607,7 +607,7 @@ cdef class Program:
                         raise ValueError(f"grad_mode {o} does not fit input {r}")
                     c.gmode[r] = o
                     if o == G_ARRAY or o == G_EXPAND:
-                        c.g_out[r] = <void*>_buffer(grad_out[r], typenum, n, True, "grad_out")
+                        c.g_out[r] = <void*>_data(grad_out[r], typenum, n, True, "grad_out")
                         if c.g_out[r] == NULL:
                             raise ValueError("grad_out missing")
                     if o != G_NONE:
@@ -852,21 +852,3 @@ cdef inline int _plain_typenum(object a) noexcept:
     return tn
 
 
-cdef const void* _buffer(object a, int typenum, Py_ssize_t n, bint writable,
-                         str name) except? NULL:
-    # NULL for None; otherwise the data of a C-contiguous aligned native array of typenum
-    # with n elements (the last line of defence: fuse.py has validated everything).
-    if a is None:
-        return NULL
-    if not cnp.PyArray_Check(a):
-        raise TypeError(f"{name} must be a numpy.ndarray or None")
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    if cnp.PyArray_TYPE(arr) != typenum:
-        raise TypeError(f"{name} has the wrong dtype")
-    if cnp.PyArray_SIZE(arr) != n or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        raise ValueError(f"{name} must be C-contiguous with {n} elements")
-    if writable and not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"{name} is read-only")
-    if not cnp.PyArray_ISALIGNED(arr) or not cnp.PyArray_ISNOTSWAPPED(arr):
-        raise ValueError(f"{name} is not aligned or not in native byte order")
-    return cnp.PyArray_DATA(arr)
