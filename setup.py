@@ -148,7 +148,7 @@ def _extensions():
             depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "elementwise.pxd",
                                                         "fastpath_checks.pxi", "reduce.pxi",
                                                         "fj_cpu.h", "fj_vmath.h", "fj_exp_table.h",
-                                                        "fj_reduce.h",
+                                                        "fj_reduce.h", "fj_vtrig.h",
                                                         "neuron_block.h", "fj_fused.h",
                                                         "neuron_block_avx2.h",
                                                         "layer_block.h", "pool.pxd")],

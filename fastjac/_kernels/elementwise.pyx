@@ -58,11 +58,11 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
     void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
-    void fj_sin_n(double* y, const double* x, Py_ssize_t n)
-    void fj_cos_n(double* y, const double* x, Py_ssize_t n)
+    void fj_sin_n(double* y, const double* x, Py_ssize_t n, int f32)
+    void fj_cos_n(double* y, const double* x, Py_ssize_t n, int f32)
     void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
-    void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+    void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n, int f32)
     int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
                            Py_ssize_t n)
     int fj_vjp1_float_run(int code, const float* x, const float* t, float* out, Py_ssize_t n)
@@ -267,7 +267,7 @@ cdef inline void _dfill(double* d, double c, Py_ssize_t m, bint first) noexcept 
 
 
 cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
-                 bint need_value) noexcept nogil:
+                 bint need_value, bint f32) noexcept nogil:
     # One stage of a chain on a tile (m <= TILE). v: the stage's input, replaced by its output
     # (left as is when not need_value: the last stage of a derivative-only pass). d: NULL,
     # or the derivative of the chain so far, multiplied by this stage's derivative at its
@@ -327,24 +327,25 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         if need_value:
             fj_log_n(v, v, m)
     elif code == U_SIN:
+        # f32: fj_vtrig.h's float32-sized routines (default mode), as FJ_DERIV_TILE's
         if d == NULL:
-            fj_sin_n(v, v, m)
+            fj_sin_n(v, v, m, f32)
         else:
             if need_value:
-                fj_sincos_n(v, f, v, m)
+                fj_sincos_n(v, f, v, m, f32)
             else:
-                fj_cos_n(f, v, m)
+                fj_cos_n(f, v, m, f32)
             _dmul(d, f, m, first)
     elif code == U_COS:
         if d == NULL:
-            fj_cos_n(v, v, m)
+            fj_cos_n(v, v, m, f32)
         else:
             if need_value:
-                fj_sincos_n(f, g, v, m)
+                fj_sincos_n(f, g, v, m, f32)
                 for k in range(m):
                     v[k] = g[k]
             else:
-                fj_sin_n(f, v, m)
+                fj_sin_n(f, v, m, f32)
             for k in range(m):
                 f[k] = -f[k]
             _dmul(d, f, m, first)
@@ -398,7 +399,7 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
 
 
 cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, double* v,
-                            double* d, Py_ssize_t m, bint need_value) noexcept nogil:
+                            double* d, Py_ssize_t m, bint need_value, bint f32) noexcept nogil:
     # v <- h(v), d <- h'(v) (d may be NULL). Without need_value, v is garbage afterwards.
     cdef Py_ssize_t k
     cdef double x0[TILE]
@@ -411,13 +412,13 @@ cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, doubl
         for k in range(m):
             x0[k] = v[k]
     for k in range(ncodes):
-        _stage(codes[k], v, d, m, k == 0, need_value or k + 1 < ncodes)
+        _stage(codes[k], v, d, m, k == 0, need_value or k + 1 < ncodes, f32)
     if rescue:
-        _rescue_products(codes, ncodes, x0, d, m)
+        _rescue_products(codes, ncodes, x0, d, m, f32)
 
 
 cdef void _rescue_products(const unsigned char* codes, Py_ssize_t ncodes, const double* x0,
-                           double* d, Py_ssize_t m) noexcept nogil:
+                           double* d, Py_ssize_t m, bint f32) noexcept nogil:
     # The product of stage derivatives can leave the double range part-way although the
     # chain's derivative is representable: chain(reciprocal, reciprocal) at x = 1.5e-158
     # multiplies -(1/x)² = -inf by -x² and gets inf (and NaN from inf × 0 at 1e300) where
@@ -442,7 +443,7 @@ cdef void _rescue_products(const unsigned char* codes, Py_ssize_t ncodes, const 
         for j in range(ncodes):
             code = codes[j]
             vin = v
-            _stage(code, &v, &s, 1, True, True)
+            _stage(code, &v, &s, 1, True, True, f32)
             if code == U_RECIPROCAL or code == U_LOG or code == U_SQUARE:
                 # these stage derivatives can themselves leave the double range
                 # (-(1/v)² at v = 1.5e-158): form them from v = sm × 2^e instead
@@ -551,7 +552,7 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
             return
     for k in range(m):
         v[k] = x[k]
-    _run_chain(codes, ncodes, v, dp, m, y_out != NULL)
+    _run_chain(codes, ncodes, v, dp, m, y_out != NULL, floating is float)
     # Stores: d_out first (it reads t; y_out may be t itself), then y_out.
     if d_out != NULL:
         if t != NULL:
@@ -714,7 +715,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     cdef double v0, d0
     if is_scalar:
         v0 = src[0]
-        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1, True)
+        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1, True, floating is float)
         for k in range(m):
             v[k] = v0
         if d != NULL:
@@ -723,7 +724,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     else:
         for k in range(m):
             v[k] = src[k]
-        _run_chain(codes, nc, v, d, m, True)
+        _run_chain(codes, nc, v, d, m, True, floating is float)
 
 
 cdef void _apply_op(int op, double* a, double* da, double* b, double* db,

@@ -664,89 +664,8 @@ FJ_MAP_BODY(fj_log_acc_n, fj_log_core)
 FJ_MULTI(fj_log_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
 
-/* ---- sin and cos, vectorised, accurate (the default for sin, cos and sincos) ----------
-
-   x = k pi/2 + r, |r| <= ~pi/4, k = round(2x/pi) for |x| < 1e5 (|k| < 2^16): pi/2 in three
-   parts (33 + 33 + 53 bits, 2^-123 short of pi/2), the first two products exact, r kept as
-   a double-double (rh, rl). Then, on the quadrant k mod 4, sin/cos(x) = +-sin/cos(r):
-     sin(rh + rl) = rh + (rh z S(z) + rl (1 - z/2)),           z = rh^2
-     cos(rh + rl) = w + (((1 - w) - hz - hze) + (z^2 C(z) - rh rl)),  w = 1 - hz,
-   with S, C the Taylor series to r^17 and r^18 (truncation < 0.002 ulp) and rh^2 exact in
-   cos (hz + hze = rh^2/2 by Dekker's product, exact without FMA). The last addition is the
-   only rounding of size: measured <= ~0.6 ulp over 1e7 points (tests/test_vmath.py), like
-   glibc. Lanes with |x| >= 1e5, inf, NaN, or |r| < 2^-25 with k != 0 (x within 2^-25 of a
-   multiple of pi/2, where three parts of pi/2 may not be enough) are redone by libm. */
-#define FJ_INV_PIO2 0x1.45f306dc9c883p-1
-#define FJ_PIO2_1 0x1.921fb54400000p+0
-#define FJ_PIO2_2 0x1.0b4611a600000p-34
-#define FJ_PIO2_3 0x1.3198a2e037073p-69
-#define FJ_TRIG_MAX 1e5
-
-/* One lane: *s = sin(x), *c = cos(x), *rr = |r| (0 when k = 0), from which the caller
-   decides whether libm must redo the lane. */
-static inline void fj_sincos_core(double x, double* s, double* c, double* rr) {
-    double kd = x * FJ_INV_PIO2 + FJ_SHIFT;
-    uint64_t ki = fj_asu64(kd);
-    kd -= FJ_SHIFT;
-    double t1 = x - kd * FJ_PIO2_1;          /* exact */
-    double t2 = kd * FJ_PIO2_2;              /* exact */
-    double rh = t1 - t2;                     /* TwoSum(t1, -t2) */
-    double bb = rh - t1;
-    double e = (t1 - (rh - bb)) - (t2 + bb);
-    double cc = e - kd * FJ_PIO2_3;
-    double r = rh + cc;                      /* Fast2Sum: |cc| << |rh| */
-    double rl = cc - (r - rh);
-    double z = r * r;
-    /* sin(r + rl) */
-    double ps = -1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (1.0 / 362880.0
-                + z * (-1.0 / 39916800.0 + z * (1.0 / 6227020800.0
-                + z * (-1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0)))))));
-    double sv = r + (r * z * ps + rl * (1.0 - 0.5 * z));
-    /* cos(r + rl), with r^2 = z + ze exactly */
-    double sp = FJ_SPLIT * r;
-    double h = sp - (sp - r);
-    double l = r - h;
-    double ze = ((h * h - z) + 2.0 * (h * l)) + l * l;
-    double hz = 0.5 * z;
-    double w = 1.0 - hz;
-    double pc = 1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (-1.0 / 3628800.0
-                + z * (1.0 / 479001600.0 + z * (-1.0 / 87178291200.0
-                + z * (1.0 / 20922789888000.0 + z * (-1.0 / 6402373705728000.0)))))));
-    double cv = w + ((((1.0 - w) - hz) - 0.5 * ze) + (z * z * pc - r * rl));
-    uint64_t q = ki & 3;
-    double s0 = (q & 1) ? cv : sv;
-    double c0 = (q & 1) ? sv : cv;
-    s0 = (q & 2) ? -s0 : s0;
-    *s = x == 0.0 ? x : s0;  /* sin(-0) = -0 */
-    *c = ((q + 1) & 2) ? -c0 : c0;
-    *rr = kd == 0.0 ? 1.0 : fabs(r);
-}
-#define FJ_TRIG_OK(x, rr) (fabs(x) < FJ_TRIG_MAX && (rr) >= 0x1p-25)
-
-/* s[k] = sin(x[k]) and/or c[k] = cos(x[k]) (either may be NULL); s or c may be x. */
-FJ_BODY void fj_sincos_acc_n_body(double* s, double* c, const double* x, ptrdiff_t n) {
-    double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP], cs[FJ_TILE_TMP], rr[FJ_TILE_TMP];
-    ptrdiff_t i, k, m;
-    int bad;
-    for (i = 0; i < n; i += FJ_TILE_TMP) {
-        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        for (k = 0; k < m; k++) xs[k] = x[i + k];
-        for (k = 0; k < m; k++) fj_sincos_core(xs[k], &ss[k], &cs[k], &rr[k]);
-        bad = 0;
-        for (k = 0; k < m; k++) bad |= !FJ_TRIG_OK(xs[k], rr[k]);
-        if (bad)
-            for (k = 0; k < m; k++)
-                if (!FJ_TRIG_OK(xs[k], rr[k])) {
-                    ss[k] = sin(xs[k]);
-                    cs[k] = cos(xs[k]);
-                }
-        if (s != NULL)
-            for (k = 0; k < m; k++) s[i + k] = ss[k];
-        if (c != NULL)
-            for (k = 0; k < m; k++) c[i + k] = cs[k];
-    }
-}
-FJ_MULTI(fj_sincos_acc_n, (double* s, double* c, const double* x, ptrdiff_t n), (s, c, x, n))
+/* ---- sin and cos (float64 and float32-sized): fj_vtrig.h ---------------------------- */
+#include "fj_vtrig.h"
 
 /* ---- libmvec (opt-in "fast" mode) ---------------------------------------------------- */
 #if FJ_HAVE_LIBMVEC
@@ -806,16 +725,20 @@ FJ_MVEC_LOOPS(log)
         for (k_ = 0; k_ < (n); k_++) (y)[k_] = name((x)[k_]);                  \
     } while (0)
 
-static void fj_sin_n(double* y, const double* x, ptrdiff_t n) {
+/* sin, cos and sincos: f32 (the call's dtype is float32) takes fj_vtrig.h's float32-sized
+   routines in the default mode; "strict" and "fast" keep their float64 bits. */
+static void fj_sin_n(double* y, const double* x, ptrdiff_t n, int f32) {
     if (FJ_USE_MVEC) { FJ_MVEC_CALL(sin, y, x, n); return; }
     if (fj_fast_math < 0) { FJ_LIBM_LOOP(sin, y, x, n); return; }
-    fj_sincos_acc_n(y, NULL, x, n);
+    if (f32) fj32_sincos_n(y, NULL, x, n);
+    else fj_sincos_acc_n(y, NULL, x, n);
 }
 
-static void fj_cos_n(double* y, const double* x, ptrdiff_t n) {
+static void fj_cos_n(double* y, const double* x, ptrdiff_t n, int f32) {
     if (FJ_USE_MVEC) { FJ_MVEC_CALL(cos, y, x, n); return; }
     if (fj_fast_math < 0) { FJ_LIBM_LOOP(cos, y, x, n); return; }
-    fj_sincos_acc_n(NULL, y, x, n);
+    if (f32) fj32_sincos_n(NULL, y, x, n);
+    else fj_sincos_acc_n(NULL, y, x, n);
 }
 
 static void fj_tanh_n(double* y, const double* x, ptrdiff_t n) {
@@ -831,7 +754,7 @@ static void fj_log_n(double* y, const double* x, ptrdiff_t n) {
 }
 
 /* s[k] = sin(x[k]), c[k] = cos(x[k]); s or c may be x (not both). */
-static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
+static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n, int f32) {
     ptrdiff_t k;
     double t;
     if (FJ_USE_MVEC) {
@@ -852,7 +775,8 @@ static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
         }
         return;
     }
-    fj_sincos_acc_n(s, c, x, n);
+    if (f32) fj32_sincos_n(s, c, x, n);
+    else fj_sincos_acc_n(s, c, x, n);
 }
 
 /* ---- one function's derivative times a tangent, in one pass (the common VJP) ----------
@@ -897,6 +821,10 @@ static inline double fj_sign_deriv(double x) {
             break;                                                                           \
         case FJ_U_SIN:                                                                       \
         case FJ_U_COS:                                                                       \
+            if (sizeof(T) == sizeof(float)) { /* fj_vtrig.h, float32-sized */                \
+                fj32_trig_deriv_tile(code == FJ_U_COS, (const float*)(const void*)x, d, m);  \
+                break;                                                                       \
+            }                                                                                \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
             for (k = 0; k < m; k++) fj_sincos_core(xs[k], &ss[k], &d[k], &rr[k]);            \
             for (k = 0; k < m; k++) bad |= !FJ_TRIG_OK(xs[k], rr[k]);                        \

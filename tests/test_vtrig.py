@@ -1,0 +1,232 @@
+"""Accuracy, SIMD-path and precision-mode proofs of sin and cos (fj_vtrig.h), issue 13.
+
+- float64 (default precision): sin, cos and their derivatives (cos, -sin) within 1 ulp of
+  an 80-bit long double reference on samples that include near 0, the neighbourhood of
+  multiples of pi/2, the switch to libm at 1e5, large |x| up to the largest finite double,
+  subnormals. ``python tests/test_vtrig.py 10000000`` prints the maxima of
+  docs/guide/precision.rst.
+- float32: the float32-sized routines within 1 ulp against a float64 reference, on random
+  bit patterns, the float32 numbers nearest to multiples of pi/2 and the switch to libm
+  at 2^20; all 2^32 inputs with FASTJAC_EXHAUSTIVE=1.
+- ±0 (sign kept as NumPy does), ±inf and NaN (NaN out).
+- The AVX-512, AVX2 and baseline versions give the same bits (forced one at a time).
+- A derivative-only pass (the single-op VJP loop) and the value-and-derivative pass (the
+  interpreter's stage) give the same bits.
+- "strict" stays libm bit for bit.
+"""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import fastjac as fj
+from fastjac._kernels import elementwise as K
+from test_vmath_accuracy import EXHAUSTIVE, evaluate, f32_check, f32_random, f32_specials, \
+    needs_long, reference, ulps
+
+CASES = [("sin", False), ("sin", True), ("cos", False), ("cos", True)]
+IDS = ["sin", "sin'", "cos", "cos'"]
+
+
+@pytest.fixture
+def precision_default():
+    old = fj.set_precision("accurate")
+    yield
+    fj.set_precision(old)
+
+
+# ---- samples ----------------------------------------------------------------------------
+
+def near_multiples_of_pio2(n, rng, kmax):
+    """Doubles within a few ulps of k pi/2 (k up to kmax): r is tiny, the reduction is hard."""
+    k = rng.integers(1, kmax, n).astype(np.longdouble)
+    x = (k * (np.longdouble(np.pi) / 2)).astype(np.float64)  # long double pi: 64 bits
+    steps = rng.integers(-4, 5, n)
+    x = x + steps * np.spacing(x)
+    return x * rng.choice([-1.0, 1.0], n)
+
+
+def f64_trig_sample(n, rng):
+    tiny = np.finfo(np.float64).tiny
+    big = np.finfo(np.float64).max
+    parts = [
+        rng.uniform(-1, 1, n // 8),
+        rng.uniform(-10, 10, n // 8),
+        rng.uniform(-1e5, 1e5, n // 8),                                  # the vector range
+        np.exp(rng.uniform(np.log(1e-300), 0, n // 8)) * rng.choice([-1, 1], n // 8),
+        rng.uniform(0, tiny, n // 32),                                   # subnormals
+        np.exp(rng.uniform(np.log(1e5), np.log(big), n // 8)) * rng.choice([-1, 1], n // 8),
+        near_multiples_of_pio2(n // 8, rng, 63662),                      # |x| < 1e5
+        near_multiples_of_pio2(n // 16, rng, 2**40),                     # libm's range
+        rng.uniform(0.99e5, 1.01e5, n // 32),                            # the switch
+    ]
+    parts.append(np.array([0.0, -0.0, tiny, 5e-324, -5e-324, big, -big, 1e5, -1e5,
+                           np.nextafter(1e5, 0), np.pi / 4, np.pi / 2, np.pi, 2 * np.pi,
+                           1e22, 1e300, 2.0**1023]))
+    return np.concatenate(parts)
+
+
+def f32_trig_sample(n, rng):
+    """Random float32 bit patterns, the float32 nearest to k pi/2 and their neighbours,
+    the switch to libm at 2^20, the specials."""
+    k = np.arange(1, 1 << 20, dtype=np.float64)
+    near = (k * (np.pi / 2)).astype(np.float32)
+    near = np.concatenate([near, np.nextafter(near, np.float32(0)),
+                           np.nextafter(near, np.float32(np.inf))])
+    edge = np.float32(2.0**20) + np.arange(-200, 200, dtype=np.float32) * np.float32(0.125)
+    x = np.concatenate([f32_random(n, rng), near, -near, edge, -edge, f32_specials(),
+                        rng.uniform(-1e3, 1e3, n).astype(np.float32)])
+    return x
+
+
+# ---- float64 ----------------------------------------------------------------------------
+
+def f64_max_ulps(name, deriv, n, seed=29):
+    rng = np.random.default_rng(seed)
+    x = f64_trig_sample(n, rng)
+    return ulps(evaluate(name, x, deriv), reference(name, x.astype(np.longdouble), deriv)).max()
+
+
+@needs_long
+@pytest.mark.parametrize("name,deriv", CASES, ids=IDS)
+def test_float64_within_one_ulp(name, deriv, precision_default):
+    assert f64_max_ulps(name, deriv, 400_000) < 1.0
+
+
+# ---- float32 ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,deriv", CASES, ids=IDS)
+def test_float32_within_one_ulp(name, deriv, precision_default):
+    x = f32_trig_sample(500_000, np.random.default_rng(33))
+    err, bad = f32_check(name, deriv, x)
+    assert not bad.any(), (x[bad][:10], err[bad][:10])
+    assert err[np.isfinite(err)].max() < 0.52  # 2^-31.8 of polynomial error (fj_vtrig.h)
+
+
+@pytest.mark.skipif(not EXHAUSTIVE, reason="set FASTJAC_EXHAUSTIVE=1 (minutes per function)")
+@pytest.mark.parametrize("name,deriv", CASES, ids=IDS)
+def test_float32_exhaustive(name, deriv, precision_default):
+    step = 1 << 24
+    worst = 0.0
+    for start in range(0, 1 << 32, step):
+        x = np.arange(start, start + step, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        err, bad = f32_check(name, deriv, x)
+        assert not bad.any(), (name, deriv, x[bad][:10], err[bad][:10])
+        worst = max(worst, float(err[np.isfinite(err)].max()))
+    print(f"\n{name}{chr(39) if deriv else ''} float32 exhaustive: max {worst:.4f} ulp")
+    assert worst < 1.0
+
+
+# ---- special values ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name,deriv", CASES, ids=IDS)
+def test_zeros_infs_nans(name, deriv, dtype, precision_default):
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324 if dtype == np.float64 else 1e-45,
+                  -1e-45], dtype=dtype)
+    with np.errstate(all="ignore"):
+        got = evaluate(name, x, deriv)
+        ref = reference(name, x, deriv).astype(dtype)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(got[2:5]).all()  # sin/cos of ±inf and NaN are NaN
+    fin = ~np.isnan(ref)
+    np.testing.assert_array_equal(got[fin], ref[fin])
+    np.testing.assert_array_equal(np.signbit(got[fin]), np.signbit(ref[fin]))
+
+
+# ---- SIMD paths, derivative-only stages, strict mode -----------------------------------
+
+@pytest.fixture
+def vmath_level():
+    yield K._set_vmath_level
+    K._set_vmath_level(-1)
+
+
+def _trig_outputs(x):
+    out = []
+    t = x[::-1].copy()
+    with np.errstate(all="ignore"):
+        for name in ("sin", "cos"):
+            f = getattr(fj, name)
+            out += [f(x), f.derivative(x), f.vjp(x, t)]
+            y, d = np.empty_like(x), np.empty_like(x)
+            K.unary(bytes([K.UNARY_CODES[name]]), x, t=t, y_out=y, d_out=d)
+            out += [y, d]
+        out.append(fj.chain(fj.sin, fj.square).vjp(x, t))
+        out.append(fj.chain(fj.cos, fj.exp).vjp(x, t))
+        out += list(fj.elementwise(fj.mul, f=fj.cos, g=fj.sin).vjp(x, t, x))
+    return out
+
+
+def _mixed(dtype, rng):
+    x = np.concatenate([rng.standard_normal(3000) * 10, rng.uniform(-2e6, 2e6, 1000),
+                        near_multiples_of_pio2(500, rng, 63662),
+                        np.exp(rng.uniform(0, 700, 300)), f32_specials().astype(np.float64)])
+    with np.errstate(over="ignore"):
+        return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_paths_give_the_same_bits(dtype, vmath_level, precision_default):
+    x = _mixed(dtype, np.random.default_rng(7))
+    best = vmath_level(-1)
+    ref = _trig_outputs(x)
+    for level in range(best):
+        assert vmath_level(level) == level
+        for a, b in zip(ref, _trig_outputs(x)):
+            np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_derivative_only_pass_gives_the_same_bits(name, dtype, precision_default):
+    x = _mixed(dtype, np.random.default_rng(8))
+    t = np.random.default_rng(9).standard_normal(x.size).astype(dtype)
+    code = bytes([K.UNARY_CODES[name]])
+    d_only, d_both, y = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    with np.errstate(all="ignore"):
+        K.unary(code, x, t=t, d_out=d_only)                 # the single-op VJP loop
+        K.unary(code, x, t=t, y_out=y, d_out=d_both)        # the interpreter's stage
+    np.testing.assert_array_equal(d_only.view(np.uint8), d_both.view(np.uint8))
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(y.view(np.uint8), getattr(fj, name)(x).view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_strict_is_libm_bit_for_bit(dtype):
+    rng = np.random.default_rng(10)
+    x = _mixed(dtype, rng)[::7]
+    old = fj.set_precision("strict")
+    try:
+        with np.errstate(all="ignore"):
+            got = [fj.sin(x), fj.cos(x), fj.sin.derivative(x), fj.cos.derivative(x)]
+    finally:
+        fj.set_precision(old)
+
+    def libm(f, sign=1.0):
+        vals = [sign * f(float(v)) if math.isfinite(v) else math.nan for v in x]
+        with np.errstate(all="ignore"):
+            return np.array(vals, dtype=np.float64).astype(dtype)
+
+    want = [libm(math.sin), libm(math.cos), libm(math.cos), libm(math.sin, -1.0)]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))  # (libm's NaN sign varies)
+        ok = ~np.isnan(w)
+        np.testing.assert_array_equal(g[ok].view(np.uint8), w[ok].view(np.uint8))
+
+
+def main(n):  # pragma: no cover - the measurement behind docs/guide/precision.rst
+    print(f"float64, {n} points, max error in ulps vs long double")
+    for (name, deriv), label in zip(CASES, IDS):
+        print(f"  {label:5s} {f64_max_ulps(name, deriv, n):.3f}")
+    x = f32_trig_sample(n, np.random.default_rng(1))
+    print(f"float32, {x.size} points, max error in ulps vs float64")
+    for (name, deriv), label in zip(CASES, IDS):
+        err, _ = f32_check(name, deriv, x)
+        print(f"  {label:5s} {err[np.isfinite(err)].max():.4f}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000)
