@@ -194,19 +194,24 @@ static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
    k < m <= FJ_TILE_TMP: the derivative-only tile of the single-op VJP (FJ_DERIV_TILE), the
    same bits as fj32_sincos_n on the widened x (and a negation). */
 FJ_BODY void fj32_trig_deriv_tile(int neg_sin, const float* x, double* d, ptrdiff_t m) {
-    double xs[FJ_TILE_TMP];
     ptrdiff_t k;
     int bad = 0;
-    uint64_t cs = neg_sin ? 0 : 1;
-    for (k = 0; k < m; k++) xs[k] = (double)x[k];
-    for (k = 0; k < m; k++) bad |= !FJ32_TRIG_OK(xs[k]);
-    if (neg_sin)
-        for (k = 0; k < m; k++) d[k] = -fj32_trig_core(xs[k], cs);
-    else
-        for (k = 0; k < m; k++) d[k] = fj32_trig_core(xs[k], cs);
+    if (neg_sin) {
+        for (k = 0; k < m; k++) {
+            double xd = (double)x[k];
+            d[k] = -fj32_trig_core(xd, 0);
+            bad |= !FJ32_TRIG_OK(xd);
+        }
+    } else {
+        for (k = 0; k < m; k++) {
+            double xd = (double)x[k];
+            d[k] = fj32_trig_core(xd, 1);
+            bad |= !FJ32_TRIG_OK(xd);
+        }
+    }
     if (bad)
         for (k = 0; k < m; k++)
-            if (!FJ32_TRIG_OK(xs[k])) d[k] = neg_sin ? -sin(xs[k]) : cos(xs[k]);
+            if (!FJ32_TRIG_OK((double)x[k])) d[k] = neg_sin ? -sin((double)x[k]) : cos((double)x[k]);
 }
 
 #endif /* FJ_VTRIG_H */
