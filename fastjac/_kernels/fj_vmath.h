@@ -822,7 +822,7 @@ static inline double fj_sign_deriv(double x) {
         case FJ_U_SIN:                                                                       \
         case FJ_U_COS:                                                                       \
             if (sizeof(T) == sizeof(float)) { /* fj_vtrig.h, float32-sized */                \
-                fj32_trig_deriv_tile(code == FJ_U_COS, (const float*)(const void*)x, d, m);  \
+                fj32_trig_deriv(code == FJ_U_COS, (const float*)(const void*)x, d, m);       \
                 break;                                                                       \
             }                                                                                \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \

@@ -1,10 +1,11 @@
 /* Vectorised sin and cos for fastjac's element-wise kernels: float64 (within 1 ulp) and
-   float32-sized (a double result within ~2^-31 relative error, faithfully rounded to
+   float32-sized (a double result within ~2^-33 relative error, faithfully rounded to
    float32).
 
    Included by fj_vmath.h (it uses its helpers: FJ_MULTI, FJ_BODY, FJ_SHIFT, FJ_SPLIT,
    FJ_TILE_TMP, fj_asu64). Every loop is plain C compiled for AVX-512F, AVX2 and the
-   baseline (FJ_MULTI), with fp contraction off, so the three give the same bits; lanes the
+   baseline (FJ_MULTI, FJ32_MULTI), with fp contraction off (explicit, correctly rounded
+   fma only, in the float32 code), so the three give the same bits; lanes the
    vector code cannot do (large |x|, inf, NaN, and for float64 x near a multiple of pi/2)
    are redone by libm after the vector pass. Used in the default ("accurate") precision
    mode; "strict" calls libm and "fast" libmvec (fj_sin_n & co. in fj_vmath.h). */
@@ -102,81 +103,102 @@ FJ_MULTI(fj_sincos_acc_n, (double* s, double* c, const double* x, ptrdiff_t n), 
 /* ---- float32-sized: sin and cos for a float32 result ----------------------------------
 
    A float32 call computes in double (the chain interpreter's tiles are double, and a
-   stage's input may be any double, e.g. x*x of a float32 x), with the reduction and the
-   polynomials sized for a 24-bit result:
+   stage's input may be any double, e.g. x*x of a float32 x), with a reduction and a
+   polynomial sized for a 24-bit result, and with fused multiply-adds:
 
-   x = k pi/2 + r, k = round(2x/pi), for |x| < 2^20 (|k| < 2^20): pi/2 in the three parts of
-   the float64 code (33 + 33 + 53 bits); k p1 and k p2 are exact, x - k p1 is exact
-   (Sterbenz: k p1 is within a factor 2 of x once k != 0), and the two last subtractions
-   either are exact (Sterbenz again, when r is small) or round at 2^-53 of r: r has a
-   relative error of a few 2^-53 however close x is to a multiple of pi/2 (the 2^-122
-   left out of pi/2, times |k| < 2^20, is far below any |r| a float32 or a product of two
-   float32s can leave). Then
-     sin(r) = r + r z S(z),  cos(r) = 1 + z C(z),  z = r^2, |r| <= pi/4,
-   S and C of degree 3 fitted by _gen_vtrig_poly.py (relative errors 2^-32.4 of S, which
-   enters sin scaled by z/6 < 0.11, and 2^-30.6 of C, which enters cos scaled by < 0.44):
-   ~2^-31.8 relative error in all, that is < 0.51 ulp once rounded to float32. Only the
-   function asked for is evaluated (a VJP of sin needs cos only).
-   Lanes with |x| >= 2^20 (about 2^20 pi/2 <= |x| of float32 inputs), inf and NaN are
-   redone by libm's sin and cos (< 1 ulp of double, so faithful in float32). */
+   sin: x = m pi/2 + r with m = 2n even, n = round(x/pi), sin(x) = (-1)^n sin(r);
+   cos: m = 2n + 1 odd, n = round(x/pi - 1/2), cos(x) = (-1)^(n+1) sin(r);
+   |r| <= pi/2, r = fma(-m, P2, fma(-m, P1, x)) with pi/2 = P1 + P2 to 2^-107 relative:
+   each fma rounds once, at 2^-53 of its result, so for |x| < 2^20 (|m| < 2^20) r has a
+   relative error of a few 2^-53 however close x is to a zero of the function (the
+   2^-107 pi/2 m left out is far below any |r| a float32, or a product of two, can leave).
+   Then sin(r) = r + r z S(z), z = r^2, S of degree 4 fitted by _gen_vtrig_poly.py
+   (relative error 2^-32.4 of S, which enters sin(r) scaled by < 0.57): ~2^-33 relative
+   error in all, < 0.51 ulp once rounded to float32. One polynomial for both functions
+   and no per-lane choice of coefficients: a VJP of sin evaluates cos only.
+   Lanes with |x| >= 2^20, inf and NaN are redone by libm's double sin and cos (< 1 ulp of
+   double, so faithful in float32).
+
+   fma is correctly rounded wherever it runs: the AVX2 and AVX-512 versions use the
+   instruction (FJ32_MULTI: their targets include FMA, and AVX2 is used only when the CPU
+   has FMA), the baseline calls the C library's fma (exact, much slower), other
+   architectures their instruction: all give the same bits (-ffp-contract=off forms no
+   other fused operation). */
 /* FJ32_SIN_S: relative error 2^-32.4 of S (_gen_vtrig_poly.py) */
-#define FJ32_SIN_S0 -0x1.555555545a593p-3
-#define FJ32_SIN_S1 0x1.11110de869ddbp-7
-#define FJ32_SIN_S2 -0x1.a013a03733f58p-13
-#define FJ32_SIN_S3 0x1.6dbc07436120ap-19
-/* FJ32_COS_C: relative error 2^-30.6 of C (_gen_vtrig_poly.py) */
-#define FJ32_COS_C0 -0x1.fffffffa8f772p-2
-#define FJ32_COS_C1 0x1.55554c9bf461ap-5
-#define FJ32_COS_C2 -0x1.6c0df78bc6e55p-10
-#define FJ32_COS_C3 0x1.9a6a937514f62p-16
+#define FJ32_SIN_S0 -0x1.555555544ee3ep-3
+#define FJ32_SIN_S1 0x1.11110fcc41bb7p-7
+#define FJ32_SIN_S2 -0x1.a018fe3b762e2p-13
+#define FJ32_SIN_S3 0x1.7195520acadb2p-19
+#define FJ32_SIN_S4 -0x1.9d908a5657f13p-26
+#define FJ32_INV_PI 0x1.45f306dc9c883p-2
+#define FJ32_PIO2_1 0x1.921fb54442d18p+0
+#define FJ32_PIO2_2 0x1.1a62633145c07p-54
 #define FJ32_TRIG_MAX 0x1p20
 
-/* One lane, |x| < FJ32_TRIG_MAX: sin(x) (cosine 0) or cos(x) (cosine 1) (garbage for
-   larger |x|). cos(x) = sin(x + pi/2) shifts the quadrant by one, and on each quadrant one
-   polynomial is evaluated, its coefficients chosen per lane: b + (b z) P(z) with b = r,
-   P = S (sin r) or b = 1, P = C (cos r; 1 z = z exactly), negated in quadrants 2 and 3. */
-static inline double fj32_trig_core(double x, uint64_t cosine) {
-    double kd = x * FJ_INV_PIO2 + FJ_SHIFT;
-    uint64_t q = fj_asu64(kd) + cosine;
+/* One lane, |x| < FJ32_TRIG_MAX: sin(x) (cosine 0, half 0.0) or cos(x) (cosine 1,
+   half -0.5); garbage for larger |x|. */
+static inline double fj32_trig_core(double x, uint64_t cosine, double half) {
+    double kd = fma(x, FJ32_INV_PI, half) + FJ_SHIFT;    /* n in the low bits */
+    uint64_t sign = (fj_asu64(kd) + cosine) << 63;      /* (-1)^n, (-1)^(n+1) */
     kd -= FJ_SHIFT;
-    double r = ((x - kd * FJ_PIO2_1) - kd * FJ_PIO2_2) - kd * FJ_PIO2_3;
+    double m = kd + kd + (double)cosine;
+    double r = fma(-m, FJ32_PIO2_2, fma(-m, FJ32_PIO2_1, x));
     double z = r * r;
-    uint64_t odd = q & 1;
-    double b = odd ? 1.0 : r;
-    double p3 = odd ? FJ32_COS_C3 : FJ32_SIN_S3;
-    double p2 = odd ? FJ32_COS_C2 : FJ32_SIN_S2;
-    double p1 = odd ? FJ32_COS_C1 : FJ32_SIN_S1;
-    double p0 = odd ? FJ32_COS_C0 : FJ32_SIN_S0;
-    double v = b + (b * z) * (p0 + z * (p1 + z * (p2 + z * p3)));
-    v = (q & 2) ? -v : v;
+    double v = fma(r * z, fma(z, fma(z, fma(z, fma(z, FJ32_SIN_S4, FJ32_SIN_S3), FJ32_SIN_S2),
+                                     FJ32_SIN_S1), FJ32_SIN_S0), r);
+    v = fj_asf64(fj_asu64(v) ^ sign);
     return (x == 0.0 && !cosine) ? x : v;  /* sin(-0) = -0 */
 }
 #define FJ32_TRIG_OK(x) (fabs(x) < FJ32_TRIG_MAX)
 
+/* FJ32_MULTI: FJ_MULTI with FMA in the AVX-512 and AVX2 targets; the AVX2 version only
+   where the CPU has FMA (every AVX2 CPU the project knows has it; checked anyway). */
+#if FJ_X86_DISPATCH
+static int fj32_has_fma = -1;
+#define FJ32_MULTI(NAME, PARAMS, ARGS)                                                       \
+    __attribute__((target("avx512f,fma"))) static void NAME##_avx512 PARAMS {               \
+        NAME##_body ARGS;                                                                    \
+    }                                                                                        \
+    __attribute__((target("avx2,fma"))) static void NAME##_avx2 PARAMS { NAME##_body ARGS; } \
+    static void NAME##_base PARAMS { NAME##_body ARGS; }                                     \
+    static void NAME PARAMS {                                                                \
+        if (fj32_has_fma < 0) fj32_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;         \
+        if (fj_cpu_level == 2) NAME##_avx512 ARGS;                                           \
+        else if (fj_cpu_level == 1 && fj32_has_fma) NAME##_avx2 ARGS;                        \
+        else NAME##_base ARGS;                                                               \
+    }
+#else
+#define FJ32_MULTI(NAME, PARAMS, ARGS) \
+    static void NAME PARAMS { NAME##_body ARGS; }
+#endif
+
 /* y[k] = sin(x[k]) (cosine 0), cos(x[k]) (cosine 1) or, with neg, their negations, sized
    for a float32 result; y may be x (not a partial overlap). */
 FJ_BODY void fj32_trig_n_body(double* y, const double* x, ptrdiff_t n, int cosine, int neg) {
-    double xs[FJ_TILE_TMP], ys[FJ_TILE_TMP];
+    double ys[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
-    uint64_t cs = (uint64_t)cosine;
+    uint64_t cs = cosine ? 1 : 0;
+    double half = cosine ? -0.5 : 0.0;
     int bad;
     for (i = 0; i < n; i += FJ_TILE_TMP) {
         m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        for (k = 0; k < m; k++) xs[k] = x[i + k];
-        for (k = 0; k < m; k++) ys[k] = fj32_trig_core(xs[k], cs);
         bad = 0;
-        for (k = 0; k < m; k++) bad |= !FJ32_TRIG_OK(xs[k]);
+        for (k = 0; k < m; k++) {
+            double xd = x[i + k];
+            ys[k] = fj32_trig_core(xd, cs, half);
+            bad |= !FJ32_TRIG_OK(xd);
+        }
         if (bad)
             for (k = 0; k < m; k++)
-                if (!FJ32_TRIG_OK(xs[k])) ys[k] = cosine ? cos(xs[k]) : sin(xs[k]);
+                if (!FJ32_TRIG_OK(x[i + k])) ys[k] = cosine ? cos(x[i + k]) : sin(x[i + k]);
         if (neg)
             for (k = 0; k < m; k++) y[i + k] = -ys[k];
         else
             for (k = 0; k < m; k++) y[i + k] = ys[k];
     }
 }
-FJ_MULTI(fj32_trig_n, (double* y, const double* x, ptrdiff_t n, int cosine, int neg),
-         (y, x, n, cosine, neg))
+FJ32_MULTI(fj32_trig_n, (double* y, const double* x, ptrdiff_t n, int cosine, int neg),
+           (y, x, n, cosine, neg))
 
 /* s[k] = sin(x[k]) and/or c[k] = cos(x[k]) (either may be NULL; s or c may be x, not
    both), sized for a float32 result. */
@@ -192,26 +214,30 @@ static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
 
 /* d[k] = cos(x[k]) (neg_sin 0: sin') or -sin(x[k]) (neg_sin 1: cos') for float32 x,
    k < m <= FJ_TILE_TMP: the derivative-only tile of the single-op VJP (FJ_DERIV_TILE), the
-   same bits as fj32_sincos_n on the widened x (and a negation). */
-FJ_BODY void fj32_trig_deriv_tile(int neg_sin, const float* x, double* d, ptrdiff_t m) {
+   same bits as fj32_sincos_n on the widened x (and a negation). A function of its own
+   (one call per tile), so that it is compiled with FMA. */
+FJ_BODY void fj32_trig_deriv_body(int neg_sin, const float* x, double* d, ptrdiff_t m) {
     ptrdiff_t k;
     int bad = 0;
     if (neg_sin) {
         for (k = 0; k < m; k++) {
             double xd = (double)x[k];
-            d[k] = -fj32_trig_core(xd, 0);
+            d[k] = -fj32_trig_core(xd, 0, 0.0);
             bad |= !FJ32_TRIG_OK(xd);
         }
     } else {
         for (k = 0; k < m; k++) {
             double xd = (double)x[k];
-            d[k] = fj32_trig_core(xd, 1);
+            d[k] = fj32_trig_core(xd, 1, -0.5);
             bad |= !FJ32_TRIG_OK(xd);
         }
     }
     if (bad)
         for (k = 0; k < m; k++)
-            if (!FJ32_TRIG_OK((double)x[k])) d[k] = neg_sin ? -sin((double)x[k]) : cos((double)x[k]);
+            if (!FJ32_TRIG_OK((double)x[k]))
+                d[k] = neg_sin ? -sin((double)x[k]) : cos((double)x[k]);
 }
+FJ32_MULTI(fj32_trig_deriv, (int neg_sin, const float* x, double* d, ptrdiff_t m),
+           (neg_sin, x, d, m))
 
 #endif /* FJ_VTRIG_H */
