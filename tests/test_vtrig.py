@@ -145,6 +145,7 @@ def test_float32_exhaustive(part, precision_default):
             err, bad = _f32_max_ulps_fast(evaluate(name, x, deriv), refs[label])
             assert not bad.any(), (label, x[bad][:10])
             worst[label] = max(worst[label], err)
+        print(f"{part} {stop - lo}/{hi - lo}", flush=True)  # progress, with -s
     print(f"\nfloat32 exhaustive, part {part} ({hi - lo} inputs): max ulps", worst)
     assert max(worst.values()) < 1.0
 
