@@ -136,7 +136,7 @@ def _extensions():
         depends=["fastjac/_kernels/fj_pool.h", "fastjac/_kernels/pool.pxd"],
         extra_compile_args=opt,
     )
-    kernels = ["elementwise", "neuron", "fused", "layer"]
+    kernels = ["outputs", "elementwise", "neuron", "fused", "layer"]
     exts = [pool] + [
         Extension(
             f"fastjac._kernels.{name}",
@@ -151,7 +151,7 @@ def _extensions():
                                                         "fj_reduce.h",
                                                         "neuron_block.h", "fj_fused.h",
                                                         "neuron_block_avx2.h",
-                                                        "layer_block.h", "pool.pxd")],
+                                                        "layer_block.h", "pool.pxd", "outputs.pxd")],
             extra_compile_args=opt,
         )
         for name in kernels

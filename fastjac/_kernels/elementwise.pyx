@@ -37,6 +37,7 @@ cimport numpy as cnp
 import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, TILE, floating, relu, relu_deriv
+from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_vmath.h" nogil:
@@ -689,8 +690,8 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
     if t is not None:
         t = _kernel_input(t)
     if out is None:
-        res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>x),
-                                cnp.PyArray_DIMS(<cnp.ndarray>x), typenum, 0)
+        res = new_output(cnp.PyArray_NDIM(<cnp.ndarray>x), cnp.PyArray_DIMS(<cnp.ndarray>x),
+                         typenum)
     else:
         if not (_disjoint_or_same(out, x) and _disjoint_or_same(out, t)):
             return None
@@ -1420,8 +1421,8 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
         gy = _kernel_input(gy)
     if value:
         if out is None:
-            res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>like),
-                                    cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+            res = new_output(cnp.PyArray_NDIM(<cnp.ndarray>like),
+                             cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
         elif (_disjoint_or_same(out, None if ws else w)
               and _disjoint_or_same(out, None if xs else x)):
             res = out
@@ -1437,13 +1438,13 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
     if ws:
         gw = None
     else:
-        gw = ow if ow is not None else cnp.PyArray_EMPTY(
-            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+        gw = ow if ow is not None else new_output(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
     if xs:
         gx = None
     else:
-        gx = ox if ox is not None else cnp.PyArray_EMPTY(
-            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+        gx = ox if ox is not None else new_output(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
     sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
                         gx, True, nt)
     if ws:

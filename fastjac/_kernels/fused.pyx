@@ -42,6 +42,7 @@ import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, TILE
 from fastjac._kernels.elementwise cimport _data, _stage
+from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_reduce.h" nogil:
@@ -666,14 +667,14 @@ cdef class Program:
             for r in range(nin):
                 c.x[r] = cnp.PyArray_DATA(<cnp.ndarray>args[r])
             if mode == 0:
-                res = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                res = new_output(nd, dims, typenum)
                 c.y_out = cnp.PyArray_DATA(<cnp.ndarray>res)
             else:
                 if mode == 1:
                     c.gy = cnp.PyArray_DATA(<cnp.ndarray>gy)
                 grads = []
                 for r in range(nin):
-                    g = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                    g = new_output(nd, dims, typenum)
                     grads.append(g)
                     c.g_out[r] = cnp.PyArray_DATA(<cnp.ndarray>g)
                     c.gmode[r] = G_ARRAY
