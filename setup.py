@@ -104,9 +104,22 @@ def _libmvec_available():
     return _try_build(_LIBMVEC_TEST, [], [], libraries=["mvec", "m"])
 
 
+def _write_opcodes():
+    # fj_opcodes.pxi and fj_opcodes.h from the one op table, fastjac/_optable.py (loaded by
+    # path: the package is not built yet). Rewritten only when the table changed.
+    import importlib.util
+    path = os.path.join("fastjac", "_kernels", "_gen_opcodes.py")
+    spec = importlib.util.spec_from_file_location("_fastjac_gen_opcodes", path)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    gen.write()
+
+
 def _extensions():
     import numpy
     from Cython.Build import cythonize
+
+    _write_opcodes()
 
     threads = not SERIAL and sys.platform != "win32"
     pool_macros = [] if threads else [("FJ_POOL_SERIAL", "1")]
@@ -151,7 +164,8 @@ def _extensions():
                                                         "fj_reduce.h",
                                                         "neuron_block.h", "fj_fused.h",
                                                         "neuron_block_avx2.h",
-                                                        "layer_block.h", "pool.pxd", "outputs.pxd")],
+                                                        "layer_block.h", "pool.pxd", "outputs.pxd",
+                                                        "fj_opcodes.pxi", "fj_opcodes.h")],
             extra_compile_args=opt,
         )
         for name in kernels

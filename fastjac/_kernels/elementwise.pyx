@@ -75,42 +75,10 @@ cdef extern from "numpy/arrayobject.h":
 cnp.import_array()
 fj_vmath_init()
 
-# Unary op codes, exported below as UNARY_CODES (which fastjac/ops.py reads).
-cdef enum:
-    U_IDENTITY = 0
-    U_NEG = 1
-    U_SQUARE = 2
-    U_SQRT = 3
-    U_EXP = 4
-    U_LOG = 5
-    U_SIN = 6
-    U_COS = 7
-    U_TANH = 8
-    U_SIGMOID = 9
-    U_RELU = 10
-    U_ABS = 11
-    U_RECIPROCAL = 12
-    N_UNARY = 13
-
-# Binary op codes.
-cdef enum:
-    B_ADD = 0
-    B_SUB = 1
-    B_MUL = 2
-    B_DIV = 3
-    B_MAXIMUM = 4
-    B_MINIMUM = 5
-    N_BINARY = 6
-
-UNARY_CODES = {
-    "identity": U_IDENTITY, "neg": U_NEG, "square": U_SQUARE, "sqrt": U_SQRT, "exp": U_EXP,
-    "log": U_LOG, "sin": U_SIN, "cos": U_COS, "tanh": U_TANH, "sigmoid": U_SIGMOID,
-    "relu": U_RELU, "abs": U_ABS, "reciprocal": U_RECIPROCAL,
-}
-BINARY_CODES = {
-    "add": B_ADD, "sub": B_SUB, "mul": B_MUL, "div": B_DIV,
-    "maximum": B_MAXIMUM, "minimum": B_MINIMUM,
-}
+# The op codes (U_EXP, ..., N_UNARY; B_ADD, ..., N_BINARY) and the dicts UNARY_CODES and
+# BINARY_CODES (which fastjac/ops.py checks), written by setup.py from fastjac/_optable.py
+# (fastjac/_kernels/_gen_opcodes.py).
+include "fj_opcodes.pxi"
 TILE_SIZE = TILE
 BLOCK_SIZE = BLOCK
 

@@ -62,19 +62,11 @@ cdef extern from "fj_fused.h" nogil:
 
 cnp.import_array()
 
-# Op codes (checked against fastjac/_optable.py at import by fastjac/fuse.py). Unary codes
-# are elementwise.pyx's; only the ones handled here apart are named.
-cdef enum:
-    U_IDENTITY = 0
-    U_NEG = 1
-    N_STAGE = 13      # codes below this go to elementwise.pyx's _stage
-    F_POW = 13
-    F_ADD = 32
-    F_SUB = 33
-    F_MUL = 34
-    F_DIV = 35
-    F_MAXIMUM = 36
-    F_MINIMUM = 37
+# Op codes, written by setup.py from fastjac/_optable.py (fastjac/_kernels/_gen_opcodes.py):
+# unary codes below N_UNARY go to elementwise.pyx's _stage; F_POW and the binary ops at
+# F_ADD = FUSED_BINARY_BASE + B_ADD, ... are handled here (FUSED_CODES, checked by
+# fastjac/fuse.py at import).
+include "fj_opcodes.pxi"
 
 # Kinds of a local partial derivative ∂node/∂operand.
 cdef enum:
@@ -90,18 +82,15 @@ cdef enum:
     G_SUM = 2         # a scalar input: Σ of the adjoints (§4.3)
     G_EXPAND = 3      # a scalar input's Column Jacobian: the adjoints, one per element
 
-UNARY_EXTRA_CODES = {"pow": F_POW}
-BINARY_CODES = {"add": F_ADD - F_ADD, "sub": F_SUB - F_ADD, "mul": F_MUL - F_ADD,
-                "div": F_DIV - F_ADD, "maximum": F_MAXIMUM - F_ADD,
-                "minimum": F_MINIMUM - F_ADD}
-BINARY_BASE = F_ADD
-N_STAGE_CODES = N_STAGE
+N_STAGE_CODES = N_UNARY
+_KNOWN_CODES = frozenset([*UNARY_CODES.values(), *FUSED_CODES.values()])
 
 
 def op_codes():
     """``{name: code}`` of the ops this interpreter handles itself (binary codes offset by
-    ``BINARY_BASE``); every code below ``N_STAGE_CODES`` is a unary op of elementwise.pyx."""
-    return {"pow": F_POW, **{k: v + F_ADD for k, v in BINARY_CODES.items()}}
+    ``FUSED_BINARY_BASE``); every code below ``N_STAGE_CODES`` is a unary op of
+    elementwise.pyx."""
+    return dict(FUSED_CODES)
 
 
 cdef struct Ctx:
@@ -275,7 +264,7 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
             continue
         code = c.op[i]
         dst = g.V + <Py_ssize_t>(node0 + i) * tl
-        if code < N_STAGE:
+        if code < N_UNARY:
             memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
             if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
                 _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
@@ -485,13 +474,13 @@ cdef class Program:
             raise ValueError("output register out of range")
         # Checked once here, so the interpreter never sees a bad register or code.
         for i in range(nn):
-            if not (0 <= op[i] <= F_POW or F_ADD <= op[i] <= F_MINIMUM):
+            if op[i] not in _KNOWN_CODES:
                 raise ValueError(f"unknown op code {op[i]}")
             if op[i] == U_IDENTITY:
                 raise ValueError("identity nodes are removed when tracing")
             if not 0 <= a[i] < n_in + n_const + i:
                 raise ValueError(f"node {i}: operand register {a[i]} out of order")
-            if (op[i] >= F_ADD) != (0 <= b[i] < n_in + n_const + i):
+            if (op[i] >= FUSED_BINARY_BASE) != (0 <= b[i] < n_in + n_const + i):
                 raise ValueError(f"node {i}: second operand register {b[i]} invalid")
             for j in range(2):
                 if pk[2 * i + j] == PK_REG and not 0 <= pr[2 * i + j] < nreg:
