@@ -19,6 +19,7 @@ FUSED_CODES: Dict[str, int]
 N_STAGE_CODES: int
 
 def op_codes() -> Dict[str, int]: ...
+def _set_tile_length(m: int) -> int: ...
 
 @disjoint_base
 class Program:

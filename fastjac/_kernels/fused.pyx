@@ -83,7 +83,20 @@ cdef enum:
     G_EXPAND = 3      # a scalar input's Column Jacobian: the adjoints, one per element
 
 N_STAGE_CODES = N_UNARY
+# The longest tile (elements per register); TILE unless _set_tile_length changed it.
+cdef Py_ssize_t _tile_max = TILE
 _KNOWN_CODES = frozenset([*UNARY_CODES.values(), *FUSED_CODES.values()])
+
+
+def _set_tile_length(Py_ssize_t m):
+    """Set the longest tile (a multiple of 16, 16 .. TILE) and return the previous one:
+    for tests (tile boundaries) and tuning only. Results do not depend on it."""
+    global _tile_max
+    if m < 16 or m > TILE or m % 16:
+        raise ValueError(f"tile length must be a multiple of 16 in 16..{TILE}, got {m}")
+    old = _tile_max
+    _tile_max = m
+    return old
 
 
 def op_codes():
@@ -723,7 +736,7 @@ cdef class Program:
         c.pr = self.pr
         c.cval = self.c32 if c.f32 else self.c64
         c.failed = 0
-        c.tile = TILE if n >= TILE else ((n + 15) // 16) * 16
+        c.tile = _tile_max if n >= _tile_max else ((n + 15) // 16) * 16
         return 0
 
     cdef int _exec(self, Ctx* c, int n_threads) except -1:
