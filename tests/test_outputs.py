@@ -1,6 +1,7 @@
 """The output cache (fastjac/_kernels/outputs.pyx): large outputs reuse the memory of freed
 outputs; every array is still an ordinary, independent NumPy array."""
 
+import os
 import pickle
 import threading
 
@@ -161,3 +162,26 @@ def test_threads_allocate_and_free_concurrently(cache):
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_allocates_and_frees_outputs(cache):
+    x = np.full(N, 2.0)
+    y = fj.mul(x, x, n_threads=1)
+    del y  # the parent's cache holds a buffer; the child gets its own copy of it
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if every output is right
+        code = 1
+        try:
+            for _ in range(3):
+                y = fj.mul(x, x, n_threads=1)
+                ok = bool((y == 4.0).all())
+                del y
+                if not ok:
+                    break
+            else:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -303,4 +303,14 @@ def _limit_from_env():
     return mb << 20
 
 
+def _after_fork_in_child():
+    # A fork while another thread held the lock would leave the child's copy locked
+    # forever: the child starts with a new lock (the cached buffers are its own copies).
+    global _lock
+    _lock = PyThread_allocate_lock()
+
+
 set_output_cache(_limit_from_env())
+import os as _os
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
