@@ -68,6 +68,9 @@ cnp.import_array()
 # fastjac/fuse.py at import).
 include "fj_opcodes.pxi"
 
+cdef enum:
+    N_STAGE = N_UNARY     # codes below this go to elementwise.pyx's _stage
+
 # Kinds of a local partial derivative ∂node/∂operand.
 cdef enum:
     PK_NONE = 0       # not needed (the operand is a constant)
@@ -277,7 +280,7 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
             continue
         code = c.op[i]
         dst = g.V + <Py_ssize_t>(node0 + i) * tl
-        if code < N_UNARY:
+        if code < N_STAGE:
             memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
             if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
                 _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,

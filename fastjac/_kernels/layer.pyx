@@ -28,8 +28,8 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 import numpy as np
 cimport numpy as cnp
 
-from fastjac._kernels._common cimport floating, plain_array
 from fastjac._kernels.outputs cimport new_output
+from fastjac._kernels._common cimport floating, plain_array
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cnp.import_array()
