@@ -164,13 +164,15 @@ def _extensions():
                                                         "fj_reduce.h",
                                                         "neuron_block.h", "fj_fused.h",
                                                         "neuron_block_avx2.h",
-                                                        "layer_block.h", "pool.pxd", "outputs.pxd",
-                                                        "fj_opcodes.pxi", "fj_opcodes.h")],
+                                                        "layer_block.h", "pool.pxd")],
             extra_compile_args=opt,
         )
         for name in kernels
         if os.path.exists(f"fastjac/_kernels/{name}.pyx")
     ]
+    for ext in exts[1:]:  # every kernel module: the output cache's API and the op codes
+        ext.depends += [f"fastjac/_kernels/{h}"
+                        for h in ("outputs.pxd", "fj_opcodes.pxi", "fj_opcodes.h")]
     directives = {
         "language_level": 3,
         "boundscheck": DEBUG,
