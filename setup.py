@@ -104,9 +104,22 @@ def _libmvec_available():
     return _try_build(_LIBMVEC_TEST, [], [], libraries=["mvec", "m"])
 
 
+def _write_opcodes():
+    # fj_opcodes.pxi and fj_opcodes.h from the one op table, fastjac/_optable.py (loaded by
+    # path: the package is not built yet). Rewritten only when the table changed.
+    import importlib.util
+    path = os.path.join("fastjac", "_kernels", "_gen_opcodes.py")
+    spec = importlib.util.spec_from_file_location("_fastjac_gen_opcodes", path)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    gen.write()
+
+
 def _extensions():
     import numpy
     from Cython.Build import cythonize
+
+    _write_opcodes()
 
     threads = not SERIAL and sys.platform != "win32"
     pool_macros = [] if threads else [("FJ_POOL_SERIAL", "1")]
@@ -136,7 +149,7 @@ def _extensions():
         depends=["fastjac/_kernels/fj_pool.h", "fastjac/_kernels/pool.pxd"],
         extra_compile_args=opt,
     )
-    kernels = ["elementwise", "neuron", "fused", "layer"]
+    kernels = ["outputs", "elementwise", "neuron", "fused", "layer"]
     exts = [pool] + [
         Extension(
             f"fastjac._kernels.{name}",
@@ -157,6 +170,9 @@ def _extensions():
         for name in kernels
         if os.path.exists(f"fastjac/_kernels/{name}.pyx")
     ]
+    for ext in exts[1:]:  # every kernel module: the output cache's API and the op codes
+        ext.depends += [f"fastjac/_kernels/{h}"
+                        for h in ("outputs.pxd", "fj_opcodes.pxi", "fj_opcodes.h")]
     directives = {
         "language_level": 3,
         "boundscheck": DEBUG,

@@ -26,7 +26,8 @@ array([ 2.7183, 12.969 , 32.5568])
 #   _kernels/      compiled loops over validated buffers: elementwise.pyx (op-code
 #                  interpreter, direct loops, entry points) including fastpath_checks.pxi
 #                  (the one-C-call checks) and reduce.pxi (sum, dot); neuron.pyx,
-#                  layer.pyx, fused.pyx; pool.pyx (threads); shared inline helpers in
+#                  layer.pyx, fused.pyx; pool.pyx (threads); outputs.pyx (the memory of
+#                  every output array: the output cache); shared inline helpers in
 #                  _common.pxd; C loops in fj_*.h, neuron_block*.h, layer_block.h
 #   _config        FASTJAC_* environment switches, validation-mode flag
 #   _threads       the thread pool: thread_info, n_threads
@@ -41,6 +42,7 @@ array([ 2.7183, 12.969 , 32.5568])
 #   _selfcheck     every kernel against finite differences (fastjac.selfcheck)
 #   bench, dask    `fastjac bench`; the same gradients on Dask arrays
 #   cli            the `fastjac` command (check, bench, demo, train)
+from ._kernels.outputs import output_cache_info, set_output_cache
 from ._threads import openmp_enabled, thread_info
 from .jacobian import Column, Dense, Diagonal, Jacobian, LayerJacobian, Row, RowScaled
 from .ops import (BINARY, UNARY, BinaryOp, UnaryOp, chain, dot, elementwise, get_precision,
@@ -79,7 +81,7 @@ minimum = BINARY["minimum"]
 
 __all__ = [
     "__version__", "thread_info", "openmp_enabled", "neuron", "layer", "set_precision",
-    "get_precision",
+    "get_precision", "set_output_cache", "output_cache_info",
     "check_grad", "check_jvp", "check_vjp", "check_diagonal", "assert_grad", "assert_jvp",
     "assert_vjp", "assert_diagonal", "selfcheck", "SelfCheckReport", "validating",
     "GradCheckReport", "GradCheckError",

@@ -2,15 +2,22 @@
 
 Every element-wise operation is described here once: its name, its op code, its arity, its
 cost weight (work per element relative to a multiply, for the ``n_threads=None`` choice) and
-the formulas of its value and partial derivatives (used for the docstrings). The compiled
-kernels hold the same codes in their enums (``elementwise.pyx``, ``fused.pyx``); the
-Python tables of :mod:`fastjac.ops` and :mod:`fastjac.fuse` are built from this table, and
-:func:`check_kernel_codes` (run at import) checks the kernels' enums against it, so a code
-that disagrees fails loudly at import instead of computing the wrong function.
+the formulas of its value and partial derivatives (used for the docstrings). The kernels'
+op codes are generated from it at build time: setup.py runs
+``fastjac/_kernels/_gen_opcodes.py``, which writes ``fj_opcodes.pxi`` (the Cython enums
+``U_EXP``, ``B_ADD``, ``F_ADD``, ... and the dicts ``UNARY_CODES``, ``BINARY_CODES``,
+``FUSED_CODES``, included by ``elementwise.pyx`` and ``fused.pyx``) and ``fj_opcodes.h``
+(the same codes as the C enum ``FJ_U_EXP``, ... for ``fj_fused.h``). The Python tables of
+:mod:`fastjac.ops` and :mod:`fastjac.fuse` are built from this table, and
+:func:`check_kernel_codes` (run at import) checks the compiled codes against it, so a build
+older than the table fails loudly at import instead of computing the wrong function.
 
-Adding an operation: add a row here, a case in the kernels' stage switch with the same
-code (``_stage`` in ``elementwise.pyx`` for unary ops, ``_binary_node`` in ``fused.pyx``
-for binary ops), and the import check tells you if the enums disagree.
+Adding an operation: add a row here, rebuild, and write its mathematics where the
+generated name is dispatched: a case ``code == U_<NAME>`` in ``_stage`` (elementwise.pyx)
+for a unary op; for a binary op, ``case FJ_F_<NAME>`` in ``fj_fused_binary`` (fj_fused.h)
+and its loops in elementwise.pyx's binary kernels. (fj_vmath.h's derivative-only loop
+keeps its own list of the unary codes; tests/test_optable.py checks it against this
+table.)
 """
 
 from __future__ import annotations

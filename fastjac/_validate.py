@@ -20,6 +20,9 @@ import numbers
 import os
 
 from fastjac._kernels import pool as _pool
+# Every output array fastjac allocates comes from here (large ones reuse freed output
+# memory: see fastjac/_kernels/outputs.pyx).
+from fastjac._kernels.outputs import empty as new_output
 
 import numpy as np
 
@@ -179,7 +182,7 @@ def output(out, name, shape, dtype, inputs=(), others=()):
     not overlap at all. With ``out=None`` a fresh buffer is allocated.
     """
     if out is None:
-        buf = np.empty(shape, dtype=dtype)
+        buf = new_output(shape, dtype)
         return buf.reshape(-1), buf
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
@@ -195,7 +198,7 @@ def output(out, name, shape, dtype, inputs=(), others=()):
         if other is not None and np.may_share_memory(out, other):
             raise ValueError(f"{name} overlaps {other_name}; outputs must not share memory")
     if not out.flags.c_contiguous or not out.flags.aligned:
-        return np.empty(out.size, dtype=dtype), out
+        return new_output(out.size, dtype), out
     buf = out.reshape(-1)
     for in_name, arr in inputs:
         if arr is None or arr.size == 0 or not np.may_share_memory(buf, arr):

@@ -156,7 +156,7 @@ def _finish(buf, out):
 def _out_buffer(out, name, shape, dtype, inputs, others=()):
     """A C-contiguous kernel buffer of ``shape`` and the user's ``out`` (or None)."""
     if out is None:
-        return np.empty(shape, dtype=dtype), None
+        return _v.new_output(shape, dtype), None
     buf, out = _v.output(out, name, shape, dtype, inputs=(), others=others)
     for in_name, arr in inputs:
         if arr is not None and arr.size and np.may_share_memory(out, arr):
@@ -236,7 +236,7 @@ def activation_jacobian(X, W, b, n_threads=None):
     X_in = X
     X, W, b, dtype, N, n, m = _layer(X, W, b)
     nt = _threads(n_threads, N * n * m)
-    A = np.empty((N, m), dtype=dtype)
+    A = _v.new_output((N, m), dtype)
     if N:
         if _onepass(m, n, dtype):
             _ONEPASS[dtype](_k.MODE_ACT, X, None, None, None, W, b, A, 0.0, None, 0.0, None,

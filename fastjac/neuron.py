@@ -170,7 +170,7 @@ def activation_jacobian(X, w, b, n_threads=None):
     """
     X_in = X
     X, _, w, b, dtype, N, n = _batch(X, None, w, b)
-    mask = np.empty(N, dtype=dtype)
+    mask = _v.new_output(N, dtype)
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
     _FORWARD[dtype](X, w, b, None, mask, nt)
     res = RowScaled(mask, X_in if isinstance(X_in, np.ndarray) else X), Column(mask)
@@ -383,7 +383,7 @@ def loss_grad_sums(X, y, w, b, n_threads=None):
         Σ_active e_i.
     """
     X, y, w, b, dtype, N, n = _batch(X, y, w, b)
-    gw = np.empty(n, dtype=dtype)
+    gw = _v.new_output(n, dtype)
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
     sse, gb_sum = _LOSS_GRAD_SUMS[dtype](X, y, w, b, 1.0, gw, 0.0, None, nt)
     return sse, gw, gb_sum

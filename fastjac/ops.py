@@ -596,8 +596,8 @@ class BinaryOp:
         # Per-element partials: expand a scalar operand to a vector for this one call.
         wv = np.full(n, wf[0], dtype=dt) if ws else wf
         xv = np.full(n, xf[0], dtype=dt) if xs else xf
-        dw = np.empty(n, dtype=dt)
-        dx = np.empty(n, dtype=dt)
+        dw = V.new_output(n, dt)
+        dx = V.new_output(n, dt)
         _K.binary(self._op, self._fcodes, self._gcodes, n, wv, xv, gw_out=dw, gx_out=dx,
                   n_threads=self._threads(n_threads, n))
         res = (Column(dw) if ws else Diagonal(dw)), (Column(dx) if xs else Diagonal(dx))

@@ -447,3 +447,35 @@ def test_selfcheck_covers_fused():
     rep = fj.selfcheck()
     text = str(rep)
     assert "fuse" in text
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_results_do_not_depend_on_the_tile_length(dtype):
+    # The interpreter's tile length is a tuning knob: value, JVP, VJP and a scalar input's
+    # summed gradient are bitwise the same for every length (n spans several blocks and
+    # ends in a partial tile).
+    from fastjac._kernels import fused as _FK
+    rng = np.random.default_rng(7)
+    n = 3 * 4096 + 37
+    w = rng.uniform(0.5, 2.0, n).astype(dtype)
+    x = rng.uniform(0.5, 2.0, n).astype(dtype)
+    gy = rng.standard_normal(n).astype(dtype)
+    dw = rng.standard_normal(n).astype(dtype)
+    f = fj.fuse(lambda w, x, z: fj.exp(w) * fj.sin(x) + w / x * z)
+    z = dtype(1.25)
+
+    def everything():
+        return (f(w, x, z), f.jvp(w, x, z, dw, None, None), *f.vjp(w, x, z, gy),
+                *f.sum_grad(w, x, z))
+
+    old = _FK._set_tile_length(256)
+    try:
+        ref = everything()
+        for t in (16, 48, 128):
+            _FK._set_tile_length(t)
+            for a, b in zip(everything(), ref):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        _FK._set_tile_length(old)
+    with pytest.raises(ValueError, match="tile length"):
+        _FK._set_tile_length(100)

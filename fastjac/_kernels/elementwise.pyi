@@ -15,6 +15,7 @@ _Scalar = Union[float, int, np.floating[Any]]
 
 UNARY_CODES: Dict[str, int]
 BINARY_CODES: Dict[str, int]
+FUSED_CODES: Dict[str, int]
 TILE_SIZE: int
 BLOCK_SIZE: int
 

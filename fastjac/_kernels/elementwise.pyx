@@ -37,6 +37,7 @@ cimport numpy as cnp
 import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, TILE, floating, relu, relu_deriv
+from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_vmath.h" nogil:
@@ -74,42 +75,10 @@ cdef extern from "numpy/arrayobject.h":
 cnp.import_array()
 fj_vmath_init()
 
-# Unary op codes, exported below as UNARY_CODES (which fastjac/ops.py reads).
-cdef enum:
-    U_IDENTITY = 0
-    U_NEG = 1
-    U_SQUARE = 2
-    U_SQRT = 3
-    U_EXP = 4
-    U_LOG = 5
-    U_SIN = 6
-    U_COS = 7
-    U_TANH = 8
-    U_SIGMOID = 9
-    U_RELU = 10
-    U_ABS = 11
-    U_RECIPROCAL = 12
-    N_UNARY = 13
-
-# Binary op codes.
-cdef enum:
-    B_ADD = 0
-    B_SUB = 1
-    B_MUL = 2
-    B_DIV = 3
-    B_MAXIMUM = 4
-    B_MINIMUM = 5
-    N_BINARY = 6
-
-UNARY_CODES = {
-    "identity": U_IDENTITY, "neg": U_NEG, "square": U_SQUARE, "sqrt": U_SQRT, "exp": U_EXP,
-    "log": U_LOG, "sin": U_SIN, "cos": U_COS, "tanh": U_TANH, "sigmoid": U_SIGMOID,
-    "relu": U_RELU, "abs": U_ABS, "reciprocal": U_RECIPROCAL,
-}
-BINARY_CODES = {
-    "add": B_ADD, "sub": B_SUB, "mul": B_MUL, "div": B_DIV,
-    "maximum": B_MAXIMUM, "minimum": B_MINIMUM,
-}
+# The op codes (U_EXP, ..., N_UNARY; B_ADD, ..., N_BINARY) and the dicts UNARY_CODES and
+# BINARY_CODES (which fastjac/ops.py checks), written by setup.py from fastjac/_optable.py
+# (fastjac/_kernels/_gen_opcodes.py).
+include "fj_opcodes.pxi"
 TILE_SIZE = TILE
 BLOCK_SIZE = BLOCK
 
@@ -690,8 +659,8 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
     if t is not None:
         t = _kernel_input(t)
     if out is None:
-        res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>x),
-                                cnp.PyArray_DIMS(<cnp.ndarray>x), typenum, 0)
+        res = new_output(cnp.PyArray_NDIM(<cnp.ndarray>x), cnp.PyArray_DIMS(<cnp.ndarray>x),
+                         typenum)
     else:
         if not (_disjoint_or_same(out, x) and _disjoint_or_same(out, t)):
             return None
@@ -1421,8 +1390,8 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
         gy = _kernel_input(gy)
     if value:
         if out is None:
-            res = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray>like),
-                                    cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+            res = new_output(cnp.PyArray_NDIM(<cnp.ndarray>like),
+                             cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
         elif (_disjoint_or_same(out, None if ws else w)
               and _disjoint_or_same(out, None if xs else x)):
             res = out
@@ -1438,13 +1407,13 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
     if ws:
         gw = None
     else:
-        gw = ow if ow is not None else cnp.PyArray_EMPTY(
-            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+        gw = ow if ow is not None else new_output(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
     if xs:
         gx = None
     else:
-        gx = ox if ox is not None else cnp.PyArray_EMPTY(
-            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum, 0)
+        gx = ox if ox is not None else new_output(
+            cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
     sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
                         gx, True, nt)
     if ws:

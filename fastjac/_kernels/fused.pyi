@@ -13,12 +13,13 @@ from typing_extensions import disjoint_base
 
 _Arr = npt.NDArray[np.floating[Any]]
 
-UNARY_EXTRA_CODES: Dict[str, int]
+UNARY_CODES: Dict[str, int]
 BINARY_CODES: Dict[str, int]
-BINARY_BASE: int
+FUSED_CODES: Dict[str, int]
 N_STAGE_CODES: int
 
 def op_codes() -> Dict[str, int]: ...
+def _set_tile_length(m: int) -> int: ...
 
 @disjoint_base
 class Program:

@@ -42,6 +42,7 @@ import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, TILE
 from fastjac._kernels.elementwise cimport _data, _stage
+from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cdef extern from "fj_reduce.h" nogil:
@@ -61,19 +62,14 @@ cdef extern from "fj_fused.h" nogil:
 
 cnp.import_array()
 
-# Op codes (checked against fastjac/_optable.py at import by fastjac/fuse.py). Unary codes
-# are elementwise.pyx's; only the ones handled here apart are named.
+# Op codes, written by setup.py from fastjac/_optable.py (fastjac/_kernels/_gen_opcodes.py):
+# unary codes below N_UNARY go to elementwise.pyx's _stage; F_POW and the binary ops at
+# F_ADD = FUSED_BINARY_BASE + B_ADD, ... are handled here (FUSED_CODES, checked by
+# fastjac/fuse.py at import).
+include "fj_opcodes.pxi"
+
 cdef enum:
-    U_IDENTITY = 0
-    U_NEG = 1
-    N_STAGE = 13      # codes below this go to elementwise.pyx's _stage
-    F_POW = 13
-    F_ADD = 32
-    F_SUB = 33
-    F_MUL = 34
-    F_DIV = 35
-    F_MAXIMUM = 36
-    F_MINIMUM = 37
+    N_STAGE = N_UNARY     # codes below this go to elementwise.pyx's _stage
 
 # Kinds of a local partial derivative ∂node/∂operand.
 cdef enum:
@@ -89,18 +85,28 @@ cdef enum:
     G_SUM = 2         # a scalar input: Σ of the adjoints (§4.3)
     G_EXPAND = 3      # a scalar input's Column Jacobian: the adjoints, one per element
 
-UNARY_EXTRA_CODES = {"pow": F_POW}
-BINARY_CODES = {"add": F_ADD - F_ADD, "sub": F_SUB - F_ADD, "mul": F_MUL - F_ADD,
-                "div": F_DIV - F_ADD, "maximum": F_MAXIMUM - F_ADD,
-                "minimum": F_MINIMUM - F_ADD}
-BINARY_BASE = F_ADD
-N_STAGE_CODES = N_STAGE
+N_STAGE_CODES = N_UNARY
+# The longest tile (elements per register); TILE unless _set_tile_length changed it.
+cdef Py_ssize_t _tile_max = TILE
+_KNOWN_CODES = frozenset([*UNARY_CODES.values(), *FUSED_CODES.values()])
+
+
+def _set_tile_length(Py_ssize_t m):
+    """Set the longest tile (a multiple of 16, 16 .. TILE) and return the previous one:
+    for tests (tile boundaries) and tuning only. Results do not depend on it."""
+    global _tile_max
+    if m < 16 or m > TILE or m % 16:
+        raise ValueError(f"tile length must be a multiple of 16 in 16..{TILE}, got {m}")
+    old = _tile_max
+    _tile_max = m
+    return old
 
 
 def op_codes():
     """``{name: code}`` of the ops this interpreter handles itself (binary codes offset by
-    ``BINARY_BASE``); every code below ``N_STAGE_CODES`` is a unary op of elementwise.pyx."""
-    return {"pow": F_POW, **{k: v + F_ADD for k, v in BINARY_CODES.items()}}
+    ``FUSED_BINARY_BASE``); every code below ``N_STAGE_CODES`` is a unary op of
+    elementwise.pyx."""
+    return dict(FUSED_CODES)
 
 
 cdef struct Ctx:
@@ -484,13 +490,13 @@ cdef class Program:
             raise ValueError("output register out of range")
         # Checked once here, so the interpreter never sees a bad register or code.
         for i in range(nn):
-            if not (0 <= op[i] <= F_POW or F_ADD <= op[i] <= F_MINIMUM):
+            if op[i] not in _KNOWN_CODES:
                 raise ValueError(f"unknown op code {op[i]}")
             if op[i] == U_IDENTITY:
                 raise ValueError("identity nodes are removed when tracing")
             if not 0 <= a[i] < n_in + n_const + i:
                 raise ValueError(f"node {i}: operand register {a[i]} out of order")
-            if (op[i] >= F_ADD) != (0 <= b[i] < n_in + n_const + i):
+            if (op[i] >= FUSED_BINARY_BASE) != (0 <= b[i] < n_in + n_const + i):
                 raise ValueError(f"node {i}: second operand register {b[i]} invalid")
             for j in range(2):
                 if pk[2 * i + j] == PK_REG and not 0 <= pr[2 * i + j] < nreg:
@@ -666,14 +672,14 @@ cdef class Program:
             for r in range(nin):
                 c.x[r] = cnp.PyArray_DATA(<cnp.ndarray>args[r])
             if mode == 0:
-                res = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                res = new_output(nd, dims, typenum)
                 c.y_out = cnp.PyArray_DATA(<cnp.ndarray>res)
             else:
                 if mode == 1:
                     c.gy = cnp.PyArray_DATA(<cnp.ndarray>gy)
                 grads = []
                 for r in range(nin):
-                    g = cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+                    g = new_output(nd, dims, typenum)
                     grads.append(g)
                     c.g_out[r] = cnp.PyArray_DATA(<cnp.ndarray>g)
                     c.gmode[r] = G_ARRAY
@@ -733,7 +739,7 @@ cdef class Program:
         c.pr = self.pr
         c.cval = self.c32 if c.f32 else self.c64
         c.failed = 0
-        c.tile = TILE if n >= TILE else ((n + 15) // 16) * 16
+        c.tile = _tile_max if n >= _tile_max else ((n + 15) // 16) * 16
         return 0
 
     cdef int _exec(self, Ctx* c, int n_threads) except -1:

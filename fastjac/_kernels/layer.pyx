@@ -28,6 +28,7 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 import numpy as np
 cimport numpy as cnp
 
+from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels._common cimport floating, plain_array
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
@@ -384,9 +385,9 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
         dims[0] = m
         dims[1] = n
         if gW_out is None:
-            gW_out = cnp.PyArray_EMPTY(2, dims, typenum, 0)
+            gW_out = new_output(2, dims, typenum)
         if gb_out is None:
-            gb_out = cnp.PyArray_EMPTY(1, dims, typenum, 0)
+            gb_out = new_output(1, dims, typenum)
     elif out is not None:
         return None
     scale = 2.0 / <double>N

@@ -38,6 +38,7 @@ import numpy as np
 cimport numpy as cnp
 
 from fastjac._kernels._common cimport BLOCK, floating, plain_array, relu, relu_deriv
+from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
 cnp.import_array()
@@ -486,7 +487,7 @@ def loss_grad_fast(X, y, w, b, gw_out, n_threads, Py_ssize_t threshold, bint wan
             return None
     elif gw_out is None:
         dim = n
-        gw_out = cnp.PyArray_EMPTY(1, &dim, typenum, 0)
+        gw_out = new_output(1, &dim, typenum)
     elif not (plain_array(gw_out, 1, typenum) and cnp.PyArray_DIM(<cnp.ndarray>gw_out, 0) == n
               and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>gw_out)):
         return None

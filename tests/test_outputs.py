@@ -1,0 +1,187 @@
+"""The output cache (fastjac/_kernels/outputs.pyx): large outputs reuse the memory of freed
+outputs; every array is still an ordinary, independent NumPy array."""
+
+import os
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import fastjac as fj
+from fastjac._kernels import outputs
+
+N = 100_000  # 800 KB float64 / 400 KB float32: above the 256 KiB where the cache starts
+
+
+@pytest.fixture
+def cache():
+    old = fj.set_output_cache(64 << 20)
+    yield
+    fj.set_output_cache(old)
+
+
+def _hits():
+    return fj.output_cache_info()["hits"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_outputs_reuse_freed_outputs_and_stay_correct(cache, dtype):
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0.5, 2.0, N).astype(dtype)
+    x = rng.uniform(0.5, 2.0, N).astype(dtype)
+    gy = rng.standard_normal(N).astype(dtype)
+    f = fj.fuse(lambda w, x: fj.exp(w) * x + w / x)
+    calls = [
+        (lambda: fj.exp(x), lambda: np.exp(x)),
+        (lambda: fj.mul(w, x), lambda: w * x),
+        (lambda: fj.mul.vjp(w, x, gy), lambda: (gy * x, gy * w)),
+        (lambda: f(w, x), None),
+        (lambda: f.vjp(w, x, gy), None),
+        (lambda: fj.mul.jacobian(w, x)[0].d, lambda: x),
+    ]
+    for call, ref in calls:
+        first = call()
+        keep = ([a.copy() for a in first] if isinstance(first, tuple) else first.copy())
+        del first
+        before = _hits()
+        again = call()
+        assert _hits() > before  # the freed output's memory was reused
+        if isinstance(again, tuple):
+            for a, k in zip(again, keep):
+                np.testing.assert_array_equal(a, k)
+        else:
+            np.testing.assert_array_equal(again, keep)
+        if ref is not None:
+            r = ref()
+            for a, b in zip(again if isinstance(again, tuple) else (again,),
+                            r if isinstance(r, tuple) else (r,)):
+                np.testing.assert_allclose(a, b, rtol=2e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_arrays_are_ordinary_and_independent(cache):
+    a = outputs.empty((300, 400), np.float64)
+    assert a.flags.owndata and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % 64 == 0
+    a[...] = 1.0
+    b = outputs.empty((300, 400), np.float64)  # a is alive: not its memory
+    b[...] = 2.0
+    assert not np.shares_memory(a, b)
+    assert a.sum() == a.size and b.sum() == 2 * b.size
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c, a)
+    a.resize(500, 400, refcheck=False)  # numpy's realloc through the cache's handler
+    assert a.shape == (500, 400) and a[:300].sum() == 300 * 400
+    a[300:] = 5.0
+    assert a.sum() == 300 * 400 + 5.0 * 200 * 400
+    a.resize((10,), refcheck=False)
+    assert a.sum() == 10.0
+    del a, b, c
+
+
+def test_small_outputs_and_a_disabled_cache_use_numpy(cache):
+    info = fj.output_cache_info()
+    small = outputs.empty(info["min_bytes"] // 8 - 1, np.float64)
+    assert fj.output_cache_info()["misses"] == info["misses"]
+    assert fj.output_cache_info()["hits"] == info["hits"]
+    del small
+    big = outputs.empty(N, np.float64)
+    big[:] = 3.0
+    old = fj.set_output_cache(0)
+    assert old == 64 << 20
+    assert fj.output_cache_info()["cached_bytes"] == 0
+    assert fj.output_cache_info()["buffers"] == 0
+    assert big.sum() == 3.0 * N  # allocated earlier: still valid
+    del big  # freed to the system now (the cache is off)
+    assert fj.output_cache_info()["cached_bytes"] == 0
+    misses = fj.output_cache_info()["misses"]
+    y = fj.exp(np.ones(N))
+    assert fj.output_cache_info()["misses"] == misses
+    np.testing.assert_array_equal(y, np.exp(np.ones(N)))
+
+
+def test_the_limit_bounds_what_the_cache_holds(cache):
+    fj.set_output_cache(3 * 8 * N)
+    arrays = [outputs.empty(N, np.float64) for _ in range(6)]
+    del arrays
+    info = fj.output_cache_info()
+    assert 0 < info["cached_bytes"] <= 3 * 8 * N and info["buffers"] <= 3
+    fj.set_output_cache(8 * N)  # lowering the limit frees the oldest
+    assert fj.output_cache_info()["cached_bytes"] <= 8 * N
+
+
+def test_sizes_far_apart_do_not_share_memory(cache):
+    a = outputs.empty(4 * N, np.float64)
+    del a
+    hits = _hits()
+    b = outputs.empty(N, np.float64)  # a quarter of the cached buffer: too wasteful
+    assert _hits() == hits
+    del b
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "64", None, True])
+def test_set_output_cache_rejects_bad_limits(bad):
+    with pytest.raises(TypeError if not isinstance(bad, int) or isinstance(bad, bool)
+                       else ValueError, match="max_bytes"):
+        fj.set_output_cache(bad)
+
+
+@pytest.mark.parametrize("raw,mb", [(None, 64), ("", 64), ("0", 0), ("16", 16), (" 8 ", 8)])
+def test_limit_from_the_environment(monkeypatch, raw, mb):
+    if raw is None:
+        monkeypatch.delenv("FASTJAC_OUTPUT_CACHE_MB", raising=False)
+    else:
+        monkeypatch.setenv("FASTJAC_OUTPUT_CACHE_MB", raw)
+    assert outputs._limit_from_env() == mb << 20
+
+
+@pytest.mark.parametrize("raw", ["-1", "lots", "1.5"])
+def test_a_bad_environment_limit_warns_and_uses_the_default(monkeypatch, raw):
+    monkeypatch.setenv("FASTJAC_OUTPUT_CACHE_MB", raw)
+    with pytest.warns(RuntimeWarning, match="FASTJAC_OUTPUT_CACHE_MB"):
+        assert outputs._limit_from_env() == 64 << 20
+
+
+def test_threads_allocate_and_free_concurrently(cache):
+    errors = []
+
+    def work(seed):
+        try:
+            x = np.full(N, float(seed))
+            for _ in range(50):
+                y = fj.mul(x, x)
+                if not (y == seed * seed).all():
+                    errors.append(seed)
+                del y
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_allocates_and_frees_outputs(cache):
+    x = np.full(N, 2.0)
+    y = fj.mul(x, x, n_threads=1)
+    del y  # the parent's cache holds a buffer; the child gets its own copy of it
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if every output is right
+        code = 1
+        try:
+            for _ in range(3):
+                y = fj.mul(x, x, n_threads=1)
+                ok = bool((y == 4.0).all())
+                del y
+                if not ok:
+                    break
+            else:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
