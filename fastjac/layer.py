@@ -82,6 +82,7 @@ _F32 = np.dtype(np.float32)
 _ONEPASS = {np.dtype(np.float64): _k.onepass_f64, np.dtype(np.float32): _k.onepass_f32}
 _BETWEEN = {np.dtype(np.float64): _k.between_f64, np.dtype(np.float32): _k.between_f32}
 _FIT = {np.dtype(np.float64): _k.fit_f64, np.dtype(np.float32): _k.fit_f32}
+_BLAS = {np.dtype(np.float64): _k.blas_f64, np.dtype(np.float32): _k.blas_f32}
 _LOSS_WRT = frozenset(("W", "b", "X"))
 _DEFAULT_LOSS_WRT = ("W", "b")
 _VJP_WRT = frozenset(("X", "W", "b"))
@@ -203,7 +204,8 @@ def activation(X, W, b, out=None, n_threads=None):
     elif _onepass(m, n, dtype):
         _ONEPASS[dtype](_k.MODE_ACT, X, None, None, None, W, b, buf, 0.0, None, 0.0, None,
                         0.0, None, nt)
-    else:
+    elif _BLAS[dtype](_k.MODE_ACT, X, None, None, None, W, b, buf, 0.0, 0.0, None, None, None,
+                      nt) is None:
         with np.errstate(invalid="ignore", over="ignore"):
             np.matmul(X, W.T, out=buf)
         _BETWEEN[dtype](_k.MODE_ACT, buf, None, None, b, 0.0, 0.0, None, nt)
@@ -327,7 +329,8 @@ def activation_vjp(X, W, A, G, wrt=_DEFAULT_VJP_WRT, out=None, n_threads=None):
     elif _onepass(m, n, dtype):
         _ONEPASS[dtype](_k.MODE_VJP, X, None, A, G, W, None, None, 1.0, gW, 1.0, gb, 1.0,
                         gX, nt)
-    else:
+    elif _BLAS[dtype](_k.MODE_VJP, X, None, A, G, W, None, np.empty((N, m), dtype=dtype),
+                      1.0, 1.0, gW, gb, gX, nt) is None:
         C = np.array(G, dtype=dtype, order="C")
         _BETWEEN[dtype](_k.MODE_VJP, C, None, A, None, 1.0, 1.0, gb, nt)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -483,6 +486,9 @@ def _loss_grad(X, Y, W, b, chosen, out, n_threads):
         sse = _ONEPASS[dtype](_k.MODE_LOSS, X, Y, None, None, W, b, None, scale, gW, scale,
                               gb, scale, gX, nt)
     else:
+        sse = _BLAS[dtype](_k.MODE_LOSS, X, Y, None, None, W, b, np.empty((N, m), dtype=dtype),
+                           scale, scale, gW, gb, gX, nt)
+    if sse is None:
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf propagate silently
             Z = np.matmul(X, W.T)
             sse = _BETWEEN[dtype](_k.MODE_LOSS, Z, Y, None, b, scale, scale, gb, nt)
