@@ -30,7 +30,7 @@ import numpy as np
 cimport numpy as cnp
 
 from fastjac._kernels._common cimport floating, plain_array
-from fastjac._kernels.pool cimport fast_threads, parallel_for
+from fastjac._kernels.pool cimport fast_threads, parallel_for, resolve_threads
 
 cnp.import_array()
 
@@ -669,10 +669,16 @@ ctypedef struct _blas_ctx:
     int f64
 
 
+cdef bint _blas_on() noexcept:
+    # on where a BLAS it can call is loaded and fastjac's pool may run more than one thread
+    # (in a serial build, or with FASTJAC_NUM_THREADS=1, np.matmul keeps BLAS's own threads)
+    return _blas_enabled and fj_blas_load() and resolve_threads(0, 1 << 40, 0) > 1
+
+
 def blas_library():
     """The BLAS library the blocked path calls (its file name), or None when the path is
-    off (no OpenBLAS with per-thread thread control among the loaded libraries)."""
-    if not fj_blas_load():
+    off: no OpenBLAS among the loaded libraries, or fastjac's pool limited to one thread."""
+    if not _blas_on():
         return None
     return fj_blas_name().decode("utf-8", "replace")
 
@@ -758,7 +764,7 @@ cdef object _blas_path(int mode, const floating[:, ::1] X, const floating[:, ::1
     cdef floating* out
     cdef floating* parts
     cdef double* mem
-    if not _blas_enabled or not fj_blas_load() or nb < 2 or N == 0 or n == 0 or m == 0:
+    if nb < 2 or N == 0 or n == 0 or m == 0 or not _blas_on():
         return None
     if not fj_blas_ilp64() and (N > 0x7fffffff or n > 0x7fffffff or m > 0x7fffffff):
         return None
