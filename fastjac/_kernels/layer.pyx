@@ -98,6 +98,8 @@ cdef enum:
     MIN_THREAD_WORK = 1 << 16
     # Scratch up to this many doubles (32 KB) lives on the stack.
     STACK_DOUBLES = 4096
+    # a float32 bias of at most this many neurons is widened on the stack (loss_grad_fast)
+    FAST_BIAS_MAX = 2048
     # rows per block of the loops between BLAS products (x m elements)
     BETWEEN_MIN_ELEMENTS = 1 << 14
 
@@ -356,9 +358,12 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     after the last read of any input, so an out that overlaps an input is safe.
     """
     cdef int typenum, nt
-    cdef Py_ssize_t N, n, m
+    cdef Py_ssize_t N, n, m, k
     cdef cnp.npy_intp dims[2]
     cdef double sse, scale
+    cdef double bwide[FAST_BIAS_MAX]
+    cdef const double* bp
+    cdef const float* bf
     gW_out = gb_out = None
     if type(X) is not cnp.ndarray:
         return None
@@ -368,11 +373,20 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     if not (plain_array(W, 2, typenum) and plain_array(Y, 2, typenum)):
         return None
     if not plain_array(b, 1, cnp.NPY_DOUBLE):
-        # the kernel reads b in double, as the general path does (b.astype(float64) is
-        # exact for a float32 b): a float32 layer's own float32 bias stays on this path
+        # the kernel reads b in double, as the general path does (widening is exact for a
+        # float32 b): a float32 layer's own float32 bias stays on this path
         if typenum != cnp.NPY_FLOAT or not plain_array(b, 1, cnp.NPY_FLOAT):
             return None
-        b = cnp.PyArray_Cast(<cnp.ndarray>b, cnp.NPY_DOUBLE)
+        if cnp.PyArray_DIM(<cnp.ndarray>b, 0) > FAST_BIAS_MAX:
+            b = cnp.PyArray_Cast(<cnp.ndarray>b, cnp.NPY_DOUBLE)
+            bp = <const double*>cnp.PyArray_DATA(<cnp.ndarray>b)
+        else:  # widened on the stack: no array allocated per call
+            bf = <const float*>cnp.PyArray_DATA(<cnp.ndarray>b)
+            for k in range(cnp.PyArray_DIM(<cnp.ndarray>b, 0)):
+                bwide[k] = <double>bf[k]
+            bp = bwide
+    else:
+        bp = <const double*>cnp.PyArray_DATA(<cnp.ndarray>b)
     N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
     n = cnp.PyArray_DIM(<cnp.ndarray>X, 1)
     m = cnp.PyArray_DIM(<cnp.ndarray>W, 0)
@@ -409,7 +423,7 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
                        <const double*>cnp.PyArray_DATA(<cnp.ndarray>X),
                        <const double*>cnp.PyArray_DATA(<cnp.ndarray>Y), NULL, NULL,
                        <const double*>cnp.PyArray_DATA(<cnp.ndarray>W),
-                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>b), N, n, m, NULL,
+                       bp, N, n, m, NULL,
                        scale, <double*>cnp.PyArray_DATA(<cnp.ndarray>gW_out)
                        if want_grad else <double*>NULL,
                        scale, <double*>cnp.PyArray_DATA(<cnp.ndarray>gb_out)
@@ -419,7 +433,7 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
                        <const float*>cnp.PyArray_DATA(<cnp.ndarray>X),
                        <const float*>cnp.PyArray_DATA(<cnp.ndarray>Y), NULL, NULL,
                        <const float*>cnp.PyArray_DATA(<cnp.ndarray>W),
-                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>b), N, n, m, NULL,
+                       bp, N, n, m, NULL,
                        scale, <float*>cnp.PyArray_DATA(<cnp.ndarray>gW_out)
                        if want_grad else <float*>NULL,
                        scale, <float*>cnp.PyArray_DATA(<cnp.ndarray>gb_out)
