@@ -157,14 +157,16 @@ def _extensions():
             include_dirs=[numpy.get_include(), "fastjac/_kernels"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
             + ([("FJ_HAVE_LIBMVEC", "1")] if libmvec and name == "elementwise" else []),
-            libraries=["mvec", "m"] if libmvec and name == "elementwise" else [],
+            libraries=(["mvec", "m"] if libmvec and name == "elementwise" else [])
+            + (["dl"] if name == "layer" and sys.platform.startswith("linux") else []),
             depends=[f"fastjac/_kernels/{h}" for h in ("_common.pxd", "elementwise.pxd",
                                                         "fastpath_checks.pxi", "reduce.pxi",
                                                         "fj_cpu.h", "fj_vmath.h", "fj_exp_table.h",
                                                         "fj_reduce.h", "fj_vtrig.h",
                                                         "neuron_block.h", "fj_fused.h",
                                                         "neuron_block_avx2.h",
-                                                        "layer_block.h", "pool.pxd")],
+                                                        "layer_block.h", "fj_layer_blas.h",
+                                                        "pool.pxd")],
             extra_compile_args=opt,
         )
         for name in kernels

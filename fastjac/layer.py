@@ -31,17 +31,21 @@ Conventions (the neuron's):
   the m dot products, masks, loss terms and gradient rows, with every sum in double; the
   results are bitwise identical for every ``n_threads`` (fixed blocks merged in block
   order). Larger layers send the two matrix products (``X Wᵀ`` and ``cᵀ X``, plus ``c W``
-  for ∂C/∂X) to BLAS through ``numpy.matmul`` into preallocated buffers, and fuse
-  everything between them (bias, ReLU, residual, mask, loss, bias gradient) into one
-  pass; there the products are computed by BLAS in the computation dtype, and whether
-  they are the same bits for another BLAS thread count or another CPU is BLAS's business
-  (OpenBLAS and MKL do not promise it; MKL's CNR mode does). The fused pass itself is
-  deterministic.
+  for ∂C/∂X) to BLAS and fuse everything between them (bias, ReLU, residual, mask, loss,
+  bias gradient) into one pass; the products are computed by BLAS in the computation
+  dtype. Where NumPy's BLAS is OpenBLAS and the pool may use two threads, fixed row blocks
+  run on fastjac's pool, each with one-thread GEMM calls (``_kernels/fj_layer_blas.h``;
+  OpenBLAS's process-wide thread count is 1 during the call), and the partial ∂C/∂W are
+  added in block order: bitwise the same for every ``n_threads``. Elsewhere the products
+  go through ``numpy.matmul`` into preallocated buffers, and whether they are the same
+  bits for another BLAS thread count is BLAS's business (OpenBLAS and MKL do not promise
+  it; MKL's CNR mode does); the fused pass itself is deterministic.
 * threads: ``n_threads`` follows fastjac's one rule (``docs/guide/threads.rst``): work
   below ``N m n = 2**18`` multiply-adds runs serially on the calling thread; above it
   ``None`` means every thread of fastjac's pool (the CPUs, or ``FASTJAC_NUM_THREADS``)
   and an int is an upper bound. The pool's caller never waits for a busy core, so
-  ``None`` is safe next to BLAS. It does not set BLAS's own threads.
+  ``None`` is safe next to BLAS. On the blocked BLAS path it bounds the products'
+  threads too; through ``numpy.matmul`` it does not set BLAS's own threads.
 * special values: NaN and inf propagate as in the NumPy expression
   ``Z = X @ W.T + b; c = (Z - Y) * (Z > 0); gW = 2/N * c.T @ X``.
 """
@@ -68,7 +72,7 @@ __all__ = [
 ]
 
 # One pass over X while m * n is at most this (per dtype); BLAS above. Measured on a
-# 2-core AMD EPYC (Zen 5, AVX-512, OpenBLAS through NumPy), see docs/guide/layer.rst
+# 2-core AMD EPYC (Zen 4, AVX-512, OpenBLAS through NumPy), see docs/guide/layer.rst
 # ("Two kernels"): the one-pass loop computes in double, so float32 data meets BLAS's
 # float32 products (twice the SIMD width) earlier than float64 data meets its float64 ones.
 ONEPASS_MAX = {np.dtype(np.float64): 1 << 14, np.dtype(np.float32): 1 << 11}
@@ -82,6 +86,7 @@ _F32 = np.dtype(np.float32)
 _ONEPASS = {np.dtype(np.float64): _k.onepass_f64, np.dtype(np.float32): _k.onepass_f32}
 _BETWEEN = {np.dtype(np.float64): _k.between_f64, np.dtype(np.float32): _k.between_f32}
 _FIT = {np.dtype(np.float64): _k.fit_f64, np.dtype(np.float32): _k.fit_f32}
+_BLAS = {np.dtype(np.float64): _k.blas_f64, np.dtype(np.float32): _k.blas_f32}
 _LOSS_WRT = frozenset(("W", "b", "X"))
 _DEFAULT_LOSS_WRT = ("W", "b")
 _VJP_WRT = frozenset(("X", "W", "b"))
@@ -203,7 +208,8 @@ def activation(X, W, b, out=None, n_threads=None):
     elif _onepass(m, n, dtype):
         _ONEPASS[dtype](_k.MODE_ACT, X, None, None, None, W, b, buf, 0.0, None, 0.0, None,
                         0.0, None, nt)
-    else:
+    elif _BLAS[dtype](_k.MODE_ACT, X, None, None, None, W, b, buf, 0.0, 0.0, None, None, None,
+                      nt) is None:
         with np.errstate(invalid="ignore", over="ignore"):
             np.matmul(X, W.T, out=buf)
         _BETWEEN[dtype](_k.MODE_ACT, buf, None, None, b, 0.0, 0.0, None, nt)
@@ -327,7 +333,8 @@ def activation_vjp(X, W, A, G, wrt=_DEFAULT_VJP_WRT, out=None, n_threads=None):
     elif _onepass(m, n, dtype):
         _ONEPASS[dtype](_k.MODE_VJP, X, None, A, G, W, None, None, 1.0, gW, 1.0, gb, 1.0,
                         gX, nt)
-    else:
+    elif _BLAS[dtype](_k.MODE_VJP, X, None, A, G, W, None, np.empty((N, m), dtype=dtype),
+                      1.0, 1.0, gW, gb, gX, nt) is None:
         C = np.array(G, dtype=dtype, order="C")
         _BETWEEN[dtype](_k.MODE_VJP, C, None, A, None, 1.0, 1.0, gb, nt)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -483,6 +490,9 @@ def _loss_grad(X, Y, W, b, chosen, out, n_threads):
         sse = _ONEPASS[dtype](_k.MODE_LOSS, X, Y, None, None, W, b, None, scale, gW, scale,
                               gb, scale, gX, nt)
     else:
+        sse = _BLAS[dtype](_k.MODE_LOSS, X, Y, None, None, W, b, np.empty((N, m), dtype=dtype),
+                           scale, scale, gW, gb, gX, nt)
+    if sse is None:
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf propagate silently
             Z = np.matmul(X, W.T)
             sse = _BETWEEN[dtype](_k.MODE_LOSS, Z, Y, None, b, scale, scale, gb, nt)

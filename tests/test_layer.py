@@ -22,6 +22,20 @@ SHAPES = [(7, 3, 2), (32, 8, 16), (101, 10, 5), (300, 70, 40), (120, 150, 120)]
 assert 150 * 120 > max(fl.ONEPASS_MAX.values()) and min(fl.ONEPASS_MAX.values()) >= 8 * 16
 
 
+@pytest.fixture(params=["blocked", "matmul"])
+def blas_path(request):
+    """The two ways of the BLAS path: fastjac's blocks with one-thread GEMM (forced down to
+    small shapes here) and np.matmul (what runs with a BLAS the blocks cannot call)."""
+    if request.param == "blocked":
+        prev = kernels._set_blas_blocking(min_rows=8, min_work=1, enabled=True)
+    else:
+        prev = kernels._set_blas_blocking(enabled=False)
+    try:
+        yield request.param
+    finally:
+        kernels._set_blas_blocking(*prev)
+
+
 # -- references ---------------------------------------------------------------------------
 
 
@@ -67,7 +81,7 @@ def tol(dtype, n):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_loss_grad_matches_numpy(shape, dtype):
+def test_loss_grad_matches_numpy(shape, dtype, blas_path):
     X, Y, W, b = make(*shape, dtype=dtype)
     C, gW, gb, gX = fl.loss_grad(X, Y, W, b, wrt=("W", "b", "X"))
     rC, rgW, rgb, rgX = numpy_loss_grad(X, Y, W, b)
@@ -87,7 +101,7 @@ def test_loss_grad_matches_numpy(shape, dtype):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_activation_matches_numpy(shape, dtype):
+def test_activation_matches_numpy(shape, dtype, blas_path):
     X, Y, W, b = make(*shape, dtype=dtype)
     A = fl.activation(X, W, b)
     assert A.dtype == dtype and A.shape == (shape[0], shape[2])
@@ -98,7 +112,7 @@ def test_activation_matches_numpy(shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("wrt", [w for r in (1, 2, 3)
                                  for w in itertools.permutations(("X", "W", "b"), r)])
-def test_activation_vjp_every_wrt(shape, dtype, wrt):
+def test_activation_vjp_every_wrt(shape, dtype, wrt, blas_path):
     X, Y, W, b = make(*shape, dtype=dtype)
     A = fl.activation(X, W, b)
     G = np.random.default_rng(1).standard_normal(A.shape).astype(dtype)
@@ -364,6 +378,61 @@ def test_threads_bitwise_identical(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(300, 200, 90), (1000, 150, 120), (257, 300, 70)])
+def test_blocked_blas_path_bitwise_for_every_n_threads(dtype, shape):
+    X, Y, W, b = make(*shape, dtype=dtype, seed=17)
+    A0 = np.maximum(numpy_forward(X, W, b), 0)
+    G = np.random.default_rng(3).standard_normal(A0.shape).astype(dtype)
+    prev = kernels._set_blas_blocking(min_rows=16, min_work=1 << 12, enabled=True)
+    try:
+        assert not fl._onepass(shape[2], shape[1], np.dtype(dtype))
+        if kernels.blas_library() is None:
+            pytest.skip("no BLAS the blocked path can call (np.matmul runs instead)")
+        nb = kernels.blas_blocks(shape[0], shape[1], shape[2], np.dtype(dtype).itemsize)
+        assert nb > 1
+        ref = fl.loss_grad(X, Y, W, b, wrt=("W", "b", "X"), n_threads=1)
+        A1 = fl.activation(X, W, b, n_threads=1)
+        V1 = fl.activation_vjp(X, W, A1, G, n_threads=1)
+        for nt in (2, 3, None):
+            for _ in range(3):
+                got = fl.loss_grad(X, Y, W, b, wrt=("W", "b", "X"), n_threads=nt)
+                assert got[0] == ref[0]
+                for a, r in zip(got[1:], ref[1:]):
+                    assert np.array_equal(a, r)
+                assert np.array_equal(fl.activation(X, W, b, n_threads=nt), A1)
+                for a, r in zip(fl.activation_vjp(X, W, A1, G, n_threads=nt), V1):
+                    assert np.array_equal(a, r)
+    finally:
+        kernels._set_blas_blocking(*prev)
+    # the same values as np.matmul's path, to rounding
+    rC, rgW, rgb, rgX = numpy_loss_grad(X, Y, W, b)
+    t = tol(dtype, shape[1] * shape[2])
+    np.testing.assert_allclose(ref[0], rC, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    for a, r in zip(ref[1:], (rgW, rgb, rgX)):
+        np.testing.assert_allclose(a, r, **t)
+    np.testing.assert_allclose(A1, A0, **tol(dtype, shape[1]))
+
+
+def test_blocked_blas_path_leaves_blas_threads_alone():
+    """The path holds OpenBLAS to one thread only while it runs."""
+    import ctypes
+
+    lib = kernels.blas_library()
+    if lib is None:
+        pytest.skip("no BLAS the blocked path can call")
+    blas = ctypes.CDLL(lib)
+    get = next((getattr(blas, name) for name in (
+        "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+        "scipy_openblas_get_num_threads", "openblas_get_num_threads")
+        if hasattr(blas, name)), None)
+    before = get()
+    X, Y, W, b = make(2000, 150, 120, seed=18)
+    assert kernels.blas_blocks(2000, 150, 120, 8) > 1 or fl._onepass(120, 150, X.dtype)
+    fl.loss_grad(X, Y, W, b, wrt=("W", "b", "X"))
+    assert get() == before
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("level", [0, 1, 2])
 def test_simd_versions_bitwise_identical(dtype, level):
     shapes = [(37, 3, 2), (64, 8, 16), (130, 10, 32), (50, 17, 9)]
@@ -388,7 +457,7 @@ def test_simd_versions_bitwise_identical(dtype, level):
 
 
 @pytest.mark.parametrize("shape", [(16, 4, 3), (100, 150, 120)])
-def test_nan_and_inf_propagate_like_numpy(shape):
+def test_nan_and_inf_propagate_like_numpy(shape, blas_path):
     X, Y, W, b = make(*shape, seed=16)
     X[2, 1] = np.nan
     X[5, 0] = np.inf

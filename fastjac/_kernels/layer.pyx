@@ -24,13 +24,14 @@ n_threads)``); ``n_threads`` comes from the pool's one rule (``fast_threads`` he
 """
 
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
+from libc.string cimport memcpy
 
 import numpy as np
 cimport numpy as cnp
 
 from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels._common cimport floating, plain_array
-from fastjac._kernels.pool cimport fast_threads, parallel_for
+from fastjac._kernels.pool cimport fast_threads, parallel_for, resolve_threads
 
 cnp.import_array()
 
@@ -71,6 +72,19 @@ cdef extern from "layer_block.h" nogil:
     void fj_between_f64(const fj_between_ctx* ctx, Py_ssize_t blk)
     void fj_between_f32(const fj_between_ctx* ctx, Py_ssize_t blk)
 
+cdef extern from "fj_layer_blas.h" nogil:
+    int fj_blas_load()
+    const char* fj_blas_name()
+    void fj_blas_enter()
+    void fj_blas_leave()
+    void fj_gemm_f64(int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                     const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb,
+                     double beta, double* C, Py_ssize_t ldc)
+    void fj_gemm_f32(int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                     const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                     float beta, float* C, Py_ssize_t ldc)
+    int fj_blas_ilp64()
+
 cdef enum:
     # A block holds at least this much work (rows x m x n multiply-adds): enough to hide
     # its fixed costs (zeroing and merging 1 + m + m n partial sums).
@@ -85,6 +99,8 @@ cdef enum:
     MIN_THREAD_WORK = 1 << 16
     # Scratch up to this many doubles (32 KB) lives on the stack.
     STACK_DOUBLES = 4096
+    # a float32 bias of at most this many neurons is widened on the stack (loss_grad_fast)
+    FAST_BIAS_MAX = 2048
     # rows per block of the loops between BLAS products (x m elements)
     BETWEEN_MIN_ELEMENTS = 1 << 14
 
@@ -343,9 +359,12 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     after the last read of any input, so an out that overlaps an input is safe.
     """
     cdef int typenum, nt
-    cdef Py_ssize_t N, n, m
+    cdef Py_ssize_t N, n, m, k
     cdef cnp.npy_intp dims[2]
     cdef double sse, scale
+    cdef double bwide[FAST_BIAS_MAX]
+    cdef const double* bp
+    cdef const float* bf
     gW_out = gb_out = None
     if type(X) is not cnp.ndarray:
         return None
@@ -355,11 +374,20 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
     if not (plain_array(W, 2, typenum) and plain_array(Y, 2, typenum)):
         return None
     if not plain_array(b, 1, cnp.NPY_DOUBLE):
-        # the kernel reads b in double, as the general path does (b.astype(float64) is
-        # exact for a float32 b): a float32 layer's own float32 bias stays on this path
+        # the kernel reads b in double, as the general path does (widening is exact for a
+        # float32 b): a float32 layer's own float32 bias stays on this path
         if typenum != cnp.NPY_FLOAT or not plain_array(b, 1, cnp.NPY_FLOAT):
             return None
-        b = cnp.PyArray_Cast(<cnp.ndarray>b, cnp.NPY_DOUBLE)
+        if cnp.PyArray_DIM(<cnp.ndarray>b, 0) > FAST_BIAS_MAX:
+            b = cnp.PyArray_Cast(<cnp.ndarray>b, cnp.NPY_DOUBLE)
+            bp = <const double*>cnp.PyArray_DATA(<cnp.ndarray>b)
+        else:  # widened on the stack: no array allocated per call
+            bf = <const float*>cnp.PyArray_DATA(<cnp.ndarray>b)
+            for k in range(cnp.PyArray_DIM(<cnp.ndarray>b, 0)):
+                bwide[k] = <double>bf[k]
+            bp = bwide
+    else:
+        bp = <const double*>cnp.PyArray_DATA(<cnp.ndarray>b)
     N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
     n = cnp.PyArray_DIM(<cnp.ndarray>X, 1)
     m = cnp.PyArray_DIM(<cnp.ndarray>W, 0)
@@ -396,7 +424,7 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
                        <const double*>cnp.PyArray_DATA(<cnp.ndarray>X),
                        <const double*>cnp.PyArray_DATA(<cnp.ndarray>Y), NULL, NULL,
                        <const double*>cnp.PyArray_DATA(<cnp.ndarray>W),
-                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>b), N, n, m, NULL,
+                       bp, N, n, m, NULL,
                        scale, <double*>cnp.PyArray_DATA(<cnp.ndarray>gW_out)
                        if want_grad else <double*>NULL,
                        scale, <double*>cnp.PyArray_DATA(<cnp.ndarray>gb_out)
@@ -406,7 +434,7 @@ def loss_grad_fast(X, Y, W, b, out, n_threads, Py_ssize_t onepass_max_f64,
                        <const float*>cnp.PyArray_DATA(<cnp.ndarray>X),
                        <const float*>cnp.PyArray_DATA(<cnp.ndarray>Y), NULL, NULL,
                        <const float*>cnp.PyArray_DATA(<cnp.ndarray>W),
-                       <const double*>cnp.PyArray_DATA(<cnp.ndarray>b), N, n, m, NULL,
+                       bp, N, n, m, NULL,
                        scale, <float*>cnp.PyArray_DATA(<cnp.ndarray>gW_out)
                        if want_grad else <float*>NULL,
                        scale, <float*>cnp.PyArray_DATA(<cnp.ndarray>gb_out)
@@ -610,3 +638,231 @@ def fit_f32(const float[:, ::1] X, const float[:, ::1] Y, double[:, ::1] W, doub
             const Py_ssize_t[:, ::1] orders, double[::1] losses, int n_threads):
     """float32-data twin of ``fit_f64`` (parameters and sums in double)."""
     return _fit(X, Y, W, b, lr, epochs, batch, orders, losses, n_threads)
+
+
+# ---------------------------------------------------------------------------------------
+# The blocked BLAS path: the two products on fastjac's pool, one-thread GEMM per block
+# ---------------------------------------------------------------------------------------
+
+cdef enum:
+    BLAS_MAX_BLOCKS = 8
+    # the partial ∂C/∂W of blocks 1.. (block 0 writes gW itself) take at most this many bytes
+    BLAS_MAX_PARTIAL_BYTES = 1 << 26
+
+# rows per block at least, and multiply-adds per block at least (N m n / blocks); variables
+# only so that tests can send small shapes down the path (_set_blas_blocking)
+cdef Py_ssize_t _blas_min_rows = 256
+cdef Py_ssize_t _blas_min_work = 1 << 22
+cdef bint _blas_enabled = True
+
+
+def _set_blas_blocking(min_rows=None, min_work=None, enabled=None):
+    """Testing hook: the blocked BLAS path's minimum rows and work per block, and whether
+    it is used at all (off: np.matmul, as with a BLAS it cannot call). None leaves a value;
+    returns the previous ``(min_rows, min_work, enabled)``."""
+    global _blas_min_rows, _blas_min_work, _blas_enabled
+    prev = (_blas_min_rows, _blas_min_work, bool(_blas_enabled))
+    if min_rows is not None:
+        _blas_min_rows = max(1, int(min_rows))
+    if min_work is not None:
+        _blas_min_work = max(1, int(min_work))
+    if enabled is not None:
+        _blas_enabled = bool(enabled)
+    return prev
+
+
+ctypedef struct _blas_ctx:
+    const void* X
+    const void* W
+    const void* G
+    void* Z
+    void* gW
+    void* gX
+    void* parts
+    fj_between_ctx bt
+    Py_ssize_t N, n, m, rows
+    int f64
+
+
+cdef bint _blas_on() noexcept:
+    # on where a BLAS it can call is loaded and fastjac's pool may run more than one thread
+    # (in a serial build, or with FASTJAC_NUM_THREADS=1, np.matmul keeps BLAS's own threads)
+    return _blas_enabled and fj_blas_load() and resolve_threads(0, 1 << 40, 0) > 1
+
+
+def blas_library():
+    """The BLAS library the blocked path calls (its file name), or None when the path is
+    off: no OpenBLAS among the loaded libraries, or fastjac's pool limited to one thread."""
+    if not _blas_on():
+        return None
+    return fj_blas_name().decode("utf-8", "replace")
+
+
+def blas_blocks(Py_ssize_t N, Py_ssize_t n, Py_ssize_t m, Py_ssize_t itemsize):
+    """Blocks of the blocked BLAS path for these shapes: depends on the shapes only (0 or 1:
+    the path is not used)."""
+    cdef Py_ssize_t nb = N // _blas_min_rows, cap
+    if m * n > 0 and nb > N * m * n // _blas_min_work:
+        nb = N * m * n // _blas_min_work
+    if nb > BLAS_MAX_BLOCKS:
+        nb = BLAS_MAX_BLOCKS
+    if m * n > 0:
+        cap = 1 + BLAS_MAX_PARTIAL_BYTES // (m * n * itemsize)
+        if nb > cap:
+            nb = cap
+    return nb if nb > 1 else 1
+
+
+cdef void _blas_block(void* p, Py_ssize_t blk) noexcept nogil:
+    cdef _blas_ctx* ctx = <_blas_ctx*>p
+    cdef Py_ssize_t n = ctx.n, m = ctx.m
+    cdef Py_ssize_t r0 = blk * ctx.rows
+    cdef Py_ssize_t R = ctx.N - r0 if ctx.N - r0 < ctx.rows else ctx.rows
+    cdef fj_between_ctx bc = ctx.bt
+    cdef size_t isz = sizeof(double) if ctx.f64 else sizeof(float)
+    cdef char* Z = <char*>ctx.Z + r0 * m * isz
+    cdef const char* X = <const char*>ctx.X + r0 * n * isz
+    cdef char* gWp = NULL
+    if ctx.gW != NULL:
+        gWp = <char*>ctx.gW if blk == 0 else <char*>ctx.parts + (blk - 1) * m * n * isz
+    # Z rows = X rows Wᵀ (or the cotangent's rows, VJP)
+    if bc.mode == FJ_LAYER_VJP:
+        memcpy(Z, <const char*>ctx.G + r0 * m * isz, R * m * isz)
+    elif ctx.f64:
+        fj_gemm_f64(0, 1, R, m, n, <const double*>X, n, <const double*>ctx.W, n, 0.0,
+                    <double*>Z, m)
+    else:
+        fj_gemm_f32(0, 1, R, m, n, <const float*>X, n, <const float*>ctx.W, n, 0.0,
+                    <float*>Z, m)
+    # the fused pass over the block's rows (its own scratch slot)
+    bc.Z = Z
+    if bc.Y != NULL:
+        bc.Y = <const char*>bc.Y + r0 * m * isz
+    if bc.A != NULL:
+        bc.A = <const char*>bc.A + r0 * m * isz
+    bc.N = R
+    bc.rows_per_block = R
+    bc.scratch = ctx.bt.scratch + blk * (1 + 2 * m)
+    if ctx.f64:
+        fj_between_f64(&bc, 0)
+    else:
+        fj_between_f32(&bc, 0)
+    if bc.mode != FJ_LAYER_ACT:
+        # this block's share of ∂W = Zᵀ X (Z holds the scaled c) and its rows of ∂X = Z W
+        if ctx.f64:
+            if gWp != NULL:
+                fj_gemm_f64(1, 0, m, n, R, <const double*>Z, m, <const double*>X, n, 0.0,
+                            <double*>gWp, n)
+            if ctx.gX != NULL:
+                fj_gemm_f64(0, 0, R, n, m, <const double*>Z, m, <const double*>ctx.W, n, 0.0,
+                            <double*>ctx.gX + r0 * n, n)
+        else:
+            if gWp != NULL:
+                fj_gemm_f32(1, 0, m, n, R, <const float*>Z, m, <const float*>X, n, 0.0,
+                            <float*>gWp, n)
+            if ctx.gX != NULL:
+                fj_gemm_f32(0, 0, R, n, m, <const float*>Z, m, <const float*>ctx.W, n, 0.0,
+                            <float*>ctx.gX + r0 * n, n)
+
+
+cdef object _blas_path(int mode, const floating[:, ::1] X, const floating[:, ::1] Y,
+                       const floating[:, ::1] A, const floating[:, ::1] G,
+                       const floating[:, ::1] W, const double[::1] b,
+                       floating[:, ::1] Z, double scale, double gb_scale,
+                       floating[:, ::1] gW, floating[::1] gb, floating[:, ::1] gX,
+                       int n_threads):
+    cdef Py_ssize_t N = Z.shape[0], m = Z.shape[1], n = W.shape[1]
+    cdef Py_ssize_t nb = blas_blocks(N, n, m, sizeof(floating))
+    cdef Py_ssize_t k, j, i, slot = 1 + 2 * m, mn = m * n
+    cdef _blas_ctx ctx
+    cdef double s, sse = 0.0
+    cdef floating* out
+    cdef floating* parts
+    cdef double* mem
+    if nb < 2 or N == 0 or n == 0 or m == 0 or not _blas_on():
+        return None
+    if not fj_blas_ilp64() and (N > 0x7fffffff or n > 0x7fffffff or m > 0x7fffffff):
+        return None
+    mem = <double*>PyMem_RawMalloc((m + nb * slot + 1) * sizeof(double))
+    if mem == NULL:
+        raise MemoryError()
+    ctx.parts = NULL
+    if gW is not None and nb > 1:
+        ctx.parts = PyMem_RawMalloc((nb - 1) * mn * sizeof(floating))
+        if ctx.parts == NULL:
+            PyMem_RawFree(mem)
+            raise MemoryError()
+    ctx.X = _p2(X)
+    ctx.W = _p2(W)
+    ctx.G = _p2(G)
+    ctx.Z = _w2(Z)
+    ctx.gW = _w2(gW)
+    ctx.gX = _w2(gX)
+    ctx.N = N
+    ctx.n = n
+    ctx.m = m
+    ctx.rows = (N + nb - 1) // nb
+    ctx.f64 = floating is double
+    ctx.bt.Z = NULL
+    ctx.bt.Y = _p2(Y)
+    ctx.bt.A = _p2(A)
+    ctx.bt.b = mem
+    ctx.bt.scale = scale
+    ctx.bt.N = 0
+    ctx.bt.m = m
+    ctx.bt.rows_per_block = 0
+    ctx.bt.mode = mode
+    ctx.bt.scratch = mem + m
+    fj_blas_enter()  # with the GIL held
+    with nogil:
+        for k in range(m):
+            mem[k] = b[k] if b is not None else 0.0
+        if n_threads > nb:
+            n_threads = <int>nb
+        if n_threads > 1:
+            parallel_for(nb, _blas_block, &ctx, n_threads)
+        else:
+            for k in range(nb):
+                _blas_block(&ctx, k)
+        # merge the blocks' partial sums in block order
+        for k in range(nb):
+            sse += ctx.bt.scratch[k * slot]
+        if gb is not None:
+            for j in range(m):
+                s = 0.0
+                for k in range(nb):
+                    s += ctx.bt.scratch[k * slot + 1 + j]
+                gb[j] = <floating>(gb_scale * s)
+        if ctx.parts != NULL:
+            out = <floating*>ctx.gW
+            parts = <floating*>ctx.parts
+            for i in range(mn):
+                s = <double>out[i]
+                for k in range(nb - 1):
+                    s += <double>parts[k * mn + i]
+                out[i] = <floating>s
+    fj_blas_leave()
+    PyMem_RawFree(ctx.parts)
+    PyMem_RawFree(mem)
+    return sse
+
+
+def blas_f64(int mode, const double[:, ::1] X, const double[:, ::1] Y, const double[:, ::1] A,
+             const double[:, ::1] G, const double[:, ::1] W, const double[::1] b,
+             double[:, ::1] Z, double scale, double gb_scale, double[:, ::1] gW,
+             double[::1] gb, double[:, ::1] gX, int n_threads):
+    """The blocked BLAS path (modes as ``onepass_f64``): ``blas_blocks`` fixed row blocks on
+    fastjac's pool; each runs ``Z = X Wᵀ`` (or copies G, VJP) for its rows with one-thread
+    GEMM, the fused pass (``between``), its partial ``Zᵀ X`` and its rows of ``Z W``; the
+    partials are merged in block order, so the result does not depend on ``n_threads``.
+    Z (N, m) is scratch (ACT: the activations). Returns Σ r² (0.0 outside LOSS), or None
+    when the path is off for these shapes or this BLAS (then nothing was written)."""
+    return _blas_path(mode, X, Y, A, G, W, b, Z, scale, gb_scale, gW, gb, gX, n_threads)
+
+
+def blas_f32(int mode, const float[:, ::1] X, const float[:, ::1] Y, const float[:, ::1] A,
+             const float[:, ::1] G, const float[:, ::1] W, const double[::1] b,
+             float[:, ::1] Z, double scale, double gb_scale, float[:, ::1] gW,
+             float[::1] gb, float[:, ::1] gX, int n_threads):
+    """float32 twin of ``blas_f64`` (products in float32, as np.matmul's; sums in double)."""
+    return _blas_path(mode, X, Y, A, G, W, b, Z, scale, gb_scale, gW, gb, gX, n_threads)
