@@ -214,3 +214,271 @@ def test_finish_keeps_the_five_worst_in_order():
     r = _fin(a, num, np.ones(n))
     assert [e.index[1] for e in r.worst] == [1, 4, 6, 2, 3]  # ties keep their order
     assert r.passed and r.max_ratio == pytest.approx(0.7)
+
+
+# ---------------------------------------------------------------------------------------
+# _fd: the finite-difference engine
+# ---------------------------------------------------------------------------------------
+
+
+def test_eps_and_dtypes():
+    assert _fd._eps(np.float64) == 2.0**-52 and _fd._eps(np.float32) == 2.0**-23
+    assert _fd._eps(np.float16) == 2.0**-10 and _fd._eps(np.int32) == 2.0**-52
+    assert _fd._eps("bool") == 2.0**-52
+    assert _fd._in_eps(np.float16) == 2.0**-23 and _fd._in_eps(np.float32) == 2.0**-23
+    assert _fd._in_eps(np.float64) == 2.0**-52
+    assert _fd._float_dtype(np.float16) == np.float16
+    assert _fd._float_dtype(np.uint8) == F64 and _fd._float_dtype(bool) == F64
+    assert _fd._float_dtype(np.int64) == F64
+    with pytest.raises(TypeError, match=r"^finite differences need real inputs, got dtype "
+                                        r"complex128$"):
+        _fd._float_dtype(np.complex128)
+    assert _fd._rel_step(None, 0.125) == 0.5 and _fd._rel_step(3, 0.125) == 3.0
+    assert type(_fd._rel_step(3, 0.125)) is float
+    assert _fd.DEFAULT_ULPS == 8 and _fd._LEVELS == (1.0, 0.5, 0.25)
+
+
+def test_args_flat_pack_and_index():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a = _fd._Args((x, 2.5, True, [1, 2], np.float32(3.0)))
+    assert len(a) == 5
+    assert a.scalar == [False, True, False, False, False]  # bools, float32 scalars are not
+    assert a.shapes == [(2, 3), (), (), (2,), ()]
+    assert a.sizes == [6, 1, 1, 2, 1]
+    assert a.dtypes == [np.float32, F64, F64, F64, np.float32]
+    assert _fd._Args((np.float64(2.0), 3)).scalar == [True, True]  # float subclass, int
+    assert a.flat[0].base is not x and np.shares_memory(a.flat[0], x) is False
+    p = a.pack(a.flat)
+    assert p[0].shape == (2, 3) and p[0].dtype == np.float32 and p[1] == 2.5
+    assert type(p[1]) is float and p[2].shape == () and p[3].shape == (2,)
+    assert [f.dtype for f in a.as_dtype(F64)] == [F64] * 5
+    assert a.flat[4].shape == (1,)
+    assert a.index(0, 4) == (0, 1, 1) and a.index(1, 0) == (1,) and a.index(3, 1) == (3, 1)
+    one = _fd._Args((x,))
+    assert one.index(0, 4) == (1, 1)
+    assert _fd._Args((np.arange(3.0),)).index(0, 2) == 2
+    assert _fd._Args((1.5,)).index(0, 0) == ()
+    with pytest.raises(TypeError, match=r"^x: finite differences need real inputs, got "
+                                        r"dtype complex128$"):
+        _fd._Args((np.ones(2, complex),))
+    with pytest.raises(TypeError, match=r"^primals\[1\]: finite differences need real"):
+        _fd._Args((1.0, np.array(["a"])))
+    with pytest.raises(TypeError, match=r"^x cannot be converted to a numeric array: "):
+        _fd._Args(([[1.0], [1.0, 2.0]],))
+    with pytest.raises(TypeError, match=r"^primals\[0\] cannot be converted"):
+        _fd._Args(([[1.0], [1.0, 2.0]], 1.0))
+
+
+# Equivalent mutants of _agree: the np.errstate(...) arguments (warnings only; a warning
+# is not an error here).
+
+
+def test_agree():
+    eps32 = 2.0**-23
+    tol = math.sqrt(eps32)
+    z = np.zeros(3)
+    assert _fd._agree(z, z.astype(np.float32), eps32)  # all zero: tolerance 0, equal
+    a = np.array([1.0, -2.0, 0.0])
+    # tolerance sqrt(eps) (|a_i| + max|a|): at entry 0, 3 * sqrt(eps)
+    assert _fd._agree(a, a + [3 * tol, 0, 0], eps32)
+    assert not _fd._agree(a, a + [3.0001 * tol, 0, 0], eps32)
+    assert _fd._agree(a, a + [0, 0, 2 * tol], eps32)
+    assert not _fd._agree(a, a + [0, 0, 2.0001 * tol], eps32)
+    assert _fd._agree(a, a - [0, 4 * tol, 0], eps32)
+    assert not _fd._agree(a, a - [0, 4.0001 * tol, 0], eps32)
+    # finiteness must match; NaN/inf entries are not compared otherwise
+    assert not _fd._agree([1.0, np.inf], [1.0, 1.0], eps32)
+    assert not _fd._agree([1.0, 1.0], [1.0, np.nan], eps32)
+    assert _fd._agree([1.0, np.inf, 50.0], [1.0, -np.inf, 50.0], eps32)
+    assert _fd._agree([np.nan], [np.inf], eps32)  # nothing finite to compare
+    assert _fd._agree([np.nan, 1.0], [np.nan, 1.0 + 2 * tol], eps32)
+    assert not _fd._agree([np.nan, 1.0], [np.nan, 1.0 + 2.001 * tol], eps32)
+    assert type(_fd._agree(a, a, eps32)) is bool
+
+
+def test_coord_steps_are_exact_and_signed():
+    rel = 2.0**-6
+    x = np.array([0.0, -3.0, 2.5, 1e-3, -0.5, 100.0])
+    out = _fd._coord_steps(x, rel)
+    assert len(out) == 3
+    for level, (xp, xm, h) in zip((1.0, 0.5, 0.25), out):
+        assert xp.dtype == x.dtype and xm.dtype == x.dtype and h.dtype == F64
+        np.testing.assert_array_equal(h, xp - x)
+        np.testing.assert_array_equal(xm, x - h)
+        want = level * rel * np.maximum(1.0, np.abs(x)) * np.where(x < 0, -1.0, 1.0)
+        np.testing.assert_allclose(h, want, rtol=1e-12)
+    assert out[0][2][0] == rel  # x = 0 steps up, by rel * 1
+    # float32: the step is taken (and exact) in float32
+    x32 = np.array([0.1, -3.0, 7.0], dtype=np.float32)
+    for level, (xp, xm, h) in zip((1.0, 0.5, 0.25), _fd._coord_steps(x32, 1e-3)):
+        assert xp.dtype == np.float32 and xm.dtype == np.float32
+        np.testing.assert_array_equal(h, xp.astype(F64) - x32.astype(F64))
+        np.testing.assert_array_equal(xm.astype(F64), x32.astype(F64) - h)
+        want = level * 1e-3 * np.maximum(1.0, np.abs(x32.astype(F64))) * [1, -1, 1]
+        np.testing.assert_allclose(h, want, rtol=5e-4)
+    # non-finite x: no warning, NaN steps
+    with np.errstate(all="raise"):
+        xp, xm, h = _fd._coord_steps(np.array([np.inf, 1.0]), rel)[0]
+    assert np.isnan(h[0]) and h[1] == rel
+
+
+def _line_reference(fp, fm, f0, h, rho, extra_F=None, F_floor=0.0):
+    """The formulas of gradcheck's docstring, written out."""
+    D = [(fp[k] - fm[k]) / (2 * h[k]) for k in range(3)]
+    g = [(fp[k] + fm[k]) / 2 - f0 for k in range(3)]
+    F = np.max(np.abs(np.concatenate([fp, fm, np.broadcast_to(f0, fp[:1].shape)])), axis=0)
+    if extra_F is not None:
+        F = np.maximum(F, extra_F(np.stack(D)))
+    F = np.maximum(F, F_floor)
+    ah = np.abs(h[0])
+    numeric = (4 * D[1] - D[0]) / 3
+    r_odd = np.abs(D[0] - 5 * D[1] + 4 * D[2])
+    r_even = np.abs(g[0] - 20 * g[1] + 64 * g[2])
+    bound = np.abs(D[0] - D[1]) + 3 * rho * F / ah + r_odd + r_even / ah
+    kink = (r_odd > 27 * rho * F / ah + np.abs(D[0] - D[1])) | (
+        r_even > 170 * rho * F + np.abs(g[0] - 4 * g[1]))
+    return dict(numeric=numeric, fd_bound=bound, f2=8 * g[1] / ah**2, F=F, kink=kink, D=D)
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_line_stats_formulas(extra):
+    rng = np.random.default_rng(5)
+    m = 200
+    h0 = rng.uniform(0.01, 2, m) * rng.choice([-1, 1], m)
+    h = [h0, h0 / 2, h0 / 4]
+    f0 = rng.standard_normal(m)
+    slope, curv = rng.standard_normal(m), rng.standard_normal(m)
+    # smooth lines plus noise of varied size, some far above the kink thresholds
+    noise = rng.standard_normal((2, 3, m)) * 10.0 ** rng.uniform(-16, -1, m)
+    fp = np.stack([f0 + slope * hk + curv * hk**2 for hk in h]) + noise[0]
+    fm = np.stack([f0 - slope * hk + curv * hk**2 for hk in h]) + noise[1]
+    rho = 1e-10
+    q = rng.uniform(1, 4, m)
+    extra_F = (lambda D: q * np.abs(D[0])) if extra else None
+    floor = 0.5 if extra else 0.0
+    got = _fd._line_stats(fp, fm, f0, h, rho, extra_F=extra_F, F_floor=floor)
+    want = _line_reference(fp, fm, f0, h, rho, extra_F, floor)
+    np.testing.assert_allclose(got.numeric, want["numeric"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.fd_bound, want["fd_bound"], rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(got.f2, want["f2"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(got.F, want["F"])
+    np.testing.assert_allclose(got.D, want["D"], rtol=1e-12)
+    np.testing.assert_array_equal(got.kink, want["kink"])
+    assert 20 < got.kink.sum() < m - 20
+    assert got.finite.all()
+
+
+def _odd_line(a, b=8.0):
+    # h = 2, 1, 1/2: D = (b, 0, 2a), so B1 = b, r_odd = |b + 8 a|; g = 0
+    fp = np.array([[2 * b], [0.0], [a]])
+    return fp, -fp
+
+
+def _even_line(c2, c0=12.0, c1=1.0):
+    # D = 0; g = (c0, c1, c2): r_even = |c0 - 20 c1 + 64 c2|, lead |c0 - 4 c1|
+    fp = np.array([[c0], [c1], [c2]])
+    return fp, fp.copy()
+
+
+def test_line_stats_kink_thresholds_exactly():
+    h = [np.array([2.0]), np.array([1.0]), np.array([0.5])]
+    rho, floor = 1.0 / 16, 256.0  # F = 256: odd threshold 27 rho F / 2 + |B1| = 216 + 8
+    st = lambda fp, fm: _fd._line_stats(fp, fm, 0.0, h, rho, F_floor=floor)  # noqa: E731
+    at = st(*_odd_line(27.0))  # r_odd = 224: on the threshold, not above
+    assert at.F[0] == 256.0 and not at.kink[0]
+    assert at.fd_bound[0] == 8.0 + 3 * rho * 256 / 2 + 224.0
+    assert at.numeric[0] == -8.0 / 3 and at.f2[0] == 0.0
+    assert st(*_odd_line(27.125)).kink[0]
+    assert not st(*_odd_line(-27.0, b=0.0)).kink[0] and st(*_odd_line(-27.125, b=0.0)).kink[0]
+    # even part: threshold 170 rho F + lead = 2720 + 8
+    at = st(*_even_line(42.75))  # r_even = 2728
+    assert not at.kink[0]
+    assert at.fd_bound[0] == 3 * rho * 256 / 2 + 2728.0 / 2
+    assert at.f2[0] == 8.0 * 1.0 / 4.0 and at.numeric[0] == 0.0
+    assert st(*_even_line(43.0)).kink[0]
+    # a kink is only reported where every value is finite
+    fp, fm = _odd_line(100.0)
+    assert st(fp, fm).kink[0]
+    for arr in (fp, fm):
+        bad = arr.copy()
+        bad[1, 0] = np.inf
+        r = st(bad, fm) if arr is fp else st(fp, bad)
+        assert not r.kink[0] and not r.finite[0]
+    r = _fd._line_stats(fp, fm, np.inf, h, rho, F_floor=floor)
+    assert not r.kink[0] and not r.finite[0]
+
+
+def test_round_allow():
+    a = np.array([2.0, -1.0, np.nan, 1.0])
+    f2 = np.array([0.5, -4.0, 1.0, np.inf])
+    F = np.array([3.0, 1.0, 1.0, 1.0])
+    q = np.array([2.0, 1.0, 1.0, 1.0])
+    r = _fd._round_allow(a, f2, F, q, 0.25)
+    np.testing.assert_array_equal(r, [0.25 * (2.0 + 1.0 + 1.5), 0.25 * 6.0, 0.0, 0.0])
+
+
+def test_analytic_array_and_kink_mask():
+    v = _fd._analytic_array([1, 2], 2, "grad(x)")
+    assert v.tolist() == [1, 2]
+    with pytest.raises(TypeError, match=r"^grad\(x\) must be real, got dtype complex128$"):
+        _fd._analytic_array(np.ones(2, complex), 2, "grad(x)")
+    with pytest.raises(ValueError, match=r"^d has 3 entries, expected 2$"):
+        _fd._analytic_array(np.ones(3), 2, "d")
+    assert _fd._kink_mask(None, 3).tolist() == [False] * 3
+    assert _fd._kink_mask(None, 3).dtype == bool
+    mask = np.array([[True], [False]])
+    got = _fd._kink_mask(mask, 2)
+    assert got.tolist() == [True, False]
+    got[1] = True
+    assert mask.tolist() == [[True], [False]]  # a copy
+    assert _fd._kink_mask([2, 0], 4).tolist() == [True, False, True, False]
+    assert _fd._kink_mask(np.array([[1]]), 3).tolist() == [False, True, False]
+    seen = []
+    fn = lambda *a: seen.append(a) or np.array([False, True])  # noqa: E731
+    assert _fd._kink_mask(fn, 2, "x", "y").tolist() == [False, True]
+    assert seen == [("x", "y")]
+    with pytest.raises(ValueError, match=r"^kinks mask has 3 entries, expected 2$"):
+        _fd._kink_mask(np.ones(3, bool), 2)
+
+
+def test_split_errors_and_small_helpers():
+    rep = lambda: GradCheckReport(name="t", passed=True)  # noqa: E731
+    a_user = np.array([1.0, 2.0, 0.0, 5.0], dtype=np.float32).astype(F64)
+    a_ref = np.array([1.0, 2.5, 0.0, 9.0])
+    num = np.array([1.5, 2.5, 0.0, 1.0])
+    mask = np.array([True, True, True, False])
+    r = _fd._split_errors(rep(), lambda: a_ref, a_user, num, mask)
+    assert r.fd_rel_err == 0.5 / 1.5 and r.round_rel_err == 0.5 / 2.5
+    r = _fd._split_errors(rep(), lambda: a_ref.reshape(2, 2), a_user, num, mask)
+    assert r.fd_rel_err == 0.5 / 1.5
+    # non-finite values are left out
+    r = _fd._split_errors(rep(), lambda: np.array([1.0, np.nan, 0.0, 9.0]), a_user, num,
+                          mask)
+    assert r.fd_rel_err == 0.5 / 1.5 and r.round_rel_err == 0.0
+    r = _fd._split_errors(rep(), lambda: a_ref, a_user, np.array([np.inf, 2.5, 0, 1]), mask)
+    assert r.fd_rel_err == 0.0 and r.round_rel_err == 0.5 / 2.5
+    r = _fd._split_errors(rep(), lambda: a_ref, np.array([np.inf, 2.0, 0, 1]), num, mask)
+    assert r.fd_rel_err == 0.0 and r.round_rel_err == 0.5 / 2.5
+
+    def boom():
+        raise TypeError("float32 only")
+
+    for call in (boom, lambda: a_ref.astype(np.float32), lambda: a_ref[:3]):
+        r = _fd._split_errors(rep(), call, a_user, num, mask)
+        assert r.fd_rel_err is None and r.round_rel_err is None
+    r = _fd._split_errors(rep(), lambda: a_ref, a_user, num, np.zeros(4, bool))
+    assert r.fd_rel_err is None
+
+    class Ev:
+        reference = "float64 re-run"
+
+    f32, f64 = np.zeros(1, np.float32), np.zeros(1)
+    assert _fd._want_split(Ev, abs, f32) and not _fd._want_split(Ev, abs, f64)
+    assert not _fd._want_split(Ev, f32, f32)
+    Ev.reference = "none"
+    assert not _fd._want_split(Ev, abs, f32)
+    assert _fd._as_tuple((1, 2)) == (1, 2) and _fd._as_tuple([1, 2]) == (1, 2)
+    assert _fd._as_tuple(np.ones(2))[0].shape == (2,) and len(_fd._as_tuple(3.0)) == 1
+    assert _fd._dot_tangent([[1.0, 2.0], [3.0]], [np.array([1.0, 1.0]), np.array([2.0])]) \
+        == 9.0
+    assert type(_fd._dot_tangent([[1.0]], [np.array([1.0])])) is float
