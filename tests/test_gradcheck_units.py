@@ -482,3 +482,151 @@ def test_split_errors_and_small_helpers():
     assert _fd._dot_tangent([[1.0, 2.0], [3.0]], [np.array([1.0, 1.0]), np.array([2.0])]) \
         == 9.0
     assert type(_fd._dot_tangent([[1.0]], [np.array([1.0])])) is float
+
+
+# ---------------------------------------------------------------------------------------
+# _validation: the hooks of validation mode, called directly with right and wrong results
+# ---------------------------------------------------------------------------------------
+
+
+def _hooks():
+    from fastjac import _validation, ops
+    from fastjac.gradcheck import GradCheckError, validating
+    return _validation, ops, GradCheckError, validating
+
+
+def _raises_named(name):
+    _, _, GradCheckError, _ = _hooks()
+    return pytest.raises(
+        GradCheckError,
+        match=rf"^fastjac validation mode: {name} disagrees with finite differences\n"
+              rf"{name}: FAILED")
+
+
+def test_unary_hook_each_method():
+    from fastjac.jacobian import Diagonal
+    V, ops, _, validating = _hooks()
+    op = ops.UNARY["exp"]
+    x = np.linspace(-1, 1, 9).reshape(3, 3)
+    gy = np.cos(3 * x)
+    d = np.exp(x)
+    right = {"derivative": ((x,), d), "sum_grad": ((x,), d),
+             "jacobian": ((x,), Diagonal(d.reshape(-1))), "jvp": ((x, gy), d * gy),
+             "vjp": ((x, gy), d * gy), "value_and_vjp": ((x, gy), (d, d * gy))}
+    evals = {"derivative": 7 + 2 * 3, "sum_grad": 13, "jacobian": 13, "jvp": 7, "vjp": 7,
+             "value_and_vjp": 7}
+    with validating():
+        for method, (args, res) in right.items():
+            r = V.cross_check_unary(op, method, args, res)
+            assert r.passed and r.name == f"exp.{method}" and r.n_checked == 9, method
+            assert r.n_evals == evals[method], (method, r.n_evals)
+        wrong = {"derivative": d * (1 + 1e-6), "sum_grad": d[::-1],
+                 "jacobian": Diagonal(d.reshape(-1) * 1.001), "jvp": d,
+                 "vjp": d * gy[::-1], "value_and_vjp": (d * gy, d)}
+        for method, res in wrong.items():
+            with _raises_named(rf"exp\.{method}"):
+                V.cross_check_unary(op, method, right[method][0], res)
+        with pytest.raises(ValueError, match=r"^unknown unary method 'hessian'$"):
+            V.cross_check_unary(op, "hessian", (x,), d)
+        # an in-place result (out= one of the inputs) is not checked
+        assert V.cross_check_unary(op, "vjp", (x, gy), gy) is None
+    with validating(False):
+        assert V.cross_check_unary(op, "derivative", (x,), d * 2) is None
+
+
+def test_binary_hook_each_method():
+    from fastjac.jacobian import Column, Diagonal
+    V, ops, _, validating = _hooks()
+    op = ops.BINARY["mul"]
+    w = np.linspace(-1, 1, 7)
+    x = np.linspace(0.5, 2, 7)
+    dw, dx, gy = np.sin(w), np.cos(x), np.linspace(2, 3, 7)
+    s = 0.75
+    with validating():
+        r = V.cross_check_binary(op, "jvp", (w, x, dw, dx), dw * x + w * dx)
+        assert r.passed and r.name == "mul.jvp" and r.n_evals == 7 and r.n_checked == 7
+        assert V.cross_check_binary(op, "jvp", (w, x, None, dx), w * dx)
+        assert V.cross_check_binary(op, "jvp", (w, x, dw, None), dw * x)
+        assert V.cross_check_binary(op, "jvp", (s, x, None, dx), s * dx)
+        assert V.cross_check_binary(op, "jvp", (s, x, 2.0, None), 2.0 * x)
+        with _raises_named(r"mul\.jvp"):
+            V.cross_check_binary(op, "jvp", (w, x, None, dx), dw * x + w * dx)
+        with _raises_named(r"mul\.jvp"):
+            V.cross_check_binary(op, "jvp", (w, x, dw, None), w * dx + dw * x)
+
+        reps = V.cross_check_binary(op, "jacobian", (w, x), (Diagonal(x), Diagonal(w)))
+        assert [(r.name, r.passed, r.n_checked) for r in reps] == [
+            ("mul.jacobian[w]", True, 7), ("mul.jacobian[x]", True, 7)]
+        reps = V.cross_check_binary(op, "jacobian", (s, x), (Column(x), Diagonal(np.full(7, s))))
+        assert [(r.name, r.passed) for r in reps] == [
+            ("mul.jacobian[w]", True), ("mul.jacobian[x]", True)]
+        reps = V.cross_check_binary(op, "jacobian", (w, s), (Diagonal(np.full(7, s)), Column(w)))
+        assert all(reps) and len(reps) == 2
+        with _raises_named(r"mul\.jacobian\[x\]"):
+            V.cross_check_binary(op, "jacobian", (w, x), (Diagonal(x), Diagonal(x)))
+        with _raises_named(r"mul\.jacobian\[w\]"):
+            V.cross_check_binary(op, "jacobian", (s, x), (Column(x * 1.01), Diagonal(np.full(7, s))))
+
+        for method, g in (("vjp", gy), ("sum_grad", np.ones(7))):
+            args = (w, x, gy) if method == "vjp" else (w, x)
+            reps = V.cross_check_binary(op, method, args, (g * x, g * w))
+            assert [(r.name, r.passed, r.n_checked, r.n_evals) for r in reps] == [
+                (f"mul.{method}[w]", True, 7, 7), (f"mul.{method}[x]", True, 7, 7)]
+            with _raises_named(rf"mul\.{method}\[w\]"):
+                V.cross_check_binary(op, method, args, (g * w, g * w))
+            with _raises_named(rf"mul\.{method}\[x\]"):
+                V.cross_check_binary(op, method, args, (g * x, g * x))
+            # a scalar operand: the §4.3 sum, through the dot-product identity
+            args_s = (s, x, gy) if method == "vjp" else (s, x)
+            reps = V.cross_check_binary(op, method, args_s, (float(np.sum(g * x)), g * s))
+            assert [(r.name, r.passed) for r in reps] == [
+                (f"mul.{method}[w]", True), (f"mul.{method}[x]", True)]
+            assert reps[0].n_evals == 1 + 2 * 6 and reps[0].n_checked == 2  # two probes
+            with _raises_named(rf"mul\.{method}\[w\]"):
+                V.cross_check_binary(op, method, args_s, (float(np.sum(g)), g * s))
+            args_s = (w, s, gy) if method == "vjp" else (w, s)
+            assert all(V.cross_check_binary(op, method, args_s, (g * s, float(np.sum(g * w)))))
+            with _raises_named(rf"mul\.{method}\[x\]"):
+                V.cross_check_binary(op, method, args_s, (g * s, float(np.sum(g * x))))
+        with pytest.raises(ValueError, match=r"^unknown binary method 'hvp'$"):
+            V.cross_check_binary(op, "hvp", (w, x), None)
+        assert V.cross_check_binary(op, "vjp", (w, x, gy), (gy, x)) is None  # in place
+    with validating(False):
+        assert V.cross_check_binary(op, "vjp", (w, x, gy), (gy * 0, gy * 0)) is None
+
+
+def test_generic_hook_and_helpers():
+    V, ops, GradCheckError, validating = _hooks()
+    x = np.linspace(-1, 1, 6)
+    with validating():
+        r = V.cross_check(np.sin, "derivative", (x,), None, np.cos(x), name="d")
+        assert r.passed and r.name == "d" and r.n_evals == 13 and r.n_checked == 6
+        r = V.cross_check(np.sin, "jvp", x, np.ones(6), np.cos(x))
+        assert r.passed and r.name == "gradient" and r.n_evals == 7
+        r = V.cross_check(np.sin, "vjp", (x,), 2 * x, np.cos(x) * 2 * x, name="v")
+        assert r.passed and r.n_evals == 13 and r.n_checked == 2
+        r = V.cross_check(lambda v: np.sum(v ** 2), "grad", (x,), "ignored", 2 * x)
+        assert r.passed and r.n_checked == 2
+        for kind, res in (("derivative", np.cos(x) * 1.01), ("jvp", np.sin(x)),
+                          ("vjp", (np.cos(x) * x,)), ("grad", -np.cos(x))):
+            d = np.ones(6) if kind == "jvp" else (2 * x if kind == "vjp" else None)
+            f = np.sin if kind != "grad" else (lambda v: np.sum(np.sin(v)))
+            with pytest.raises(GradCheckError, match=rf"^fastjac validation mode: g {kind} "):
+                V.cross_check(f, kind, (x,), d, res, name=f"g {kind}")
+        with pytest.raises(ValueError, match=r"^kind must be 'derivative', 'jvp', 'vjp' or "
+                                             r"'grad', got 'hvp'$"):
+            V.cross_check(np.sin, "hvp", (x,), None, x.copy())
+        assert V.cross_check(np.sin, "vjp", (x,), x, (x,)) is None  # in place
+        assert V.cross_check(np.sin, "jvp", (x,), (x,), [3.0, x[1:]]) is None  # a view
+    with validating(False):
+        assert V.cross_check(np.sin, "derivative", (x,), None, x) is None
+    assert V._overwrote_input((x, 2.0), (np.ones(6), 3.0)) is False
+    assert V._overwrote_input((x,), x[::2]) is True
+    assert V._overwrote_input((list(x),), np.asarray(x)) is False
+    assert V._op_name(ops.UNARY["exp"], "vjp") == "exp.vjp"
+    assert V._op_name(object(), "jvp") == "object.jvp"
+    assert V.zero_tangent(2.0) == 0.0 and type(V.zero_tangent(2.0)) is float
+    z = V.zero_tangent(np.array(2.0))
+    assert isinstance(z, np.ndarray) and z.shape == ()
+    assert V.zero_tangent(np.ones((2, 3))).tolist() == [[0.0] * 3] * 2
+    assert V.zero_tangent([1.0, 2.0]).tolist() == [0.0, 0.0]
