@@ -630,3 +630,178 @@ def test_generic_hook_and_helpers():
     assert isinstance(z, np.ndarray) and z.shape == ()
     assert V.zero_tangent(np.ones((2, 3))).tolist() == [[0.0] * 3] * 2
     assert V.zero_tangent([1.0, 2.0]).tolist() == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------------------------------
+# _fd._Evaluator, _fd._direction and gradcheck._diagonal_probes
+# ---------------------------------------------------------------------------------------
+
+
+def _ev(f, *primals, **kw):
+    return _fd._Evaluator(f, _fd._Args(primals), **kw)
+
+
+def test_evaluator_reference_modes():
+    x32 = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    ev = _ev(np.sin, x32.astype(F64))
+    assert (ev.n_evals, ev.reference, ev.eps, ev.notes) == (1, "none", 2.0**-52, [])
+    assert ev.out_shape == (3,) and ev.out_dtype == F64 and ev.fun is np.sin
+    ev = _ev(np.sin, x32)  # float32: re-run in float64 and used
+    assert (ev.n_evals, ev.reference, ev.eps, ev.notes) == (2, "float64 re-run", 2.0**-52, [])
+    assert ev.work[0].dtype == F64 and ev.y_user.dtype == F64
+    np.testing.assert_array_equal(ev.y0, np.sin(x32.astype(F64)))
+    np.testing.assert_array_equal(ev.y_user, np.sin(x32).astype(F64))
+    assert ev.out_dtype == np.float32
+    for ref in (False, None, "none"):
+        ev = _ev(np.sin, x32, reference=ref)
+        assert (ev.n_evals, ev.reference, ev.eps) == (1, "none", 2.0**-23)
+        assert ev.work[0].dtype == np.float32
+    # float64 input, float32 output: "low" too; the re-run also returns float32
+    f32out = lambda v: np.sin(v).astype(np.float32)  # noqa: E731
+    ev = _ev(f32out, x32.astype(F64))
+    assert ev.n_evals == 2 and ev.reference == "none" and ev.eps == 2.0**-23
+    assert ev.notes == ["f does not compute in float64; differences in float32"]
+    shape_changes = lambda v: np.sin(v) if v.dtype == np.float32 else np.sin(v)[:2]  # noqa: E731
+    assert _ev(shape_changes, x32).notes == [
+        "f does not compute in float64; differences in float32"]
+
+    def only32(v):
+        if v.dtype != np.float32:
+            raise TypeError("float32 only")
+        return np.sin(v)
+
+    ev = _ev(only32, x32)
+    assert ev.notes == ["float64 re-run of f not possible (TypeError)"]
+    assert ev.n_evals == 1 and ev.reference == "none" and ev.fun is only32
+    ev = _ev(lambda v: np.sin(v) * (1.0 if v.dtype == np.float32 else 2.0), x32)
+    assert ev.notes == ["float64 re-run of f disagrees with the float32 run; differences "
+                        "in float32"]
+    assert ev.reference == "none" and ev.work[0].dtype == np.float32
+    # a reference callable, also for float64 inputs
+    ref = lambda v: np.sin(v.astype(F64))  # noqa: E731
+    ev = _ev(np.sin, x32, reference=ref)
+    assert (ev.n_evals, ev.reference, ev.eps) == (2, "reference callable", 2.0**-52)
+    assert ev.fun is ref and ev.work[0].dtype == F64
+    np.testing.assert_array_equal(ev.y0, np.sin(x32.astype(F64)))
+    with pytest.raises(ValueError, match=r"^reference returned shape \(2,\), f returned "
+                                         r"\(3,\)$"):
+        _ev(np.sin, x32, reference=lambda v: np.sin(v)[:2])
+    with pytest.raises(TypeError, match=r"^f must return real values, got dtype complex64$"):
+        _ev(lambda v: v + np.complex64(1j), x32)
+    # integer input: float64 work, no re-run needed
+    ev = _ev(lambda v: v * 2.0, np.arange(3))
+    assert ev.work[0].dtype == F64 and ev.reference == "none" and ev.n_evals == 1
+
+
+def test_evaluator_scale_and_calls():
+    ev = _ev(lambda v: v * [1.0, -3.0, np.inf], np.ones(3))
+    assert ev.f_scale == 3.0 and type(ev.f_scale) is float
+    ev = _ev(lambda v: v * np.nan, np.ones(2))
+    assert ev.f_scale == 0.0
+    ev = _ev(np.sin, np.ones(2), f_scale=7)
+    assert ev.f_scale == 7.0 and type(ev.f_scale) is float
+    assert ev.ulps == _fd.DEFAULT_ULPS and _ev(np.sin, np.ones(2), ulps=3).ulps == 3
+    ev = _ev(np.log, np.ones((2, 2)))
+    with np.errstate(all="raise"):  # a perturbed point outside the domain: NaN, no error
+        y = ev([np.array([-1.0, 1.0, 1.0, 1.0])])
+    assert y.shape == (4,) and np.isnan(y[0]) and y.dtype == F64 and ev.n_evals == 2
+    ev = _ev(lambda v: v[: 2 if v[0] == 1 else 1], np.ones(3))
+    with pytest.raises(ValueError, match=r"^f returned shape \(1,\) at a perturbed point, "
+                                         r"\(2,\) at x$"):
+        ev([np.array([2.0, 1.0, 1.0])])
+
+
+def test_direction_step_scale_and_estimate():
+    c = np.array([1.0, -2.0, 0.5, 3.0])
+    x = np.array([0.25, -4.0, 2.0, 0.0])
+    ev = _ev(lambda v: np.array([c @ v, 2.0]), x)
+    t = np.array([0.5, 2.0, 0.0, -1.0])
+    rel = 2.0**-10
+    line, s, t_eff, q, ts = _fd._direction(ev, [t], rel)
+    # largest step moving no coordinate by more than its own: min(max(1,|x|)/|t|) = 1
+    assert s == rel * min(1 / 0.5, 4 / 2.0, 1 / 1.0) and ev.n_evals == 1 + 6
+    assert q == max(1.0, 4.0) / 2.0
+    np.testing.assert_array_equal(ts[0], t)
+    assert len(t_eff) == 3 and all(np.allclose(te[0], t, rtol=1e-12) for te in t_eff)
+    np.testing.assert_allclose(line.numeric, [c @ t, 0.0], atol=1e-12)
+    assert ev.f_scale == 9.25 and line.F[1] == 9.25  # the floor: largest |f(x)|
+    assert line.F[0] == pytest.approx(abs(c @ t) * q, rel=1e-12)  # |D(h)| * q
+    assert _fd._direction(ev, [np.zeros(4)], rel) is None and ev.n_evals == 7
+    # two primals, one tangent zero; float32 work: steps rounded to float32 (t_eff != t)
+    ev2 = _ev(lambda a, b: a * b, np.array([3.0], np.float32), np.array([0.7], np.float32),
+              reference=False)
+    line, s, t_eff, q, ts = _fd._direction(ev2, [np.array([0.0]), np.array([0.1])], 0.01)
+    assert s == 0.01 * (1.0 / 0.1) and q == 3.0 / 0.1
+    assert t_eff[0][0][0] == 0.0 and t_eff[0][1][0] != 0.1
+    h = [lvl * s for lvl in (1.0, 0.5, 0.25)]
+    for k, te in enumerate(t_eff):
+        xp = np.float32(np.float32(0.7) + np.float32(h[k] * 0.1))
+        xm = np.float32(np.float32(0.7) - np.float32(h[k] * 0.1))
+        assert te[1][0] == (float(xp) - float(xm)) / (2 * h[k])
+    # F of the line: at least |D(h)| * q and the function's own scale
+    assert line.F[0] == max(abs(line.D[0][0]) * q, ev2.f_scale, float(np.float32(3.0) * np.float32(0.7 + h[0] * 0.1)))
+
+
+class _FakeEv:
+    """Returns y0 moved by ``bump`` on the outputs whose input did not move."""
+
+    def __init__(self, y0, xw, bump):
+        self.y0, self.xw, self.bump, self.calls = np.asarray(y0, F64), xw, bump, 0
+
+    def __call__(self, flats):
+        self.calls += 1
+        moved = flats[0] != self.xw
+        return np.where(moved, self.y0 + 1.0, self.y0 + self.bump(moved))
+
+
+def test_diagonal_probes_threshold_and_message():
+    from fastjac.gradcheck import _diagonal_probes
+    xw, xp = np.zeros(4), np.full(4, 0.5)
+    rho = 1.0 / 64  # outputs may move by 4 rho |y| = 1/16 of their size
+    at = _FakeEv(np.ones(4), xw, lambda moved: -0.0625)
+    assert _diagonal_probes(at, xw, xp, rho, 0, 0) == [] and at.calls == 4
+    over = _FakeEv(np.ones(4), xw, lambda moved: np.where(np.arange(4) == 3, -0.07, -0.0626))
+    msg = _diagonal_probes(over, xw, xp, rho, 0, 0)
+    assert msg == [
+        "NOT DIAGONAL: output 3 changed by 7.000e-02 when only 2 other inputs were "
+        "perturbed (coupling ~ 1.400e-01; 8 such outputs in all) - f couples coordinates, "
+        "its Jacobian is not diagonal"]
+    # ties: the first worst output is reported
+    tie = _FakeEv(np.ones(4), xw, lambda moved: -0.0626)
+    assert _diagonal_probes(tie, xw, xp, rho, 0, 0)[0].startswith(
+        "NOT DIAGONAL: output 1 changed by 6.260e-02 when only 2 other")
+    # the threshold scales with max(|y|, |y0|): y0 = -2 moving to -2.125 stays within
+    assert _diagonal_probes(_FakeEv(np.full(4, -2.0), xw, lambda m: -0.125), xw, xp, rho,
+                            0, 0) == []
+    assert _diagonal_probes(_FakeEv(np.full(4, -2.0), xw, lambda m: -0.1329), xw, xp, rho,
+                            0, 0) == []
+    assert _diagonal_probes(_FakeEv(np.full(4, -2.0), xw, lambda m: -0.1337), xw, xp, rho,
+                            0, 0) != []
+    # an output that becomes non-finite (or finite) is a coupling; NaN staying NaN is not
+    y0 = np.array([1.0, np.nan, 1.0, 1.0])
+    assert _diagonal_probes(_FakeEv(y0, xw, lambda m: 0.0), xw, xp, rho, 0, 0) == []
+    inf = _FakeEv(np.ones(4), xw, lambda m: np.where(np.arange(4) == 2, np.inf, 0.0))
+    assert "output 2 changed by inf" in _diagonal_probes(inf, xw, xp, rho, 0, 0)[0]
+    y0 = np.array([1.0, 1.0, np.inf, 1.0])
+    back = _FakeEv(y0, xw, lambda m: 0.0)
+    back.y0 = np.array([1.0, 1.0, 5.0, 1.0])  # what f returns; the check's y0 has inf
+    back_probe = lambda ev: _diagonal_probes(ev, xw, xp, rho, 0, 0)  # noqa: E731
+
+    class Y0:
+        def __init__(self):
+            self.y0 = y0
+
+        def __call__(self, flats):
+            return back(flats)
+
+    assert "output 2 changed by inf" in back_probe(Y0())[0]
+    assert "2 such outputs" in back_probe(Y0())[0]
+    # no step at all: coupling infinite
+    xp0 = np.where(np.arange(4) % 2 == 0, 1e-300, 0.0)
+    assert "(coupling ~ " in _diagonal_probes(_FakeEv(np.ones(4), xw, lambda m: -0.5), xw,
+                                              xp0, rho, 0, 0)[0]
+    # n_probes random partitions on top of the two fixed ones; empty/full ones skipped
+    ev = _FakeEv(np.ones(6), np.zeros(6), lambda m: 0.0)
+    assert _diagonal_probes(ev, np.zeros(6), np.ones(6), rho, 3, 0) == [] and ev.calls == 10
+    ev = _FakeEv(np.ones(1), np.zeros(1), lambda m: 0.0)
+    assert _diagonal_probes(ev, np.zeros(1), np.ones(1), rho, 3, 0) == [] and ev.calls == 0
