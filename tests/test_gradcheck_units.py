@@ -805,3 +805,86 @@ def test_diagonal_probes_threshold_and_message():
     assert _diagonal_probes(ev, np.zeros(6), np.ones(6), rho, 3, 0) == [] and ev.calls == 10
     ev = _FakeEv(np.ones(1), np.zeros(1), lambda m: 0.0)
     assert _diagonal_probes(ev, np.zeros(1), np.ones(1), rho, 3, 0) == [] and ev.calls == 0
+
+
+# ---------------------------------------------------------------------------------------
+# _selfcheck: how selfcheck turns the cases' outcomes into rows
+# ---------------------------------------------------------------------------------------
+
+
+def test_selfcheck_rows_from_each_outcome(monkeypatch):
+    from fastjac import _config, _selfcheck
+    from fastjac.gradcheck import validating
+
+    seen = []
+    failing = GradCheckReport(name="f", passed=False, max_rel_err=0.5, rel_bound=1e-9,
+                              kinks=[1, 2], problems=["1 of 3 entries exceed their bound",
+                                                      "", "x" * 200, "second"])
+    good = GradCheckReport(name="g", passed=True, max_rel_err=1e-12, rel_bound=2e-9,
+                           kinks=[(0,)], n_checked=5)
+    empty = GradCheckReport(name="e", passed=True, n_checked=0, kinks=[0, 1, 2])
+
+    def cases(dt, rng):
+        seen.append((dt, rng.random(), _config.is_validating()))
+
+        def boom():
+            seen.append(("in thunk", _config.is_validating()))
+            raise ValueError("y" * 300)
+
+        yield "boom", boom
+        yield "fails", lambda: failing
+        yield "good", lambda: good
+        yield "empty", lambda: empty
+
+    monkeypatch.setattr(_selfcheck, "_selfcheck_cases", cases)
+    with validating():
+        rep = _selfcheck.selfcheck(seed=7)
+    first = np.random.default_rng(7).random()
+    assert [s for s in seen if s[0] != "in thunk"] == [
+        (np.dtype("float64"), first, True), (np.dtype("float32"), first, True)]
+    assert ("in thunk", False) in seen  # the checks themselves run unvalidated
+    rows = rep.rows
+    assert [(r.op, r.dtype, r.status) for r in rows[:4]] == [
+        ("boom", "float64", "error"), ("fails", "float64", "FAILED"),
+        ("good", "float64", "passed"), ("empty", "float64", "skipped")]
+    assert [r.dtype for r in rows[4:]] == ["float32"] * 4
+    boom, fails, ok, skip = rows[:4]
+    assert math.isnan(boom.max_rel_err) and boom.bound == 0.0 and boom.kinks == 0
+    assert boom.detail == ("ValueError: " + "y" * 300)[:120] and boom.report is None
+    assert (fails.max_rel_err, fails.bound, fails.kinks) == (0.5, 1e-9, 2)
+    assert fails.detail == ("x" * 200 + "; second")[:120] and fails.report is failing
+    assert (ok.max_rel_err, ok.bound, ok.kinks, ok.detail) == (1e-12, 2e-9, 1, "")
+    assert ok.report is good
+    assert (skip.detail, skip.kinks) == ("nothing compared", 3)
+    assert not rep and [r.op for r in rep.failures] == ["boom", "fails"] * 2
+    assert (rep.count("passed"), rep.count("FAILED"), rep.count("error"),
+            rep.count("skipped")) == (2, 2, 2, 2)
+    assert [r.ok for r in rows[:4]] == [False, False, True, True]
+    assert str(rep).splitlines()[-1] == "FAILURES: 2 passed, 2 failed, 2 errors, 2 skipped"
+    one = _selfcheck.selfcheck(dtypes=("float32",))
+    assert {r.dtype for r in one.rows} == {"float32"} and len(one.rows) == 4
+    assert fails.detail.startswith("x") and ";" not in fails.detail
+
+
+def test_selfcheck_report_verdicts():
+    from fastjac._selfcheck import SelfCheckReport, SelfCheckRow
+    passed = SelfCheckRow("a", "float64", 0.0, 1e-9, "passed")
+    skipped = SelfCheckRow("b", "float64", 0.0, 1e-9, "skipped")
+    failed = SelfCheckRow("c", "float64", 0.0, 1e-9, "FAILED")
+    assert SelfCheckReport([passed, skipped]).passed is True
+    assert SelfCheckReport([skipped]).passed is False and not SelfCheckReport([])
+    assert str(SelfCheckReport([skipped])).splitlines()[-1] == (
+        "NOTHING CHECKED: 0 passed, 0 failed, 0 errors, 1 skipped")
+    assert str(SelfCheckReport([passed, failed])).splitlines()[-1].startswith("FAILURES: ")
+    assert str(SelfCheckReport([passed, skipped])).splitlines()[-1] == (
+        "ALL PASSED: 1 passed, 0 failed, 0 errors, 1 skipped")
+    assert SelfCheckReport([passed, failed]).failures == [failed]
+    printed = []
+
+    class P:
+        def text(self, s):
+            printed.append(s)
+
+    r = SelfCheckReport([passed])
+    r._repr_pretty_(P(), False)
+    assert printed == [str(r)]
