@@ -888,3 +888,155 @@ def test_selfcheck_report_verdicts():
     r = SelfCheckReport([passed])
     r._repr_pretty_(P(), False)
     assert printed == [str(r)]
+
+
+# ---------------------------------------------------------------------------------------
+# _validation.cross_check_neuron with NumPy value functions
+# ---------------------------------------------------------------------------------------
+
+
+def _act(X, w, b):
+    return np.maximum(np.asarray(X) @ np.asarray(w) + b, 0)
+
+
+def _loss(X, y, w, b):
+    return np.mean((np.asarray(y) - _act(X, w, b)) ** 2)
+
+
+def _loss_grad(X, y, w, b, active=None, X_grad=False):
+    z = X @ w + b
+    a = (z > 0) if active is None else active
+    e = np.where(a, z - y, 0.0) * (2.0 / len(y))
+    C = _loss(X, y, w, b)
+    res = (C, e @ X, float(np.sum(e)))
+    return res + (np.outer(e, w),) if X_grad else res
+
+
+def _neuron(method, args, result, loss=_loss):
+    from fastjac import _validation
+    return _validation.cross_check_neuron(method, args, result, activation=_act, loss=loss)
+
+
+def _problem(N=30, n=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((N, n)), rng.standard_normal(N), rng.standard_normal(n), 0.2)
+
+
+def test_neuron_hook_samples_near_the_kink():
+    from fastjac.gradcheck import validating
+    X, y, w, b = _problem()
+    h = (2.0**-52) ** (1 / 3)  # the hook leaves out |w.x + b| <= 4 h reach
+
+    def reach(X, with_X):
+        r = np.abs(X) @ np.maximum(1.0, np.abs(w)) + max(1.0, abs(b))
+        return r + np.maximum(1.0, np.abs(X)) @ np.abs(w) if with_X else r
+
+    # move samples 0..3 to |w.x + b| = 3.5, 4.5 h reach, and 3.5, 4.5 h reach with X
+    want = [(3.5, False), (-4.5, False), (3.5, True), (-4.5, True)]
+    for _ in range(30):  # reach depends on x_i: a few rounds to a fixed point
+        for i, (k, with_X) in enumerate(want):
+            z = k * h * reach(X, with_X)[i]
+            X[i] += (z - (X[i] @ w + b)) * w / (w @ w)
+    ratios = [(X[i] @ w + b) / (h * reach(X, wx)[i]) for i, (_, wx) in enumerate(want)]
+    assert np.round(ratios, 6).tolist() == [k for k, _ in want]
+    with validating():
+        r = _neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b))
+        assert r.passed and r.name == "neuron.loss_grad" and r.n_checked == 3
+        assert r.notes[-1] == ("1 of 30 samples within a step of the ReLU kink (w·x_i + b ~ 0) "
+                               "were left out of the gradient check")
+        r = _neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b, X_grad=True))
+        assert r.passed and r.notes[-1].startswith("3 of 30 samples within a step")
+        # the left-out samples' own terms are removed from the gradient that is checked
+        C, gw, gb = _loss_grad(X, y, w, b)
+        for bad in ((C, gw, gb + 1e-6), (C, gw + [0, 1e-6, 0], gb)):
+            with pytest.raises(AssertionError, match="neuron.loss_grad"):
+                _neuron("loss_grad", (X, y, w, b), bad)
+        # only the gradients given are checked
+        r = _neuron("loss_grad", (X, y, w, b), (C, None, gb))
+        assert r.passed and r.n_checked == 3
+        # lists are accepted like arrays
+        assert _neuron("loss_grad", (X.tolist(), y.tolist(), list(w), b), (C, gw, gb))
+
+
+def test_neuron_hook_float32_steps_when_the_loss_is_float32():
+    from fastjac.gradcheck import validating
+    X, y, w, b = (a.astype(np.float32) if isinstance(a, np.ndarray) else a
+                  for a in _problem(seed=2))
+    X64, w64 = X.astype(F64), w.astype(F64)
+    reach = np.abs(X64) @ np.maximum(1.0, np.abs(w64)) + max(1.0, abs(b))
+    # sample 0 at 1e-3 reach: beyond a float64 step, within a float32 one
+    X[0] = (X64[0] + (1e-3 * reach[0] - (X64[0] @ w64 + b)) * w64 / (w64 @ w64)).astype(
+        np.float32)
+    X64 = X.astype(F64)
+    loss32 = lambda *a: np.float32(_loss(*(np.asarray(v, np.float32) for v in a)))  # noqa: E731
+    res = _loss_grad(X64, y.astype(F64), w64, b)
+    res = (np.float32(res[0]),) + res[1:]
+    with validating():
+        r = _neuron("loss_grad", (X, y, w, b), res)
+        assert not any("samples within a step" in n for n in r.notes)
+        r = _neuron("loss_grad", (X, y, w, b), res, loss=loss32)
+        assert "of 30 samples within a step" in r.notes[-1]
+
+
+def test_neuron_hook_unsure_samples_and_the_loss_value():
+    from fastjac.gradcheck import validating
+    X, y, w, b = _problem()
+    b = 0.0
+    for k in (4, 5):
+        Xk = X.copy()
+        Xk[:k] = 0.0  # w.x + b = 0 exactly: the kernel may take either branch
+        z = Xk @ w + b
+        active = z > 0
+        active[[0, 2]] = True  # a kernel that called two of them active
+        C, gw, gb = _loss_grad(Xk, y, w, b, active=active)
+        with validating():
+            r = _neuron("loss_grad", (Xk, y, w, b), (C, gw, gb))
+            assert r.passed
+            if k == 4:  # every branch pattern is tried: this one passes
+                assert r.n_checked == 3 and len(r.notes) == 1
+                with pytest.raises(AssertionError):
+                    _neuron("loss_grad", (Xk, y, w, b), (C, gw, gb + 1.0))
+            else:  # too many: the gradient is not checked at all
+                assert r.n_checked == 0 and r.notes == [
+                    f"{k} of 30 samples within a step of the ReLU kink (w·x_i + b ~ 0) were "
+                    "left out of the gradient check",
+                    "gradient not checked: too many samples on the kink"]
+                assert _neuron("loss_grad", (Xk, y, w, b), (C, gw, gb + 1.0))
+    # the loss value: within 8 ulps * max(1, |C|) * sqrt(N)
+    C, gw, gb = _loss_grad(X, y, w, b)
+    tol = 8 * 2.0**-52 * max(1.0, abs(C)) * math.sqrt(30)
+    with validating():
+        assert _neuron("loss_grad", (X, y, w, b), (C + 0.9 * tol, gw, gb))
+        bad = float(C + 1.1 * tol)
+        with pytest.raises(AssertionError) as info:
+            _neuron("loss_grad", (X, y, w, b), (bad, gw, gb))
+        rep = info.value.report
+        assert not rep.passed
+        assert rep.problems[-1] == f"loss value {bad!r} != loss(X, y, w, b) = {float(C)!r}"
+        assert _neuron("loss_grad", (X[:1], y[:1], w, 5.0), (_loss(X[:1], y[:1], w, 5.0) + 6e-16, None, None))
+
+
+def test_neuron_hook_activation_jacobian_and_guards():
+    from fastjac.gradcheck import validating
+    from fastjac.jacobian import Column, RowScaled
+    X, y, w, b = _problem()
+    z = X @ w + b
+    m = (z > 0).astype(F64)
+    with validating():
+        r = _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X), Column(m)))
+        assert r.passed and r.name == "neuron.activation_jacobian" and r.n_checked == 30
+        assert r.n_evals == 7
+        with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
+            _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X), Column(m * 1.001)))
+        with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
+            _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X * 1.001), Column(m)))
+        with pytest.raises(ValueError, match=r"^unknown neuron method 'loss'$"):
+            _neuron("loss", (X, y, w, b), (1.0,))
+        Xn = X.copy()
+        Xn[3, 1] = np.nan
+        assert _neuron("loss_grad", (Xn, y, w, b), (0.0, w * 0, 0.0)) is None
+        assert _neuron("loss_grad", (X, y, w, np.inf), (0.0, w * 0, 0.0)) is None
+        C, gw, gb = _loss_grad(X, y, w, b)
+        assert _neuron("loss_grad", (X, y, w, b), (C, w, gb)) is None  # out= was w itself
+    with validating(False):
+        assert _neuron("loss_grad", (X, y, w, b), (C + 1, gw, gb)) is None
