@@ -503,6 +503,13 @@ def _raises_named(name):
               rf"{name}: FAILED")
 
 
+# Equivalent mutants of the hooks:
+# - cross_check_unary, "jacobian": ``result.d.reshape(None)`` for ``.reshape(np.shape(x))``:
+#   check_diagonal takes the analytic values flat (``.reshape(-1)``), whatever their shape;
+# - cross_check, "vjp"/"grad": ``full=None`` for ``full=False``: check_vjp differences full
+#   columns only for ``full is True`` or ``full == "auto"``, so None and False are the same.
+
+
 def test_unary_hook_each_method():
     from fastjac.jacobian import Diagonal
     V, ops, _, validating = _hooks()
@@ -604,9 +611,9 @@ def test_generic_hook_and_helpers():
         r = V.cross_check(np.sin, "jvp", x, np.ones(6), np.cos(x))
         assert r.passed and r.name == "gradient" and r.n_evals == 7
         r = V.cross_check(np.sin, "vjp", (x,), 2 * x, np.cos(x) * 2 * x, name="v")
-        assert r.passed and r.n_evals == 13 and r.n_checked == 2
+        assert r.passed and r.n_evals == 13 and r.n_checked == 2 and r.name == "v"
         r = V.cross_check(lambda v: np.sum(v ** 2), "grad", (x,), "ignored", 2 * x)
-        assert r.passed and r.n_checked == 2
+        assert r.passed and r.n_checked == 2 and r.name == "gradient"
         for kind, res in (("derivative", np.cos(x) * 1.01), ("jvp", np.sin(x)),
                           ("vjp", (np.cos(x) * x,)), ("grad", -np.cos(x))):
             d = np.ones(6) if kind == "jvp" else (2 * x if kind == "vjp" else None)
@@ -617,6 +624,8 @@ def test_generic_hook_and_helpers():
                                              r"'grad', got 'hvp'$"):
             V.cross_check(np.sin, "hvp", (x,), None, x.copy())
         assert V.cross_check(np.sin, "vjp", (x,), x, (x,)) is None  # in place
+        gy = x + 2.0
+        assert V.cross_check(np.sin, "vjp", (x,), gy, (gy,)) is None  # into the cotangent
         assert V.cross_check(np.sin, "jvp", (x,), (x,), [3.0, x[1:]]) is None  # a view
     with validating(False):
         assert V.cross_check(np.sin, "derivative", (x,), None, x) is None
@@ -1040,3 +1049,31 @@ def test_neuron_hook_activation_jacobian_and_guards():
         assert _neuron("loss_grad", (X, y, w, b), (C, w, gb)) is None  # out= was w itself
     with validating(False):
         assert _neuron("loss_grad", (X, y, w, b), (C + 1, gw, gb)) is None
+
+
+# ---------------------------------------------------------------------------------------
+# gradcheck: the assert_* twins pass their options on and raise with the report
+# ---------------------------------------------------------------------------------------
+
+
+def test_assert_variants_pass_options_and_report():
+    from fastjac import gradcheck as G
+    x = np.linspace(-1, 1, 5)
+    f = lambda v: np.sum(np.sin(v))  # noqa: E731
+    r = G.assert_grad(f, np.cos, x, coords=[1, 3], n_probes=0, name="ag")
+    assert r.name == "ag" and r.n_checked == 2
+    r = G.assert_diagonal(np.sin, np.cos, x, n_probes=0, name="ad")
+    assert r.name == "ad" and r.n_evals == 7 + 2 * 2
+    r = G.assert_jvp(np.sin, np.cos(x) * x, (x,), (x,), name="aj")
+    assert r.name == "aj"
+    ct = np.arange(5.0)
+    pre = (np.cos(x) * ct,)  # precomputed for this cotangent only
+    r = G.assert_vjp(np.sin, pre, (x,), ct, full=False, name="av")
+    assert r.name == "av" and r.n_checked == 3
+    with pytest.raises(G.GradCheckError):  # the default random cotangent does not match
+        G.assert_vjp(np.sin, pre, (x,), full=False)
+    with pytest.raises(G.GradCheckError) as info:
+        G.assert_grad(f, lambda v: np.cos(v) * 1.01, x)
+    assert info.value.report is not None and not info.value.report.passed
+    assert str(info.value) == str(info.value.report)
+    assert str(info.value).startswith("check_grad: FAILED")

@@ -8,6 +8,7 @@ Usage (from a source checkout with the extensions built, e.g. ``pip install -e
     python -m fastjac._dev.mutate gradcheck --survivors   # also print each survivor's diff
     python -m fastjac._dev.mutate --list             # the modules and their files
     python -m fastjac._dev.mutate gradcheck --functions _finish,selfcheck   # a part
+    python -m fastjac._dev.mutate ops --sample 150   # a random sample: score +- interval
 
 Each module runs in its own scratch copy, ``build/mutation/<module>/``: ``fastjac/`` (with
 its compiled extensions), ``tests/`` and a generated ``pyproject.toml`` whose
@@ -147,14 +148,17 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
     return work
 
 
-def score(work):
-    """Counts per status over the module's mutants, from mutmut's .meta files."""
+def score(work, only=None):
+    """Counts per status over the module's mutants (or the names in ``only``), from
+    mutmut's .meta files."""
     from mutmut.stats import status_by_exit_code
 
     counts, survivors = {}, []
     for meta in sorted((work / "mutants").rglob("*.py.meta")):
         data = json.loads(meta.read_text(encoding="utf-8"))
         for key, code in data.get("exit_code_by_key", {}).items():
+            if only is not None and key not in only:
+                continue
             status = status_by_exit_code[code]
             counts[status] = counts.get(status, 0) + 1
             if status == "survived":
@@ -164,7 +168,25 @@ def score(work):
     return counts, killed, reached, survivors
 
 
-def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), functions=()):
+def _all_mutants(work):
+    names = []
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        names += json.loads(meta.read_text(encoding="utf-8")).get("exit_code_by_key", {})
+    return sorted(names)
+
+
+def _wilson(k, n, z=1.96):
+    """95% Wilson interval of a proportion k/n, in percent."""
+    if not n:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), functions=(),
+        sample=None, seed=0):
     work = prepare(name, extra_pytest, without, functions)
     cmd = [sys.executable, "-c", _LAUNCH, "run"]
     if max_children:
@@ -174,11 +196,27 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
     env.setdefault("FASTJAC_NUM_THREADS", "1")
     env.setdefault("FASTJAC_LEAK_CALLS", "2000")
     t0 = time.monotonic()
+    only = None
+    if sample:
+        # generate the mutants and collect the test statistics (mutmut then stops: no
+        # mutant has this name), draw the sample, run only those
+        subprocess.run(cmd + ["no-such-mutant"], cwd=work, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import random
+
+        every = _all_mutants(work)
+        only = sorted(random.Random(seed).sample(every, min(sample, len(every))))
+        print(f"{name}: a random sample of {len(only)} of {len(every)} mutants (seed {seed})")
+        cmd = cmd + only
     proc = subprocess.run(cmd, cwd=work, env=env)
     elapsed = time.monotonic() - t0
-    counts, killed, reached, names = score(work)
+    counts, killed, reached, names = score(work, only)
     pct = 100.0 * killed / reached if reached else float("nan")
-    print(f"\n== {name}: {killed} of {reached} mutants killed ({pct:.1f}%) in {elapsed:.0f} s; "
+    ci = ""
+    if only is not None:
+        lo, hi = _wilson(killed, reached)
+        ci = f", 95% interval {lo:.0f}-{hi:.0f}%, sample of {len(only)}"
+    print(f"\n== {name}: {killed} of {reached} mutants killed ({pct:.1f}%{ci}) in {elapsed:.0f} s; "
           + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if names:
         print(f"   {len(names)} survivors:")
@@ -203,6 +241,11 @@ def main(argv=None):
                         "fails on purpose until another branch lands")
     p.add_argument("--functions", default="", metavar="NAME,NAME",
                    help="mutate only these top-level functions/classes of the module(s)")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="run a random sample of N mutants per module and report the score "
+                        "with its 95%% interval (a full run of a big module takes hours on "
+                        "a shared 2-core machine)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     opts = p.parse_args(argv)
     if opts.list:
         for k, v in MODULES.items():
@@ -221,7 +264,7 @@ def main(argv=None):
     status = 0
     for n in names:
         rc, k, r, _ = run(n, opts.max_children, opts.survivors, opts.pytest_arg, opts.without,
-                          [f for f in opts.functions.split(",") if f])
+                          [f for f in opts.functions.split(",") if f], opts.sample, opts.seed)
         status = status or rc
         total_k, total_r = total_k + k, total_r + r
     if len(names) > 1 and total_r:
