@@ -506,8 +506,12 @@ def _raises_named(name):
 # Equivalent mutants of the hooks:
 # - cross_check_unary, "jacobian": ``result.d.reshape(None)`` for ``.reshape(np.shape(x))``:
 #   check_diagonal takes the analytic values flat (``.reshape(-1)``), whatever their shape;
-# - cross_check, "vjp"/"grad": ``full=None`` for ``full=False``: check_vjp differences full
-#   columns only for ``full is True`` or ``full == "auto"``, so None and False are the same.
+# - cross_check, "vjp"/"grad", and cross_check_binary's scalar operand: ``full=None`` for
+#   ``full=False``: check_vjp differences full columns only for ``full is True`` or
+#   ``full == "auto"``, so None and False are the same;
+# - cross_check_binary, "jacobian": ``np.ones(())`` instead of ``1.0`` as a scalar
+#   operand's tangent: check_jvp flattens every tangent (``np.asarray(t).reshape(-1)``) and
+#   the analytic value is an array, so both give the same line and the same report.
 
 
 def test_unary_hook_each_method():
@@ -1035,6 +1039,11 @@ def test_neuron_hook_activation_jacobian_and_guards():
         r = _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X), Column(m)))
         assert r.passed and r.name == "neuron.activation_jacobian" and r.n_checked == 30
         assert r.n_evals == 7
+        # reproducible: the direction is drawn from default_rng(seed), seed 0 by default
+        rng = np.random.default_rng(0)
+        v, db = rng.standard_normal(3), float(rng.standard_normal())
+        want = RowScaled(m, X) @ v + m * db
+        assert [e.analytic for e in r.worst] == [float(want[e.index]) for e in r.worst]
         with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
             _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X), Column(m * 1.001)))
         with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
