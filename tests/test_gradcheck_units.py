@@ -1086,3 +1086,125 @@ def test_assert_variants_pass_options_and_report():
     assert info.value.report is not None and not info.value.report.passed
     assert str(info.value) == str(info.value.report)
     assert str(info.value).startswith("check_grad: FAILED")
+
+
+# ---------------------------------------------------------------------------------------
+# gradcheck: options and messages of the public checks
+# ---------------------------------------------------------------------------------------
+
+
+def test_check_grad_coordinates_and_probes():
+    from fastjac.gradcheck import check_grad
+    f = lambda v: np.sum(np.sin(v))  # noqa: E731
+    x = np.linspace(0.1, 1, 1001)
+    r = check_grad(f, np.cos, x[:1000], n_probes=0)
+    assert r.n_checked == 1000 and r.notes == [] and r.n_evals == 1 + 6 * 1000
+    r = check_grad(f, np.cos, x, n_probes=1)
+    assert r.n_checked == 256 + 1 and r.n_evals == 1 + 6 * 257
+    assert r.notes == ["256 of 1001 coordinates differenced (plus 1 probes)"]
+    r = check_grad(f, np.cos, x[:10], coords=3, n_probes=0, seed=4)
+    picked = np.sort(np.random.default_rng(4).choice(10, size=3, replace=False))
+    assert sorted(e.index for e in r.worst) == picked.tolist()
+    assert r.notes == ["3 of 10 coordinates differenced (plus 0 probes)"]
+    r = check_grad(f, np.cos, x[:10], coords=10, n_probes=0)
+    assert r.n_checked == 10 and r.notes == []
+    r = check_grad(f, np.cos, x[:10], coords=np.array([[2], [5]]), n_probes=0)
+    assert sorted(e.index for e in r.worst) == [2, 5]
+    r = check_grad(f, np.cos, x[:10], coords="all", n_probes=3)
+    assert r.n_checked == 13 and r.n_evals == 1 + 6 * 13
+    probes = [e for e in check_grad(f, np.cos, x[:3], coords=[], n_probes=2).worst]
+    assert sorted(e.index for e in probes) == ["probe 0", "probe 1"] and probes[0].x is None
+    with pytest.raises(ValueError, match=r"^coords must be None, 'all', an int or indices, "
+                                         r"got 'some'$"):
+        check_grad(f, np.cos, x[:3], coords="some")
+    # one coordinate: no probes (they would repeat the coordinate)
+    r = check_grad(f, np.cos, x[:1], n_probes=5)
+    assert r.n_checked == 1 and r.n_evals == 7
+    with pytest.raises(ValueError, match=r"^f must return a scalar, got shape \(3,\)$"):
+        check_grad(np.sin, np.cos, x[:3])
+    assert check_grad(lambda v: np.sin(v[:1]), lambda v: np.r_[np.cos(v[:1]), 0, 0], x[:3])
+
+
+def test_check_grad_probe_catches_an_unsampled_coordinate():
+    from fastjac.gradcheck import check_grad
+    f = lambda v: np.sum(np.sin(v))  # noqa: E731
+    x = np.linspace(-1, 1, 50)
+    bad = lambda v: np.cos(v) + (np.arange(v.size) == 49) * 1e-3  # noqa: E731
+    r = check_grad(f, bad, x, coords=[0, 1], n_probes=2)
+    assert not r and {e.index for e in r.worst if not e.ok} == {"probe 0", "probe 1"}
+    r = check_grad(f, np.cos, x, coords=[0, 1], n_probes=2)
+    assert r and all(e.x is None for e in r.worst if isinstance(e.index, str))
+    assert all(e.x == x[e.index] for e in r.worst if not isinstance(e.index, str))
+
+
+def test_check_diagonal_and_jvp_messages():
+    from fastjac.gradcheck import check_diagonal, check_jvp, check_vjp
+    x = np.linspace(-1, 1, 4)
+    with pytest.raises(ValueError, match=r"^check_diagonal needs f\(x\) of x's size; f "
+                                         r"returned \(2,\) for x of shape \(4,\)$"):
+        check_diagonal(lambda v: v[:2], np.ones(4), x)
+    with pytest.raises(ValueError, match=r"^got 1 tangents for 2 primals$"):
+        check_jvp(np.multiply, np.ones(4), (x, x), (x,))
+    with pytest.raises(ValueError, match=r"^tangent 1 has shape \(3,\), primal 1 has shape "
+                                         r"\(4,\)$"):
+        check_jvp(np.multiply, np.ones(4), (x, x), (x, x[:3]))
+    with pytest.raises(ValueError, match=r"^cotangent has shape \(3,\), f returns \(4,\)$"):
+        check_vjp(np.sin, (np.cos(x),), (x,), x[:3])
+    with pytest.raises(ValueError, match=r"^vjp returned 2 cotangents for 1 primals$"):
+        check_vjp(np.sin, lambda p, c: (c, c), (x,))
+    with pytest.raises(ValueError, match=r"^vjp cotangent 0 has shape \(3,\), primal 0 has "
+                                         r"shape \(4,\)$"):
+        check_vjp(np.sin, lambda p, c: c[:3], (x,))
+    # one primal: a bare array is accepted from vjp
+    assert check_vjp(np.sin, lambda p, c: np.cos(p[0]) * c, (x,))
+    assert check_vjp(np.sin, lambda p, c: [np.cos(p[0]) * c], x)
+
+
+def test_check_diagonal_counts_and_floor():
+    from fastjac.gradcheck import check_diagonal
+    x = np.linspace(-1, 1, 8)
+    for k in (0, 1, 4):
+        r = check_diagonal(np.sin, np.cos, x, n_probes=k)
+        assert r and r.n_evals == 7 + 2 * (k + 2) and r.n_checked == 8
+    r = check_diagonal(np.sin, np.cos, x[:1], n_probes=3)
+    assert r.n_evals == 7  # a single entry has nothing to couple with
+    # each output's own |f| sets the rounding term, unless f_scale is given
+    y = lambda v: np.r_[1e8 * np.sin(v[:1]), np.sin(v[1:])]  # noqa: E731
+    d = lambda v: np.r_[1e8 * np.cos(v[:1]), np.cos(v[1:]) * (1 + 1e-7)]  # noqa: E731
+    assert not check_diagonal(y, d, x, n_probes=0)
+    assert check_diagonal(y, d, x, n_probes=0, f_scale=1e8)
+    # kinks given by the caller: not compared
+    r = check_diagonal(np.abs, np.sign, np.array([-1.0, 0.0, 2.0]), kinks=[1], n_probes=0)
+    assert r and r.kinks == [1] and r.n_checked == 2
+
+
+def test_check_jvp_zero_tangent_and_rounding_correction():
+    from fastjac.gradcheck import check_jvp
+    x = np.linspace(0.5, 2, 5)
+    z = np.zeros(5)
+    r = check_jvp(np.log, z, (x,), (z,))
+    assert r and r.n_checked == 5 and r.n_evals == 1 and r.max_fd_bound == 0.0
+    assert not check_jvp(np.log, np.full(5, 1e-3), (x,), (z,))
+    # float32 work: the applied tangent differs from t; a callable jvp is corrected for it
+    x32 = np.linspace(1, 3, 7).astype(np.float32)
+    t32 = np.linspace(-1, 1, 7).astype(np.float32) * 3.7
+    f = lambda v: v * v * np.float32(3.0)  # noqa: E731
+    jvp = lambda p, t: np.float32(6.0) * p[0] * t[0]  # noqa: E731
+    r = check_jvp(f, jvp, (x32,), (t32,), reference=False)
+    assert r, str(r)
+    r64 = check_jvp(f, jvp(( x32,), (t32,)), (x32,), (t32,), reference=False)
+    assert r.max_abs_err < r64.max_abs_err
+    # a Python-float primal's tangent stays a float in the correction call
+    seen = []
+
+    def jvp_s(p, t):
+        seen.append(type(t[1]))
+        return 2.0 * p[0] * t[0] * p[1] + p[0] ** 2 * t[1]
+    g = lambda a, s: a * a * s  # noqa: E731
+    assert check_jvp(g, jvp_s, (x32, 1.5), (t32, 0.25), reference=False)
+    assert float in seen and len(seen) >= 3
+    # output index: flat for 1-D, a tuple for N-D
+    r = check_jvp(np.sin, np.cos(x) * 2, (x.reshape(1, 5),), (np.full((1, 5), 2.0),))
+    assert all(isinstance(e.index, tuple) and len(e.index) == 2 for e in r.worst)
+    r = check_jvp(np.sin, np.cos(x) * 2, (x,), (np.full(5, 2.0),))
+    assert all(type(e.index) is int for e in r.worst)
