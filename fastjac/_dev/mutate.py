@@ -186,7 +186,7 @@ def _wilson(k, n, z=1.96):
 
 
 def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), functions=(),
-        sample=None, seed=0):
+        sample=None, seed=0, patterns=()):
     work = prepare(name, extra_pytest, without, functions)
     cmd = [sys.executable, "-c", _LAUNCH, "run"]
     if max_children:
@@ -208,12 +208,21 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
         only = sorted(random.Random(seed).sample(every, min(sample, len(every))))
         print(f"{name}: a random sample of {len(only)} of {len(every)} mutants (seed {seed})")
         cmd = cmd + only
+    elif patterns:
+        # only the mutants whose names match (fnmatch), e.g. "fastjac._fd.*"; a run that
+        # is stopped can be resumed file by file or function by function this way
+        subprocess.run(cmd + ["no-such-mutant"], cwd=work, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import fnmatch
+
+        only = [m for m in _all_mutants(work) if any(fnmatch.fnmatch(m, p) for p in patterns)]
+        cmd = cmd + list(patterns)
     proc = subprocess.run(cmd, cwd=work, env=env)
     elapsed = time.monotonic() - t0
     counts, killed, reached, names = score(work, only)
     pct = 100.0 * killed / reached if reached else float("nan")
     ci = ""
-    if only is not None:
+    if only is not None and sample:
         lo, hi = _wilson(killed, reached)
         ci = f", 95% interval {lo:.0f}-{hi:.0f}%, sample of {len(only)}"
     print(f"\n== {name}: {killed} of {reached} mutants killed ({pct:.1f}%{ci}) in {elapsed:.0f} s; "
@@ -246,6 +255,9 @@ def main(argv=None):
                         "with its 95%% interval (a full run of a big module takes hours on "
                         "a shared 2-core machine)")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--mutants", action="append", default=[], metavar="PATTERN",
+                   help="run only the mutants whose names match (repeatable), e.g. "
+                        "'fastjac._fd.*' or 'fastjac.gradcheck.x_check_grad__mutmut_*'")
     opts = p.parse_args(argv)
     if opts.list:
         for k, v in MODULES.items():
@@ -264,7 +276,8 @@ def main(argv=None):
     status = 0
     for n in names:
         rc, k, r, _ = run(n, opts.max_children, opts.survivors, opts.pytest_arg, opts.without,
-                          [f for f in opts.functions.split(",") if f], opts.sample, opts.seed)
+                          [f for f in opts.functions.split(",") if f], opts.sample, opts.seed,
+                          opts.mutants)
         status = status or rc
         total_k, total_r = total_k + k, total_r + r
     if len(names) > 1 and total_r:
