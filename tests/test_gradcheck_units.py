@@ -1029,6 +1029,11 @@ def test_neuron_hook_unsure_samples_and_the_loss_value():
         assert _neuron("loss_grad", (X[:1], y[:1], w, 5.0), (_loss(X[:1], y[:1], w, 5.0) + 6e-16, None, None))
 
 
+# Equivalent mutants of cross_check_neuron: ``np.asarray(Jw @ v)`` without
+# ``dtype=float64`` (also with ``dtype=None``): the sum with the float64 ``Jb`` term
+# promotes it to float64 exactly as the conversion did, so the analytic value is the same.
+
+
 def test_neuron_hook_activation_jacobian_and_guards():
     from fastjac.gradcheck import validating
     from fastjac.jacobian import Column, RowScaled
@@ -1054,6 +1059,9 @@ def test_neuron_hook_activation_jacobian_and_guards():
         Xn[3, 1] = np.nan
         assert _neuron("loss_grad", (Xn, y, w, b), (0.0, w * 0, 0.0)) is None
         assert _neuron("loss_grad", (X, y, w, np.inf), (0.0, w * 0, 0.0)) is None
+        # any numeric form of a NaN input (here an object array) is recognised
+        Xo = Xn.astype(object)
+        assert _neuron("loss_grad", (Xo, y, w, b), (0.0, w * 0, 0.0)) is None
         C, gw, gb = _loss_grad(X, y, w, b)
         assert _neuron("loss_grad", (X, y, w, b), (C, w, gb)) is None  # out= was w itself
     with validating(False):
