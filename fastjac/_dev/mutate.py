@@ -46,19 +46,32 @@ MODULES = {
                   ["tests/test_gradcheck.py", "tests/test_gradcheck_units.py",
                    "tests/test_referee.py",
                    "tests/test_selfcheck_status.py", "tests/test_check_command.py"]),
-    "ops": (["fastjac/ops.py"], ["tests/test_ops.py", "tests/test_both_paths.py"]),
-    "neuron": (["fastjac/neuron.py"], ["tests/test_neuron.py", "tests/test_both_paths.py"]),
+    # the other modules: their own unit tests, the both-paths and reliability tests (the
+    # Python paths, odd layouts, byte order) and, for the gradient methods, the
+    # validation-mode tests of test_gradcheck.py (the hooks they call)
+    "ops": (["fastjac/ops.py"], ["tests/test_ops.py", "tests/test_both_paths.py",
+                                 "tests/test_reliability.py", "tests/test_jacobian.py",
+                                 "tests/test_vmath.py", "tests/test_gradcheck.py"]),
+    "neuron": (["fastjac/neuron.py"], ["tests/test_neuron.py", "tests/test_both_paths.py",
+                                       "tests/test_reliability.py", "tests/test_layer.py",
+                                       "tests/test_gradcheck.py"]),
     "jacobian": (["fastjac/jacobian.py"], ["tests/test_jacobian.py",
                                            "tests/test_jacobian_algebra.py",
                                            "tests/test_ops.py", "tests/test_neuron.py",
-                                           "tests/test_layer.py"]),
+                                           "tests/test_layer.py", "tests/test_both_paths.py"]),
     "_validate": (["fastjac/_validate.py"], ["tests/test_ops.py", "tests/test_both_paths.py",
-                                             "tests/test_neuron.py"]),
-    "fuse": (["fastjac/fuse.py", "fastjac/_optable.py"], ["tests/test_fuse.py"]),
-    "layer": (["fastjac/layer.py"], ["tests/test_layer.py"]),
+                                             "tests/test_neuron.py", "tests/test_reliability.py",
+                                             "tests/test_fuse.py", "tests/test_layer.py"]),
+    "fuse": (["fastjac/fuse.py", "fastjac/_optable.py"], ["tests/test_fuse.py",
+                                                          "tests/test_reliability.py"]),
+    "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_reliability.py"]),
 }
 
-PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q",
+               # the long ones of the normal suite: the fuzz suite in a subprocess and
+               # the memory-growth loops (the fuzz suite is left out, as said above)
+               "--deselect", "tests/test_reliability.py::test_fuzz_suite_in_a_subprocess",
+               "--deselect", "tests/test_reliability.py::test_no_memory_growth"]
 
 # mutmut's own CLI, started with one change: the tests that reach a mutant run fastest
 # first (mutmut passes them in set order). With pytest's -x, which mutmut always adds, a
