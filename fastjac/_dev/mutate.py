@@ -67,11 +67,11 @@ MODULES = {
     "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_reliability.py"]),
 }
 
-PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q",
-               # the long ones of the normal suite: the fuzz suite in a subprocess and
-               # the memory-growth loops (the fuzz suite is left out, as said above)
-               "--deselect", "tests/test_reliability.py::test_fuzz_suite_in_a_subprocess",
-               "--deselect", "tests/test_reliability.py::test_no_memory_growth"]
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]
+# the long tests of the normal suite's files: the fuzz suite in a subprocess and the
+# memory-growth loops (the fuzz suite is left out, as said above)
+LONG_TESTS = ["tests/test_reliability.py::test_fuzz_suite_in_a_subprocess",
+              "tests/test_reliability.py::test_no_memory_growth"]
 
 # mutmut's own CLI, started with one change: the tests that reach a mutant run fastest
 # first (mutmut passes them in set order). With pytest's -x, which mutmut always adds, a
@@ -146,12 +146,13 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
         for pat in patterns:
             for f in work.glob(pat):
                 _only(f, set(functions))
+    deselect = [a for t in LONG_TESTS if t.split("::")[0] in tests for a in ("--deselect", t)]
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         'source_paths = ["fastjac"]\n'
         f"only_mutate = {_toml_list(patterns)}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
-        f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS + list(extra_pytest))}\n"
+        f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS + deselect + list(extra_pytest))}\n"
         "use_git_change_detection = false\n"
         "\n[tool.pytest.ini_options]\n"
         'testpaths = ["tests"]\n'
