@@ -1216,3 +1216,97 @@ def test_check_jvp_zero_tangent_and_rounding_correction():
     assert all(isinstance(e.index, tuple) and len(e.index) == 2 for e in r.worst)
     r = check_jvp(np.sin, np.cos(x) * 2, (x,), (np.full(5, 2.0),))
     assert all(type(e.index) is int for e in r.worst)
+
+
+# ---------------------------------------------------------------------------------------
+# _selfcheck: the catalogue's points cover what its docstring promises
+# ---------------------------------------------------------------------------------------
+
+
+def _spy_selfcheck(monkeypatch, dtype):
+    """Run selfcheck's cases for one dtype, recording each check's name and primals."""
+    from fastjac import _selfcheck
+    calls = {}
+
+    def spy(check):
+        def run(f, a, primals, *rest, **kw):
+            p = primals if isinstance(primals, tuple) else (primals,)
+            calls[kw["name"]] = dict(primals=p, rest=rest, kw=kw)
+            return check(f, a, primals, *rest, **kw)
+        return run
+
+    for c in ("check_diagonal", "check_jvp", "check_vjp"):
+        monkeypatch.setattr(_selfcheck, c, spy(getattr(_selfcheck, c)))
+    rep = _selfcheck.selfcheck(dtypes=(dtype,))
+    return calls, rep
+
+
+def _spans(a, lo, hi, frac=0.25):
+    """All of ``a`` in [lo, hi], and the points reach both ends (within frac of the span)."""
+    a = np.asarray(a, dtype=F64)
+    w = (hi - lo) * frac
+    return a.min() >= lo and a.max() <= hi and a.min() < lo + w and a.max() > hi - w
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_selfcheck_catalogue_points(monkeypatch, dtype):
+    from fastjac import ops
+    calls, rep = _spy_selfcheck(monkeypatch, dtype)
+    assert rep and all(r.status == "passed" for r in rep.rows)
+    rows = {r.op: r for r in rep.rows}
+    dt = np.dtype(dtype)
+    for name in ops.UNARY:
+        x = calls[f"{name}.derivative"]["primals"][0]
+        assert x.dtype == dt and x.shape == (24,)
+        (x_jvp,), (t,) = calls[f"{name}.jvp"]["primals"], calls[f"{name}.jvp"]["rest"][0]
+        assert x_jvp is x and t.dtype == dt and t.shape == (24,)
+        assert calls[f"{name}.vjp"]["kw"]["seed"] == 1
+        if name in ("log", "sqrt", "reciprocal"):  # positive, away from the pole
+            assert _spans(x, 0.5, 3.0), (name, x)
+        elif name in ("relu", "abs"):  # one point on the kink, the others 0.1 away
+            assert x[0] == 0 and _spans(np.abs(x[1:]), 0.1, 2.1), (name, x)
+            assert (x[1:] < 0).any() and (x[1:] > 0).any()
+            assert rows[f"{name}.derivative"].kinks == 1, rows[f"{name}.derivative"]
+        else:
+            assert _spans(x, -2.0, 2.0), (name, x)
+    for name in ops.BINARY:
+        w, x = calls[f"{name}.jvp"]["primals"]
+        assert w.dtype == dt and x.dtype == dt and w.shape == x.shape == (24,)
+        assert _spans(w, -2.0, 2.0), (name, w)
+        if name == "div":
+            assert _spans(np.abs(x), 0.5, 2.5) and (x < 0).any() and (x > 0).any()
+        elif name in ("maximum", "minimum"):
+            assert x[0] == w[0] and np.all(np.abs(w[1:] - x[1:]) >= 0.1 - 1e-6)
+            assert rows[f"{name}.jvp"].kinks == 1
+        else:
+            assert _spans(x, -2.0, 2.0), (name, x)
+        s, xs = calls[f"{name}.vjp[scalar w]"]["primals"]
+        assert type(s) is float and 0.5 <= s <= 1.5 and xs is x
+        w2, s2 = calls[f"{name}.vjp[scalar x]"]["primals"]
+        assert w2 is w and s2 == (s + 0.5 if name == "div" else s)
+        seeds = [calls[f"{name}.{m}"]["kw"].get("seed") for m in
+                 ("vjp", "vjp[scalar w]", "vjp[scalar x]")]
+        assert seeds == [3, 4, 5]
+        assert calls[f"{name}.sum_grad"]["rest"][0] == 1.0
+    w, b = calls["neuron.loss_grad"]["primals"]
+    assert w.shape == (5,) and w.dtype == dt and type(b) is float and abs(b) <= 0.3
+    assert calls["neuron.loss_grad"]["kw"]["seed"] == 6
+    w, b = calls["neuron.activation_jacobian"]["primals"]
+    assert w.shape == (5,) and type(b) is float
+    x = calls["chain(sin, square).derivative"]["primals"][0]
+    assert _spans(x, -1.5, 1.5) and calls["chain(sin, square).vjp"]["kw"]["seed"] == 2
+    w, x = calls["dot.grad"]["primals"]
+    assert w.shape == x.shape == (24,) and calls["dot.grad"]["rest"][0] == 1.0
+    x = calls["fuse(x + x**2).derivative"]["primals"][0]
+    assert _spans(x, -2.0, 2.0)
+    w, xd = calls["fuse(exp(w)*sin(x) + w/x).vjp"]["primals"]
+    assert _spans(np.abs(xd), 0.5, 2.5) and _spans(w, -2.0, 2.0)
+    s, xd2 = calls["fuse(exp(w)*sin(x) + w/x).vjp[scalar w]"]["primals"]
+    assert type(s) is float and xd2 is xd
+    a, b3, c3 = calls["fuse(3 inputs).vjp"]["primals"]
+    assert np.all(np.abs(c3.astype(F64) - (a * b3).astype(F64)) >= 0.1 - 1e-6)
+    assert [calls[k]["kw"]["seed"] for k in (
+        "fuse(exp(w)*sin(x) + w/x).vjp", "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]",
+        "fuse(3 inputs).vjp")] == [5, 6, 7]
+    tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
+    np.testing.assert_array_equal(tj[1], tj[0][::-1])
