@@ -10,6 +10,7 @@ test of the function they live in.
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -455,6 +456,11 @@ def test_split_errors_and_small_helpers():
     assert r.fd_rel_err == 0.5 / 1.5 and r.round_rel_err == 0.5 / 2.5
     r = _fd._split_errors(rep(), lambda: a_ref.reshape(2, 2), a_user, num, mask)
     assert r.fd_rel_err == 0.5 / 1.5
+    # relative to scales below 1 as well; a zero pair is 0 and warns of nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = _fd._split_errors(rep(), lambda: a_ref / 8, a_user / 8, num / 8, mask)
+    assert r.fd_rel_err == 0.5 / 1.5 and r.round_rel_err == 0.5 / 2.5
     # non-finite values are left out
     r = _fd._split_errors(rep(), lambda: np.array([1.0, np.nan, 0.0, 9.0]), a_user, num,
                           mask)
