@@ -270,8 +270,8 @@ def test_args_flat_pack_and_index():
         _fd._Args(([[1.0], [1.0, 2.0]], 1.0))
 
 
-# Equivalent mutants of _agree: the np.errstate(...) arguments (warnings only; a warning
-# is not an error here).
+# Equivalent mutants of _agree: ``np.errstate(invalid=None)``: only finite values are
+# subtracted and summed there, which can overflow but never give an invalid operation.
 
 
 def test_agree():
@@ -295,6 +295,9 @@ def test_agree():
     assert _fd._agree([np.nan, 1.0], [np.nan, 1.0 + 2 * tol], eps32)
     assert not _fd._agree([np.nan, 1.0], [np.nan, 1.0 + 2.001 * tol], eps32)
     assert type(_fd._agree(a, a, eps32)) is bool
+    # near overflow the differences overflow: no FloatingPointError in a caller's errstate
+    with np.errstate(all="raise"):
+        assert type(_fd._agree([1e308, 1.0], [-1e308, 1.0], eps32)) is bool
 
 
 def test_coord_steps_are_exact_and_signed():
@@ -443,7 +446,10 @@ def test_analytic_array_and_kink_mask():
 
 
 # Equivalent mutants of _split_errors: ``a_ref.reshape(-2)`` for ``reshape(-1)`` (NumPy
-# 2.x takes any negative size as "the rest", without a warning).
+# 2.x takes any negative size as "the rest", without a warning); in its ``rel``,
+# ``np.where(scale >= 0, ...)`` for ``scale > 0`` and a divisor of 2.0 instead of 1.0
+# where ``scale == 0``: a zero scale means both values are 0, so the error there is 0
+# whatever it is divided by, and dividing 0 by 1 or 2 warns of nothing.
 
 
 def test_split_errors_and_small_helpers():
