@@ -139,7 +139,7 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
     tests = [t for t in tests if (ROOT / t).exists() and t not in without]
     work = ROOT / "build" / "mutation" / name
     work.mkdir(parents=True, exist_ok=True)
-    for sub in ("fastjac", "tests"):
+    for sub in ("fastjac", "tests", "examples"):  # examples: data files some tests read
         dst = work / sub
         if dst.exists():
             shutil.rmtree(dst)
@@ -153,6 +153,7 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         'source_paths = ["fastjac"]\n'
+        'also_copy = ["examples"]\n'
         f"only_mutate = {_toml_list(patterns)}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
         f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS + deselect + list(extra_pytest))}\n"
