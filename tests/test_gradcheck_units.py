@@ -270,8 +270,9 @@ def test_args_flat_pack_and_index():
         _fd._Args(([[1.0], [1.0, 2.0]], 1.0))
 
 
-# Equivalent mutants of _agree: ``np.errstate(invalid=None)``: only finite values are
-# subtracted and summed there, which can overflow but never give an invalid operation.
+# Equivalent mutants of _agree: ``np.errstate(invalid=None)`` or ``invalid=`` dropped:
+# only finite values are subtracted and summed there, which can overflow but never give
+# an invalid operation; the dtype of np.asarray: see test_referee.py.
 
 
 def test_agree():
