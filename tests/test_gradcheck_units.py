@@ -420,6 +420,10 @@ def test_round_allow():
     q = np.array([2.0, 1.0, 1.0, 1.0])
     r = _fd._round_allow(a, f2, F, q, 0.25)
     np.testing.assert_array_equal(r, [0.25 * (2.0 + 1.0 + 1.5), 0.25 * 6.0, 0.0, 0.0])
+    with np.errstate(all="raise"):  # overflow: no allowance (0), and no error
+        r = _fd._round_allow(np.array([1e308]), np.array([0.0]), np.array([1e308]),
+                             np.array([1.0]), 1.0)
+    assert r.tolist() == [0.0]
 
 
 def test_analytic_array_and_kink_mask():
