@@ -193,6 +193,18 @@ def _all_mutants(work):
     return sorted(names)
 
 
+def _killed(work):
+    from mutmut.stats import status_by_exit_code
+
+    out = set()
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        for key, code in json.loads(meta.read_text(encoding="utf-8")).get(
+                "exit_code_by_key", {}).items():
+            if status_by_exit_code[code] in ("killed", "timeout", "segfault"):
+                out.add(key)
+    return out
+
+
 def _wilson(k, n, z=1.96):
     """95% Wilson interval of a proportion k/n, in percent."""
     if not n:
@@ -224,8 +236,11 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
 
         every = _all_mutants(work)
         only = sorted(random.Random(seed).sample(every, min(sample, len(every))))
-        print(f"{name}: a random sample of {len(only)} of {len(every)} mutants (seed {seed})")
-        cmd = cmd + only
+        done = _killed(work)
+        todo = [m for m in only if m not in done]
+        print(f"{name}: a random sample of {len(only)} of {len(every)} mutants (seed {seed}), "
+              f"{len(todo)} not killed yet")
+        cmd = cmd + todo if todo else None
     elif patterns:
         # only the mutants whose names match (fnmatch), e.g. "fastjac._fd.*"; a run that
         # is stopped can be resumed file by file or function by function this way
@@ -234,8 +249,16 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
         import fnmatch
 
         only = [m for m in _all_mutants(work) if any(fnmatch.fnmatch(m, p) for p in patterns)]
-        cmd = cmd + list(patterns)
-    proc = subprocess.run(cmd, cwd=work, env=env)
+        # mutmut reruns every mutant named on its command line: name only those not
+        # killed yet (never run, or survivors to try against new tests)
+        done = _killed(work)
+        todo = [m for m in only if m not in done]
+        print(f"{name}: {len(only)} mutants match, {len(todo)} of them not killed yet")
+        if not todo:
+            cmd = None
+        else:
+            cmd = cmd + todo
+    proc = subprocess.run(cmd, cwd=work, env=env) if cmd else subprocess.CompletedProcess([], 0)
     elapsed = time.monotonic() - t0
     counts, killed, reached, names = score(work, only)
     pct = 100.0 * killed / reached if reached else float("nan")
