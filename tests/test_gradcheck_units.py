@@ -253,6 +253,7 @@ def test_args_flat_pack_and_index():
     assert p[0].shape == (2, 3) and p[0].dtype == np.float32 and p[1] == 2.5
     assert type(p[1]) is float and p[2].shape == () and p[3].shape == (2,)
     assert [f.dtype for f in a.as_dtype(F64)] == [F64] * 5
+    assert [f.dtype for f in a.as_dtype(np.float32)] == [np.float32] * 5
     assert a.flat[4].shape == (1,)
     assert a.index(0, 4) == (0, 1, 1) and a.index(1, 0) == (1,) and a.index(3, 1) == (3, 1)
     one = _fd._Args((x,))
@@ -272,7 +273,9 @@ def test_args_flat_pack_and_index():
 
 # Equivalent mutants of _agree: ``np.errstate(invalid=None)`` or ``invalid=`` dropped:
 # only finite values are subtracted and summed there, which can overflow but never give
-# an invalid operation; the dtype of np.asarray: see test_referee.py.
+# an invalid operation; ``both = isfinite(a) | isfinite(b)`` for ``&``: the line before
+# returned unless the two finiteness masks are equal, so | and & give the same mask; the
+# dtype of np.asarray: see test_referee.py.
 
 
 def test_agree():
