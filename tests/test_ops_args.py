@@ -24,6 +24,15 @@ def _e(n):
     return np.empty(n)
 
 
+# Equivalent mutants of ops (value and messages unchanged; found by the mutation run):
+# - a fast path skipped (``self._fast(w, None, ...)`` in BinaryOp.__call__): the Python
+#   path computes the same bits, only slower;
+# - ``getattr(v, "_fj_traced", None)`` for ``False``: both defaults are falsy;
+# - the argument name given to ``V.operand`` after ``V.result_dtype`` checked the same
+#   value under the same name (value_and_vjp's gy, sum.jvp's dx): operand cannot fail
+#   where result_dtype passed, so that name is never shown.
+
+
 # (call, exception, regex of the message)
 CASES = {
     # unary
@@ -109,6 +118,12 @@ CASES = {
     # dot and sum
     "dot w": (lambda: fj.dot(C, X), TypeError, rf"^w {DT}"),
     "dot jvp dx": (lambda: fj.dot.jvp(W, X, None, C), TypeError, rf"^dx {DT}"),
+    "dot jvp dw": (lambda: fj.dot.jvp(W, X, C, None), TypeError, rf"^dw {DT}"),
+    "mul out python path": (lambda: mul(list(W), X, out=_e(3)), ValueError,
+                            r"^out has shape \(3,\), expected \(4,\)$"),
+    "mul vjp out[0] on w": (
+        lambda: (lambda b: mul.vjp(b[1:5], X, X, out=(b[:4], None)))(np.linspace(0, 1, 5)),
+        ValueError, r"^out\[0\] partially overlaps the input w;"),
     "sum x": (lambda: fj.sum(C), TypeError, rf"^x {DT}"),
     "sum jvp dx": (lambda: fj.sum.jvp(X, C), TypeError, rf"^dx {DT}"),
     "sum jvp shapes": (lambda: fj.sum.jvp(X, X[:3]), ValueError,
@@ -171,6 +186,18 @@ def test_python_path_dtypes_and_infinite_cotangent():
     # sum's VJP accepts an infinite cotangent (documented: any non-NaN real)
     np.testing.assert_array_equal(fj.sum.vjp(X, np.inf), np.full(4, np.inf))
     np.testing.assert_array_equal(fj.sum.vjp(list(X), -np.inf), np.full(4, -np.inf))
+
+
+def test_out_is_returned_and_dtypes_follow_every_input():
+    o = np.empty(())
+    assert exp(0.5, out=o) is o and o == np.exp(0.5)
+    assert exp([0.5], out=np.empty(1)).shape == (1,)
+    o = np.empty(())
+    assert mul(0.5, 2.0, out=o) is o and o == 1.0
+    x32 = X.astype(np.float32)
+    assert fj.dot(list(W), x32).dtype == np.float64  # w's float64 counts
+    assert fj.dot(x32, list(W)).dtype == np.float64
+    assert fj.dot(x32, x32).dtype == np.float32
 
 
 def test_elementwise_names():
