@@ -606,7 +606,8 @@ def test_binary_hook_each_method():
         with _raises_named(r"mul\.jacobian\[x\]"):
             V.cross_check_binary(op, "jacobian", (w, x), (Diagonal(x), Diagonal(x)))
         with _raises_named(r"mul\.jacobian\[w\]"):
-            V.cross_check_binary(op, "jacobian", (s, x), (Column(x * 1.01), Diagonal(np.full(7, s))))
+            V.cross_check_binary(op, "jacobian", (s, x),
+                                 (Column(x * 1.01), Diagonal(np.full(7, s))))
 
         for method, g in (("vjp", gy), ("sum_grad", np.ones(7))):
             args = (w, x, gy) if method == "vjp" else (w, x)
@@ -782,7 +783,8 @@ def test_direction_step_scale_and_estimate():
         xm = np.float32(np.float32(0.7) - np.float32(h[k] * 0.1))
         assert te[1][0] == (float(xp) - float(xm)) / (2 * h[k])
     # F of the line: at least |D(h)| * q and the function's own scale
-    assert line.F[0] == max(abs(line.D[0][0]) * q, ev2.f_scale, float(np.float32(3.0) * np.float32(0.7 + h[0] * 0.1)))
+    fmax = float(np.float32(3.0) * np.float32(0.7 + h[0] * 0.1))
+    assert line.F[0] == max(abs(line.D[0][0]) * q, ev2.f_scale, fmax)
 
 
 class _FakeEv:
@@ -1056,7 +1058,8 @@ def test_neuron_hook_unsure_samples_and_the_loss_value():
         rep = info.value.report
         assert not rep.passed
         assert rep.problems[-1] == f"loss value {bad!r} != loss(X, y, w, b) = {float(C)!r}"
-        assert _neuron("loss_grad", (X[:1], y[:1], w, 5.0), (_loss(X[:1], y[:1], w, 5.0) + 6e-16, None, None))
+        C1 = _loss(X[:1], y[:1], w, 5.0)
+        assert _neuron("loss_grad", (X[:1], y[:1], w, 5.0), (C1 + 6e-16, None, None))
 
 
 # Equivalent mutants of cross_check_neuron: ``np.asarray(Jw @ v)`` without
