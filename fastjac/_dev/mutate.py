@@ -216,6 +216,18 @@ def _wilson(k, n, z=1.96):
     return 100 * (centre - half), 100 * (centre + half)
 
 
+def _generate(cmd, work, env):
+    """Generate the mutants and collect mutmut's test statistics without running any
+    mutant (mutmut stops at the name that matches nothing); fail loudly when the tests do
+    not pass in the scratch copy."""
+    p = subprocess.run(cmd + ["no-such-mutant"], cwd=work, env=env, capture_output=True,
+                       text=True)
+    out = p.stdout + p.stderr
+    if "failed to collect stats" in out or "Failed to run clean test" in out:
+        sys.stdout.write(out[-5000:])
+        raise SystemExit(f"mutmut could not run the tests in {work}")
+
+
 def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), functions=(),
         sample=None, seed=0, patterns=()):
     work = prepare(name, extra_pytest, without, functions)
@@ -231,8 +243,7 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
     if sample:
         # generate the mutants and collect the test statistics (mutmut then stops: no
         # mutant has this name), draw the sample, run only those
-        subprocess.run(cmd + ["no-such-mutant"], cwd=work, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _generate(cmd, work, env)
         import random
 
         every = _all_mutants(work)
@@ -245,8 +256,7 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
     elif patterns:
         # only the mutants whose names match (fnmatch), e.g. "fastjac._fd.*"; a run that
         # is stopped can be resumed file by file or function by function this way
-        subprocess.run(cmd + ["no-such-mutant"], cwd=work, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _generate(cmd, work, env)
         import fnmatch
 
         only = [m for m in _all_mutants(work) if any(fnmatch.fnmatch(m, p) for p in patterns)]
