@@ -83,13 +83,16 @@ LONG_TESTS = ["tests/test_reliability.py::test_fuzz_suite_in_a_subprocess",
 # referee's sensitivity test takes ~20 s); survivors cost the same either way.
 _LAUNCH = """
 import runpy, sys
-from mutmut.runners import harness
-from mutmut.state import state
-_orig = harness.PytestRunner._pytest_args_regular_run
-def _fastest_first(self, tests):
-    d = state().duration_by_test
-    return _orig(self, sorted(tests, key=lambda t: (d.get(t, 0.0), t)))
-harness.PytestRunner._pytest_args_regular_run = _fastest_first
+try:  # mutmut 3.8's layout; another version runs unpatched (same results, slower)
+    from mutmut.runners import harness
+    from mutmut.state import state
+    _orig = harness.PytestRunner._pytest_args_regular_run
+    def _fastest_first(self, tests):
+        d = state().duration_by_test
+        return _orig(self, sorted(tests, key=lambda t: (d.get(t, 0.0), t)))
+    harness.PytestRunner._pytest_args_regular_run = _fastest_first
+except (ImportError, AttributeError):
+    pass
 sys.argv = ["mutmut"] + sys.argv[1:]
 runpy.run_module("mutmut", run_name="__main__", alter_sys=True)
 """
