@@ -210,3 +210,39 @@ def test_elementwise_names():
     with pytest.raises(TypeError, match=r"^g must be a fastjac unary function, got "
                                         r"BinaryOp$"):
         fj.elementwise(mul, g=mul)
+
+
+# ---------------------------------------------------------------------------------------
+# fastjac._validate's helpers, through the public functions that use them (written against
+# the survivors of a sampled mutation run of _validate). Equivalent mutants there: the
+# ``type(value) is np.ndarray`` shortcuts of ``operand``/``vector`` (the general path
+# gives the same array), ``reshape(-2)`` for ``reshape(-1)`` (NumPy 2.x), and
+# ``result_dtype``'s one-dtype shortcut turned off (``np.result_type`` gives the same
+# dtype); ``n_threads`` ignored (``_pool.resolve(None, ...)``) changes the thread count
+# only, and every thread count gives the same bits.
+# ---------------------------------------------------------------------------------------
+
+
+def test_validate_helpers_through_the_api():
+    from fastjac import neuron
+    with pytest.raises(TypeError, match=rf"^x {DT} \(float32/float64, or integers/bools "
+                                        r"which compute in float64\)$"):
+        exp(1j)
+    # a Python float is a weak scalar: float16 data computes in float32
+    assert mul(np.ones(3, np.float16), 2.0).dtype == np.float32
+    assert mul(2.0, np.ones(3, np.float16)).dtype == np.float32
+    # a 0-d array cotangent is a number; its messages name the argument
+    np.testing.assert_array_equal(fj.sum.vjp(X, np.array(2.0)), np.full(4, 2.0))
+    with pytest.raises(TypeError, match=r"^gy must be a real number, got complex128$"):
+        fj.sum.vjp(X, np.array(1j))
+    # in place: out may be exactly an input (also on the Python path)
+    x = X.copy()
+    r = exp.vjp(x, list(np.ones(4)), out=x)
+    assert r is x and np.array_equal(x, np.exp(X))
+    # N-d contiguous operands on the Python path
+    np.testing.assert_array_equal(mul(np.ones((2, 3)), [[1, 2, 3], [4, 5, 6]]),
+                                  [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    with pytest.raises(TypeError, match=r"^wrt must hold strings, got 5$"):
+        neuron.loss_grad(np.ones((2, 2)), np.ones(2), np.ones(2), 0.0, wrt=(5,))
+    with pytest.raises(TypeError, match=r"^callback must be callable or None, got int$"):
+        neuron.fit(np.ones((2, 2)), np.ones(2), 0.1, 1, callback=5)
