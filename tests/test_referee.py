@@ -266,14 +266,14 @@ if __name__ == "__main__":
 # run of gradcheck: the agreement test between the two runs).
 # ---------------------------------------------------------------------------------------
 
-# Equivalent mutants of the agreement test (_agree in gradcheck), left alive on purpose:
-# - np.errstate(...) arguments dropped or None: they only silence warnings, and a warning
-#   is not an error here (the result is the same);
-# - np.asarray(y64/y32) without dtype=float64: y64 is float64 already and the float32
-#   values are promoted to float64 by the subtraction, so the comparison is the same;
-# - "<= tol" turned into "< tol": differs only when a difference equals the tolerance
-#   exactly, a set of measure zero that no honest test input can hit on purpose.
-# The same holds for np.errstate(all=None) in _round_allow (warnings only).
+# Equivalent mutants of the agreement test (_agree in fastjac._fd), left alive on purpose:
+# - np.asarray(y64/y32) without dtype=float64 (or with dtype=None): the caller passes a
+#   float64 y64 (it checks y64.dtype first) and the float32 values are promoted to float64
+#   exactly by the subtraction, so the comparison is the same;
+# - np.errstate(invalid=None), or invalid= dropped: only finite values are combined there.
+# (np.errstate(over=None) is not equivalent: near overflow it raises in a caller's
+# errstate(all="raise"); "<= tol" -> "< tol" differs on all-zero runs. Both are killed by
+# test_gradcheck_units.py::test_agree.)
 
 
 def _ref_kind(f, x):

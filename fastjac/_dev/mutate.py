@@ -8,6 +8,7 @@ Usage (from a source checkout with the extensions built, e.g. ``pip install -e
     python -m fastjac._dev.mutate gradcheck --survivors   # also print each survivor's diff
     python -m fastjac._dev.mutate --list             # the modules and their files
     python -m fastjac._dev.mutate gradcheck --functions _finish,selfcheck   # a part
+    python -m fastjac._dev.mutate ops --sample 150   # a random sample: score +- interval
 
 Each module runs in its own scratch copy, ``build/mutation/<module>/``: ``fastjac/`` (with
 its compiled extensions), ``tests/`` and a generated ``pyproject.toml`` whose
@@ -42,21 +43,59 @@ MODULES = {
     # validation-mode hooks and the selfcheck catalogue
     "gradcheck": (["fastjac/gradcheck.py", "fastjac/_fd.py", "fastjac/_report.py",
                    "fastjac/_validation.py", "fastjac/_selfcheck.py"],
-                  ["tests/test_gradcheck.py", "tests/test_referee.py",
+                  ["tests/test_gradcheck.py", "tests/test_gradcheck_units.py",
+                   "tests/test_referee.py",
                    "tests/test_selfcheck_status.py", "tests/test_check_command.py"]),
-    "ops": (["fastjac/ops.py"], ["tests/test_ops.py", "tests/test_both_paths.py"]),
-    "neuron": (["fastjac/neuron.py"], ["tests/test_neuron.py", "tests/test_both_paths.py"]),
+    # the other modules: their own unit tests, the both-paths and reliability tests (the
+    # Python paths, odd layouts, byte order) and, for the gradient methods, the
+    # validation-mode tests of test_gradcheck.py (the hooks they call)
+    "ops": (["fastjac/ops.py"], ["tests/test_ops.py", "tests/test_both_paths.py",
+                                 "tests/test_reliability.py", "tests/test_jacobian.py",
+                                 "tests/test_vmath.py", "tests/test_gradcheck.py",
+                                 "tests/test_validation_calls.py", "tests/test_ops_args.py"]),
+    "neuron": (["fastjac/neuron.py"], ["tests/test_neuron.py", "tests/test_both_paths.py",
+                                       "tests/test_reliability.py", "tests/test_layer.py",
+                                       "tests/test_gradcheck.py",
+                                       "tests/test_validation_calls.py",
+                                       "tests/test_neuron_args.py"]),
     "jacobian": (["fastjac/jacobian.py"], ["tests/test_jacobian.py",
                                            "tests/test_jacobian_algebra.py",
                                            "tests/test_ops.py", "tests/test_neuron.py",
-                                           "tests/test_layer.py"]),
+                                           "tests/test_layer.py", "tests/test_both_paths.py"]),
     "_validate": (["fastjac/_validate.py"], ["tests/test_ops.py", "tests/test_both_paths.py",
-                                             "tests/test_neuron.py"]),
-    "fuse": (["fastjac/fuse.py", "fastjac/_optable.py"], ["tests/test_fuse.py"]),
-    "layer": (["fastjac/layer.py"], ["tests/test_layer.py"]),
+                                             "tests/test_ops_args.py",
+                                             "tests/test_neuron.py", "tests/test_reliability.py",
+                                             "tests/test_fuse.py", "tests/test_layer.py"]),
+    "fuse": (["fastjac/fuse.py", "fastjac/_optable.py"], ["tests/test_fuse.py",
+                                                          "tests/test_reliability.py"]),
+    "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_reliability.py"]),
 }
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]
+# the long tests of the normal suite's files: the fuzz suite in a subprocess and the
+# memory-growth loops (the fuzz suite is left out, as said above)
+LONG_TESTS = ["tests/test_reliability.py::test_fuzz_suite_in_a_subprocess",
+              "tests/test_reliability.py::test_no_memory_growth"]
+
+# mutmut's own CLI, started with one change: the tests that reach a mutant run fastest
+# first (mutmut passes them in set order). With pytest's -x, which mutmut always adds, a
+# mutant is then killed by its quickest failing test instead of after a slow one (the
+# referee's sensitivity test takes ~20 s); survivors cost the same either way.
+_LAUNCH = """
+import runpy, sys
+try:  # mutmut 3.8's layout; another version runs unpatched (same results, slower)
+    from mutmut.runners import harness
+    from mutmut.state import state
+    _orig = harness.PytestRunner._pytest_args_regular_run
+    def _fastest_first(self, tests):
+        d = state().duration_by_test
+        return _orig(self, sorted(tests, key=lambda t: (d.get(t, 0.0), t)))
+    harness.PytestRunner._pytest_args_regular_run = _fastest_first
+except (ImportError, AttributeError):
+    pass
+sys.argv = ["mutmut"] + sys.argv[1:]
+runpy.run_module("mutmut", run_name="__main__", alter_sys=True)
+"""
 
 
 def _toml_list(items):
@@ -104,7 +143,7 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
     tests = [t for t in tests if (ROOT / t).exists() and t not in without]
     work = ROOT / "build" / "mutation" / name
     work.mkdir(parents=True, exist_ok=True)
-    for sub in ("fastjac", "tests"):
+    for sub in ("fastjac", "tests", "examples"):  # examples: data files some tests read
         dst = work / sub
         if dst.exists():
             shutil.rmtree(dst)
@@ -114,12 +153,14 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
         for pat in patterns:
             for f in work.glob(pat):
                 _only(f, set(functions))
+    deselect = [a for t in LONG_TESTS if t.split("::")[0] in tests for a in ("--deselect", t)]
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         'source_paths = ["fastjac"]\n'
+        'also_copy = ["examples"]\n'
         f"only_mutate = {_toml_list(patterns)}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
-        f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS + list(extra_pytest))}\n"
+        f"pytest_add_cli_args = {_toml_list(PYTEST_ARGS + deselect + list(extra_pytest))}\n"
         "use_git_change_detection = false\n"
         "\n[tool.pytest.ini_options]\n"
         'testpaths = ["tests"]\n'
@@ -129,14 +170,17 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
     return work
 
 
-def score(work):
-    """Counts per status over the module's mutants, from mutmut's .meta files."""
+def score(work, only=None):
+    """Counts per status over the module's mutants (or the names in ``only``), from
+    mutmut's .meta files."""
     from mutmut.stats import status_by_exit_code
 
     counts, survivors = {}, []
     for meta in sorted((work / "mutants").rglob("*.py.meta")):
         data = json.loads(meta.read_text(encoding="utf-8"))
         for key, code in data.get("exit_code_by_key", {}).items():
+            if only is not None and key not in only:
+                continue
             status = status_by_exit_code[code]
             counts[status] = counts.get(status, 0) + 1
             if status == "survived":
@@ -146,9 +190,51 @@ def score(work):
     return counts, killed, reached, survivors
 
 
-def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), functions=()):
+def _all_mutants(work):
+    names = []
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        names += json.loads(meta.read_text(encoding="utf-8")).get("exit_code_by_key", {})
+    return sorted(names)
+
+
+def _killed(work):
+    from mutmut.stats import status_by_exit_code
+
+    out = set()
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        for key, code in json.loads(meta.read_text(encoding="utf-8")).get(
+                "exit_code_by_key", {}).items():
+            if status_by_exit_code[code] in ("killed", "timeout", "segfault"):
+                out.add(key)
+    return out
+
+
+def _wilson(k, n, z=1.96):
+    """95% Wilson interval of a proportion k/n, in percent."""
+    if not n:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+def _generate(cmd, work, env):
+    """Generate the mutants and collect mutmut's test statistics without running any
+    mutant (mutmut stops at the name that matches nothing); fail loudly when the tests do
+    not pass in the scratch copy."""
+    p = subprocess.run(cmd + ["no-such-mutant"], cwd=work, env=env, capture_output=True,
+                       text=True)
+    out = p.stdout + p.stderr
+    if "failed to collect stats" in out or "Failed to run clean test" in out:
+        sys.stdout.write(out[-5000:])
+        raise SystemExit(f"mutmut could not run the tests in {work}")
+
+
+def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), functions=(),
+        sample=None, seed=0, patterns=()):
     work = prepare(name, extra_pytest, without, functions)
-    cmd = [sys.executable, "-m", "mutmut", "run"]  # mutmut's own CLI, in this interpreter
+    cmd = [sys.executable, "-c", _LAUNCH, "run"]
     if max_children:
         cmd += ["--max-children", str(max_children)]
     env = dict(os.environ)
@@ -156,11 +242,45 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
     env.setdefault("FASTJAC_NUM_THREADS", "1")
     env.setdefault("FASTJAC_LEAK_CALLS", "2000")
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=work, env=env)
+    only = None
+    if sample:
+        # generate the mutants and collect the test statistics (mutmut then stops: no
+        # mutant has this name), draw the sample, run only those
+        _generate(cmd, work, env)
+        import random
+
+        every = _all_mutants(work)
+        only = sorted(random.Random(seed).sample(every, min(sample, len(every))))
+        done = _killed(work)
+        todo = [m for m in only if m not in done]
+        print(f"{name}: a random sample of {len(only)} of {len(every)} mutants (seed {seed}), "
+              f"{len(todo)} not killed yet")
+        cmd = cmd + todo if todo else None
+    elif patterns:
+        # only the mutants whose names match (fnmatch), e.g. "fastjac._fd.*"; a run that
+        # is stopped can be resumed file by file or function by function this way
+        _generate(cmd, work, env)
+        import fnmatch
+
+        only = [m for m in _all_mutants(work) if any(fnmatch.fnmatch(m, p) for p in patterns)]
+        # mutmut reruns every mutant named on its command line: name only those not
+        # killed yet (never run, or survivors to try against new tests)
+        done = _killed(work)
+        todo = [m for m in only if m not in done]
+        print(f"{name}: {len(only)} mutants match, {len(todo)} of them not killed yet")
+        if not todo:
+            cmd = None
+        else:
+            cmd = cmd + todo
+    proc = subprocess.run(cmd, cwd=work, env=env) if cmd else subprocess.CompletedProcess([], 0)
     elapsed = time.monotonic() - t0
-    counts, killed, reached, names = score(work)
+    counts, killed, reached, names = score(work, only)
     pct = 100.0 * killed / reached if reached else float("nan")
-    print(f"\n== {name}: {killed} of {reached} mutants killed ({pct:.1f}%) in {elapsed:.0f} s; "
+    ci = ""
+    if only is not None and sample:
+        lo, hi = _wilson(killed, reached)
+        ci = f", 95% interval {lo:.0f}-{hi:.0f}%, sample of {len(only)}"
+    print(f"\n== {name}: {killed} of {reached} mutants killed ({pct:.1f}%{ci}) in {elapsed:.0f} s; "
           + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if names:
         print(f"   {len(names)} survivors:")
@@ -185,6 +305,14 @@ def main(argv=None):
                         "fails on purpose until another branch lands")
     p.add_argument("--functions", default="", metavar="NAME,NAME",
                    help="mutate only these top-level functions/classes of the module(s)")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="run a random sample of N mutants per module and report the score "
+                        "with its 95%% interval (a full run of a big module takes hours on "
+                        "a shared 2-core machine)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--mutants", action="append", default=[], metavar="PATTERN",
+                   help="run only the mutants whose names match (repeatable), e.g. "
+                        "'fastjac._fd.*' or 'fastjac.gradcheck.x_check_grad__mutmut_*'")
     opts = p.parse_args(argv)
     if opts.list:
         for k, v in MODULES.items():
@@ -203,7 +331,8 @@ def main(argv=None):
     status = 0
     for n in names:
         rc, k, r, _ = run(n, opts.max_children, opts.survivors, opts.pytest_arg, opts.without,
-                          [f for f in opts.functions.split(",") if f])
+                          [f for f in opts.functions.split(",") if f], opts.sample, opts.seed,
+                          opts.mutants)
         status = status or rc
         total_k, total_r = total_k + k, total_r + r
     if len(names) > 1 and total_r:

@@ -1,0 +1,1345 @@
+"""Unit tests of the referee's parts: the report (fastjac._report), the finite-difference
+engine (fastjac._fd) and the validation hooks, value by value.
+
+The public checks are tested end to end in test_gradcheck.py and test_referee.py; these
+tests pin each formula and each threshold of the parts directly, with inputs built so that
+a changed constant or comparison gives a different value (they were written against the
+survivors of the mutation run of gradcheck, ``python -m fastjac._dev.mutate gradcheck``).
+Equivalent mutants (no input can tell them apart) are listed in comments next to the
+test of the function they live in.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from fastjac import _fd
+from fastjac._report import Entry, GradCheckReport, _finish, _fmt, _fmt_index
+
+F64 = np.float64
+TINY32 = float(np.finfo(np.float32).tiny)
+TINY64 = float(np.finfo(np.float64).tiny)
+
+# ---------------------------------------------------------------------------------------
+# _report
+# ---------------------------------------------------------------------------------------
+
+
+def _full_report(**kw):
+    fields = dict(
+        name="chk", passed=False, max_abs_err=1.5e-3, max_rel_err=2.5e-4,
+        worst=[
+            Entry(index=(3,), x=0.5, analytic=1.0, numeric=1.25, abs_err=0.25, rel_err=0.2,
+                  bound=0.125),
+            Entry(index=(1, 2), x=None, analytic=-2.0, numeric=-2.0, abs_err=0.0,
+                  rel_err=0.0, bound=1e-9),
+        ],
+        n_evals=7, kinks=list(range(10)), n_checked=4, dtype="float32",
+        reference="float64 re-run", max_fd_bound=1e-8, max_round_bound=2e-7, max_ratio=2.0,
+        rel_bound=3e-7, fd_rel_err=1e-10, round_rel_err=5e-8, problems=["p one"],
+        nonfinite=[5, (6,)] + list(range(100, 110)), notes=["n one", "n two"],
+    )
+    fields.update(kw)
+    return GradCheckReport(**fields)
+
+
+FULL_TEXT = """\
+chk: FAILED  (4 entries compared, 10 at kinks, 7 evaluations of f, dtype float32, differences: float64 re-run)
+  !! p one
+  max abs err 1.500e-03   max rel err 2.500e-04   max err/bound 2
+  bound = finite-difference error (max 1.00e-08) + analytic rounding (max 2.00e-07)
+           index           x    analytic     numeric     abs err     rel err       bound     
+               3   5.000e-01   1.000e+00   1.250e+00   2.500e-01   2.000e-01   1.250e-01 FAIL
+          (1, 2)           -  -2.000e+00  -2.000e+00   0.000e+00   0.000e+00   1.000e-09   ok
+  kinks (not compared): 0, 1, 2, 3, 4, 5, 6, 7, ... (10 in all)
+  f not finite on the step (not compared): 5, 6, 100, 101, 102, 103, 104, 105
+  measured apart: float64 analytic vs finite differences, max rel err 1.00e-10
+                  float32 vs float64 analytic (rounding), max rel err 5.00e-08
+  note: n one
+  note: n two"""
+
+
+def test_report_text_every_line():
+    r = _full_report()
+    assert str(r) == FULL_TEXT
+    assert not r
+    printed = []
+
+    class P:
+        def text(self, s):
+            printed.append(s)
+
+    r._repr_pretty_(P(), False)
+    assert printed == [FULL_TEXT]
+
+
+def test_report_text_minimal_and_edges():
+    r = GradCheckReport(name="x", passed=True)
+    assert r
+    assert str(r) == (
+        "x: PASSED  (0 entries compared, 0 at kinks, 0 evaluations of f, dtype ?, "
+        "differences: none)\n"
+        "  max abs err 0.000e+00   max rel err 0.000e+00   max err/bound 0\n"
+        "  bound = finite-difference error (max 0.00e+00) + analytic rounding (max 0.00e+00)"
+    )
+    # exactly 8 kinks: all shown, no "in all"; 9: the ninth is left out
+    text8 = str(GradCheckReport(name="x", passed=True, kinks=list(range(8))))
+    assert text8.endswith("  kinks (not compared): 0, 1, 2, 3, 4, 5, 6, 7")
+    text9 = str(GradCheckReport(name="x", passed=True, kinks=list(range(9))))
+    assert text9.endswith("  kinks (not compared): 0, 1, 2, 3, 4, 5, 6, 7, ... (9 in all)")
+
+
+def test_entry_ok_and_formatting_helpers():
+    e = dict(index=0, x=None, analytic=1.0, numeric=1.0, rel_err=0.0)
+    assert Entry(abs_err=0.5, bound=0.5, **e).ok is True  # equal to the bound passes
+    assert Entry(abs_err=np.nextafter(0.5, 1), bound=0.5, **e).ok is False
+    assert _fmt(None) == "          -" and _fmt(None, 3) == "  -"
+    assert _fmt(np.float32(0.5)) == "  5.000e-01" and _fmt(2.0, 9) == "2.000e+00"
+    assert _fmt(7) == "          7" and _fmt("ab", 4) == "  ab"
+    assert _fmt_index((4,)) == "4" and _fmt_index((4, 5)) == "(4, 5)" and _fmt_index(3) == "3"
+
+
+def _fin(analytic, numeric, bound, *, kink=None, finite=None, rtol=None, atol=None,
+         dtype="float64", fd=None, rb=None, **kw):
+    n = len(analytic)
+    return _finish(
+        "t", lambda i: ("i", i), np.arange(n, dtype=F64), analytic, numeric, bound,
+        np.zeros(n) if fd is None else fd, np.zeros(n) if rb is None else rb,
+        np.zeros(n, bool) if kink is None else np.asarray(kink),
+        np.ones(n, bool) if finite is None else np.asarray(finite),
+        rtol, atol, 13, dtype, "none", **kw,
+    )
+
+
+def test_finish_fields():
+    a = [1.0, 2.0, -4.0, 0.0, 5.0, 6.0, 7.0, 8.0]
+    num = [1.0, 2.5, -4.0, 0.0, 5.0, 6.5, 7.0, 8.0]
+    bound = [0.1, 1.0, 0.1, 0.1, 0.1, 0.25, 0.1, 0.1]
+    fd = [0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 9.0, 0.0]
+    rb = [0.0, 0.75, 0.0, 0.0, 0.0, 0.0, 0.0, 9.0]
+    kink = [False] * 6 + [True, False]
+    finite = [True] * 7 + [False]
+    r = _fin(a, num, bound, kink=kink, finite=finite, fd=fd, rb=rb,
+             problems=("given",), notes=("n0",), kink_indices=[(9,)])
+    assert not r.passed and not r
+    # entry 5: error 0.5 over a bound 0.25, ratio 2; entry 1: ratio 0.5
+    assert r.problems == ["1 of 6 entries exceed their bound", "given"]
+    assert r.n_checked == 6 and r.n_evals == 13 and r.dtype == "float64" and r.name == "t"
+    assert r.reference == "none"
+    assert r.max_abs_err == 0.5 and r.max_rel_err == 0.5 / 2.5
+    assert r.max_ratio == 2.0
+    assert r.max_fd_bound == 0.5 and r.max_round_bound == 0.75  # 6 and 7 not compared
+    assert r.rel_bound == 1.0 / 2.5  # bound of the entry of largest rel err, over its scale
+    assert [e.index for e in r.worst] == [("i", 5), ("i", 1), ("i", 0), ("i", 2), ("i", 3)]
+    w = r.worst[0]
+    assert (w.x, w.analytic, w.numeric, w.abs_err, w.rel_err, w.bound) == (
+        5.0, 6.0, 6.5, 0.5, 0.5 / 6.5, 0.25)
+    assert r.worst[1].ok and not w.ok
+    assert r.kinks == [(9,), ("i", 6)]
+    assert r.nonfinite == [("i", 7)]
+    assert r.notes == ["n0"]
+    # xs None: Entry.x is None
+    r2 = _finish("t", int, None, [1.0], [1.0], [1.0], [0.0], [0.0], np.array([False]),
+                 np.array([True]),
+                 None, None, 1, "float64", "none")
+    assert r2.worst[0].x is None and r2.passed and r2.problems == []
+
+
+def test_finish_rtol_atol():
+    a, num, b = [1.0, 10.0], [1.5, 12.0], [0.0, 0.0]
+    assert not _fin(a, num, b, atol=1.0)  # 2.0 > 1
+    assert _fin(a, num, b, atol=2.0)
+    r = _fin(a, num, b, rtol=0.25)  # 0.25 * 12 = 3 >= 2, but 0.25 * 1.5 < 0.5
+    assert not r.passed and r.problems[0] == "1 of 2 entries exceed their bound"
+    assert r.worst[0].index == ("i", 0) and r.worst[1].bound == 3.0
+    assert _fin(a, num, b, rtol=1 / 3)
+    r = _fin(a, num, b, rtol=0.1, atol=0.4)  # 0.4 + 0.15 >= 0.5, 0.4 + 1.2 < 2
+    assert not r.passed and r.worst[0].index == ("i", 1) and r.worst[0].bound == 0.4 + 1.2
+    assert _fin(a, num, b, rtol=0.1, atol=0.8)
+    # the user's tolerance never tightens the computed bound
+    assert _fin(a, num, [0.5, 2.0], rtol=0.0, atol=0.0)
+
+
+def test_finish_subnormal_floor():
+    # bound floor 4 * tiny of the analytic dtype: 4 tiny passes, 4.5 tiny fails
+    for dtype, tiny in (("float32", TINY32), ("float64", TINY64), ("int64", TINY64),
+                        ("", TINY64)):
+        assert _fin([4 * tiny], [0.0], [0.0], dtype=dtype), dtype
+        assert not _fin([4.5 * tiny], [0.0], [0.0], dtype=dtype), dtype
+    r = _fin([4 * TINY64], [0.0], [0.0])
+    assert r.worst[0].bound == 4 * TINY64 and r.max_ratio == 1.0
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice")
+def test_finish_unbounded_nan_analytic_and_nothing_compared():
+    r = _fin([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [np.nan, 0.1, np.nan], notes=("first",))
+    assert r.passed and r.n_checked == 1
+    assert r.notes == ["first", "2 entries not compared: their finite-difference error "
+                       "bound is not finite (x within a step of overflow)"]
+    # a NaN bound at a kink or off the domain is not "unbounded"
+    r = _fin([1.0, 2.0], [1.0, 2.0], [np.nan, np.nan], kink=[True, False], finite=[True, False])
+    assert r.passed and r.n_checked == 0 and not any("overflow" in n for n in r.notes)
+    assert r.notes == ["nothing was compared: every entry is at a kink or outside f's domain"]
+    assert (r.max_abs_err, r.max_rel_err, r.max_fd_bound, r.max_round_bound,
+            r.max_ratio, r.rel_bound, r.worst) == (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, [])
+    # nothing to compare because there is nothing: no note
+    r = _fin([], [], [])
+    assert r.passed and r.notes == []
+    # NaN analytic where f is finite: a failure and a problem
+    r = _fin([np.nan, 1.0, np.inf], [1.0, 1.0, 1.0], [0.1, 0.1, 0.1])
+    assert not r.passed
+    assert r.problems == ["2 of 3 entries exceed their bound",
+                          "2 analytic value(s) are NaN/inf where f is finite"]
+    assert r.max_ratio == math.inf and r.worst[0].index == ("i", 0)
+    # a NaN analytic value has a NaN scale: its rel err counts as 0
+    r = _fin([np.nan, 3.0], [2.0, 4.0], [0.5, 0.5])
+    assert r.max_rel_err == 0.25 and r.rel_bound == 0.5 / 4.0
+    # rel err NaN (inf - inf) beside a finite one: the finite one names rel_bound; all
+    # NaN: no error (nanargmax would raise), the first entry's bound over an inf scale
+    with np.errstate(invalid="ignore"):
+        r = _fin([np.inf, 3.0], [np.inf, 4.0], [0.5, 0.5])
+        assert r.rel_bound == 0.5 / 4.0
+        r = _fin([np.inf, -np.inf], [np.inf, -np.inf], [0.5, 0.25])
+    assert r.rel_bound == 0.0
+    # largest rel err at a zero scale: the bound itself
+    r = _fin([0.0, 1.0], [0.0, 1.0], [0.5, 0.25])
+    assert r.max_rel_err == 0.0 and r.rel_bound == 0.5
+
+
+def test_finish_keeps_the_five_worst_in_order():
+    n = 7
+    a = np.ones(n)
+    num = 1.0 + np.array([0.1, 0.7, 0.3, 0.3, 0.6, 0.2, 0.5])
+    r = _fin(a, num, np.ones(n))
+    assert [e.index[1] for e in r.worst] == [1, 4, 6, 2, 3]  # ties keep their order
+    assert r.passed and r.max_ratio == pytest.approx(0.7)
+
+
+# ---------------------------------------------------------------------------------------
+# _fd: the finite-difference engine
+# ---------------------------------------------------------------------------------------
+
+
+def test_eps_and_dtypes():
+    assert _fd._eps(np.float64) == 2.0**-52 and _fd._eps(np.float32) == 2.0**-23
+    assert _fd._eps(np.float16) == 2.0**-10 and _fd._eps(np.int32) == 2.0**-52
+    assert _fd._eps("bool") == 2.0**-52
+    assert _fd._in_eps(np.float16) == 2.0**-23 and _fd._in_eps(np.float32) == 2.0**-23
+    assert _fd._in_eps(np.float64) == 2.0**-52
+    assert _fd._float_dtype(np.float16) == np.float16
+    assert _fd._float_dtype(np.uint8) == F64 and _fd._float_dtype(bool) == F64
+    assert _fd._float_dtype(np.int64) == F64
+    with pytest.raises(TypeError, match=r"^finite differences need real inputs, got dtype "
+                                        r"complex128$"):
+        _fd._float_dtype(np.complex128)
+    assert _fd._rel_step(None, 0.125) == 0.5 and _fd._rel_step(3, 0.125) == 3.0
+    assert type(_fd._rel_step(3, 0.125)) is float
+    assert _fd.DEFAULT_ULPS == 8 and _fd._LEVELS == (1.0, 0.5, 0.25)
+
+
+def test_args_flat_pack_and_index():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a = _fd._Args((x, 2.5, True, [1, 2], np.float32(3.0)))
+    assert len(a) == 5
+    assert a.scalar == [False, True, False, False, False]  # bools, float32 scalars are not
+    assert a.shapes == [(2, 3), (), (), (2,), ()]
+    assert a.sizes == [6, 1, 1, 2, 1]
+    assert a.dtypes == [np.float32, F64, F64, F64, np.float32]
+    assert _fd._Args((np.float64(2.0), 3)).scalar == [True, True]  # float subclass, int
+    assert a.flat[0].base is not x and np.shares_memory(a.flat[0], x) is False
+    p = a.pack(a.flat)
+    assert p[0].shape == (2, 3) and p[0].dtype == np.float32 and p[1] == 2.5
+    assert type(p[1]) is float and p[2].shape == () and p[3].shape == (2,)
+    assert [f.dtype for f in a.as_dtype(F64)] == [F64] * 5
+    assert [f.dtype for f in a.as_dtype(np.float32)] == [np.float32] * 5
+    assert a.flat[4].shape == (1,)
+    assert a.index(0, 4) == (0, 1, 1) and a.index(1, 0) == (1,) and a.index(3, 1) == (3, 1)
+    one = _fd._Args((x,))
+    assert one.index(0, 4) == (1, 1)
+    assert _fd._Args((np.arange(3.0),)).index(0, 2) == 2
+    assert _fd._Args((1.5,)).index(0, 0) == ()
+    with pytest.raises(TypeError, match=r"^x: finite differences need real inputs, got "
+                                        r"dtype complex128$"):
+        _fd._Args((np.ones(2, complex),))
+    with pytest.raises(TypeError, match=r"^primals\[1\]: finite differences need real"):
+        _fd._Args((1.0, np.array(["a"])))
+    with pytest.raises(TypeError, match=r"^x cannot be converted to a numeric array: "):
+        _fd._Args(([[1.0], [1.0, 2.0]],))
+    with pytest.raises(TypeError, match=r"^primals\[0\] cannot be converted"):
+        _fd._Args(([[1.0], [1.0, 2.0]], 1.0))
+
+
+# Equivalent mutants of _agree: ``np.errstate(invalid=None)`` or ``invalid=`` dropped:
+# only finite values are subtracted and summed there, which can overflow but never give
+# an invalid operation; ``both = isfinite(a) | isfinite(b)`` for ``&``: the line before
+# returned unless the two finiteness masks are equal, so | and & give the same mask; the
+# dtype of np.asarray: see test_referee.py.
+
+
+def test_agree():
+    eps32 = 2.0**-23
+    tol = math.sqrt(eps32)
+    z = np.zeros(3)
+    assert _fd._agree(z, z.astype(np.float32), eps32)  # all zero: tolerance 0, equal
+    a = np.array([1.0, -2.0, 0.0])
+    # tolerance sqrt(eps) (|a_i| + max|a|): at entry 0, 3 * sqrt(eps)
+    assert _fd._agree(a, a + [3 * tol, 0, 0], eps32)
+    assert not _fd._agree(a, a + [3.0001 * tol, 0, 0], eps32)
+    assert _fd._agree(a, a + [0, 0, 2 * tol], eps32)
+    assert not _fd._agree(a, a + [0, 0, 2.0001 * tol], eps32)
+    assert _fd._agree(a, a - [0, 4 * tol, 0], eps32)
+    assert not _fd._agree(a, a - [0, 4.0001 * tol, 0], eps32)
+    # finiteness must match; NaN/inf entries are not compared otherwise
+    assert not _fd._agree([1.0, np.inf], [1.0, 1.0], eps32)
+    assert not _fd._agree([1.0, 1.0], [1.0, np.nan], eps32)
+    assert _fd._agree([1.0, np.inf, 50.0], [1.0, -np.inf, 50.0], eps32)
+    assert _fd._agree([np.nan], [np.inf], eps32)  # nothing finite to compare
+    assert _fd._agree([np.nan, 1.0], [np.nan, 1.0 + 2 * tol], eps32)
+    assert not _fd._agree([np.nan, 1.0], [np.nan, 1.0 + 2.001 * tol], eps32)
+    assert type(_fd._agree(a, a, eps32)) is bool
+    # near overflow the differences overflow: no FloatingPointError in a caller's errstate
+    with np.errstate(all="raise"):
+        assert type(_fd._agree([1e308, 1.0], [-1e308, 1.0], eps32)) is bool
+
+
+def test_coord_steps_are_exact_and_signed():
+    rel = 2.0**-6
+    x = np.array([0.0, -3.0, 2.5, 1e-3, -0.5, 100.0])
+    out = _fd._coord_steps(x, rel)
+    assert len(out) == 3
+    for level, (xp, xm, h) in zip((1.0, 0.5, 0.25), out):
+        assert xp.dtype == x.dtype and xm.dtype == x.dtype and h.dtype == F64
+        np.testing.assert_array_equal(h, xp - x)
+        np.testing.assert_array_equal(xm, x - h)
+        want = level * rel * np.maximum(1.0, np.abs(x)) * np.where(x < 0, -1.0, 1.0)
+        np.testing.assert_allclose(h, want, rtol=1e-12)
+    assert out[0][2][0] == rel  # x = 0 steps up, by rel * 1
+    # float32: the step is taken (and exact) in float32
+    x32 = np.array([0.1, -3.0, 7.0], dtype=np.float32)
+    for level, (xp, xm, h) in zip((1.0, 0.5, 0.25), _fd._coord_steps(x32, 1e-3)):
+        assert xp.dtype == np.float32 and xm.dtype == np.float32
+        np.testing.assert_array_equal(h, xp.astype(F64) - x32.astype(F64))
+        np.testing.assert_array_equal(xm.astype(F64), x32.astype(F64) - h)
+        want = level * 1e-3 * np.maximum(1.0, np.abs(x32.astype(F64))) * [1, -1, 1]
+        np.testing.assert_allclose(h, want, rtol=5e-4)
+    # non-finite x: no warning, NaN steps
+    with np.errstate(all="raise"):
+        xp, xm, h = _fd._coord_steps(np.array([np.inf, 1.0]), rel)[0]
+    assert np.isnan(h[0]) and h[1] == rel
+
+
+def _line_reference(fp, fm, f0, h, rho, extra_F=None, F_floor=0.0):
+    """The formulas of gradcheck's docstring, written out."""
+    D = [(fp[k] - fm[k]) / (2 * h[k]) for k in range(3)]
+    g = [(fp[k] + fm[k]) / 2 - f0 for k in range(3)]
+    F = np.max(np.abs(np.concatenate([fp, fm, np.broadcast_to(f0, fp[:1].shape)])), axis=0)
+    if extra_F is not None:
+        F = np.maximum(F, extra_F(np.stack(D)))
+    F = np.maximum(F, F_floor)
+    ah = np.abs(h[0])
+    numeric = (4 * D[1] - D[0]) / 3
+    r_odd = np.abs(D[0] - 5 * D[1] + 4 * D[2])
+    r_even = np.abs(g[0] - 20 * g[1] + 64 * g[2])
+    bound = np.abs(D[0] - D[1]) + 3 * rho * F / ah + r_odd + r_even / ah
+    kink = (r_odd > 27 * rho * F / ah + np.abs(D[0] - D[1])) | (
+        r_even > 170 * rho * F + np.abs(g[0] - 4 * g[1]))
+    return dict(numeric=numeric, fd_bound=bound, f2=8 * g[1] / ah**2, F=F, kink=kink, D=D)
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_line_stats_formulas(extra):
+    rng = np.random.default_rng(5)
+    m = 200
+    h0 = rng.uniform(0.01, 2, m) * rng.choice([-1, 1], m)
+    h = [h0, h0 / 2, h0 / 4]
+    f0 = rng.standard_normal(m)
+    slope, curv = rng.standard_normal(m), rng.standard_normal(m)
+    # smooth lines plus noise of varied size, some far above the kink thresholds
+    noise = rng.standard_normal((2, 3, m)) * 10.0 ** rng.uniform(-16, -1, m)
+    fp = np.stack([f0 + slope * hk + curv * hk**2 for hk in h]) + noise[0]
+    fm = np.stack([f0 - slope * hk + curv * hk**2 for hk in h]) + noise[1]
+    rho = 1e-10
+    q = rng.uniform(1, 4, m)
+    extra_F = (lambda D: q * np.abs(D[0])) if extra else None
+    floor = 0.5 if extra else 0.0
+    got = _fd._line_stats(fp, fm, f0, h, rho, extra_F=extra_F, F_floor=floor)
+    want = _line_reference(fp, fm, f0, h, rho, extra_F, floor)
+    np.testing.assert_allclose(got.numeric, want["numeric"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.fd_bound, want["fd_bound"], rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(got.f2, want["f2"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(got.F, want["F"])
+    np.testing.assert_allclose(got.D, want["D"], rtol=1e-12)
+    np.testing.assert_array_equal(got.kink, want["kink"])
+    assert 20 < got.kink.sum() < m - 20
+    assert got.finite.all()
+
+
+def _odd_line(a, b=8.0):
+    # h = 2, 1, 1/2: D = (b, 0, 2a), so B1 = b, r_odd = |b + 8 a|; g = 0
+    fp = np.array([[2 * b], [0.0], [a]])
+    return fp, -fp
+
+
+def _even_line(c2, c0=12.0, c1=1.0):
+    # D = 0; g = (c0, c1, c2): r_even = |c0 - 20 c1 + 64 c2|, lead |c0 - 4 c1|
+    fp = np.array([[c0], [c1], [c2]])
+    return fp, fp.copy()
+
+
+def test_line_stats_kink_thresholds_exactly():
+    h = [np.array([2.0]), np.array([1.0]), np.array([0.5])]
+    rho, floor = 1.0 / 16, 256.0  # F = 256: odd threshold 27 rho F / 2 + |B1| = 216 + 8
+    st = lambda fp, fm: _fd._line_stats(fp, fm, 0.0, h, rho, F_floor=floor)  # noqa: E731
+    at = st(*_odd_line(27.0))  # r_odd = 224: on the threshold, not above
+    assert at.F[0] == 256.0 and not at.kink[0]
+    assert at.fd_bound[0] == 8.0 + 3 * rho * 256 / 2 + 224.0
+    assert at.numeric[0] == -8.0 / 3 and at.f2[0] == 0.0
+    assert st(*_odd_line(27.125)).kink[0]
+    assert not st(*_odd_line(-27.0, b=0.0)).kink[0] and st(*_odd_line(-27.125, b=0.0)).kink[0]
+    # even part: threshold 170 rho F + lead = 2720 + 8
+    at = st(*_even_line(42.75))  # r_even = 2728
+    assert not at.kink[0]
+    assert at.fd_bound[0] == 3 * rho * 256 / 2 + 2728.0 / 2
+    assert at.f2[0] == 8.0 * 1.0 / 4.0 and at.numeric[0] == 0.0
+    assert st(*_even_line(43.0)).kink[0]
+    # a kink is only reported where every value is finite
+    fp, fm = _odd_line(100.0)
+    assert st(fp, fm).kink[0]
+    for arr in (fp, fm):
+        bad = arr.copy()
+        bad[1, 0] = np.inf
+        r = st(bad, fm) if arr is fp else st(fp, bad)
+        assert not r.kink[0] and not r.finite[0]
+    r = _fd._line_stats(fp, fm, np.inf, h, rho, F_floor=floor)
+    assert not r.kink[0] and not r.finite[0]
+
+
+def test_round_allow():
+    a = np.array([2.0, -1.0, np.nan, 1.0])
+    f2 = np.array([0.5, -4.0, 1.0, np.inf])
+    F = np.array([3.0, 1.0, 1.0, 1.0])
+    q = np.array([2.0, 1.0, 1.0, 1.0])
+    r = _fd._round_allow(a, f2, F, q, 0.25)
+    np.testing.assert_array_equal(r, [0.25 * (2.0 + 1.0 + 1.5), 0.25 * 6.0, 0.0, 0.0])
+    with np.errstate(all="raise"):  # overflow: no allowance (0), and no error
+        r = _fd._round_allow(np.array([1e308]), np.array([0.0]), np.array([1e308]),
+                             np.array([1.0]), 1.0)
+    assert r.tolist() == [0.0]
+
+
+def test_analytic_array_and_kink_mask():
+    v = _fd._analytic_array([1, 2], 2, "grad(x)")
+    assert v.tolist() == [1, 2]
+    with pytest.raises(TypeError, match=r"^grad\(x\) must be real, got dtype complex128$"):
+        _fd._analytic_array(np.ones(2, complex), 2, "grad(x)")
+    with pytest.raises(ValueError, match=r"^d has 3 entries, expected 2$"):
+        _fd._analytic_array(np.ones(3), 2, "d")
+    assert _fd._kink_mask(None, 3).tolist() == [False] * 3
+    assert _fd._kink_mask(None, 3).dtype == bool
+    mask = np.array([[True], [False]])
+    got = _fd._kink_mask(mask, 2)
+    assert got.tolist() == [True, False]
+    got[1] = True
+    assert mask.tolist() == [[True], [False]]  # a copy
+    assert _fd._kink_mask([2, 0], 4).tolist() == [True, False, True, False]
+    assert _fd._kink_mask(np.array([[1]]), 3).tolist() == [False, True, False]
+    seen = []
+    fn = lambda *a: seen.append(a) or np.array([False, True])  # noqa: E731
+    assert _fd._kink_mask(fn, 2, "x", "y").tolist() == [False, True]
+    assert seen == [("x", "y")]
+    with pytest.raises(ValueError, match=r"^kinks mask has 3 entries, expected 2$"):
+        _fd._kink_mask(np.ones(3, bool), 2)
+
+
+# Equivalent mutants of _split_errors: ``a_ref.reshape(-2)`` for ``reshape(-1)`` (NumPy
+# 2.x takes any negative size as "the rest", without a warning); in its ``rel``,
+# ``np.where(scale >= 0, ...)`` for ``scale > 0`` and a divisor of 2.0 instead of 1.0
+# where ``scale == 0``: a zero scale means both values are 0, so the error there is 0
+# whatever it is divided by, and dividing 0 by 1 or 2 warns of nothing.
+
+
+def test_split_errors_and_small_helpers():
+    rep = lambda: GradCheckReport(name="t", passed=True)  # noqa: E731
+    a_user = np.array([1.0, 2.0, 0.0, 5.0], dtype=np.float32).astype(F64)
+    a_ref = np.array([1.0, 2.5, 0.0, 9.0])
+    num = np.array([1.5, 2.5, 0.0, 1.0])
+    mask = np.array([True, True, True, False])
+    r = _fd._split_errors(rep(), lambda: a_ref, a_user, num, mask)
+    assert r.fd_rel_err == 0.5 / 1.5 and r.round_rel_err == 0.5 / 2.5
+    r = _fd._split_errors(rep(), lambda: a_ref.reshape(2, 2), a_user, num, mask)
+    assert r.fd_rel_err == 0.5 / 1.5
+    # relative to scales below 1 as well; a zero pair is 0 and warns of nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = _fd._split_errors(rep(), lambda: a_ref / 8, a_user / 8, num / 8, mask)
+    assert r.fd_rel_err == 0.5 / 1.5 and r.round_rel_err == 0.5 / 2.5
+    # non-finite values are left out
+    r = _fd._split_errors(rep(), lambda: np.array([1.0, np.nan, 0.0, 9.0]), a_user, num,
+                          mask)
+    assert r.fd_rel_err == 0.5 / 1.5 and r.round_rel_err == 0.0
+    r = _fd._split_errors(rep(), lambda: a_ref, a_user, np.array([np.inf, 2.5, 0, 1]), mask)
+    assert r.fd_rel_err == 0.0 and r.round_rel_err == 0.5 / 2.5
+    r = _fd._split_errors(rep(), lambda: a_ref, np.array([np.inf, 2.0, 0, 1]), num, mask)
+    assert r.fd_rel_err == 0.0 and r.round_rel_err == 0.5 / 2.5
+
+    def boom():
+        raise TypeError("float32 only")
+
+    for call in (boom, lambda: a_ref.astype(np.float32), lambda: a_ref[:3]):
+        r = _fd._split_errors(rep(), call, a_user, num, mask)
+        assert r.fd_rel_err is None and r.round_rel_err is None
+    r = _fd._split_errors(rep(), lambda: a_ref, a_user, num, np.zeros(4, bool))
+    assert r.fd_rel_err is None
+    # floating-point warnings of the float64 analytic run are silenced, even where the
+    # caller made them errors: a -inf entry is left out, the rest is measured
+    with np.errstate(all="raise"):
+        r = _fd._split_errors(rep(), lambda: np.log(a_ref * [1, 1, 0, 1]), a_user,
+                              np.log(num * [1, 1, 0, 1] + [0, 0, 1, 0]), mask)
+    assert r.fd_rel_err == 1.0 and r.round_rel_err == 1.0  # entries 0 and 1 measured
+
+    class Ev:
+        reference = "float64 re-run"
+
+    f32, f64 = np.zeros(1, np.float32), np.zeros(1)
+    assert _fd._want_split(Ev, abs, f32) and not _fd._want_split(Ev, abs, f64)
+    assert not _fd._want_split(Ev, f32, f32)
+    Ev.reference = "none"
+    assert not _fd._want_split(Ev, abs, f32)
+    assert _fd._as_tuple((1, 2)) == (1, 2) and _fd._as_tuple([1, 2]) == (1, 2)
+    assert _fd._as_tuple(np.ones(2))[0].shape == (2,) and len(_fd._as_tuple(3.0)) == 1
+    assert _fd._dot_tangent([[1.0, 2.0], [3.0]], [np.array([1.0, 1.0]), np.array([2.0])]) \
+        == 9.0
+    assert type(_fd._dot_tangent([[1.0]], [np.array([1.0])])) is float
+
+
+# ---------------------------------------------------------------------------------------
+# _validation: the hooks of validation mode, called directly with right and wrong results
+# ---------------------------------------------------------------------------------------
+
+
+def _hooks():
+    from fastjac import _validation, ops
+    from fastjac.gradcheck import GradCheckError, validating
+    return _validation, ops, GradCheckError, validating
+
+
+def _raises_named(name):
+    _, _, GradCheckError, _ = _hooks()
+    return pytest.raises(
+        GradCheckError,
+        match=rf"^fastjac validation mode: {name} disagrees with finite differences\n"
+              rf"{name}: FAILED")
+
+
+# Equivalent mutants of the hooks:
+# - cross_check_unary, "jacobian": ``result.d.reshape(None)`` for ``.reshape(np.shape(x))``:
+#   check_diagonal takes the analytic values flat (``.reshape(-1)``), whatever their shape;
+# - cross_check, "vjp"/"grad", and cross_check_binary's scalar operand: ``full=None`` for
+#   ``full=False``: check_vjp differences full columns only for ``full is True`` or
+#   ``full == "auto"``, so None and False are the same;
+# - cross_check_binary, "jacobian": ``np.ones(())`` instead of ``1.0`` as a scalar
+#   operand's tangent: check_jvp flattens every tangent (``np.asarray(t).reshape(-1)``) and
+#   the analytic value is an array, so both give the same line and the same report.
+
+
+def test_unary_hook_each_method():
+    from fastjac.jacobian import Diagonal
+    V, ops, _, validating = _hooks()
+    op = ops.UNARY["exp"]
+    x = np.linspace(-1, 1, 9).reshape(3, 3)
+    gy = np.cos(3 * x)
+    d = np.exp(x)
+    right = {"derivative": ((x,), d), "sum_grad": ((x,), d),
+             "jacobian": ((x,), Diagonal(d.reshape(-1))), "jvp": ((x, gy), d * gy),
+             "vjp": ((x, gy), d * gy), "value_and_vjp": ((x, gy), (d, d * gy))}
+    evals = {"derivative": 7 + 2 * 3, "sum_grad": 13, "jacobian": 13, "jvp": 7, "vjp": 7,
+             "value_and_vjp": 7}
+    with validating():
+        for method, (args, res) in right.items():
+            r = V.cross_check_unary(op, method, args, res)
+            assert r.passed and r.name == f"exp.{method}" and r.n_checked == 9, method
+            assert r.n_evals == evals[method], (method, r.n_evals)
+        wrong = {"derivative": d * (1 + 1e-6), "sum_grad": d[::-1],
+                 "jacobian": Diagonal(d.reshape(-1) * 1.001), "jvp": d,
+                 "vjp": d * gy[::-1], "value_and_vjp": (d * gy, d)}
+        for method, res in wrong.items():
+            with _raises_named(rf"exp\.{method}"):
+                V.cross_check_unary(op, method, right[method][0], res)
+        with pytest.raises(ValueError, match=r"^unknown unary method 'hessian'$"):
+            V.cross_check_unary(op, "hessian", (x,), d)
+        # an in-place result (out= one of the inputs) is not checked
+        assert V.cross_check_unary(op, "vjp", (x, gy), gy) is None
+    with validating(False):
+        assert V.cross_check_unary(op, "derivative", (x,), d * 2) is None
+
+
+def test_binary_hook_each_method():
+    from fastjac.jacobian import Column, Diagonal
+    V, ops, _, validating = _hooks()
+    op = ops.BINARY["mul"]
+    w = np.linspace(-1, 1, 7)
+    x = np.linspace(0.5, 2, 7)
+    dw, dx, gy = np.sin(w), np.cos(x), np.linspace(2, 3, 7)
+    s = 0.75
+    with validating():
+        r = V.cross_check_binary(op, "jvp", (w, x, dw, dx), dw * x + w * dx)
+        assert r.passed and r.name == "mul.jvp" and r.n_evals == 7 and r.n_checked == 7
+        assert V.cross_check_binary(op, "jvp", (w, x, None, dx), w * dx)
+        assert V.cross_check_binary(op, "jvp", (w, x, dw, None), dw * x)
+        assert V.cross_check_binary(op, "jvp", (s, x, None, dx), s * dx)
+        assert V.cross_check_binary(op, "jvp", (s, x, 2.0, None), 2.0 * x)
+        with _raises_named(r"mul\.jvp"):
+            V.cross_check_binary(op, "jvp", (w, x, None, dx), dw * x + w * dx)
+        with _raises_named(r"mul\.jvp"):
+            V.cross_check_binary(op, "jvp", (w, x, dw, None), w * dx + dw * x)
+
+        reps = V.cross_check_binary(op, "jacobian", (w, x), (Diagonal(x), Diagonal(w)))
+        assert [(r.name, r.passed, r.n_checked) for r in reps] == [
+            ("mul.jacobian[w]", True, 7), ("mul.jacobian[x]", True, 7)]
+        reps = V.cross_check_binary(op, "jacobian", (s, x), (Column(x), Diagonal(np.full(7, s))))
+        assert [(r.name, r.passed) for r in reps] == [
+            ("mul.jacobian[w]", True), ("mul.jacobian[x]", True)]
+        reps = V.cross_check_binary(op, "jacobian", (w, s), (Diagonal(np.full(7, s)), Column(w)))
+        assert all(reps) and len(reps) == 2
+        with _raises_named(r"mul\.jacobian\[x\]"):
+            V.cross_check_binary(op, "jacobian", (w, x), (Diagonal(x), Diagonal(x)))
+        with _raises_named(r"mul\.jacobian\[w\]"):
+            V.cross_check_binary(op, "jacobian", (s, x),
+                                 (Column(x * 1.01), Diagonal(np.full(7, s))))
+
+        for method, g in (("vjp", gy), ("sum_grad", np.ones(7))):
+            args = (w, x, gy) if method == "vjp" else (w, x)
+            reps = V.cross_check_binary(op, method, args, (g * x, g * w))
+            assert [(r.name, r.passed, r.n_checked, r.n_evals) for r in reps] == [
+                (f"mul.{method}[w]", True, 7, 7), (f"mul.{method}[x]", True, 7, 7)]
+            with _raises_named(rf"mul\.{method}\[w\]"):
+                V.cross_check_binary(op, method, args, (g * w, g * w))
+            with _raises_named(rf"mul\.{method}\[x\]"):
+                V.cross_check_binary(op, method, args, (g * x, g * x))
+            # a scalar operand: the §4.3 sum, through the dot-product identity
+            args_s = (s, x, gy) if method == "vjp" else (s, x)
+            reps = V.cross_check_binary(op, method, args_s, (float(np.sum(g * x)), g * s))
+            assert [(r.name, r.passed) for r in reps] == [
+                (f"mul.{method}[w]", True), (f"mul.{method}[x]", True)]
+            assert reps[0].n_evals == 1 + 2 * 6 and reps[0].n_checked == 2  # two probes
+            with _raises_named(rf"mul\.{method}\[w\]"):
+                V.cross_check_binary(op, method, args_s, (float(np.sum(g)), g * s))
+            args_s = (w, s, gy) if method == "vjp" else (w, s)
+            assert all(V.cross_check_binary(op, method, args_s, (g * s, float(np.sum(g * w)))))
+            with _raises_named(rf"mul\.{method}\[x\]"):
+                V.cross_check_binary(op, method, args_s, (g * s, float(np.sum(g * x))))
+        with pytest.raises(ValueError, match=r"^unknown binary method 'hvp'$"):
+            V.cross_check_binary(op, "hvp", (w, x), None)
+        assert V.cross_check_binary(op, "vjp", (w, x, gy), (gy, x)) is None  # in place
+    with validating(False):
+        assert V.cross_check_binary(op, "vjp", (w, x, gy), (gy * 0, gy * 0)) is None
+
+
+def test_generic_hook_and_helpers():
+    V, ops, GradCheckError, validating = _hooks()
+    x = np.linspace(-1, 1, 6)
+    with validating():
+        r = V.cross_check(np.sin, "derivative", (x,), None, np.cos(x), name="d")
+        assert r.passed and r.name == "d" and r.n_evals == 13 and r.n_checked == 6
+        r = V.cross_check(np.sin, "jvp", x, np.ones(6), np.cos(x))
+        assert r.passed and r.name == "gradient" and r.n_evals == 7
+        r = V.cross_check(np.sin, "vjp", (x,), 2 * x, np.cos(x) * 2 * x, name="v")
+        assert r.passed and r.n_evals == 13 and r.n_checked == 2 and r.name == "v"
+        r = V.cross_check(lambda v: np.sum(v ** 2), "grad", (x,), "ignored", 2 * x)
+        assert r.passed and r.n_checked == 2 and r.name == "gradient"
+        for kind, res in (("derivative", np.cos(x) * 1.01), ("jvp", np.sin(x)),
+                          ("vjp", (np.cos(x) * x,)), ("grad", -np.cos(x))):
+            d = np.ones(6) if kind == "jvp" else (2 * x if kind == "vjp" else None)
+            f = np.sin if kind != "grad" else (lambda v: np.sum(np.sin(v)))
+            with pytest.raises(GradCheckError, match=rf"^fastjac validation mode: g {kind} "):
+                V.cross_check(f, kind, (x,), d, res, name=f"g {kind}")
+        with pytest.raises(ValueError, match=r"^kind must be 'derivative', 'jvp', 'vjp' or "
+                                             r"'grad', got 'hvp'$"):
+            V.cross_check(np.sin, "hvp", (x,), None, x.copy())
+        assert V.cross_check(np.sin, "vjp", (x,), x, (x,)) is None  # in place
+        gy = x + 2.0
+        assert V.cross_check(np.sin, "vjp", (x,), gy, (gy,)) is None  # into the cotangent
+        assert V.cross_check(np.sin, "jvp", (x,), (x,), [3.0, x[1:]]) is None  # a view
+    with validating(False):
+        assert V.cross_check(np.sin, "derivative", (x,), None, x) is None
+    assert V._overwrote_input((x, 2.0), (np.ones(6), 3.0)) is False
+    assert V._overwrote_input((x,), x[::2]) is True
+    assert V._overwrote_input((list(x),), np.asarray(x)) is False
+    assert V._op_name(ops.UNARY["exp"], "vjp") == "exp.vjp"
+    assert V._op_name(object(), "jvp") == "object.jvp"
+    assert V.zero_tangent(2.0) == 0.0 and type(V.zero_tangent(2.0)) is float
+    z = V.zero_tangent(np.array(2.0))
+    assert isinstance(z, np.ndarray) and z.shape == ()
+    assert V.zero_tangent(np.ones((2, 3))).tolist() == [[0.0] * 3] * 2
+    assert V.zero_tangent([1.0, 2.0]).tolist() == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------------------------------
+# _fd._Evaluator, _fd._direction and gradcheck._diagonal_probes
+# ---------------------------------------------------------------------------------------
+
+
+def _ev(f, *primals, **kw):
+    return _fd._Evaluator(f, _fd._Args(primals), **kw)
+
+
+def test_evaluator_reference_modes():
+    x32 = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    ev = _ev(np.sin, x32.astype(F64))
+    assert (ev.n_evals, ev.reference, ev.eps, ev.notes) == (1, "none", 2.0**-52, [])
+    assert ev.out_shape == (3,) and ev.out_dtype == F64 and ev.fun is np.sin
+    ev = _ev(np.sin, x32)  # float32: re-run in float64 and used
+    assert (ev.n_evals, ev.reference, ev.eps, ev.notes) == (2, "float64 re-run", 2.0**-52, [])
+    assert ev.work[0].dtype == F64 and ev.y_user.dtype == F64
+    np.testing.assert_array_equal(ev.y0, np.sin(x32.astype(F64)))
+    np.testing.assert_array_equal(ev.y_user, np.sin(x32).astype(F64))
+    assert ev.out_dtype == np.float32
+    for ref in (False, None, "none"):
+        ev = _ev(np.sin, x32, reference=ref)
+        assert (ev.n_evals, ev.reference, ev.eps) == (1, "none", 2.0**-23)
+        assert ev.work[0].dtype == np.float32
+    # float64 input, float32 output: "low" too; the re-run also returns float32
+    f32out = lambda v: np.sin(v).astype(np.float32)  # noqa: E731
+    ev = _ev(f32out, x32.astype(F64))
+    assert ev.n_evals == 2 and ev.reference == "none" and ev.eps == 2.0**-23
+    assert ev.notes == ["f does not compute in float64; differences in float32"]
+    shape_changes = lambda v: np.sin(v) if v.dtype == np.float32 else np.sin(v)[:2]  # noqa: E731
+    assert _ev(shape_changes, x32).notes == [
+        "f does not compute in float64; differences in float32"]
+
+    def only32(v):
+        if v.dtype != np.float32:
+            raise TypeError("float32 only")
+        return np.sin(v)
+
+    ev = _ev(only32, x32)
+    assert ev.notes == ["float64 re-run of f not possible (TypeError)"]
+    assert ev.n_evals == 1 and ev.reference == "none" and ev.fun is only32
+    ev = _ev(lambda v: np.sin(v) * (1.0 if v.dtype == np.float32 else 2.0), x32)
+    assert ev.notes == ["float64 re-run of f disagrees with the float32 run; differences "
+                        "in float32"]
+    assert ev.reference == "none" and ev.work[0].dtype == np.float32
+    # a reference callable, also for float64 inputs
+    ref = lambda v: np.sin(v.astype(F64))  # noqa: E731
+    ev = _ev(np.sin, x32, reference=ref)
+    assert (ev.n_evals, ev.reference, ev.eps) == (2, "reference callable", 2.0**-52)
+    assert ev.fun is ref and ev.work[0].dtype == F64
+    np.testing.assert_array_equal(ev.y0, np.sin(x32.astype(F64)))
+    with pytest.raises(ValueError, match=r"^reference returned shape \(2,\), f returned "
+                                         r"\(3,\)$"):
+        _ev(np.sin, x32, reference=lambda v: np.sin(v)[:2])
+    with pytest.raises(TypeError, match=r"^f must return real values, got dtype complex64$"):
+        _ev(lambda v: v + np.complex64(1j), x32)
+    # integer input: float64 work, no re-run needed
+    ev = _ev(lambda v: v * 2.0, np.arange(3))
+    assert ev.work[0].dtype == F64 and ev.reference == "none" and ev.n_evals == 1
+
+
+def test_evaluator_scale_and_calls():
+    ev = _ev(lambda v: v * [1.0, -3.0, np.inf], np.ones(3))
+    assert ev.f_scale == 3.0 and type(ev.f_scale) is float
+    ev = _ev(lambda v: v * np.nan, np.ones(2))
+    assert ev.f_scale == 0.0
+    ev = _ev(np.sin, np.ones(2), f_scale=7)
+    assert ev.f_scale == 7.0 and type(ev.f_scale) is float
+    assert ev.ulps == _fd.DEFAULT_ULPS and _ev(np.sin, np.ones(2), ulps=3).ulps == 3
+    ev = _ev(np.log, np.ones((2, 2)))
+    with np.errstate(all="raise"):  # a perturbed point outside the domain: NaN, no error
+        y = ev([np.array([-1.0, 1.0, 1.0, 1.0])])
+    assert y.shape == (4,) and np.isnan(y[0]) and y.dtype == F64 and ev.n_evals == 2
+    ev = _ev(lambda v: v[: 2 if v[0] == 1 else 1], np.ones(3))
+    with pytest.raises(ValueError, match=r"^f returned shape \(1,\) at a perturbed point, "
+                                         r"\(2,\) at x$"):
+        ev([np.array([2.0, 1.0, 1.0])])
+
+
+def test_direction_step_scale_and_estimate():
+    c = np.array([1.0, -2.0, 0.5, 3.0])
+    x = np.array([0.25, -4.0, 2.0, 0.0])
+    ev = _ev(lambda v: np.array([c @ v, 2.0]), x)
+    t = np.array([0.5, 2.0, 0.0, -1.0])
+    rel = 2.0**-10
+    line, s, t_eff, q, ts = _fd._direction(ev, [t], rel)
+    # largest step moving no coordinate by more than its own: min(max(1,|x|)/|t|) = 1
+    assert s == rel * min(1 / 0.5, 4 / 2.0, 1 / 1.0) and ev.n_evals == 1 + 6
+    assert q == max(1.0, 4.0) / 2.0
+    np.testing.assert_array_equal(ts[0], t)
+    assert len(t_eff) == 3 and all(np.allclose(te[0], t, rtol=1e-12) for te in t_eff)
+    np.testing.assert_allclose(line.numeric, [c @ t, 0.0], atol=1e-12)
+    assert ev.f_scale == 9.25 and line.F[1] == 9.25  # the floor: largest |f(x)|
+    assert line.F[0] == pytest.approx(abs(c @ t) * q, rel=1e-12)  # |D(h)| * q
+    assert _fd._direction(ev, [np.zeros(4)], rel) is None and ev.n_evals == 7
+    # two primals, one tangent zero; float32 work: steps rounded to float32 (t_eff != t)
+    ev2 = _ev(lambda a, b: a * b, np.array([3.0], np.float32), np.array([0.7], np.float32),
+              reference=False)
+    line, s, t_eff, q, ts = _fd._direction(ev2, [np.array([0.0]), np.array([0.1])], 0.01)
+    assert s == 0.01 * (1.0 / 0.1) and q == 3.0 / 0.1
+    assert t_eff[0][0][0] == 0.0 and t_eff[0][1][0] != 0.1
+    h = [lvl * s for lvl in (1.0, 0.5, 0.25)]
+    for k, te in enumerate(t_eff):
+        xp = np.float32(np.float32(0.7) + np.float32(h[k] * 0.1))
+        xm = np.float32(np.float32(0.7) - np.float32(h[k] * 0.1))
+        assert te[1][0] == (float(xp) - float(xm)) / (2 * h[k])
+    # F of the line: at least |D(h)| * q and the function's own scale
+    fmax = float(np.float32(3.0) * np.float32(0.7 + h[0] * 0.1))
+    assert line.F[0] == max(abs(line.D[0][0]) * q, ev2.f_scale, fmax)
+
+
+class _FakeEv:
+    """Returns y0 moved by ``bump`` on the outputs whose input did not move."""
+
+    def __init__(self, y0, xw, bump):
+        self.y0, self.xw, self.bump, self.calls = np.asarray(y0, F64), xw, bump, 0
+
+    def __call__(self, flats):
+        self.calls += 1
+        moved = flats[0] != self.xw
+        return np.where(moved, self.y0 + 1.0, self.y0 + self.bump(moved))
+
+
+def test_diagonal_probes_threshold_and_message():
+    from fastjac.gradcheck import _diagonal_probes
+    xw, xp = np.zeros(4), np.full(4, 0.5)
+    rho = 1.0 / 64  # outputs may move by 4 rho |y| = 1/16 of their size
+    at = _FakeEv(np.ones(4), xw, lambda moved: -0.0625)
+    assert _diagonal_probes(at, xw, xp, rho, 0, 0) == [] and at.calls == 4
+    over = _FakeEv(np.ones(4), xw, lambda moved: np.where(np.arange(4) == 3, -0.07, -0.0626))
+    msg = _diagonal_probes(over, xw, xp, rho, 0, 0)
+    assert msg == [
+        "NOT DIAGONAL: output 3 changed by 7.000e-02 when only 2 other inputs were "
+        "perturbed (coupling ~ 1.400e-01; 8 such outputs in all) - f couples coordinates, "
+        "its Jacobian is not diagonal"]
+    # ties: the first worst output is reported
+    tie = _FakeEv(np.ones(4), xw, lambda moved: -0.0626)
+    assert _diagonal_probes(tie, xw, xp, rho, 0, 0)[0].startswith(
+        "NOT DIAGONAL: output 1 changed by 6.260e-02 when only 2 other")
+    # the threshold scales with max(|y|, |y0|): y0 = -2 moving to -2.125 stays within
+    assert _diagonal_probes(_FakeEv(np.full(4, -2.0), xw, lambda m: -0.125), xw, xp, rho,
+                            0, 0) == []
+    assert _diagonal_probes(_FakeEv(np.full(4, -2.0), xw, lambda m: -0.1329), xw, xp, rho,
+                            0, 0) == []
+    assert _diagonal_probes(_FakeEv(np.full(4, -2.0), xw, lambda m: -0.1337), xw, xp, rho,
+                            0, 0) != []
+    # an output that becomes non-finite (or finite) is a coupling; NaN staying NaN is not
+    y0 = np.array([1.0, np.nan, 1.0, 1.0])
+    assert _diagonal_probes(_FakeEv(y0, xw, lambda m: 0.0), xw, xp, rho, 0, 0) == []
+    inf = _FakeEv(np.ones(4), xw, lambda m: np.where(np.arange(4) == 2, np.inf, 0.0))
+    assert "output 2 changed by inf" in _diagonal_probes(inf, xw, xp, rho, 0, 0)[0]
+    y0 = np.array([1.0, 1.0, np.inf, 1.0])
+    back = _FakeEv(y0, xw, lambda m: 0.0)
+    back.y0 = np.array([1.0, 1.0, 5.0, 1.0])  # what f returns; the check's y0 has inf
+    back_probe = lambda ev: _diagonal_probes(ev, xw, xp, rho, 0, 0)  # noqa: E731
+
+    class Y0:
+        def __init__(self):
+            self.y0 = y0
+
+        def __call__(self, flats):
+            return back(flats)
+
+    assert "output 2 changed by inf" in back_probe(Y0())[0]
+    assert "2 such outputs" in back_probe(Y0())[0]
+    # no step at all: coupling infinite
+    xp0 = np.where(np.arange(4) % 2 == 0, 1e-300, 0.0)
+    assert "(coupling ~ " in _diagonal_probes(_FakeEv(np.ones(4), xw, lambda m: -0.5), xw,
+                                              xp0, rho, 0, 0)[0]
+    # n_probes random partitions on top of the two fixed ones; empty/full ones skipped
+    ev = _FakeEv(np.ones(6), np.zeros(6), lambda m: 0.0)
+    assert _diagonal_probes(ev, np.zeros(6), np.ones(6), rho, 3, 0) == [] and ev.calls == 10
+    ev = _FakeEv(np.ones(1), np.zeros(1), lambda m: 0.0)
+    assert _diagonal_probes(ev, np.zeros(1), np.ones(1), rho, 3, 0) == [] and ev.calls == 0
+
+
+# ---------------------------------------------------------------------------------------
+# _selfcheck: how selfcheck turns the cases' outcomes into rows
+# ---------------------------------------------------------------------------------------
+
+
+def test_selfcheck_rows_from_each_outcome(monkeypatch):
+    from fastjac import _config, _selfcheck
+    from fastjac.gradcheck import validating
+
+    seen = []
+    failing = GradCheckReport(name="f", passed=False, max_rel_err=0.5, rel_bound=1e-9,
+                              kinks=[1, 2], problems=["1 of 3 entries exceed their bound",
+                                                      "", "x" * 200, "second"])
+    good = GradCheckReport(name="g", passed=True, max_rel_err=1e-12, rel_bound=2e-9,
+                           kinks=[(0,)], n_checked=5)
+    empty = GradCheckReport(name="e", passed=True, n_checked=0, kinks=[0, 1, 2])
+
+    def cases(dt, rng):
+        seen.append((dt, rng.random(), _config.is_validating()))
+
+        def boom():
+            seen.append(("in thunk", _config.is_validating()))
+            raise ValueError("y" * 300)
+
+        yield "boom", boom
+        yield "fails", lambda: failing
+        yield "good", lambda: good
+        yield "empty", lambda: empty
+
+    monkeypatch.setattr(_selfcheck, "_selfcheck_cases", cases)
+    with validating():
+        rep = _selfcheck.selfcheck(seed=7)
+    first = np.random.default_rng(7).random()
+    assert [s for s in seen if s[0] != "in thunk"] == [
+        (np.dtype("float64"), first, True), (np.dtype("float32"), first, True)]
+    assert ("in thunk", False) in seen  # the checks themselves run unvalidated
+    rows = rep.rows
+    assert [(r.op, r.dtype, r.status) for r in rows[:4]] == [
+        ("boom", "float64", "error"), ("fails", "float64", "FAILED"),
+        ("good", "float64", "passed"), ("empty", "float64", "skipped")]
+    assert [r.dtype for r in rows[4:]] == ["float32"] * 4
+    boom, fails, ok, skip = rows[:4]
+    assert math.isnan(boom.max_rel_err) and boom.bound == 0.0 and boom.kinks == 0
+    assert boom.detail == ("ValueError: " + "y" * 300)[:120] and boom.report is None
+    assert (fails.max_rel_err, fails.bound, fails.kinks) == (0.5, 1e-9, 2)
+    assert fails.detail == ("x" * 200 + "; second")[:120] and fails.report is failing
+    assert (ok.max_rel_err, ok.bound, ok.kinks, ok.detail) == (1e-12, 2e-9, 1, "")
+    assert ok.report is good
+    assert (skip.detail, skip.kinks) == ("nothing compared", 3)
+    assert not rep and [r.op for r in rep.failures] == ["boom", "fails"] * 2
+    assert (rep.count("passed"), rep.count("FAILED"), rep.count("error"),
+            rep.count("skipped")) == (2, 2, 2, 2)
+    assert [r.ok for r in rows[:4]] == [False, False, True, True]
+    assert str(rep).splitlines()[-1] == "FAILURES: 2 passed, 2 failed, 2 errors, 2 skipped"
+    one = _selfcheck.selfcheck(dtypes=("float32",))
+    assert {r.dtype for r in one.rows} == {"float32"} and len(one.rows) == 4
+    assert fails.detail.startswith("x") and ";" not in fails.detail
+
+
+def test_selfcheck_report_verdicts():
+    from fastjac._selfcheck import SelfCheckReport, SelfCheckRow
+    passed = SelfCheckRow("a", "float64", 0.0, 1e-9, "passed")
+    skipped = SelfCheckRow("b", "float64", 0.0, 1e-9, "skipped")
+    failed = SelfCheckRow("c", "float64", 0.0, 1e-9, "FAILED")
+    assert SelfCheckReport([passed, skipped]).passed is True
+    assert SelfCheckReport([skipped]).passed is False and not SelfCheckReport([])
+    assert str(SelfCheckReport([skipped])).splitlines()[-1] == (
+        "NOTHING CHECKED: 0 passed, 0 failed, 0 errors, 1 skipped")
+    assert str(SelfCheckReport([passed, failed])).splitlines()[-1].startswith("FAILURES: ")
+    assert str(SelfCheckReport([passed, skipped])).splitlines()[-1] == (
+        "ALL PASSED: 1 passed, 0 failed, 0 errors, 1 skipped")
+    assert SelfCheckReport([passed, failed]).failures == [failed]
+    printed = []
+
+    class P:
+        def text(self, s):
+            printed.append(s)
+
+    r = SelfCheckReport([passed])
+    r._repr_pretty_(P(), False)
+    assert printed == [str(r)]
+
+
+# ---------------------------------------------------------------------------------------
+# _validation.cross_check_neuron with NumPy value functions
+# ---------------------------------------------------------------------------------------
+
+
+def _act(X, w, b):
+    return np.maximum(np.asarray(X) @ np.asarray(w) + b, 0)
+
+
+def _loss(X, y, w, b):
+    return np.mean((np.asarray(y) - _act(X, w, b)) ** 2)
+
+
+def _loss_grad(X, y, w, b, active=None, X_grad=False):
+    z = X @ w + b
+    a = (z > 0) if active is None else active
+    e = np.where(a, z - y, 0.0) * (2.0 / len(y))
+    C = _loss(X, y, w, b)
+    res = (C, e @ X, float(np.sum(e)))
+    return res + (np.outer(e, w),) if X_grad else res
+
+
+def _neuron(method, args, result, loss=_loss):
+    from fastjac import _validation
+    return _validation.cross_check_neuron(method, args, result, activation=_act, loss=loss)
+
+
+def _problem(N=30, n=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((N, n)), rng.standard_normal(N), rng.standard_normal(n), 0.2)
+
+
+def test_neuron_hook_samples_near_the_kink():
+    from fastjac.gradcheck import validating
+    X, y, w, b = _problem()
+    h = (2.0**-52) ** (1 / 3)  # the hook leaves out |w.x + b| <= 4 h reach
+
+    def reach(X, with_X):
+        r = np.abs(X) @ np.maximum(1.0, np.abs(w)) + max(1.0, abs(b))
+        return r + np.maximum(1.0, np.abs(X)) @ np.abs(w) if with_X else r
+
+    # move samples 0..3 to |w.x + b| = 3.5, 4.5 h reach, and 3.5, 4.5 h reach with X
+    want = [(3.5, False), (-4.5, False), (3.5, True), (-4.5, True)]
+    for _ in range(30):  # reach depends on x_i: a few rounds to a fixed point
+        for i, (k, with_X) in enumerate(want):
+            z = k * h * reach(X, with_X)[i]
+            X[i] += (z - (X[i] @ w + b)) * w / (w @ w)
+    ratios = [(X[i] @ w + b) / (h * reach(X, wx)[i]) for i, (_, wx) in enumerate(want)]
+    assert np.round(ratios, 6).tolist() == [k for k, _ in want]
+    with validating():
+        r = _neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b))
+        assert r.passed and r.name == "neuron.loss_grad" and r.n_checked == 3
+        assert r.notes[-1] == ("1 of 30 samples within a step of the ReLU kink (w·x_i + b ~ 0) "
+                               "were left out of the gradient check")
+        r = _neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b, X_grad=True))
+        assert r.passed and r.notes[-1].startswith("3 of 30 samples within a step")
+        # the left-out samples' own terms are removed from the gradient that is checked
+        C, gw, gb = _loss_grad(X, y, w, b)
+        for bad in ((C, gw, gb + 1e-6), (C, gw + [0, 1e-6, 0], gb)):
+            with pytest.raises(AssertionError, match="neuron.loss_grad"):
+                _neuron("loss_grad", (X, y, w, b), bad)
+        # only the gradients given are checked
+        r = _neuron("loss_grad", (X, y, w, b), (C, None, gb))
+        assert r.passed and r.n_checked == 3
+        # lists are accepted like arrays
+        assert _neuron("loss_grad", (X.tolist(), y.tolist(), list(w), b), (C, gw, gb))
+
+
+def test_neuron_hook_float32_steps_when_the_loss_is_float32():
+    from fastjac.gradcheck import validating
+    X, y, w, b = (a.astype(np.float32) if isinstance(a, np.ndarray) else a
+                  for a in _problem(seed=2))
+    X64, w64 = X.astype(F64), w.astype(F64)
+    reach = np.abs(X64) @ np.maximum(1.0, np.abs(w64)) + max(1.0, abs(b))
+    # sample 0 at 1e-3 reach: beyond a float64 step, within a float32 one
+    X[0] = (X64[0] + (1e-3 * reach[0] - (X64[0] @ w64 + b)) * w64 / (w64 @ w64)).astype(
+        np.float32)
+    X64 = X.astype(F64)
+    loss32 = lambda *a: np.float32(_loss(*(np.asarray(v, np.float32) for v in a)))  # noqa: E731
+    res = _loss_grad(X64, y.astype(F64), w64, b)
+    res = (np.float32(res[0]),) + res[1:]
+    with validating():
+        r = _neuron("loss_grad", (X, y, w, b), res)
+        assert not any("samples within a step" in n for n in r.notes)
+        r = _neuron("loss_grad", (X, y, w, b), res, loss=loss32)
+        assert "of 30 samples within a step" in r.notes[-1]
+
+
+def test_neuron_hook_unsure_samples_and_the_loss_value():
+    from fastjac.gradcheck import validating
+    X, y, w, b = _problem()
+    b = 0.0
+    for k in (4, 5):
+        Xk = X.copy()
+        Xk[:k] = 0.0  # w.x + b = 0 exactly: the kernel may take either branch
+        z = Xk @ w + b
+        active = z > 0
+        active[[0, 2]] = True  # a kernel that called two of them active
+        C, gw, gb = _loss_grad(Xk, y, w, b, active=active)
+        with validating():
+            r = _neuron("loss_grad", (Xk, y, w, b), (C, gw, gb))
+            assert r.passed
+            if k == 4:  # every branch pattern is tried: this one passes
+                assert r.n_checked == 3 and len(r.notes) == 1
+                with pytest.raises(AssertionError):
+                    _neuron("loss_grad", (Xk, y, w, b), (C, gw, gb + 1.0))
+            else:  # too many: the gradient is not checked at all
+                assert r.n_checked == 0 and r.notes == [
+                    f"{k} of 30 samples within a step of the ReLU kink (w·x_i + b ~ 0) were "
+                    "left out of the gradient check",
+                    "gradient not checked: too many samples on the kink"]
+                assert _neuron("loss_grad", (Xk, y, w, b), (C, gw, gb + 1.0))
+    # the loss value: within 8 ulps * max(1, |C|) * sqrt(N)
+    C, gw, gb = _loss_grad(X, y, w, b)
+    tol = 8 * 2.0**-52 * max(1.0, abs(C)) * math.sqrt(30)
+    with validating():
+        assert _neuron("loss_grad", (X, y, w, b), (C + 0.9 * tol, gw, gb))
+        bad = float(C + 1.1 * tol)
+        with pytest.raises(AssertionError) as info:
+            _neuron("loss_grad", (X, y, w, b), (bad, gw, gb))
+        rep = info.value.report
+        assert not rep.passed
+        assert rep.problems[-1] == f"loss value {bad!r} != loss(X, y, w, b) = {float(C)!r}"
+        C1 = _loss(X[:1], y[:1], w, 5.0)
+        assert _neuron("loss_grad", (X[:1], y[:1], w, 5.0), (C1 + 6e-16, None, None))
+
+
+# Equivalent mutants of cross_check_neuron: ``np.asarray(Jw @ v)`` without
+# ``dtype=float64`` (also with ``dtype=None``): the sum with the float64 ``Jb`` term
+# promotes it to float64 exactly as the conversion did, so the analytic value is the same.
+
+
+def test_neuron_hook_activation_jacobian_and_guards():
+    from fastjac.gradcheck import validating
+    from fastjac.jacobian import Column, RowScaled
+    X, y, w, b = _problem()
+    z = X @ w + b
+    m = (z > 0).astype(F64)
+    with validating():
+        r = _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X), Column(m)))
+        assert r.passed and r.name == "neuron.activation_jacobian" and r.n_checked == 30
+        assert r.n_evals == 7
+        # reproducible: the direction is drawn from default_rng(seed), seed 0 by default
+        rng = np.random.default_rng(0)
+        v, db = rng.standard_normal(3), float(rng.standard_normal())
+        want = RowScaled(m, X) @ v + m * db
+        assert [e.analytic for e in r.worst] == [float(want[e.index]) for e in r.worst]
+        with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
+            _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X), Column(m * 1.001)))
+        with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
+            _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X * 1.001), Column(m)))
+        with pytest.raises(ValueError, match=r"^unknown neuron method 'loss'$"):
+            _neuron("loss", (X, y, w, b), (1.0,))
+        Xn = X.copy()
+        Xn[3, 1] = np.nan
+        assert _neuron("loss_grad", (Xn, y, w, b), (0.0, w * 0, 0.0)) is None
+        assert _neuron("loss_grad", (X, y, w, np.inf), (0.0, w * 0, 0.0)) is None
+        # any numeric form of a NaN input (here an object array) is recognised
+        Xo = Xn.astype(object)
+        assert _neuron("loss_grad", (Xo, y, w, b), (0.0, w * 0, 0.0)) is None
+        C, gw, gb = _loss_grad(X, y, w, b)
+        assert _neuron("loss_grad", (X, y, w, b), (C, w, gb)) is None  # out= was w itself
+    with validating(False):
+        assert _neuron("loss_grad", (X, y, w, b), (C + 1, gw, gb)) is None
+
+
+# ---------------------------------------------------------------------------------------
+# gradcheck: the assert_* twins pass their options on and raise with the report
+# ---------------------------------------------------------------------------------------
+
+
+def test_assert_variants_pass_options_and_report():
+    from fastjac import gradcheck as G
+    x = np.linspace(-1, 1, 5)
+    f = lambda v: np.sum(np.sin(v))  # noqa: E731
+    r = G.assert_grad(f, np.cos, x, coords=[1, 3], n_probes=0, name="ag")
+    assert r.name == "ag" and r.n_checked == 2
+    r = G.assert_diagonal(np.sin, np.cos, x, n_probes=0, name="ad")
+    assert r.name == "ad" and r.n_evals == 7 + 2 * 2
+    r = G.assert_jvp(np.sin, np.cos(x) * x, (x,), (x,), name="aj")
+    assert r.name == "aj"
+    ct = np.arange(5.0)
+    pre = (np.cos(x) * ct,)  # precomputed for this cotangent only
+    r = G.assert_vjp(np.sin, pre, (x,), ct, full=False, name="av")
+    assert r.name == "av" and r.n_checked == 3
+    with pytest.raises(G.GradCheckError):  # the default random cotangent does not match
+        G.assert_vjp(np.sin, pre, (x,), full=False)
+    with pytest.raises(G.GradCheckError) as info:
+        G.assert_grad(f, lambda v: np.cos(v) * 1.01, x)
+    assert info.value.report is not None and not info.value.report.passed
+    assert str(info.value) == str(info.value.report)
+    assert str(info.value).startswith("check_grad: FAILED")
+
+
+# ---------------------------------------------------------------------------------------
+# gradcheck: options and messages of the public checks
+# ---------------------------------------------------------------------------------------
+
+
+def test_check_grad_coordinates_and_probes():
+    from fastjac.gradcheck import check_grad
+    f = lambda v: np.sum(np.sin(v))  # noqa: E731
+    x = np.linspace(0.1, 1, 1001)
+    r = check_grad(f, np.cos, x[:1000], n_probes=0)
+    assert r.n_checked == 1000 and r.notes == [] and r.n_evals == 1 + 6 * 1000
+    r = check_grad(f, np.cos, x, n_probes=1)
+    assert r.n_checked == 256 + 1 and r.n_evals == 1 + 6 * 257
+    assert r.notes == ["256 of 1001 coordinates differenced (plus 1 probes)"]
+    r = check_grad(f, np.cos, x[:10], coords=3, n_probes=0, seed=4)
+    picked = np.sort(np.random.default_rng(4).choice(10, size=3, replace=False))
+    assert sorted(e.index for e in r.worst) == picked.tolist()
+    assert r.notes == ["3 of 10 coordinates differenced (plus 0 probes)"]
+    r = check_grad(f, np.cos, x[:10], coords=10, n_probes=0)
+    assert r.n_checked == 10 and r.notes == []
+    r = check_grad(f, np.cos, x[:10], coords=np.array([[2], [5]]), n_probes=0)
+    assert sorted(e.index for e in r.worst) == [2, 5]
+    r = check_grad(f, np.cos, x[:10], coords="all", n_probes=3)
+    assert r.n_checked == 13 and r.n_evals == 1 + 6 * 13
+    probes = [e for e in check_grad(f, np.cos, x[:3], coords=[], n_probes=2).worst]
+    assert sorted(e.index for e in probes) == ["probe 0", "probe 1"] and probes[0].x is None
+    with pytest.raises(ValueError, match=r"^coords must be None, 'all', an int or indices, "
+                                         r"got 'some'$"):
+        check_grad(f, np.cos, x[:3], coords="some")
+    # one coordinate: no probes (they would repeat the coordinate)
+    r = check_grad(f, np.cos, x[:1], n_probes=5)
+    assert r.n_checked == 1 and r.n_evals == 7
+    with pytest.raises(ValueError, match=r"^f must return a scalar, got shape \(3,\)$"):
+        check_grad(np.sin, np.cos, x[:3])
+    assert check_grad(lambda v: np.sin(v[:1]), lambda v: np.r_[np.cos(v[:1]), 0, 0], x[:3])
+
+
+def test_check_grad_probe_catches_an_unsampled_coordinate():
+    from fastjac.gradcheck import check_grad
+    f = lambda v: np.sum(np.sin(v))  # noqa: E731
+    x = np.linspace(-1, 1, 50)
+    bad = lambda v: np.cos(v) + (np.arange(v.size) == 49) * 1e-3  # noqa: E731
+    r = check_grad(f, bad, x, coords=[0, 1], n_probes=2)
+    assert not r and {e.index for e in r.worst if not e.ok} == {"probe 0", "probe 1"}
+    r = check_grad(f, np.cos, x, coords=[0, 1], n_probes=2)
+    assert r and all(e.x is None for e in r.worst if isinstance(e.index, str))
+    assert all(e.x == x[e.index] for e in r.worst if not isinstance(e.index, str))
+
+
+def test_check_diagonal_and_jvp_messages():
+    from fastjac.gradcheck import check_diagonal, check_jvp, check_vjp
+    x = np.linspace(-1, 1, 4)
+    with pytest.raises(ValueError, match=r"^check_diagonal needs f\(x\) of x's size; f "
+                                         r"returned \(2,\) for x of shape \(4,\)$"):
+        check_diagonal(lambda v: v[:2], np.ones(4), x)
+    with pytest.raises(ValueError, match=r"^got 1 tangents for 2 primals$"):
+        check_jvp(np.multiply, np.ones(4), (x, x), (x,))
+    with pytest.raises(ValueError, match=r"^tangent 1 has shape \(3,\), primal 1 has shape "
+                                         r"\(4,\)$"):
+        check_jvp(np.multiply, np.ones(4), (x, x), (x, x[:3]))
+    with pytest.raises(ValueError, match=r"^cotangent has shape \(3,\), f returns \(4,\)$"):
+        check_vjp(np.sin, (np.cos(x),), (x,), x[:3])
+    with pytest.raises(ValueError, match=r"^vjp returned 2 cotangents for 1 primals$"):
+        check_vjp(np.sin, lambda p, c: (c, c), (x,))
+    with pytest.raises(ValueError, match=r"^vjp cotangent 0 has shape \(3,\), primal 0 has "
+                                         r"shape \(4,\)$"):
+        check_vjp(np.sin, lambda p, c: c[:3], (x,))
+    # one primal: a bare array is accepted from vjp
+    assert check_vjp(np.sin, lambda p, c: np.cos(p[0]) * c, (x,))
+    assert check_vjp(np.sin, lambda p, c: [np.cos(p[0]) * c], x)
+
+
+def test_check_diagonal_counts_and_floor():
+    from fastjac.gradcheck import check_diagonal
+    x = np.linspace(-1, 1, 8)
+    for k in (0, 1, 4):
+        r = check_diagonal(np.sin, np.cos, x, n_probes=k)
+        assert r and r.n_evals == 7 + 2 * (k + 2) and r.n_checked == 8
+    r = check_diagonal(np.sin, np.cos, x[:1], n_probes=3)
+    assert r.n_evals == 7  # a single entry has nothing to couple with
+    # each output's own |f| sets the rounding term, unless f_scale is given
+    y = lambda v: np.r_[1e8 * np.sin(v[:1]), np.sin(v[1:])]  # noqa: E731
+    d = lambda v: np.r_[1e8 * np.cos(v[:1]), np.cos(v[1:]) * (1 + 1e-7)]  # noqa: E731
+    assert not check_diagonal(y, d, x, n_probes=0)
+    assert check_diagonal(y, d, x, n_probes=0, f_scale=1e8)
+    # kinks given by the caller: not compared
+    r = check_diagonal(np.abs, np.sign, np.array([-1.0, 0.0, 2.0]), kinks=[1], n_probes=0)
+    assert r and r.kinks == [1] and r.n_checked == 2
+
+
+def test_check_jvp_zero_tangent_and_rounding_correction():
+    from fastjac.gradcheck import check_jvp
+    x = np.linspace(0.5, 2, 5)
+    z = np.zeros(5)
+    r = check_jvp(np.log, z, (x,), (z,))
+    assert r and r.n_checked == 5 and r.n_evals == 1 and r.max_fd_bound == 0.0
+    assert not check_jvp(np.log, np.full(5, 1e-3), (x,), (z,))
+    # float32 work: the applied tangent differs from t; a callable jvp is corrected for it
+    x32 = np.linspace(1, 3, 7).astype(np.float32)
+    t32 = np.linspace(-1, 1, 7).astype(np.float32) * 3.7
+    f = lambda v: v * v * np.float32(3.0)  # noqa: E731
+    jvp = lambda p, t: np.float32(6.0) * p[0] * t[0]  # noqa: E731
+    r = check_jvp(f, jvp, (x32,), (t32,), reference=False)
+    assert r, str(r)
+    r64 = check_jvp(f, jvp(( x32,), (t32,)), (x32,), (t32,), reference=False)
+    assert r.max_abs_err < r64.max_abs_err
+    # a Python-float primal's tangent stays a float in the correction call
+    seen = []
+
+    def jvp_s(p, t):
+        seen.append(type(t[1]))
+        return 2.0 * p[0] * t[0] * p[1] + p[0] ** 2 * t[1]
+    g = lambda a, s: a * a * s  # noqa: E731
+    assert check_jvp(g, jvp_s, (x32, 1.5), (t32, 0.25), reference=False)
+    assert float in seen and len(seen) >= 3
+    # output index: flat for 1-D, a tuple for N-D
+    r = check_jvp(np.sin, np.cos(x) * 2, (x.reshape(1, 5),), (np.full((1, 5), 2.0),))
+    assert all(isinstance(e.index, tuple) and len(e.index) == 2 for e in r.worst)
+    r = check_jvp(np.sin, np.cos(x) * 2, (x,), (np.full(5, 2.0),))
+    assert all(type(e.index) is int for e in r.worst)
+
+
+# ---------------------------------------------------------------------------------------
+# _selfcheck: the catalogue's points cover what its docstring promises
+# ---------------------------------------------------------------------------------------
+
+
+def _spy_selfcheck(monkeypatch, dtype):
+    """Run selfcheck's cases for one dtype, recording each check's name and primals."""
+    from fastjac import _selfcheck
+    calls = {}
+
+    def spy(check):
+        def run(f, a, primals, *rest, **kw):
+            p = primals if isinstance(primals, tuple) else (primals,)
+            calls[kw["name"]] = dict(primals=p, rest=rest, kw=kw)
+            return check(f, a, primals, *rest, **kw)
+        return run
+
+    for c in ("check_diagonal", "check_jvp", "check_vjp"):
+        monkeypatch.setattr(_selfcheck, c, spy(getattr(_selfcheck, c)))
+    rep = _selfcheck.selfcheck(dtypes=(dtype,))
+    return calls, rep
+
+
+def _spans(a, lo, hi, frac=0.25):
+    """All of ``a`` in [lo, hi], and the points reach both ends (within frac of the span)."""
+    a = np.asarray(a, dtype=F64)
+    w = (hi - lo) * frac
+    return a.min() >= lo and a.max() <= hi and a.min() < lo + w and a.max() > hi - w
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_selfcheck_catalogue_points(monkeypatch, dtype):
+    from fastjac import ops
+    calls, rep = _spy_selfcheck(monkeypatch, dtype)
+    assert rep and all(r.status == "passed" for r in rep.rows)
+    rows = {r.op: r for r in rep.rows}
+    dt = np.dtype(dtype)
+    for name in ops.UNARY:
+        x = calls[f"{name}.derivative"]["primals"][0]
+        assert x.dtype == dt and x.shape == (24,)
+        (x_jvp,), (t,) = calls[f"{name}.jvp"]["primals"], calls[f"{name}.jvp"]["rest"][0]
+        assert x_jvp is x and t.dtype == dt and t.shape == (24,)
+        assert calls[f"{name}.vjp"]["kw"]["seed"] == 1
+        if name in ("log", "sqrt", "reciprocal"):  # positive, away from the pole
+            assert _spans(x, 0.5, 3.0), (name, x)
+        elif name in ("relu", "abs"):  # one point on the kink, the others 0.1 away
+            assert x[0] == 0 and _spans(np.abs(x[1:]), 0.1, 2.1), (name, x)
+            assert (x[1:] < 0).any() and (x[1:] > 0).any()
+            assert rows[f"{name}.derivative"].kinks == 1, rows[f"{name}.derivative"]
+        else:
+            assert _spans(x, -2.0, 2.0), (name, x)
+    for name in ops.BINARY:
+        w, x = calls[f"{name}.jvp"]["primals"]
+        assert w.dtype == dt and x.dtype == dt and w.shape == x.shape == (24,)
+        assert _spans(w, -2.0, 2.0), (name, w)
+        if name == "div":
+            assert _spans(np.abs(x), 0.5, 2.5) and (x < 0).any() and (x > 0).any()
+        elif name in ("maximum", "minimum"):
+            assert x[0] == w[0] and np.all(np.abs(w[1:] - x[1:]) >= 0.1 - 1e-6)
+            assert rows[f"{name}.jvp"].kinks == 1
+        else:
+            assert _spans(x, -2.0, 2.0), (name, x)
+        s, xs = calls[f"{name}.vjp[scalar w]"]["primals"]
+        assert type(s) is float and 0.5 <= s <= 1.5 and xs is x
+        w2, s2 = calls[f"{name}.vjp[scalar x]"]["primals"]
+        assert w2 is w and s2 == (s + 0.5 if name == "div" else s)
+        seeds = [calls[f"{name}.{m}"]["kw"].get("seed") for m in
+                 ("vjp", "vjp[scalar w]", "vjp[scalar x]")]
+        assert seeds == [3, 4, 5]
+        assert calls[f"{name}.sum_grad"]["rest"][0] == 1.0
+    w, b = calls["neuron.loss_grad"]["primals"]
+    assert w.shape == (5,) and w.dtype == dt and type(b) is float and abs(b) <= 0.3
+    assert calls["neuron.loss_grad"]["kw"]["seed"] == 6
+    w, b = calls["neuron.activation_jacobian"]["primals"]
+    assert w.shape == (5,) and type(b) is float
+    x = calls["chain(sin, square).derivative"]["primals"][0]
+    assert _spans(x, -1.5, 1.5) and calls["chain(sin, square).vjp"]["kw"]["seed"] == 2
+    w, x = calls["dot.grad"]["primals"]
+    assert w.shape == x.shape == (24,) and calls["dot.grad"]["rest"][0] == 1.0
+    x = calls["fuse(x + x**2).derivative"]["primals"][0]
+    assert _spans(x, -2.0, 2.0)
+    w, xd = calls["fuse(exp(w)*sin(x) + w/x).vjp"]["primals"]
+    assert _spans(np.abs(xd), 0.5, 2.5) and _spans(w, -2.0, 2.0)
+    s, xd2 = calls["fuse(exp(w)*sin(x) + w/x).vjp[scalar w]"]["primals"]
+    assert type(s) is float and xd2 is xd
+    a, b3, c3 = calls["fuse(3 inputs).vjp"]["primals"]
+    assert np.all(np.abs(c3.astype(F64) - (a * b3).astype(F64)) >= 0.1 - 1e-6)
+    assert [calls[k]["kw"]["seed"] for k in (
+        "fuse(exp(w)*sin(x) + w/x).vjp", "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]",
+        "fuse(3 inputs).vjp")] == [5, 6, 7]
+    tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
+    np.testing.assert_array_equal(tj[1], tj[0][::-1])
