@@ -4,6 +4,6 @@
 # the last-line-of-defence buffer check that both interpreters apply to their arrays.
 
 cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
-                 bint need_value) noexcept nogil
+                 bint need_value, bint f32) noexcept nogil
 
 cdef void* _data(object a, int typenum, Py_ssize_t n, bint writable, str name) except? NULL

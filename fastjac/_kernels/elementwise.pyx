@@ -63,6 +63,13 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
+    # float32 stages (fj_vmath32.h; the float64 routines outside the default mode)
+    double fj32_sqrt_deriv(double x)
+    double fj32_recip_deriv(double x)
+    void fj32_exp_n(double* y, const double* x, Py_ssize_t n)
+    void fj32_log_n(double* y, const double* x, Py_ssize_t n)
+    void fj32_tanh_n(double* v, double* d, const double* x, Py_ssize_t n)
+    void fj32_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
     int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
                            Py_ssize_t n)
     int fj_vjp1_float_run(int code, const float* x, const float* t, float* out, Py_ssize_t n)
@@ -267,15 +274,19 @@ cdef inline void _dfill(double* d, double c, Py_ssize_t m, bint first) noexcept 
 
 
 cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
-                 bint need_value) noexcept nogil:
+                 bint need_value, bint f32) noexcept nogil:
     # One stage of a chain on a tile (m <= TILE). v: the stage's input, replaced by its output
     # (left as is when not need_value: the last stage of a derivative-only pass). d: NULL,
     # or the derivative of the chain so far, multiplied by this stage's derivative at its
     # input; with first, d is uninitialised and receives the stage's derivative.
     # Transcendentals go through fj_vmath.h (vectorised exp, libm or libmvec for the rest).
+    # f32: the call's dtype is float32: exp, log, tanh, sigmoid and the derivatives of sqrt
+    # and reciprocal use fj_vmath32.h's routines, sized for a float32 result (in the default
+    # precision mode; the float64 arithmetic in the others).
     cdef Py_ssize_t k
     cdef double f[TILE]
     cdef double g[TILE]
+    cdef bint a32 = f32 and fj_get_fast_math() == 0
     if code == U_IDENTITY:
         if d != NULL:
             _dfill(d, 1.0, m, first)
@@ -303,7 +314,14 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
     elif code == U_SQRT:
         # 0.5/sqrt(x) within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
-            if first:
+            if a32:
+                if first:
+                    for k in range(m):
+                        d[k] = fj32_sqrt_deriv(v[k])
+                else:
+                    for k in range(m):
+                        d[k] *= fj32_sqrt_deriv(v[k])
+            elif first:
                 for k in range(m):
                     d[k] = fj_sqrt_deriv(v[k])
             else:
@@ -313,7 +331,10 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 v[k] = sqrt(v[k])
     elif code == U_EXP:
-        fj_exp_n(v, v, m)
+        if f32:
+            fj32_exp_n(v, v, m)
+        else:
+            fj_exp_n(v, v, m)
         if d != NULL:
             _dmul(d, v, m, first)
     elif code == U_LOG:
@@ -325,7 +346,10 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
                 for k in range(m):
                     d[k] = d[k] / v[k]
         if need_value:
-            fj_log_n(v, v, m)
+            if f32:
+                fj32_log_n(v, v, m)
+            else:
+                fj_log_n(v, v, m)
     elif code == U_SIN:
         if d == NULL:
             fj_sin_n(v, v, m)
@@ -348,6 +372,11 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 f[k] = -f[k]
             _dmul(d, f, m, first)
+    elif code == U_TANH and f32:
+        # tanh and sech^2 from one exp
+        fj32_tanh_n(v if need_value or d == NULL else NULL, f if d != NULL else NULL, v, m)
+        if d != NULL:
+            _dmul(d, f, m, first)
     elif code == U_TANH:
         if d != NULL:
             # sech^2 from exp(-2|x|) (no tanh needed): accurate in the tails, ~1 ulp.
@@ -357,8 +386,13 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             fj_tanh_n(v, v, m)
     elif code == U_SIGMOID:
         if d != NULL:
-            fj_sigmoid_n(v if need_value else NULL, f, v, m)
+            if f32:
+                fj32_sigmoid_n(v if need_value else NULL, f, v, m)
+            else:
+                fj_sigmoid_n(v if need_value else NULL, f, v, m)
             _dmul(d, f, m, first)
+        elif f32:
+            fj32_sigmoid_n(v, NULL, v, m)
         else:
             fj_sigmoid_n(v, NULL, v, m)
     elif code == U_RELU:
@@ -386,7 +420,14 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
     elif code == U_RECIPROCAL:
         # -1/x^2 within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
-            if first:
+            if a32:
+                if first:
+                    for k in range(m):
+                        d[k] = fj32_recip_deriv(v[k])
+                else:
+                    for k in range(m):
+                        d[k] *= fj32_recip_deriv(v[k])
+            elif first:
                 for k in range(m):
                     d[k] = fj_recip_deriv(v[k])
             else:
@@ -398,7 +439,7 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
 
 
 cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, double* v,
-                            double* d, Py_ssize_t m, bint need_value) noexcept nogil:
+                            double* d, Py_ssize_t m, bint need_value, bint f32) noexcept nogil:
     # v <- h(v), d <- h'(v) (d may be NULL). Without need_value, v is garbage afterwards.
     cdef Py_ssize_t k
     cdef double x0[TILE]
@@ -411,13 +452,13 @@ cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, doubl
         for k in range(m):
             x0[k] = v[k]
     for k in range(ncodes):
-        _stage(codes[k], v, d, m, k == 0, need_value or k + 1 < ncodes)
+        _stage(codes[k], v, d, m, k == 0, need_value or k + 1 < ncodes, f32)
     if rescue:
-        _rescue_products(codes, ncodes, x0, d, m)
+        _rescue_products(codes, ncodes, x0, d, m, f32)
 
 
 cdef void _rescue_products(const unsigned char* codes, Py_ssize_t ncodes, const double* x0,
-                           double* d, Py_ssize_t m) noexcept nogil:
+                           double* d, Py_ssize_t m, bint f32) noexcept nogil:
     # The product of stage derivatives can leave the double range part-way although the
     # chain's derivative is representable: chain(reciprocal, reciprocal) at x = 1.5e-158
     # multiplies -(1/x)² = -inf by -x² and gets inf (and NaN from inf × 0 at 1e300) where
@@ -442,7 +483,7 @@ cdef void _rescue_products(const unsigned char* codes, Py_ssize_t ncodes, const 
         for j in range(ncodes):
             code = codes[j]
             vin = v
-            _stage(code, &v, &s, 1, True, True)
+            _stage(code, &v, &s, 1, True, True, f32)
             if code == U_RECIPROCAL or code == U_LOG or code == U_SQUARE:
                 # these stage derivatives can themselves leave the double range
                 # (-(1/v)² at v = 1.5e-158): form them from v = sm × 2^e instead
@@ -551,7 +592,7 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
             return
     for k in range(m):
         v[k] = x[k]
-    _run_chain(codes, ncodes, v, dp, m, y_out != NULL)
+    _run_chain(codes, ncodes, v, dp, m, y_out != NULL, floating is float)
     # Stores: d_out first (it reads t; y_out may be t itself), then y_out.
     if d_out != NULL:
         if t != NULL:
@@ -714,7 +755,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     cdef double v0, d0
     if is_scalar:
         v0 = src[0]
-        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1, True)
+        _run_chain(codes, nc, &v0, &d0 if d != NULL else NULL, 1, True, floating is float)
         for k in range(m):
             v[k] = v0
         if d != NULL:
@@ -723,7 +764,7 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
     else:
         for k in range(m):
             v[k] = src[k]
-        _run_chain(codes, nc, v, d, m, True)
+        _run_chain(codes, nc, v, d, m, True, floating is float)
 
 
 cdef void _apply_op(int op, double* a, double* da, double* b, double* db,

@@ -278,9 +278,9 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
             memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
             if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
                 _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
-                       c.need_val[node0 + i])
+                       c.need_val[node0 + i], c.f32)
             else:
-                _stage(code, dst, NULL, m, True, True)
+                _stage(code, dst, NULL, m, True, True, c.f32)
         elif code == F_POW:
             _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
                       c.need_pd[i], m)
