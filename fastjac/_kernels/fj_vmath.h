@@ -955,6 +955,10 @@ FJ_DERIV_TILE(double)
     FJ_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),           \
              (code, x, t, out, n))                                                           \
     static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
+        if (sizeof(T) == sizeof(float) /* fj_vmath32.h, default mode */                      \
+            && fj32_vjp1(code, (const float*)(const void*)x, (const float*)(const void*)t,   \
+                         (float*)(void*)out, n))                                             \
+            return 1;                                                                        \
         if (code == FJ_U_EXP || code == FJ_U_SIN || code == FJ_U_COS || code == FJ_U_TANH    \
             || code == FJ_U_SIGMOID) {                                                       \
             if (fj_fast_math != 0) return 0;                                                 \

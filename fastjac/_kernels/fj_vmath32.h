@@ -285,4 +285,93 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
     }
 }
 
+/* The whole float32 single-op VJP in one pass per tile where no lane is rare: out[k] =
+   (float)(f'(x[k]) * t[k]) (or (float)f'(x[k]) when t is NULL), the same operations as
+   fj32_deriv_tile followed by FJ_VJP1's product, so the same bits, without the tile's
+   intermediate stores and loads. A tile with a rare lane (the FJ32_*_RARE ranges, tested
+   in float32: the bounds are exact in float32) takes fj32_deriv_tile. out may
+   be x or t (not a partial overlap). Returns 0 where fj32_deriv_tile would. */
+#define FJ32_VJP1_LOOP(EXPR)                                                                 \
+    do {                                                                                     \
+        if (t == NULL) {                                                                     \
+            for (k = 0; k < m; k++) {                                                        \
+                double xv = (double)xx[k];                                                   \
+                oo[k] = (float)(EXPR);                                                       \
+            }                                                                                \
+        } else {                                                                             \
+            for (k = 0; k < m; k++) {                                                        \
+                double xv = (double)xx[k];                                                   \
+                oo[k] = (float)((EXPR) * (double)tt[k]);                                     \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
+static inline double fj32_sech2_of(double x) { return fj32_sech2_from(x, fj32_q(fabs(x))); }
+static inline double fj32_sigmoid_d_of(double x) {
+    double v, d;
+    fj32_sigmoid_from(x, &v, &d);
+    return d;
+}
+
+FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
+    double d[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    if (fj_fast_math != 0) return 0;
+    if (!(code == FJ_U_SQRT || code == FJ_U_RECIPROCAL || code == FJ_U_EXP
+          || code == FJ_U_TANH || code == FJ_U_SIGMOID))
+        return 0;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        const float* xx = x + i;
+        const float* tt = t != NULL ? t + i : NULL;
+        float* oo = out + i;
+        int rare = 0;
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        switch (code) {
+        case FJ_U_SQRT:
+            FJ32_VJP1_LOOP(fj32_sqrt_deriv(xv));
+            continue;
+        case FJ_U_RECIPROCAL:
+            FJ32_VJP1_LOOP(fj32_recip_deriv(xv));
+            continue;
+        case FJ_U_EXP:
+            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) > 708.0f && fabsf(xx[k]) <= 746.0f;
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_exp_main(xv));
+                continue;
+            }
+            break;
+        case FJ_U_TANH:
+            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) >= 354.0f && fabsf(xx[k]) < 400.0f;
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_sech2_of(xv));
+                continue;
+            }
+            break;
+        default: /* FJ_U_SIGMOID */
+            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) >= 700.0f && fabsf(xx[k]) < 750.0f;
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_sigmoid_d_of(xv));
+                continue;
+            }
+        }
+        fj32_deriv_tile(code, xx, d, m);
+        if (t == NULL)
+            for (k = 0; k < m; k++) oo[k] = (float)d[k];
+        else
+            for (k = 0; k < m; k++) oo[k] = (float)(d[k] * (double)tt[k]);
+    }
+    return 1;
+}
+FJ_BODY void fj32_vjp1_void_body(int* done, int code, const float* x, const float* t,
+                                 float* out, ptrdiff_t n) {
+    *done = fj32_vjp1_body(code, x, t, out, n);
+}
+FJ_MULTI(fj32_vjp1_void, (int* done, int code, const float* x, const float* t, float* out,
+                          ptrdiff_t n), (done, code, x, t, out, n))
+static int fj32_vjp1(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
+    int done = 0;
+    fj32_vjp1_void(&done, code, x, t, out, n);
+    return done;
+}
+
 #endif /* FJ_VMATH32_H */
