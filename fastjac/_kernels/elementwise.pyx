@@ -64,7 +64,8 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n)
     # float32 stages (fj_vmath32.h; the float64 routines outside the default mode)
-    double fj32_sqrt_deriv(double x)
+    void fj32_sqrt_deriv_n(double* d, const double* x, Py_ssize_t n)
+    void fj32_recip_n(double* d, const double* x, Py_ssize_t n)
     double fj32_recip_deriv(double x)
     void fj32_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj32_log_n(double* y, const double* x, Py_ssize_t n)
@@ -315,12 +316,8 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         # 0.5/sqrt(x) within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
             if a32:
-                if first:
-                    for k in range(m):
-                        d[k] = fj32_sqrt_deriv(v[k])
-                else:
-                    for k in range(m):
-                        d[k] *= fj32_sqrt_deriv(v[k])
+                fj32_sqrt_deriv_n(f, v, m)
+                _dmul(d, f, m, first)
             elif first:
                 for k in range(m):
                     d[k] = fj_sqrt_deriv(v[k])
@@ -338,7 +335,10 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         if d != NULL:
             _dmul(d, v, m, first)
     elif code == U_LOG:
-        if d != NULL:
+        if d != NULL and a32:
+            fj32_recip_n(f, v, m)
+            _dmul(d, f, m, first)
+        elif d != NULL:
             if first:
                 for k in range(m):
                     d[k] = 1.0 / v[k]
