@@ -228,6 +228,8 @@ def _all_outputs(x):
     with np.errstate(all="ignore"):
         out += list(op.vjp(x, x[::-1].copy(), x))
         out.append(fj.chain(fj.tanh, fj.log, fj.sigmoid).vjp(x, x))
+        fused = fj.fuse(lambda a: fj.tanh(fj.log(a)) * fj.sqrt(a) + fj.exp(a) / a)
+        out += [fused(x), fused.vjp(x, x[::-1].copy())]
     return out
 
 
