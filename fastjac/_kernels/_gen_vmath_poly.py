@@ -11,6 +11,12 @@ double, measured on a fine grid.
 - log(1 + f) = f - (f^2/2 - s (f^2/2 + z L(z))), s = f / (2 + f), z = s^2 < 0.0295 (the
   fdlibm decomposition; |f| < sqrt(2) - 1): L(z) = (2 atanh(s) - 2 s) / s^3, degree 6.
   L enters the result scaled by ~z/3 < 0.01.
+
+And for fj_vmath32.h (float32: relative errors near 2^-30 are plenty):
+
+- exp(r) = 1 + r + r^2 E(r), |r| <= ln2/2: E(r) = (exp(r) - 1 - r) / r^2, degree 5.
+- tanh, |x| < 1/8 (z < 1/64): P as above, degree 2.
+- log: L as above, degree 3.
 """
 import mpmath as mp
 
@@ -53,11 +59,25 @@ def log_l(z):
     return (2 * mp.atanh(s) - 2 * s) / (s * z)
 
 
+def exp_e(r):
+    if r == 0:
+        return mp.mpf(1) / 2
+    return (mp.exp(r) - 1 - r) / r**2
+
+
 def main():
     zlog = ((mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)) ** 2 * mp.mpf("1.0001")
     for name, f, b, deg in (("FJ_TANH_P", tanh_p, mp.mpf(1) / 16, 7),
                             ("FJ_LOG_L", log_l, zlog, 6)):
         cs, e = fit(f, mp.mpf(0), b, deg)
+        print(f"/* {name}: relative error 2^{e:.1f} */")
+        for j, c in enumerate(cs):
+            print(f"#define {name}{j} {c.hex()}")
+    h = mp.log(2) / 2 * mp.mpf("1.0001")
+    for name, f, a, b, deg in (("FJ32_EXP_E", exp_e, -h, h, 5),
+                               ("FJ32_TANH_P", tanh_p, mp.mpf(0), mp.mpf(1) / 64, 2),
+                               ("FJ32_LOG_L", log_l, mp.mpf(0), zlog, 3)):
+        cs, e = fit(f, a, b, deg)
         print(f"/* {name}: relative error 2^{e:.1f} */")
         for j, c in enumerate(cs):
             print(f"#define {name}{j} {c.hex()}")

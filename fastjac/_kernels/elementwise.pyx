@@ -64,6 +64,14 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_tanh_n(double* y, const double* x, Py_ssize_t n)
     void fj_log_n(double* y, const double* x, Py_ssize_t n)
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n, int f32)
+    # float32 stages (fj_vmath32.h; the float64 routines outside the default mode)
+    void fj32_sqrt_deriv_n(double* d, const double* x, Py_ssize_t n)
+    void fj32_recip_n(double* d, const double* x, Py_ssize_t n)
+    double fj32_recip_deriv(double x)
+    void fj32_exp_n(double* y, const double* x, Py_ssize_t n)
+    void fj32_log_n(double* y, const double* x, Py_ssize_t n)
+    void fj32_tanh_n(double* v, double* d, const double* x, Py_ssize_t n)
+    void fj32_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
     int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
                            Py_ssize_t n)
     int fj_vjp1_float_run(int code, const float* x, const float* t, float* out, Py_ssize_t n)
@@ -242,9 +250,13 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
     # or the derivative of the chain so far, multiplied by this stage's derivative at its
     # input; with first, d is uninitialised and receives the stage's derivative.
     # Transcendentals go through fj_vmath.h (vectorised exp, libm or libmvec for the rest).
+    # f32: the call's dtype is float32: exp, log, tanh, sigmoid and the derivatives of sqrt
+    # and reciprocal use fj_vmath32.h's routines, sized for a float32 result (in the default
+    # precision mode; the float64 arithmetic in the others).
     cdef Py_ssize_t k
     cdef double f[TILE]
     cdef double g[TILE]
+    cdef bint a32 = f32 and fj_get_fast_math() == 0
     if code == U_IDENTITY:
         if d != NULL:
             _dfill(d, 1.0, m, first)
@@ -272,7 +284,10 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
     elif code == U_SQRT:
         # 0.5/sqrt(x) within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
-            if first:
+            if a32:
+                fj32_sqrt_deriv_n(f, v, m)
+                _dmul(d, f, m, first)
+            elif first:
                 for k in range(m):
                     d[k] = fj_sqrt_deriv(v[k])
             else:
@@ -282,11 +297,17 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 v[k] = sqrt(v[k])
     elif code == U_EXP:
-        fj_exp_n(v, v, m)
+        if f32:
+            fj32_exp_n(v, v, m)
+        else:
+            fj_exp_n(v, v, m)
         if d != NULL:
             _dmul(d, v, m, first)
     elif code == U_LOG:
-        if d != NULL:
+        if d != NULL and a32:
+            fj32_recip_n(f, v, m)
+            _dmul(d, f, m, first)
+        elif d != NULL:
             if first:
                 for k in range(m):
                     d[k] = 1.0 / v[k]
@@ -294,7 +315,10 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
                 for k in range(m):
                     d[k] = d[k] / v[k]
         if need_value:
-            fj_log_n(v, v, m)
+            if f32:
+                fj32_log_n(v, v, m)
+            else:
+                fj_log_n(v, v, m)
     elif code == U_SIN:
         # f32: fj_vtrig.h's float32-sized routines (default mode), as FJ_DERIV_TILE's
         if d == NULL:
@@ -318,6 +342,11 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             for k in range(m):
                 f[k] = -f[k]
             _dmul(d, f, m, first)
+    elif code == U_TANH and f32:
+        # tanh and sech^2 from one exp
+        fj32_tanh_n(v if need_value or d == NULL else NULL, f if d != NULL else NULL, v, m)
+        if d != NULL:
+            _dmul(d, f, m, first)
     elif code == U_TANH:
         if d != NULL:
             # sech^2 from exp(-2|x|) (no tanh needed): accurate in the tails, ~1 ulp.
@@ -327,8 +356,13 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             fj_tanh_n(v, v, m)
     elif code == U_SIGMOID:
         if d != NULL:
-            fj_sigmoid_n(v if need_value else NULL, f, v, m)
+            if f32:
+                fj32_sigmoid_n(v if need_value else NULL, f, v, m)
+            else:
+                fj_sigmoid_n(v if need_value else NULL, f, v, m)
             _dmul(d, f, m, first)
+        elif f32:
+            fj32_sigmoid_n(v, NULL, v, m)
         else:
             fj_sigmoid_n(v, NULL, v, m)
     elif code == U_RELU:
@@ -356,7 +390,14 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
     elif code == U_RECIPROCAL:
         # -1/x^2 within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
-            if first:
+            if a32:
+                if first:
+                    for k in range(m):
+                        d[k] = fj32_recip_deriv(v[k])
+                else:
+                    for k in range(m):
+                        d[k] *= fj32_recip_deriv(v[k])
+            elif first:
                 for k in range(m):
                     d[k] = fj_recip_deriv(v[k])
             else:

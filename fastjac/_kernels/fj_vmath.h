@@ -3,8 +3,8 @@
    Every function here maps double arrays to double arrays (in place allowed where noted),
    and every element goes through the same arithmetic whatever its position or the SIMD
    width, so results never depend on n, on the block partition or on the thread count.
-   float32 is computed through the same double routines and rounded once: a double result
-   within 1 ulp of double is within 1 ulp (faithfully rounded) of float32.
+   float32 is computed in double too, but (in the default mode) through the routines of
+   fj_vmath32.h, sized for a 24-bit result, and rounded once: faithfully rounded.
 
    Three precision modes (fj_fast_math, set from Python by fastjac.set_precision):
 
@@ -795,6 +795,9 @@ enum {
     FJ_U_TANH, FJ_U_SIGMOID, FJ_U_RELU, FJ_U_ABS, FJ_U_RECIPROCAL
 };
 
+/* float32 routines (sized for a 24-bit result; they use the helpers above) */
+#include "fj_vmath32.h"
+
 static inline double fj_sign_deriv(double x) {
     return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x * 0.0);
 }
@@ -805,6 +808,10 @@ static inline double fj_sign_deriv(double x) {
         ptrdiff_t k;                                                                         \
         int bad = 0;                                                                         \
         double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP], rr[FJ_TILE_TMP];                            \
+        /* float32 in the default mode: fj_vmath32.h for the ops it covers */                \
+        if (sizeof(T) == sizeof(float)                                                       \
+            && fj32_deriv_tile(code, (const float*)(const void*)x, d, m))                    \
+            return;                                                                          \
         switch (code) {                                                                      \
         case FJ_U_SQUARE:                                                                    \
             for (k = 0; k < m; k++) d[k] = 2.0 * (double)x[k];                               \
@@ -876,6 +883,10 @@ FJ_DERIV_TILE(double)
     FJ_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),           \
              (code, x, t, out, n))                                                           \
     static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
+        if (sizeof(T) == sizeof(float) /* fj_vmath32.h, default mode */                      \
+            && fj32_vjp1(code, (const float*)(const void*)x, (const float*)(const void*)t,   \
+                         (float*)(void*)out, n))                                             \
+            return 1;                                                                        \
         if (code == FJ_U_EXP || code == FJ_U_SIN || code == FJ_U_COS || code == FJ_U_TANH    \
             || code == FJ_U_SIGMOID) {                                                       \
             if (fj_fast_math != 0) return 0;                                                 \

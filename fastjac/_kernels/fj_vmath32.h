@@ -1,0 +1,441 @@
+/* float32 vector math: exp, log, tanh (and sech^2), sigmoid (and sigmoid'), and the
+   derivatives of sqrt and reciprocal, sized for a float32 result.
+
+   Included by fj_vmath.h (it uses its helpers, FJ_MULTI and its rare-lane routines).
+
+   A float32 call computes in double, as everywhere in fastjac (the chain interpreter works
+   on double tiles, and a stage's input may be any double: exp(x) of a float32 x may exceed
+   the float32 range before a log brings it back), but with polynomials sized for a 24-bit
+   result instead of a 53-bit one, and without the double-double steps that the float64
+   routines need for their last bit. Every routine here returns a double within about
+   2^-29 relative error of the exact value over the whole double range (the rare lanes at
+   the ends of the range take the float64 routines); rounding that to float32 is then
+   within 0.5 + 2^-5 ulp, that is faithfully rounded (within 1 ulp). The measured maxima
+   over all 2^32 float32 inputs are in docs/guide/precision.rst
+   (tests/test_vmath_accuracy.py, FASTJAC_EXHAUSTIVE=1).
+
+     exp      x = k ln2 + r, |r| <= ln2/2, exp(r) = 1 + r + r^2 E(r), E of degree 5
+              (relative error of exp ~2^-31); 2^k built in the exponent bits.
+     log      x = 2^k m, m in [sqrt(1/2), sqrt(2)), s = (m-1)/(m+1), z = s^2,
+              log(m) = 2s + s z L(z), L of degree 3 (~2^-35).
+     tanh     |x| < 1/8: x + x z P(z), z = x^2, P of degree 2 (~2^-34);
+              else (1 - q)/(1 + q), q = exp(-2|x|) (~2^-29 at |x| = 1/8, better beyond).
+     sech^2   4q/(1 + q)^2.
+     sigmoid  e = exp(-|x|): 1/(1 + e) or e/(1 + e); sigmoid' = e/(1 + e)^2.
+     sqrt'    0.5/sqrt(x): a float32 estimate, one Newton step in double (~2^-43).
+     log'     1/x: the same way (~2^-43).
+     recip'   -1/(x x) in double (x x is exact for a float32 x).
+
+   The coefficients are fitted by _gen_vmath_poly.py. These routines are used in the
+   default ("accurate") precision mode only: fj32_* fall back to the float64 routines in
+   the "strict" and "fast" modes, so those modes keep their bits. Every loop is plain C
+   compiled three times (FJ_MULTI) with fp contraction off: the AVX-512, AVX2 and baseline
+   versions give the same bits. */
+#ifndef FJ_VMATH32_H
+#define FJ_VMATH32_H
+
+#ifndef FJ_VMATH_H
+#error "fj_vmath32.h is included by fj_vmath.h"
+#endif
+
+#define FJ32_INV_LN2 0x1.71547652b82fep+0
+#define FJ32_LN2 0x1.62e42fefa39efp-1
+/* FJ32_EXP_E: relative error 2^-28.4 of E, ~2^-31 of exp (_gen_vmath_poly.py) */
+#define FJ32_EXP_E0 0x1.0000000b79829p-1
+#define FJ32_EXP_E1 0x1.5555551a631adp-3
+#define FJ32_EXP_E2 0x1.5554e968d8777p-5
+#define FJ32_EXP_E3 0x1.1111668ef1c8ap-7
+#define FJ32_EXP_E4 0x1.6d42bdb8e7347p-10
+#define FJ32_EXP_E5 0x1.a0464cbfb5322p-13
+/* FJ32_TANH_P: relative error 2^-26.9 of P, ~2^-34 of tanh (_gen_vmath_poly.py) */
+#define FJ32_TANH_P0 -0x1.55555528e61b9p-2
+#define FJ32_TANH_P1 0x1.110f815b84927p-3
+#define FJ32_TANH_P2 -0x1.b5f00a1ce9cf2p-5
+/* FJ32_LOG_L: relative error 2^-29.1 of L, ~2^-35 of log (_gen_vmath_poly.py) */
+#define FJ32_LOG_L0 0x1.5555554bb8303p-1
+#define FJ32_LOG_L1 0x1.9999eb44bb765p-2
+#define FJ32_LOG_L2 0x1.245c4bbe568e9p-2
+#define FJ32_LOG_L3 0x1.ddcd7b381d928p-3
+
+#define FJ32_TANH_SMALL 0.125
+#define FJ32_EXP_CORE_MAX 708.0 /* |x| <= this: 2^k stays a normal double */
+
+/* exp(x) for |x| <= 708 (other x: garbage, never a trap). */
+static inline double fj32_exp_core(double x) {
+    double kd = x * FJ32_INV_LN2 + FJ_SHIFT;
+    uint64_t ki = fj_asu64(kd);
+    double r, r2, p;
+    kd -= FJ_SHIFT;
+    r = x - kd * FJ32_LN2;
+    r2 = r * r;
+    p = (FJ32_EXP_E0 + r * FJ32_EXP_E1)
+        + r2 * ((FJ32_EXP_E2 + r * FJ32_EXP_E3) + r2 * (FJ32_EXP_E4 + r * FJ32_EXP_E5));
+    p = r + r2 * p; /* exp(r) - 1 */
+    /* 2^k: the low 12 bits of ki hold k (two's complement), moved to the exponent field */
+    return fj_asf64((ki << 52) + 0x3ff0000000000000ULL) * (1.0 + p);
+}
+
+/* exp(x) for every x but the rare lanes 708 < |x| <= 746 (those: 0.0 here, redone by the
+   caller with libm). Beyond: inf or 0, NaN stays NaN. */
+static inline double fj32_exp_main(double x) {
+    double y = fj32_exp_core(fabs(x) <= FJ32_EXP_CORE_MAX ? x : 0.0);
+    y = fabs(x) <= FJ32_EXP_CORE_MAX ? y : 0.0;
+    y = x > 746.0 ? INFINITY : y;
+    return x != x ? x + x : y;
+}
+#define FJ32_EXP_RARE(x) (fabs(x) > FJ32_EXP_CORE_MAX && fabs(x) <= 746.0)
+
+/* tanh and sech^2 from one exp: q = exp(-2|x|) (|x| >= 354: sech^2 underflows, tanh is 1). */
+static inline double fj32_q(double a) {
+    return fj32_exp_core(a < 354.0 ? -2.0 * a : -708.0);
+}
+static inline double fj32_tanh_from(double x, double q) {
+    double a = fabs(x);
+    double z = a * a;
+    double big = (1.0 - q) / (1.0 + q);
+    double small = a + a * (z * (FJ32_TANH_P0 + z * (FJ32_TANH_P1 + z * FJ32_TANH_P2)));
+    double r = copysign(a < FJ32_TANH_SMALL ? small : big, x);
+    return x != x ? x + x : r;
+}
+static inline double fj32_sech2_from(double x, double q) {
+    double a = fabs(x);
+    double s = 1.0 + q;
+    double y = (4.0 * q) / (s * s);
+    y = a < 400.0 ? y : 0.0; /* 4 exp(-2a) < 2^-1075 */
+    return x != x ? x + x : y;
+}
+#define FJ32_SECH2_RARE(x) (fabs(x) >= 354.0 && fabs(x) < 400.0)
+
+/* sigmoid and sigmoid' from e = exp(-|x|) (|x| >= 700: the float64 routine; >= 750: the
+   limits 1 or 0 and 0). */
+static inline void fj32_sigmoid_from(double x, double* v, double* d) {
+    double a = fabs(x);
+    double e = fj32_exp_core(a < 700.0 ? -a : -700.0);
+    double s = 1.0 + e;
+    double inv = 1.0 / s;
+    double vv = (x >= 0.0 ? 1.0 : e) * inv;
+    double dd = e * (inv * inv);
+    vv = a < 750.0 ? vv : (x > 0.0 ? 1.0 : 0.0);
+    dd = a < 750.0 ? dd : 0.0;
+    *v = x != x ? x + x : vv;
+    *d = x != x ? x + x : dd;
+}
+#define FJ32_SIGMOID_RARE(x) (fabs(x) >= 700.0 && fabs(x) < 750.0)
+
+/* log(x): the reduction of fj_log_core, a shorter series. */
+static inline double fj32_log_core(double x) {
+    int sub = x < 0x1p-1022;
+    double xs = sub ? x * 0x1p52 : x;
+    uint64_t u = fj_asu64(xs);
+    uint64_t tmp = u - 0x3fe6a09e667f3bcdULL; /* bits of sqrt(1/2) */
+    double m = fj_asf64(u - (tmp & 0xfff0000000000000ULL));
+    double kd = fj_asf64(0x4338000000000000ULL + ((tmp >> 52) ^ 0x800)) - (0x1.8p52 + 2048.0);
+    double s, z, y;
+    kd = sub ? kd - 52.0 : kd;
+    s = (m - 1.0) / (m + 1.0);
+    z = s * s;
+    y = kd * FJ32_LN2 + (2.0 * s + s * (z * (FJ32_LOG_L0 + z * (FJ32_LOG_L1
+        + z * (FJ32_LOG_L2 + z * FJ32_LOG_L3)))));
+    y = x == INFINITY ? x : y;
+    return x > 0.0 ? y : (x == 0.0 ? -INFINITY : (x != x ? x + x : NAN));
+}
+
+/* sqrt'(x) = 0.5/sqrt(x) and log'(x) = 1/x without a double division or root (slow on
+   8 double lanes): a float32 estimate (sqrtf and the division are correctly rounded, so
+   the same on every SIMD path; relative error < 2^-22) and one Newton step in double from
+   the double x (error ~2^-43), for x in [2^-125, 2^125] (FJ32_NEWTON_OK; |x| for 1/x:
+   there x rounded to float32 keeps 24 bits and neither estimate overflows or underflows).
+   Other x (zeros, infinities, NaN, negative x for sqrt', doubles outside float32's range
+   in a chain) are rare lanes: the plain double expression, whose zeros, infinities and
+   NaN are the NumPy expression's. */
+#define FJ32_NEWTON_OK(a) ((a) >= 0x1p-125 && (a) <= 0x1p125)
+static inline double fj32_sqrt_deriv_core(double x) {
+    double r = (double)(1.0f / sqrtf((float)x));
+    return r * (0.75 - (0.25 * x) * (r * r)); /* 0.5 r (1.5 - 0.5 x r^2) */
+}
+static inline double fj32_recip_core(double x) {
+    double r = (double)(1.0f / (float)x);
+    return r * (2.0 - x * r);
+}
+/* reciprocal'(x) = -1/x^2: +-0 give -inf, +-inf -0, NaN NaN. */
+static inline double fj32_recip_deriv(double x) { return -1.0 / (x * x); }
+
+/* ---- tiles: xs (m <= FJ_TILE_TMP) to outputs that do not overlap it ------------------ */
+/* d[k] = sqrt'(xs[k]) and 1/xs[k], the common lanes vectorised, the rare ones plain. */
+FJ_BODY void fj32_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) d[k] = fj32_sqrt_deriv_core(FJ32_NEWTON_OK(xs[k]) ? xs[k] : 1.0);
+    for (k = 0; k < m; k++) rare |= !FJ32_NEWTON_OK(xs[k]);
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (!FJ32_NEWTON_OK(xs[k])) d[k] = 0.5 / sqrt(xs[k]);
+}
+FJ_BODY void fj32_recip_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) d[k] = fj32_recip_core(FJ32_NEWTON_OK(fabs(xs[k])) ? xs[k] : 1.0);
+    for (k = 0; k < m; k++) rare |= !FJ32_NEWTON_OK(fabs(xs[k]));
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (!FJ32_NEWTON_OK(fabs(xs[k]))) d[k] = 1.0 / xs[k];
+}
+FJ_BODY void fj32_exp_tile(const double* xs, double* y, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) y[k] = fj32_exp_main(xs[k]);
+    for (k = 0; k < m; k++) rare |= FJ32_EXP_RARE(xs[k]);
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (FJ32_EXP_RARE(xs[k])) y[k] = exp(xs[k]);
+}
+
+/* v = tanh, d = sech^2 (either may be NULL). */
+FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
+    double q[FJ_TILE_TMP];
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) q[k] = fj32_q(fabs(xs[k]));
+    if (v != NULL)
+        for (k = 0; k < m; k++) v[k] = fj32_tanh_from(xs[k], q[k]);
+    if (d != NULL) {
+        for (k = 0; k < m; k++) d[k] = fj32_sech2_from(xs[k], q[k]);
+        for (k = 0; k < m; k++) rare |= FJ32_SECH2_RARE(xs[k]);
+        if (rare)
+            for (k = 0; k < m; k++)
+                if (FJ32_SECH2_RARE(xs[k])) d[k] = fj_sech2_far(xs[k]);
+    }
+}
+
+/* v = sigmoid, d = sigmoid' (neither NULL). */
+FJ_BODY void fj32_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) fj32_sigmoid_from(xs[k], &v[k], &d[k]);
+    for (k = 0; k < m; k++) rare |= FJ32_SIGMOID_RARE(xs[k]);
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (FJ32_SIGMOID_RARE(xs[k])) fj_sigmoid_far(xs[k], &v[k], &d[k]);
+}
+
+/* ---- whole arrays (the chain interpreter's stages): y == x allowed ------------------- */
+FJ_BODY void fj32_exp_acc_n_body(double* y, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj32_exp_tile(xs, y + i, m);
+    }
+}
+FJ_MULTI(fj32_exp_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+
+/* The chain interpreter's float32 sqrt' and log' (= 1/x) stages; d must not overlap x. */
+FJ_BODY void fj32_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj32_sqrt_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
+}
+FJ_MULTI(fj32_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+FJ_BODY void fj32_recip_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj32_recip_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
+}
+FJ_MULTI(fj32_recip_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+
+FJ_MAP_BODY(fj32_log_acc_n, fj32_log_core)
+FJ_MULTI(fj32_log_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+
+/* v[k] = tanh(x[k]), d[k] = sech^2(x[k]); v or d may be NULL; v may be x (d not). */
+FJ_BODY void fj32_tanh_acc_n_body(double* v, double* d, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj32_tanh_tile(xs, v != NULL ? v + i : NULL, d != NULL ? d + i : NULL, m);
+    }
+}
+FJ_MULTI(fj32_tanh_acc_n, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+
+/* v[k] = sigmoid(x[k]), d[k] = sigmoid'(x[k]); v or d may be NULL; v may be x (d not). */
+FJ_BODY void fj32_sigmoid_acc_n_body(double* v, double* d, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP], tv[FJ_TILE_TMP], td[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj32_sigmoid_tile(xs, tv, td, m);
+        if (v != NULL)
+            for (k = 0; k < m; k++) v[i + k] = tv[k];
+        if (d != NULL)
+            for (k = 0; k < m; k++) d[i + k] = td[k];
+    }
+}
+FJ_MULTI(fj32_sigmoid_acc_n, (double* v, double* d, const double* x, ptrdiff_t n),
+         (v, d, x, n))
+
+/* The entry points for a float32 stage: these routines in the default mode, the float64
+   ones (the mode's own arithmetic) otherwise. */
+static void fj32_exp_n(double* y, const double* x, ptrdiff_t n) {
+    if (fj_fast_math != 0) fj_exp_n(y, x, n);
+    else fj32_exp_acc_n(y, x, n);
+}
+
+static void fj32_log_n(double* y, const double* x, ptrdiff_t n) {
+    if (fj_fast_math != 0) fj_log_n(y, x, n);
+    else fj32_log_acc_n(y, x, n);
+}
+
+static void fj32_tanh_n(double* v, double* d, const double* x, ptrdiff_t n) {
+    if (fj_fast_math != 0) {
+        if (d != NULL) fj_sech2_n(d, x, n);
+        if (v != NULL) fj_tanh_n(v, x, n);
+    } else {
+        fj32_tanh_acc_n(v, d, x, n);
+    }
+}
+
+static void fj32_sigmoid_n(double* v, double* d, const double* x, ptrdiff_t n) {
+    if (fj_fast_math != 0) fj_sigmoid_n(v, d, x, n);
+    else fj32_sigmoid_acc_n(v, d, x, n);
+}
+
+/* The derivative-only tile of a float32 single-op VJP (fj_vmath.h FJ_DERIV_TILE): d[k] =
+   f'(x[k]) as a float32 stage computes it; returns 0 (nothing done) for the ops it does
+   not cover and outside the default mode. */
+FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
+    double xs[FJ_TILE_TMP], ss[FJ_TILE_TMP];
+    ptrdiff_t k;
+    if (fj_fast_math != 0) return 0;
+    switch (code) {
+    case FJ_U_SQRT:
+        for (k = 0; k < m; k++) xs[k] = (double)x[k];
+        fj32_sqrt_deriv_tile(xs, d, m);
+        return 1;
+    case FJ_U_LOG:
+        for (k = 0; k < m; k++) xs[k] = (double)x[k];
+        fj32_recip_tile(xs, d, m);
+        return 1;
+    case FJ_U_RECIPROCAL:
+        for (k = 0; k < m; k++) d[k] = fj32_recip_deriv((double)x[k]);
+        return 1;
+    case FJ_U_EXP:
+        for (k = 0; k < m; k++) xs[k] = (double)x[k];
+        fj32_exp_tile(xs, d, m);
+        return 1;
+    case FJ_U_TANH:
+        for (k = 0; k < m; k++) xs[k] = (double)x[k];
+        fj32_tanh_tile(xs, NULL, d, m);
+        return 1;
+    case FJ_U_SIGMOID:
+        for (k = 0; k < m; k++) xs[k] = (double)x[k];
+        fj32_sigmoid_tile(xs, ss, d, m);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The whole float32 single-op VJP in one pass per tile where no lane is rare: out[k] =
+   (float)(f'(x[k]) * t[k]) (or (float)f'(x[k]) when t is NULL), the same operations as
+   fj32_deriv_tile followed by FJ_VJP1's product, so the same bits, without the tile's
+   intermediate stores and loads. A tile with a rare lane (the FJ32_*_RARE ranges, tested
+   in float32: the bounds are exact in float32) takes fj32_deriv_tile. out may
+   be x or t (not a partial overlap). Returns 0 where fj32_deriv_tile would. */
+#define FJ32_VJP1_LOOP(EXPR)                                                                 \
+    do {                                                                                     \
+        if (t == NULL) {                                                                     \
+            for (k = 0; k < m; k++) {                                                        \
+                double xv = (double)xx[k];                                                   \
+                oo[k] = (float)(EXPR);                                                       \
+            }                                                                                \
+        } else {                                                                             \
+            for (k = 0; k < m; k++) {                                                        \
+                double xv = (double)xx[k];                                                   \
+                oo[k] = (float)((EXPR) * (double)tt[k]);                                     \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
+static inline double fj32_sech2_of(double x) { return fj32_sech2_from(x, fj32_q(fabs(x))); }
+static inline double fj32_sigmoid_d_of(double x) {
+    double v, d;
+    fj32_sigmoid_from(x, &v, &d);
+    return d;
+}
+
+FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
+    double d[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    if (fj_fast_math != 0) return 0;
+    if (!(code == FJ_U_SQRT || code == FJ_U_LOG || code == FJ_U_RECIPROCAL || code == FJ_U_EXP
+          || code == FJ_U_TANH || code == FJ_U_SIGMOID))
+        return 0;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        const float* xx = x + i;
+        const float* tt = t != NULL ? t + i : NULL;
+        float* oo = out + i;
+        int rare = 0;
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        switch (code) {
+        case FJ_U_SQRT:
+            for (k = 0; k < m; k++) rare |= !(xx[k] >= 0x1p-125f && xx[k] <= 0x1p125f);
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_sqrt_deriv_core(xv));
+                continue;
+            }
+            break;
+        case FJ_U_LOG:
+            for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) >= 0x1p-125f && fabsf(xx[k]) <= 0x1p125f);
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_recip_core(xv));
+                continue;
+            }
+            break;
+        case FJ_U_RECIPROCAL:
+            FJ32_VJP1_LOOP(fj32_recip_deriv(xv));
+            continue;
+        case FJ_U_EXP:
+            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) > 708.0f && fabsf(xx[k]) <= 746.0f;
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_exp_main(xv));
+                continue;
+            }
+            break;
+        case FJ_U_TANH:
+            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) >= 354.0f && fabsf(xx[k]) < 400.0f;
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_sech2_of(xv));
+                continue;
+            }
+            break;
+        default: /* FJ_U_SIGMOID */
+            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) >= 700.0f && fabsf(xx[k]) < 750.0f;
+            if (!rare) {
+                FJ32_VJP1_LOOP(fj32_sigmoid_d_of(xv));
+                continue;
+            }
+        }
+        fj32_deriv_tile(code, xx, d, m);
+        if (t == NULL)
+            for (k = 0; k < m; k++) oo[k] = (float)d[k];
+        else
+            for (k = 0; k < m; k++) oo[k] = (float)(d[k] * (double)tt[k]);
+    }
+    return 1;
+}
+FJ_BODY void fj32_vjp1_void_body(int* done, int code, const float* x, const float* t,
+                                 float* out, ptrdiff_t n) {
+    *done = fj32_vjp1_body(code, x, t, out, n);
+}
+FJ_MULTI(fj32_vjp1_void, (int* done, int code, const float* x, const float* t, float* out,
+                          ptrdiff_t n), (done, code, x, t, out, n))
+static int fj32_vjp1(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
+    int done = 0;
+    fj32_vjp1_void(&done, code, x, t, out, n);
+    return done;
+}
+
+#endif /* FJ_VMATH32_H */
