@@ -24,17 +24,10 @@ import pytest
 import fastjac as fj
 from fastjac._kernels import elementwise as K
 from test_vmath_accuracy import EXHAUSTIVE, evaluate, f32_check, f32_random, f32_specials, \
-    needs_long, reference, ulps
+    needs_long, precision_default, reference, ulps  # noqa: F401 (precision_default: a fixture)
 
 CASES = [("sin", False), ("sin", True), ("cos", False), ("cos", True)]
 IDS = ["sin", "sin'", "cos", "cos'"]
-
-
-@pytest.fixture
-def precision_default():
-    old = fj.set_precision("accurate")
-    yield
-    fj.set_precision(old)
 
 
 # ---- samples ----------------------------------------------------------------------------

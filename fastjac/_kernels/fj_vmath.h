@@ -524,21 +524,26 @@ FJ_BODY void fj_sech2_acc_n_body(double* y, const double* x, ptrdiff_t n) {
 }
 FJ_MULTI(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
-/* v[k] = sigmoid(x[k]) and/or d[k] = sigmoid'(x[k]) (either may be NULL); v or d may be x. */
-FJ_BODY void fj_sigmoid_acc_n_body(double* v, double* d, const double* x, ptrdiff_t n) {
-    double xs[FJ_TILE_TMP], tv[FJ_TILE_TMP], td[FJ_TILE_TMP];
-    ptrdiff_t i, k, m;
-    for (i = 0; i < n; i += FJ_TILE_TMP) {
-        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        for (k = 0; k < m; k++) xs[k] = x[i + k];
-        fj_sigmoid_tile(xs, tv, td, m);
-        if (v != NULL)
-            for (k = 0; k < m; k++) v[i + k] = tv[k];
-        if (d != NULL)
-            for (k = 0; k < m; k++) d[i + k] = td[k];
-    }
-}
-FJ_MULTI(fj_sigmoid_acc_n, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+/* NAME(v, d, x, n): v[k] = sigmoid(x[k]) and/or d[k] = sigmoid'(x[k]) (either may be NULL;
+   v or d may be x), tile by tile through TILE(xs, tv, td, m): the float64 routine here and
+   fj_vmath32.h's float32-sized one. */
+#define FJ_SIGMOID_ACC(NAME, TILE)                                                           \
+    FJ_BODY void NAME##_body(double* v, double* d, const double* x, ptrdiff_t n) {           \
+        double xs[FJ_TILE_TMP], tv[FJ_TILE_TMP], td[FJ_TILE_TMP];                            \
+        ptrdiff_t i, k, m;                                                                   \
+        for (i = 0; i < n; i += FJ_TILE_TMP) {                                               \
+            m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;                                   \
+            for (k = 0; k < m; k++) xs[k] = x[i + k];                                        \
+            TILE(xs, tv, td, m);                                                             \
+            if (v != NULL)                                                                   \
+                for (k = 0; k < m; k++) v[i + k] = tv[k];                                    \
+            if (d != NULL)                                                                   \
+                for (k = 0; k < m; k++) d[i + k] = td[k];                                    \
+        }                                                                                    \
+    }                                                                                        \
+    FJ_MULTI(NAME, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+
+FJ_SIGMOID_ACC(fj_sigmoid_acc_n, fj_sigmoid_tile)
 
 /* 1/(1+q)^2 and 1/(1+q) for q in [0, 1], with the rounding of 1 + q and of the square
    compensated (Fast2Sum and Dekker's exact product: exact without FMA), so that

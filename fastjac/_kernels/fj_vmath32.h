@@ -259,22 +259,8 @@ FJ_BODY void fj32_tanh_acc_n_body(double* v, double* d, const double* x, ptrdiff
 }
 FJ_MULTI(fj32_tanh_acc_n, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
 
-/* v[k] = sigmoid(x[k]), d[k] = sigmoid'(x[k]); v or d may be NULL; v may be x (d not). */
-FJ_BODY void fj32_sigmoid_acc_n_body(double* v, double* d, const double* x, ptrdiff_t n) {
-    double xs[FJ_TILE_TMP], tv[FJ_TILE_TMP], td[FJ_TILE_TMP];
-    ptrdiff_t i, k, m;
-    for (i = 0; i < n; i += FJ_TILE_TMP) {
-        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        for (k = 0; k < m; k++) xs[k] = x[i + k];
-        fj32_sigmoid_tile(xs, tv, td, m);
-        if (v != NULL)
-            for (k = 0; k < m; k++) v[i + k] = tv[k];
-        if (d != NULL)
-            for (k = 0; k < m; k++) d[i + k] = td[k];
-    }
-}
-FJ_MULTI(fj32_sigmoid_acc_n, (double* v, double* d, const double* x, ptrdiff_t n),
-         (v, d, x, n))
+/* sigmoid and sigmoid' tile by tile (fj_vmath.h's FJ_SIGMOID_ACC). */
+FJ_SIGMOID_ACC(fj32_sigmoid_acc_n, fj32_sigmoid_tile)
 
 /* The entry points for a float32 stage: these routines in the default mode, the float64
    ones (the mode's own arithmetic) otherwise. */
