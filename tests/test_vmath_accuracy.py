@@ -246,7 +246,14 @@ def test_simd_paths_give_the_same_bits(dtype, vmath_level, precision_default):
         assert vmath_level(level) == level
         got = _all_outputs(x)
         for a, b in zip(ref, got):
-            np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+            # Where both factors of a product are NaN (f'(-inf) = NaN times a NaN cotangent),
+            # IEEE 754 returns one of the two, and which one follows the operand order the
+            # compiler chose: the -O0 debug build's portable loop gave the cotangent's +NaN
+            # where AVX-512 gave the derivative's -NaN. So NaNs must sit at the same places,
+            # and every other element must have the same bits.
+            assert np.array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_array_equal(np.where(np.isnan(a), np.nan, a).view(np.uint8),
+                                          np.where(np.isnan(b), np.nan, b).view(np.uint8))
 
 
 UNARY_CODES = K.UNARY_CODES
