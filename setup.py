@@ -11,7 +11,7 @@ FASTJAC_SERIAL=1     build the thread pool without threads: every kernel runs on
 FASTJAC_NO_LIBMVEC=1 build without glibc's libmvec even when it links (the opt-in "fast"
                      precision mode then falls back to libm).
 
-Parallel kernels run on fastjac's own caller-runs thread pool (fastjac/_kernels/fj_pool.c,
+Parallel kernels run on fastjac's own caller-runs thread pool (fastjac/_kernels/fj_pool_impl.h,
 POSIX threads; no OpenMP). It is compiled into one extension, ``fastjac._kernels.pool``, that
 the kernel modules cimport, so a process has exactly one pool. Where pthreads are not
 available (or with FASTJAC_SERIAL=1) the pool runs every call serially and
@@ -142,11 +142,12 @@ def _extensions():
 
     pool = Extension(
         "fastjac._kernels.pool",
-        ["fastjac/_kernels/pool.pyx", "fastjac/_kernels/fj_pool.c"],
+        ["fastjac/_kernels/pool.pyx"],
         include_dirs=["fastjac/_kernels"],
         define_macros=pool_macros,
         libraries=pool_libs,
-        depends=["fastjac/_kernels/fj_pool.h", "fastjac/_kernels/pool.pxd"],
+        depends=["fastjac/_kernels/fj_pool.h", "fastjac/_kernels/fj_pool_impl.h",
+                 "fastjac/_kernels/pool.pxd"],
         extra_compile_args=opt,
     )
     kernels = ["outputs", "elementwise", "neuron", "fused", "layer"]

@@ -1,5 +1,5 @@
 """Introspection of fastjac's thread pool: ``fastjac.thread_info()`` (and the deprecated
-``fastjac.openmp_enabled()``). The pool itself is compiled (``fastjac/_kernels/fj_pool.c``);
+``fastjac.openmp_enabled()``). The pool itself is compiled (``fastjac/_kernels/fj_pool_impl.h``);
 the user guide is ``docs/guide/threads.rst``."""
 
 import warnings

@@ -2,7 +2,7 @@
 #
 #     from fastjac._kernels.pool cimport parallel_for, fast_threads
 #
-# There is ONE pool per process: the C code (fj_pool.c) is compiled into the extension
+# There is ONE pool per process: the C code (fj_pool_impl.h) is compiled into the extension
 # fastjac._kernels.pool only, and other modules reach these functions through the capsule
 # Cython makes for a .pxd (importing a module that cimports this one imports the pool).
 #

@@ -1,13 +1,17 @@
 # cython: language_level=3
 """fastjac's caller-runs thread pool (one per process) and the one ``n_threads`` rule.
 
-The C implementation is ``fj_pool.c`` (see ``fj_pool.h`` for how a call runs); the kernel
+The C implementation is ``fj_pool_impl.h`` (see ``fj_pool.h`` for how a call runs); the kernel
 modules use it through ``pool.pxd``. From Python: :func:`resolve_threads` (used by
 ``fastjac._validate.n_threads``), :func:`thread_info` (public as ``fastjac.thread_info``) and
 test hooks.
 """
 
 from fastjac import _config
+
+# the implementation, compiled into this extension only
+cdef extern from "fj_pool_impl.h":
+    pass
 
 cdef extern from "fj_pool.h" nogil:
     ctypedef struct fj_pool_info_t:

@@ -1,4 +1,6 @@
-/* fastjac's caller-runs thread pool: see fj_pool.h for the contract.
+/* fastjac's caller-runs thread pool: see fj_pool.h for the contract. This is its
+ * implementation, compiled once: pool.pyx includes it (so it lives in the pool extension,
+ * one pool per process) and tests/c/pool_stress.inc includes it for the ThreadSanitizer run.
  *
  * How a parallel call runs (threaded build):
  *
@@ -26,6 +28,8 @@
  * timeout (OPENBLAS_THREAD_TIMEOUT) before they sleep. Those spins are what slow a neighbour
  * pool down on a small machine.
  */
+#ifndef FJ_POOL_IMPL_H
+#define FJ_POOL_IMPL_H
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
@@ -437,3 +441,5 @@ void fj_pool_info(fj_pool_info_t* out)
 }
 
 #endif
+
+#endif /* FJ_POOL_IMPL_H */
