@@ -323,6 +323,12 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         # f32: fj_vtrig.h's float32-sized routines (default mode), as FJ_DERIV_TILE's
         if d == NULL:
             fj_sin_n(v, v, m, f32)
+        elif first:
+            # sin' = cos straight into d (the bits of the copy below)
+            if need_value:
+                fj_sincos_n(v, d, v, m, f32)
+            else:
+                fj_cos_n(d, v, m, f32)
         else:
             if need_value:
                 fj_sincos_n(v, f, v, m, f32)

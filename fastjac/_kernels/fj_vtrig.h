@@ -200,10 +200,46 @@ FJ_BODY void fj32_trig_n_body(double* y, const double* x, ptrdiff_t n, int cosin
 FJ32_MULTI(fj32_trig_n, (double* y, const double* x, ptrdiff_t n, int cosine, int neg),
            (y, x, n, cosine, neg))
 
+/* s[k] = sin(x[k]) and c[k] = cos(x[k]) in one pass, the bits of fj32_trig_n's two with
+   one range check and one store per result (the fused interpreter's sin and cos nodes
+   need both, as value and derivative). s or c may be x (not both, no partial overlap):
+   each chunk of x is copied to xs first, so the loop that writes s and c reads only xs
+   and vectorises without alias checks. */
+FJ_BODY void fj32_sincos2_n_body(double* s, double* c, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    int bad;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        bad = 0;
+        for (k = 0; k < m; k++) {
+            xs[k] = x[i + k];
+            bad |= !FJ32_TRIG_OK(xs[k]);
+        }
+        {
+            double* restrict sp = s + i;
+            double* restrict cp = c + i;
+            for (k = 0; k < m; k++) {
+                sp[k] = fj32_trig_core(xs[k], 0, 0.0);
+                cp[k] = fj32_trig_core(xs[k], 1, -0.5);
+            }
+            if (bad)
+                for (k = 0; k < m; k++)
+                    if (!FJ32_TRIG_OK(xs[k])) {
+                        sp[k] = sin(xs[k]);
+                        cp[k] = cos(xs[k]);
+                    }
+        }
+    }
+}
+FJ32_MULTI(fj32_sincos2_n, (double* s, double* c, const double* x, ptrdiff_t n), (s, c, x, n))
+
 /* s[k] = sin(x[k]) and/or c[k] = cos(x[k]) (either may be NULL; s or c may be x, not
    both), sized for a float32 result. */
 static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
-    if (c == x) {
+    if (s != NULL && c != NULL) {
+        fj32_sincos2_n(s, c, x, n);
+    } else if (c == x) {
         if (s != NULL) fj32_trig_n(s, x, n, 0, 0);
         fj32_trig_n(c, x, n, 1, 0);
     } else {
