@@ -83,6 +83,26 @@ def test_fused_matches_existing_ops_bitwise():
         np.testing.assert_allclose(a, b, rtol=5e-16, atol=0)
 
 
+def test_adjoint_passed_on_has_the_bits_of_the_two_products():
+    # A one-operand node with a single adjoint contribution passes p1·src straight to its
+    # operand as p2·(p1·src), without storing its own adjoint: the products must be the
+    # ones of the unfused reverse sweep, in the same order.
+    w = RNG.normal(size=3000)
+    x = RNG.uniform(-3, 3, size=3000)
+    gy = RNG.normal(size=3000)
+    e, s, c = fj.exp(w), fj.sin(x), fj.sin.derivative(x)
+    gw, gx = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x)).vjp(w, x, gy)
+    assert np.array_equal(gw, e * (s * gy)) and np.array_equal(gx, c * (e * gy))
+    # a chain: exp passes its adjoint on, sin (fed by exp) stores its own
+    e2 = fj.exp(fj.sin(x))
+    gx, gw = fj.fuse(lambda x, w: fj.exp(fj.sin(x)) * w).vjp(x, w, gy)
+    assert np.array_equal(gx, c * (e2 * (w * gy))) and np.array_equal(gw, e2 * gy)
+    # w gets two contributions, summed in the reverse sweep's order: the product's
+    # first, then exp's passed-on one
+    gw = fj.fuse(lambda w: fj.exp(w) * w).vjp(w, gy)
+    assert np.array_equal(gw, e * gy + e * (w * gy))
+
+
 def test_paper_total_derivative_x_plus_x_squared():
     # §4.5.2: y = x + x², dy/dx = 1 + 2x (the naive single-path answer 2x is wrong)
     f = fj.fuse(lambda x: x + x ** 2)

@@ -117,6 +117,21 @@ FJ_FUSED_CLONES static void fj_fused_axpy(double *dst, const double *cur, const 
     }
 }
 
+/* The adjoint of a one-operand node that has a single contribution, passed straight on:
+ * dst = p2·(p1·src) (mode 0) or cur + p2·(p1·src) (modes 1, 2), where p1·src is that
+ * contribution (the node's adjoint, never stored) and p2 the node's own partial. The same
+ * operations in the same order as fj_fused_axpy twice, with one pass and no buffer. */
+FJ_FUSED_CLONES static void fj_fused_axpy2(double *dst, const double *cur, const double *src,
+                                           const double *p1, const double *p2, int mode,
+                                           ptrdiff_t m)
+{
+    ptrdiff_t k;
+    if (mode == 0)
+        for (k = 0; k < m; k++) dst[k] = p2[k] * (p1[k] * src[k]);
+    else
+        for (k = 0; k < m; k++) dst[k] = cur[k] + p2[k] * (p1[k] * src[k]);
+}
+
 FJ_FUSED_CLONES static void fj_fused_widen(double *restrict dst, const float *restrict src,
                                            ptrdiff_t m)
 {

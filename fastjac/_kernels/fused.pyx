@@ -57,6 +57,8 @@ cdef extern from "fj_fused.h" nogil:
                                          double* pa, double* pb, int pd, Py_ssize_t m)
     void _axpy "fj_fused_axpy" (double* dst, const double* cur, const double* src, int kind,
                                 double c, const double* p, int mode, Py_ssize_t m)
+    void _axpy2 "fj_fused_axpy2" (double* dst, const double* cur, const double* src,
+                                  const double* p1, const double* p2, int mode, Py_ssize_t m)
     void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
     void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
 
@@ -145,6 +147,8 @@ cdef struct Ctx:
     unsigned char* act_g       # per register: has an adjoint
     unsigned char* first_g     # 2 per node: the contribution assigns (else adds)
     unsigned char* has_g       # per register: received an adjoint (inputs: else zero)
+    unsigned char* fwd         # 2 per node: the contribution is passed on (see _plan)
+    unsigned char* fwd_r       # per register: its adjoint is passed on, never stored
     bint alias                 # float64 and no output is an input (see _tile)
     double* sums               # n_in merged scalar gradients
     void* mem                  # the one allocation behind the per-call tables
@@ -225,6 +229,8 @@ cdef struct Regs:
     double** Tp
     double** Ap
     unsigned char* owned   # Ap[r] is r's own writable buffer
+    double** Fs        # per register with c.fwd_r: its one contribution, Fp[r]·Fs[r]
+    double** Fp
     double* acc        # n_in x FJ_RACC accumulators of the block's scalar gradients
 
 
@@ -320,6 +326,10 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                     g.owned[o] = 0
                     continue
                 pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG else g.P + <Py_ssize_t>(2 * i + j) * tl
+                if c.fwd[2 * i + j]:  # o's only contribution: formed when o passes it on
+                    g.Fs[o] = g.Ap[node0 + i]
+                    g.Fp[o] = <double*>pp
+                    continue
                 own = _own_adj(c, g, o, off)
                 if c.first_g[2 * i + j]:
                     mode = 0
@@ -327,7 +337,10 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                     mode = 1
                 else:
                     mode = 2
-                _axpy(own, g.Ap[o], g.Ap[node0 + i], kind, c.pc[2 * i + j], pp, mode, m)
+                if c.fwd_r[node0 + i]:
+                    _axpy2(own, g.Ap[o], g.Fs[node0 + i], g.Fp[node0 + i], pp, mode, m)
+                else:
+                    _axpy(own, g.Ap[o], g.Ap[node0 + i], kind, c.pc[2 * i + j], pp, mode, m)
                 g.Ap[o] = own
                 g.owned[o] = 1
 
@@ -363,7 +376,7 @@ cdef void _fused_block(Ctx* c, Py_ssize_t blk) noexcept nogil:
     cdef size_t nd = (<size_t>(3 * nr + 2 * c.n_node) * tl + <size_t>c.n_in * FJ_RACC + 1)
     if stop > c.n:
         stop = c.n
-    scratch = <double*>malloc(nd * sizeof(double) + 3 * <size_t>(nr + 1) * sizeof(double*)
+    scratch = <double*>malloc(nd * sizeof(double) + 5 * <size_t>(nr + 1) * sizeof(double*)
                               + <size_t>(nr + 1))
     if scratch == NULL:
         c.failed = 1
@@ -376,7 +389,9 @@ cdef void _fused_block(Ctx* c, Py_ssize_t blk) noexcept nogil:
     g.Vp = <double**>(scratch + nd)
     g.Tp = g.Vp + nr + 1
     g.Ap = g.Tp + nr + 1
-    g.owned = <unsigned char*>(g.Ap + nr + 1)
+    g.Fs = g.Ap + nr + 1
+    g.Fp = g.Fs + nr + 1
+    g.owned = <unsigned char*>(g.Fp + nr + 1)
     for r in range(nr):
         g.Vp[r] = g.V + <Py_ssize_t>r * tl
         g.Tp[r] = g.T + <Py_ssize_t>r * tl
@@ -695,7 +710,7 @@ cdef class Program:
         # per-call pointer tables and flags.
         cdef int nin = self.n_in, nr = self.n_reg, nn = self.n_node, r
         cdef size_t words = 3 * <size_t>(nin + 1) + <size_t>(nin + 1)
-        cdef size_t flags = 2 * <size_t>nin + 4 * <size_t>nr + 3 * <size_t>nn + 8
+        cdef size_t flags = 2 * <size_t>nin + 5 * <size_t>nr + 5 * <size_t>nn + 8
         c.mem = malloc(words * sizeof(void*) + flags)
         if c.mem == NULL:
             raise MemoryError()
@@ -711,6 +726,8 @@ cdef class Program:
         c.has_g = c.act_g + nr
         c.need_pd = c.has_g + nr
         c.first_g = c.need_pd + nn
+        c.fwd = c.first_g + 2 * nn
+        c.fwd_r = c.fwd + 2 * nn
         for r in range(nin):
             c.x[r] = NULL
             c.t[r] = NULL
@@ -803,6 +820,9 @@ cdef class Program:
             c.has_g[r] = 0
         for i in range(2 * self.n_node):
             c.first_g[i] = 0
+            c.fwd[i] = 0
+        for r in range(nr):
+            c.fwd_r[r] = 0
         for r in range(self.n_in):
             c.act_t[r] = want_jvp and c.t[r] != NULL
             c.act_g[r] = c.gmode[r] != G_NONE
@@ -842,6 +862,35 @@ cdef class Program:
                     if o >= 0 and c.act_g[o]:
                         c.first_g[2 * i + j] = not c.has_g[o]
                         c.has_g[o] = 1
+            # A one-operand node whose adjoint has exactly one contribution p1·src, with
+            # p1 and its own partial p2 both arrays, passes it on without storing it:
+            # its operand gets p2·(p1·src) in one pass (fj_fused_axpy2), the same
+            # products in the same order. need: how many contributions each node gets.
+            for r in range(nr):
+                c.fwd_r[r] = 0  # used as a counter (saturating at 2) until the end
+            for i in range(self.n_node):
+                for j in range(2):
+                    o = self.a[i] if j == 0 else self.b[i]
+                    if o >= node0 and c.act_g[node0 + i] and c.act_g[o] and c.fwd_r[o] < 2:
+                        c.fwd_r[o] += 1
+            for r in range(nr):
+                c.fwd_r[r] = c.fwd_r[r] == 1
+            # From the output down, so that a node passing its own adjoint on (whose
+            # adjoint is never formed) is known before its operands are looked at.
+            for i in range(self.n_node - 1, -1, -1):
+                for j in range(2):
+                    o = self.a[i] if j == 0 else self.b[i]
+                    if (o < node0 or not c.fwd_r[o] or not c.act_g[node0 + i]
+                            or not c.act_g[o]):
+                        continue
+                    if (o == self.out_reg or self.b[o - node0] >= 0 or c.fwd_r[node0 + i]
+                            or not c.act_g[self.a[o - node0]]
+                            or (self.pk[2 * i + j] != PK_REG and self.pk[2 * i + j] != PK_BUF)
+                            or (self.pk[2 * (o - node0)] != PK_REG
+                                and self.pk[2 * (o - node0)] != PK_BUF)):
+                        c.fwd_r[o] = 0
+                    else:
+                        c.fwd[2 * i + j] = 1
 
 
 cdef inline int _plain_typenum(object a) noexcept:
