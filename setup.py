@@ -165,7 +165,7 @@ def _extensions():
                                                         "fj_cpu.h", "fj_vmath.h", "fj_vmath32.h",
                                                         "fj_exp_table.h",
                                                         "fj_reduce.h", "fj_vtrig.h",
-                                                        "neuron_block.h", "fj_fused.h",
+                                                        "neuron_block.h", "fj_fused.h", "fj_tile.h",
                                                         "neuron_block_avx2.h",
                                                         "layer_block.h", "fj_layer_blas.h",
                                                         "pool.pxd")],

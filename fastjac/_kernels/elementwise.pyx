@@ -32,6 +32,7 @@ from cpython.ref cimport PyObject
 from libc.float cimport FLT_MAX
 from libc.math cimport fabs, frexp, isfinite, ldexp, sqrt
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 cimport numpy as cnp
 import numpy as np
@@ -75,6 +76,15 @@ cdef extern from "fj_vmath.h" nogil:
     int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
                            Py_ssize_t n)
     int fj_vjp1_float_run(int code, const float* x, const float* t, float* out, Py_ssize_t n)
+
+cdef extern from "fj_tile.h" nogil:
+    # tile loops compiled for AVX-512, AVX2 and the baseline (the same bits in each)
+    void fj_ew_mul_partials(double* a, double* da, const double* b, double* db,
+                            int need_value, Py_ssize_t m)
+    void fj_ew_scale2_f32(double* da, double* db, const float* gy, Py_ssize_t m)
+    void fj_ew_scale2_f64(double* da, double* db, const double* gy, Py_ssize_t m)
+    void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
+    void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
 
 cdef extern from "numpy/arrayobject.h":
     # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
@@ -226,8 +236,7 @@ cdef inline void _dmul(double* d, const double* f, Py_ssize_t m, bint first) noe
     # d <- f (first stage of a chain: no d = 1 pass) or d <- d * f (vector chain rule).
     cdef Py_ssize_t k
     if first:
-        for k in range(m):
-            d[k] = f[k]
+        memcpy(d, f, m * sizeof(double))
     else:
         for k in range(m):
             d[k] *= f[k]
@@ -738,14 +747,17 @@ cdef void _operand_tile(const unsigned char* codes, Py_ssize_t nc, const floatin
             for k in range(m):
                 d[k] = d0
     else:
-        for k in range(m):
-            v[k] = src[k]
+        if floating is float:
+            fj_fused_widen(v, src, m)
+        else:
+            memcpy(v, src, m * sizeof(double))
         _run_chain(codes, nc, v, d, m, True, floating is float)
 
 
 cdef void _apply_op(int op, double* a, double* da, double* b, double* db,
-                    Py_ssize_t m) noexcept nogil:
+                    Py_ssize_t m, bint need_value) noexcept nogil:
     # a <- a ○ b; da <- ∂y/∂w = (∂○/∂a) f'(w); db <- ∂y/∂x = (∂○/∂b) g'(x). da/db may be NULL.
+    # Without need_value (mul only), a may be left as it was.
     cdef Py_ssize_t k
     cdef double y, p, q
     cdef bint deriv = da != NULL
@@ -760,11 +772,10 @@ cdef void _apply_op(int op, double* a, double* da, double* b, double* db,
                 db[k] = -db[k]
     elif op == B_MUL:
         if deriv:
+            fj_ew_mul_partials(a, da, b, db, need_value, m)
+        else:
             for k in range(m):
-                da[k] *= b[k]
-                db[k] *= a[k]
-        for k in range(m):
-            a[k] = a[k] * b[k]
+                a[k] = a[k] * b[k]
     elif op == B_DIV:
         # ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = -a/b² = -(a/b)/b  (paper §4.2 table)
         for k in range(m):
@@ -818,7 +829,7 @@ cdef void _binary_tile(const BinaryProgram* prog,
 
     _operand_tile(prog.fcodes, prog.nf, w, prog.w_scalar, a, dap, m)
     _operand_tile(prog.gcodes, prog.ng, x, prog.x_scalar, b, dbp, m)
-    _apply_op(prog.op, a, dap, b, dbp, m)
+    _apply_op(prog.op, a, dap, b, dbp, m, y_out != NULL)
 
     if jvp_out != NULL:
         # dy = (∂y/∂w) dw + (∂y/∂x) dx; a missing tangent is zero.
@@ -843,10 +854,10 @@ cdef void _binary_tile(const BinaryProgram* prog,
 
     if prog.need_deriv and (gw_out != NULL or gx_out != NULL or acc != NULL):
         if gy != NULL:
-            for k in range(m):
-                c = gy[k]
-                da[k] *= c
-                db[k] *= c
+            if floating is float:
+                fj_ew_scale2_f32(da, db, gy, m)
+            else:
+                fj_ew_scale2_f64(da, db, gy, m)
         if acc != NULL:
             if prog.w_scalar:
                 fj_racc_add_f64(acc, da, NULL, m)
@@ -861,11 +872,15 @@ cdef void _binary_tile(const BinaryProgram* prog,
         for k in range(m):
             jvp_out[k] = <floating>t[k]
     if gw_out != NULL:
-        for k in range(m):
-            gw_out[k] = <floating>da[k]
+        if floating is float:
+            fj_fused_narrow(gw_out, da, m)
+        else:
+            memcpy(gw_out, da, m * sizeof(double))
     if gx_out != NULL:
-        for k in range(m):
-            gx_out[k] = <floating>db[k]
+        if floating is float:
+            fj_fused_narrow(gx_out, db, m)
+        else:
+            memcpy(gx_out, db, m * sizeof(double))
 
 
 cdef void _binary_block(Py_ssize_t blk, Py_ssize_t n, const BinaryProgram* prog,

@@ -1,0 +1,75 @@
+/* Tile loops shared by the element-wise kernels (elementwise.pyx's binary tile) and the
+ * fused-expression interpreter (fj_fused.h, fused.pyx): float32 loads and stores, and the
+ * product rule and cotangent scaling of fj.elementwise's tile. In C so that each is
+ * compiled for AVX-512, AVX2 and the baseline and chosen at run time (GCC target_clones on
+ * x86-64 Linux; Cython's own loops get the baseline only). Plain loops, one operation per
+ * element in a fixed order, no fused multiply-add (setup.py: -ffp-contract=off): every
+ * version gives the same bits. No op codes here (fj_vmath.h, included next to this by
+ * elementwise.pyx, has its own). */
+#ifndef FJ_TILE_H
+#define FJ_TILE_H
+
+#include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FJ_NO_TARGET_CLONES)
+#define FJ_FUSED_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FJ_FUSED_CLONES
+#endif
+
+FJ_FUSED_CLONES static void fj_fused_widen(double *restrict dst, const float *restrict src,
+                                           ptrdiff_t m)
+{
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) dst[k] = (double)src[k];
+}
+
+FJ_FUSED_CLONES static void fj_fused_narrow(float *restrict dst, const double *restrict src,
+                                            ptrdiff_t m)
+{
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) dst[k] = (float)src[k];
+}
+
+/* Loops of elementwise.pyx's binary tile (fj.elementwise: y = f(w) ○ g(x)), here to be
+ * compiled for each level like the ones above (Cython's own loops get the baseline only).
+ * The product rule of ○ = mul: da = f'(w)·b, db = g'(x)·a, and the value a·b when wanted;
+ * a, da, b, db are four distinct tiles. */
+FJ_FUSED_CLONES static void fj_ew_mul_partials(double *restrict a, double *restrict da,
+                                               const double *restrict b, double *restrict db,
+                                               int need_value, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) {
+        da[k] *= b[k];
+        db[k] *= a[k];
+    }
+    if (need_value)
+        for (k = 0; k < m; k++) a[k] = a[k] * b[k];
+}
+
+/* da, db times the cotangent gy (float32 or float64; the caller's array, not a tile). */
+FJ_FUSED_CLONES static void fj_ew_scale2_f32(double *restrict da, double *restrict db,
+                                             const float *restrict gy, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) {
+        double c = (double)gy[k];
+        da[k] *= c;
+        db[k] *= c;
+    }
+}
+
+FJ_FUSED_CLONES static void fj_ew_scale2_f64(double *restrict da, double *restrict db,
+                                             const double *restrict gy, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) {
+        double c = gy[k];
+        da[k] *= c;
+        db[k] *= c;
+    }
+}
+
+#endif /* FJ_TILE_H */
