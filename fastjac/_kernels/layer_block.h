@@ -73,13 +73,142 @@ static inline ptrdiff_t fj_layer_stride(ptrdiff_t n, ptrdiff_t m)
 typedef double fj_lv8 __attribute__((vector_size(64)));
 typedef double fj_lv4 __attribute__((vector_size(32)));
 typedef double fj_lv2 __attribute__((vector_size(16)));
-#define FJ_LLOAD(V, p) ({ V v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define FJ_LSTORE(p, v) do { __typeof__(v) s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+typedef float fj_lf8 __attribute__((vector_size(32)));
+typedef float fj_lf4 __attribute__((vector_size(16)));
+typedef float fj_lf2 __attribute__((vector_size(8)));
+#define FJ_LLOAD(V, p) ({ V ldw_; memcpy(&ldw_, (p), sizeof ldw_); ldw_; })
+#define FJ_LSTORE(p, v) do { __typeof__(v) stv_ = (v); memcpy((p), &stv_, sizeof stv_); } while (0)
+/* VL elements of type T at p widened to double (TV: the vector of VL T's); only the first
+ * `live` when live < VL, the other lanes 0 (the padding neurons) */
+#define FJ_LLOADT(V, TV, VL, T, p, live) ({                                                  \
+    V ldv_;                                                                                    \
+    if ((live) >= (VL)) {                                                                    \
+        ldv_ = __builtin_convertvector(FJ_LLOAD(TV, (p)), V);                                  \
+    } else {                                                                                 \
+        double ldt_[VL];                                                                       \
+        ptrdiff_t ldl_;                                                                        \
+        for (ldl_ = 0; ldl_ < (VL); ldl_++) ldt_[ldl_] = ldl_ < (live) ? (double)(p)[ldl_] : 0.0;          \
+        ldv_ = FJ_LLOAD(V, ldt_);                                                                \
+    }                                                                                        \
+    ldv_; })
+/* lane-wise (mask ? a : b) for a mask from a vector comparison (all ones or zero per lane):
+ * bit selection, so every lane is exactly one of its two inputs */
+#define FJ_LSEL(V, mask, a, b) ((V)(((mask) & (__typeof__(mask))(a))                         \
+                                    | (~(mask) & (__typeof__(mask))(b))))
 
-/* The block body, for element type T and vector type V of VL doubles; instantiated below
- * per type and SIMD level. Within a lane every operation happens in the same order at
- * every VL, so every instantiation gives the same bits. */
-#define FJ_LAYER_BODY(NAME, T, V, VL, ATTR)                                                  \
+#define FJ_UNROLL _Pragma("GCC unroll 16")
+
+/* One chunk: lanes k..k + U VL (U vectors) of the group of four rows x0..x3 (nr of them
+ * live, row numbers in row[]), with everything between the two products in registers:
+ * z for the four rows (one j loop: each w vector loaded once for four rows, each x_j
+ * broadcast once for U vectors), then the loss terms and c (LOSS) or c = G (A > 0) (VJP),
+ * Σ r² and Σ c for these lanes, and the lanes' share of gWt (the second j loop). Uses the
+ * body's locals. */
+#define FJ_LAYER_CHUNK(T, V, TV, VL, U)                                                      \
+do {                                                                                         \
+    V c_[4][U];                                                                              \
+    if (mode != FJ_LAYER_VJP) {                                                              \
+        V a_[4][U];                                                                          \
+        FJ_UNROLL for (int r_ = 0; r_ < 4; r_++)                                             \
+            FJ_UNROLL for (int u_ = 0; u_ < U; u_++) a_[r_][u_] = vzero;                     \
+        for (j = 0; j < n; j++) {                                                            \
+            V w_[U];                                                                         \
+            const double x0j = x0[j], x1j = x1[j], x2j = x2[j], x3j = x3[j];                 \
+            FJ_UNROLL for (int u_ = 0; u_ < U; u_++)                                         \
+                w_[u_] = FJ_LLOAD(V, Wt + j * mp + k + u_ * VL);                             \
+            FJ_UNROLL for (int u_ = 0; u_ < U; u_++) {                                       \
+                a_[0][u_] += x0j * w_[u_];                                                   \
+                a_[1][u_] += x1j * w_[u_];                                                   \
+                a_[2][u_] += x2j * w_[u_];                                                   \
+                a_[3][u_] += x3j * w_[u_];                                                   \
+            }                                                                                \
+        }                                                                                    \
+        /* z = (Σ_j x_j W_kj) + b_k */                                                       \
+        FJ_UNROLL for (int u_ = 0; u_ < U; u_++) {                                           \
+            const V bv_ = FJ_LLOAD(V, ctx->b + k + u_ * VL);                                 \
+            FJ_UNROLL for (int r_ = 0; r_ < 4; r_++) a_[r_][u_] = a_[r_][u_] + bv_;          \
+        }                                                                                    \
+        if (mode == FJ_LAYER_ACT) {                                                          \
+            FJ_UNROLL for (int r_ = 0; r_ < 4; r_++)                                         \
+                FJ_UNROLL for (int u_ = 0; u_ < U; u_++)                                     \
+                    FJ_LSTORE(zc + r_ * mp + k + u_ * VL, a_[r_][u_]);                       \
+            break;                                                                           \
+        }                                                                                    \
+        /* r = y - max(0, z): -y where inactive (z <= 0), else -(z - y), squared; */         \
+        /* c = z - y where active, (0 - y) 0 where inactive (ReLU'(0) = 0) */                \
+        FJ_UNROLL for (int u_ = 0; u_ < U; u_++) {                                           \
+            const ptrdiff_t live_ = m - k - u_ * VL;   /* lanes < live_ are neurons */      \
+            V s_ = FJ_LLOAD(V, sl + k + u_ * VL);                                            \
+            if (live_ < (VL)) {                                                              \
+                /* padding lanes: z = +0, an inactive neuron with y = 0 and c = +0, even */  \
+                /* where a NaN or inf in x made their z NaN */                               \
+                long long lane_[VL];                                                         \
+                for (int l_ = 0; l_ < (VL); l_++) lane_[l_] = l_ < live_ ? -1 : 0;           \
+                const __typeof__(vzero < vzero) keep_ = FJ_LLOAD(__typeof__(vzero < vzero),  \
+                                                                 lane_);                     \
+                FJ_UNROLL for (int r_ = 0; r_ < 4; r_++)                                     \
+                    a_[r_][u_] = (V)(keep_ & (__typeof__(keep_))a_[r_][u_]);                 \
+            }                                                                                \
+            FJ_UNROLL for (int r_ = 0; r_ < 4; r_++) {                                       \
+                if (r_ >= nr) { c_[r_][u_] = vzero; continue; }                              \
+                const V y_ = FJ_LLOADT(V, TV, VL, T,                                         \
+                                       (const T *)ctx->Y + row[r_] * m + k + u_ * VL, live_); \
+                const V z_ = a_[r_][u_];                                                     \
+                const __typeof__(z_ <= vzero) off_ = z_ <= vzero;                            \
+                const V e_ = z_ - y_;                                                        \
+                const V res_ = FJ_LSEL(V, off_, -y_, e_);                                    \
+                s_ += res_ * res_;                                                           \
+                c_[r_][u_] = FJ_LSEL(V, off_, (vzero - y_) * vzero, e_);                     \
+            }                                                                                \
+            FJ_LSTORE(sl + k + u_ * VL, s_);                                                 \
+        }                                                                                    \
+    } else {                                                                                 \
+        FJ_UNROLL for (int u_ = 0; u_ < U; u_++) {                                           \
+            const ptrdiff_t live_ = m - k - u_ * VL;                                         \
+            FJ_UNROLL for (int r_ = 0; r_ < 4; r_++) {                                       \
+                if (r_ >= nr) { c_[r_][u_] = vzero; continue; }                              \
+                const V av_ = FJ_LLOADT(V, TV, VL, T,                                        \
+                                        (const T *)ctx->A + row[r_] * m + k + u_ * VL, live_); \
+                const V gv_ = FJ_LLOADT(V, TV, VL, T,                                        \
+                                        (const T *)ctx->G + row[r_] * m + k + u_ * VL, live_); \
+                c_[r_][u_] = gv_ * FJ_LSEL(V, av_ > vzero, vzero + 1.0, vzero);              \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    FJ_UNROLL for (int u_ = 0; u_ < U; u_++) {                                               \
+        V gs_ = FJ_LLOAD(V, gb + k + u_ * VL);                                               \
+        FJ_UNROLL for (int r_ = 0; r_ < 4; r_++)                                             \
+            if (r_ < nr) gs_ += c_[r_][u_];                                                  \
+        FJ_LSTORE(gb + k + u_ * VL, gs_);                                                    \
+    }                                                                                        \
+    if (keep_c)                                                                              \
+        FJ_UNROLL for (int r_ = 0; r_ < 4; r_++)                                             \
+            FJ_UNROLL for (int u_ = 0; u_ < U; u_++)                                         \
+                FJ_LSTORE(zc + r_ * mp + k + u_ * VL, c_[r_][u_]);                           \
+    if (do_gw) {                                                                             \
+        /* gWt[j, k..] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j), a zero row added */     \
+        /* exactly for a group of fewer than four rows */                                    \
+        for (j = 0; j < n; j++) {                                                            \
+            const double x0j = x0[j], x1j = x1[j], x2j = x2[j], x3j = x3[j];                 \
+            FJ_UNROLL for (int u_ = 0; u_ < U; u_++) {                                       \
+                double *FJ_RESTRICT gp_ = gWt + j * mp + k + u_ * VL;                        \
+                V gv_ = FJ_LLOAD(V, gp_);                                                    \
+                gv_ += (c_[0][u_] * x0j + c_[1][u_] * x1j)                                   \
+                       + (c_[2][u_] * x2j + c_[3][u_] * x3j);                                \
+                FJ_LSTORE(gp_, gv_);                                                         \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+} while (0)
+
+/* The block body, for element type T (TV: VL of them) and vector type V of VL doubles,
+ * chunks of at most UMAX vectors; instantiated below per type and SIMD level. Within a
+ * lane every operation happens in the same order at every VL and chunk width, so every
+ * instantiation gives the same bits: per lane the order is that of the unfused loops (z
+ * over j in order, then + b; Σ r² and Σ c over the group's live rows in order; gWt as
+ * stated in FJ_LAYER_CHUNK), so the results are those of computing Z, then c, then the
+ * sums, one after the other. */
+#define FJ_LAYER_BODY(NAME, T, V, TV, VL, UMAX, ATTR)                                        \
 ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                                \
 {                                                                                            \
     const ptrdiff_t n = ctx->n, m = ctx->m, mp = fj_layer_mpad(ctx->m);                     \
@@ -92,11 +221,13 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
     double *FJ_RESTRICT part = ctx->scratch + blk * ctx->stride;                             \
     double *FJ_RESTRICT gb = part + 1;                                                       \
     double *FJ_RESTRICT gWt = gb + mp;                                                       \
-    double *FJ_RESTRICT zc = gWt + n * mp;   /* 4 x mp: z, then c */                       \
+    double *FJ_RESTRICT zc = gWt + n * mp;   /* 4 x mp: z (ACT) or c (gX) */               \
     double *FJ_RESTRICT xd = zc + 4 * mp;    /* 4 x n: the rows, widened */                \
     double *FJ_RESTRICT acc = xd + 4 * n;    /* n: a gX row */                             \
     double *FJ_RESTRICT sl = acc + n;        /* mp: Σ r² per neuron (lane) */              \
     const int do_gw = ctx->do_gw && mode != FJ_LAYER_ACT;                                   \
+    const int keep_c = ctx->gX != NULL && mode != FJ_LAYER_ACT;                             \
+    const V vzero = {0};                                                                     \
     double sse = 0.0;                                                                        \
     ptrdiff_t i, j, k, r, g;                                                                 \
     for (k = 0; k < mp; k++) { gb[k] = 0.0; sl[k] = 0.0; }                                   \
@@ -114,91 +245,40 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
             row[r] = row[0];                                                                 \
             for (j = 0; j < n; j++) xd[r * n + j] = 0.0;                                     \
         }                                                                                    \
-        if (mode != FJ_LAYER_VJP) {                                                          \
-            /* z = X Wᵀ for four rows, VL neurons at a time, accumulators in registers */    \
-            const double *FJ_RESTRICT x0 = xd, *FJ_RESTRICT x1 = xd + n;                     \
-            const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;         \
-            for (k = 0; k < mp; k += VL) {                                                   \
-                V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                    \
-                for (j = 0; j < n; j++) {                                                    \
-                    const V w = FJ_LLOAD(V, Wt + j * mp + k);                                \
-                    a0 += x0[j] * w;                                                         \
-                    a1 += x1[j] * w;                                                         \
-                    a2 += x2[j] * w;                                                         \
-                    a3 += x3[j] * w;                                                         \
-                }                                                                            \
-                const V bv = FJ_LLOAD(V, ctx->b + k);                                        \
-                FJ_LSTORE(zc + k, a0 + bv);                                                  \
-                FJ_LSTORE(zc + mp + k, a1 + bv);                                             \
-                FJ_LSTORE(zc + 2 * mp + k, a2 + bv);                                         \
-                FJ_LSTORE(zc + 3 * mp + k, a3 + bv);                                         \
+        const double *FJ_RESTRICT x0 = xd, *FJ_RESTRICT x1 = xd + n;                         \
+        const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;             \
+        for (k = 0; k < mp;) {                                                               \
+            if ((UMAX) >= 4 && mp - k >= 4 * (VL)) {                                         \
+                FJ_LAYER_CHUNK(T, V, TV, VL, 4);                                             \
+                k += 4 * (VL);                                                               \
+            } else if ((UMAX) >= 2 && mp - k >= 2 * (VL)) {                                  \
+                FJ_LAYER_CHUNK(T, V, TV, VL, 2);                                             \
+                k += 2 * (VL);                                                               \
+            } else {                                                                         \
+                FJ_LAYER_CHUNK(T, V, TV, VL, 1);                                             \
+                k += VL;                                                                     \
             }                                                                                \
         }                                                                                    \
         if (mode == FJ_LAYER_ACT) {                                                          \
             for (r = 0; r < nr; r++) {                                                       \
                 T *FJ_RESTRICT a = (T *)ctx->out + row[r] * m;                               \
-                const double *FJ_RESTRICT z = zc + r * mp;                                   \
+                const double *FJ_RESTRICT zr = zc + r * mp;                                  \
                 for (k = 0; k < m; k++) {                                                    \
-                    const double v = z[k];                                                   \
+                    const double v = zr[k];                                                  \
                     a[k] = (T)(v > 0.0 ? v : (v <= 0.0 ? 0.0 : v));                          \
                 }                                                                            \
             }                                                                                \
             continue;                                                                        \
         }                                                                                    \
-        if (mode == FJ_LAYER_LOSS) {                                                         \
+        if (keep_c) {                                                                        \
             for (r = 0; r < nr; r++) {                                                       \
-                const T *FJ_RESTRICT y = (const T *)ctx->Y + row[r] * m;                     \
-                double *FJ_RESTRICT c = zc + r * mp;                                         \
-                for (k = 0; k < m; k++) {                                                    \
-                    const double z = c[k], yk = (double)y[k];                                \
-                    const int inactive = z <= 0.0;                                           \
-                    const double e = z - yk;                                                 \
-                    const double res = inactive ? -yk : e;                                   \
-                    sl[k] += res * res;                                                      \
-                    c[k] = inactive ? (0.0 - yk) * 0.0 : e;                                  \
-                }                                                                            \
-                for (k = m; k < mp; k++) c[k] = 0.0;                                         \
-            }                                                                                \
-        } else {                                                                             \
-            for (r = 0; r < nr; r++) {                                                       \
-                const T *FJ_RESTRICT a = (const T *)ctx->A + row[r] * m;                     \
-                const T *FJ_RESTRICT gg = (const T *)ctx->G + row[r] * m;                    \
-                double *FJ_RESTRICT c = zc + r * mp;                                         \
-                for (k = 0; k < m; k++)                                                      \
-                    c[k] = (double)gg[k] * ((double)a[k] > 0.0 ? 1.0 : 0.0);                 \
-                for (k = m; k < mp; k++) c[k] = 0.0;                                         \
-            }                                                                                \
-        }                                                                                    \
-        for (r = nr; r < 4; r++)                                                             \
-            for (k = 0; k < mp; k++) zc[r * mp + k] = 0.0;                                   \
-        for (r = 0; r < nr; r++) {                                                           \
-            const double *FJ_RESTRICT c = zc + r * mp;                                       \
-            for (k = 0; k < mp; k++) gb[k] += c[k];                                          \
-        }                                                                                    \
-        if (do_gw) {                                                                         \
-            /* gWt[j, :] += (c0 x0_j + c1 x1_j) + (c2 x2_j + c3 x3_j), a zero row added */    \
-            /* exactly for a group of fewer than four rows */                                \
-            const double *FJ_RESTRICT x0 = xd, *FJ_RESTRICT x1 = xd + n;                     \
-            const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;         \
-            for (k = 0; k < mp; k += VL) {                                                   \
-                const V c0 = FJ_LLOAD(V, zc + k), c1 = FJ_LLOAD(V, zc + mp + k);             \
-                const V c2 = FJ_LLOAD(V, zc + 2 * mp + k), c3 = FJ_LLOAD(V, zc + 3 * mp + k);\
-                for (j = 0; j < n; j++) {                                                    \
-                    V gv = FJ_LLOAD(V, gWt + j * mp + k);                                    \
-                    gv += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]);             \
-                    FJ_LSTORE(gWt + j * mp + k, gv);                                         \
-                }                                                                            \
-            }                                                                                \
-        }                                                                                    \
-        if (ctx->gX != NULL) {                                                               \
-            for (r = 0; r < nr; r++) {                                                       \
-                const double *FJ_RESTRICT c = zc + r * mp;                                   \
+                const double *FJ_RESTRICT cr = zc + r * mp;                                  \
                 T *FJ_RESTRICT gx = (T *)ctx->gX + (i + r) * n;                              \
                 for (j = 0; j < n; j++) acc[j] = 0.0;                                        \
                 for (g = 0; g < m; g++) {                                                    \
-                    const double s = ctx->gx_scale * c[g];                                   \
+                    const double sc = ctx->gx_scale * cr[g];                                 \
                     const double *FJ_RESTRICT wg = ctx->Wd + g * n;                          \
-                    for (j = 0; j < n; j++) acc[j] += s * wg[j];                             \
+                    for (j = 0; j < n; j++) acc[j] += sc * wg[j];                            \
                 }                                                                            \
                 for (j = 0; j < n; j++) gx[j] = (T)acc[j];                                   \
             }                                                                                \
@@ -208,16 +288,16 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
     part[0] = sse;                                                                           \
 }
 
-FJ_LAYER_BODY(fj_layer_block_f64_base, double, fj_lv2, 2, )
-FJ_LAYER_BODY(fj_layer_block_f32_base, float, fj_lv2, 2, )
+FJ_LAYER_BODY(fj_layer_block_f64_base, double, fj_lv2, fj_lv2, 2, 2, )
+FJ_LAYER_BODY(fj_layer_block_f32_base, float, fj_lv2, fj_lf2, 2, 2, )
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(FJ_NO_MULTIVERSION)
 #define FJ_LAYER_HAVE_X86 1
-FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, fj_lv4, 4, __attribute__((target("avx2"))))
-FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, fj_lv4, 4, __attribute__((target("avx2"))))
-FJ_LAYER_BODY(fj_layer_block_f64_avx512, double, fj_lv8, 8,
+FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, fj_lv4, fj_lv4, 4, 2, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, fj_lv4, fj_lf4, 4, 2, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f64_avx512, double, fj_lv8, fj_lv8, 8, 4,
               __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
-FJ_LAYER_BODY(fj_layer_block_f32_avx512, float, fj_lv8, 8,
+FJ_LAYER_BODY(fj_layer_block_f32_avx512, float, fj_lv8, fj_lf8, 8, 4,
               __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
 #else
 #define FJ_LAYER_HAVE_X86 0
