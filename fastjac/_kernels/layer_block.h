@@ -96,6 +96,40 @@ typedef float fj_lf2 __attribute__((vector_size(8)));
 #define FJ_LSEL(V, mask, a, b) ((V)(((mask) & (__typeof__(mask))(a))                         \
                                     | (~(mask) & (__typeof__(mask))(b))))
 
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(FJ_NO_MULTIVERSION)
+#define FJ_LAYER_HAVE_X86 1
+#include <immintrin.h>
+#else
+#define FJ_LAYER_HAVE_X86 0
+#endif
+
+/* The loss terms of one vector of lanes, z and y given: s += r², c = the error or 0.
+ * Where z <= 0 (inactive, ReLU'(0) = 0): r = 0 - y and c = (0 - y) 0; elsewhere r = c =
+ * z - y. (0 - y differs from the residual y - max(0, z) = y by its sign only, and from -y
+ * only for y = +-0, so r² is the same number.) GEN: any width, selections by bit masks;
+ * AVX512: the same operations, selections by mask registers (a blend and a masked
+ * multiply). */
+#define FJ_LOSS_GEN(V, z, y, s, c) do {                                                      \
+    const __typeof__((z) <= vzero) off_ = (z) <= vzero;                                      \
+    const V e_ = (z) - (y), t_ = vzero - (y);                                                \
+    const V res_ = FJ_LSEL(V, off_, t_, e_);                                                 \
+    (s) += res_ * res_;                                                                      \
+    (c) = FJ_LSEL(V, off_, t_ * vzero, e_);                                                  \
+} while (0)
+#define FJ_LOSS_AVX512(V, z, y, s, c) do {                                                   \
+    const __mmask8 off_ = _mm512_cmp_pd_mask((__m512d)(z), (__m512d)vzero, _CMP_LE_OQ);      \
+    const V e_ = (z) - (y), t_ = vzero - (y);                                                \
+    const V res_ = (V)_mm512_mask_blend_pd(off_, (__m512d)e_, (__m512d)t_);                 \
+    (s) += res_ * res_;                                                                      \
+    (c) = (V)_mm512_mask_mul_pd((__m512d)e_, off_, (__m512d)t_, (__m512d)vzero);            \
+} while (0)
+/* VL elements of type T at p (all live), widened to double */
+#define FJ_LOADW_GEN(V, TV, T, p) __builtin_convertvector(FJ_LLOAD(TV, (p)), V)
+#define FJ_LOADW_AVX512(V, TV, T, p)                                                         \
+    (__builtin_types_compatible_p(T, float)                                                  \
+         ? (V)_mm512_cvtps_pd(_mm256_loadu_ps((const float *)(const void *)(p)))            \
+         : (V)_mm512_loadu_pd((const void *)(p)))
+
 #define FJ_UNROLL _Pragma("GCC unroll 16")
 
 /* One chunk: lanes k..k + U VL (U vectors) of the group of four rows x0..x3 (nr of them
@@ -104,7 +138,7 @@ typedef float fj_lf2 __attribute__((vector_size(8)));
  * broadcast once for U vectors), then the loss terms and c (LOSS) or c = G (A > 0) (VJP),
  * Σ r² and Σ c for these lanes, and the lanes' share of gWt (the second j loop). Uses the
  * body's locals. */
-#define FJ_LAYER_CHUNK(T, V, TV, VL, U)                                                      \
+#define FJ_LAYER_CHUNK(T, V, TV, VL, U, ISA)                                                    \
 do {                                                                                         \
     V c_[4][U];                                                                              \
     if (mode != FJ_LAYER_VJP) {                                                              \
@@ -151,14 +185,10 @@ do {                                                                            
             }                                                                                \
             FJ_UNROLL for (int r_ = 0; r_ < 4; r_++) {                                       \
                 if (r_ >= nr) { c_[r_][u_] = vzero; continue; }                              \
-                const V y_ = FJ_LLOADT(V, TV, VL, T,                                         \
-                                       (const T *)ctx->Y + row[r_] * m + k + u_ * VL, live_); \
-                const V z_ = a_[r_][u_];                                                     \
-                const __typeof__(z_ <= vzero) off_ = z_ <= vzero;                            \
-                const V e_ = z_ - y_;                                                        \
-                const V res_ = FJ_LSEL(V, off_, -y_, e_);                                    \
-                s_ += res_ * res_;                                                           \
-                c_[r_][u_] = FJ_LSEL(V, off_, (vzero - y_) * vzero, e_);                     \
+                const T *yp_ = (const T *)ctx->Y + row[r_] * m + k + u_ * VL;                \
+                const V y_ = live_ >= (VL) ? FJ_LOADW_##ISA(V, TV, T, yp_)                   \
+                                           : FJ_LLOADT(V, TV, VL, T, yp_, live_);            \
+                FJ_LOSS_##ISA(V, a_[r_][u_], y_, s_, c_[r_][u_]);                            \
             }                                                                                \
             FJ_LSTORE(sl + k + u_ * VL, s_);                                                 \
         }                                                                                    \
@@ -208,7 +238,7 @@ do {                                                                            
  * over j in order, then + b; Σ r² and Σ c over the group's live rows in order; gWt as
  * stated in FJ_LAYER_CHUNK), so the results are those of computing Z, then c, then the
  * sums, one after the other. */
-#define FJ_LAYER_BODY(NAME, T, V, TV, VL, UMAX, ATTR)                                        \
+#define FJ_LAYER_BODY(NAME, T, V, TV, VL, UMAX, ISA, ATTR)                                      \
 ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                                \
 {                                                                                            \
     const ptrdiff_t n = ctx->n, m = ctx->m, mp = fj_layer_mpad(ctx->m);                     \
@@ -249,13 +279,13 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
         const double *FJ_RESTRICT x2 = xd + 2 * n, *FJ_RESTRICT x3 = xd + 3 * n;             \
         for (k = 0; k < mp;) {                                                               \
             if ((UMAX) >= 4 && mp - k >= 4 * (VL)) {                                         \
-                FJ_LAYER_CHUNK(T, V, TV, VL, 4);                                             \
+                FJ_LAYER_CHUNK(T, V, TV, VL, 4, ISA);                                           \
                 k += 4 * (VL);                                                               \
             } else if ((UMAX) >= 2 && mp - k >= 2 * (VL)) {                                  \
-                FJ_LAYER_CHUNK(T, V, TV, VL, 2);                                             \
+                FJ_LAYER_CHUNK(T, V, TV, VL, 2, ISA);                                           \
                 k += 2 * (VL);                                                               \
             } else {                                                                         \
-                FJ_LAYER_CHUNK(T, V, TV, VL, 1);                                             \
+                FJ_LAYER_CHUNK(T, V, TV, VL, 1, ISA);                                           \
                 k += VL;                                                                     \
             }                                                                                \
         }                                                                                    \
@@ -288,19 +318,16 @@ ATTR static void NAME(const fj_layer_ctx *ctx, ptrdiff_t blk)                   
     part[0] = sse;                                                                           \
 }
 
-FJ_LAYER_BODY(fj_layer_block_f64_base, double, fj_lv2, fj_lv2, 2, 2, )
-FJ_LAYER_BODY(fj_layer_block_f32_base, float, fj_lv2, fj_lf2, 2, 2, )
+FJ_LAYER_BODY(fj_layer_block_f64_base, double, fj_lv2, fj_lv2, 2, 2, GEN, )
+FJ_LAYER_BODY(fj_layer_block_f32_base, float, fj_lv2, fj_lf2, 2, 2, GEN, )
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(FJ_NO_MULTIVERSION)
-#define FJ_LAYER_HAVE_X86 1
-FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, fj_lv4, fj_lv4, 4, 2, __attribute__((target("avx2"))))
-FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, fj_lv4, fj_lf4, 4, 2, __attribute__((target("avx2"))))
-FJ_LAYER_BODY(fj_layer_block_f64_avx512, double, fj_lv8, fj_lv8, 8, 4,
+#if FJ_LAYER_HAVE_X86
+FJ_LAYER_BODY(fj_layer_block_f64_avx2, double, fj_lv4, fj_lv4, 4, 2, GEN, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f32_avx2, float, fj_lv4, fj_lf4, 4, 2, GEN, __attribute__((target("avx2"))))
+FJ_LAYER_BODY(fj_layer_block_f64_avx512, double, fj_lv8, fj_lv8, 8, 4, AVX512,
               __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
-FJ_LAYER_BODY(fj_layer_block_f32_avx512, float, fj_lv8, fj_lf8, 8, 4,
+FJ_LAYER_BODY(fj_layer_block_f32_avx512, float, fj_lv8, fj_lf8, 8, 4, AVX512,
               __attribute__((target("avx512f,avx512dq,avx512vl,prefer-vector-width=512"))))
-#else
-#define FJ_LAYER_HAVE_X86 0
 #endif
 
 /* The pass between the two BLAS products, over rows of block blk of the (N, m) array Z
