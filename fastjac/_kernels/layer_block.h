@@ -463,4 +463,196 @@ static void fj_between_f32(const fj_between_ctx *ctx, ptrdiff_t blk)
     fj_between_f32_base(ctx, blk);
 }
 
+
+/* ---- The epoch loop of fit: every step's blocks shared by the threads that are there ---- */
+/*
+ * fit runs many short steps (one batch each) whose blocks depend on the parameters of the
+ * step before. One parallel_for per step would wake the pool's helper every step, and on a
+ * busy or virtual machine the wake-up takes about as long as a step. Instead the caller
+ * runs fj_fit_worker inside ONE parallel_for of as many "blocks" as threads: every thread
+ * that gets there claims the current step's blocks one at a time (a compare-and-swap on a
+ * word holding the step number and the next block), and the thread that finishes a step's
+ * last block merges the blocks' sums in block order, updates the parameters and publishes
+ * the next step. A thread with nothing to claim waits for that (spinning, then yielding).
+ * The caller alone can always finish everything (a helper that never comes delays
+ * nothing), and as the merge is in block order and the block partition depends on the
+ * batch size only, the results are the same bits for every number of threads and every
+ * schedule: those of the serial loop.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define FJ_FIT_ATOMICS 1
+#else
+#define FJ_FIT_ATOMICS 0
+#endif
+#if FJ_FIT_ATOMICS && (defined(__unix__) || defined(__APPLE__))
+#include <sched.h>
+#define FJ_FIT_YIELD() sched_yield()
+#else
+#define FJ_FIT_YIELD() ((void)0)
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#define FJ_FIT_PAUSE() __builtin_ia32_pause()
+#else
+#define FJ_FIT_PAUSE() ((void)0)
+#endif
+
+#define FJ_FIT_DONE 0xffffffffu
+
+typedef struct {
+    fj_layer_ctx kc;       /* the one-pass context of the current step */
+    void (*block)(const fj_layer_ctx *, ptrdiff_t);
+    const char *X, *Y;     /* N x n, N x m, elements of isz bytes */
+    size_t isz;
+    const ptrdiff_t *orders; /* epochs x N row orders, or NULL */
+    double *Wt, *bd;       /* IN/OUT parameters: Wᵀ (n x mp, padded), b (mp) */
+    double *losses;        /* OUT per epoch */
+    double lr;
+    ptrdiff_t N, n, m, batch, epochs;
+    ptrdiff_t nb_full, nb_last;   /* blocks of a full batch and of the last one */
+    /* progress, written only by the thread that finishes a step */
+    ptrdiff_t ep, s0, step, nb;
+    double sse;
+    ptrdiff_t bad_epoch, bad_step;
+    unsigned long long claim;     /* FJ_FIT_WORD(step tag, blocks) + next block */
+    long done;                    /* blocks of the current step finished */
+} fj_fit_ctx;
+
+/* Set kc for the step starting at row s0 of epoch ep. */
+static void fj_fit_setup(fj_fit_ctx *f)
+{
+    const ptrdiff_t B = f->batch < f->N - f->s0 ? f->batch : f->N - f->s0;
+    f->nb = B == f->batch || f->nb_last <= 0 ? f->nb_full : f->nb_last;
+    f->kc.N = B;
+    f->kc.rows_per_block = (B + f->nb - 1) / f->nb;
+    if (f->orders != NULL) {
+        f->kc.X = f->X;
+        f->kc.Y = f->Y;
+        f->kc.idx = f->orders + f->ep * f->N + f->s0;
+    } else {
+        f->kc.X = f->X + (size_t)(f->s0 * f->n) * f->isz;
+        f->kc.Y = f->Y + (size_t)(f->s0 * f->m) * f->isz;
+        f->kc.idx = NULL;
+    }
+}
+
+/* After the last block of a step: merge in block order, update, set up the next step.
+ * Returns 0 when the loop is over (all epochs, or a divergence). The same arithmetic as
+ * the serial loop it replaced in layer.pyx. */
+static int fj_fit_finish_step(fj_fit_ctx *f)
+{
+    const ptrdiff_t n = f->n, m = f->m, mp = fj_layer_mpad(f->m), nb = f->nb;
+    const ptrdiff_t stride = f->kc.stride, width = 1 + mp + n * mp;
+    double *total = f->kc.scratch + nb * stride;
+    const ptrdiff_t B = f->kc.N;
+    ptrdiff_t j, k, blk;
+    int bad = 0;
+    if (nb == 1) {
+        for (j = 0; j < width; j++) total[j] = f->kc.scratch[j];
+    } else {
+        for (j = 0; j < width; j++) total[j] = 0.0;
+        for (blk = 0; blk < nb; blk++) {
+            const double *p = f->kc.scratch + blk * stride;
+            for (j = 0; j < width; j++) total[j] += p[j];
+        }
+    }
+    if (!(total[0] - total[0] == 0.0)) {
+        f->bad_epoch = f->ep;
+        f->bad_step = f->step;
+        return 0;
+    }
+    f->sse += total[0];
+    {
+        /* W <- W - lr ∂C/∂W, b <- b - lr ∂C/∂b, ∂C/∂W = (2/B) Σ c x (paper §6); the
+         * padding lanes' sums are exact zeros, so they stay zero */
+        const double step_lr = f->lr * (2.0 / (double)B);
+        for (k = 0; k < m; k++) f->bd[k] -= step_lr * total[1 + k];
+        for (j = 0; j < n * mp; j++) f->Wt[j] -= step_lr * total[1 + mp + j];
+    }
+    f->s0 += B;
+    f->step += 1;
+    if (f->s0 >= f->N) {
+        const double loss = f->sse / (double)f->N;
+        f->losses[f->ep] = loss;
+        bad = !(loss - loss == 0.0);
+        for (k = 0; k < m; k++)
+            if (!(f->bd[k] - f->bd[k] == 0.0)) bad = 1;
+        for (j = 0; j < n * mp; j++)
+            if (!(f->Wt[j] - f->Wt[j] == 0.0)) bad = 1;
+        if (bad) {
+            f->bad_epoch = f->ep;
+            return 0;
+        }
+        f->ep += 1;
+        f->s0 = 0;
+        f->step = 0;
+        f->sse = 0.0;
+        if (f->ep >= f->epochs) return 0;
+    }
+    fj_fit_setup(f);
+    return 1;
+}
+
+/* The claim word: step tag << 32 | blocks of the step << 16 | next block to claim. */
+#define FJ_FIT_WORD(tag, nb) (((unsigned long long)(tag) << 32) | ((unsigned long long)(nb) << 16))
+
+/* The worker: run by the caller and by every helper that comes (blk is unused). */
+static void fj_fit_worker(void *p, ptrdiff_t blk)
+{
+    fj_fit_ctx *f = (fj_fit_ctx *)p;
+    (void)blk;
+#if FJ_FIT_ATOMICS
+    unsigned spins = 0;
+    for (;;) {
+        unsigned long long c = __atomic_load_n(&f->claim, __ATOMIC_ACQUIRE);
+        const unsigned tag = (unsigned)(c >> 32);
+        const long nb = (long)((c >> 16) & 0xffffu), next = (long)(c & 0xffffu);
+        if (tag == FJ_FIT_DONE) return;
+        if (next < nb) {
+            if (!__atomic_compare_exchange_n(&f->claim, &c, c + 1, 0, __ATOMIC_ACQ_REL,
+                                              __ATOMIC_ACQUIRE))
+                continue;
+            /* f->kc is the step's while its blocks are unfinished */
+            f->block(&f->kc, (ptrdiff_t)next);
+            spins = 0;
+            if (__atomic_add_fetch(&f->done, 1, __ATOMIC_ACQ_REL) == nb) {
+                /* the step's last block: no other thread touches the state now */
+                const int more = fj_fit_finish_step(f);
+                unsigned ntag = tag + 1u == FJ_FIT_DONE ? 0u : tag + 1u;
+                __atomic_store_n(&f->done, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&f->claim, more ? FJ_FIT_WORD(ntag, f->nb)
+                                                 : FJ_FIT_WORD(FJ_FIT_DONE, 0),
+                                 __ATOMIC_RELEASE);
+            }
+            continue;
+        }
+        /* every block of this step is taken: wait for the thread that finishes it */
+        FJ_FIT_PAUSE();
+        if (++spins >= 4096) {
+            spins = 0;
+            FJ_FIT_YIELD();
+        }
+    }
+#else
+    for (;;) {
+        ptrdiff_t b;
+        for (b = 0; b < f->nb; b++) f->block(&f->kc, b);
+        if (!fj_fit_finish_step(f)) return;
+    }
+#endif
+}
+
+/* Start the loop: fills the progress fields and the first step. */
+static void fj_fit_start(fj_fit_ctx *f)
+{
+    f->ep = 0;
+    f->s0 = 0;
+    f->step = 0;
+    f->sse = 0.0;
+    f->bad_epoch = -1;
+    f->bad_step = -1;
+    f->done = 0;
+    fj_fit_setup(f);
+    f->claim = FJ_FIT_WORD(0, f->nb);
+}
+
 #endif /* FJ_LAYER_BLOCK_H */
