@@ -378,6 +378,25 @@ def test_threads_bitwise_identical(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [None, 1100])
+def test_fit_steps_shared_by_threads_bitwise(dtype, batch):
+    # fit's epoch loop hands each step's blocks to whichever threads come (layer_block.h,
+    # fj_fit_worker): several blocks per step, threaded steps, a shorter last batch
+    # (3000 = 2 x 1100 + 800, fewer blocks), shuffled orders; every thread count and a
+    # loop restarted every epoch (the callback) give the serial loop's bits
+    X, Y, W, b = make(3000, 10, 32, dtype=dtype, seed=21)
+    assert kernels.blocks(1100, 10, 32)[0] > kernels.blocks(800, 10, 32)[0] > 1
+    kw = dict(lr=0.02, epochs=4, batch_size=batch, W0=W, b0=b, seed=3)
+    ref = fl.fit(X, Y, n_threads=1, **kw)
+    runs = [fl.fit(X, Y, n_threads=nt, **kw) for nt in (2, 3)]
+    runs.append(fl.fit(X, Y, callback=lambda e, c, W_, b_: False, **kw))
+    for r in runs:
+        assert np.array_equal(r.W, ref.W) and np.array_equal(r.b, ref.b)
+        assert np.array_equal(r.losses, ref.losses)
+    assert ref.losses[-1] < ref.losses[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(300, 200, 90), (1000, 150, 120), (257, 300, 70)])
 def test_blocked_blas_path_bitwise_for_every_n_threads(dtype, shape):
     X, Y, W, b = make(*shape, dtype=dtype, seed=17)

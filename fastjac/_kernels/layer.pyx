@@ -71,6 +71,21 @@ cdef extern from "layer_block.h" nogil:
         double* scratch
     void fj_between_f64(const fj_between_ctx* ctx, Py_ssize_t blk)
     void fj_between_f32(const fj_between_ctx* ctx, Py_ssize_t blk)
+    ctypedef struct fj_fit_ctx:
+        fj_layer_ctx kc
+        void (*block)(const fj_layer_ctx*, Py_ssize_t) noexcept nogil
+        const char* X
+        const char* Y
+        size_t isz
+        const Py_ssize_t* orders
+        double* Wt
+        double* bd
+        double* losses
+        double lr
+        Py_ssize_t N, n, m, batch, epochs, nb_full, nb_last
+        Py_ssize_t bad_epoch, bad_step
+    void fj_fit_start(fj_fit_ctx* f)
+    void fj_fit_worker(void* f, Py_ssize_t blk)
 
 cdef extern from "fj_layer_blas.h" nogil:
     int fj_blas_load()
@@ -527,102 +542,82 @@ def between_f32(int mode, float[:, ::1] Z, const float[:, ::1] Y, const float[:,
 # Gradient descent with the one-pass loop
 # ---------------------------------------------------------------------------------------
 
+cdef void _fit_worker(void* ctx, Py_ssize_t blk) noexcept nogil:
+    fj_fit_worker(ctx, blk)
+
+
 cdef object _fit(const floating[:, ::1] X, const floating[:, ::1] Y,
                  double[:, ::1] W,       # IN/OUT m x n parameters (double)
                  double[::1] b,          # IN/OUT m
                  double lr, Py_ssize_t epochs, Py_ssize_t batch,
                  const Py_ssize_t[:, ::1] orders,   # IN row order per epoch, or None
                  double[::1] losses, int n_threads):
+    """The epoch loop (layer_block.h, fj_fit_worker): every step's fixed blocks are shared
+    by the threads that come, the step's sums merged in block order by the thread that
+    finishes its last block, so the result is that of the serial loop, bit for bit."""
     cdef Py_ssize_t N = X.shape[0], n = X.shape[1], m = W.shape[0]
     cdef Py_ssize_t Bmax = batch if batch < N else N
-    cdef Py_ssize_t nblocks = _blocks(Bmax, n, m), nb
+    cdef Py_ssize_t nblocks = _blocks(Bmax, n, m)
     cdef Py_ssize_t stride = fj_layer_stride(n, m)
-    cdef Py_ssize_t ep, s0, B, j, k, step, bad_epoch = -1, bad_step = -1
-    cdef double sse, step_lr
-    cdef double* total
-    cdef bint shuffled = orders is not None, bad
-    cdef fj_layer_ctx ctx
-    cdef const floating* Xp = _p2(X)
-    cdef const floating* Yp = _p2(Y)
+    cdef Py_ssize_t j, k, last = N % Bmax
+    cdef fj_fit_ctx f
     cdef Py_ssize_t mp = fj_layer_mpad(m)
+    cdef int nt
     cdef double* mem = <double*>PyMem_RawMalloc((n * mp + mp + (nblocks + 1) * stride)
                                                 * sizeof(double))
     if mem == NULL:
         raise MemoryError()
-    cdef double* Wt = mem
-    cdef double* bd = mem + n * mp
-    ctx.Y = NULL
-    ctx.A = NULL
-    ctx.G = NULL
-    ctx.Wt = Wt
-    ctx.Wd = NULL
-    ctx.b = bd
-    ctx.out = NULL
-    ctx.gX = NULL
-    ctx.gx_scale = 0.0
-    ctx.n = n
-    ctx.m = m
-    ctx.mode = FJ_LAYER_LOSS
-    ctx.do_gw = 1
-    ctx.scratch = mem + n * mp + mp
-    ctx.stride = stride
+    f.kc.X = NULL
+    f.kc.Y = NULL
+    f.kc.A = NULL
+    f.kc.G = NULL
+    f.kc.idx = NULL
+    f.kc.Wt = mem
+    f.kc.Wd = NULL
+    f.kc.b = mem + n * mp
+    f.kc.out = NULL
+    f.kc.gX = NULL
+    f.kc.gx_scale = 0.0
+    f.kc.n = n
+    f.kc.m = m
+    f.kc.mode = FJ_LAYER_LOSS
+    f.kc.do_gw = 1
+    f.kc.scratch = mem + n * mp + mp
+    f.kc.stride = stride
+    f.block = fj_layer_block_f64 if floating is double else fj_layer_block_f32
+    f.X = <const char*>_p2(X)
+    f.Y = <const char*>_p2(Y)
+    f.isz = sizeof(floating)
+    f.orders = &orders[0, 0] if orders is not None else NULL
+    f.Wt = mem
+    f.bd = mem + n * mp
+    f.losses = &losses[0]
+    f.lr = lr
+    f.N = N
+    f.n = n
+    f.m = m
+    f.batch = Bmax
+    f.epochs = epochs
+    f.nb_full = nblocks
+    f.nb_last = _blocks(last, n, m) if last > 0 else 0
     with nogil:
         for k in range(mp):
-            bd[k] = b[k] if k < m else 0.0
+            f.bd[k] = b[k] if k < m else 0.0
             for j in range(n):
-                Wt[j * mp + k] = W[k, j] if k < m else 0.0
-        for ep in range(epochs):
-            sse = 0.0
-            step = 0
-            s0 = 0
-            while s0 < N:
-                B = batch if batch < N - s0 else N - s0
-                nb = _blocks(B, n, m)
-                ctx.N = B
-                ctx.rows_per_block = (B + nb - 1) // nb
-                if shuffled:
-                    ctx.X = Xp
-                    ctx.Y = Yp
-                    ctx.idx = &orders[ep, s0]
-                else:
-                    ctx.X = Xp + s0 * n
-                    ctx.Y = Yp + s0 * m
-                    ctx.idx = NULL
-                _run_onepass(&ctx, floating is double, nb, n_threads)
-                total = ctx.scratch + nb * stride
-                if not (total[0] - total[0] == 0.0):
-                    bad_epoch = ep
-                    bad_step = step
-                    break
-                sse += total[0]
-                # W <- W - lr ∂C/∂W, b <- b - lr ∂C/∂b, ∂C/∂W = (2/B) Σ c x (paper §6);
-                # the padding lanes' sums are exact zeros, so they stay zero
-                step_lr = lr * (2.0 / <double>B)
-                for k in range(m):
-                    bd[k] -= step_lr * total[1 + k]
-                for j in range(n * mp):
-                    Wt[j] -= step_lr * total[1 + mp + j]
-                s0 += B
-                step += 1
-            if bad_epoch >= 0:
-                break
-            losses[ep] = sse / <double>N
-            bad = not (losses[ep] - losses[ep] == 0.0)
-            for k in range(m):
-                if not (bd[k] - bd[k] == 0.0):
-                    bad = True
-            for j in range(n * mp):
-                if not (Wt[j] - Wt[j] == 0.0):
-                    bad = True
-            if bad:
-                bad_epoch = ep
-                break
+                f.Wt[j * mp + k] = W[k, j] if k < m else 0.0
+        fj_fit_start(&f)
+        nt = _threads_for(Bmax * m * (n if n > 0 else 1), n_threads)
+        if nt > 1 and nblocks > 1:
+            # one parallel_for for the whole loop: each thread that comes runs the worker
+            parallel_for(nt, _fit_worker, &f, nt)
+        else:
+            fj_fit_worker(&f, 0)
         for k in range(m):
-            b[k] = bd[k]
+            b[k] = f.bd[k]
             for j in range(n):
-                W[k, j] = Wt[j * mp + k]
+                W[k, j] = f.Wt[j * mp + k]
     PyMem_RawFree(mem)
-    return bad_epoch, bad_step
+    return f.bad_epoch, f.bad_step
 
 
 def fit_f64(const double[:, ::1] X, const double[:, ::1] Y, double[:, ::1] W, double[::1] b,
