@@ -67,6 +67,7 @@ MODULES = {
                                              "tests/test_neuron.py", "tests/test_reliability.py",
                                              "tests/test_fuse.py", "tests/test_layer.py"]),
     "fuse": (["fastjac/fuse.py", "fastjac/_optable.py"], ["tests/test_fuse.py",
+                                                          "tests/test_fuse_args.py",
                                                           "tests/test_reliability.py"]),
     "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_reliability.py"]),
 }
