@@ -69,7 +69,8 @@ MODULES = {
     "fuse": (["fastjac/fuse.py", "fastjac/_optable.py"], ["tests/test_fuse.py",
                                                           "tests/test_fuse_args.py",
                                                           "tests/test_reliability.py"]),
-    "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_reliability.py"]),
+    "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_layer_args.py",
+                                     "tests/test_reliability.py"]),
 }
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]
