@@ -1062,6 +1062,108 @@ def test_neuron_hook_unsure_samples_and_the_loss_value():
         assert _neuron("loss_grad", (X[:1], y[:1], w, 5.0), (C1 + 6e-16, None, None))
 
 
+KINK_NOTE = ("{} of {} samples within a step of the ReLU kink (w·x_i + b ~ 0) were left out "
+             "of the gradient check")
+
+
+def _far_from_the_kink(X, w, b, rows):
+    """Move the given rows of X along w so that |w.x_i + b| >= 1 (far from every step)."""
+    X = X.copy()
+    for i in rows:
+        z = X[i] @ w + b
+        target = math.copysign(1.0 + abs(z), z)
+        X[i] += (target - z) * w / (w @ w)
+    return X
+
+
+def test_neuron_hook_kink_thresholds_exactly():
+    # the hook leaves out |w.x_i + b| <= h reach_i, h = 4 eps^(1/3) (float64 steps), with
+    # reach_i = |x_i|.max(1, |w|) + max(1, |b|); a zero row has z = b and reach 1
+    from fastjac.gradcheck import validating
+    h = 4.0 * np.finfo(F64).eps ** (1 / 3)
+    X, y, w, _ = _problem()
+    X = _far_from_the_kink(X, w, h, range(1, 30))
+    X[0] = 0.0
+    with validating():
+        # exactly at the threshold: left out (<=)
+        r = _neuron("loss_grad", (X, y, w, h), _loss_grad(X, y, w, h))
+        assert r.passed and r.notes[-1] == KINK_NOTE.format(1, 30)
+        # five samples near the kink but far above rounding: the gradient is still
+        # checked (only samples within rounding of 0 try both branches, at most 4)
+        X5 = X.copy()
+        X5[:5] = 0.0
+        bad = _loss_grad(X5, y, w, 0.5 * h)
+        r = _neuron("loss_grad", (X5, y, w, 0.5 * h), bad)
+        assert r.passed and r.n_checked == 3 and r.notes == [KINK_NOTE.format(5, 30)]
+        with pytest.raises(AssertionError, match="neuron.loss_grad"):
+            _neuron("loss_grad", (X5, y, w, 0.5 * h), (bad[0], bad[1] + 1e-6, bad[2]))
+        # reach uses max(1, |w_j|): with |w_j| < 1 a sample at 2.5 h (reach 2) is kept
+        ws = np.array([0.1, 0.3, -0.2])
+        bs = 2.5 * h - 0.1
+        Xs = _far_from_the_kink(X, ws, bs, range(1, 30))
+        Xs[0] = [1.0, 0.0, 0.0]
+        r = _neuron("loss_grad", (Xs, y, ws, bs), _loss_grad(Xs, y, ws, bs))
+        assert r.passed and not any("ReLU kink" in n for n in r.notes)
+
+
+def test_neuron_hook_rounding_side_of_the_kink():
+    # z_0 = 2^-52 = (1 + 2^-52) * 1 - 1: within rounding of 0 relative to its terms
+    # (|x_0|.|w| + |b| = 2), so the kernel may have rounded it to either side; a gradient
+    # that took it as inactive passes, as does one that took it as active
+    from fastjac.gradcheck import validating
+    X, y, _, _ = _problem()
+    w = np.array([1.0, 0.3, -0.2])
+    X = _far_from_the_kink(X, w, -1.0, range(1, 30))
+    X[0] = [1.0 + 2.0 ** -52, 0.0, 0.0]
+    assert X[0] @ w - 1.0 == 2.0 ** -52
+    inactive = (X @ w - 1.0 > 0)
+    inactive[0] = False
+    with validating():
+        for active in (None, inactive):
+            r = _neuron("loss_grad", (X, y, w, -1.0), _loss_grad(X, y, w, -1.0, active))
+            assert r.passed and r.notes == [KINK_NOTE.format(1, 30)]
+
+
+def test_neuron_hook_no_warning_from_its_own_bounds():
+    # |x_0| |w| overflows in the hook's bound while w.x_0 + b = 0 does not: no warning
+    from fastjac.gradcheck import validating
+    X, y, _, _ = _problem()
+    w = np.array([1.0, 1.0, 0.5])
+    X = _far_from_the_kink(X, w, 0.0, range(1, 30))
+    X[0] = [1.5e308, -1.5e308, 0.0]
+    with validating(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = _neuron("loss_grad", (X, y, w, 0.0), _loss_grad(X, y, w, 0.0))
+    assert r.passed
+
+
+@pytest.mark.parametrize("dx, dw, step", [(np.float32, np.float32, np.float32),
+                                          (F64, np.float32, F64), (np.float32, F64, F64)])
+def test_neuron_hook_steps_of_a_float32_loss(dx, dw, step):
+    # a loss that cannot run in float64 (refuses X, y, w all float64): the hook's step is
+    # that of the inputs' common dtype, result_type(X, w): a sample at |z| = 1e-3 is
+    # left out with float32 steps (h = 4 eps32^(1/3) ~ 0.02) and kept with float64 ones
+    from fastjac.gradcheck import validating
+
+    def loss32(X, y, w, b):
+        if all(np.asarray(a).dtype == F64 for a in (X, y, w)):
+            raise TypeError("this loss runs in float32 only")
+        return _loss(X, y, w, b)
+
+    X, y, w, _ = _problem()
+    b = 1e-3
+    X = _far_from_the_kink(X, w, b, range(1, 30))
+    X[0] = 0.0
+    X, w, y = X.astype(dx), w.astype(dw), y.astype(np.float32)
+    with validating():
+        from fastjac import _validation
+        r = _validation.cross_check_neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b),
+                                           activation=_act, loss=loss32)
+    assert r.passed
+    left_out = [n for n in r.notes if "ReLU kink" in n]
+    assert left_out == ([KINK_NOTE.format(1, 30)] if step is np.float32 else [])
+
+
 # Equivalent mutants of cross_check_neuron: ``np.asarray(Jw @ v)`` without
 # ``dtype=float64`` (also with ``dtype=None``): the sum with the float64 ``Jb`` term
 # promotes it to float64 exactly as the conversion did, so the analytic value is the same.
