@@ -1164,12 +1164,119 @@ def test_neuron_hook_steps_of_a_float32_loss(dx, dw, step):
     assert left_out == ([KINK_NOTE.format(1, 30)] if step is np.float32 else [])
 
 
+@pytest.mark.parametrize("k, both_ways", [(128, True), (129, False)])
+def test_neuron_hook_rounding_bound_is_64_eps_of_the_terms(k, both_ways):
+    # z_0 = k eps with |x_0|.|w| + |b| = 2 + k eps: within 64 eps (2 + k eps) of 0 for
+    # k <= 128 (both branches tried), beyond it for k = 129 (the sign of z decides)
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, _, _ = _problem()
+    w = np.array([1.0, 0.3, -0.2])
+    X = _far_from_the_kink(X, w, -1.0, range(1, 30))
+    X[0] = [1.0 + k * 2.0 ** -52, 0.0, 0.0]
+    assert X[0] @ w - 1.0 == k * 2.0 ** -52
+    dropped = (X @ w - 1.0 > 0)
+    dropped[0] = False  # a gradient that took sample 0 as inactive
+    with validating():
+        if both_ways:
+            assert _neuron("loss_grad", (X, y, w, -1.0), _loss_grad(X, y, w, -1.0, dropped))
+        else:
+            with pytest.raises(GradCheckError):
+                _neuron("loss_grad", (X, y, w, -1.0), _loss_grad(X, y, w, -1.0, dropped))
+
+
+def test_neuron_hook_value_function_sees_the_callers_arrays():
+    # the kept rows are taken from the caller's own arrays (float32 stays float32), so
+    # the loss is evaluated as the caller computes it
+    from fastjac import _validation
+    from fastjac.gradcheck import validating
+    X, y, w, b = _problem()
+    X, y = X.astype(np.float32), y.astype(np.float32)
+    seen = set()
+
+    def loss(X, y, w, b):
+        seen.add((np.asarray(X).dtype, np.asarray(y).dtype))
+        return _loss(X, y, w, b)
+
+    with validating():
+        r = _validation.cross_check_neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b),
+                                           activation=_act, loss=loss)
+    assert r.passed and r.n_checked == 3
+    # the float64 copies serve only to probe the loss's dtype; every other call is float32
+    seen.discard((np.dtype(F64), np.dtype(F64)))
+    assert seen == {(np.dtype(np.float32), np.dtype(np.float32))}
+
+
+def test_neuron_hook_seed_and_report():
+    from fastjac import _validation
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, w, b = _problem()
+    res = _loss_grad(X, y, w, b)
+
+    def hook(seed, result=res):
+        return _validation.cross_check_neuron("loss_grad", (X, y, w, b), result,
+                                              activation=_act, loss=_loss, seed=seed)
+
+    def probes(r):
+        return [(e.index, e.analytic) for e in r.worst]
+
+    with validating():
+        # the probe directions come from the seed: reproducible, and another seed differs
+        assert probes(hook(7)) == probes(hook(7))
+        assert probes(hook(7)) != probes(hook(0))
+        # only the loss value given: the report still has the hook's name
+        r = hook(0, (res[0], None, None))
+        assert r.passed and r.name == "neuron.loss_grad" and r.n_checked == 0
+        with pytest.raises(GradCheckError) as info:
+            hook(0, (res[0] + 1.0, res[1], res[2]))
+        assert info.value.report.passed is False
+
+
+def test_neuron_hook_loss_value_tolerance_exactly():
+    # C must be within DEFAULT_ULPS eps max(1, |C_ref|) sqrt(N) of loss(X, y, w, b):
+    # accepted at exactly that distance, refused a little beyond it
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, w, _ = _problem()
+    w, b = w * 0.1, 0.02
+    for N in (1, 30):
+        Xn, yn = X[:N], y[:N] * 0.1
+        C = float(_loss(Xn, yn, w, b))
+        assert C < 1.0
+        tol = _fd.DEFAULT_ULPS * 2.0 ** -52 * N ** 0.5
+        with validating():
+            if N == 1:
+                assert (C + tol) - C == tol  # exact: the edge itself is accepted
+                assert _neuron("loss_grad", (Xn, yn, w, b), (C + tol, None, None)).passed
+            with pytest.raises(GradCheckError, match=r"loss value"):
+                _neuron("loss_grad", (Xn, yn, w, b), (C + 1.3 * tol, None, None))
+
+
+def test_neuron_hook_overflowing_loss_is_a_failure_not_a_warning():
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, w, b = _problem()
+    y = y.copy()
+    y[0] = 1e200  # (y_0 - a_0)^2 overflows: loss = inf
+    with validating(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(GradCheckError, match=r"loss value inf != loss\(X, y, w, b\) = inf"):
+            _neuron("loss_grad", (X, y, w, b), (np.inf, None, None))
+
+
 # Equivalent mutants of cross_check_neuron: ``np.asarray(Jw @ v)`` without
 # ``dtype=float64`` (also with ``dtype=None``): the sum with the float64 ``Jb`` term
 # promotes it to float64 exactly as the conversion did, so the analytic value is the same.
 # Likewise ``np.asarray(Jb @ np.array([db]))`` without ``dtype=float64`` (or with
 # ``dtype=None``): ``Jw @ v`` is float64 already, and widening a float32 term exactly
 # before the sum or letting the sum promote it gives the same double.
+# In its loss_grad branch: ``y64``/``w64`` converted without ``dtype=float64`` (each
+# meets the float64 X64 in a product or difference, which widens it exactly as the
+# conversion did); ``ref64 = None`` for ``False`` (both falsy); ``_eps(None)`` (the
+# float64 eps, as asked); ``names = None`` for ``[]`` (only tested for truth); ``frac``
+# for N == 0 (``neuron.loss_grad`` refuses an empty batch before its hook runs);
+# ``3 ** unsure.size`` branches (the extra ones repeat earlier sign patterns and the
+# first passing or the first report is kept either way); ``active = z >= 0`` (a sample
+# with z == 0 is always "unsure", and its sign is then set by the branch); check_vjp's
+# ``full=None`` (tested with ``is True``/``== "auto"``, like False) and its
+# ``n_probes=3`` dropped (3 is the default).
 
 
 def test_neuron_hook_activation_jacobian_and_guards():
