@@ -1558,3 +1558,49 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         "fuse(3 inputs).vjp")] == [5, 6, 7]
     tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
     np.testing.assert_array_equal(tj[1], tj[0][::-1])
+
+
+# Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
+# default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
+# every other value means "auto"). Of _validated: ``validating(None)`` for
+# ``validating(False)`` (the flag is ``bool(enabled)``).
+
+
+def test_check_grad_defaults_and_options_reach_the_bounds():
+    from fastjac.gradcheck import check_grad
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+
+    def f(v):
+        return float(np.sum(np.sin(v) * v))
+
+    def g(v):
+        return np.sin(v) + v * np.cos(v)
+
+    def probes(r):
+        return [(e.index, e.analytic) for e in r.worst if isinstance(e.index, str)]
+
+    r0 = check_grad(f, g, x)
+    assert probes(r0) and probes(r0) == probes(check_grad(f, g, x, seed=0))  # default seed 0
+    assert probes(r0) != probes(check_grad(f, g, x, seed=1))
+
+    def top(r):
+        return max(e.bound for e in r.worst)
+
+    # f_scale (the magnitude f's rounding is taken relative to) and ulps reach the bound
+    assert top(check_grad(f, g, x, f_scale=1e9)) > 100 * top(r0)
+    assert top(check_grad(f, g, x, ulps=1e7)) > top(r0)
+
+
+def test_validation_hooks_run_the_referee_with_validation_off():
+    # no recursion: the value functions the referee calls run with validation mode off
+    from fastjac import _config, _validation
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    seen = []
+
+    def value(v):
+        seen.append(_config.is_validating())
+        return np.sin(v)
+
+    with _config.validating(True):
+        assert _validation.cross_check(value, "derivative", (x,), None, np.cos(x), "t").passed
+    assert seen and not any(seen)
