@@ -1566,29 +1566,48 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
 # ``validating(False)`` (the flag is ``bool(enabled)``).
 
 
-def test_check_grad_defaults_and_options_reach_the_bounds():
-    from fastjac.gradcheck import check_grad
+def _checks():
+    from fastjac.gradcheck import check_diagonal, check_grad, check_jvp, check_vjp
     x = np.array([0.3, -1.2, 0.7, 2.0])
+    t = np.array([0.5, -0.25, 1.0, 0.75])
 
     def f(v):
-        return float(np.sum(np.sin(v) * v))
+        return np.sin(v) * v
 
-    def g(v):
+    def d(v):
         return np.sin(v) + v * np.cos(v)
 
-    def probes(r):
-        return [(e.index, e.analytic) for e in r.worst if isinstance(e.index, str)]
+    return {
+        "grad": lambda **k: check_grad(lambda v: float(np.sum(f(v))), d, x, **k),
+        "jvp": lambda **k: check_jvp(f, d(x) * t, (x,), (t,), **k),
+        "vjp": lambda **k: check_vjp(f, (d(x) * t,), (x,), t, **k),
+        "diagonal": lambda **k: check_diagonal(f, d, x, **k),
+    }
 
-    r0 = check_grad(f, g, x)
-    assert probes(r0) and probes(r0) == probes(check_grad(f, g, x, seed=0))  # default seed 0
-    assert probes(r0) != probes(check_grad(f, g, x, seed=1))
+
+@pytest.mark.parametrize("check", ["grad", "jvp", "vjp", "diagonal"])
+def test_check_options_reach_the_steps_and_bounds(check):
+    run = _checks()[check]
+    r0 = run()
+    assert r0.passed
+
+    def numeric(r):
+        return [(e.index, e.numeric) for e in r.worst]
 
     def top(r):
         return max(e.bound for e in r.worst)
 
-    # f_scale (the magnitude f's rounding is taken relative to) and ulps reach the bound
-    assert top(check_grad(f, g, x, f_scale=1e9)) > 100 * top(r0)
-    assert top(check_grad(f, g, x, ulps=1e7)) > top(r0)
+    # eps (the relative step), f_scale (the magnitude f's rounding is taken relative to)
+    # and ulps (the rounding allowance) each reach the differences or the bound
+    assert numeric(run(eps=1e-2)) != numeric(r0)
+    assert top(run(f_scale=1e9)) > 100 * top(r0)
+    assert top(run(ulps=1e7)) > top(r0)
+    if check in ("grad", "vjp"):
+        # random probe directions from default_rng(seed), seed 0 by default
+        def probes(r):
+            return [(e.index, e.analytic) for e in r.worst if isinstance(e.index, str)]
+        assert probes(r0) and probes(r0) == probes(run(seed=0))
+        assert probes(r0) != probes(run(seed=1))
 
 
 def test_validation_hooks_run_the_referee_with_validation_off():
