@@ -1267,9 +1267,7 @@ def test_neuron_hook_overflowing_loss_is_a_failure_not_a_warning():
 # Likewise ``np.asarray(Jb @ np.array([db]))`` without ``dtype=float64`` (or with
 # ``dtype=None``): ``Jw @ v`` is float64 already, and widening a float32 term exactly
 # before the sum or letting the sum promote it gives the same double.
-# In its loss_grad branch: ``y64``/``w64`` converted without ``dtype=float64`` (each
-# meets the float64 X64 in a product or difference, which widens it exactly as the
-# conversion did); ``ref64 = None`` for ``False`` (both falsy); ``_eps(None)`` (the
+# In its loss_grad branch: ``ref64 = None`` for ``False`` (both falsy); ``_eps(None)`` (the
 # float64 eps, as asked); ``names = None`` for ``[]`` (only tested for truth); ``frac``
 # for N == 0 (``neuron.loss_grad`` refuses an empty batch before its hook runs);
 # ``3 ** unsure.size`` branches (the extra ones repeat earlier sign patterns and the
@@ -1608,6 +1606,12 @@ def test_check_options_reach_the_steps_and_bounds(check):
             return [(e.index, e.analytic) for e in r.worst if isinstance(e.index, str)]
         assert probes(r0) and probes(r0) == probes(run(seed=0))
         assert probes(r0) != probes(run(seed=1))
+
+        # the probes' own bounds take ulps and f_scale too
+        def top_probe(r):
+            return max(e.bound for e in r.worst if isinstance(e.index, str))
+        assert top_probe(run(ulps=1e7)) > top_probe(r0)
+        assert top_probe(run(f_scale=1e9)) > 100 * top_probe(r0)
 
 
 def test_validation_hooks_run_the_referee_with_validation_off():
