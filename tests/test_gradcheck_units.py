@@ -1627,3 +1627,34 @@ def test_validation_hooks_run_the_referee_with_validation_off():
     with _config.validating(True):
         assert _validation.cross_check(value, "derivative", (x,), None, np.cos(x), "t").passed
     assert seen and not any(seen)
+
+
+# Equivalent mutants of check_grad's coordinate choice: ``replace=None`` for
+# ``replace=False`` in ``rng.choice`` (tested for truth), and ``reshape(-2)`` of explicit
+# coordinates (NumPy 2.x takes any negative size as "the rest").
+
+
+def test_check_grad_coordinates_and_analytic_forms():
+    from fastjac.gradcheck import check_grad
+    x = np.array([[0.3, -1.2, 0.7], [2.0, -0.4, 1.1]])
+
+    def f(v):
+        return float(np.sum(np.sin(v) * v))
+
+    def g(v):
+        return np.sin(v) + v * np.cos(v)
+
+    def entries(r):
+        return [(e.index, e.analytic, e.numeric) for e in r.worst]
+
+    r_all = check_grad(f, g, x)
+    assert r_all.passed and r_all.n_checked == 6 + 2  # 6 coordinates (2-D x) and 2 probes
+    # an int of at least the size differences every coordinate, drawing nothing from the
+    # generator: the probes are the same as with "all"
+    for k in (6, 10):
+        assert entries(check_grad(f, g, x, coords=k)) == entries(r_all)
+    r3 = check_grad(f, g, x, coords=3)
+    assert r3.n_checked == 3 + 2 and "3 of 6 coordinates differenced (plus 2 probes)" in r3.notes
+    # the gradient as an array (not a callable) gives the same report
+    assert entries(check_grad(f, g(x), x)) == entries(r_all)
+    assert entries(check_grad(f, g(x).tolist(), x)) == entries(r_all)
