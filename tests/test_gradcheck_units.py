@@ -1658,3 +1658,22 @@ def test_check_grad_coordinates_and_analytic_forms():
     # the gradient as an array (not a callable) gives the same report
     assert entries(check_grad(f, g(x), x)) == entries(r_all)
     assert entries(check_grad(f, g(x).tolist(), x)) == entries(r_all)
+
+
+def test_check_grad_probe_bound_scales_with_ulps():
+    # at a stationary point the probe's bound is f's rounding along the line, rho / s with
+    # rho = ulps eps: ulps 1e7 (vs 8) must raise it about a million times, not just the
+    # analytic-rounding part
+    from fastjac.gradcheck import check_grad
+    x = np.zeros(4)
+
+    def f(v):
+        return float(np.sum(np.cos(v)))
+
+    def g(v):
+        return -np.sin(v)
+
+    def top_probe(r):
+        return max(e.bound for e in r.worst if isinstance(e.index, str))
+
+    assert top_probe(check_grad(f, g, x, ulps=1e7)) > 1e5 * top_probe(check_grad(f, g, x))

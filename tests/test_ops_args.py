@@ -250,8 +250,7 @@ def test_validate_helpers_through_the_api():
 
 
 # Written against the last open survivors of the sampled mutation run of _validate.
-# Another equivalent mutant there: ``operand`` keeping a C-contiguous N-d array N-d
-# (``elif arr.ndim == 2`` for ``== 1``), or ``output`` returning the fresh buffer N-d
+# Another equivalent mutant there: ``output`` returning the fresh buffer N-d
 # (``reshape(None)``): the kernels read any C-contiguous buffer by its size, so a flat
 # view and the N-d array give the same bits.
 
