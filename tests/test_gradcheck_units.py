@@ -1631,7 +1631,8 @@ def test_validation_hooks_run_the_referee_with_validation_off():
 
 # Equivalent mutants of check_grad's coordinate choice: ``replace=None`` for
 # ``replace=False`` in ``rng.choice`` (tested for truth), and ``reshape(-2)`` of explicit
-# coordinates (NumPy 2.x takes any negative size as "the rest").
+# coordinates or of the analytic gradient (NumPy 2.x takes any negative size as "the
+# rest").
 
 
 def test_check_grad_coordinates_and_analytic_forms():
@@ -1677,3 +1678,25 @@ def test_check_grad_probe_bound_scales_with_ulps():
         return max(e.bound for e in r.worst if isinstance(e.index, str))
 
     assert top_probe(check_grad(f, g, x, ulps=1e7)) > 1e5 * top_probe(check_grad(f, g, x))
+
+
+def test_check_grad_analytic_messages_and_its_own_rounding():
+    from fastjac.gradcheck import check_grad
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+
+    def f(v):
+        return float(np.sum(np.sin(v) * v))
+
+    def g(v):
+        return np.sin(v) + v * np.cos(v)
+
+    with pytest.raises(ValueError, match=r"^grad\(x\) has 3 entries, expected 4$"):
+        check_grad(f, lambda v: g(v)[:3], x)
+    with pytest.raises(TypeError, match=r"^grad\(x\) must be real, got dtype complex128$"):
+        check_grad(f, g(x) + 0j, x)
+    # a float32 gradient of a float64 function is allowed its own rounding (eps32), and
+    # is still held to it
+    r32 = check_grad(f, g(x).astype(np.float32), x)
+    assert r32.passed and r32.max_round_bound > 1e6 * check_grad(f, g(x), x).max_round_bound
+    off = (g(x) * (1 + 1e-4)).astype(np.float32)
+    assert not check_grad(f, off, x).passed
