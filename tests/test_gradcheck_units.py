@@ -1700,3 +1700,25 @@ def test_check_grad_analytic_messages_and_its_own_rounding():
     assert r32.passed and r32.max_round_bound > 1e6 * check_grad(f, g(x), x).max_round_bound
     off = (g(x) * (1 + 1e-4)).astype(np.float32)
     assert not check_grad(f, off, x).passed
+
+
+def test_analytic_size_messages_and_float32_allowance_of_every_check():
+    from fastjac.gradcheck import check_diagonal, check_jvp, check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    t = np.array([0.5, -0.25, 1.0, 0.75])
+    d = np.cos(x)
+    with pytest.raises(ValueError, match=r"^derivative\(x\) has 3 entries, expected 4$"):
+        check_diagonal(np.sin, d[:3], x)
+    with pytest.raises(ValueError, match=r"^jvp\(primals, tangents\) has 3 entries, "
+                                         r"expected 4$"):
+        check_jvp(np.sin, (d * t)[:3], (x,), (t,))
+    # a float32 analytic result of a float64 function is allowed its own rounding
+    runs = {
+        "diagonal": (lambda a: check_diagonal(np.sin, a, x), d),
+        "jvp": (lambda a: check_jvp(np.sin, a, (x,), (t,)), d * t),
+        "vjp": (lambda a: check_vjp(np.sin, (a,), (x,), t), d * t),
+    }
+    for name, (run, a) in runs.items():
+        r32, r64 = run(a.astype(np.float32)), run(a)
+        assert r32.passed, name
+        assert r32.max_round_bound > 1e6 * r64.max_round_bound, name
