@@ -1722,3 +1722,20 @@ def test_analytic_size_messages_and_float32_allowance_of_every_check():
         r32, r64 = run(a.astype(np.float32)), run(a)
         assert r32.passed, name
         assert r32.max_round_bound > 1e6 * r64.max_round_bound, name
+
+
+# Equivalent mutant of check_grad's analytic rounding unit: ``_eps(a.dtype)`` taken for
+# an integer gradient too (``or True``): that is float64's eps, never more than the
+# inputs' own rounding unit, which the max() takes anyway.
+
+
+def test_check_grad_integer_gradient_has_no_rounding_allowance():
+    from fastjac.gradcheck import check_grad
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+
+    def f(v):
+        return float(np.sum(v ** 2)) / 2
+
+    r = check_grad(f, np.array([1, 2, 3, 4]), x)
+    assert r.passed and r.max_round_bound < 1e-12
+    assert not check_grad(f, np.array([1, 2, 3, 5]), x).passed
