@@ -1246,8 +1246,10 @@ def test_neuron_hook_loss_value_tolerance_exactly():
             if N == 1:
                 assert (C + tol) - C == tol  # exact: the edge itself is accepted
                 assert _neuron("loss_grad", (Xn, yn, w, b), (C + tol, None, None)).passed
-            with pytest.raises(GradCheckError, match=r"loss value"):
+            with pytest.raises(GradCheckError, match=r"loss value") as info:
                 _neuron("loss_grad", (Xn, yn, w, b), (C + 1.3 * tol, None, None))
+            assert str(info.value).splitlines()[0] == (
+                "fastjac validation mode: neuron.loss_grad disagrees with finite differences")
 
 
 def test_neuron_hook_overflowing_loss_is_a_failure_not_a_warning():
