@@ -1741,3 +1741,35 @@ def test_check_grad_integer_gradient_has_no_rounding_allowance():
     r = check_grad(f, np.array([1, 2, 3, 4]), x)
     assert r.passed and r.max_round_bound < 1e-12
     assert not check_grad(f, np.array([1, 2, 3, 5]), x).passed
+
+
+# Equivalent mutants in check_grad's body: ``a.astype(None)`` and
+# ``xw[sel].astype(None)`` for ``astype(float64)`` (None means float64), and ``hs`` made
+# with a fourth row (only rows 0-2, the three levels, are read).
+
+
+def test_check_grad_coordinate_bounds_scale_and_floor():
+    from fastjac.gradcheck import check_grad
+
+    def f(v):
+        return float(np.sum(1000.0 * v))
+
+    x = np.array([0.0, 2.0, -2.0])
+    g = np.full(3, 1000.0)
+
+    def coord_bounds(r):
+        return {e.index: e.bound for e in r.worst if not isinstance(e.index, str)}
+
+    # f's magnitude along coordinate j is taken as max(1, |x_j|) |f'|: with steps
+    # proportional to max(1, |x_j|) too, the bound of a linear f is the same at 0 and 2
+    b = coord_bounds(check_grad(f, g, x, n_probes=0))
+    assert 0.9 < b[0] / b[1] < 1.2 and b[1] == b[2]
+    # f_scale is a floor of that magnitude for the coordinates too (not only the probes)
+    b9 = coord_bounds(check_grad(f, g, x, n_probes=0, f_scale=1e9))
+    assert all(b9[j] > 1e5 * b[j] for j in b)
+    # a float32 input's rounding unit bounds the analytic rounding, whatever its dtype
+    x1 = np.array([0.3, -1.2, 0.7, 2.0])
+    h = lambda v: float(np.sum(np.sin(v) * v))  # noqa: E731
+    d = np.sin(x1) + x1 * np.cos(x1)
+    r32 = check_grad(h, d, x1.astype(np.float32))
+    assert r32.max_round_bound > 1e6 * check_grad(h, d, x1).max_round_bound
