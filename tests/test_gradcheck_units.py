@@ -1773,3 +1773,35 @@ def test_check_grad_coordinate_bounds_scale_and_floor():
     d = np.sin(x1) + x1 * np.cos(x1)
     r32 = check_grad(h, d, x1.astype(np.float32))
     assert r32.max_round_bound > 1e6 * check_grad(h, d, x1).max_round_bound
+
+
+def test_check_grad_probes_and_kink_callable():
+    from fastjac.gradcheck import check_grad
+
+    def f(v):
+        return float(np.sum(v ** 2))
+
+    x = np.array([1.0, 10.0])
+
+    def probes(r):
+        return [e.analytic for e in r.worst if isinstance(e.index, str)]
+
+    # a probe direction is z_j max(1, |x_j|), z ~ default_rng(seed).standard_normal(n):
+    # <e_1, t> / <e_0, t> is 10 z_1 / z_0 here (the common scale of t cancels)
+    p0 = probes(check_grad(f, np.array([1.0, 0.0]), x, n_probes=1, coords=[]))
+    p1 = probes(check_grad(f, np.array([0.0, 1.0]), x, n_probes=1, coords=[]))
+    z = np.random.default_rng(0).standard_normal(2)
+    assert p1[0] / p0[0] == pytest.approx(10 * z[1] / z[0], rel=1e-12)
+    # two coordinates already get probes (one coordinate does not: they would repeat it)
+    assert check_grad(f, 2 * x, x).n_checked == 2 + 2
+    # kinks as a callable is called with x
+    seen = []
+
+    def kinks(v):
+        seen.append(np.array(v))
+        return v == 0
+
+    r = check_grad(lambda v: float(np.sum(np.abs(v))), np.sign, np.array([0.0, 1.0, -2.0]),
+                   kinks=kinks)
+    assert r.passed and r.kinks[0] == 0
+    assert len(seen) == 1 and seen[0].tolist() == [0.0, 1.0, -2.0]
