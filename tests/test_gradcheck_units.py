@@ -1805,3 +1805,26 @@ def test_check_grad_probes_and_kink_callable():
                    kinks=kinks)
     assert r.passed and r.kinks[0] == 0
     assert len(seen) == 1 and seen[0].tolist() == [0.0, 1.0, -2.0]
+
+
+# Equivalent mutants of check_grad's probes: ``astype(None)`` (float64) for the scale of
+# the direction, and ``break`` for ``continue`` after a zero direction (a standard
+# normal direction is never zero, so neither statement runs).
+
+
+def test_check_grad_probe_corrects_the_rounded_steps():
+    # float32 differences (reference=False) of a linear f computed exactly in float64: the
+    # points x + s t are rounded to float32, so the steps taken differ from s t; the
+    # probe corrects its Richardson estimate by <grad, t_taken - t> per level, which
+    # leaves only the float64 rounding of f (about 1e-13 relative here)
+    from fastjac.gradcheck import check_grad
+    c = np.array([0.7, -1.3, 2.1, 0.4, 1.9])
+    x = np.array([0.3, -1.7, 2.9, 0.11, 5.5], dtype=np.float32)
+
+    def f(v):
+        return float(np.sum(c * np.asarray(v, dtype=F64)))
+
+    r = check_grad(f, c, x, reference=False, n_probes=3)
+    probes = [e for e in r.worst if isinstance(e.index, str)]
+    assert r.passed and r.reference == "none" and probes
+    assert all(e.rel_err < 1e-9 and np.isfinite(e.bound) for e in probes)
