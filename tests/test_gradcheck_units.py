@@ -1828,3 +1828,12 @@ def test_check_grad_probe_corrects_the_rounded_steps():
     probes = [e for e in r.worst if isinstance(e.index, str)]
     assert r.passed and r.reference == "none" and probes
     assert all(e.rel_err < 1e-9 and np.isfinite(e.bound) for e in probes)
+
+
+def test_check_grad_probes_only_report_their_bound_parts():
+    # with no coordinate differenced, the report's bound parts come from the probes alone
+    from fastjac.gradcheck import check_grad
+    x = np.array([0.3, -1.7, 2.9])
+    r = check_grad(lambda v: float(np.sum(np.sin(v))), np.cos, x, coords=[], n_probes=2)
+    assert r.passed and r.n_checked == 2
+    assert 1e-12 < r.max_fd_bound < 1e-6 and 1e-17 < r.max_round_bound < 1e-12
