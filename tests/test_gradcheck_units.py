@@ -1837,3 +1837,10 @@ def test_check_grad_probes_only_report_their_bound_parts():
     r = check_grad(lambda v: float(np.sum(np.sin(v))), np.cos, x, coords=[], n_probes=2)
     assert r.passed and r.n_checked == 2
     assert 1e-12 < r.max_fd_bound < 1e-6 and 1e-17 < r.max_round_bound < 1e-12
+
+
+# Open mutants of check_grad (not equivalent; no test resolves them yet): the magnitude
+# floor ``q |D|`` of a coordinate taken from the h/2 difference instead of the h one (an
+# O(h^2) relative change of one bound term), and in a probe's rounding allowance
+# ``qd / |f''|`` for ``qd |f''|`` or ``F qd`` for ``F / qd`` (terms far below the
+# finite-difference part of the bound for every function tried).
