@@ -1062,9 +1062,221 @@ def test_neuron_hook_unsure_samples_and_the_loss_value():
         assert _neuron("loss_grad", (X[:1], y[:1], w, 5.0), (C1 + 6e-16, None, None))
 
 
+KINK_NOTE = ("{} of {} samples within a step of the ReLU kink (w·x_i + b ~ 0) were left out "
+             "of the gradient check")
+
+
+def _far_from_the_kink(X, w, b, rows):
+    """Move the given rows of X along w so that |w.x_i + b| >= 1 (far from every step)."""
+    X = X.copy()
+    for i in rows:
+        z = X[i] @ w + b
+        target = math.copysign(1.0 + abs(z), z)
+        X[i] += (target - z) * w / (w @ w)
+    return X
+
+
+def test_neuron_hook_kink_thresholds_exactly():
+    # the hook leaves out |w.x_i + b| <= h reach_i, h = 4 eps^(1/3) (float64 steps), with
+    # reach_i = |x_i|.max(1, |w|) + max(1, |b|); a zero row has z = b and reach 1
+    from fastjac.gradcheck import validating
+    h = 4.0 * np.finfo(F64).eps ** (1 / 3)
+    X, y, w, _ = _problem()
+    X = _far_from_the_kink(X, w, h, range(1, 30))
+    X[0] = 0.0
+    with validating():
+        # exactly at the threshold: left out (<=)
+        r = _neuron("loss_grad", (X, y, w, h), _loss_grad(X, y, w, h))
+        assert r.passed and r.notes[-1] == KINK_NOTE.format(1, 30)
+        # five samples near the kink but far above rounding: the gradient is still
+        # checked (only samples within rounding of 0 try both branches, at most 4)
+        X5 = X.copy()
+        X5[:5] = 0.0
+        bad = _loss_grad(X5, y, w, 0.5 * h)
+        r = _neuron("loss_grad", (X5, y, w, 0.5 * h), bad)
+        assert r.passed and r.n_checked == 3 and r.notes == [KINK_NOTE.format(5, 30)]
+        with pytest.raises(AssertionError, match="neuron.loss_grad"):
+            _neuron("loss_grad", (X5, y, w, 0.5 * h), (bad[0], bad[1] + 1e-6, bad[2]))
+        # reach uses max(1, |w_j|): with |w_j| < 1 a sample at 2.5 h (reach 2) is kept
+        ws = np.array([0.1, 0.3, -0.2])
+        bs = 2.5 * h - 0.1
+        Xs = _far_from_the_kink(X, ws, bs, range(1, 30))
+        Xs[0] = [1.0, 0.0, 0.0]
+        r = _neuron("loss_grad", (Xs, y, ws, bs), _loss_grad(Xs, y, ws, bs))
+        assert r.passed and not any("ReLU kink" in n for n in r.notes)
+
+
+def test_neuron_hook_rounding_side_of_the_kink():
+    # z_0 = 2^-52 = (1 + 2^-52) * 1 - 1: within rounding of 0 relative to its terms
+    # (|x_0|.|w| + |b| = 2), so the kernel may have rounded it to either side; a gradient
+    # that took it as inactive passes, as does one that took it as active
+    from fastjac.gradcheck import validating
+    X, y, _, _ = _problem()
+    w = np.array([1.0, 0.3, -0.2])
+    X = _far_from_the_kink(X, w, -1.0, range(1, 30))
+    X[0] = [1.0 + 2.0 ** -52, 0.0, 0.0]
+    assert X[0] @ w - 1.0 == 2.0 ** -52
+    inactive = (X @ w - 1.0 > 0)
+    inactive[0] = False
+    with validating():
+        for active in (None, inactive):
+            r = _neuron("loss_grad", (X, y, w, -1.0), _loss_grad(X, y, w, -1.0, active))
+            assert r.passed and r.notes == [KINK_NOTE.format(1, 30)]
+
+
+def test_neuron_hook_no_warning_from_its_own_bounds():
+    # |x_0| |w| overflows in the hook's bound while w.x_0 + b = 0 does not: no warning
+    from fastjac.gradcheck import validating
+    X, y, _, _ = _problem()
+    w = np.array([1.0, 1.0, 0.5])
+    X = _far_from_the_kink(X, w, 0.0, range(1, 30))
+    X[0] = [1.5e308, -1.5e308, 0.0]
+    with validating(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = _neuron("loss_grad", (X, y, w, 0.0), _loss_grad(X, y, w, 0.0))
+    assert r.passed
+
+
+@pytest.mark.parametrize("dx, dw, step", [(np.float32, np.float32, np.float32),
+                                          (F64, np.float32, F64), (np.float32, F64, F64)])
+def test_neuron_hook_steps_of_a_float32_loss(dx, dw, step):
+    # a loss that cannot run in float64 (refuses X, y, w all float64): the hook's step is
+    # that of the inputs' common dtype, result_type(X, w): a sample at |z| = 1e-3 is
+    # left out with float32 steps (h = 4 eps32^(1/3) ~ 0.02) and kept with float64 ones
+    from fastjac.gradcheck import validating
+
+    def loss32(X, y, w, b):
+        if all(np.asarray(a).dtype == F64 for a in (X, y, w)):
+            raise TypeError("this loss runs in float32 only")
+        return _loss(X, y, w, b)
+
+    X, y, w, _ = _problem()
+    b = 1e-3
+    X = _far_from_the_kink(X, w, b, range(1, 30))
+    X[0] = 0.0
+    X, w, y = X.astype(dx), w.astype(dw), y.astype(np.float32)
+    with validating():
+        from fastjac import _validation
+        r = _validation.cross_check_neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b),
+                                           activation=_act, loss=loss32)
+    assert r.passed
+    left_out = [n for n in r.notes if "ReLU kink" in n]
+    assert left_out == ([KINK_NOTE.format(1, 30)] if step is np.float32 else [])
+
+
+@pytest.mark.parametrize("k, both_ways", [(128, True), (129, False)])
+def test_neuron_hook_rounding_bound_is_64_eps_of_the_terms(k, both_ways):
+    # z_0 = k eps with |x_0|.|w| + |b| = 2 + k eps: within 64 eps (2 + k eps) of 0 for
+    # k <= 128 (both branches tried), beyond it for k = 129 (the sign of z decides)
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, _, _ = _problem()
+    w = np.array([1.0, 0.3, -0.2])
+    X = _far_from_the_kink(X, w, -1.0, range(1, 30))
+    X[0] = [1.0 + k * 2.0 ** -52, 0.0, 0.0]
+    assert X[0] @ w - 1.0 == k * 2.0 ** -52
+    dropped = (X @ w - 1.0 > 0)
+    dropped[0] = False  # a gradient that took sample 0 as inactive
+    with validating():
+        if both_ways:
+            assert _neuron("loss_grad", (X, y, w, -1.0), _loss_grad(X, y, w, -1.0, dropped))
+        else:
+            with pytest.raises(GradCheckError):
+                _neuron("loss_grad", (X, y, w, -1.0), _loss_grad(X, y, w, -1.0, dropped))
+
+
+def test_neuron_hook_value_function_sees_the_callers_arrays():
+    # the kept rows are taken from the caller's own arrays (float32 stays float32), so
+    # the loss is evaluated as the caller computes it
+    from fastjac import _validation
+    from fastjac.gradcheck import validating
+    X, y, w, b = _problem()
+    X, y = X.astype(np.float32), y.astype(np.float32)
+    seen = set()
+
+    def loss(X, y, w, b):
+        seen.add((np.asarray(X).dtype, np.asarray(y).dtype))
+        return _loss(X, y, w, b)
+
+    with validating():
+        r = _validation.cross_check_neuron("loss_grad", (X, y, w, b), _loss_grad(X, y, w, b),
+                                           activation=_act, loss=loss)
+    assert r.passed and r.n_checked == 3
+    # the float64 copies serve only to probe the loss's dtype; every other call is float32
+    seen.discard((np.dtype(F64), np.dtype(F64)))
+    assert seen == {(np.dtype(np.float32), np.dtype(np.float32))}
+
+
+def test_neuron_hook_seed_and_report():
+    from fastjac import _validation
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, w, b = _problem()
+    res = _loss_grad(X, y, w, b)
+
+    def hook(seed, result=res):
+        return _validation.cross_check_neuron("loss_grad", (X, y, w, b), result,
+                                              activation=_act, loss=_loss, seed=seed)
+
+    def probes(r):
+        return [(e.index, e.analytic) for e in r.worst]
+
+    with validating():
+        # the probe directions come from the seed: reproducible, and another seed differs
+        assert probes(hook(7)) == probes(hook(7))
+        assert probes(hook(7)) != probes(hook(0))
+        # only the loss value given: the report still has the hook's name
+        r = hook(0, (res[0], None, None))
+        assert r.passed and r.name == "neuron.loss_grad" and r.n_checked == 0
+        with pytest.raises(GradCheckError) as info:
+            hook(0, (res[0] + 1.0, res[1], res[2]))
+        assert info.value.report.passed is False
+
+
+def test_neuron_hook_loss_value_tolerance_exactly():
+    # C must be within DEFAULT_ULPS eps max(1, |C_ref|) sqrt(N) of loss(X, y, w, b):
+    # accepted at exactly that distance, refused a little beyond it
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, w, _ = _problem()
+    w, b = w * 0.1, 0.02
+    for N in (1, 30):
+        Xn, yn = X[:N], y[:N] * 0.1
+        C = float(_loss(Xn, yn, w, b))
+        assert C < 1.0
+        tol = _fd.DEFAULT_ULPS * 2.0 ** -52 * N ** 0.5
+        with validating():
+            if N == 1:
+                assert (C + tol) - C == tol  # exact: the edge itself is accepted
+                assert _neuron("loss_grad", (Xn, yn, w, b), (C + tol, None, None)).passed
+            with pytest.raises(GradCheckError, match=r"loss value") as info:
+                _neuron("loss_grad", (Xn, yn, w, b), (C + 1.3 * tol, None, None))
+            assert str(info.value).splitlines()[0] == (
+                "fastjac validation mode: neuron.loss_grad disagrees with finite differences")
+
+
+def test_neuron_hook_overflowing_loss_is_a_failure_not_a_warning():
+    from fastjac.gradcheck import GradCheckError, validating
+    X, y, w, b = _problem()
+    y = y.copy()
+    y[0] = 1e200  # (y_0 - a_0)^2 overflows: loss = inf
+    with validating(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(GradCheckError, match=r"loss value inf != loss\(X, y, w, b\) = inf"):
+            _neuron("loss_grad", (X, y, w, b), (np.inf, None, None))
+
+
 # Equivalent mutants of cross_check_neuron: ``np.asarray(Jw @ v)`` without
 # ``dtype=float64`` (also with ``dtype=None``): the sum with the float64 ``Jb`` term
 # promotes it to float64 exactly as the conversion did, so the analytic value is the same.
+# Likewise ``np.asarray(Jb @ np.array([db]))`` without ``dtype=float64`` (or with
+# ``dtype=None``): ``Jw @ v`` is float64 already, and widening a float32 term exactly
+# before the sum or letting the sum promote it gives the same double.
+# In its loss_grad branch: ``ref64 = None`` for ``False`` (both falsy); ``_eps(None)`` (the
+# float64 eps, as asked); ``names = None`` for ``[]`` (only tested for truth); ``frac``
+# for N == 0 (``neuron.loss_grad`` refuses an empty batch before its hook runs);
+# ``3 ** unsure.size`` branches (the extra ones repeat earlier sign patterns and the
+# first passing or the first report is kept either way); ``active = z >= 0`` (a sample
+# with z == 0 is always "unsure", and its sign is then set by the branch); check_vjp's
+# ``full=None`` (tested with ``is True``/``== "auto"``, like False) and its
+# ``n_probes=3`` dropped (3 is the default).
 
 
 def test_neuron_hook_activation_jacobian_and_guards():
@@ -1082,9 +1294,12 @@ def test_neuron_hook_activation_jacobian_and_guards():
         v, db = rng.standard_normal(3), float(rng.standard_normal())
         want = RowScaled(m, X) @ v + m * db
         assert [e.analytic for e in r.worst] == [float(want[e.index]) for e in r.worst]
-        with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
+        # the error's first line names the method (the report below it names it too)
+        first = (r"^fastjac validation mode: neuron\.activation_jacobian disagrees with "
+                 r"finite differences\n")
+        with pytest.raises(AssertionError, match=first):
             _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X), Column(m * 1.001)))
-        with pytest.raises(AssertionError, match="neuron.activation_jacobian"):
+        with pytest.raises(AssertionError, match=first):
             _neuron("activation_jacobian", (X, w, b), (RowScaled(m, X * 1.001), Column(m)))
         with pytest.raises(ValueError, match=r"^unknown neuron method 'loss'$"):
             _neuron("loss", (X, y, w, b), (1.0,))
@@ -1343,3 +1558,289 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         "fuse(3 inputs).vjp")] == [5, 6, 7]
     tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
     np.testing.assert_array_equal(tj[1], tj[0][::-1])
+
+
+# Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
+# default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
+# every other value means "auto"). Of _validated: ``validating(None)`` for
+# ``validating(False)`` (the flag is ``bool(enabled)``).
+
+
+def _checks():
+    from fastjac.gradcheck import check_diagonal, check_grad, check_jvp, check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    t = np.array([0.5, -0.25, 1.0, 0.75])
+
+    def f(v):
+        return np.sin(v) * v
+
+    def d(v):
+        return np.sin(v) + v * np.cos(v)
+
+    return {
+        "grad": lambda **k: check_grad(lambda v: float(np.sum(f(v))), d, x, **k),
+        "jvp": lambda **k: check_jvp(f, d(x) * t, (x,), (t,), **k),
+        "vjp": lambda **k: check_vjp(f, (d(x) * t,), (x,), t, **k),
+        "diagonal": lambda **k: check_diagonal(f, d, x, **k),
+    }
+
+
+@pytest.mark.parametrize("check", ["grad", "jvp", "vjp", "diagonal"])
+def test_check_options_reach_the_steps_and_bounds(check):
+    run = _checks()[check]
+    r0 = run()
+    assert r0.passed
+
+    def numeric(r):
+        return [(e.index, e.numeric) for e in r.worst]
+
+    def top(r):
+        return max(e.bound for e in r.worst)
+
+    # eps (the relative step), f_scale (the magnitude f's rounding is taken relative to)
+    # and ulps (the rounding allowance) each reach the differences or the bound
+    assert numeric(run(eps=1e-2)) != numeric(r0)
+    assert top(run(f_scale=1e9)) > 100 * top(r0)
+    assert top(run(ulps=1e7)) > top(r0)
+    if check in ("grad", "vjp"):
+        # random probe directions from default_rng(seed), seed 0 by default
+        def probes(r):
+            return [(e.index, e.analytic) for e in r.worst if isinstance(e.index, str)]
+        assert probes(r0) and probes(r0) == probes(run(seed=0))
+        assert probes(r0) != probes(run(seed=1))
+
+        # the probes' own bounds take ulps and f_scale too
+        def top_probe(r):
+            return max(e.bound for e in r.worst if isinstance(e.index, str))
+        assert top_probe(run(ulps=1e7)) > top_probe(r0)
+        assert top_probe(run(f_scale=1e9)) > 100 * top_probe(r0)
+
+
+def test_validation_hooks_run_the_referee_with_validation_off():
+    # no recursion: the value functions the referee calls run with validation mode off
+    from fastjac import _config, _validation
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    seen = []
+
+    def value(v):
+        seen.append(_config.is_validating())
+        return np.sin(v)
+
+    with _config.validating(True):
+        assert _validation.cross_check(value, "derivative", (x,), None, np.cos(x), "t").passed
+    assert seen and not any(seen)
+
+
+# Equivalent mutants of check_grad's coordinate choice: ``replace=None`` for
+# ``replace=False`` in ``rng.choice`` (tested for truth), and ``reshape(-2)`` of explicit
+# coordinates or of the analytic gradient (NumPy 2.x takes any negative size as "the
+# rest").
+
+
+def test_check_grad_coordinates_and_analytic_forms():
+    from fastjac.gradcheck import check_grad
+    x = np.array([[0.3, -1.2, 0.7], [2.0, -0.4, 1.1]])
+
+    def f(v):
+        return float(np.sum(np.sin(v) * v))
+
+    def g(v):
+        return np.sin(v) + v * np.cos(v)
+
+    def entries(r):
+        return [(e.index, e.analytic, e.numeric) for e in r.worst]
+
+    r_all = check_grad(f, g, x)
+    assert r_all.passed and r_all.n_checked == 6 + 2  # 6 coordinates (2-D x) and 2 probes
+    # an int of at least the size differences every coordinate, drawing nothing from the
+    # generator: the probes are the same as with "all"
+    for k in (6, 10):
+        assert entries(check_grad(f, g, x, coords=k)) == entries(r_all)
+    r3 = check_grad(f, g, x, coords=3)
+    assert r3.n_checked == 3 + 2 and "3 of 6 coordinates differenced (plus 2 probes)" in r3.notes
+    # the gradient as an array (not a callable) gives the same report
+    assert entries(check_grad(f, g(x), x)) == entries(r_all)
+    assert entries(check_grad(f, g(x).tolist(), x)) == entries(r_all)
+
+
+def test_check_grad_probe_bound_scales_with_ulps():
+    # at a stationary point the probe's bound is f's rounding along the line, rho / s with
+    # rho = ulps eps: ulps 1e7 (vs 8) must raise it about a million times, not just the
+    # analytic-rounding part
+    from fastjac.gradcheck import check_grad
+    x = np.zeros(4)
+
+    def f(v):
+        return float(np.sum(np.cos(v)))
+
+    def g(v):
+        return -np.sin(v)
+
+    def top_probe(r):
+        return max(e.bound for e in r.worst if isinstance(e.index, str))
+
+    assert top_probe(check_grad(f, g, x, ulps=1e7)) > 1e5 * top_probe(check_grad(f, g, x))
+
+
+def test_check_grad_analytic_messages_and_its_own_rounding():
+    from fastjac.gradcheck import check_grad
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+
+    def f(v):
+        return float(np.sum(np.sin(v) * v))
+
+    def g(v):
+        return np.sin(v) + v * np.cos(v)
+
+    with pytest.raises(ValueError, match=r"^grad\(x\) has 3 entries, expected 4$"):
+        check_grad(f, lambda v: g(v)[:3], x)
+    with pytest.raises(TypeError, match=r"^grad\(x\) must be real, got dtype complex128$"):
+        check_grad(f, g(x) + 0j, x)
+    # a float32 gradient of a float64 function is allowed its own rounding (eps32), and
+    # is still held to it
+    r32 = check_grad(f, g(x).astype(np.float32), x)
+    assert r32.passed and r32.max_round_bound > 1e6 * check_grad(f, g(x), x).max_round_bound
+    off = (g(x) * (1 + 1e-4)).astype(np.float32)
+    assert not check_grad(f, off, x).passed
+
+
+def test_analytic_size_messages_and_float32_allowance_of_every_check():
+    from fastjac.gradcheck import check_diagonal, check_jvp, check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    t = np.array([0.5, -0.25, 1.0, 0.75])
+    d = np.cos(x)
+    with pytest.raises(ValueError, match=r"^derivative\(x\) has 3 entries, expected 4$"):
+        check_diagonal(np.sin, d[:3], x)
+    with pytest.raises(ValueError, match=r"^jvp\(primals, tangents\) has 3 entries, "
+                                         r"expected 4$"):
+        check_jvp(np.sin, (d * t)[:3], (x,), (t,))
+    # a float32 analytic result of a float64 function is allowed its own rounding
+    runs = {
+        "diagonal": (lambda a: check_diagonal(np.sin, a, x), d),
+        "jvp": (lambda a: check_jvp(np.sin, a, (x,), (t,)), d * t),
+        "vjp": (lambda a: check_vjp(np.sin, (a,), (x,), t), d * t),
+    }
+    for name, (run, a) in runs.items():
+        r32, r64 = run(a.astype(np.float32)), run(a)
+        assert r32.passed, name
+        assert r32.max_round_bound > 1e6 * r64.max_round_bound, name
+
+
+# Equivalent mutant of check_grad's analytic rounding unit: ``_eps(a.dtype)`` taken for
+# an integer gradient too (``or True``): that is float64's eps, never more than the
+# inputs' own rounding unit, which the max() takes anyway.
+
+
+def test_check_grad_integer_gradient_has_no_rounding_allowance():
+    from fastjac.gradcheck import check_grad
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+
+    def f(v):
+        return float(np.sum(v ** 2)) / 2
+
+    r = check_grad(f, np.array([1, 2, 3, 4]), x)
+    assert r.passed and r.max_round_bound < 1e-12
+    assert not check_grad(f, np.array([1, 2, 3, 5]), x).passed
+
+
+# Equivalent mutants in check_grad's body: ``a.astype(None)`` and
+# ``xw[sel].astype(None)`` for ``astype(float64)`` (None means float64), and ``hs`` made
+# with a fourth row (only rows 0-2, the three levels, are read).
+
+
+def test_check_grad_coordinate_bounds_scale_and_floor():
+    from fastjac.gradcheck import check_grad
+
+    def f(v):
+        return float(np.sum(1000.0 * v))
+
+    x = np.array([0.0, 2.0, -2.0])
+    g = np.full(3, 1000.0)
+
+    def coord_bounds(r):
+        return {e.index: e.bound for e in r.worst if not isinstance(e.index, str)}
+
+    # f's magnitude along coordinate j is taken as max(1, |x_j|) |f'|: with steps
+    # proportional to max(1, |x_j|) too, the bound of a linear f is the same at 0 and 2
+    b = coord_bounds(check_grad(f, g, x, n_probes=0))
+    assert 0.9 < b[0] / b[1] < 1.2 and b[1] == b[2]
+    # f_scale is a floor of that magnitude for the coordinates too (not only the probes)
+    b9 = coord_bounds(check_grad(f, g, x, n_probes=0, f_scale=1e9))
+    assert all(b9[j] > 1e5 * b[j] for j in b)
+    # a float32 input's rounding unit bounds the analytic rounding, whatever its dtype
+    x1 = np.array([0.3, -1.2, 0.7, 2.0])
+    h = lambda v: float(np.sum(np.sin(v) * v))  # noqa: E731
+    d = np.sin(x1) + x1 * np.cos(x1)
+    r32 = check_grad(h, d, x1.astype(np.float32))
+    assert r32.max_round_bound > 1e6 * check_grad(h, d, x1).max_round_bound
+
+
+def test_check_grad_probes_and_kink_callable():
+    from fastjac.gradcheck import check_grad
+
+    def f(v):
+        return float(np.sum(v ** 2))
+
+    x = np.array([1.0, 10.0])
+
+    def probes(r):
+        return [e.analytic for e in r.worst if isinstance(e.index, str)]
+
+    # a probe direction is z_j max(1, |x_j|), z ~ default_rng(seed).standard_normal(n):
+    # <e_1, t> / <e_0, t> is 10 z_1 / z_0 here (the common scale of t cancels)
+    p0 = probes(check_grad(f, np.array([1.0, 0.0]), x, n_probes=1, coords=[]))
+    p1 = probes(check_grad(f, np.array([0.0, 1.0]), x, n_probes=1, coords=[]))
+    z = np.random.default_rng(0).standard_normal(2)
+    assert p1[0] / p0[0] == pytest.approx(10 * z[1] / z[0], rel=1e-12)
+    # two coordinates already get probes (one coordinate does not: they would repeat it)
+    assert check_grad(f, 2 * x, x).n_checked == 2 + 2
+    # kinks as a callable is called with x
+    seen = []
+
+    def kinks(v):
+        seen.append(np.array(v))
+        return v == 0
+
+    r = check_grad(lambda v: float(np.sum(np.abs(v))), np.sign, np.array([0.0, 1.0, -2.0]),
+                   kinks=kinks)
+    assert r.passed and r.kinks[0] == 0
+    assert len(seen) == 1 and seen[0].tolist() == [0.0, 1.0, -2.0]
+
+
+# Equivalent mutants of check_grad's probes: ``astype(None)`` (float64) for the scale of
+# the direction, and ``break`` for ``continue`` after a zero direction (a standard
+# normal direction is never zero, so neither statement runs).
+
+
+def test_check_grad_probe_corrects_the_rounded_steps():
+    # float32 differences (reference=False) of a linear f computed exactly in float64: the
+    # points x + s t are rounded to float32, so the steps taken differ from s t; the
+    # probe corrects its Richardson estimate by <grad, t_taken - t> per level, which
+    # leaves only the float64 rounding of f (about 1e-13 relative here)
+    from fastjac.gradcheck import check_grad
+    c = np.array([0.7, -1.3, 2.1, 0.4, 1.9])
+    x = np.array([0.3, -1.7, 2.9, 0.11, 5.5], dtype=np.float32)
+
+    def f(v):
+        return float(np.sum(c * np.asarray(v, dtype=F64)))
+
+    r = check_grad(f, c, x, reference=False, n_probes=3)
+    probes = [e for e in r.worst if isinstance(e.index, str)]
+    assert r.passed and r.reference == "none" and probes
+    assert all(e.rel_err < 1e-9 and np.isfinite(e.bound) for e in probes)
+
+
+def test_check_grad_probes_only_report_their_bound_parts():
+    # with no coordinate differenced, the report's bound parts come from the probes alone
+    from fastjac.gradcheck import check_grad
+    x = np.array([0.3, -1.7, 2.9])
+    r = check_grad(lambda v: float(np.sum(np.sin(v))), np.cos, x, coords=[], n_probes=2)
+    assert r.passed and r.n_checked == 2
+    assert 1e-12 < r.max_fd_bound < 1e-6 and 1e-17 < r.max_round_bound < 1e-12
+
+
+# Open mutants of check_grad (not equivalent; no test resolves them yet): the magnitude
+# floor ``q |D|`` of a coordinate taken from the h/2 difference instead of the h one (an
+# O(h^2) relative change of one bound term), and in a probe's rounding allowance
+# ``qd / |f''|`` for ``qd |f''|`` or ``F qd`` for ``F / qd`` (terms far below the
+# finite-difference part of the bound for every function tried).

@@ -69,3 +69,75 @@ def test_fit_divergence_says_where():
                                                  r"loss or the parameters became NaN/inf; the "
                                                  r"learning rate lr=1e\+06 is too large"):
         neuron.fit(X, y, 1e6, 10, batch_size=8)
+
+
+# ---------------------------------------------------------------------------------------
+# Written against the survivors of the sampled mutation run of neuron (issue 18).
+# Equivalent mutants of neuron, left alive on purpose:
+# - ``_wrt`` returning (True, True, True) for the default ``wrt``: ``_loss_grad`` handles
+#   the default itself and calls ``_wrt`` only for an explicit ``wrt``, so that branch of
+#   ``_wrt`` is never reached;
+# - ``_loss_grad``'s ``others=(("gX_out", gX_out),)`` for gw_out dropped or its name
+#   changed: gX_out is checked first, against gw_out, so two outputs that share memory
+#   always raise ``gX_out overlaps gw_out`` before gw_out's own check runs;
+# - ``fit``'s bar built with ``Progress(..., tqdm=None)`` instead of the class that
+#   ``load_tqdm`` returned: ``Progress`` then imports that same class itself.
+# ---------------------------------------------------------------------------------------
+
+def test_overlap_messages_name_the_input():
+    # out (or gX_out) partly on top of an input the kernel reads: refused, naming both
+    N, n = 5, 3
+    base = np.arange(N * n + 1, dtype=np.float64)
+    Xo = base[:N * n].reshape(N, n)
+    w = np.array([0.5, -0.25, 1.0])
+    with pytest.raises(ValueError, match=r"^out partially overlaps the input X; "):
+        neuron.activation(Xo, w, 0.1, out=base[1:N + 1])
+    wbuf = np.zeros(N + 1)
+    wo = wbuf[:n]
+    wo[:] = w
+    with pytest.raises(ValueError, match=r"^out partially overlaps the input w; "):
+        neuron.activation(X[:N].copy(), wo, 0.1, out=wbuf[1:N + 1])
+    y = Y[:N].copy()
+    with pytest.raises(ValueError, match=r"^gX_out partially overlaps the input X; "):
+        neuron.loss_grad(Xo, y, w, 0.1, wrt=("w", "b", "X"),
+                         out=(None, base[1:].reshape(N, n)))
+    ybuf = np.zeros(N * n + 1)
+    yo = ybuf[:N]
+    yo[:] = y
+    with pytest.raises(ValueError, match=r"^gX_out partially overlaps the input y; "):
+        neuron.loss_grad(X[:N].copy(), yo, w, 0.1, wrt=("w", "X"),
+                         out=(None, ybuf[1:].reshape(N, n)))
+    # with gX requested too, gw_out goes through the full check: a row of X is refused
+    Xc = X[:N].copy()
+    with pytest.raises(ValueError, match=r"^gw_out partially overlaps the input X; "):
+        neuron.loss_grad(Xc, y, w, 0.1, wrt=("w", "X"), out=(Xc[1], np.empty((N, n))))
+
+
+def test_bad_y_is_named():
+    with pytest.raises(TypeError, match=r"^y has dtype <U1; fastjac computes on real"):
+        neuron.loss(X, np.array(["a"] * 64), W, 0.0)
+    with pytest.raises(TypeError, match=r"^y has dtype complex128; "):
+        neuron.loss_grad(X.tolist(), Y + 0j, W, 0.0)
+
+
+def test_plain_batches_take_the_fast_path(monkeypatch):
+    # C-contiguous float arrays of one dtype are the training loop's input: they must not
+    # go through the general conversions (a spy makes those raise), and give the same
+    # values as the general path (list input)
+    def refuse(*args, **kwargs):
+        raise AssertionError("plain input took the general path")
+
+    ref_act = neuron.activation(X.tolist(), list(W), 0.2)
+    ref_loss = neuron.loss(X.tolist(), list(Y), list(W), 0.2)
+    monkeypatch.setattr(neuron._v, "result_dtype", refuse)
+    np.testing.assert_array_equal(neuron.activation(X, W, 0.2), ref_act)
+    monkeypatch.setattr(neuron, "_batch", refuse)
+    assert neuron.loss(X, Y, W, 0.2) == ref_loss
+
+
+def test_fit_without_tqdm_names_the_option(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    with pytest.raises(ImportError, match=r"^fit\(progress=True\) needs the optional "
+                                          r"dependency tqdm: pip install tqdm"):
+        neuron.fit(X, Y, 0.05, 2, progress=True)

@@ -214,12 +214,13 @@ def test_elementwise_names():
 
 # ---------------------------------------------------------------------------------------
 # fastjac._validate's helpers, through the public functions that use them (written against
-# the survivors of a sampled mutation run of _validate). Equivalent mutants there: the
-# ``type(value) is np.ndarray`` shortcuts of ``operand``/``vector`` (the general path
-# gives the same array), ``reshape(-2)`` for ``reshape(-1)`` (NumPy 2.x), and
-# ``result_dtype``'s one-dtype shortcut turned off (``np.result_type`` gives the same
-# dtype); ``n_threads`` ignored (``_pool.resolve(None, ...)``) changes the thread count
-# only, and every thread count gives the same bits.
+# the survivors of a sampled mutation run of _validate). Equivalent mutant there:
+# ``reshape(-2)`` for ``reshape(-1)`` (NumPy 2.x takes any negative size as "the rest").
+# The shortcuts for plain input (``type(value) is np.ndarray`` in ``operand``/``vector``,
+# ``result_dtype``'s one-dtype case) give the same values when turned off and are pinned
+# by test_plain_input_skips_the_conversions; ``n_threads`` ignored
+# (``_pool.resolve(None, ...)``) changes only the thread count, pinned by
+# test_n_threads_is_an_upper_bound.
 # ---------------------------------------------------------------------------------------
 
 
@@ -246,3 +247,59 @@ def test_validate_helpers_through_the_api():
         neuron.loss_grad(np.ones((2, 2)), np.ones(2), np.ones(2), 0.0, wrt=(5,))
     with pytest.raises(TypeError, match=r"^callback must be callable or None, got int$"):
         neuron.fit(np.ones((2, 2)), np.ones(2), 0.1, 1, callback=5)
+
+
+# Written against the last open survivors of the sampled mutation run of _validate.
+# Another equivalent mutant there: ``output`` returning the fresh buffer N-d
+# (``reshape(None)``): the kernels read any C-contiguous buffer by its size, so a flat
+# view and the N-d array give the same bits.
+
+def test_result_dtype_failure_names_the_arguments(monkeypatch):
+    # No input is known to make numpy.result_type fail once every dtype passed the
+    # real-number check; the message is still pinned: it names the arguments given
+    # (None ones skipped) and keeps NumPy's reason.
+    from fastjac import _validate as V
+
+    def fail(*parts):
+        raise TypeError("no common type")
+
+    monkeypatch.setattr(V.np, "result_type", fail)
+    with pytest.raises(TypeError, match=r"^cannot find a common float dtype for w, x: "
+                                        r"no common type$"):
+        V.result_dtype(("w", np.ones(2, np.int8)), ("t", None), ("x", 1.5))
+
+
+def test_n_threads_is_an_upper_bound():
+    # n_threads=1 runs serially whatever the cap; None takes the cap; tiny work is serial
+    from fastjac import _validate as V
+    from fastjac._kernels import pool
+    old = pool.thread_info()["max_threads"]
+    try:
+        cap = pool.set_max_threads(2)
+        big = 10 ** 9
+        assert V.n_threads(1, big, 1000) == 1
+        assert V.n_threads(None, big, 1000) == cap
+        assert V.n_threads(np.int64(2), big, 1000) == min(2, cap)
+        assert V.n_threads(None, 10, 1000) == 1
+    finally:
+        pool.set_max_threads(old)
+
+
+def test_plain_input_skips_the_conversions(monkeypatch):
+    # the shortcuts of _validate for what a hot loop passes: an ndarray of the right
+    # dtype is used as it is (no np.asarray call, no copy), and float64/float32 arrays
+    # with Python scalars need no np.result_type call
+    from fastjac import _validate as V
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("general conversion called for plain input")
+
+    a = np.arange(4.0)
+    m = np.ones((2, 3), np.float32)
+    monkeypatch.setattr(V, "_asarray", refuse)
+    monkeypatch.setattr(V.np, "result_type", refuse)
+    flat, shape = V.operand(a, "x", np.dtype(np.float64))
+    assert flat is a and shape == (4,)
+    assert V.vector(a, "x", np.dtype(np.float64)) is a
+    assert V.result_dtype(("w", a), ("x", 2.0), ("t", None)) is np.dtype(np.float64)
+    assert V.result_dtype(("w", m), ("x", m), ("s", 3)) is np.dtype(np.float32)

@@ -67,8 +67,10 @@ MODULES = {
                                              "tests/test_neuron.py", "tests/test_reliability.py",
                                              "tests/test_fuse.py", "tests/test_layer.py"]),
     "fuse": (["fastjac/fuse.py", "fastjac/_optable.py"], ["tests/test_fuse.py",
+                                                          "tests/test_fuse_args.py",
                                                           "tests/test_reliability.py"]),
-    "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_reliability.py"]),
+    "layer": (["fastjac/layer.py"], ["tests/test_layer.py", "tests/test_layer_args.py",
+                                     "tests/test_reliability.py"]),
 }
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]
@@ -134,6 +136,28 @@ def _only(path, functions):
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
+def _refresh_mutants_dir(work):
+    """Make mutmut's own copy (``<work>/mutants/``) match today's tree, keeping only the
+    verdicts (the ``*.meta`` files).
+
+    mutmut copies a file into ``mutants/`` only when it is not there yet, so after a pull
+    its copy kept yesterday's unmutated modules, tests and compiled extensions (a run
+    then imported a ``layer.py`` and ``.so`` files from another day). Everything but the
+    ``.meta`` files is deleted here; mutmut then copies the tree again, regenerates the
+    mutated files and keeps a verdict only for a function whose source hash is unchanged.
+    Its test statistics (``mutmut-stats.json``: which tests reach which function, and how
+    long they take) go too, so they are collected afresh against today's tests."""
+    mut = work / "mutants"
+    if not mut.is_dir():
+        return
+    for p in sorted(mut.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+        if p.is_dir():
+            if not any(p.iterdir()):
+                p.rmdir()
+        elif not p.name.endswith(".meta"):
+            p.unlink()
+
+
 def prepare(name, extra_pytest=(), without=(), functions=()):
     """Create (or refresh) the scratch copy for one module; return its directory."""
     patterns, tests = MODULES[name]
@@ -153,6 +177,7 @@ def prepare(name, extra_pytest=(), without=(), functions=()):
         for pat in patterns:
             for f in work.glob(pat):
                 _only(f, set(functions))
+    _refresh_mutants_dir(work)
     deselect = [a for t in LONG_TESTS if t.split("::")[0] in tests for a in ("--deselect", t)]
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"

@@ -1,0 +1,122 @@
+"""fj.fuse's messages, constant folding and special exponents, each pinned exactly.
+
+Complements test_fuse.py (values against NumPy and finite differences). Written against
+the survivors of the sampled mutation run of ``fuse`` (issue 18).
+
+Equivalent mutants of fastjac.fuse, left alive on purpose (no input tells them apart):
+
+- ``_Trace.__init__`` keying the inputs ``("XXinXX", k)`` instead of ``("in", k)``: the
+  key only has to differ from every other node's key, and both do;
+- ``_Trace.op`` folding with ``b >= 1`` instead of ``b >= 0``: node 0 is the first input,
+  never a constant, so a folded operand ``b`` is never 0;
+- ``Fused._grad_outputs`` checking an array input's ``out`` against the common shape
+  instead of its own: an array input (not a scalar) always has the common shape;
+- ``_Compiled`` marking a unary node's missing operand -2 instead of -1: the Program
+  (fused.pyx) tests only its sign;
+- ``_Compiled``'s work estimate ``2 + ...`` per node instead of ``1 + ...``: it only sets
+  the size below which a call runs serially, and every thread count gives the same bits.
+"""
+
+import sys
+
+import numpy as np
+import pytest
+
+import fastjac as fj
+from fastjac import _optable
+
+FM = sys.modules["fastjac.fuse"]  # the module (fastjac.fuse the attribute is the function)
+RNG = np.random.default_rng(3)
+ONLY = ("is not supported on a traced value; a fused function may use only + - * / ** "
+        "(constant exponent), abs() and fastjac's element-wise operations")
+
+
+@pytest.mark.parametrize("fn, what, hint", [
+    (lambda x: x[0], "indexing", "element-wise operations on whole arrays"),
+    (lambda x: 2.0 ** x, "c ** x (a traced exponent)", "fj.exp(x * math.log(c))"),
+    (lambda x: x @ x, "@ (matrix product)", "fj.dot outside the fused function"),
+    (lambda x: x.sum(), "the attribute .sum", "fj.sum outside the fused function, or "
+                                             "f.sum_grad"),
+    (lambda x: int(x), "int()", None),
+])
+def test_refusals_name_the_operation_and_the_alternative(fn, what, hint):
+    f = fj.fuse(fn)
+    with pytest.raises(TypeError) as info:
+        f(np.ones(3))
+    expected = f"fj.fuse: {what} {ONLY}" + (f"; use {hint} instead" if hint else "")
+    assert str(info.value) == expected
+
+
+def test_argument_count_messages():
+    g = fj.fuse(lambda w, x: w * x)
+
+    def uses_g(x):
+        return g(x)
+
+    f = fj.fuse(uses_g)
+    with pytest.raises(TypeError, match=r"^<lambda> takes 2 inputs, got 1$"):
+        f(np.ones(3))
+    with pytest.raises(TypeError, match=r"^<lambda>\.jacobian takes 2 inputs \(w, x\), "
+                                        r"got 1 positional arguments$"):
+        g.jacobian(np.ones(3))
+
+
+def test_jvp_and_vjp_messages_name_the_argument():
+    g = fj.fuse(lambda w, x: w * x)
+    one = np.ones(3)
+    with pytest.raises(ValueError, match=r"^x and dx must have the same shape; got "
+                                         r"x\.shape=\(3,\) and dx\.shape=\(2,\)$"):
+        g.jvp(one, one, one, np.ones(2))
+    base = np.zeros(4)
+    gy = base[:3]
+    gy[:] = 1.0
+    with pytest.raises(ValueError, match=r"^out\[0\] partially overlaps the input gy; "):
+        g.vjp(one, one, gy, out=(base[1:], None))
+
+
+def test_kernel_code_check():
+    _optable.check_kernel_codes("m", {"a": 1, "b": 2}, {"b": 2, "a": 1})  # equal: silent
+    with pytest.raises(ImportError, match=r"^fastjac: the op codes compiled into m "
+                                          r"\(\{'a': 1\}\) differ from fastjac/_optable\.py "
+                                          r"\(\{'a': 2\}\); rebuild the extension"):
+        _optable.check_kernel_codes("m", {"a": 1}, {"a": 2})
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_constants_fold(dt):
+    # x ** 0 is the constant 1; exp(1) * 3 folds to one constant computed by fastjac's
+    # own kernels in double (then held in the computation dtype), leaving one addition
+    # per element
+    f = fj.fuse(lambda x: fj.exp(x ** 0) * 3.0 + x)
+    assert f.n_ops == 1
+    x = RNG.normal(size=50).astype(dt)
+    c = float(fj.exp(np.float64(1.0))) * 3.0
+    np.testing.assert_array_equal(f(x), dt(c) + x)
+    np.testing.assert_array_equal(f.derivative(x), np.ones(50, dt))
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_x_to_the_minus_one_is_reciprocal(dt):
+    # the special exponents compile to the op itself: the same bits as fj.reciprocal
+    # (the general power path rounds differently for some x)
+    x = RNG.uniform(0.1, 10.0, size=1000).astype(dt)
+    f = fj.fuse(lambda x: x ** -1.0)
+    np.testing.assert_array_equal(f(x), fj.reciprocal(x))
+    np.testing.assert_array_equal(f.derivative(x), fj.reciprocal.derivative(x))
+    np.testing.assert_array_equal(fj.fuse(lambda x: x ** 0.5)(x), fj.sqrt(x))
+
+
+def test_plain_vjp_takes_the_one_call_path(monkeypatch):
+    # f.vjp(w, x, gy) on plain arrays is checked and run in one C call: the general
+    # conversions must not run (a spy makes them raise); values as the general path
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x))
+    w, x, gy = (RNG.normal(size=20) for _ in range(3))
+    ref = f.vjp(list(w), list(x), list(gy))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plain input took the general path")
+
+    monkeypatch.setattr(FM.Fused, "_reverse", refuse)
+    res = f.vjp(w, x, gy)
+    for r, e in zip(res, ref):
+        np.testing.assert_array_equal(r, e)
