@@ -3,16 +3,23 @@
 
    Included by fj_vmath.h (it uses its helpers, FJ_MULTI and its rare-lane routines).
 
-   A float32 call computes in double, as everywhere in fastjac (the chain interpreter works
-   on double tiles, and a stage's input may be any double: exp(x) of a float32 x may exceed
-   the float32 range before a log brings it back), but with polynomials sized for a 24-bit
-   result instead of a 53-bit one, and without the double-double steps that the float64
-   routines need for their last bit. Every routine here returns a double within about
-   2^-29 relative error of the exact value over the whole double range (the rare lanes at
-   the ends of the range take the float64 routines); rounding that to float32 is then
-   within 0.5 + 2^-5 ulp, that is faithfully rounded (within 1 ulp). The measured maxima
-   over all 2^32 float32 inputs are in docs/guide/precision.rst
-   (tests/test_vmath_accuracy.py, FASTJAC_EXHAUSTIVE=1).
+   Two kinds of routine (docs/guide/precision.rst has the methods and the measured maxima
+   over all 2^32 float32 inputs, tests/test_vmath_accuracy.py FASTJAC_EXHAUSTIVE=1):
+
+   - native float32 (fj32n_*: float arithmetic, 16 lanes of AVX-512, 8 of AVX2): exp,
+     faithfully rounded in float32; and exp(-a) as an unevaluated pair hi + lo (~2^-26),
+     from which sech^2, sigmoid and sigmoid' are finished in double. They take a lane whose
+     input is a float32 in their range (fj32n_lane_ok); a tile whose lanes all qualify runs
+     one native loop, any other tile chooses lane by lane, so an element's bits never
+     depend on its neighbours or the tiling.
+   - in double (fj32_*), with polynomials sized for a 24-bit result instead of a 53-bit
+     one, and without the double-double steps that the float64 routines need for their
+     last bit: log, tanh, sqrt', log', and every lane the native routines do not take
+     (NaN, infinities, far tails, and a chain's intermediate doubles, which may lie outside
+     float32's range: exp(x) of a float32 x may exceed it before a log brings it back).
+     Each returns a double within about 2^-29 relative error of the exact value over the
+     whole double range (the rare lanes at the ends of the range take the float64
+     routines); rounding that to float32 is within 0.5 + 2^-5 ulp.
 
      exp      x = k ln2 + r, |r| <= ln2/2, exp(r) = 1 + r + r^2 E(r), E of degree 5
               (relative error of exp ~2^-31); 2^k built in the exponent bits.
