@@ -128,7 +128,8 @@ def f32_specials():
             -fi.smallest_subnormal, fi.max, -fi.max, 1.0, -1.0, 0.5, 2.0,
             88.72283, 88.72284, -87.33654, -103.97208, -103.972084, -104.0, 89.0,  # exp
             9.010913, 9.0109135, -9.010913, 17.0, 104.0, -104.0, 16.635532, -88.0,  # tanh/sigmoid
-            np.pi / 2, np.pi, 1e5, 1e10, 3e38, 1e-20, 1.18e-38]
+            np.pi / 2, np.pi, 1e5, 1e10, 3e38, 1e-20, 1.18e-38,
+            87.0, -87.0, 80.0, -80.0, 40.0, -40.0]  # ends of the native float32 routines
     v = np.array(vals, dtype=f)
     with np.errstate(all="ignore"):
         return np.concatenate([v, np.nextafter(v, np.float32(np.inf)),
@@ -290,6 +291,54 @@ def test_float32_fused_unary_gives_the_bits_of_the_elementwise_op(precision_defa
             np.testing.assert_array_equal(f(x).view(np.uint32), u(x).view(np.uint32))
             np.testing.assert_array_equal(f.vjp(x, gy).view(np.uint32),
                                           u.vjp(x, gy).view(np.uint32))
+
+
+NATIVE32_ENDS = {"exp": 87.0, "tanh": 40.0, "sigmoid": 80.0}
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE32_ENDS))
+def test_float32_native_or_double_is_chosen_per_lane(name, precision_default):
+    # A tile with one lane outside the native float32 range takes the double routine for
+    # that lane only: every other element keeps the bits it has in an all-native tile.
+    rng = np.random.default_rng(21)
+    lim = NATIVE32_ENDS[name]
+    x = (rng.uniform(-1, 1, 4096) * lim).astype(np.float32)
+    x[::97] = np.float32(lim)
+    t = rng.standard_normal(x.size).astype(np.float32)
+    mixed = x.copy()
+    mixed[::301] = np.float32(lim * 1.5)  # outside: the double routine
+    mixed[5::301] = np.nan
+    keep = mixed == x
+    f = getattr(fj, name)
+    with np.errstate(all="ignore"):
+        for g in (f, f.derivative, lambda a: f.vjp(a, t)):
+            np.testing.assert_array_equal(g(mixed)[keep].view(np.uint32),
+                                          g(x)[keep].view(np.uint32))
+        # and the elements outside stay faithful
+        for deriv in (False, True):
+            err, bad = f32_check(name, deriv, mixed[~keep])
+            assert not bad.any(), err
+
+
+def test_float32_exp_vjp_is_the_float32_product(precision_default):
+    # Where the native routine runs (|x| <= 87), exp' is a float32, so the VJP's one
+    # rounding of the double product is the float32 product exp(x) * gy
+    # (docs/guide/precision.rst): NumPy's expression, bit for bit. Elsewhere exp' is the
+    # double routine's and the product is rounded once, as for the other functions.
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.standard_normal(5000) * 20, f32_specials()]).astype(np.float32)
+    gy = rng.standard_normal(x.size).astype(np.float32)
+    native = np.abs(x) <= 87
+    with np.errstate(all="ignore"):
+        want = fj.exp(x) * gy
+        d = fj.exp.derivative(x).astype(np.float64)
+        d[~native] = np.exp(x[~native].astype(np.float64))
+        got = fj.exp.vjp(x, gy)
+        fused = fj.fuse(lambda a: fj.exp(a)).vjp(x, gy)
+    np.testing.assert_array_equal(got[native].view(np.uint32), want[native].view(np.uint32))
+    np.testing.assert_array_equal(fused.view(np.uint32), got.view(np.uint32))
+    err = ulps(got[~native], (d * gy.astype(np.float64))[~native], np.float32)
+    assert (err <= 1.0).all(), err
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])

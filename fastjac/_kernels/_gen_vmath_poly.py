@@ -17,13 +17,21 @@ And for fj_vmath32.h (float32: relative errors near 2^-30 are plenty):
 - exp(r) = 1 + r + r^2 E(r), |r| <= ln2/2: E(r) = (exp(r) - 1 - r) / r^2, degree 5.
 - tanh, |x| < 1/8 (z < 1/64): P as above, degree 2.
 - log: L as above, degree 3.
+
+And for the native float32 routines of fj_vmath32.h (float arithmetic, 16 lanes; the
+coefficients rounded to float32 and the error measured with them):
+
+- exp(r) = 1 + r + r^2 P(r), |r| <= ln2/2 (a little more: k comes from a float32 product):
+  P(r) = (exp(r) - 1 - r) / r^2, degree 5 (P enters exp scaled by r^2 < 0.121).
 """
 import mpmath as mp
 
 mp.mp.prec = 200
 
 
-def fit(f, a, b, deg, npts=400):
+def fit(f, a, b, deg, npts=400, single=False):
+    if single:
+        return fit_single(f, a, b, deg, npts)
     nodes = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (i + mp.mpf(0.5)) / npts)
              for i in range(npts)]
     A = mp.matrix(npts, deg + 1)
@@ -43,6 +51,30 @@ def fit(f, a, b, deg, npts=400):
             p = p * t + mp.mpf(cc)
         err = max(err, abs(p / f(t) - 1))
     return cs, float(mp.log(err, 2))
+
+
+def fit_single(f, a, b, deg, npts):
+    """fit with float32 coefficients: round c0, refit c1.. to what is left, and so on."""
+    import numpy as np
+    nodes = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (i + mp.mpf(0.5)) / npts)
+             for i in range(npts)]
+    fixed = []
+    for j in range(deg + 1):
+        A = mp.matrix(npts, deg + 1 - j)
+        y = mp.matrix(npts, 1)
+        for i, t in enumerate(nodes):
+            w = 1 / abs(f(t))
+            for q in range(deg + 1 - j):
+                A[i, q] = t**(j + q) * w
+            y[i] = (f(t) - sum(mp.mpf(c) * t**q for q, c in enumerate(fixed))) * w
+        c = mp.lu_solve(A.T * A, A.T * y)
+        fixed.append(float(np.float32(float(c[0]))))
+    err = 0
+    for i in range(4001):
+        t = a + (b - a) * mp.mpf(i) / 4000
+        p = sum(mp.mpf(c) * t**q for q, c in enumerate(fixed))
+        err = max(err, abs(p / f(t) - 1))
+    return fixed, float(mp.log(err, 2))
 
 
 def tanh_p(z):
@@ -81,6 +113,11 @@ def main():
         print(f"/* {name}: relative error 2^{e:.1f} */")
         for j, c in enumerate(cs):
             print(f"#define {name}{j} {c.hex()}")
+    h = mp.log(2) / 2 * mp.mpf("1.001")
+    cs, e = fit(exp_e, -h, h, 5, npts=300, single=True)
+    print(f"/* FJ32N_EXP_P: relative error 2^{e:.1f} (float32 coefficients) */")
+    for j, c in enumerate(cs):
+        print(f"#define FJ32N_EXP_P{j} {c.hex()}f")
 
 
 if __name__ == "__main__":

@@ -3,16 +3,23 @@
 
    Included by fj_vmath.h (it uses its helpers, FJ_MULTI and its rare-lane routines).
 
-   A float32 call computes in double, as everywhere in fastjac (the chain interpreter works
-   on double tiles, and a stage's input may be any double: exp(x) of a float32 x may exceed
-   the float32 range before a log brings it back), but with polynomials sized for a 24-bit
-   result instead of a 53-bit one, and without the double-double steps that the float64
-   routines need for their last bit. Every routine here returns a double within about
-   2^-29 relative error of the exact value over the whole double range (the rare lanes at
-   the ends of the range take the float64 routines); rounding that to float32 is then
-   within 0.5 + 2^-5 ulp, that is faithfully rounded (within 1 ulp). The measured maxima
-   over all 2^32 float32 inputs are in docs/guide/precision.rst
-   (tests/test_vmath_accuracy.py, FASTJAC_EXHAUSTIVE=1).
+   Two kinds of routine (docs/guide/precision.rst has the methods and the measured maxima
+   over all 2^32 float32 inputs, tests/test_vmath_accuracy.py FASTJAC_EXHAUSTIVE=1):
+
+   - native float32 (fj32n_*: float arithmetic, 16 lanes of AVX-512, 8 of AVX2): exp,
+     faithfully rounded in float32; and exp(-a) as an unevaluated pair hi + lo (~2^-26),
+     from which sech^2, sigmoid and sigmoid' are finished in double. They take a lane whose
+     input is a float32 in their range (fj32n_lane_ok); a tile whose lanes all qualify runs
+     one native loop, any other tile chooses lane by lane, so an element's bits never
+     depend on its neighbours or the tiling.
+   - in double (fj32_*), with polynomials sized for a 24-bit result instead of a 53-bit
+     one, and without the double-double steps that the float64 routines need for their
+     last bit: log, tanh, sqrt', log', and every lane the native routines do not take
+     (NaN, infinities, far tails, and a chain's intermediate doubles, which may lie outside
+     float32's range: exp(x) of a float32 x may exceed it before a log brings it back).
+     Each returns a double within about 2^-29 relative error of the exact value over the
+     whole double range (the rare lanes at the ends of the range take the float64
+     routines); rounding that to float32 is within 0.5 + 2^-5 ulp.
 
      exp      x = k ln2 + r, |r| <= ln2/2, exp(r) = 1 + r + r^2 E(r), E of degree 5
               (relative error of exp ~2^-31); 2^k built in the exponent bits.
@@ -84,6 +91,110 @@ static inline double fj32_exp_main(double x) {
     return x != x ? x + x : y;
 }
 #define FJ32_EXP_RARE(x) (fabs(x) > FJ32_EXP_CORE_MAX && fabs(x) <= 746.0)
+
+/* ---- native float32 exp: float arithmetic, 16 lanes of AVX-512, 8 of AVX2 ------------
+   For a float32 x with |x| <= FJ32N_EXP_MAX (the result and 2^k are normal floats):
+   x = k ln2 + r (k from a float product, so |r| <= ln2/2 (1 + 2^-10)); x - k LN2_HI is
+   exact (LN2_HI has 15 bits, |k| <= 126, Sterbenz), and r = that - k LN2_LO rounds once.
+   exp(r) = 1 + r + r^2 P(r), P of degree 5 with float32 coefficients (relative error
+   2^-27.7 of P, r^2 P < 0.07); 1 + r is split exactly into hi + lo (Fast2Sum), so the sum
+   before the last rounding errs only by r's rounding (<= 2^-26 |exp|) and the evaluation of
+   lo + r^2 P (~2^-27): below half an ulp of the result, which is then faithful (within
+   1 ulp; the exhaustive maximum is in docs/guide/precision.rst). 2^k scales exactly.
+   Float arithmetic only, no FMA: every SIMD level gives the same bits. */
+#define FJ32N_EXP_MAX 87.0f
+#define FJ32N_INV_LN2 0x1.715476p+0f
+#define FJ32N_SHIFT 0x1.8p23f
+#define FJ32N_LN2_HI 0x1.62e4p-1f
+#define FJ32N_LN2_LO 0x1.7f7d1cp-20f
+/* FJ32N_EXP_P: relative error 2^-27.7 of P (_gen_vmath_poly.py, float32 coefficients) */
+#define FJ32N_EXP_P0 0x1p-1f
+#define FJ32N_EXP_P1 0x1.555554p-3f
+#define FJ32N_EXP_P2 0x1.555502p-5f
+#define FJ32N_EXP_P3 0x1.11134ap-7f
+#define FJ32N_EXP_P4 0x1.6d2e28p-10f
+#define FJ32N_EXP_P5 0x1.9d6caap-13f
+
+static inline uint32_t fj_asu32(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+static inline float fj_asf32(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+
+/* exp(x) for a float x with |x| <= FJ32N_EXP_MAX (other x: garbage, never a trap). */
+static inline float fj32n_exp_core(float x) {
+    float kf = x * FJ32N_INV_LN2 + FJ32N_SHIFT;
+    uint32_t ki = fj_asu32(kf);
+    float r, r2, p, hi, lo;
+    kf -= FJ32N_SHIFT;
+    r = (x - kf * FJ32N_LN2_HI) - kf * FJ32N_LN2_LO;
+    r2 = r * r;
+    p = (FJ32N_EXP_P0 + r * FJ32N_EXP_P1)
+        + r2 * ((FJ32N_EXP_P2 + r * FJ32N_EXP_P3) + r2 * (FJ32N_EXP_P4 + r * FJ32N_EXP_P5));
+    hi = 1.0f + r;
+    lo = (1.0f - hi) + r; /* 1 + r = hi + lo exactly */
+    /* 2^k: the low bits of ki hold k (two's complement), moved to the exponent field */
+    return fj_asf32((ki << 23) + 0x3f800000u) * (hi + (lo + r2 * p));
+}
+#define FJ32N_EXP_OK(x) (fabsf(x) <= FJ32N_EXP_MAX)
+
+/* exp(-a) = 2^k (hi + lo) for a float a in [0, FJ32N_SIGD_MAX], the unevaluated sum within
+   ~2^-26 relative (for sigmoid' and sech^2, whose last steps run in double): as
+   fj32n_exp_core, but r = rh + rl exactly up to the tiny product k LN2_LO (Fast2Sum; where
+   |r1| < |c| the error term is off by < 2^-36, negligible), and exp(rh + rl) = 1 + rh +
+   (rl (1 + rh) + rh^2 P(rh)) with 1 + rh = hi + (1 - hi) + rh split exactly. lo errs by its
+   own rounding (< 2^-28 for |lo| < 0.08) and P's evaluation (~2^-27). The bound on a keeps
+   2^k lo a normal or a harmless subnormal (|2^k lo| error < 2^-150 < 2^-30 exp(-a)). */
+#define FJ32N_SIGD_MAX 80.0f
+static inline void fj32n_exp_pair(float a, float* eh, float* el) {
+    float x = -a;
+    float kf = x * FJ32N_INV_LN2 + FJ32N_SHIFT;
+    uint32_t ki = fj_asu32(kf);
+    float r1, c, rh, rl, r2, p, hi, lo, sc;
+    kf -= FJ32N_SHIFT;
+    r1 = x - kf * FJ32N_LN2_HI; /* exact */
+    c = kf * FJ32N_LN2_LO;
+    rh = r1 - c;
+    rl = (r1 - rh) - c;
+    r2 = rh * rh;
+    p = (FJ32N_EXP_P0 + rh * FJ32N_EXP_P1)
+        + r2 * ((FJ32N_EXP_P2 + rh * FJ32N_EXP_P3) + r2 * (FJ32N_EXP_P4 + rh * FJ32N_EXP_P5));
+    hi = 1.0f + rh;
+    lo = ((1.0f - hi) + rh) + (rl * hi + r2 * p);
+    sc = fj_asf32((ki << 23) + 0x3f800000u);
+    *eh = sc * hi;
+    *el = sc * lo;
+}
+/* e = exp(-a) from fj32n_exp_pair in double (within ~2^-26) and inv = 1/(1 + e). Then
+   sigmoid'(x) = e inv^2 (a = |x|), sech^2(x) = 4 e inv^2 (a = 2|x|, exact in float) and
+   sigmoid(x) = inv or e inv: relative errors ~2^-26 before the final rounding (the
+   sensitivity of e/(1 + e)^2 to e is (1 - e)/(1 + e) < 1, of 1/(1 + e) and e/(1 + e) < 1),
+   so the float32 results are faithful. */
+static inline void fj32n_sig_parts(float a, double* e, double* inv) {
+    float eh, el;
+    fj32n_exp_pair(a, &eh, &el);
+    *e = (double)eh + (double)el;
+    *inv = 1.0 / (1.0 + *e);
+}
+static inline double fj32n_sigd(float a, double scale) {
+    double e, inv;
+    fj32n_sig_parts(a, &e, &inv);
+    return (scale * e) * (inv * inv);
+}
+#define FJ32N_SIGD_OK(a) ((a) <= FJ32N_SIGD_MAX)
+/* a lane of a stage (a double) that the native routines take: a float32 with |x| <= lim */
+static inline int fj32n_lane_ok(double x, float lim) {
+    float xf = (float)x;
+    return (double)xf == x && fabsf(xf) <= lim;
+}
+#define FJ32N_TANH_MAX 40.0f /* 2|x| <= FJ32N_SIGD_MAX */
+
+/* One lane of a float32 exp stage from a double: the native routine where x is a float32
+   in its range, the double routine (fj32_exp_main; its rare lanes return 0.0 and are
+   redone by the caller) for every other x (NaN, infinities, far tails, and the doubles
+   that a chain's earlier stages produce). The choice depends on the lane alone, so every
+   tiling of the same input gives the same bits. */
+static inline int fj32n_exp_lane_ok(double x) {
+    float xf = (float)x;
+    return (double)xf == x && FJ32N_EXP_OK(xf);
+}
 
 /* tanh and sech^2 from one exp: q = exp(-2|x|) (|x| >= 354: sech^2 underflows, tanh is 1). */
 static inline double fj32_q(double a) {
@@ -180,26 +291,48 @@ FJ_BODY void fj32_recip_tile(const double* xs, double* d, ptrdiff_t m) {
         for (k = 0; k < m; k++)
             if (!FJ32_NEWTON_OK(fabs(xs[k]))) d[k] = 1.0 / xs[k];
 }
+/* exp: the native float32 routine for the lanes fj32n_exp_lane_ok accepts (all of them,
+   usually: one vectorised pass), fj32_exp_main for the others. */
 FJ_BODY void fj32_exp_tile(const double* xs, double* y, ptrdiff_t m) {
     ptrdiff_t k;
-    int rare = 0;
-    for (k = 0; k < m; k++) y[k] = fj32_exp_main(xs[k]);
+    int rare = 0, other = 0;
+    for (k = 0; k < m; k++) other |= !fj32n_exp_lane_ok(xs[k]);
+    if (!other) {
+        for (k = 0; k < m; k++) y[k] = (double)fj32n_exp_core((float)xs[k]);
+        return;
+    }
+    for (k = 0; k < m; k++) {
+        double e = (double)fj32n_exp_core(fj32n_exp_lane_ok(xs[k]) ? (float)xs[k] : 0.0f);
+        y[k] = fj32n_exp_lane_ok(xs[k]) ? e : fj32_exp_main(xs[k]);
+    }
     for (k = 0; k < m; k++) rare |= FJ32_EXP_RARE(xs[k]);
     if (rare)
         for (k = 0; k < m; k++)
             if (FJ32_EXP_RARE(xs[k])) y[k] = exp(xs[k]);
 }
 
-/* v = tanh, d = sech^2 (either may be NULL). */
+/* v = tanh, d = sech^2 (either may be NULL). sech^2: the native routine (fj32n_sigd) for
+   the lanes fj32n_lane_ok(x, FJ32N_TANH_MAX) accepts, the double one for the others (the
+   choice depends on the lane alone). tanh: the double routine. */
 FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
     double q[FJ_TILE_TMP];
     ptrdiff_t k;
-    int rare = 0;
+    int rare = 0, other = 0;
+    if (d != NULL) {
+        for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
+        if (!other)
+            for (k = 0; k < m; k++) d[k] = fj32n_sigd(2.0f * fabsf((float)xs[k]), 4.0);
+    }
+    if (v == NULL && !other) return;
     for (k = 0; k < m; k++) q[k] = fj32_q(fabs(xs[k]));
     if (v != NULL)
         for (k = 0; k < m; k++) v[k] = fj32_tanh_from(xs[k], q[k]);
-    if (d != NULL) {
-        for (k = 0; k < m; k++) d[k] = fj32_sech2_from(xs[k], q[k]);
+    if (d != NULL && other) {
+        for (k = 0; k < m; k++) {
+            int ok = fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
+            double n = fj32n_sigd(ok ? 2.0f * fabsf((float)xs[k]) : 0.0f, 4.0);
+            d[k] = ok ? n : fj32_sech2_from(xs[k], q[k]);
+        }
         for (k = 0; k < m; k++) rare |= FJ32_SECH2_RARE(xs[k]);
         if (rare)
             for (k = 0; k < m; k++)
@@ -207,11 +340,31 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     }
 }
 
-/* v = sigmoid, d = sigmoid' (neither NULL). */
+/* v = sigmoid, d = sigmoid' (neither NULL): the native routine (fj32n_sig_parts) for the
+   lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX) accepts, the double one for the others. */
+static inline void fj32n_sigmoid_lane(double x, double* v, double* d) {
+    double e, inv;
+    float xf = (float)x;
+    fj32n_sig_parts(fabsf(xf), &e, &inv);
+    *v = (xf >= 0.0f ? 1.0 : e) * inv;
+    *d = e * (inv * inv);
+}
 FJ_BODY void fj32_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k;
-    int rare = 0;
-    for (k = 0; k < m; k++) fj32_sigmoid_from(xs[k], &v[k], &d[k]);
+    int rare = 0, other = 0;
+    for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_SIGD_MAX);
+    if (!other) {
+        for (k = 0; k < m; k++) fj32n_sigmoid_lane(xs[k], &v[k], &d[k]);
+        return;
+    }
+    for (k = 0; k < m; k++) {
+        double nv, nd;
+        int ok = fj32n_lane_ok(xs[k], FJ32N_SIGD_MAX);
+        fj32_sigmoid_from(xs[k], &v[k], &d[k]);
+        fj32n_sigmoid_lane(ok ? xs[k] : 0.0, &nv, &nd);
+        v[k] = ok ? nv : v[k];
+        d[k] = ok ? nd : d[k];
+    }
     for (k = 0; k < m; k++) rare |= FJ32_SIGMOID_RARE(xs[k]);
     if (rare)
         for (k = 0; k < m; k++)
@@ -334,23 +487,16 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
     do {                                                                                     \
         if (t == NULL) {                                                                     \
             for (k = 0; k < m; k++) {                                                        \
-                double xv = (double)xx[k];                                                   \
+                double xv = (double)xx[k]; (void)xv;                                         \
                 oo[k] = (float)(EXPR);                                                       \
             }                                                                                \
         } else {                                                                             \
             for (k = 0; k < m; k++) {                                                        \
-                double xv = (double)xx[k];                                                   \
+                double xv = (double)xx[k]; (void)xv;                                         \
                 oo[k] = (float)((EXPR) * (double)tt[k]);                                     \
             }                                                                                \
         }                                                                                    \
     } while (0)
-
-static inline double fj32_sech2_of(double x) { return fj32_sech2_from(x, fj32_q(fabs(x))); }
-static inline double fj32_sigmoid_d_of(double x) {
-    double v, d;
-    fj32_sigmoid_from(x, &v, &d);
-    return d;
-}
 
 FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
     double d[FJ_TILE_TMP];
@@ -384,23 +530,28 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
             FJ32_VJP1_LOOP(fj32_recip_deriv(xv));
             continue;
         case FJ_U_EXP:
-            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) > 708.0f && fabsf(xx[k]) <= 746.0f;
+            /* native float32: (float)((double)e * (double)t) is the float product e * t
+               (53 >= 2 * 24 + 2: rounding twice is innocuous), computed on float lanes */
+            for (k = 0; k < m; k++) rare |= !FJ32N_EXP_OK(xx[k]);
             if (!rare) {
-                FJ32_VJP1_LOOP(fj32_exp_main(xv));
+                if (t == NULL)
+                    for (k = 0; k < m; k++) oo[k] = fj32n_exp_core(xx[k]);
+                else
+                    for (k = 0; k < m; k++) oo[k] = fj32n_exp_core(xx[k]) * tt[k];
                 continue;
             }
             break;
         case FJ_U_TANH:
-            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) >= 354.0f && fabsf(xx[k]) < 400.0f;
+            for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) <= FJ32N_TANH_MAX);
             if (!rare) {
-                FJ32_VJP1_LOOP(fj32_sech2_of(xv));
+                FJ32_VJP1_LOOP(fj32n_sigd(2.0f * fabsf(xx[k]), 4.0));
                 continue;
             }
             break;
         default: /* FJ_U_SIGMOID */
-            for (k = 0; k < m; k++) rare |= fabsf(xx[k]) >= 700.0f && fabsf(xx[k]) < 750.0f;
+            for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) <= FJ32N_SIGD_MAX);
             if (!rare) {
-                FJ32_VJP1_LOOP(fj32_sigmoid_d_of(xv));
+                FJ32_VJP1_LOOP(fj32n_sigd(fabsf(xx[k]), 1.0));
                 continue;
             }
         }
