@@ -278,6 +278,35 @@ def test_derivative_only_pass_gives_the_same_bits(chain, dtype):
     np.testing.assert_array_equal(d_only.view(np.uint8), d_both.view(np.uint8))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log_vjp_is_the_correctly_rounded_quotient_in_every_path(dtype):
+    # log's VJP is t/x, one division (NumPy's gy / x bit for bit), whichever path computes
+    # it: the derivative-only loop, value-and-VJP, the JVP, a fused log node; in float32
+    # the native division and the fused interpreter's double division (rounded once more
+    # to float32) must agree, which they do because 53 >= 2 * 24 + 2.
+    rng = np.random.default_rng(17)
+    with np.errstate(all="ignore"):
+        x = np.concatenate([rng.standard_normal(20000), rng.uniform(0, 1e-38, 2000),
+                            np.exp(rng.uniform(-700, 700, 20000)) * rng.choice([-1, 1], 20000),
+                            [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1e-45]]).astype(dtype)
+        t = np.concatenate([rng.standard_normal(x.size - 4) * np.exp(rng.uniform(-60, 60, x.size - 4)),
+                            [0.0, np.inf, -1e-45, 3e38]]).astype(dtype)
+        ref = t / x
+        fused = fj.fuse(lambda a: fj.log(a))
+        got = [fj.log.vjp(x, t), fj.log.value_and_vjp(x, t)[1], fj.log.jvp(x, t),
+               fused.vjp(x, t), fused.jvp(x, t), np.empty_like(x), np.empty_like(x)]
+        K.unary(bytes([UNARY_CODES["log"]]), x, t=t, d_out=got[-2])
+        K.unary(bytes([UNARY_CODES["log"]]), x, t=t, y_out=np.empty_like(x), d_out=got[-1])
+    ok = ~np.isnan(ref)
+    for g in got:
+        assert g.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(ref))
+        np.testing.assert_array_equal(g[ok].view(np.uint8), ref[ok].view(np.uint8))
+    with np.errstate(all="ignore"):
+        d, ref = fj.log.derivative(x), 1 / x
+    np.testing.assert_array_equal(d[~np.isnan(d)], ref[~np.isnan(d)])
+
+
 def test_float32_fused_unary_gives_the_bits_of_the_elementwise_op(precision_default):
     # fj.fuse's interpreter runs a float32 stage with the float32 routines too
     rng = np.random.default_rng(7)

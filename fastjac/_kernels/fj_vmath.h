@@ -358,10 +358,9 @@ static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
    0.5/sqrt(x) and -(1/x)^2 as plain expressions round two or three times (measured 1.5
    and 1.9 ulp in float64). sqrt' is sqrt(0.25/x): the quotient's relative error (< 2^-53)
    is halved by the square root, < 1/2 ulp of the result, plus the final rounding: < 1 ulp.
-   reciprocal' is 1/(P + E) with x^2 = P + E exactly (Dekker), by fj_dd_div (~0.5 ulp).
-   Inputs are scaled by powers of 2 so that no intermediate overflows, underflows, or
-   overflows Dekker's split; zeros, infinities, NaN and negative inputs take the plain
-   expression (the NumPy expression's inf, 0 or NaN, signed zeros kept). */
+   reciprocal': below. Inputs are scaled by powers of 2 so that no intermediate overflows
+   or underflows; zeros, infinities, NaN and negative inputs take the plain expression
+   (the NumPy expression's inf, 0 or NaN, signed zeros kept). */
 static inline double fj_sqrt_deriv(double x) {
     int lo = x < 0x1p-1000, hi = x > 0x1p1000;
     double xs = lo ? x * 0x1p200 : (hi ? x * 0x1p-200 : x);
@@ -372,14 +371,25 @@ static inline double fj_sqrt_deriv(double x) {
            : (x == 0.0 ? copysign(INFINITY, x) : (x == INFINITY ? 0.0 : x + NAN));
 }
 
+/* reciprocal'(x) = -1/x^2 = -1/(P + E) with x^2 = P + E exactly (E = fma(x, x, -P)):
+   q = 1/P (the one division), r = 1 - q (P + E) (fma(-q, P, 1) is exact; q E adds
+   ~2^-105), and -(q + q r) rounded once by an fma: ~0.5 ulp + 2^-50 ulp. Inputs with
+   |x| < 2^-400 are scaled by 2^600 (the result by 2^1200 in two exact steps: an overflow
+   there is the true result's), |x| > 2^400 by 2^-513 (the result by the subnormal 2^-1026
+   in one step: one rounding into the subnormals), so that P, E and q stay normal. Written
+   with fma() (never formed by the compiler: -ffp-contract=off): the AVX-512 and AVX2
+   loops (FJ32_MULTI) use the instruction, the baseline the C library's exact fma, so every
+   level gives the same bits. */
 static inline double fj_recip_deriv(double x) {
     double a = fabs(x);
     int lo = a < 0x1p-400, hi = a > 0x1p400;
-    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-600 : x);
-    double P, E, d;
-    fj_two_prod(xs, xs, &P, &E);
-    d = -fj_dd_div(1.0, 0.0, P, E);  /* one division */
-    d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? (d * 0x1p-600) * 0x1p-600 : d); /* 2^1200 */
+    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-513 : x);
+    double P = xs * xs;
+    double E = fma(xs, xs, -P);
+    double q = 1.0 / P;
+    double r = fma(-q, P, 1.0) - q * E;
+    double d = -fma(q, r, q);
+    d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? d * 0x1p-1026 : d);
     /* -(1/x)^2 at +-0 (-inf), +-inf (-0) and NaN (NaN), without a division */
     return (a > 0.0 && a < INFINITY) ? d : (a == 0.0 ? -INFINITY : (a == INFINITY ? -0.0 : x + x));
 }
@@ -791,8 +801,9 @@ static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n, int 
    the derivative formed in double, multiplied by t in double, rounded once to the output
    type), so that a VJP through here and a value-and-derivative pass through the
    interpreter give the same bits (tests/test_vmath_accuracy.py). Only the derivative is
-   computed (log' = 1/x, sin' = cos, ...), in vectorised loops compiled for AVX-512, AVX2
-   and the baseline (FJ_MULTI). Returns 0, having done nothing, for an op it does not
+   computed (sin' = cos, ...; log's is t/x, FJ_LOG_VJP), in vectorised loops compiled for
+   AVX-512, AVX2 (both with FMA) and the baseline (FJ32_MULTI; fma() only where written, so
+   the same bits on every level). Returns 0, having done nothing, for an op it does not
    cover or a transcendental outside the default precision mode (the interpreter runs
    then). out may be x or t (not a partial overlap). Op codes: elementwise.pyx U_*. */
 enum {
@@ -827,9 +838,6 @@ static inline double fj_sign_deriv(double x) {
         case FJ_U_EXP:                                                                       \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
             fj_exp_n(d, xs, m);                                                              \
-            break;                                                                           \
-        case FJ_U_LOG:                                                                       \
-            for (k = 0; k < m; k++) d[k] = 1.0 / (double)x[k];                               \
             break;                                                                           \
         case FJ_U_SIN:                                                                       \
         case FJ_U_COS:                                                                       \
@@ -866,6 +874,54 @@ static inline double fj_sign_deriv(double x) {
 FJ_DERIV_TILE(float)
 FJ_DERIV_TILE(double)
 
+/* log's VJP: out[k] = t[k] / x[k] (1 / x[k] without t), one correctly rounded division in
+   the input type: more accurate (one rounding) and cheaper than (1/x) * t, as NumPy's and
+   PyTorch's gy / x. For float32 that is also (float)((double)t / (double)x): rounding a
+   quotient first to double and then to float32 gives the correctly rounded float32
+   quotient (53 >= 2 * 24 + 2), so the native 16-lane division gives the bits the double
+   route would. The single-op VJP and value-and-VJP (elementwise.pyx) and fj.fuse's log
+   node (a division by its input register) all compute it so. out may be x or t. */
+#define FJ_LOG_VJP(T)                                                                        \
+    FJ_BODY void fj_log_vjp_##T##_body(const T* x, const T* t, T* out, ptrdiff_t n) {       \
+        ptrdiff_t k;                                                                         \
+        if (t == NULL) {                                                                     \
+            if (out == x) {                                                                  \
+                T* p = out;                                                                  \
+                for (k = 0; k < n; k++) p[k] = (T)1 / p[k];                                  \
+            } else {                                                                         \
+                T* __restrict o = out;                                                       \
+                const T* __restrict xx = x;                                                  \
+                for (k = 0; k < n; k++) o[k] = (T)1 / xx[k];                                 \
+            }                                                                                \
+        } else if (t == x) {                                                                 \
+            for (k = 0; k < n; k++) out[k] = x[k] / x[k];                                    \
+        } else if (out == x) {                                                               \
+            T* p = out;                                                                      \
+            const T* __restrict tt = t;                                                      \
+            for (k = 0; k < n; k++) p[k] = tt[k] / p[k];                                     \
+        } else if (out == t) {                                                               \
+            T* p = out;                                                                      \
+            const T* __restrict xx = x;                                                      \
+            for (k = 0; k < n; k++) p[k] = p[k] / xx[k];                                     \
+        } else {                                                                             \
+            T* __restrict o = out;                                                           \
+            const T* __restrict xx = x;                                                      \
+            const T* __restrict tt = t;                                                      \
+            for (k = 0; k < n; k++) o[k] = tt[k] / xx[k];                                    \
+        }                                                                                    \
+    }                                                                                        \
+    FJ_MULTI(fj_log_vjp_##T, (const T* x, const T* t, T* out, ptrdiff_t n), (x, t, out, n))
+
+FJ_LOG_VJP(float)
+FJ_LOG_VJP(double)
+
+/* d[k] = reciprocal'(x[k]) (the chain interpreter's float64 stage), compiled with FMA. */
+FJ_BODY void fj_recip_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t k;
+    for (k = 0; k < n; k++) d[k] = fj_recip_deriv(x[k]);
+}
+FJ32_MULTI(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+
 #define FJ_VJP1(T)                                                                           \
     FJ_BODY void fj_vjp1_##T##_body(int code, const T* x, const T* t, T* out, ptrdiff_t n) { \
         double d[FJ_TILE_TMP];                                                               \
@@ -885,9 +941,13 @@ FJ_DERIV_TILE(double)
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
-    FJ_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),           \
-             (code, x, t, out, n))                                                           \
+    FJ32_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),         \
+               (code, x, t, out, n))                                                         \
     static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
+        if (code == FJ_U_LOG) { /* every mode: a division */                                 \
+            fj_log_vjp_##T(x, t, out, n);                                                    \
+            return 1;                                                                        \
+        }                                                                                    \
         if (sizeof(T) == sizeof(float) /* fj_vmath32.h, default mode */                      \
             && fj32_vjp1(code, (const float*)(const void*)x, (const float*)(const void*)t,   \
                          (float*)(void*)out, n))                                             \
@@ -895,8 +955,8 @@ FJ_DERIV_TILE(double)
         if (code == FJ_U_EXP || code == FJ_U_SIN || code == FJ_U_COS || code == FJ_U_TANH    \
             || code == FJ_U_SIGMOID) {                                                       \
             if (fj_fast_math != 0) return 0;                                                 \
-        } else if (!(code == FJ_U_SQUARE || code == FJ_U_SQRT || code == FJ_U_LOG            \
-                     || code == FJ_U_ABS || code == FJ_U_RECIPROCAL)) {                      \
+        } else if (!(code == FJ_U_SQUARE || code == FJ_U_SQRT || code == FJ_U_ABS            \
+                     || code == FJ_U_RECIPROCAL)) {                                          \
             return 0;                                                                        \
         }                                                                                    \
         fj_vjp1_##T(code, x, t, out, n);                                                     \
