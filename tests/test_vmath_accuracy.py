@@ -307,6 +307,38 @@ def test_log_vjp_is_the_correctly_rounded_quotient_in_every_path(dtype):
     np.testing.assert_array_equal(d[~np.isnan(d)], ref[~np.isnan(d)])
 
 
+def test_float32_div_gradients_are_correctly_rounded_in_both_paths():
+    # fj.div's float32 VJP: gy/x and -(gy w)/(x x), each one correctly rounded quotient
+    # (exact float32 products in double, a double quotient rounded to float32), in the
+    # plain two-array loop and in the interpreter (value and both gradients in one pass)
+    rng = np.random.default_rng(23)
+
+    def bits(n):
+        return rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+    sp = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, 1e-45, 3e38], dtype=np.float32)
+    n = 50000
+    w, x, gy = (np.concatenate([rng.standard_normal(n).astype(np.float32), bits(n),
+                                rng.permutation(np.repeat(sp, 8))]) for _ in range(3))
+    with np.errstate(all="ignore"):
+        rw = (gy.astype(np.longdouble) / x).astype(np.float32)
+        rx = (-(gy.astype(np.longdouble) * w) / (x.astype(np.longdouble) ** 2)).astype(np.float32)
+        plain = fj.div.vjp(w, x, gy)
+        y = np.empty_like(w)
+        both = (np.empty_like(w), np.empty_like(w))
+        K.binary(K.BINARY_CODES["div"], b"", b"", w.size, w, x, gy=gy, y_out=y,
+                 gw_out=both[0], gx_out=both[1])
+        ones = fj.div.sum_grad(w, x)  # gy None: ones
+        r1 = ((1 / x.astype(np.longdouble)).astype(np.float32),
+              (-w.astype(np.longdouble) / (x.astype(np.longdouble) ** 2)).astype(np.float32))
+        np.testing.assert_array_equal(y, w / x)
+    for got, ref in ((plain[0], rw), (plain[1], rx), (both[0], rw), (both[1], rx),
+                     (ones[0], r1[0]), (ones[1], r1[1])):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        ok = ~np.isnan(ref)
+        np.testing.assert_array_equal(got[ok].view(np.uint32), ref[ok].view(np.uint32))
+
+
 def test_float32_fused_unary_gives_the_bits_of_the_elementwise_op(precision_default):
     # fj.fuse's interpreter runs a float32 stage with the float32 routines too
     rng = np.random.default_rng(7)

@@ -54,10 +54,12 @@ cdef extern from "fj_vmath.h" nogil:
     int fj_built_with_libmvec()
     int fj_have_libmvec()
     int fj_vmath_set_level(int level)
-    double fj_sqrt_deriv(double x)
+    void fj_sqrt_deriv_n(double* d, const double* x, Py_ssize_t n)
     void fj_recip_deriv_n(double* d, const double* x, Py_ssize_t n)
     void fj_log_vjp_double(const double* x, const double* t, double* out, Py_ssize_t n)
     void fj_log_vjp_float(const float* x, const float* t, float* out, Py_ssize_t n)
+    void fj_div_grads_f32(const float* w, const float* x, const float* gy, float* gw,
+                          float* gx, Py_ssize_t n)
     void fj_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
     void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
@@ -288,12 +290,9 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             if a32:
                 fj32_sqrt_deriv_n(f, v, m)
                 _dmul(d, f, m, first)
-            elif first:
-                for k in range(m):
-                    d[k] = fj_sqrt_deriv(v[k])
             else:
-                for k in range(m):
-                    d[k] *= fj_sqrt_deriv(v[k])
+                fj_sqrt_deriv_n(f, v, m)  # with FMA (fj_vmath.h)
+                _dmul(d, f, m, first)
         if need_value:
             for k in range(m):
                 v[k] = sqrt(v[k])
@@ -821,7 +820,29 @@ cdef void _binary_tile(const BinaryProgram* prog,
     cdef double* dap = da if prog.need_deriv else NULL
     cdef double* dbp = db if prog.need_deriv else NULL
     cdef Py_ssize_t k
-    cdef double c
+    cdef double c, p, q, g
+
+    if (floating is float and prog.op == B_DIV and prog.nf == 0 and prog.ng == 0
+            and not prog.w_scalar and not prog.x_scalar and jvp_out == NULL and acc == NULL):
+        # float32 w / x: the partials times gy as the plain loop forms them
+        # (fj_div_grads_f32: gy/x and -(gy w)/(x x), each correctly rounded), with the value
+        for k in range(m):
+            p = w[k]
+            q = x[k]
+            g = gy[k] if gy != NULL else 1.0
+            a[k] = p / q
+            da[k] = g / q
+            db[k] = -(g * p) / (q * q)
+        if y_out != NULL:
+            for k in range(m):
+                y_out[k] = <floating>a[k]
+        if gw_out != NULL:
+            for k in range(m):
+                gw_out[k] = <floating>da[k]
+        if gx_out != NULL:
+            for k in range(m):
+                gx_out[k] = <floating>db[k]
+        return
 
     _operand_tile(prog.fcodes, prog.nf, w, prog.w_scalar, a, dap, m)
     _operand_tile(prog.gcodes, prog.ng, x, prog.x_scalar, b, dbp, m)
@@ -998,6 +1019,11 @@ cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
     # gw = gy ∂y/∂w, gx = gy ∂y/∂x (gy NULL: ones, i.e. the partials themselves).
     cdef Py_ssize_t k
     cdef double p, q, g, pw, px
+    if floating is float:
+        if op == B_DIV:  # gy/x and -(gy w)/(x x), correctly rounded (fj_vmath.h)
+            fj_div_grads_f32(w + lo, x + lo, gy + lo if gy != NULL else NULL, gw_out + lo,
+                             gx_out + lo, hi - lo)
+            return
     if gy == NULL:
         for k in range(lo, hi):
             p = w[k]

@@ -818,6 +818,37 @@ static inline double fj_sign_deriv(double x) {
     return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x * 0.0);
 }
 
+/* sqrt'(x) = 0.5/sqrt(x) in float64 without a double division or root (each takes the
+   slow divider, on 8 lanes): r = 1/sqrtf((float)x), a correctly rounded float32 estimate
+   (relative error < 2^-22, the same on every level), e = 1 - x r^2 by one fma (r^2 is
+   exact: r has 24 bits), and 1/sqrt(x) = r (1 - e)^(-1/2) = r (1 + e/2 + 3e^2/8 + ...):
+   y = h + h e (1/2 + 3e/8) with h = r/2, rounded once by an fma. The terms left out and
+   the roundings inside are below 2^-66 relative: ~0.5 ulp. For x in [2^-125, 2^125]
+   (FJ_SQRT_FAST_OK: x rounded to float32 stays normal); other lanes (zeros, infinities,
+   NaN, x < 0, tiny or huge x) take fj_sqrt_deriv, one lane at a time. */
+#define FJ_SQRT_FAST_OK(x) ((x) >= 0x1p-125 && (x) <= 0x1p125)
+static inline double fj_sqrt_deriv_fast(double x) {
+    double r = (double)(1.0f / sqrtf((float)x));
+    double e = fma(-x, r * r, 1.0);
+    double h = 0.5 * r;
+    return fma(h, e * fma(0.375, e, 0.5), h);
+}
+
+/* d[k] = sqrt'(xs[k]), k < m; d must not overlap xs. */
+FJ_BODY void fj_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) {
+        double v = xs[k];
+        int ok = FJ_SQRT_FAST_OK(v);
+        d[k] = fj_sqrt_deriv_fast(ok ? v : 1.0);
+        rare |= !ok;
+    }
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (!FJ_SQRT_FAST_OK(xs[k])) d[k] = fj_sqrt_deriv(xs[k]);
+}
+
 /* d[k] = f'(x[k]) for k < m <= FJ_TILE_TMP, in double; T the input type. */
 #define FJ_DERIV_TILE(T)                                                                     \
     FJ_BODY void fj_deriv_tile_##T(int code, const T* x, double* d, ptrdiff_t m) {           \
@@ -833,7 +864,8 @@ static inline double fj_sign_deriv(double x) {
             for (k = 0; k < m; k++) d[k] = 2.0 * (double)x[k];                               \
             break;                                                                           \
         case FJ_U_SQRT:                                                                      \
-            for (k = 0; k < m; k++) d[k] = fj_sqrt_deriv((double)x[k]);                      \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_sqrt_deriv_tile(xs, d, m);                                                    \
             break;                                                                           \
         case FJ_U_EXP:                                                                       \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
@@ -914,6 +946,42 @@ FJ_DERIV_TILE(double)
 
 FJ_LOG_VJP(float)
 FJ_LOG_VJP(double)
+
+/* fj.div's gradients in float32 (elementwise.pyx: the plain two-array VJP and the
+   interpreter's plain float32 div): gw = gy/x, one float32 division (16 lanes), and
+   gx = -(gy w)/(x x), whose products of float32 numbers are exact in double, so one
+   double division: both correctly rounded (a double quotient rounded to float32 is the
+   correctly rounded float32 quotient, 53 >= 2 * 24 + 2), where -((w/x)/x) gy rounded
+   three times, with three double divisions. gy NULL: ones. Outputs may be inputs. */
+FJ_BODY void fj_div_grads_f32_body(const float* w, const float* x, const float* gy, float* gw,
+                                   float* gx, ptrdiff_t n) {
+    ptrdiff_t k;
+    if (gy == NULL) {
+        for (k = 0; k < n; k++) {
+            float q = x[k];
+            double p = (double)w[k], qd = (double)q;
+            gx[k] = (float)(-p / (qd * qd));
+            gw[k] = 1.0f / q;
+        }
+    } else {
+        for (k = 0; k < n; k++) {
+            float q = x[k], g = gy[k];
+            double p = (double)w[k], qd = (double)q;
+            gx[k] = (float)(-((double)g * p) / (qd * qd));
+            gw[k] = g / q;
+        }
+    }
+}
+FJ_MULTI(fj_div_grads_f32, (const float* w, const float* x, const float* gy, float* gw,
+                            float* gx, ptrdiff_t n), (w, x, gy, gw, gx, n))
+
+/* The chain interpreter's float64 sqrt' stage (d must not overlap x), compiled with FMA. */
+FJ_BODY void fj_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj_sqrt_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
+}
+FJ32_MULTI(fj_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
 /* d[k] = reciprocal'(x[k]) (the chain interpreter's float64 stage), compiled with FMA. */
 FJ_BODY void fj_recip_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
