@@ -72,6 +72,29 @@
     static void NAME PARAMS { NAME##_body ARGS; }
 #endif
 
+/* FJ_MULTI_FMA: FJ_MULTI with FMA in the AVX-512 and AVX2 targets, for bodies that call
+   fma() explicitly (it forms no other fused operation: -ffp-contract=off); the AVX2 version only
+   where the CPU has FMA (every AVX2 CPU the project knows has it; checked anyway). */
+#if FJ_X86_DISPATCH
+static int fj_has_fma = -1;
+#define FJ_MULTI_FMA(NAME, PARAMS, ARGS)                                                     \
+    __attribute__((target("avx512f,fma"))) static void NAME##_avx512 PARAMS {                \
+        NAME##_body ARGS;                                                                    \
+    }                                                                                        \
+    __attribute__((target("avx2,fma"))) static void NAME##_avx2 PARAMS { NAME##_body ARGS; } \
+    static void NAME##_base PARAMS { NAME##_body ARGS; }                                     \
+    static void NAME PARAMS {                                                                \
+        if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;              \
+        if (fj_cpu_level == 2) NAME##_avx512 ARGS;                                           \
+        else if (fj_cpu_level == 1 && fj_has_fma) NAME##_avx2 ARGS;                          \
+        else NAME##_base ARGS;                                                               \
+    }
+#else
+#define FJ_MULTI_FMA(NAME, PARAMS, ARGS) \
+    static void NAME PARAMS { NAME##_body ARGS; }
+#endif
+#define FJ32_MULTI FJ_MULTI_FMA /* the name fj_vtrig.h's float32 code uses */
+
 #if FJ_HAVE_LIBMVEC && !FJ_X86_DISPATCH
 #undef FJ_HAVE_LIBMVEC
 #define FJ_HAVE_LIBMVEC 0
@@ -329,18 +352,18 @@ static void fj_exp_dd_n(double* hi, double* lo, const double* x, ptrdiff_t n) {
 /* ---- double-double helpers (exact without FMA) ---------------------------------------- */
 #define FJ_SPLIT 134217729.0 /* 2^27 + 1 */
 
-/* a b = p + e exactly (Dekker; |a|, |b| < 2^995 so that the split cannot overflow). */
+/* a b = p + e exactly (where a b - p is not below the subnormal range) by one fma, the
+   error term Dekker's split product gave with 17 operations (the same e wherever both are
+   exact). Used only in loops compiled by FJ_MULTI_FMA (tanh, sech^2, sigmoid): the
+   instruction on AVX-512 and AVX2, the C library's exact fma on the baseline. */
 static inline void fj_two_prod(double a, double b, double* p, double* e) {
-    double ca = FJ_SPLIT * a, cb = FJ_SPLIT * b;
-    double ah = ca - (ca - a), bh = cb - (cb - b);
-    double al = a - ah, bl = b - bh;
     *p = a * b;
-    *e = ((ah * bh - *p) + ah * bl + al * bh) + al * bl;
+    *e = fma(a, b, -*p);
 }
 
 /* (nh + nl) / (dh + dl) rounded with ~0.5 ulp + ~2^-100 relative error, given inv ~ 1/dh
    (within a few ulp): y = nh inv (within a few ulp), then one Newton correction with the
-   residual nh - y dh formed exactly (Dekker; nh - p is exact by Sterbenz) and scaled by
+   residual nh - y dh formed exactly (fj_two_prod; nh - p is exact by Sterbenz) and scaled by
    inv, whose error only touches the correction (~2^-52 of an ulp). |nl| << |nh|,
    |dl| << |dh|. One division (1/dh) can serve several quotients. */
 static inline double fj_dd_div_inv(double nh, double nl, double dh, double dl, double inv) {
@@ -378,7 +401,7 @@ static inline double fj_sqrt_deriv(double x) {
    there is the true result's), |x| > 2^400 by 2^-513 (the result by the subnormal 2^-1026
    in one step: one rounding into the subnormals), so that P, E and q stay normal. Written
    with fma() (never formed by the compiler: -ffp-contract=off): the AVX-512 and AVX2
-   loops (FJ32_MULTI) use the instruction, the baseline the C library's exact fma, so every
+   loops (FJ_MULTI_FMA) use the instruction, the baseline the C library's exact fma, so every
    level gives the same bits. */
 static inline double fj_recip_deriv(double x) {
     double a = fabs(x);
@@ -519,7 +542,7 @@ FJ_BODY void fj_tanh_acc_n_body(double* y, const double* x, ptrdiff_t n) {
         for (k = 0; k < m; k++) y[i + k] = t[k];
     }
 }
-FJ_MULTI(fj_tanh_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+FJ_MULTI_FMA(fj_tanh_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
 /* sech^2(x) = 1 - tanh^2(x); y == x allowed. */
 FJ_BODY void fj_sech2_acc_n_body(double* y, const double* x, ptrdiff_t n) {
@@ -532,7 +555,7 @@ FJ_BODY void fj_sech2_acc_n_body(double* y, const double* x, ptrdiff_t n) {
         for (k = 0; k < m; k++) y[i + k] = t[k];
     }
 }
-FJ_MULTI(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+FJ_MULTI_FMA(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
 /* NAME(v, d, x, n): v[k] = sigmoid(x[k]) and/or d[k] = sigmoid'(x[k]) (either may be NULL;
    v or d may be x), tile by tile through TILE(xs, tv, td, m): the float64 routine here and
@@ -551,7 +574,7 @@ FJ_MULTI(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
                 for (k = 0; k < m; k++) d[i + k] = td[k];                                    \
         }                                                                                    \
     }                                                                                        \
-    FJ_MULTI(NAME, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+    FJ_MULTI_FMA(NAME, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
 
 FJ_SIGMOID_ACC(fj_sigmoid_acc_n, fj_sigmoid_tile)
 
@@ -802,7 +825,7 @@ static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n, int 
    type), so that a VJP through here and a value-and-derivative pass through the
    interpreter give the same bits (tests/test_vmath_accuracy.py). Only the derivative is
    computed (sin' = cos, ...; log's is t/x, FJ_LOG_VJP), in vectorised loops compiled for
-   AVX-512, AVX2 (both with FMA) and the baseline (FJ32_MULTI; fma() only where written, so
+   AVX-512, AVX2 (both with FMA) and the baseline (FJ_MULTI_FMA; fma() only where written, so
    the same bits on every level). Returns 0, having done nothing, for an op it does not
    cover or a transcendental outside the default precision mode (the interpreter runs
    then). out may be x or t (not a partial overlap). Op codes: elementwise.pyx U_*. */
@@ -981,14 +1004,14 @@ FJ_BODY void fj_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
     for (i = 0; i < n; i += FJ_TILE_TMP)
         fj_sqrt_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
 }
-FJ32_MULTI(fj_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+FJ_MULTI_FMA(fj_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
 /* d[k] = reciprocal'(x[k]) (the chain interpreter's float64 stage), compiled with FMA. */
 FJ_BODY void fj_recip_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
     ptrdiff_t k;
     for (k = 0; k < n; k++) d[k] = fj_recip_deriv(x[k]);
 }
-FJ32_MULTI(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+FJ_MULTI_FMA(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
 #define FJ_VJP1(T)                                                                           \
     FJ_BODY void fj_vjp1_##T##_body(int code, const T* x, const T* t, T* out, ptrdiff_t n) { \
@@ -1009,7 +1032,7 @@ FJ32_MULTI(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
-    FJ32_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),         \
+    FJ_MULTI_FMA(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),         \
                (code, x, t, out, n))                                                         \
     static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
         if (code == FJ_U_LOG) { /* every mode: a division */                                 \
