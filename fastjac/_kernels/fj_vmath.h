@@ -480,6 +480,16 @@ static inline void fj_sigmoid_from(double x, double eh, double el, double* v, do
     *d = fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
 }
 
+/* sigmoid' alone (a VJP), the same operations as fj_sigmoid_from's d. */
+static inline double fj_sigmoid_d_from(double eh, double el) {
+    double s, sl, P, E, inv;
+    s = 1.0 + eh;
+    sl = (eh - (s - 1.0)) + el;
+    inv = 1.0 / s;
+    fj_two_prod(s, s, &P, &E);
+    return fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
+}
+
 /* The rare lanes, in long double (on x86-64 64-bit mantissa and a wide exponent: one
    rounding to double at the end, correct for subnormal results). */
 static double fj_sech2_far(double x) {
@@ -516,6 +526,20 @@ FJ_BODY void fj_sech2_tile(const double* xs, double* y, ptrdiff_t m) {
     if (far)
         for (k = 0; k < m; k++)
             if (!(fabs(xs[k]) < FJ_SECH2_BIG)) y[k] = fj_sech2_far(xs[k]);
+}
+
+/* d = sigmoid' alone (the derivative-only VJP): the bits of fj_sigmoid_tile's d. */
+FJ_BODY void fj_sigmoid_d_tile(const double* xs, double* d, ptrdiff_t m) {
+    double eh[FJ_TILE_TMP], el[FJ_TILE_TMP], v;
+    ptrdiff_t k;
+    int far = 0;
+    for (k = 0; k < m; k++) eh[k] = -fabs(xs[k]);
+    fj_exp_dd_n(eh, el, eh, m);
+    for (k = 0; k < m; k++) d[k] = fj_sigmoid_d_from(eh[k], el[k]);
+    for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SIGMOID_BIG);
+    if (far)
+        for (k = 0; k < m; k++)
+            if (!(fabs(xs[k]) < FJ_SIGMOID_BIG)) fj_sigmoid_far(xs[k], &v, &d[k]);
 }
 
 FJ_BODY void fj_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
@@ -916,7 +940,7 @@ FJ_BODY void fj_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
             break;                                                                           \
         case FJ_U_SIGMOID:                                                                   \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
-            fj_sigmoid_tile(xs, ss, d, m);                                                   \
+            fj_sigmoid_d_tile(xs, d, m);                                                     \
             break;                                                                           \
         case FJ_U_ABS:                                                                       \
             for (k = 0; k < m; k++) d[k] = fj_sign_deriv((double)x[k]);                      \
