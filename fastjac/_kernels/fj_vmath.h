@@ -402,16 +402,22 @@ static inline double fj_sqrt_deriv(double x) {
    in one step: one rounding into the subnormals), so that P, E and q stay normal. Written
    with fma() (never formed by the compiler: -ffp-contract=off): the AVX-512 and AVX2
    loops (FJ_MULTI_FMA) use the instruction, the baseline the C library's exact fma, so every
-   level gives the same bits. */
-static inline double fj_recip_deriv(double x) {
-    double a = fabs(x);
-    int lo = a < 0x1p-400, hi = a > 0x1p400;
-    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-513 : x);
+   level gives the same bits. The vector loops (fj_recip_deriv_tile) run the unscaled core
+   on every lane and redo the others (FJ_RECIP_CORE_OK false) with fj_recip_deriv: gcc
+   would otherwise compute the core once per scaling branch (three divisions). */
+#define FJ_RECIP_CORE_OK(a) ((a) >= 0x1p-400 && (a) <= 0x1p400)
+static inline double fj_recip_deriv_core(double xs) {
     double P = xs * xs;
     double E = fma(xs, xs, -P);
     double q = 1.0 / P;
     double r = fma(-q, P, 1.0) - q * E;
-    double d = -fma(q, r, q);
+    return -fma(q, r, q);
+}
+static inline double fj_recip_deriv(double x) {
+    double a = fabs(x);
+    int lo = a < 0x1p-400, hi = a > 0x1p400;
+    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-513 : x);
+    double d = fj_recip_deriv_core(xs);
     d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? d * 0x1p-1026 : d);
     /* -(1/x)^2 at +-0 (-inf), +-inf (-0) and NaN (NaN), without a division */
     return (a > 0.0 && a < INFINITY) ? d : (a == 0.0 ? -INFINITY : (a == INFINITY ? -0.0 : x + x));
@@ -896,6 +902,20 @@ FJ_BODY void fj_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
             if (!FJ_SQRT_FAST_OK(xs[k])) d[k] = fj_sqrt_deriv(xs[k]);
 }
 
+/* d[k] = reciprocal'(xs[k]), k < m; d must not overlap xs. */
+FJ_BODY void fj_recip_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) {
+        double v = xs[k];
+        d[k] = fj_recip_deriv_core(v);
+        rare |= !FJ_RECIP_CORE_OK(fabs(v));
+    }
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (!FJ_RECIP_CORE_OK(fabs(xs[k]))) d[k] = fj_recip_deriv(xs[k]);
+}
+
 /* d[k] = f'(x[k]) for k < m <= FJ_TILE_TMP, in double; T the input type. */
 #define FJ_DERIV_TILE(T)                                                                     \
     FJ_BODY void fj_deriv_tile_##T(int code, const T* x, double* d, ptrdiff_t m) {           \
@@ -946,7 +966,8 @@ FJ_BODY void fj_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
             for (k = 0; k < m; k++) d[k] = fj_sign_deriv((double)x[k]);                      \
             break;                                                                           \
         default: /* FJ_U_RECIPROCAL */                                                       \
-            for (k = 0; k < m; k++) d[k] = fj_recip_deriv((double)x[k]);                     \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_recip_deriv_tile(xs, d, m);                                                   \
         }                                                                                    \
     }
 
@@ -1030,10 +1051,12 @@ FJ_BODY void fj_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
 }
 FJ_MULTI_FMA(fj_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
-/* d[k] = reciprocal'(x[k]) (the chain interpreter's float64 stage), compiled with FMA. */
+/* d[k] = reciprocal'(x[k]) (the chain interpreter's float64 stage; d must not overlap x),
+   compiled with FMA. */
 FJ_BODY void fj_recip_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
-    ptrdiff_t k;
-    for (k = 0; k < n; k++) d[k] = fj_recip_deriv(x[k]);
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj_recip_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
 }
 FJ_MULTI_FMA(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
