@@ -303,7 +303,8 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                 if o < 0 or not c.act_t[o]:
                     continue
                 kind = c.pk[2 * i + j]
-                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT else g.P + <Py_ssize_t>(2 * i + j) * tl
+                pp = (g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT
+                      else g.P + <Py_ssize_t>(2 * i + j) * tl)
                 _axpy(own, own, g.Tp[o], kind, c.pc[2 * i + j], pp, 1 if any_t else 0, m)
                 any_t = True
 
@@ -321,7 +322,8 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                     g.Ap[o] = g.Ap[node0 + i]  # the same numbers: share them
                     g.owned[o] = 0
                     continue
-                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT else g.P + <Py_ssize_t>(2 * i + j) * tl
+                pp = (g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT
+                      else g.P + <Py_ssize_t>(2 * i + j) * tl)
                 own = _own_adj(c, g, o, off)
                 if c.first_g[2 * i + j]:
                     mode = 0
