@@ -45,8 +45,9 @@ _B = {name: _optable.FUSED_BINARY_BASE + code for name, code in _optable.BINARY_
 _UNARY_NAME = {code: name for name, code in _U.items()}
 _BINARY_NAME = {code: name for name, code in _B.items()}
 _NEG, _POW = _U["neg"], _U["pow"]
-# Kinds of a local partial (fused.pyx): a constant, another register's value, a buffer.
-_PK_CONST, _PK_REG, _PK_BUF = 1, 2, 3
+# Kinds of a local partial (fused.pyx): a constant, another register's value, a buffer,
+# one over a register's value (log, applied as a division).
+_PK_CONST, _PK_REG, _PK_BUF, _PK_QUOT = 1, 2, 3, 4
 _WORK = {**_optable.WEIGHT}
 
 # What to suggest instead of a NumPy function on a traced value.
@@ -723,6 +724,8 @@ class _Compiled:
                 kinds = ((_PK_CONST, -1.0, 0), (0, 0.0, 0))
             elif code == _U["exp"]:  # exp' = exp: the node's own value, no buffer
                 kinds = ((_PK_REG, 0.0, reg[nid]), (0, 0.0, 0))
+            elif code == _U["log"]:  # log' = 1/a, applied as a division by a (as fj.log.vjp)
+                kinds = ((_PK_QUOT, 0.0, ra), (0, 0.0, 0))
             elif code == _B["add"]:
                 kinds = ((_PK_CONST, 1.0, 0), (_PK_CONST, 1.0, 0))
             elif code == _B["sub"]:

@@ -279,6 +279,68 @@ def test_derivative_only_pass_gives_the_same_bits(chain, dtype):
     np.testing.assert_array_equal(d_only.view(np.uint8), d_both.view(np.uint8))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log_vjp_is_the_correctly_rounded_quotient_in_every_path(dtype):
+    # log's VJP is t/x, one division (NumPy's gy / x bit for bit), whichever path computes
+    # it: the derivative-only loop, value-and-VJP, the JVP, a fused log node; in float32
+    # the native division and the fused interpreter's double division (rounded once more
+    # to float32) must agree, which they do because 53 >= 2 * 24 + 2.
+    rng = np.random.default_rng(17)
+    with np.errstate(all="ignore"):
+        x = np.concatenate([rng.standard_normal(20000), rng.uniform(0, 1e-38, 2000),
+                            np.exp(rng.uniform(-700, 700, 20000)) * rng.choice([-1, 1], 20000),
+                            [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1e-45]]).astype(dtype)
+        m = x.size - 4
+        t = np.concatenate([rng.standard_normal(m) * np.exp(rng.uniform(-60, 60, m)),
+                            [0.0, np.inf, -1e-45, 3e38]]).astype(dtype)
+        ref = t / x
+        fused = fj.fuse(lambda a: fj.log(a))
+        got = [fj.log.vjp(x, t), fj.log.value_and_vjp(x, t)[1], fj.log.jvp(x, t),
+               fused.vjp(x, t), fused.jvp(x, t), np.empty_like(x), np.empty_like(x)]
+        K.unary(bytes([UNARY_CODES["log"]]), x, t=t, d_out=got[-2])
+        K.unary(bytes([UNARY_CODES["log"]]), x, t=t, y_out=np.empty_like(x), d_out=got[-1])
+    ok = ~np.isnan(ref)
+    for g in got:
+        assert g.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(ref))
+        np.testing.assert_array_equal(g[ok].view(np.uint8), ref[ok].view(np.uint8))
+    with np.errstate(all="ignore"):
+        d, ref = fj.log.derivative(x), 1 / x
+    np.testing.assert_array_equal(d[~np.isnan(d)], ref[~np.isnan(d)])
+
+
+def test_float32_div_gradients_are_correctly_rounded_in_both_paths():
+    # fj.div's float32 VJP: gy/x and -(gy w)/(x x), each one correctly rounded quotient
+    # (exact float32 products in double, a double quotient rounded to float32), in the
+    # plain two-array loop and in the interpreter (value and both gradients in one pass)
+    rng = np.random.default_rng(23)
+
+    def bits(n):
+        return rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+    sp = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, 1e-45, 3e38], dtype=np.float32)
+    n = 50000
+    w, x, gy = (np.concatenate([rng.standard_normal(n).astype(np.float32), bits(n),
+                                rng.permutation(np.repeat(sp, 8))]) for _ in range(3))
+    with np.errstate(all="ignore"):
+        rw = (gy.astype(np.longdouble) / x).astype(np.float32)
+        rx = (-(gy.astype(np.longdouble) * w) / (x.astype(np.longdouble) ** 2)).astype(np.float32)
+        plain = fj.div.vjp(w, x, gy)
+        y = np.empty_like(w)
+        both = (np.empty_like(w), np.empty_like(w))
+        K.binary(K.BINARY_CODES["div"], b"", b"", w.size, w, x, gy=gy, y_out=y,
+                 gw_out=both[0], gx_out=both[1])
+        ones = fj.div.sum_grad(w, x)  # gy None: ones
+        r1 = ((1 / x.astype(np.longdouble)).astype(np.float32),
+              (-w.astype(np.longdouble) / (x.astype(np.longdouble) ** 2)).astype(np.float32))
+        np.testing.assert_array_equal(y, w / x)
+    for got, ref in ((plain[0], rw), (plain[1], rx), (both[0], rw), (both[1], rx),
+                     (ones[0], r1[0]), (ones[1], r1[1])):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        ok = ~np.isnan(ref)
+        np.testing.assert_array_equal(got[ok].view(np.uint32), ref[ok].view(np.uint32))
+
+
 def test_float32_fused_unary_gives_the_bits_of_the_elementwise_op(precision_default):
     # fj.fuse's interpreter runs a float32 stage with the float32 routines too
     rng = np.random.default_rng(7)

@@ -55,8 +55,12 @@ cdef extern from "fj_vmath.h" nogil:
     int fj_built_with_libmvec()
     int fj_have_libmvec()
     int fj_vmath_set_level(int level)
-    double fj_sqrt_deriv(double x)
-    double fj_recip_deriv(double x)
+    void fj_sqrt_deriv_n(double* d, const double* x, Py_ssize_t n)
+    void fj_recip_deriv_n(double* d, const double* x, Py_ssize_t n)
+    void fj_log_vjp_double(const double* x, const double* t, double* out, Py_ssize_t n)
+    void fj_log_vjp_float(const float* x, const float* t, float* out, Py_ssize_t n)
+    void fj_div_grads_f32(const float* w, const float* x, const float* gy, float* gw,
+                          float* gx, Py_ssize_t n)
     void fj_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj_sech2_n(double* y, const double* x, Py_ssize_t n)
     void fj_sigmoid_n(double* v, double* d, const double* x, Py_ssize_t n)
@@ -67,7 +71,6 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n, int f32)
     # float32 stages (fj_vmath32.h; the float64 routines outside the default mode)
     void fj32_sqrt_deriv_n(double* d, const double* x, Py_ssize_t n)
-    void fj32_recip_n(double* d, const double* x, Py_ssize_t n)
     double fj32_recip_deriv(double x)
     void fj32_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj32_log_n(double* y, const double* x, Py_ssize_t n)
@@ -296,12 +299,9 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
             if a32:
                 fj32_sqrt_deriv_n(f, v, m)
                 _dmul(d, f, m, first)
-            elif first:
-                for k in range(m):
-                    d[k] = fj_sqrt_deriv(v[k])
             else:
-                for k in range(m):
-                    d[k] *= fj_sqrt_deriv(v[k])
+                fj_sqrt_deriv_n(f, v, m)  # with FMA (fj_vmath.h)
+                _dmul(d, f, m, first)
         if need_value:
             for k in range(m):
                 v[k] = sqrt(v[k])
@@ -313,10 +313,9 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         if d != NULL:
             _dmul(d, v, m, first)
     elif code == U_LOG:
-        if d != NULL and a32:
-            fj32_recip_n(f, v, m)
-            _dmul(d, f, m, first)
-        elif d != NULL:
+        # log' = 1/x; a derivative so far is divided by x (one rounding). A single-op
+        # log VJP is t/x (_unary_tile, fj_vmath.h FJ_LOG_VJP).
+        if d != NULL:
             if first:
                 for k in range(m):
                     d[k] = 1.0 / v[k]
@@ -412,12 +411,9 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
                 else:
                     for k in range(m):
                         d[k] *= fj32_recip_deriv(v[k])
-            elif first:
-                for k in range(m):
-                    d[k] = fj_recip_deriv(v[k])
             else:
-                for k in range(m):
-                    d[k] *= fj_recip_deriv(v[k])
+                fj_recip_deriv_n(f, v, m)  # with FMA (fj_vmath.h)
+                _dmul(d, f, m, first)
         if need_value:
             for k in range(m):
                 v[k] = 1.0 / v[k]
@@ -548,7 +544,8 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
                     d_out[k] = 1 if xv > 0 else (0 if xv == xv else xv)
             return
         # The vectorised derivative-only loops of fj_vmath.h (the stage's arithmetic, so the
-        # same bits); they decline (0) ops they do not cover and non-default modes.
+        # same bits; log: t/x as below); they decline (0) ops they do not cover and
+        # non-default modes.
         if floating is double:
             if fj_vjp1_double_run(code, x, t, d_out, m):
                 return
@@ -575,6 +572,21 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
                 for k in range(m):
                     d_out[k] = <floating>d[k]
             return
+    if ncodes == 1 and codes[0] == U_LOG and d_out != NULL:
+        # log's VJP is t/x (1/x without t) whether or not the value is wanted: the loop of
+        # the derivative-only path, so both give the same bits. d_out first (y_out may
+        # be t itself); the value from the tile copy.
+        for k in range(m):
+            v[k] = x[k]
+        if floating is double:
+            fj_log_vjp_double(x, t, d_out, m)
+        else:
+            fj_log_vjp_float(x, t, d_out, m)
+        if y_out != NULL:
+            _run_chain(codes, ncodes, v, NULL, m, True, floating is float)
+            for k in range(m):
+                y_out[k] = <floating>v[k]
+        return
     for k in range(m):
         v[k] = x[k]
     _run_chain(codes, ncodes, v, dp, m, y_out != NULL, floating is float)
@@ -825,7 +837,29 @@ cdef void _binary_tile(const BinaryProgram* prog,
     cdef double* dap = da if prog.need_deriv else NULL
     cdef double* dbp = db if prog.need_deriv else NULL
     cdef Py_ssize_t k
-    cdef double c
+    cdef double c, p, q, g
+
+    if (floating is float and prog.op == B_DIV and prog.nf == 0 and prog.ng == 0
+            and not prog.w_scalar and not prog.x_scalar and jvp_out == NULL and acc == NULL):
+        # float32 w / x: the partials times gy as the plain loop forms them
+        # (fj_div_grads_f32: gy/x and -(gy w)/(x x), each correctly rounded), with the value
+        for k in range(m):
+            p = w[k]
+            q = x[k]
+            g = gy[k] if gy != NULL else 1.0
+            a[k] = p / q
+            da[k] = g / q
+            db[k] = -(g * p) / (q * q)
+        if y_out != NULL:
+            for k in range(m):
+                y_out[k] = <floating>a[k]
+        if gw_out != NULL:
+            for k in range(m):
+                gw_out[k] = <floating>da[k]
+        if gx_out != NULL:
+            for k in range(m):
+                gx_out[k] = <floating>db[k]
+        return
 
     _operand_tile(prog.fcodes, prog.nf, w, prog.w_scalar, a, dap, m)
     _operand_tile(prog.gcodes, prog.ng, x, prog.x_scalar, b, dbp, m)
@@ -1006,6 +1040,11 @@ cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
     # gw = gy ∂y/∂w, gx = gy ∂y/∂x (gy NULL: ones, i.e. the partials themselves).
     cdef Py_ssize_t k
     cdef double p, q, g, pw, px
+    if floating is float:
+        if op == B_DIV:  # gy/x and -(gy w)/(x x), correctly rounded (fj_vmath.h)
+            fj_div_grads_f32(w + lo, x + lo, gy + lo if gy != NULL else NULL, gw_out + lo,
+                             gx_out + lo, hi - lo)
+            return
     if gy == NULL:
         for k in range(lo, hi):
             p = w[k]

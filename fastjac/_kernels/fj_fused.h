@@ -22,7 +22,7 @@
 /* FJ_FUSED_CLONES and the float32 widen/narrow loops */
 #include "fj_tile.h"
 /* kinds of a local partial */
-enum { FJF_PK_NONE = 0, FJF_PK_CONST = 1, FJF_PK_REG = 2, FJF_PK_BUF = 3 };
+enum { FJF_PK_NONE = 0, FJF_PK_CONST = 1, FJF_PK_REG = 2, FJF_PK_BUF = 3, FJF_PK_QUOT = 4 };
 
 /* y = a ○ b; with pd, pa = ∂y/∂a and pb = ∂y/∂b where they are buffers (div, maximum,
  * minimum; add, sub and mul have constant or register partials). */
@@ -84,7 +84,8 @@ FJ_FUSED_CLONES static void fj_fused_binary(int op, const double *restrict a,
 }
 
 /* mode 0: dst = src·partial; 1: dst += src·partial (cur is dst); 2: dst = cur + src·partial
- * (cur another buffer). The partial is c (FJF_PK_CONST) or p[k]. Modes 1 and 2 do the
+ * (cur another buffer). The partial is c (FJF_PK_CONST), p[k], or 1/p[k] applied as a
+ * division (FJF_PK_QUOT: log, src/p[k], one rounding as fj.log's VJP). Modes 1 and 2 do the
  * same arithmetic: where a sum is formed never changes its bits. */
 FJ_FUSED_CLONES static void fj_fused_axpy(double *dst, const double *cur, const double *src,
                                           int kind, double c, const double *p, int mode,
@@ -106,6 +107,11 @@ FJ_FUSED_CLONES static void fj_fused_axpy(double *dst, const double *cur, const 
         } else {
             for (k = 0; k < m; k++) dst[k] = cur[k] + src[k] * c;
         }
+    } else if (kind == FJF_PK_QUOT) {
+        if (mode == 0)
+            for (k = 0; k < m; k++) dst[k] = src[k] / p[k];
+        else
+            for (k = 0; k < m; k++) dst[k] = cur[k] + src[k] / p[k];
     } else if (mode == 0) {
         for (k = 0; k < m; k++) dst[k] = p[k] * src[k];
     } else {

@@ -72,6 +72,29 @@
     static void NAME PARAMS { NAME##_body ARGS; }
 #endif
 
+/* FJ_MULTI_FMA: FJ_MULTI with FMA in the AVX-512 and AVX2 targets, for bodies that call
+   fma() explicitly (it forms no other fused operation: -ffp-contract=off); the AVX2 version only
+   where the CPU has FMA (every AVX2 CPU the project knows has it; checked anyway). */
+#if FJ_X86_DISPATCH
+static int fj_has_fma = -1;
+#define FJ_MULTI_FMA(NAME, PARAMS, ARGS)                                                     \
+    __attribute__((target("avx512f,fma"))) static void NAME##_avx512 PARAMS {                \
+        NAME##_body ARGS;                                                                    \
+    }                                                                                        \
+    __attribute__((target("avx2,fma"))) static void NAME##_avx2 PARAMS { NAME##_body ARGS; } \
+    static void NAME##_base PARAMS { NAME##_body ARGS; }                                     \
+    static void NAME PARAMS {                                                                \
+        if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;              \
+        if (fj_cpu_level == 2) NAME##_avx512 ARGS;                                           \
+        else if (fj_cpu_level == 1 && fj_has_fma) NAME##_avx2 ARGS;                          \
+        else NAME##_base ARGS;                                                               \
+    }
+#else
+#define FJ_MULTI_FMA(NAME, PARAMS, ARGS) \
+    static void NAME PARAMS { NAME##_body ARGS; }
+#endif
+#define FJ32_MULTI FJ_MULTI_FMA /* the name fj_vtrig.h's float32 code uses */
+
 #if FJ_HAVE_LIBMVEC && !FJ_X86_DISPATCH
 #undef FJ_HAVE_LIBMVEC
 #define FJ_HAVE_LIBMVEC 0
@@ -329,18 +352,18 @@ static void fj_exp_dd_n(double* hi, double* lo, const double* x, ptrdiff_t n) {
 /* ---- double-double helpers (exact without FMA) ---------------------------------------- */
 #define FJ_SPLIT 134217729.0 /* 2^27 + 1 */
 
-/* a b = p + e exactly (Dekker; |a|, |b| < 2^995 so that the split cannot overflow). */
+/* a b = p + e exactly (where a b - p is not below the subnormal range) by one fma, the
+   error term Dekker's split product gave with 17 operations (the same e wherever both are
+   exact). Used only in loops compiled by FJ_MULTI_FMA (tanh, sech^2, sigmoid): the
+   instruction on AVX-512 and AVX2, the C library's exact fma on the baseline. */
 static inline void fj_two_prod(double a, double b, double* p, double* e) {
-    double ca = FJ_SPLIT * a, cb = FJ_SPLIT * b;
-    double ah = ca - (ca - a), bh = cb - (cb - b);
-    double al = a - ah, bl = b - bh;
     *p = a * b;
-    *e = ((ah * bh - *p) + ah * bl + al * bh) + al * bl;
+    *e = fma(a, b, -*p);
 }
 
 /* (nh + nl) / (dh + dl) rounded with ~0.5 ulp + ~2^-100 relative error, given inv ~ 1/dh
    (within a few ulp): y = nh inv (within a few ulp), then one Newton correction with the
-   residual nh - y dh formed exactly (Dekker; nh - p is exact by Sterbenz) and scaled by
+   residual nh - y dh formed exactly (fj_two_prod; nh - p is exact by Sterbenz) and scaled by
    inv, whose error only touches the correction (~2^-52 of an ulp). |nl| << |nh|,
    |dl| << |dh|. One division (1/dh) can serve several quotients. */
 static inline double fj_dd_div_inv(double nh, double nl, double dh, double dl, double inv) {
@@ -358,10 +381,9 @@ static inline double fj_dd_div(double nh, double nl, double dh, double dl) {
    0.5/sqrt(x) and -(1/x)^2 as plain expressions round two or three times (measured 1.5
    and 1.9 ulp in float64). sqrt' is sqrt(0.25/x): the quotient's relative error (< 2^-53)
    is halved by the square root, < 1/2 ulp of the result, plus the final rounding: < 1 ulp.
-   reciprocal' is 1/(P + E) with x^2 = P + E exactly (Dekker), by fj_dd_div (~0.5 ulp).
-   Inputs are scaled by powers of 2 so that no intermediate overflows, underflows, or
-   overflows Dekker's split; zeros, infinities, NaN and negative inputs take the plain
-   expression (the NumPy expression's inf, 0 or NaN, signed zeros kept). */
+   reciprocal': below. Inputs are scaled by powers of 2 so that no intermediate overflows
+   or underflows; zeros, infinities, NaN and negative inputs take the plain expression
+   (the NumPy expression's inf, 0 or NaN, signed zeros kept). */
 static inline double fj_sqrt_deriv(double x) {
     int lo = x < 0x1p-1000, hi = x > 0x1p1000;
     double xs = lo ? x * 0x1p200 : (hi ? x * 0x1p-200 : x);
@@ -372,14 +394,31 @@ static inline double fj_sqrt_deriv(double x) {
            : (x == 0.0 ? copysign(INFINITY, x) : (x == INFINITY ? 0.0 : x + NAN));
 }
 
+/* reciprocal'(x) = -1/x^2 = -1/(P + E) with x^2 = P + E exactly (E = fma(x, x, -P)):
+   q = 1/P (the one division), r = 1 - q (P + E) (fma(-q, P, 1) is exact; q E adds
+   ~2^-105), and -(q + q r) rounded once by an fma: ~0.5 ulp + 2^-50 ulp. Inputs with
+   |x| < 2^-400 are scaled by 2^600 (the result by 2^1200 in two exact steps: an overflow
+   there is the true result's), |x| > 2^400 by 2^-513 (the result by the subnormal 2^-1026
+   in one step: one rounding into the subnormals), so that P, E and q stay normal. Written
+   with fma() (never formed by the compiler: -ffp-contract=off): the AVX-512 and AVX2
+   loops (FJ_MULTI_FMA) use the instruction, the baseline the C library's exact fma, so every
+   level gives the same bits. The vector loops (fj_recip_deriv_tile) run the unscaled core
+   on every lane and redo the others (FJ_RECIP_CORE_OK false) with fj_recip_deriv: gcc
+   would otherwise compute the core once per scaling branch (three divisions). */
+#define FJ_RECIP_CORE_OK(a) ((a) >= 0x1p-400 && (a) <= 0x1p400)
+static inline double fj_recip_deriv_core(double xs) {
+    double P = xs * xs;
+    double E = fma(xs, xs, -P);
+    double q = 1.0 / P;
+    double r = fma(-q, P, 1.0) - q * E;
+    return -fma(q, r, q);
+}
 static inline double fj_recip_deriv(double x) {
     double a = fabs(x);
     int lo = a < 0x1p-400, hi = a > 0x1p400;
-    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-600 : x);
-    double P, E, d;
-    fj_two_prod(xs, xs, &P, &E);
-    d = -fj_dd_div(1.0, 0.0, P, E);  /* one division */
-    d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? (d * 0x1p-600) * 0x1p-600 : d); /* 2^1200 */
+    double xs = lo ? x * 0x1p600 : (hi ? x * 0x1p-513 : x);
+    double d = fj_recip_deriv_core(xs);
+    d = lo ? (d * 0x1p600) * 0x1p600 : (hi ? d * 0x1p-1026 : d);
     /* -(1/x)^2 at +-0 (-inf), +-inf (-0) and NaN (NaN), without a division */
     return (a > 0.0 && a < INFINITY) ? d : (a == 0.0 ? -INFINITY : (a == INFINITY ? -0.0 : x + x));
 }
@@ -447,6 +486,16 @@ static inline void fj_sigmoid_from(double x, double eh, double el, double* v, do
     *d = fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
 }
 
+/* sigmoid' alone (a VJP), the same operations as fj_sigmoid_from's d. */
+static inline double fj_sigmoid_d_from(double eh, double el) {
+    double s, sl, P, E, inv;
+    s = 1.0 + eh;
+    sl = (eh - (s - 1.0)) + el;
+    inv = 1.0 / s;
+    fj_two_prod(s, s, &P, &E);
+    return fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
+}
+
 /* The rare lanes, in long double (on x86-64 64-bit mantissa and a wide exponent: one
    rounding to double at the end, correct for subnormal results). */
 static double fj_sech2_far(double x) {
@@ -485,6 +534,20 @@ FJ_BODY void fj_sech2_tile(const double* xs, double* y, ptrdiff_t m) {
             if (!(fabs(xs[k]) < FJ_SECH2_BIG)) y[k] = fj_sech2_far(xs[k]);
 }
 
+/* d = sigmoid' alone (the derivative-only VJP): the bits of fj_sigmoid_tile's d. */
+FJ_BODY void fj_sigmoid_d_tile(const double* xs, double* d, ptrdiff_t m) {
+    double eh[FJ_TILE_TMP], el[FJ_TILE_TMP], v;
+    ptrdiff_t k;
+    int far = 0;
+    for (k = 0; k < m; k++) eh[k] = -fabs(xs[k]);
+    fj_exp_dd_n(eh, el, eh, m);
+    for (k = 0; k < m; k++) d[k] = fj_sigmoid_d_from(eh[k], el[k]);
+    for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SIGMOID_BIG);
+    if (far)
+        for (k = 0; k < m; k++)
+            if (!(fabs(xs[k]) < FJ_SIGMOID_BIG)) fj_sigmoid_far(xs[k], &v, &d[k]);
+}
+
 FJ_BODY void fj_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
     double eh[FJ_TILE_TMP], el[FJ_TILE_TMP];
     ptrdiff_t k;
@@ -509,7 +572,7 @@ FJ_BODY void fj_tanh_acc_n_body(double* y, const double* x, ptrdiff_t n) {
         for (k = 0; k < m; k++) y[i + k] = t[k];
     }
 }
-FJ_MULTI(fj_tanh_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+FJ_MULTI_FMA(fj_tanh_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
 /* sech^2(x) = 1 - tanh^2(x); y == x allowed. */
 FJ_BODY void fj_sech2_acc_n_body(double* y, const double* x, ptrdiff_t n) {
@@ -522,7 +585,7 @@ FJ_BODY void fj_sech2_acc_n_body(double* y, const double* x, ptrdiff_t n) {
         for (k = 0; k < m; k++) y[i + k] = t[k];
     }
 }
-FJ_MULTI(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
+FJ_MULTI_FMA(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
 /* NAME(v, d, x, n): v[k] = sigmoid(x[k]) and/or d[k] = sigmoid'(x[k]) (either may be NULL;
    v or d may be x), tile by tile through TILE(xs, tv, td, m): the float64 routine here and
@@ -541,7 +604,7 @@ FJ_MULTI(fj_sech2_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
                 for (k = 0; k < m; k++) d[i + k] = td[k];                                    \
         }                                                                                    \
     }                                                                                        \
-    FJ_MULTI(NAME, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+    FJ_MULTI_FMA(NAME, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
 
 FJ_SIGMOID_ACC(fj_sigmoid_acc_n, fj_sigmoid_tile)
 
@@ -791,8 +854,9 @@ static void fj_sincos_n(double* s, double* c, const double* x, ptrdiff_t n, int 
    the derivative formed in double, multiplied by t in double, rounded once to the output
    type), so that a VJP through here and a value-and-derivative pass through the
    interpreter give the same bits (tests/test_vmath_accuracy.py). Only the derivative is
-   computed (log' = 1/x, sin' = cos, ...), in vectorised loops compiled for AVX-512, AVX2
-   and the baseline (FJ_MULTI). Returns 0, having done nothing, for an op it does not
+   computed (sin' = cos, ...; log's is t/x, FJ_LOG_VJP), in vectorised loops compiled for
+   AVX-512, AVX2 (both with FMA) and the baseline (FJ_MULTI_FMA; fma() only where written, so
+   the same bits on every level). Returns 0, having done nothing, for an op it does not
    cover or a transcendental outside the default precision mode (the interpreter runs
    then). out may be x or t (not a partial overlap). Op codes: elementwise.pyx U_*. */
 enum {
@@ -805,6 +869,51 @@ enum {
 
 static inline double fj_sign_deriv(double x) {
     return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x * 0.0);
+}
+
+/* sqrt'(x) = 0.5/sqrt(x) in float64 without a double division or root (each takes the
+   slow divider, on 8 lanes): r = 1/sqrtf((float)x), a correctly rounded float32 estimate
+   (relative error < 2^-22, the same on every level), e = 1 - x r^2 by one fma (r^2 is
+   exact: r has 24 bits), and 1/sqrt(x) = r (1 - e)^(-1/2) = r (1 + e/2 + 3e^2/8 + ...):
+   y = h + h e (1/2 + 3e/8) with h = r/2, rounded once by an fma. The terms left out and
+   the roundings inside are below 2^-66 relative: ~0.5 ulp. For x in [2^-125, 2^125]
+   (FJ_SQRT_FAST_OK: x rounded to float32 stays normal); other lanes (zeros, infinities,
+   NaN, x < 0, tiny or huge x) take fj_sqrt_deriv, one lane at a time. */
+#define FJ_SQRT_FAST_OK(x) ((x) >= 0x1p-125 && (x) <= 0x1p125)
+static inline double fj_sqrt_deriv_fast(double x) {
+    double r = (double)(1.0f / sqrtf((float)x));
+    double e = fma(-x, r * r, 1.0);
+    double h = 0.5 * r;
+    return fma(h, e * fma(0.375, e, 0.5), h);
+}
+
+/* d[k] = sqrt'(xs[k]), k < m; d must not overlap xs. */
+FJ_BODY void fj_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) {
+        double v = xs[k];
+        int ok = FJ_SQRT_FAST_OK(v);
+        d[k] = fj_sqrt_deriv_fast(ok ? v : 1.0);
+        rare |= !ok;
+    }
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (!FJ_SQRT_FAST_OK(xs[k])) d[k] = fj_sqrt_deriv(xs[k]);
+}
+
+/* d[k] = reciprocal'(xs[k]), k < m; d must not overlap xs. */
+FJ_BODY void fj_recip_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    for (k = 0; k < m; k++) {
+        double v = xs[k];
+        d[k] = fj_recip_deriv_core(v);
+        rare |= !FJ_RECIP_CORE_OK(fabs(v));
+    }
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (!FJ_RECIP_CORE_OK(fabs(xs[k]))) d[k] = fj_recip_deriv(xs[k]);
 }
 
 /* d[k] = f'(x[k]) for k < m <= FJ_TILE_TMP, in double; T the input type. */
@@ -822,14 +931,12 @@ static inline double fj_sign_deriv(double x) {
             for (k = 0; k < m; k++) d[k] = 2.0 * (double)x[k];                               \
             break;                                                                           \
         case FJ_U_SQRT:                                                                      \
-            for (k = 0; k < m; k++) d[k] = fj_sqrt_deriv((double)x[k]);                      \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_sqrt_deriv_tile(xs, d, m);                                                    \
             break;                                                                           \
         case FJ_U_EXP:                                                                       \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
             fj_exp_n(d, xs, m);                                                              \
-            break;                                                                           \
-        case FJ_U_LOG:                                                                       \
-            for (k = 0; k < m; k++) d[k] = 1.0 / (double)x[k];                               \
             break;                                                                           \
         case FJ_U_SIN:                                                                       \
         case FJ_U_COS:                                                                       \
@@ -853,18 +960,105 @@ static inline double fj_sign_deriv(double x) {
             break;                                                                           \
         case FJ_U_SIGMOID:                                                                   \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
-            fj_sigmoid_tile(xs, ss, d, m);                                                   \
+            fj_sigmoid_d_tile(xs, d, m);                                                     \
             break;                                                                           \
         case FJ_U_ABS:                                                                       \
             for (k = 0; k < m; k++) d[k] = fj_sign_deriv((double)x[k]);                      \
             break;                                                                           \
         default: /* FJ_U_RECIPROCAL */                                                       \
-            for (k = 0; k < m; k++) d[k] = fj_recip_deriv((double)x[k]);                     \
+            for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
+            fj_recip_deriv_tile(xs, d, m);                                                   \
         }                                                                                    \
     }
 
 FJ_DERIV_TILE(float)
 FJ_DERIV_TILE(double)
+
+/* log's VJP: out[k] = t[k] / x[k] (1 / x[k] without t), one correctly rounded division in
+   the input type: more accurate (one rounding) and cheaper than (1/x) * t, as NumPy's and
+   PyTorch's gy / x. For float32 that is also (float)((double)t / (double)x): rounding a
+   quotient first to double and then to float32 gives the correctly rounded float32
+   quotient (53 >= 2 * 24 + 2), so the native 16-lane division gives the bits the double
+   route would. The single-op VJP and value-and-VJP (elementwise.pyx) and fj.fuse's log
+   node (a division by its input register) all compute it so. out may be x or t. */
+#define FJ_LOG_VJP(T)                                                                        \
+    FJ_BODY void fj_log_vjp_##T##_body(const T* x, const T* t, T* out, ptrdiff_t n) {       \
+        ptrdiff_t k;                                                                         \
+        if (t == NULL) {                                                                     \
+            if (out == x) {                                                                  \
+                T* p = out;                                                                  \
+                for (k = 0; k < n; k++) p[k] = (T)1 / p[k];                                  \
+            } else {                                                                         \
+                T* __restrict o = out;                                                       \
+                const T* __restrict xx = x;                                                  \
+                for (k = 0; k < n; k++) o[k] = (T)1 / xx[k];                                 \
+            }                                                                                \
+        } else if (t == x) {                                                                 \
+            for (k = 0; k < n; k++) out[k] = x[k] / x[k];                                    \
+        } else if (out == x) {                                                               \
+            T* p = out;                                                                      \
+            const T* __restrict tt = t;                                                      \
+            for (k = 0; k < n; k++) p[k] = tt[k] / p[k];                                     \
+        } else if (out == t) {                                                               \
+            T* p = out;                                                                      \
+            const T* __restrict xx = x;                                                      \
+            for (k = 0; k < n; k++) p[k] = p[k] / xx[k];                                     \
+        } else {                                                                             \
+            T* __restrict o = out;                                                           \
+            const T* __restrict xx = x;                                                      \
+            const T* __restrict tt = t;                                                      \
+            for (k = 0; k < n; k++) o[k] = tt[k] / xx[k];                                    \
+        }                                                                                    \
+    }                                                                                        \
+    FJ_MULTI(fj_log_vjp_##T, (const T* x, const T* t, T* out, ptrdiff_t n), (x, t, out, n))
+
+FJ_LOG_VJP(float)
+FJ_LOG_VJP(double)
+
+/* fj.div's gradients in float32 (elementwise.pyx: the plain two-array VJP and the
+   interpreter's plain float32 div): gw = gy/x, one float32 division (16 lanes), and
+   gx = -(gy w)/(x x), whose products of float32 numbers are exact in double, so one
+   double division: both correctly rounded (a double quotient rounded to float32 is the
+   correctly rounded float32 quotient, 53 >= 2 * 24 + 2), where -((w/x)/x) gy rounded
+   three times, with three double divisions. gy NULL: ones. Outputs may be inputs. */
+FJ_BODY void fj_div_grads_f32_body(const float* w, const float* x, const float* gy, float* gw,
+                                   float* gx, ptrdiff_t n) {
+    ptrdiff_t k;
+    if (gy == NULL) {
+        for (k = 0; k < n; k++) {
+            float q = x[k];
+            double p = (double)w[k], qd = (double)q;
+            gx[k] = (float)(-p / (qd * qd));
+            gw[k] = 1.0f / q;
+        }
+    } else {
+        for (k = 0; k < n; k++) {
+            float q = x[k], g = gy[k];
+            double p = (double)w[k], qd = (double)q;
+            gx[k] = (float)(-((double)g * p) / (qd * qd));
+            gw[k] = g / q;
+        }
+    }
+}
+FJ_MULTI(fj_div_grads_f32, (const float* w, const float* x, const float* gy, float* gw,
+                            float* gx, ptrdiff_t n), (w, x, gy, gw, gx, n))
+
+/* The chain interpreter's float64 sqrt' stage (d must not overlap x), compiled with FMA. */
+FJ_BODY void fj_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj_sqrt_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
+}
+FJ_MULTI_FMA(fj_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+
+/* d[k] = reciprocal'(x[k]) (the chain interpreter's float64 stage; d must not overlap x),
+   compiled with FMA. */
+FJ_BODY void fj_recip_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj_recip_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
+}
+FJ_MULTI_FMA(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
 #define FJ_VJP1(T)                                                                           \
     FJ_BODY void fj_vjp1_##T##_body(int code, const T* x, const T* t, T* out, ptrdiff_t n) { \
@@ -885,9 +1079,13 @@ FJ_DERIV_TILE(double)
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
-    FJ_MULTI(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),           \
-             (code, x, t, out, n))                                                           \
+    FJ_MULTI_FMA(fj_vjp1_##T, (int code, const T* x, const T* t, T* out, ptrdiff_t n),         \
+               (code, x, t, out, n))                                                         \
     static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
+        if (code == FJ_U_LOG) { /* every mode: a division */                                 \
+            fj_log_vjp_##T(x, t, out, n);                                                    \
+            return 1;                                                                        \
+        }                                                                                    \
         if (sizeof(T) == sizeof(float) /* fj_vmath32.h, default mode */                      \
             && fj32_vjp1(code, (const float*)(const void*)x, (const float*)(const void*)t,   \
                          (float*)(void*)out, n))                                             \
@@ -895,8 +1093,8 @@ FJ_DERIV_TILE(double)
         if (code == FJ_U_EXP || code == FJ_U_SIN || code == FJ_U_COS || code == FJ_U_TANH    \
             || code == FJ_U_SIGMOID) {                                                       \
             if (fj_fast_math != 0) return 0;                                                 \
-        } else if (!(code == FJ_U_SQUARE || code == FJ_U_SQRT || code == FJ_U_LOG            \
-                     || code == FJ_U_ABS || code == FJ_U_RECIPROCAL)) {                      \
+        } else if (!(code == FJ_U_SQUARE || code == FJ_U_SQRT || code == FJ_U_ABS            \
+                     || code == FJ_U_RECIPROCAL)) {                                          \
             return 0;                                                                        \
         }                                                                                    \
         fj_vjp1_##T(code, x, t, out, n);                                                     \

@@ -30,7 +30,7 @@
      sech^2   4q/(1 + q)^2.
      sigmoid  e = exp(-|x|): 1/(1 + e) or e/(1 + e); sigmoid' = e/(1 + e)^2.
      sqrt'    0.5/sqrt(x): a float32 estimate, one Newton step in double (~2^-43).
-     log'     1/x: the same way (~2^-43).
+     (log's VJP is t/x, one float32 division: fj_vmath.h FJ_LOG_VJP.)
      recip'   -1/(x x) in double (x x is exact for a float32 x).
 
    The coefficients are fitted by _gen_vmath_poly.py. These routines are used in the
@@ -251,28 +251,24 @@ static inline double fj32_log_core(double x) {
     return x > 0.0 ? y : (x == 0.0 ? -INFINITY : (x != x ? x + x : NAN));
 }
 
-/* sqrt'(x) = 0.5/sqrt(x) and log'(x) = 1/x without a double division or root (slow on
-   8 double lanes): a float32 estimate (sqrtf and the division are correctly rounded, so
-   the same on every SIMD path; relative error < 2^-22) and one Newton step in double from
-   the double x (error ~2^-43), for x in [2^-125, 2^125] (FJ32_NEWTON_OK; |x| for 1/x:
-   there x rounded to float32 keeps 24 bits and neither estimate overflows or underflows).
-   Other x (zeros, infinities, NaN, negative x for sqrt', doubles outside float32's range
-   in a chain) are rare lanes: the plain double expression, whose zeros, infinities and
-   NaN are the NumPy expression's. */
+/* sqrt'(x) = 0.5/sqrt(x) without a double division or root (slow on 8 double lanes): a
+   float32 estimate (sqrtf and the division are correctly rounded, so the same on every
+   SIMD path; relative error < 2^-22) and one Newton step in double from the double x
+   (error ~2^-43), for x in [2^-125, 2^125] (FJ32_NEWTON_OK: there x rounded to float32
+   keeps 24 bits and the estimate neither overflows nor underflows). Other x (zeros,
+   infinities, NaN, negative x, doubles outside float32's range in a chain) are rare
+   lanes: the plain double expression, whose zeros, infinities and NaN are the NumPy
+   expression's. */
 #define FJ32_NEWTON_OK(a) ((a) >= 0x1p-125 && (a) <= 0x1p125)
 static inline double fj32_sqrt_deriv_core(double x) {
     double r = (double)(1.0f / sqrtf((float)x));
     return r * (0.75 - (0.25 * x) * (r * r)); /* 0.5 r (1.5 - 0.5 x r^2) */
 }
-static inline double fj32_recip_core(double x) {
-    double r = (double)(1.0f / (float)x);
-    return r * (2.0 - x * r);
-}
 /* reciprocal'(x) = -1/x^2: +-0 give -inf, +-inf -0, NaN NaN. */
 static inline double fj32_recip_deriv(double x) { return -1.0 / (x * x); }
 
 /* ---- tiles: xs (m <= FJ_TILE_TMP) to outputs that do not overlap it ------------------ */
-/* d[k] = sqrt'(xs[k]) and 1/xs[k], the common lanes vectorised, the rare ones plain. */
+/* d[k] = sqrt'(xs[k]), the common lanes vectorised, the rare ones plain. */
 FJ_BODY void fj32_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
     ptrdiff_t k;
     int rare = 0;
@@ -281,15 +277,6 @@ FJ_BODY void fj32_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
     if (rare)
         for (k = 0; k < m; k++)
             if (!FJ32_NEWTON_OK(xs[k])) d[k] = 0.5 / sqrt(xs[k]);
-}
-FJ_BODY void fj32_recip_tile(const double* xs, double* d, ptrdiff_t m) {
-    ptrdiff_t k;
-    int rare = 0;
-    for (k = 0; k < m; k++) d[k] = fj32_recip_core(FJ32_NEWTON_OK(fabs(xs[k])) ? xs[k] : 1.0);
-    for (k = 0; k < m; k++) rare |= !FJ32_NEWTON_OK(fabs(xs[k]));
-    if (rare)
-        for (k = 0; k < m; k++)
-            if (!FJ32_NEWTON_OK(fabs(xs[k]))) d[k] = 1.0 / xs[k];
 }
 /* exp: the native float32 routine for the lanes fj32n_exp_lane_ok accepts (all of them,
    usually: one vectorised pass), fj32_exp_main for the others. */
@@ -383,19 +370,13 @@ FJ_BODY void fj32_exp_acc_n_body(double* y, const double* x, ptrdiff_t n) {
 }
 FJ_MULTI(fj32_exp_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
-/* The chain interpreter's float32 sqrt' and log' (= 1/x) stages; d must not overlap x. */
+/* The chain interpreter's float32 sqrt' stage; d must not overlap x. */
 FJ_BODY void fj32_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
     ptrdiff_t i;
     for (i = 0; i < n; i += FJ_TILE_TMP)
         fj32_sqrt_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
 }
 FJ_MULTI(fj32_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
-FJ_BODY void fj32_recip_n_body(double* d, const double* x, ptrdiff_t n) {
-    ptrdiff_t i;
-    for (i = 0; i < n; i += FJ_TILE_TMP)
-        fj32_recip_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
-}
-FJ_MULTI(fj32_recip_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
 FJ_MAP_BODY(fj32_log_acc_n, fj32_log_core)
 FJ_MULTI(fj32_log_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
@@ -453,10 +434,6 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
         for (k = 0; k < m; k++) xs[k] = (double)x[k];
         fj32_sqrt_deriv_tile(xs, d, m);
         return 1;
-    case FJ_U_LOG:
-        for (k = 0; k < m; k++) xs[k] = (double)x[k];
-        fj32_recip_tile(xs, d, m);
-        return 1;
     case FJ_U_RECIPROCAL:
         for (k = 0; k < m; k++) d[k] = fj32_recip_deriv((double)x[k]);
         return 1;
@@ -502,7 +479,7 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
     double d[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
     if (fj_fast_math != 0) return 0;
-    if (!(code == FJ_U_SQRT || code == FJ_U_LOG || code == FJ_U_RECIPROCAL || code == FJ_U_EXP
+    if (!(code == FJ_U_SQRT || code == FJ_U_RECIPROCAL || code == FJ_U_EXP
           || code == FJ_U_TANH || code == FJ_U_SIGMOID))
         return 0;
     for (i = 0; i < n; i += FJ_TILE_TMP) {
@@ -516,13 +493,6 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
             for (k = 0; k < m; k++) rare |= !(xx[k] >= 0x1p-125f && xx[k] <= 0x1p125f);
             if (!rare) {
                 FJ32_VJP1_LOOP(fj32_sqrt_deriv_core(xv));
-                continue;
-            }
-            break;
-        case FJ_U_LOG:
-            for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) >= 0x1p-125f && fabsf(xx[k]) <= 0x1p125f);
-            if (!rare) {
-                FJ32_VJP1_LOOP(fj32_recip_core(xv));
                 continue;
             }
             break;

@@ -151,26 +151,6 @@ static inline double fj32_trig_core(double x, uint64_t cosine, double half) {
 }
 #define FJ32_TRIG_OK(x) (fabs(x) < FJ32_TRIG_MAX)
 
-/* FJ32_MULTI: FJ_MULTI with FMA in the AVX-512 and AVX2 targets; the AVX2 version only
-   where the CPU has FMA (every AVX2 CPU the project knows has it; checked anyway). */
-#if FJ_X86_DISPATCH
-static int fj32_has_fma = -1;
-#define FJ32_MULTI(NAME, PARAMS, ARGS)                                                       \
-    __attribute__((target("avx512f,fma"))) static void NAME##_avx512 PARAMS {               \
-        NAME##_body ARGS;                                                                    \
-    }                                                                                        \
-    __attribute__((target("avx2,fma"))) static void NAME##_avx2 PARAMS { NAME##_body ARGS; } \
-    static void NAME##_base PARAMS { NAME##_body ARGS; }                                     \
-    static void NAME PARAMS {                                                                \
-        if (fj32_has_fma < 0) fj32_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;         \
-        if (fj_cpu_level == 2) NAME##_avx512 ARGS;                                           \
-        else if (fj_cpu_level == 1 && fj32_has_fma) NAME##_avx2 ARGS;                        \
-        else NAME##_base ARGS;                                                               \
-    }
-#else
-#define FJ32_MULTI(NAME, PARAMS, ARGS) \
-    static void NAME PARAMS { NAME##_body ARGS; }
-#endif
 
 /* y[k] = sin(x[k]) (cosine 0), cos(x[k]) (cosine 1) or, with neg, their negations, sized
    for a float32 result; y may be x (not a partial overlap). */

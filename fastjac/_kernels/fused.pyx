@@ -79,6 +79,8 @@ cdef enum:
     PK_CONST = 1      # the number pc
     PK_REG = 2        # the value of register pr (mul: ∂(a b)/∂a = b)
     PK_BUF = 3        # a buffer of its own, filled by the forward sweep
+    PK_QUOT = 4       # one over the value of register pr (log: ∂log(a)/∂a = 1/a, applied
+                      # as a division: adjoint/a, tangent/a, as fj.log's VJP t/x)
 
 # Gradient outputs per input.
 cdef enum:
@@ -124,7 +126,7 @@ cdef struct Ctx:
     const double* param
     const int* pk          # 2 per node: kind of ∂node/∂a, ∂node/∂b
     const double* pc       # 2 per node: the constant partials
-    const int* pr          # 2 per node: the register of a PK_REG partial
+    const int* pr          # 2 per node: the register of a PK_REG or PK_QUOT partial
     const double* cval     # n_const constants, rounded to the dtype
     # The call
     bint f32
@@ -291,7 +293,7 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
             if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
                 _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
                        c.need_val[node0 + i], c.f32)
-            else:
+            elif c.need_val[node0 + i]:  # else only a register partial (log) is needed
                 _stage(code, dst, NULL, m, True, True, c.f32)
         elif code == F_POW:
             _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
@@ -307,7 +309,8 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                 if o < 0 or not c.act_t[o]:
                     continue
                 kind = c.pk[2 * i + j]
-                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG else g.P + <Py_ssize_t>(2 * i + j) * tl
+                pp = (g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT
+                      else g.P + <Py_ssize_t>(2 * i + j) * tl)
                 _axpy(own, own, g.Tp[o], kind, c.pc[2 * i + j], pp, 1 if any_t else 0, m)
                 any_t = True
 
@@ -325,9 +328,10 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                     g.Ap[o] = g.Ap[node0 + i]  # the same numbers: share them
                     g.owned[o] = 0
                     continue
-                pp = g.Vp[c.pr[2 * i + j]] if kind == PK_REG else g.P + <Py_ssize_t>(2 * i + j) * tl
+                pp = (g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT
+                      else g.P + <Py_ssize_t>(2 * i + j) * tl)
                 if c.fwd[2 * i + j]:  # o's only contribution: formed when o passes it on
-                    g.Fs[o] = g.Ap[node0 + i]
+                    g.Fs[o] = g.Ap[node0 + i]  # (never a PK_QUOT partial: see _plan)
                     g.Fp[o] = <double*>pp
                     continue
                 own = _own_adj(c, g, o, off)
@@ -514,9 +518,10 @@ cdef class Program:
             if (op[i] >= FUSED_BINARY_BASE) != (0 <= b[i] < n_in + n_const + i):
                 raise ValueError(f"node {i}: second operand register {b[i]} invalid")
             for j in range(2):
-                if pk[2 * i + j] == PK_REG and not 0 <= pr[2 * i + j] < nreg:
+                if (pk[2 * i + j] == PK_REG or pk[2 * i + j] == PK_QUOT) \
+                        and not 0 <= pr[2 * i + j] < nreg:
                     raise ValueError(f"node {i}: partial register out of range")
-                if not 0 <= pk[2 * i + j] <= PK_BUF:
+                if not 0 <= pk[2 * i + j] <= PK_QUOT:
                     raise ValueError(f"node {i}: unknown partial kind")
         if self.op != NULL:
             raise TypeError("a Program is initialised once")
@@ -850,7 +855,7 @@ cdef class Program:
                     c.need_val[self.b[i]] = 1
                 if c.need_pd[i]:
                     for j in range(2):
-                        if self.pk[2 * i + j] == PK_REG:
+                        if self.pk[2 * i + j] == PK_REG or self.pk[2 * i + j] == PK_QUOT:
                             c.need_val[self.pr[2 * i + j]] = 1
         if c.want_grad and c.act_g[self.out_reg]:
             c.has_g[self.out_reg] = 1

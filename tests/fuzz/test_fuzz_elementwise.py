@@ -172,7 +172,10 @@ def _unary_case(name, method, data):
         y_ref, d_ref = chain_ref(names, as_ref(x, dt))
         if has_t:
             with np.errstate(all="ignore"):
-                d_ref = d_ref * as_ref(t, dt)
+                # log alone: its VJP and JVP are t/x, one division (fj_vmath.h FJ_LOG_VJP),
+                # finite where (1/x)·t overflows
+                d_ref = (as_ref(t, dt) / as_ref(x, dt) if names == ["log"]
+                         else d_ref * as_ref(t, dt))
     snap = snapshot({"x": x, "t": t})
 
     kw = {} if method == "jacobian" else {"out": out}
