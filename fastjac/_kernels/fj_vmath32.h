@@ -7,7 +7,8 @@
    over all 2^32 float32 inputs, tests/test_vmath_accuracy.py FASTJAC_EXHAUSTIVE=1):
 
    - native float32 (fj32n_*: float arithmetic, 16 lanes of AVX-512, 8 of AVX2): exp,
-     faithfully rounded in float32; sqrt' (fj32n_sqrt_deriv, with exact fmaf residuals);
+     faithfully rounded in float32; sqrt' and reciprocal' (fj32n_sqrt_deriv,
+     fj32n_recip_deriv, with exact fmaf residuals);
      and exp(-a) as an unevaluated pair hi + lo (~2^-26), from which sech^2, sigmoid and
      sigmoid' are finished in double. They take a lane whose
      input is a float32 in their range (fj32n_lane_ok); a tile whose lanes all qualify runs
@@ -33,7 +34,8 @@
      sqrt'    0.5/sqrt(x): a float32 estimate, one Newton step in double (~2^-43), for
               the lanes fj32n_sqrt_deriv does not take.
      (log's VJP is t/x, one float32 division: fj_vmath.h FJ_LOG_VJP.)
-     recip'   -1/(x x) in double (x x is exact for a float32 x).
+     recip'   -1/(x x) in double (x x is exact for a float32 x), for the lanes
+              fj32n_recip_deriv does not take.
 
    The coefficients are fitted by _gen_vmath_poly.py. These routines are used in the
    default ("accurate") precision mode only: fj32_* fall back to the float64 routines in
@@ -295,6 +297,28 @@ static inline int fj32n_sqrtd_lane_ok(double x) {
 /* reciprocal'(x) = -1/x^2: +-0 give -inf, +-inf -0, NaN NaN. */
 static inline double fj32_recip_deriv(double x) { return -1.0 / (x * x); }
 
+/* ---- native float32 reciprocal' = -1/x^2: float arithmetic and fmaf ------------------
+   For a float32 x with 2^-50 <= |x| <= 2^63 (FJ32N_RECIPD_OK): p = x x rounded and its
+   exact remainder pl = x^2 - p (fmaf; |x| >= 2^-50 keeps pl a multiple of 2^-146, so
+   representable); q = 1/p correctly rounded (p <= 2^126: q normal) and its exact residual
+   r = 1 - q p (fmaf). Then 1/x^2 = 1/(p + pl) = q (1 + r + O(r^2)) (1 - pl/p + O(2^-48))
+   = q (1 + r - pl q + O(2^-46)) (pl/p = pl q (1 + O(r))). y = q + q (r - pl q): the inner
+   fmaf errs by <= 2^-24 of |r - pl q| <= ~2^-23, the outer rounds once: within
+   0.5 + 2^-21 ulp before the exact negation (faithful; the exhaustive maximum is in
+   docs/guide/precision.rst). fmaf is exact on every path: the same bits everywhere. */
+#define FJ32N_RECIPD_OK(a) ((a) >= 0x1p-50f && (a) <= 0x1p63f) /* a = |x| */
+static inline float fj32n_recip_deriv(float x) {
+    float p = x * x;
+    float pl = fmaf(x, x, -p);   /* x^2 - p, exact */
+    float q = 1.0f / p;
+    float r = fmaf(-q, p, 1.0f); /* 1 - q p, exact */
+    return -fmaf(q, fmaf(-pl, q, r), q);
+}
+static inline int fj32n_recipd_lane_ok(double x) {
+    float xf = (float)x;
+    return (double)xf == x && FJ32N_RECIPD_OK(fabsf(xf));
+}
+
 /* ---- tiles: xs (m <= FJ_TILE_TMP) to outputs that do not overlap it ------------------ */
 /* d[k] = sqrt'(xs[k]): the native float32 routine (fj32n_sqrt_deriv) for the lanes
    fj32n_sqrtd_lane_ok accepts (all of them, usually: one vectorised pass), the double one
@@ -318,6 +342,22 @@ FJ_BODY void fj32_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
     if (rare)
         for (k = 0; k < m; k++)
             if (!fj32n_sqrtd_lane_ok(xs[k]) && !FJ32_NEWTON_OK(xs[k])) d[k] = 0.5 / sqrt(xs[k]);
+}
+/* d[k] = reciprocal'(xs[k]): the native float32 routine for the lanes fj32n_recipd_lane_ok
+   accepts, fj32_recip_deriv (double) for the others, lane by lane. */
+FJ_BODY void fj32_recip_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int other = 0;
+    for (k = 0; k < m; k++) other |= !fj32n_recipd_lane_ok(xs[k]);
+    if (!other) {
+        for (k = 0; k < m; k++) d[k] = (double)fj32n_recip_deriv((float)xs[k]);
+        return;
+    }
+    for (k = 0; k < m; k++) {
+        int ok = fj32n_recipd_lane_ok(xs[k]);
+        double n = (double)fj32n_recip_deriv(ok ? (float)xs[k] : 1.0f);
+        d[k] = ok ? n : fj32_recip_deriv(xs[k]);
+    }
 }
 /* exp: the native float32 routine for the lanes fj32n_exp_lane_ok accepts (all of them,
    usually: one vectorised pass), fj32_exp_main for the others. */
@@ -419,6 +459,14 @@ FJ_BODY void fj32_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
 }
 FJ_MULTI_FMA(fj32_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
+/* The chain interpreter's float32 reciprocal' stage; d must not overlap x. */
+FJ_BODY void fj32_recip_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj32_recip_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
+}
+FJ_MULTI_FMA(fj32_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+
 FJ_MAP_BODY(fj32_log_acc_n, fj32_log_core)
 FJ_MULTI(fj32_log_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
 
@@ -476,7 +524,8 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
         fj32_sqrt_deriv_tile(xs, d, m);
         return 1;
     case FJ_U_RECIPROCAL:
-        for (k = 0; k < m; k++) d[k] = fj32_recip_deriv((double)x[k]);
+        for (k = 0; k < m; k++) xs[k] = (double)x[k];
+        fj32_recip_deriv_tile(xs, d, m);
         return 1;
     case FJ_U_EXP:
         for (k = 0; k < m; k++) xs[k] = (double)x[k];
@@ -542,8 +591,16 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
             }
             break;
         case FJ_U_RECIPROCAL:
-            FJ32_VJP1_LOOP(fj32_recip_deriv(xv));
-            continue;
+            /* native float32, the product in float as for exp below */
+            for (k = 0; k < m; k++) rare |= !FJ32N_RECIPD_OK(fabsf(xx[k]));
+            if (!rare) {
+                if (t == NULL)
+                    for (k = 0; k < m; k++) oo[k] = fj32n_recip_deriv(xx[k]);
+                else
+                    for (k = 0; k < m; k++) oo[k] = fj32n_recip_deriv(xx[k]) * tt[k];
+                continue;
+            }
+            break;
         case FJ_U_EXP:
             /* native float32: (float)((double)e * (double)t) is the float product e * t
                (53 >= 2 * 24 + 2: rounding twice is innocuous), computed on float lanes */
