@@ -403,6 +403,64 @@ def test_float32_exp_vjp_is_the_float32_product(precision_default):
     assert (err <= 1.0).all(), err
 
 
+def test_float32_sqrt_vjp_native_per_lane_and_the_float32_product(precision_default):
+    # sqrt' is native float32 for 2^-100 <= x <= FLT_MAX (fj_vmath32.h fj32n_sqrt_deriv),
+    # so there the VJP is the float32 product sqrt'(x) * gy (docs/guide/precision.rst);
+    # a tile with lanes outside that range takes the double routine for those lanes only.
+    rng = np.random.default_rng(22)
+    x = np.exp2(rng.uniform(-100, 127, 4096)).astype(np.float32)
+    x[::97] = np.float32(2.0 ** -100)
+    x[1::97] = np.finfo(np.float32).max
+    gy = rng.standard_normal(x.size).astype(np.float32)
+    mixed = x.copy()
+    mixed[::301] = np.float32(2.0 ** -101)
+    mixed[3::301] = np.float32(1e-40)
+    mixed[5::301] = np.nan
+    mixed[7::301] = np.inf
+    mixed[9::301] = 0.0
+    mixed[11::301] = -1.0
+    keep = mixed == x
+    f = fj.sqrt
+    with np.errstate(all="ignore"):
+        want = f.derivative(x) * gy
+        for g in (f.derivative, lambda a: f.vjp(a, gy),
+                  lambda a: fj.fuse(lambda b: fj.sqrt(b)).vjp(a, gy)):
+            np.testing.assert_array_equal(g(mixed)[keep].view(np.uint32),
+                                          g(x)[keep].view(np.uint32))
+        np.testing.assert_array_equal(f.vjp(x, gy).view(np.uint32), want.view(np.uint32))
+        err, bad = f32_check("sqrt", True, mixed[~keep])
+    assert not bad.any(), err
+
+
+def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precision_default):
+    # reciprocal' is native float32 for 2^-50 <= |x| <= 2^63 (fj32n_recip_deriv): there
+    # the VJP is the float32 product reciprocal'(x) * gy; lanes outside take the double
+    # routine, lane by lane.
+    rng = np.random.default_rng(23)
+    x = (np.exp2(rng.uniform(-50, 63, 4096)) * rng.choice([-1, 1], 4096)).astype(np.float32)
+    x[::97] = np.float32(2.0 ** -50)
+    x[1::97] = np.float32(-(2.0 ** 63))
+    gy = rng.standard_normal(x.size).astype(np.float32)
+    mixed = x.copy()
+    mixed[::301] = np.float32(2.0 ** -51)
+    mixed[3::301] = np.float32(-(2.0 ** 64))
+    mixed[5::301] = np.nan
+    mixed[7::301] = -np.inf
+    mixed[9::301] = 0.0
+    mixed[11::301] = np.float32(1e-40)
+    keep = mixed == x
+    f = fj.reciprocal
+    with np.errstate(all="ignore"):
+        want = f.derivative(x) * gy
+        for g in (f.derivative, lambda a: f.vjp(a, gy),
+                  lambda a: fj.fuse(lambda b: fj.reciprocal(b)).vjp(a, gy)):
+            np.testing.assert_array_equal(g(mixed)[keep].view(np.uint32),
+                                          g(x)[keep].view(np.uint32))
+        np.testing.assert_array_equal(f.vjp(x, gy).view(np.uint32), want.view(np.uint32))
+        err, bad = f32_check("reciprocal", True, mixed[~keep])
+    assert not bad.any(), err
+
+
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])
 def test_float32_strict_mode_is_libm_rounded_once(name):
     # "strict" keeps glibc's double result rounded once to float32, bit for bit

@@ -71,7 +71,7 @@ cdef extern from "fj_vmath.h" nogil:
     void fj_sincos_n(double* s, double* c, const double* x, Py_ssize_t n, int f32)
     # float32 stages (fj_vmath32.h; the float64 routines outside the default mode)
     void fj32_sqrt_deriv_n(double* d, const double* x, Py_ssize_t n)
-    double fj32_recip_deriv(double x)
+    void fj32_recip_deriv_n(double* d, const double* x, Py_ssize_t n)
     void fj32_exp_n(double* y, const double* x, Py_ssize_t n)
     void fj32_log_n(double* y, const double* x, Py_ssize_t n)
     void fj32_tanh_n(double* v, double* d, const double* x, Py_ssize_t n)
@@ -405,12 +405,8 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         # -1/x^2 within 1 ulp (fj_vmath.h), from the stage's input
         if d != NULL:
             if a32:
-                if first:
-                    for k in range(m):
-                        d[k] = fj32_recip_deriv(v[k])
-                else:
-                    for k in range(m):
-                        d[k] *= fj32_recip_deriv(v[k])
+                fj32_recip_deriv_n(f, v, m)
+                _dmul(d, f, m, first)
             else:
                 fj_recip_deriv_n(f, v, m)  # with FMA (fj_vmath.h)
                 _dmul(d, f, m, first)

@@ -7,14 +7,16 @@
    over all 2^32 float32 inputs, tests/test_vmath_accuracy.py FASTJAC_EXHAUSTIVE=1):
 
    - native float32 (fj32n_*: float arithmetic, 16 lanes of AVX-512, 8 of AVX2): exp,
-     faithfully rounded in float32; and exp(-a) as an unevaluated pair hi + lo (~2^-26),
-     from which sech^2, sigmoid and sigmoid' are finished in double. They take a lane whose
+     faithfully rounded in float32; sqrt' and reciprocal' (fj32n_sqrt_deriv,
+     fj32n_recip_deriv, with exact fmaf residuals);
+     and exp(-a) as an unevaluated pair hi + lo (~2^-26), from which sech^2, sigmoid and
+     sigmoid' are finished in double. They take a lane whose
      input is a float32 in their range (fj32n_lane_ok); a tile whose lanes all qualify runs
      one native loop, any other tile chooses lane by lane, so an element's bits never
      depend on its neighbours or the tiling.
    - in double (fj32_*), with polynomials sized for a 24-bit result instead of a 53-bit
      one, and without the double-double steps that the float64 routines need for their
-     last bit: log, tanh, sqrt', log', and every lane the native routines do not take
+     last bit: log, tanh, log', and every lane the native routines do not take
      (NaN, infinities, far tails, and a chain's intermediate doubles, which may lie outside
      float32's range: exp(x) of a float32 x may exceed it before a log brings it back).
      Each returns a double within about 2^-29 relative error of the exact value over the
@@ -29,9 +31,11 @@
               else (1 - q)/(1 + q), q = exp(-2|x|) (~2^-29 at |x| = 1/8, better beyond).
      sech^2   4q/(1 + q)^2.
      sigmoid  e = exp(-|x|): 1/(1 + e) or e/(1 + e); sigmoid' = e/(1 + e)^2.
-     sqrt'    0.5/sqrt(x): a float32 estimate, one Newton step in double (~2^-43).
+     sqrt'    0.5/sqrt(x): a float32 estimate, one Newton step in double (~2^-43), for
+              the lanes fj32n_sqrt_deriv does not take.
      (log's VJP is t/x, one float32 division: fj_vmath.h FJ_LOG_VJP.)
-     recip'   -1/(x x) in double (x x is exact for a float32 x).
+     recip'   -1/(x x) in double (x x is exact for a float32 x), for the lanes
+              fj32n_recip_deriv does not take.
 
    The coefficients are fitted by _gen_vmath_poly.py. These routines are used in the
    default ("accurate") precision mode only: fj32_* fall back to the float64 routines in
@@ -264,19 +268,96 @@ static inline double fj32_sqrt_deriv_core(double x) {
     double r = (double)(1.0f / sqrtf((float)x));
     return r * (0.75 - (0.25 * x) * (r * r)); /* 0.5 r (1.5 - 0.5 x r^2) */
 }
+/* ---- native float32 sqrt' = 0.5/sqrt(x): float arithmetic and fmaf ------------------
+   For a float32 x in [2^-100, FLT_MAX] (FJ32N_SQRTD_OK): s = sqrtf(x) and q = 0.5f/s are
+   correctly rounded, and their residuals are exact floats, formed by fmaf:
+   rq = 0.5 - q s (the remainder of a correctly rounded quotient) and e = x - s^2 (of a
+   correctly rounded root; x >= 2^-100 keeps e a multiple of 2^-146, so representable).
+   With a = rq/(q s) and b = e/s^2 (|a|, |b| <= ~2^-22),
+   0.5/sqrt(x) = (0.5/s) (1 + b)^(-1/2) = q (1 + a)(1 - b/2 + O(b^2)), and
+   q (a - b/2) = 2q (rq - e q^2) (1 + O(a)). So y = q + 2q c, c = rq - (e q) q, errs before
+   its one rounding (the final fmaf) by the dropped second-order terms (~2^-45 relative)
+   and c's three roundings (~3 2^-24 |2c| <= 2^-44): the result is within 0.5 + 2^-20 ulp
+   (faithful; the exhaustive maximum is in docs/guide/precision.rst). fmaf is exact in
+   every SIMD version and in libm (the baseline), so every path gives the same bits. */
+#define FJ32N_SQRTD_OK(x) ((x) >= 0x1p-100f && (x) <= 0x1.fffffep127f)
+static inline float fj32n_sqrt_deriv(float x) {
+    float s = sqrtf(x);
+    float q = 0.5f / s;
+    float rq = fmaf(-q, s, 0.5f); /* 0.5 - q s, exact */
+    float e = fmaf(-s, s, x);     /* x - s^2, exact */
+    float c = rq - (e * q) * q;
+    return fmaf(q + q, c, q);
+}
+/* a lane of a stage (a double) that fj32n_sqrt_deriv takes: a float32 in its range */
+static inline int fj32n_sqrtd_lane_ok(double x) {
+    float xf = (float)x;
+    return (double)xf == x && FJ32N_SQRTD_OK(xf);
+}
 /* reciprocal'(x) = -1/x^2: +-0 give -inf, +-inf -0, NaN NaN. */
 static inline double fj32_recip_deriv(double x) { return -1.0 / (x * x); }
 
+/* ---- native float32 reciprocal' = -1/x^2: float arithmetic and fmaf ------------------
+   For a float32 x with 2^-50 <= |x| <= 2^63 (FJ32N_RECIPD_OK): p = x x rounded and its
+   exact remainder pl = x^2 - p (fmaf; |x| >= 2^-50 keeps pl a multiple of 2^-146, so
+   representable); q = 1/p correctly rounded (p <= 2^126: q normal) and its exact residual
+   r = 1 - q p (fmaf). Then 1/x^2 = 1/(p + pl) = q (1 + r + O(r^2)) (1 - pl/p + O(2^-48))
+   = q (1 + r - pl q + O(2^-46)) (pl/p = pl q (1 + O(r))). y = q + q (r - pl q): the inner
+   fmaf errs by <= 2^-24 of |r - pl q| <= ~2^-23, the outer rounds once: within
+   0.5 + 2^-21 ulp before the exact negation (faithful; the exhaustive maximum is in
+   docs/guide/precision.rst). fmaf is exact on every path: the same bits everywhere. */
+#define FJ32N_RECIPD_OK(a) ((a) >= 0x1p-50f && (a) <= 0x1p63f) /* a = |x| */
+static inline float fj32n_recip_deriv(float x) {
+    float p = x * x;
+    float pl = fmaf(x, x, -p);   /* x^2 - p, exact */
+    float q = 1.0f / p;
+    float r = fmaf(-q, p, 1.0f); /* 1 - q p, exact */
+    return -fmaf(q, fmaf(-pl, q, r), q);
+}
+static inline int fj32n_recipd_lane_ok(double x) {
+    float xf = (float)x;
+    return (double)xf == x && FJ32N_RECIPD_OK(fabsf(xf));
+}
+
 /* ---- tiles: xs (m <= FJ_TILE_TMP) to outputs that do not overlap it ------------------ */
-/* d[k] = sqrt'(xs[k]), the common lanes vectorised, the rare ones plain. */
+/* d[k] = sqrt'(xs[k]): the native float32 routine (fj32n_sqrt_deriv) for the lanes
+   fj32n_sqrtd_lane_ok accepts (all of them, usually: one vectorised pass), the double one
+   for the others (the choice depends on the lane alone), the plain expression for its
+   rare lanes. */
 FJ_BODY void fj32_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
     ptrdiff_t k;
-    int rare = 0;
-    for (k = 0; k < m; k++) d[k] = fj32_sqrt_deriv_core(FJ32_NEWTON_OK(xs[k]) ? xs[k] : 1.0);
-    for (k = 0; k < m; k++) rare |= !FJ32_NEWTON_OK(xs[k]);
+    int rare = 0, other = 0;
+    for (k = 0; k < m; k++) other |= !fj32n_sqrtd_lane_ok(xs[k]);
+    if (!other) {
+        for (k = 0; k < m; k++) d[k] = (double)fj32n_sqrt_deriv((float)xs[k]);
+        return;
+    }
+    for (k = 0; k < m; k++) {
+        int ok = fj32n_sqrtd_lane_ok(xs[k]);
+        double n = (double)fj32n_sqrt_deriv(ok ? (float)xs[k] : 1.0f);
+        double o = fj32_sqrt_deriv_core(FJ32_NEWTON_OK(xs[k]) ? xs[k] : 1.0);
+        d[k] = ok ? n : o;
+    }
+    for (k = 0; k < m; k++) rare |= !fj32n_sqrtd_lane_ok(xs[k]) && !FJ32_NEWTON_OK(xs[k]);
     if (rare)
         for (k = 0; k < m; k++)
-            if (!FJ32_NEWTON_OK(xs[k])) d[k] = 0.5 / sqrt(xs[k]);
+            if (!fj32n_sqrtd_lane_ok(xs[k]) && !FJ32_NEWTON_OK(xs[k])) d[k] = 0.5 / sqrt(xs[k]);
+}
+/* d[k] = reciprocal'(xs[k]): the native float32 routine for the lanes fj32n_recipd_lane_ok
+   accepts, fj32_recip_deriv (double) for the others, lane by lane. */
+FJ_BODY void fj32_recip_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
+    ptrdiff_t k;
+    int other = 0;
+    for (k = 0; k < m; k++) other |= !fj32n_recipd_lane_ok(xs[k]);
+    if (!other) {
+        for (k = 0; k < m; k++) d[k] = (double)fj32n_recip_deriv((float)xs[k]);
+        return;
+    }
+    for (k = 0; k < m; k++) {
+        int ok = fj32n_recipd_lane_ok(xs[k]);
+        double n = (double)fj32n_recip_deriv(ok ? (float)xs[k] : 1.0f);
+        d[k] = ok ? n : fj32_recip_deriv(xs[k]);
+    }
 }
 /* exp: the native float32 routine for the lanes fj32n_exp_lane_ok accepts (all of them,
    usually: one vectorised pass), fj32_exp_main for the others. */
@@ -376,7 +457,15 @@ FJ_BODY void fj32_sqrt_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
     for (i = 0; i < n; i += FJ_TILE_TMP)
         fj32_sqrt_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
 }
-FJ_MULTI(fj32_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+FJ_MULTI_FMA(fj32_sqrt_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
+
+/* The chain interpreter's float32 reciprocal' stage; d must not overlap x. */
+FJ_BODY void fj32_recip_deriv_n_body(double* d, const double* x, ptrdiff_t n) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i += FJ_TILE_TMP)
+        fj32_recip_deriv_tile(x + i, d + i, n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP);
+}
+FJ_MULTI_FMA(fj32_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x, n))
 
 FJ_MAP_BODY(fj32_log_acc_n, fj32_log_core)
 FJ_MULTI(fj32_log_acc_n, (double* y, const double* x, ptrdiff_t n), (y, x, n))
@@ -435,7 +524,8 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
         fj32_sqrt_deriv_tile(xs, d, m);
         return 1;
     case FJ_U_RECIPROCAL:
-        for (k = 0; k < m; k++) d[k] = fj32_recip_deriv((double)x[k]);
+        for (k = 0; k < m; k++) xs[k] = (double)x[k];
+        fj32_recip_deriv_tile(xs, d, m);
         return 1;
     case FJ_U_EXP:
         for (k = 0; k < m; k++) xs[k] = (double)x[k];
@@ -490,15 +580,27 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
         m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
         switch (code) {
         case FJ_U_SQRT:
-            for (k = 0; k < m; k++) rare |= !(xx[k] >= 0x1p-125f && xx[k] <= 0x1p125f);
+            /* native float32, the product in float as for exp below */
+            for (k = 0; k < m; k++) rare |= !FJ32N_SQRTD_OK(xx[k]);
             if (!rare) {
-                FJ32_VJP1_LOOP(fj32_sqrt_deriv_core(xv));
+                if (t == NULL)
+                    for (k = 0; k < m; k++) oo[k] = fj32n_sqrt_deriv(xx[k]);
+                else
+                    for (k = 0; k < m; k++) oo[k] = fj32n_sqrt_deriv(xx[k]) * tt[k];
                 continue;
             }
             break;
         case FJ_U_RECIPROCAL:
-            FJ32_VJP1_LOOP(fj32_recip_deriv(xv));
-            continue;
+            /* native float32, the product in float as for exp below */
+            for (k = 0; k < m; k++) rare |= !FJ32N_RECIPD_OK(fabsf(xx[k]));
+            if (!rare) {
+                if (t == NULL)
+                    for (k = 0; k < m; k++) oo[k] = fj32n_recip_deriv(xx[k]);
+                else
+                    for (k = 0; k < m; k++) oo[k] = fj32n_recip_deriv(xx[k]) * tt[k];
+                continue;
+            }
+            break;
         case FJ_U_EXP:
             /* native float32: (float)((double)e * (double)t) is the float product e * t
                (53 >= 2 * 24 + 2: rounding twice is innocuous), computed on float lanes */
@@ -537,7 +639,7 @@ FJ_BODY void fj32_vjp1_void_body(int* done, int code, const float* x, const floa
                                  float* out, ptrdiff_t n) {
     *done = fj32_vjp1_body(code, x, t, out, n);
 }
-FJ_MULTI(fj32_vjp1_void, (int* done, int code, const float* x, const float* t, float* out,
+FJ_MULTI_FMA(fj32_vjp1_void, (int* done, int code, const float* x, const float* t, float* out,
                           ptrdiff_t n), (done, code, x, t, out, n))
 static int fj32_vjp1(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
     int done = 0;
