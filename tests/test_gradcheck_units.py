@@ -239,6 +239,10 @@ def test_eps_and_dtypes():
     assert _fd.DEFAULT_ULPS == 8 and _fd._LEVELS == (1.0, 0.5, 0.25)
 
 
+# Equivalent mutant of _Args.as_dtype: ``f.astype(None)`` for ``f.astype(dtype)``: every
+# caller asks for float64 (``as_dtype(F64)``), and None means float64.
+
+
 def test_args_flat_pack_and_index():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     a = _fd._Args((x, 2.5, True, [1, 2], np.float32(3.0)))
@@ -1746,6 +1750,9 @@ def test_check_grad_integer_gradient_has_no_rounding_allowance():
 # Equivalent mutants in check_grad's body: ``a.astype(None)`` and
 # ``xw[sel].astype(None)`` for ``astype(float64)`` (None means float64), and ``hs`` made
 # with a fourth row (only rows 0-2, the three levels, are read).
+# Of _scalar_out: ``a.reshape(None)`` for ``a.reshape(())`` keeps a size-1 result's
+# shape (1,) (or (1, 1)); check_grad reads the values flat (``reshape(-1)``) and
+# never uses the output shape, so the report is the same.
 
 
 def test_check_grad_coordinate_bounds_scale_and_floor():
