@@ -1483,7 +1483,7 @@ def _spy_selfcheck(monkeypatch, dtype):
     def spy(check):
         def run(f, a, primals, *rest, **kw):
             p = primals if isinstance(primals, tuple) else (primals,)
-            calls[kw["name"]] = dict(primals=p, rest=rest, kw=kw)
+            calls[kw["name"]] = dict(f=f, primals=p, rest=rest, kw=kw)
             return check(f, a, primals, *rest, **kw)
         return run
 
@@ -1562,6 +1562,11 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         "fuse(3 inputs).vjp")] == [5, 6, 7]
     tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
     np.testing.assert_array_equal(tj[1], tj[0][::-1])
+    # the fused elementwise row checks exp(w) * sin(x), both components in place
+    w, x = calls["elementwise(mul, f=exp, g=sin).jvp"]["primals"]
+    y = calls["elementwise(mul, f=exp, g=sin).jvp"]["f"](w, x)
+    ref = np.exp(w.astype(F64)) * np.sin(x.astype(F64))
+    np.testing.assert_allclose(y.astype(F64), ref, rtol=8 * np.finfo(dt).eps, atol=0)
 
 
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
