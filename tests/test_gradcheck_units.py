@@ -1562,6 +1562,10 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         "fuse(3 inputs).vjp")] == [5, 6, 7]
     tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
     np.testing.assert_array_equal(tj[1], tj[0][::-1])
+    # every row runs in the dtype asked for (its array primals, and so its op)
+    for name, c in calls.items():
+        for p in c["primals"]:
+            assert not isinstance(p, np.ndarray) or p.dtype == dt, (name, p.dtype)
     # the fused elementwise row checks exp(w) * sin(x), both components in place
     w, x = calls["elementwise(mul, f=exp, g=sin).jvp"]["primals"]
     y = calls["elementwise(mul, f=exp, g=sin).jvp"]["f"](w, x)
