@@ -1566,6 +1566,24 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
     for name, c in calls.items():
         for p in c["primals"]:
             assert not isinstance(p, np.ndarray) or p.dtype == dt, (name, p.dtype)
+    # the composite rows check the functions their labels name
+    issue = lambda w, x: np.exp(w) * np.sin(x) + w / x  # noqa: E731
+    refs = {"chain(sin, square).derivative": lambda x: np.sin(x ** 2),
+            "chain(sin, square).vjp": lambda x: np.sin(x ** 2),
+            "dot.grad": np.dot, "dot.jvp": np.dot,
+            "fuse(x + x**2).derivative": lambda x: x + x ** 2,
+            "fuse(exp(w)*sin(x) + w/x).vjp": issue,
+            "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]": issue,
+            "fuse(exp(w)*sin(x) + w/x).jvp": issue,
+            "fuse(3 inputs).vjp": lambda a, b, c: (np.tanh(a) * b + np.maximum(a * b, c) * c
+                                                   - np.sqrt(b * b + 1.0))}
+    tol = 64 * np.finfo(dt).eps
+    for name, ref in refs.items():
+        c = calls[name]
+        y = np.asarray(c["f"](*c["primals"]), dtype=F64)
+        r = ref(*(np.asarray(p, dtype=F64) for p in c["primals"]))
+        np.testing.assert_allclose(y, r, rtol=tol, atol=tol * max(1.0, np.max(np.abs(r))),
+                                   err_msg=name)
     # the fused elementwise row checks exp(w) * sin(x), both components in place
     w, x = calls["elementwise(mul, f=exp, g=sin).jvp"]["primals"]
     y = calls["elementwise(mul, f=exp, g=sin).jvp"]["f"](w, x)
