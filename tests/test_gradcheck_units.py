@@ -1505,6 +1505,10 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
     from fastjac import ops
     calls, rep = _spy_selfcheck(monkeypatch, dtype)
     assert rep and all(r.status == "passed" for r in rep.rows)
+    # each row is labelled with the name its check reports (the label alone names a row
+    # whose check raised)
+    assert all(r.op == r.report.name for r in rep.rows)
+    assert len({r.op for r in rep.rows}) == len(rep.rows)
     rows = {r.op: r for r in rep.rows}
     dt = np.dtype(dtype)
     for name in ops.UNARY:
