@@ -1566,9 +1566,10 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         "fuse(3 inputs).vjp")] == [5, 6, 7]
     tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
     np.testing.assert_array_equal(tj[1], tj[0][::-1])
-    # every row runs in the dtype asked for (its array primals, and so its op)
+    # every row runs in the dtype asked for (its array primals and tangents, and so its op)
     for name, c in calls.items():
-        for p in c["primals"]:
+        tangents = c["rest"][0] if c["rest"] and isinstance(c["rest"][0], tuple) else ()
+        for p in c["primals"] + tangents:
             assert not isinstance(p, np.ndarray) or p.dtype == dt, (name, p.dtype)
     # the composite rows check the functions their labels name
     issue = lambda w, x: np.exp(w) * np.sin(x) + w / x  # noqa: E731
