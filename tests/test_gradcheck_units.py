@@ -1500,6 +1500,13 @@ def _spans(a, lo, hi, frac=0.25):
     return a.min() >= lo and a.max() <= hi and a.min() < lo + w and a.max() > hi - w
 
 
+# Equivalent mutants of _binary_cases: the max/min points moved off a near-tie with
+# ``<= 0.1`` for ``< 0.1`` (a random difference of exactly 0.1 does not occur, and such a
+# point is away from the tie either way), or by ``x - 0.3`` or ``x + 1.3`` for ``x + 0.3``
+# (a point within 0.1 of the tie then lands 0.2 or more from it all the same: the catalogue
+# promises points away from kinks, which the test checks, not where exactly they land).
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_selfcheck_catalogue_points(monkeypatch, dtype):
     from fastjac import ops
@@ -1525,6 +1532,9 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
             assert rows[f"{name}.derivative"].kinks == 1, rows[f"{name}.derivative"]
         else:
             assert _spans(x, -2.0, 2.0), (name, x)
+    # the scalar operands are drawn from the whole of [0.5, 1.5], a new one for each op
+    ss = [calls[f"{name}.vjp[scalar w]"]["primals"][0] for name in ops.BINARY]
+    assert _spans(ss, 0.5, 1.5) and len(set(ss)) == len(ss), ss
     for name in ops.BINARY:
         w, x = calls[f"{name}.jvp"]["primals"]
         assert w.dtype == dt and x.dtype == dt and w.shape == x.shape == (24,)
