@@ -239,6 +239,10 @@ def test_eps_and_dtypes():
     assert _fd.DEFAULT_ULPS == 8 and _fd._LEVELS == (1.0, 0.5, 0.25)
 
 
+# Equivalent mutant of _Args.as_dtype: ``f.astype(None)`` for ``f.astype(dtype)``: every
+# caller asks for float64 (``as_dtype(F64)``), and None means float64.
+
+
 def test_args_flat_pack_and_index():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     a = _fd._Args((x, 2.5, True, [1, 2], np.float32(3.0)))
@@ -1479,7 +1483,7 @@ def _spy_selfcheck(monkeypatch, dtype):
     def spy(check):
         def run(f, a, primals, *rest, **kw):
             p = primals if isinstance(primals, tuple) else (primals,)
-            calls[kw["name"]] = dict(primals=p, rest=rest, kw=kw)
+            calls[kw["name"]] = dict(f=f, primals=p, rest=rest, kw=kw)
             return check(f, a, primals, *rest, **kw)
         return run
 
@@ -1496,11 +1500,22 @@ def _spans(a, lo, hi, frac=0.25):
     return a.min() >= lo and a.max() <= hi and a.min() < lo + w and a.max() > hi - w
 
 
+# Equivalent mutants of _binary_cases: the max/min points moved off a near-tie with
+# ``<= 0.1`` for ``< 0.1`` (a random difference of exactly 0.1 does not occur, and such a
+# point is away from the tie either way), or by ``x - 0.3`` or ``x + 1.3`` for ``x + 0.3``
+# (a point within 0.1 of the tie then lands 0.2 or more from it all the same: the catalogue
+# promises points away from kinks, which the test checks, not where exactly they land).
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_selfcheck_catalogue_points(monkeypatch, dtype):
     from fastjac import ops
     calls, rep = _spy_selfcheck(monkeypatch, dtype)
     assert rep and all(r.status == "passed" for r in rep.rows)
+    # each row is labelled with the name its check reports (the label alone names a row
+    # whose check raised)
+    assert all(r.op == r.report.name for r in rep.rows)
+    assert len({r.op for r in rep.rows}) == len(rep.rows)
     rows = {r.op: r for r in rep.rows}
     dt = np.dtype(dtype)
     for name in ops.UNARY:
@@ -1517,6 +1532,9 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
             assert rows[f"{name}.derivative"].kinks == 1, rows[f"{name}.derivative"]
         else:
             assert _spans(x, -2.0, 2.0), (name, x)
+    # the scalar operands are drawn from the whole of [0.5, 1.5], a new one for each op
+    ss = [calls[f"{name}.vjp[scalar w]"]["primals"][0] for name in ops.BINARY]
+    assert _spans(ss, 0.5, 1.5) and len(set(ss)) == len(ss), ss
     for name in ops.BINARY:
         w, x = calls[f"{name}.jvp"]["primals"]
         assert w.dtype == dt and x.dtype == dt and w.shape == x.shape == (24,)
@@ -1558,6 +1576,34 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         "fuse(3 inputs).vjp")] == [5, 6, 7]
     tj = calls["fuse(exp(w)*sin(x) + w/x).jvp"]["rest"][0]
     np.testing.assert_array_equal(tj[1], tj[0][::-1])
+    # every row runs in the dtype asked for (its array primals and tangents, and so its op)
+    for name, c in calls.items():
+        tangents = c["rest"][0] if c["rest"] and isinstance(c["rest"][0], tuple) else ()
+        for p in c["primals"] + tangents:
+            assert not isinstance(p, np.ndarray) or p.dtype == dt, (name, p.dtype)
+    # the composite rows check the functions their labels name
+    issue = lambda w, x: np.exp(w) * np.sin(x) + w / x  # noqa: E731
+    refs = {"chain(sin, square).derivative": lambda x: np.sin(x ** 2),
+            "chain(sin, square).vjp": lambda x: np.sin(x ** 2),
+            "dot.grad": np.dot, "dot.jvp": np.dot,
+            "fuse(x + x**2).derivative": lambda x: x + x ** 2,
+            "fuse(exp(w)*sin(x) + w/x).vjp": issue,
+            "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]": issue,
+            "fuse(exp(w)*sin(x) + w/x).jvp": issue,
+            "fuse(3 inputs).vjp": lambda a, b, c: (np.tanh(a) * b + np.maximum(a * b, c) * c
+                                                   - np.sqrt(b * b + 1.0))}
+    tol = 64 * np.finfo(dt).eps
+    for name, ref in refs.items():
+        c = calls[name]
+        y = np.asarray(c["f"](*c["primals"]), dtype=F64)
+        r = ref(*(np.asarray(p, dtype=F64) for p in c["primals"]))
+        np.testing.assert_allclose(y, r, rtol=tol, atol=tol * max(1.0, np.max(np.abs(r))),
+                                   err_msg=name)
+    # the fused elementwise row checks exp(w) * sin(x), both components in place
+    w, x = calls["elementwise(mul, f=exp, g=sin).jvp"]["primals"]
+    y = calls["elementwise(mul, f=exp, g=sin).jvp"]["f"](w, x)
+    ref = np.exp(w.astype(F64)) * np.sin(x.astype(F64))
+    np.testing.assert_allclose(y.astype(F64), ref, rtol=8 * np.finfo(dt).eps, atol=0)
 
 
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
@@ -1746,6 +1792,9 @@ def test_check_grad_integer_gradient_has_no_rounding_allowance():
 # Equivalent mutants in check_grad's body: ``a.astype(None)`` and
 # ``xw[sel].astype(None)`` for ``astype(float64)`` (None means float64), and ``hs`` made
 # with a fourth row (only rows 0-2, the three levels, are read).
+# Of _scalar_out: ``a.reshape(None)`` for ``a.reshape(())`` keeps a size-1 result's
+# shape (1,) (or (1, 1)); check_grad reads the values flat (``reshape(-1)``) and
+# never uses the output shape, so the report is the same.
 
 
 def test_check_grad_coordinate_bounds_scale_and_floor():
