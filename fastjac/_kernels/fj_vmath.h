@@ -693,17 +693,22 @@ static void fj_sigmoid_n(double* v, double* d, const double* x, ptrdiff_t n) {
 #define FJ_LOG_L5 0x1.39fe6b6d6327ep-3
 #define FJ_LOG_L6 0x1.2b57dcd3666eap-3
 
-static inline double fj_log_core(double x) {
+/* x = 2^k m with m in [sqrt(1/2), sqrt(2)) (subnormal x scaled by 2^52 first); returns m
+   and sets *kd = k. The reduction of fj_log_core and fj32_log_core. */
+static inline double fj_log_reduce(double x, double* kd) {
     int sub = x < 0x1p-1022;
     double xs = sub ? x * 0x1p52 : x;
     uint64_t u = fj_asu64(xs);
     uint64_t tmp = u - 0x3fe6a09e667f3bcdULL;        /* bits of sqrt(1/2) */
-    double m = fj_asf64(u - (tmp & 0xfff0000000000000ULL));
     /* k = tmp >> 52 as a signed 12-bit number, converted exactly via 0x1.8p52 */
-    double kd = fj_asf64(0x4338000000000000ULL + ((tmp >> 52) ^ 0x800)) - (0x1.8p52 + 2048.0);
-    double f, s, z, R, hfsq, y;
-    kd = sub ? kd - 52.0 : kd;
-    f = m - 1.0;
+    double k = fj_asf64(0x4338000000000000ULL + ((tmp >> 52) ^ 0x800)) - (0x1.8p52 + 2048.0);
+    *kd = sub ? k - 52.0 : k;
+    return fj_asf64(u - (tmp & 0xfff0000000000000ULL));
+}
+
+static inline double fj_log_core(double x) {
+    double kd, f, s, z, R, hfsq, y;
+    f = fj_log_reduce(x, &kd) - 1.0;
     s = f / (2.0 + f);
     z = s * s;
     R = z * (FJ_LOG_L0 + z * (FJ_LOG_L1 + z * (FJ_LOG_L2 + z * (FJ_LOG_L3 + z * (FJ_LOG_L4

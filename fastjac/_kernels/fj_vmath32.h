@@ -239,14 +239,8 @@ static inline void fj32_sigmoid_from(double x, double* v, double* d) {
 
 /* log(x): the reduction of fj_log_core, a shorter series. */
 static inline double fj32_log_core(double x) {
-    int sub = x < 0x1p-1022;
-    double xs = sub ? x * 0x1p52 : x;
-    uint64_t u = fj_asu64(xs);
-    uint64_t tmp = u - 0x3fe6a09e667f3bcdULL; /* bits of sqrt(1/2) */
-    double m = fj_asf64(u - (tmp & 0xfff0000000000000ULL));
-    double kd = fj_asf64(0x4338000000000000ULL + ((tmp >> 52) ^ 0x800)) - (0x1.8p52 + 2048.0);
-    double s, z, y;
-    kd = sub ? kd - 52.0 : kd;
+    double kd, s, z, y;
+    double m = fj_log_reduce(x, &kd);
     s = (m - 1.0) / (m + 1.0);
     z = s * s;
     y = kd * FJ32_LN2 + (2.0 * s + s * (z * (FJ32_LOG_L0 + z * (FJ32_LOG_L1
@@ -565,6 +559,20 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
         }                                                                                    \
     } while (0)
 
+/* In a case of fj32_vjp1_body's switch: a tile whose every lane passes OK (a condition on
+   xx[k]) runs the native float32 derivative F and, with a cotangent, the float32 product
+   F(x) * t, then goes on to the next tile; any other tile leaves the switch for the
+   per-lane path. (Not wrapped in do-while: its continue is the tile loop's.) */
+#define FJ32N_VJP1_NATIVE(OK, F)                                                             \
+    for (k = 0; k < m; k++) rare |= !(OK);                                                   \
+    if (!rare) {                                                                             \
+        if (t == NULL)                                                                       \
+            for (k = 0; k < m; k++) oo[k] = F(xx[k]);                                        \
+        else                                                                                 \
+            for (k = 0; k < m; k++) oo[k] = F(xx[k]) * tt[k];                                \
+        continue;                                                                            \
+    }
+
 FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
     double d[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
@@ -581,37 +589,16 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
         switch (code) {
         case FJ_U_SQRT:
             /* native float32, the product in float as for exp below */
-            for (k = 0; k < m; k++) rare |= !FJ32N_SQRTD_OK(xx[k]);
-            if (!rare) {
-                if (t == NULL)
-                    for (k = 0; k < m; k++) oo[k] = fj32n_sqrt_deriv(xx[k]);
-                else
-                    for (k = 0; k < m; k++) oo[k] = fj32n_sqrt_deriv(xx[k]) * tt[k];
-                continue;
-            }
+            FJ32N_VJP1_NATIVE(FJ32N_SQRTD_OK(xx[k]), fj32n_sqrt_deriv);
             break;
         case FJ_U_RECIPROCAL:
             /* native float32, the product in float as for exp below */
-            for (k = 0; k < m; k++) rare |= !FJ32N_RECIPD_OK(fabsf(xx[k]));
-            if (!rare) {
-                if (t == NULL)
-                    for (k = 0; k < m; k++) oo[k] = fj32n_recip_deriv(xx[k]);
-                else
-                    for (k = 0; k < m; k++) oo[k] = fj32n_recip_deriv(xx[k]) * tt[k];
-                continue;
-            }
+            FJ32N_VJP1_NATIVE(FJ32N_RECIPD_OK(fabsf(xx[k])), fj32n_recip_deriv);
             break;
         case FJ_U_EXP:
             /* native float32: (float)((double)e * (double)t) is the float product e * t
                (53 >= 2 * 24 + 2: rounding twice is innocuous), computed on float lanes */
-            for (k = 0; k < m; k++) rare |= !FJ32N_EXP_OK(xx[k]);
-            if (!rare) {
-                if (t == NULL)
-                    for (k = 0; k < m; k++) oo[k] = fj32n_exp_core(xx[k]);
-                else
-                    for (k = 0; k < m; k++) oo[k] = fj32n_exp_core(xx[k]) * tt[k];
-                continue;
-            }
+            FJ32N_VJP1_NATIVE(FJ32N_EXP_OK(xx[k]), fj32n_exp_core);
             break;
         case FJ_U_TANH:
             for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) <= FJ32N_TANH_MAX);
