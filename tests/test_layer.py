@@ -355,6 +355,17 @@ def test_out_errors():
     assert gW is Wc and np.array_equal(Wc, fl.loss_grad(X, Y, W, b)[1])
 
 
+def assert_same_bits_as_one_thread(X, Y, W, b, G, nt, ref, A1, V1):
+    # loss_grad, activation and activation_vjp at n_threads=nt against the one-thread results
+    got = fl.loss_grad(X, Y, W, b, wrt=("W", "b", "X"), n_threads=nt)
+    assert got[0] == ref[0]
+    for a, r in zip(got[1:], ref[1:]):
+        assert np.array_equal(a, r)
+    assert np.array_equal(fl.activation(X, W, b, n_threads=nt), A1)
+    for a, r in zip(fl.activation_vjp(X, W, A1, G, n_threads=nt), V1):
+        assert np.array_equal(a, r)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(5000, 10, 32), (3000, 8, 16), (999, 30, 20)])
 def test_threads_bitwise_identical(dtype, shape):
@@ -365,13 +376,7 @@ def test_threads_bitwise_identical(dtype, shape):
     G = np.random.default_rng(0).standard_normal(A1.shape).astype(dtype)
     V1 = fl.activation_vjp(X, W, A1, G, n_threads=1)
     for nt in (2, 3, 7):
-        got = fl.loss_grad(X, Y, W, b, wrt=("W", "b", "X"), n_threads=nt)
-        assert got[0] == ref[0]
-        for a, r in zip(got[1:], ref[1:]):
-            assert np.array_equal(a, r)
-        assert np.array_equal(fl.activation(X, W, b, n_threads=nt), A1)
-        for a, r in zip(fl.activation_vjp(X, W, A1, G, n_threads=nt), V1):
-            assert np.array_equal(a, r)
+        assert_same_bits_as_one_thread(X, Y, W, b, G, nt, ref, A1, V1)
     f1 = fl.fit(X, Y, lr=0.01, epochs=3, batch_size=1000, n_threads=1)
     f2 = fl.fit(X, Y, lr=0.01, epochs=3, batch_size=1000, n_threads=2)
     assert np.array_equal(f1.W, f2.W) and np.array_equal(f1.b, f2.b)
@@ -414,13 +419,7 @@ def test_blocked_blas_path_bitwise_for_every_n_threads(dtype, shape):
         V1 = fl.activation_vjp(X, W, A1, G, n_threads=1)
         for nt in (2, 3, None):
             for _ in range(3):
-                got = fl.loss_grad(X, Y, W, b, wrt=("W", "b", "X"), n_threads=nt)
-                assert got[0] == ref[0]
-                for a, r in zip(got[1:], ref[1:]):
-                    assert np.array_equal(a, r)
-                assert np.array_equal(fl.activation(X, W, b, n_threads=nt), A1)
-                for a, r in zip(fl.activation_vjp(X, W, A1, G, n_threads=nt), V1):
-                    assert np.array_equal(a, r)
+                assert_same_bits_as_one_thread(X, Y, W, b, G, nt, ref, A1, V1)
     finally:
         kernels._set_blas_blocking(*prev)
     # the same values as np.matmul's path, to rounding

@@ -403,6 +403,23 @@ def test_float32_exp_vjp_is_the_float32_product(precision_default):
     assert (err <= 1.0).all(), err
 
 
+def check_native_per_lane(name, x, mixed, gy):
+    # x: float32 inputs in the native range; mixed: x with some lanes moved outside it.
+    # The lanes left alone keep their bits (derivative, VJP, one-op fj.fuse), the VJP is the
+    # float32 product derivative * gy, and the moved lanes are faithful (f32_check).
+    keep = mixed == x
+    f = getattr(fj, name)
+    with np.errstate(all="ignore"):
+        want = f.derivative(x) * gy
+        for g in (f.derivative, lambda a: f.vjp(a, gy),
+                  lambda a: fj.fuse(lambda b: f(b)).vjp(a, gy)):
+            np.testing.assert_array_equal(g(mixed)[keep].view(np.uint32),
+                                          g(x)[keep].view(np.uint32))
+        np.testing.assert_array_equal(f.vjp(x, gy).view(np.uint32), want.view(np.uint32))
+        err, bad = f32_check(name, True, mixed[~keep])
+    assert not bad.any(), err
+
+
 def test_float32_sqrt_vjp_native_per_lane_and_the_float32_product(precision_default):
     # sqrt' is native float32 for 2^-100 <= x <= FLT_MAX (fj_vmath32.h fj32n_sqrt_deriv),
     # so there the VJP is the float32 product sqrt'(x) * gy (docs/guide/precision.rst);
@@ -419,17 +436,7 @@ def test_float32_sqrt_vjp_native_per_lane_and_the_float32_product(precision_defa
     mixed[7::301] = np.inf
     mixed[9::301] = 0.0
     mixed[11::301] = -1.0
-    keep = mixed == x
-    f = fj.sqrt
-    with np.errstate(all="ignore"):
-        want = f.derivative(x) * gy
-        for g in (f.derivative, lambda a: f.vjp(a, gy),
-                  lambda a: fj.fuse(lambda b: fj.sqrt(b)).vjp(a, gy)):
-            np.testing.assert_array_equal(g(mixed)[keep].view(np.uint32),
-                                          g(x)[keep].view(np.uint32))
-        np.testing.assert_array_equal(f.vjp(x, gy).view(np.uint32), want.view(np.uint32))
-        err, bad = f32_check("sqrt", True, mixed[~keep])
-    assert not bad.any(), err
+    check_native_per_lane("sqrt", x, mixed, gy)
 
 
 def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precision_default):
@@ -448,17 +455,7 @@ def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precisio
     mixed[7::301] = -np.inf
     mixed[9::301] = 0.0
     mixed[11::301] = np.float32(1e-40)
-    keep = mixed == x
-    f = fj.reciprocal
-    with np.errstate(all="ignore"):
-        want = f.derivative(x) * gy
-        for g in (f.derivative, lambda a: f.vjp(a, gy),
-                  lambda a: fj.fuse(lambda b: fj.reciprocal(b)).vjp(a, gy)):
-            np.testing.assert_array_equal(g(mixed)[keep].view(np.uint32),
-                                          g(x)[keep].view(np.uint32))
-        np.testing.assert_array_equal(f.vjp(x, gy).view(np.uint32), want.view(np.uint32))
-        err, bad = f32_check("reciprocal", True, mixed[~keep])
-    assert not bad.any(), err
+    check_native_per_lane("reciprocal", x, mixed, gy)
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])
