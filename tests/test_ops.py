@@ -681,3 +681,33 @@ def test_kernel_entry_points_reject_bad_buffers():
         K.binary(2, b"", b"", 11, x, x, y_out=np.empty(11))
     with pytest.raises(ValueError):
         K.reduce(x, np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_vjp_special_values_bitwise(dtype):
+    """relu's VJP is t where x > 0, 0*t where x <= 0 (signed zeros; NaN for t = inf or NaN),
+    and NaN where x is NaN: NumPy's np.where expression bit for bit, over lengths that end
+    inside and outside a vector, strided and in place, on 1 and 2 threads."""
+    bits = np.uint64 if dtype == np.float64 else np.uint32
+    xs = np.array([1.5, -1.0, 0.0, -0.0, np.nan, np.inf, -np.inf, 2.0, -5e-310, 5e-310], dtype)
+    ts = np.array([2.0, np.inf, -3.0, np.nan, 1.0, -1.0, 5.0, -0.0, -np.inf, 7.0], dtype)
+    grid = np.stack(np.meshgrid(xs, ts), -1).reshape(-1, 2)
+    x0, t0 = grid[:, 0].copy(), grid[:, 1].copy()
+
+    def ref(x, t):
+        with np.errstate(invalid="ignore"):
+            return np.where(x > 0, t, np.where(np.isnan(x), x, dtype(0) * t))
+
+    for n in (1, 7, 17, 100, 3 * BLOCK_SIZE + 5):
+        x = np.resize(x0, n)
+        t = np.resize(t0[::-1], n)
+        want = ref(x, t).view(bits)
+        for n_threads in (1, 2):
+            assert np.array_equal(fj.relu.vjp(x, t, n_threads=n_threads).view(bits), want)
+        # strided views, and the cotangent's own buffer as out=
+        xx = np.repeat(x, 2)[::2]
+        tt = t.copy()
+        fj.relu.vjp(xx, tt, out=tt)
+        assert np.array_equal(tt.view(bits), want)
+        d = np.where(x > 0, dtype(1), np.where(np.isnan(x), x, dtype(0)))
+        assert np.array_equal(fj.relu.derivative(x).view(bits), d.view(bits))

@@ -88,6 +88,8 @@ cdef extern from "fj_tile.h" nogil:
     void fj_ew_scale2_f64(double* da, double* db, const double* gy, Py_ssize_t m)
     void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
     void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
+    void fj_relu_vjp_f64(const double* x, const double* t, double* out, Py_ssize_t m)
+    void fj_relu_vjp_f32(const float* x, const float* t, float* out, Py_ssize_t m)
 
 cdef extern from "numpy/arrayobject.h":
     # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
@@ -518,26 +520,18 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
     cdef Py_ssize_t k
     cdef int code
     cdef const double* xd
-    cdef floating xv, tv, zv
     if ncodes == 1 and y_out == NULL and d_out != NULL:
         # One function, derivative only (the common VJP): fewer passes than the chain
         # interpreter below, with the same arithmetic (so the same bits).
         code = codes[0]
         if code == U_RELU:
             # relu'(x) * t is t, 0 * t or NaN: exact in the input precision, so float32
-            # stays in float32 (the same values as the double route, and vectorised).
-            # Every operand is loaded before the selects: no conditional load, so gcc
-            # if-converts and vectorises the loop.
-            if t != NULL:
-                for k in range(m):
-                    xv = x[k]
-                    tv = t[k]
-                    zv = 0 * tv
-                    d_out[k] = tv if xv > 0 else (zv if xv == xv else xv)
+            # stays in float32 (the same values as the double route). fj_tile.h's loop is
+            # compiled for each SIMD level (Cython's own loop here ran scalar).
+            if floating is double:
+                fj_relu_vjp_f64(x, t, d_out, m)
             else:
-                for k in range(m):
-                    xv = x[k]
-                    d_out[k] = 1 if xv > 0 else (0 if xv == xv else xv)
+                fj_relu_vjp_f32(x, t, d_out, m)
             return
         # The vectorised derivative-only loops of fj_vmath.h (the stage's arithmetic, so the
         # same bits; log: t/x as below); they decline (0) ops they do not cover and

@@ -72,4 +72,28 @@ FJ_FUSED_CLONES static void fj_ew_scale2_f64(double *restrict da, double *restri
     }
 }
 
+/* relu's derivative-only VJP (and its derivative when t is NULL): out = t where x > 0, 0*t
+ * where x <= 0 (a signed zero, or NaN when t is inf or NaN), x where x is NaN. Exact in the
+ * input precision, so float32 stays float32. out may be t (element by element: each is read
+ * before it is written); no other overlap. Every operand is loaded before the selects, so the
+ * loops are branch-free and vectorise at every level. */
+#define FJ_RELU_VJP(NAME, T)                                                                \
+    FJ_FUSED_CLONES static void NAME(const T *x, const T *t, T *out, ptrdiff_t m)          \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        if (t != NULL) {                                                                    \
+            for (k = 0; k < m; k++) {                                                       \
+                T xv = x[k], tv = t[k], zv = (T)0 * tv;                                     \
+                out[k] = xv > 0 ? tv : (xv == xv ? zv : xv);                                \
+            }                                                                               \
+        } else {                                                                            \
+            for (k = 0; k < m; k++) {                                                       \
+                T xv = x[k];                                                                \
+                out[k] = xv > 0 ? (T)1 : (xv == xv ? (T)0 : xv);                            \
+            }                                                                               \
+        }                                                                                   \
+    }
+FJ_RELU_VJP(fj_relu_vjp_f64, double)
+FJ_RELU_VJP(fj_relu_vjp_f32, float)
+
 #endif /* FJ_TILE_H */
