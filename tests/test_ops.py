@@ -711,3 +711,52 @@ def test_relu_vjp_special_values_bitwise(dtype):
         assert np.array_equal(tt.view(bits), want)
         d = np.where(x > 0, dtype(1), np.where(np.isnan(x), x, dtype(0)))
         assert np.array_equal(fj.relu.derivative(x).view(bits), d.view(bits))
+
+
+def _same_bits_or_both_nan(got, want, bits):
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(bits), want[~nan].view(bits))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum"])
+def test_binary_value_and_vjp_special_values(name, dtype):
+    """The plain binary loops against NumPy's expressions bit for bit (NaN for NaN) over signed
+    zeros, infinities, NaN, ties and subnormals, at lengths that end inside and outside a
+    vector, on 1 and 2 threads: maximum/minimum's ties go to w, a NaN operand gives NaN and
+    NaN partials, and a zero partial times gy is 0*gy (a signed zero)."""
+    bits = np.uint64 if dtype == np.float64 else np.uint32
+    tiny = np.finfo(dtype).smallest_subnormal
+    vals = np.array([1.5, -1.0, 0.0, -0.0, np.nan, np.inf, -np.inf, 2.0, tiny, -3 * tiny], dtype)
+    g = np.array([2.0, -0.0, -3.0, np.nan, 1.0, np.inf, 5.0, 0.0, -7.0, 3.0], dtype)
+    ww, xx = (a.ravel() for a in np.meshgrid(vals, vals))
+    one, zero = dtype(1), dtype(0)
+    with np.errstate(all="ignore"):
+        for n in (3, 9, 17, 100, 3 * BLOCK_SIZE + 5):
+            w, x, gy = np.resize(ww, n), np.resize(xx, n), np.resize(g, n)
+            if name == "maximum":
+                first, second = w >= x, w < x
+            elif name == "minimum":
+                first, second = w <= x, w > x
+            if name in ("maximum", "minimum"):
+                value = np.where(first, w, np.where(second, x, w + x))
+                nan = (w + x) * gy
+                gw = np.where(first, gy, np.where(second, zero * gy, nan))
+                gx = np.where(first, zero * gy, np.where(second, gy, nan))
+            else:
+                value = {"add": np.add, "sub": np.subtract, "mul": np.multiply,
+                         "div": np.divide}[name](w, x)
+                gw = {"add": gy, "sub": gy, "mul": x * gy, "div": None}[name]
+                gx = {"add": gy, "sub": -one * gy, "mul": w * gy, "div": None}[name]
+            op = getattr(fj, name)
+            for n_threads in (1, 2):
+                _same_bits_or_both_nan(op(w, x, n_threads=n_threads), value, bits)
+                if gw is not None:
+                    got_w, got_x = op.vjp(w, x, gy, n_threads=n_threads)
+                    _same_bits_or_both_nan(got_w, gw, bits)
+                    _same_bits_or_both_nan(got_x, gx, bits)
+            # in place: the value into w's own buffer
+            w2 = w.copy()
+            op(w2, x, out=w2)
+            _same_bits_or_both_nan(w2, value, bits)

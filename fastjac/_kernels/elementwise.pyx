@@ -90,6 +90,28 @@ cdef extern from "fj_tile.h" nogil:
     void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
     void fj_relu_vjp_f64(const double* x, const double* t, double* out, Py_ssize_t m)
     void fj_relu_vjp_f32(const float* x, const float* t, float* out, Py_ssize_t m)
+    void fj_add_f64(const double* w, const double* x, double* y, Py_ssize_t m)
+    void fj_sub_f64(const double* w, const double* x, double* y, Py_ssize_t m)
+    void fj_mul_f64(const double* w, const double* x, double* y, Py_ssize_t m)
+    void fj_div_f64(const double* w, const double* x, double* y, Py_ssize_t m)
+    void fj_max_f64(const double* w, const double* x, double* y, Py_ssize_t m)
+    void fj_min_f64(const double* w, const double* x, double* y, Py_ssize_t m)
+    void fj_add_f32(const float* w, const float* x, float* y, Py_ssize_t m)
+    void fj_sub_f32(const float* w, const float* x, float* y, Py_ssize_t m)
+    void fj_mul_f32(const float* w, const float* x, float* y, Py_ssize_t m)
+    void fj_div_f32(const float* w, const float* x, float* y, Py_ssize_t m)
+    void fj_max_f32(const float* w, const float* x, float* y, Py_ssize_t m)
+    void fj_min_f32(const float* w, const float* x, float* y, Py_ssize_t m)
+    void fj_addsub_grads_f64(const double* gy, double* gw, double* gx, int sub, Py_ssize_t m)
+    void fj_mul_grads_f64(const double* w, const double* x, const double* gy, double* gw, double* gx,
+                          Py_ssize_t m)
+    void fj_maxmin_grads_f64(const double* w, const double* x, const double* gy, double* gw, double* gx,
+                             int is_min, Py_ssize_t m)
+    void fj_addsub_grads_f32(const float* gy, float* gw, float* gx, int sub, Py_ssize_t m)
+    void fj_mul_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
+                          Py_ssize_t m)
+    void fj_maxmin_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
+                             int is_min, Py_ssize_t m)
 
 cdef extern from "numpy/arrayobject.h":
     # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
@@ -998,30 +1020,37 @@ cdef void _binary_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
 
 cdef void _plain_value(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
                        const floating* x, floating* y_out) noexcept nogil:
-    cdef Py_ssize_t k
-    cdef double p, q
-    if op == B_ADD:
-        for k in range(lo, hi):
-            y_out[k] = <floating>(<double>w[k] + <double>x[k])
-    elif op == B_SUB:
-        for k in range(lo, hi):
-            y_out[k] = <floating>(<double>w[k] - <double>x[k])
-    elif op == B_MUL:
-        for k in range(lo, hi):
-            y_out[k] = <floating>(<double>w[k] * <double>x[k])
-    elif op == B_DIV:
-        for k in range(lo, hi):
-            y_out[k] = <floating>(<double>w[k] / <double>x[k])
-    elif op == B_MAXIMUM:
-        for k in range(lo, hi):
-            p = w[k]
-            q = x[k]
-            y_out[k] = <floating>(p if p >= q else (q if p < q else p + q))
-    elif op == B_MINIMUM:
-        for k in range(lo, hi):
-            p = w[k]
-            q = x[k]
-            y_out[k] = <floating>(p if p <= q else (q if p > q else p + q))
+    # fj_tile.h's loops, compiled for each SIMD level (the bits of the double route)
+    cdef Py_ssize_t m = hi - lo
+    w += lo
+    x += lo
+    y_out += lo
+    if floating is double:
+        if op == B_ADD:
+            fj_add_f64(w, x, y_out, m)
+        elif op == B_SUB:
+            fj_sub_f64(w, x, y_out, m)
+        elif op == B_MUL:
+            fj_mul_f64(w, x, y_out, m)
+        elif op == B_DIV:
+            fj_div_f64(w, x, y_out, m)
+        elif op == B_MAXIMUM:
+            fj_max_f64(w, x, y_out, m)
+        elif op == B_MINIMUM:
+            fj_min_f64(w, x, y_out, m)
+    else:
+        if op == B_ADD:
+            fj_add_f32(w, x, y_out, m)
+        elif op == B_SUB:
+            fj_sub_f32(w, x, y_out, m)
+        elif op == B_MUL:
+            fj_mul_f32(w, x, y_out, m)
+        elif op == B_DIV:
+            fj_div_f32(w, x, y_out, m)
+        elif op == B_MAXIMUM:
+            fj_max_f32(w, x, y_out, m)
+        elif op == B_MINIMUM:
+            fj_min_f32(w, x, y_out, m)
 
 
 cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
@@ -1060,48 +1089,31 @@ cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
             gw_out[k] = <floating>pw
             gx_out[k] = <floating>px
         return
-    if op == B_ADD:
-        for k in range(lo, hi):
-            g = gy[k]
-            gw_out[k] = <floating>g
-            gx_out[k] = <floating>g
-    elif op == B_SUB:
-        for k in range(lo, hi):
-            g = gy[k]
-            gw_out[k] = <floating>g
-            gx_out[k] = <floating>(-1.0 * g)
-    elif op == B_MUL:
-        for k in range(lo, hi):
-            g = gy[k]
-            p = w[k]
-            q = x[k]
-            gw_out[k] = <floating>(q * g)
-            gx_out[k] = <floating>(p * g)
-    elif op == B_DIV:
+    if op == B_DIV:
         for k in range(lo, hi):
             g = gy[k]
             p = w[k]
             q = x[k]
             gw_out[k] = <floating>((1.0 / q) * g)
             gx_out[k] = <floating>((-((p / q) / q)) * g)
-    elif op == B_MAXIMUM:
-        for k in range(lo, hi):
-            g = gy[k]
-            p = w[k]
-            q = x[k]
-            pw = 1.0 if p >= q else (0.0 if p < q else p + q)
-            px = 0.0 if p >= q else (1.0 if p < q else p + q)
-            gw_out[k] = <floating>(pw * g)
-            gx_out[k] = <floating>(px * g)
-    elif op == B_MINIMUM:
-        for k in range(lo, hi):
-            g = gy[k]
-            p = w[k]
-            q = x[k]
-            pw = 1.0 if p <= q else (0.0 if p > q else p + q)
-            px = 0.0 if p <= q else (1.0 if p > q else p + q)
-            gw_out[k] = <floating>(pw * g)
-            gx_out[k] = <floating>(px * g)
+        return
+    # the rest in fj_tile.h's loops, compiled for each SIMD level (the same bits)
+    if floating is double:
+        if op == B_ADD or op == B_SUB:
+            fj_addsub_grads_f64(gy + lo, gw_out + lo, gx_out + lo, op == B_SUB, hi - lo)
+        elif op == B_MUL:
+            fj_mul_grads_f64(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo, hi - lo)
+        elif op == B_MAXIMUM or op == B_MINIMUM:
+            fj_maxmin_grads_f64(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo,
+                                op == B_MINIMUM, hi - lo)
+    else:
+        if op == B_ADD or op == B_SUB:
+            fj_addsub_grads_f32(gy + lo, gw_out + lo, gx_out + lo, op == B_SUB, hi - lo)
+        elif op == B_MUL:
+            fj_mul_grads_f32(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo, hi - lo)
+        elif op == B_MAXIMUM or op == B_MINIMUM:
+            fj_maxmin_grads_f32(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo,
+                                op == B_MINIMUM, hi - lo)
 
 
 cdef void _plain_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating* w,

@@ -1,6 +1,7 @@
 /* Tile loops shared by the element-wise kernels (elementwise.pyx's binary tile) and the
- * fused-expression interpreter (fj_fused.h, fused.pyx): float32 loads and stores, and the
- * product rule and cotangent scaling of fj.elementwise's tile. In C so that each is
+ * fused-expression interpreter (fj_fused.h, fused.pyx): float32 loads and stores, the
+ * product rule and cotangent scaling of fj.elementwise's tile, relu's VJP, and the plain
+ * binary ops' values and gradients. In C so that each is
  * compiled for AVX-512, AVX2 and the baseline and chosen at run time (GCC target_clones on
  * x86-64 Linux; Cython's own loops get the baseline only). Plain loops, one operation per
  * element in a fixed order, no fused multiply-add (setup.py: -ffp-contract=off): every
@@ -95,5 +96,96 @@ FJ_FUSED_CLONES static void fj_ew_scale2_f64(double *restrict da, double *restri
     }
 FJ_RELU_VJP(fj_relu_vjp_f64, double)
 FJ_RELU_VJP(fj_relu_vjp_f32, float)
+
+/* The plain binary ops y = w ○ x on whole blocks (elementwise.pyx's _plain_value and
+ * _plain_grads, which ran Cython's baseline loops: maximum and minimum scalar). float32 in
+ * float32: a single +, -, *, / of two floats rounded once to float is the same as the double
+ * operation rounded to float (53 >= 2*24 + 2), so the bits are those of the double route.
+ * maximum / minimum: NumPy's rule, a NaN operand gives a NaN (p + q); their partials are 1,
+ * 0 or NaN (ties go to w), times gy. Branch-free selects: every level vectorises them. */
+#define FJ_PLAIN_BINARY(T, SUF)                                                             \
+    FJ_FUSED_CLONES static void fj_add_##SUF(const T *w, const T *x, T *y, ptrdiff_t m)    \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) y[k] = w[k] + x[k];                                         \
+    }                                                                                       \
+    FJ_FUSED_CLONES static void fj_sub_##SUF(const T *w, const T *x, T *y, ptrdiff_t m)    \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) y[k] = w[k] - x[k];                                         \
+    }                                                                                       \
+    FJ_FUSED_CLONES static void fj_mul_##SUF(const T *w, const T *x, T *y, ptrdiff_t m)    \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) y[k] = w[k] * x[k];                                         \
+    }                                                                                       \
+    FJ_FUSED_CLONES static void fj_div_##SUF(const T *w, const T *x, T *y, ptrdiff_t m)    \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) y[k] = w[k] / x[k];                                         \
+    }                                                                                       \
+    FJ_FUSED_CLONES static void fj_max_##SUF(const T *w, const T *x, T *y, ptrdiff_t m)    \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) {                                                           \
+            T p = w[k], q = x[k], r = p + q;                                                \
+            y[k] = p >= q ? p : (p < q ? q : r);                                            \
+        }                                                                                   \
+    }                                                                                       \
+    FJ_FUSED_CLONES static void fj_min_##SUF(const T *w, const T *x, T *y, ptrdiff_t m)    \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) {                                                           \
+            T p = w[k], q = x[k], r = p + q;                                                \
+            y[k] = p <= q ? p : (p > q ? q : r);                                            \
+        }                                                                                   \
+    }                                                                                       \
+    /* gw = gy, gx = sign * gy (add: 1, sub: -1; -1 * g as the double route: -g) */         \
+    FJ_FUSED_CLONES static void fj_addsub_grads_##SUF(const T *gy, T *gw, T *gx, int sub,  \
+                                                      ptrdiff_t m)                          \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        T s = sub ? (T)-1 : (T)1;                                                           \
+        for (k = 0; k < m; k++) {                                                           \
+            T g = gy[k];                                                                    \
+            gw[k] = g;                                                                      \
+            gx[k] = s * g;                                                                  \
+        }                                                                                   \
+    }                                                                                       \
+    FJ_FUSED_CLONES static void fj_mul_grads_##SUF(const T *w, const T *x, const T *gy,    \
+                                                   T *gw, T *gx, ptrdiff_t m)               \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) {                                                           \
+            T g = gy[k], p = w[k], q = x[k];                                                \
+            gw[k] = q * g;                                                                  \
+            gx[k] = p * g;                                                                  \
+        }                                                                                   \
+    }                                                                                       \
+    /* maximum (is_min 0) or minimum (1): the partial of the selected operand is 1, the     \
+       other's 0, both NaN when p or q is NaN; times g: g, 0*g or NaN */                    \
+    FJ_FUSED_CLONES static void fj_maxmin_grads_##SUF(const T *w, const T *x, const T *gy, \
+                                                      T *gw, T *gx, int is_min,             \
+                                                      ptrdiff_t m)                          \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        if (is_min) {                                                                       \
+            for (k = 0; k < m; k++) {                                                       \
+                T g = gy[k], p = w[k], q = x[k];                                            \
+                T z = (T)0 * g, nan = (p + q) * g;                                          \
+                gw[k] = p <= q ? g : (p > q ? z : nan);                                     \
+                gx[k] = p <= q ? z : (p > q ? g : nan);                                     \
+            }                                                                               \
+        } else {                                                                            \
+            for (k = 0; k < m; k++) {                                                       \
+                T g = gy[k], p = w[k], q = x[k];                                            \
+                T z = (T)0 * g, nan = (p + q) * g;                                          \
+                gw[k] = p >= q ? g : (p < q ? z : nan);                                     \
+                gx[k] = p >= q ? z : (p < q ? g : nan);                                     \
+            }                                                                               \
+        }                                                                                   \
+    }
+FJ_PLAIN_BINARY(double, f64)
+FJ_PLAIN_BINARY(float, f32)
 
 #endif /* FJ_TILE_H */
