@@ -167,22 +167,71 @@ static inline void fj32n_exp_pair(float a, float* eh, float* el) {
     *el = sc * lo;
 }
 /* e = exp(-a) from fj32n_exp_pair in double (within ~2^-26) and inv = 1/(1 + e). Then
-   sigmoid'(x) = e inv^2 (a = |x|), sech^2(x) = 4 e inv^2 (a = 2|x|, exact in float) and
-   sigmoid(x) = inv or e inv: relative errors ~2^-26 before the final rounding (the
-   sensitivity of e/(1 + e)^2 to e is (1 - e)/(1 + e) < 1, of 1/(1 + e) and e/(1 + e) < 1),
-   so the float32 results are faithful. */
+   sigmoid(x) = inv or e inv (a = |x|): relative errors ~2^-26 before the final rounding
+   (the sensitivity of 1/(1 + e) and e/(1 + e) to e is < 1), so the float32 results are
+   faithful. */
 static inline void fj32n_sig_parts(float a, double* e, double* inv) {
     float eh, el;
     fj32n_exp_pair(a, &eh, &el);
     *e = (double)eh + (double)el;
     *inv = 1.0 / (1.0 + *e);
 }
-static inline double fj32n_sigd(float a, double scale) {
-    double e, inv;
-    fj32n_sig_parts(a, &e, &inv);
-    return (scale * e) * (inv * inv);
+
+/* ---- native float32 sigmoid' and sech^2, all in float: float arithmetic and fmaf -------
+   D = 2^j e/(1 + e)^2 with e = exp(-a), for a float a in [0, FJ32N_SIGD_MAX]: sigmoid'(x)
+   (a = |x|, j = 0) and sech^2(x) (a = 2|x|, exact, j = 2), rounded once to float32, with
+   one float division (16 lanes) where finishing fj32n_exp_pair's e in double took two
+   double divisions (8 lanes each) per 16 elements.
+   - exp: x = -a = k ln2 + r as in fj32n_exp_pair, k from one fmaf, r1 = x - k LN2_HI exact,
+     rh = r1 - k LN2_LO rounded and its error rl (|rl| <= 2^-26; r1 - rh is exact but where
+     |r1| < k LN2_LO, and then off by < 2^-37). exp(r) = E = hi + lo with hi = 1 + rh and
+     lo = ((1 - hi) + rh) + rl hi + rh^2 P(rh) (P of fj32n_exp_core by Horner's rule in
+     fmaf; 1 + rh = hi + (1 - hi) + rh exactly): lo errs by ~2^-27 of E (P's evaluation,
+     the rounding of rh^2 and lo's own roundings), so 2^k E errs by ~2^-26.
+   - e = c E, c = 2^k (no scaling is done but where needed: e is not formed): 1 + e =
+     s + sl with s = fmaf(c, hi, 1) and t = fmaf(c, hi, 1 - s), the exact error of s
+     (Fast2Sum: 1 >= c hi), sl = fmaf(c, lo, t); (1 + e)^2 = p + dl with p = s s, its exact
+     remainder pl = fmaf(s, s, -p) and dl = fmaf(2s, sl, pl) (sl^2 < 2^-46 p dropped).
+   - D/(2^j c) = E/(p + dl) = q + ((E - q p) - q dl)/(p + dl) for any q: with inv = 1/p
+     (the division, correctly rounded), q = hi inv, rq = fmaf(-q, p, hi) (E - q p =
+     rq + lo), the correction cr = fmaf(-q, dl, rq + lo) (|cr| <= ~2^-22 q) is scaled
+     by inv instead of 1/(p + dl) (relative error <= 2^-22 of the correction, 2^-44 of
+     D), and fmaf(cr, inv, q) rounds once; 2^j c scales exactly (the result is normal:
+     D >= 4e^-80 > 2^-116). The error before the last roundings is ~2^-26 (e's), below
+     half an ulp: faithful (the exhaustive maximum is in docs/guide/precision.rst).
+   fmaf is exact on every SIMD path and in libm: every level gives the same bits. */
+FJ_BODY float fj32n_sigd_f(float a, uint32_t j) {
+    float x = -a;
+    float kf = fmaf(x, FJ32N_INV_LN2, FJ32N_SHIFT);
+    uint32_t ki = fj_asu32(kf);
+    float r1, rh, rl, p, hi, lo, eh, el, c, s, t, sl, pp, pl, dl, inv, q, rq, cr;
+    kf -= FJ32N_SHIFT;
+    r1 = fmaf(kf, -FJ32N_LN2_HI, x); /* exact */
+    rh = fmaf(kf, -FJ32N_LN2_LO, r1);
+    rl = fmaf(kf, -FJ32N_LN2_LO, r1 - rh);
+    p = fmaf(fmaf(fmaf(fmaf(FJ32N_EXP_P5, rh, FJ32N_EXP_P4), rh, FJ32N_EXP_P3), rh,
+                  FJ32N_EXP_P2), rh, FJ32N_EXP_P1);
+    p = fmaf(p, rh, FJ32N_EXP_P0);
+    hi = 1.0f + rh;
+    lo = fmaf(rh * rh, p, fmaf(rl, hi, (1.0f - hi) + rh));
+    eh = hi + lo;
+    el = (hi - eh) + lo; /* exact (Fast2Sum: |hi| > |lo|) */
+    c = fj_asf32((ki << 23) + 0x3f800000u);
+    s = fmaf(c, eh, 1.0f);
+    t = fmaf(c, eh, 1.0f - s); /* exact */
+    sl = fmaf(c, el, t);
+    pp = s * s;
+    pl = fmaf(s, s, -pp); /* exact */
+    dl = fmaf(s + s, sl, pl);
+    inv = 1.0f / pp;
+    q = eh * inv;
+    rq = fmaf(-q, pp, eh);
+    cr = fmaf(-q, dl, rq + el);
+    return fmaf(cr, inv, q) * fj_asf32((ki << 23) + 0x3f800000u + (j << 23));
 }
-#define FJ32N_SIGD_OK(a) ((a) <= FJ32N_SIGD_MAX)
+/* sech^2(x) and sigmoid'(x) of a float32 x, for |x| <= FJ32N_TANH_MAX and FJ32N_SIGD_MAX */
+FJ_BODY float fj32n_sech2(float x) { return fj32n_sigd_f(2.0f * fabsf(x), 2); }
+FJ_BODY float fj32n_sigmoid_deriv(float x) { return fj32n_sigd_f(fabsf(x), 0); }
 /* a lane of a stage (a double) that the native routines take: a float32 with |x| <= lim */
 static inline int fj32n_lane_ok(double x, float lim) {
     float xf = (float)x;
@@ -373,7 +422,7 @@ FJ_BODY void fj32_exp_tile(const double* xs, double* y, ptrdiff_t m) {
             if (FJ32_EXP_RARE(xs[k])) y[k] = exp(xs[k]);
 }
 
-/* v = tanh, d = sech^2 (either may be NULL). sech^2: the native routine (fj32n_sigd) for
+/* v = tanh, d = sech^2 (either may be NULL). sech^2: the native routine (fj32n_sech2) for
    the lanes fj32n_lane_ok(x, FJ32N_TANH_MAX) accepts, the double one for the others (the
    choice depends on the lane alone). tanh: the double routine. */
 FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
@@ -383,7 +432,7 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     if (d != NULL) {
         for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
         if (!other)
-            for (k = 0; k < m; k++) d[k] = fj32n_sigd(2.0f * fabsf((float)xs[k]), 4.0);
+            for (k = 0; k < m; k++) d[k] = (double)fj32n_sech2((float)xs[k]);
     }
     if (v == NULL && !other) return;
     for (k = 0; k < m; k++) q[k] = fj32_q(fabs(xs[k]));
@@ -392,7 +441,7 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     if (d != NULL && other) {
         for (k = 0; k < m; k++) {
             int ok = fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
-            double n = fj32n_sigd(ok ? 2.0f * fabsf((float)xs[k]) : 0.0f, 4.0);
+            double n = (double)fj32n_sech2(ok ? (float)xs[k] : 0.0f);
             d[k] = ok ? n : fj32_sech2_from(xs[k], q[k]);
         }
         for (k = 0; k < m; k++) rare |= FJ32_SECH2_RARE(xs[k]);
@@ -402,14 +451,15 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     }
 }
 
-/* v = sigmoid, d = sigmoid' (neither NULL): the native routine (fj32n_sig_parts) for the
-   lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX) accepts, the double one for the others. */
-static inline void fj32n_sigmoid_lane(double x, double* v, double* d) {
+/* v = sigmoid, d = sigmoid' (neither NULL): the native routines (fj32n_sig_parts for v,
+   fj32n_sigmoid_deriv for d) for the lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX) accepts, the
+   double one for the others. */
+FJ_BODY void fj32n_sigmoid_lane(double x, double* v, double* d) {
     double e, inv;
     float xf = (float)x;
     fj32n_sig_parts(fabsf(xf), &e, &inv);
     *v = (xf >= 0.0f ? 1.0 : e) * inv;
-    *d = e * (inv * inv);
+    *d = (double)fj32n_sigmoid_deriv(xf);
 }
 FJ_BODY void fj32_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k;
@@ -474,7 +524,8 @@ FJ_BODY void fj32_tanh_acc_n_body(double* v, double* d, const double* x, ptrdiff
         fj32_tanh_tile(xs, v != NULL ? v + i : NULL, d != NULL ? d + i : NULL, m);
     }
 }
-FJ_MULTI(fj32_tanh_acc_n, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+FJ_MULTI_FMA(fj32_tanh_acc_n, (double* v, double* d, const double* x, ptrdiff_t n),
+             (v, d, x, n))
 
 /* sigmoid and sigmoid' tile by tile (fj_vmath.h's FJ_SIGMOID_ACC). */
 FJ_SIGMOID_ACC(fj32_sigmoid_acc_n, fj32_sigmoid_tile)
@@ -538,27 +589,6 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
     }
 }
 
-/* The whole float32 single-op VJP in one pass per tile where no lane is rare: out[k] =
-   (float)(f'(x[k]) * t[k]) (or (float)f'(x[k]) when t is NULL), the same operations as
-   fj32_deriv_tile followed by FJ_VJP1's product, so the same bits, without the tile's
-   intermediate stores and loads. A tile with a rare lane (the FJ32_*_RARE ranges, tested
-   in float32: the bounds are exact in float32) takes fj32_deriv_tile. out may
-   be x or t (not a partial overlap). Returns 0 where fj32_deriv_tile would. */
-#define FJ32_VJP1_LOOP(EXPR)                                                                 \
-    do {                                                                                     \
-        if (t == NULL) {                                                                     \
-            for (k = 0; k < m; k++) {                                                        \
-                double xv = (double)xx[k]; (void)xv;                                         \
-                oo[k] = (float)(EXPR);                                                       \
-            }                                                                                \
-        } else {                                                                             \
-            for (k = 0; k < m; k++) {                                                        \
-                double xv = (double)xx[k]; (void)xv;                                         \
-                oo[k] = (float)((EXPR) * (double)tt[k]);                                     \
-            }                                                                                \
-        }                                                                                    \
-    } while (0)
-
 /* In a case of fj32_vjp1_body's switch: a tile whose every lane passes OK (a condition on
    xx[k]) runs the native float32 derivative F and, with a cotangent, the float32 product
    F(x) * t, then goes on to the next tile; any other tile leaves the switch for the
@@ -573,6 +603,13 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
         continue;                                                                            \
     }
 
+/* The float32 single-op VJP of the ops with a native float32 derivative: out[k] =
+   f'(x[k]) * t[k] (f'(x[k]) when t is NULL), tile by tile. A tile whose lanes are all in
+   the native range runs FJ32N_VJP1_NATIVE (the float32 product); any other tile takes
+   fj32_deriv_tile and rounds the double product once, which for the native lanes is the
+   same float32 product (53 >= 2 * 24 + 2), so an element's bits never depend on its
+   neighbours. out may be x or t (not a partial overlap). Returns 0 (nothing done) for
+   the other ops and outside the default mode. */
 FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
     double d[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
@@ -601,18 +638,10 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
             FJ32N_VJP1_NATIVE(FJ32N_EXP_OK(xx[k]), fj32n_exp_core);
             break;
         case FJ_U_TANH:
-            for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) <= FJ32N_TANH_MAX);
-            if (!rare) {
-                FJ32_VJP1_LOOP(fj32n_sigd(2.0f * fabsf(xx[k]), 4.0));
-                continue;
-            }
+            FJ32N_VJP1_NATIVE(fabsf(xx[k]) <= FJ32N_TANH_MAX, fj32n_sech2);
             break;
         default: /* FJ_U_SIGMOID */
-            for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) <= FJ32N_SIGD_MAX);
-            if (!rare) {
-                FJ32_VJP1_LOOP(fj32n_sigd(fabsf(xx[k]), 1.0));
-                continue;
-            }
+            FJ32N_VJP1_NATIVE(fabsf(xx[k]) <= FJ32N_SIGD_MAX, fj32n_sigmoid_deriv);
         }
         fj32_deriv_tile(code, xx, d, m);
         if (t == NULL)
