@@ -458,6 +458,31 @@ def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precisio
     check_native_per_lane("reciprocal", x, mixed, gy)
 
 
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_float32_tanh_sigmoid_vjp_native_per_lane_and_the_float32_product(name,
+                                                                          precision_default):
+    # sech^2 and sigmoid' are native float32 (fj32n_sigd_f: float arithmetic, one float
+    # division) for |x| <= 40 and |x| <= 80: there the VJP is the float32 product
+    # f'(x) * gy; lanes outside (the far tails, inf, NaN) take the double routine, lane by
+    # lane.
+    rng = np.random.default_rng(24)
+    lim = NATIVE32_ENDS[name]
+    x = np.concatenate([rng.standard_normal(3000) * 3, rng.uniform(-lim, lim, 1096)])
+    x = x.astype(np.float32)
+    x[::97] = np.float32(lim)
+    x[1::97] = np.float32(-lim)
+    x[2::97] = 0.0
+    x[3::97] = -0.0
+    gy = (rng.standard_normal(x.size) * np.exp(rng.uniform(-20, 20, x.size))).astype(np.float32)
+    mixed = x.copy()
+    mixed[::301] = np.nextafter(np.float32(lim), np.float32(np.inf))
+    mixed[3::301] = np.float32(-lim * 1.3)
+    mixed[5::301] = np.nan
+    mixed[7::301] = -np.inf
+    mixed[9::301] = np.float32(200.0)
+    check_native_per_lane(name, x, mixed, gy)
+
+
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])
 def test_float32_strict_mode_is_libm_rounded_once(name):
     # "strict" keeps glibc's double result rounded once to float32, bit for bit

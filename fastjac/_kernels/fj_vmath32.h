@@ -167,22 +167,210 @@ static inline void fj32n_exp_pair(float a, float* eh, float* el) {
     *el = sc * lo;
 }
 /* e = exp(-a) from fj32n_exp_pair in double (within ~2^-26) and inv = 1/(1 + e). Then
-   sigmoid'(x) = e inv^2 (a = |x|), sech^2(x) = 4 e inv^2 (a = 2|x|, exact in float) and
-   sigmoid(x) = inv or e inv: relative errors ~2^-26 before the final rounding (the
-   sensitivity of e/(1 + e)^2 to e is (1 - e)/(1 + e) < 1, of 1/(1 + e) and e/(1 + e) < 1),
-   so the float32 results are faithful. */
+   sigmoid(x) = inv or e inv (a = |x|): relative errors ~2^-26 before the final rounding
+   (the sensitivity of 1/(1 + e) and e/(1 + e) to e is < 1), so the float32 results are
+   faithful. */
 static inline void fj32n_sig_parts(float a, double* e, double* inv) {
     float eh, el;
     fj32n_exp_pair(a, &eh, &el);
     *e = (double)eh + (double)el;
     *inv = 1.0 / (1.0 + *e);
 }
-static inline double fj32n_sigd(float a, double scale) {
-    double e, inv;
-    fj32n_sig_parts(a, &e, &inv);
-    return (scale * e) * (inv * inv);
+
+/* ---- native float32 sigmoid' and sech^2, all in float: float arithmetic and fmaf -------
+   D = 2^j e/(1 + e)^2 with e = exp(-a), for a float a in [0, FJ32N_SIGD_MAX]: sigmoid'(x)
+   (a = |x|, j = 0) and sech^2(x) (a = 2|x|, exact, j = 2), rounded once to float32, with
+   one float division (16 lanes) where finishing fj32n_exp_pair's e in double took two
+   double divisions (8 lanes each) per 16 elements.
+   - exp: a = k ln2/8 + r, k >= 0 from one fmaf (k <= 924), r = (a - k LN2_8_HI) -
+     k LN2_8_LO (the first difference exact: LN2_8_HI has 13 bits, Sterbenz), |r| <=
+     ln2/16 (1 + 2^-9), rounded once (2^-29 of exp). exp(-a) = c T_j E with c = 2^-(k>>3),
+     T_j = 2^(-j/8) (j = k & 7) from a table as th + tl (|tl| < 2^-25 th), and
+     E = exp(-r) = 1 + m, m = -r + r^2 P(r) (P Taylor to r^3: 2^-35 of E; m rounded once:
+     2^-29). e/c = eh + el with eh = th + th m rounded (one fmaf) and el = (th m - (eh - th))
+     (one fmaf, th - eh exact: Sterbenz) + tl, within ~2^-28 of e/c (tl m dropped: 2^-29).
+     The table lookup is a register permute on AVX-512 and AVX2 (fj32n_sigd16, fj32n_sigd8),
+     an array index in C: the same numbers.
+   - 1 + e = s + sl with s = fmaf(c, eh, 1) and t = fmaf(c, eh, 1 - s), the exact error of
+     s (Fast2Sum: 1 >= c eh), sl = fmaf(c, el, t); (1 + e)^2 = p + dl with p = s s, its
+     exact remainder pl = fmaf(s, s, -p) and dl = fmaf(2s, sl, pl) (sl^2 < 2^-46 p
+     dropped).
+   - D/(2^j c) = (eh + el)/(p + dl) = q + ((eh - q p) + el - q dl)/(p + dl) for any q:
+     with inv = 1/p (the division, correctly rounded), q = eh inv, rq = fmaf(-q, p, eh)
+     (eh - q p within 2^-24 of itself), the correction cr = fmaf(-q, dl, rq + el)
+     (|cr| <= ~2^-22 q) is scaled by inv instead of 1/(p + dl) (relative error <= 2^-22 of
+     the correction, 2^-44 of D), and fmaf(cr, inv, q) rounds once; 2^j c scales exactly
+     (the result is normal: D >= e^-80 > 2^-116). The error before the last rounding is
+     ~2^-27 (e's; the sensitivity of D to e is (1 - e)/(1 + e) < 1), below half an ulp:
+     faithful (the exhaustive maximum is in docs/guide/precision.rst).
+   fmaf is exact on every SIMD path and in libm: every level gives the same bits. */
+#define FJ32N_INV_LN2_8 0x1.715476p+3f
+#define FJ32N_LN2_8_HI 0x1.62ep-4f
+#define FJ32N_LN2_8_LO 0x1.0bfbe8p-18f
+/* exp(-r) = 1 - r + r^2 P(r): P's Taylor coefficients 1/2, -1/6, 1/24, -1/120 in float */
+#define FJ32N_EXPM_Q0 0x1p-1f
+#define FJ32N_EXPM_Q1 -0x1.555556p-3f
+#define FJ32N_EXPM_Q2 0x1.555556p-5f
+#define FJ32N_EXPM_Q3 -0x1.111112p-7f
+/* 2^(-j/8) = hi + lo, j = 0..7, written twice: a 16-lane permute indexes it by k & 15 */
+#define FJ32N_T8_HI 0x1p+0f, 0x1.d5818ep-1f, 0x1.ae89fap-1f, 0x1.8ace54p-1f, \
+                    0x1.6a09e6p-1f, 0x1.4bfdaep-1f, 0x1.306fep-1f, 0x1.172b84p-1f
+#define FJ32N_T8_LO 0.0f, -0x1.822dbcp-28f, -0x1.a94b14p-27f, 0x1.15506ep-28f, \
+                    0x1.9fcef4p-27f, -0x1.593abcp-26f, 0x1.4636e2p-26f, -0x1.c15742p-28f
+#if defined(__GNUC__)
+#define FJ32N_ALIGN64 __attribute__((aligned(64)))
+#else
+#define FJ32N_ALIGN64
+#endif
+static const float fj32n_t8_hi[16] FJ32N_ALIGN64 = {FJ32N_T8_HI, FJ32N_T8_HI};
+static const float fj32n_t8_lo[16] FJ32N_ALIGN64 = {FJ32N_T8_LO, FJ32N_T8_LO};
+
+FJ_BODY float fj32n_sigd_f(float a, uint32_t j) {
+    float kf = fmaf(a, FJ32N_INV_LN2_8, FJ32N_SHIFT);
+    uint32_t ki = fj_asu32(kf);
+    float r, p, m, th, tl, eh, el, c, s, t, sl, pp, pl, dl, inv, q, rq, cr;
+    uint32_t qb;
+    kf -= FJ32N_SHIFT;
+    r = fmaf(kf, -FJ32N_LN2_8_LO, fmaf(kf, -FJ32N_LN2_8_HI, a));
+    p = fmaf(fmaf(fmaf(FJ32N_EXPM_Q3, r, FJ32N_EXPM_Q2), r, FJ32N_EXPM_Q1), r, FJ32N_EXPM_Q0);
+    m = fmaf(r * r, p, -r);
+    th = fj32n_t8_hi[ki & 7];
+    tl = fj32n_t8_lo[ki & 7];
+    eh = fmaf(th, m, th);
+    el = fmaf(th, m, th - eh) + tl;
+    qb = (ki >> 3) << 23; /* the low bits of ki hold k */
+    c = fj_asf32(0x3f800000u - qb);
+    s = fmaf(c, eh, 1.0f);
+    t = fmaf(c, eh, 1.0f - s); /* exact */
+    sl = fmaf(c, el, t);
+    pp = s * s;
+    pl = fmaf(s, s, -pp); /* exact */
+    dl = fmaf(s + s, sl, pl);
+    inv = 1.0f / pp;
+    q = eh * inv;
+    rq = fmaf(-q, pp, eh);
+    cr = fmaf(-q, dl, rq + el);
+    return fmaf(cr, inv, q) * fj_asf32(0x3f800000u + (j << 23) - qb);
 }
-#define FJ32N_SIGD_OK(a) ((a) <= FJ32N_SIGD_MAX)
+/* sech^2(x) and sigmoid'(x) of a float32 x, for |x| <= FJ32N_TANH_MAX and FJ32N_SIGD_MAX */
+FJ_BODY float fj32n_sech2(float x) { return fj32n_sigd_f(2.0f * fabsf(x), 2); }
+FJ_BODY float fj32n_sigmoid_deriv(float x) { return fj32n_sigd_f(fabsf(x), 0); }
+
+/* The same operations on 16 and 8 lanes (intrinsics: the table lookups are permutes). */
+#if FJ_X86_DISPATCH
+__attribute__((target("avx512f,fma"))) static inline __m512 fj32n_sigd16(__m512 a, uint32_t j) {
+    const __m512 shift = _mm512_set1_ps(FJ32N_SHIFT), one = _mm512_set1_ps(1.0f);
+    __m512 kf = _mm512_fmadd_ps(a, _mm512_set1_ps(FJ32N_INV_LN2_8), shift);
+    __m512i ki = _mm512_castps_si512(kf), qb;
+    __m512 r, p, m, th, tl, eh, el, c, s, t, sl, pp, pl, dl, inv, q, rq, cr;
+    kf = _mm512_sub_ps(kf, shift);
+    r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(FJ32N_LN2_8_LO),
+                         _mm512_fnmadd_ps(kf, _mm512_set1_ps(FJ32N_LN2_8_HI), a));
+    p = _mm512_fmadd_ps(_mm512_set1_ps(FJ32N_EXPM_Q3), r, _mm512_set1_ps(FJ32N_EXPM_Q2));
+    p = _mm512_fmadd_ps(_mm512_fmadd_ps(p, r, _mm512_set1_ps(FJ32N_EXPM_Q1)), r,
+                        _mm512_set1_ps(FJ32N_EXPM_Q0));
+    m = _mm512_fmsub_ps(_mm512_mul_ps(r, r), p, r);
+    th = _mm512_permutexvar_ps(ki, _mm512_load_ps(fj32n_t8_hi));
+    tl = _mm512_permutexvar_ps(ki, _mm512_load_ps(fj32n_t8_lo));
+    eh = _mm512_fmadd_ps(th, m, th);
+    el = _mm512_add_ps(_mm512_fmadd_ps(th, m, _mm512_sub_ps(th, eh)), tl);
+    qb = _mm512_slli_epi32(_mm512_srli_epi32(ki, 3), 23);
+    c = _mm512_castsi512_ps(_mm512_sub_epi32(_mm512_set1_epi32(0x3f800000), qb));
+    s = _mm512_fmadd_ps(c, eh, one);
+    t = _mm512_fmadd_ps(c, eh, _mm512_sub_ps(one, s));
+    sl = _mm512_fmadd_ps(c, el, t);
+    pp = _mm512_mul_ps(s, s);
+    pl = _mm512_fmsub_ps(s, s, pp);
+    dl = _mm512_fmadd_ps(_mm512_add_ps(s, s), sl, pl);
+    inv = _mm512_div_ps(one, pp);
+    q = _mm512_mul_ps(eh, inv);
+    rq = _mm512_fnmadd_ps(q, pp, eh);
+    cr = _mm512_fnmadd_ps(q, dl, _mm512_add_ps(rq, el));
+    return _mm512_mul_ps(_mm512_fmadd_ps(cr, inv, q), _mm512_castsi512_ps(_mm512_sub_epi32(
+        _mm512_set1_epi32((int)(0x3f800000u + (j << 23))), qb)));
+}
+__attribute__((target("avx2,fma"))) static inline __m256 fj32n_sigd8(__m256 a, uint32_t j) {
+    const __m256 shift = _mm256_set1_ps(FJ32N_SHIFT), one = _mm256_set1_ps(1.0f);
+    __m256 kf = _mm256_fmadd_ps(a, _mm256_set1_ps(FJ32N_INV_LN2_8), shift);
+    __m256i ki = _mm256_castps_si256(kf), qb;
+    __m256 r, p, m, th, tl, eh, el, c, s, t, sl, pp, pl, dl, inv, q, rq, cr;
+    kf = _mm256_sub_ps(kf, shift);
+    r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(FJ32N_LN2_8_LO),
+                         _mm256_fnmadd_ps(kf, _mm256_set1_ps(FJ32N_LN2_8_HI), a));
+    p = _mm256_fmadd_ps(_mm256_set1_ps(FJ32N_EXPM_Q3), r, _mm256_set1_ps(FJ32N_EXPM_Q2));
+    p = _mm256_fmadd_ps(_mm256_fmadd_ps(p, r, _mm256_set1_ps(FJ32N_EXPM_Q1)), r,
+                        _mm256_set1_ps(FJ32N_EXPM_Q0));
+    m = _mm256_fmsub_ps(_mm256_mul_ps(r, r), p, r);
+    th = _mm256_permutevar8x32_ps(_mm256_load_ps(fj32n_t8_hi), ki);
+    tl = _mm256_permutevar8x32_ps(_mm256_load_ps(fj32n_t8_lo), ki);
+    eh = _mm256_fmadd_ps(th, m, th);
+    el = _mm256_add_ps(_mm256_fmadd_ps(th, m, _mm256_sub_ps(th, eh)), tl);
+    qb = _mm256_slli_epi32(_mm256_srli_epi32(ki, 3), 23);
+    c = _mm256_castsi256_ps(_mm256_sub_epi32(_mm256_set1_epi32(0x3f800000), qb));
+    s = _mm256_fmadd_ps(c, eh, one);
+    t = _mm256_fmadd_ps(c, eh, _mm256_sub_ps(one, s));
+    sl = _mm256_fmadd_ps(c, el, t);
+    pp = _mm256_mul_ps(s, s);
+    pl = _mm256_fmsub_ps(s, s, pp);
+    dl = _mm256_fmadd_ps(_mm256_add_ps(s, s), sl, pl);
+    inv = _mm256_div_ps(one, pp);
+    q = _mm256_mul_ps(eh, inv);
+    rq = _mm256_fnmadd_ps(q, pp, eh);
+    cr = _mm256_fnmadd_ps(q, dl, _mm256_add_ps(rq, el));
+    return _mm256_mul_ps(_mm256_fmadd_ps(cr, inv, q), _mm256_castsi256_ps(_mm256_sub_epi32(
+        _mm256_set1_epi32((int)(0x3f800000u + (j << 23))), qb)));
+}
+/* out[k] = D(a_k) * t[k] (D(a_k) when t is NULL) with a_k = |x[k]| (j = 0, sigmoid') or
+   2|x[k]| (j = 2, sech^2), every lane in the native range; out may be x or t. */
+__attribute__((target("avx512f,fma"))) static void fj32n_sigd_vjp_avx512(
+    uint32_t j, const float* x, const float* t, float* out, ptrdiff_t m) {
+    ptrdiff_t k = 0;
+    for (; k + 16 <= m; k += 16) {
+        __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + k));
+        __m512 d = fj32n_sigd16(j ? _mm512_add_ps(a, a) : a, j);
+        _mm512_storeu_ps(out + k, t != NULL ? _mm512_mul_ps(d, _mm512_loadu_ps(t + k)) : d);
+    }
+    for (; k < m; k++) {
+        float d = fj32n_sigd_f(j ? 2.0f * fabsf(x[k]) : fabsf(x[k]), j);
+        out[k] = t != NULL ? d * t[k] : d;
+    }
+}
+__attribute__((target("avx2,fma"))) static void fj32n_sigd_vjp_avx2(
+    uint32_t j, const float* x, const float* t, float* out, ptrdiff_t m) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    ptrdiff_t k = 0;
+    for (; k + 8 <= m; k += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + k), absm);
+        __m256 d = fj32n_sigd8(j ? _mm256_add_ps(a, a) : a, j);
+        _mm256_storeu_ps(out + k, t != NULL ? _mm256_mul_ps(d, _mm256_loadu_ps(t + k)) : d);
+    }
+    for (; k < m; k++) {
+        float d = fj32n_sigd_f(j ? 2.0f * fabsf(x[k]) : fabsf(x[k]), j);
+        out[k] = t != NULL ? d * t[k] : d;
+    }
+}
+#endif
+static void fj32n_sigd_vjp(uint32_t j, const float* x, const float* t, float* out,
+                           ptrdiff_t m) {
+    ptrdiff_t k;
+#if FJ_X86_DISPATCH
+    if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+    if (fj_cpu_level == 2) { fj32n_sigd_vjp_avx512(j, x, t, out, m); return; }
+    if (fj_cpu_level == 1 && fj_has_fma) { fj32n_sigd_vjp_avx2(j, x, t, out, m); return; }
+#endif
+    for (k = 0; k < m; k++) {
+        float d = fj32n_sigd_f(j ? 2.0f * fabsf(x[k]) : fabsf(x[k]), j);
+        out[k] = t != NULL ? d * t[k] : d;
+    }
+}
+/* d[k] = D as a double, for a tile of doubles xs that are all float32 in the native range */
+static void fj32n_sigd_tile(uint32_t j, const double* xs, double* d, ptrdiff_t m) {
+    float xf[FJ_TILE_TMP], df[FJ_TILE_TMP];
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) xf[k] = (float)xs[k];
+    fj32n_sigd_vjp(j, xf, NULL, df, m);
+    for (k = 0; k < m; k++) d[k] = (double)df[k];
+}
 /* a lane of a stage (a double) that the native routines take: a float32 with |x| <= lim */
 static inline int fj32n_lane_ok(double x, float lim) {
     float xf = (float)x;
@@ -373,7 +561,7 @@ FJ_BODY void fj32_exp_tile(const double* xs, double* y, ptrdiff_t m) {
             if (FJ32_EXP_RARE(xs[k])) y[k] = exp(xs[k]);
 }
 
-/* v = tanh, d = sech^2 (either may be NULL). sech^2: the native routine (fj32n_sigd) for
+/* v = tanh, d = sech^2 (either may be NULL). sech^2: the native routine (fj32n_sech2) for
    the lanes fj32n_lane_ok(x, FJ32N_TANH_MAX) accepts, the double one for the others (the
    choice depends on the lane alone). tanh: the double routine. */
 FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
@@ -382,8 +570,7 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     int rare = 0, other = 0;
     if (d != NULL) {
         for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
-        if (!other)
-            for (k = 0; k < m; k++) d[k] = fj32n_sigd(2.0f * fabsf((float)xs[k]), 4.0);
+        if (!other) fj32n_sigd_tile(2, xs, d, m);
     }
     if (v == NULL && !other) return;
     for (k = 0; k < m; k++) q[k] = fj32_q(fabs(xs[k]));
@@ -392,7 +579,7 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     if (d != NULL && other) {
         for (k = 0; k < m; k++) {
             int ok = fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
-            double n = fj32n_sigd(ok ? 2.0f * fabsf((float)xs[k]) : 0.0f, 4.0);
+            double n = (double)fj32n_sech2(ok ? (float)xs[k] : 0.0f);
             d[k] = ok ? n : fj32_sech2_from(xs[k], q[k]);
         }
         for (k = 0; k < m; k++) rare |= FJ32_SECH2_RARE(xs[k]);
@@ -402,28 +589,29 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     }
 }
 
-/* v = sigmoid, d = sigmoid' (neither NULL): the native routine (fj32n_sig_parts) for the
-   lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX) accepts, the double one for the others. */
-static inline void fj32n_sigmoid_lane(double x, double* v, double* d) {
+/* v = sigmoid, d = sigmoid' (neither NULL): the native routines (fj32n_sig_parts for v,
+   fj32n_sigd_f for d) for the lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX) accepts, the
+   double one for the others. */
+static inline double fj32n_sigmoid_value(double x) {
     double e, inv;
     float xf = (float)x;
     fj32n_sig_parts(fabsf(xf), &e, &inv);
-    *v = (xf >= 0.0f ? 1.0 : e) * inv;
-    *d = e * (inv * inv);
+    return (xf >= 0.0f ? 1.0 : e) * inv;
 }
 FJ_BODY void fj32_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k;
     int rare = 0, other = 0;
     for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_SIGD_MAX);
     if (!other) {
-        for (k = 0; k < m; k++) fj32n_sigmoid_lane(xs[k], &v[k], &d[k]);
+        for (k = 0; k < m; k++) v[k] = fj32n_sigmoid_value(xs[k]);
+        fj32n_sigd_tile(0, xs, d, m);
         return;
     }
     for (k = 0; k < m; k++) {
-        double nv, nd;
         int ok = fj32n_lane_ok(xs[k], FJ32N_SIGD_MAX);
+        double nv = fj32n_sigmoid_value(ok ? xs[k] : 0.0);
+        double nd = (double)fj32n_sigmoid_deriv(ok ? (float)xs[k] : 0.0f);
         fj32_sigmoid_from(xs[k], &v[k], &d[k]);
-        fj32n_sigmoid_lane(ok ? xs[k] : 0.0, &nv, &nd);
         v[k] = ok ? nv : v[k];
         d[k] = ok ? nd : d[k];
     }
@@ -474,7 +662,8 @@ FJ_BODY void fj32_tanh_acc_n_body(double* v, double* d, const double* x, ptrdiff
         fj32_tanh_tile(xs, v != NULL ? v + i : NULL, d != NULL ? d + i : NULL, m);
     }
 }
-FJ_MULTI(fj32_tanh_acc_n, (double* v, double* d, const double* x, ptrdiff_t n), (v, d, x, n))
+FJ_MULTI_FMA(fj32_tanh_acc_n, (double* v, double* d, const double* x, ptrdiff_t n),
+             (v, d, x, n))
 
 /* sigmoid and sigmoid' tile by tile (fj_vmath.h's FJ_SIGMOID_ACC). */
 FJ_SIGMOID_ACC(fj32_sigmoid_acc_n, fj32_sigmoid_tile)
@@ -538,27 +727,6 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
     }
 }
 
-/* The whole float32 single-op VJP in one pass per tile where no lane is rare: out[k] =
-   (float)(f'(x[k]) * t[k]) (or (float)f'(x[k]) when t is NULL), the same operations as
-   fj32_deriv_tile followed by FJ_VJP1's product, so the same bits, without the tile's
-   intermediate stores and loads. A tile with a rare lane (the FJ32_*_RARE ranges, tested
-   in float32: the bounds are exact in float32) takes fj32_deriv_tile. out may
-   be x or t (not a partial overlap). Returns 0 where fj32_deriv_tile would. */
-#define FJ32_VJP1_LOOP(EXPR)                                                                 \
-    do {                                                                                     \
-        if (t == NULL) {                                                                     \
-            for (k = 0; k < m; k++) {                                                        \
-                double xv = (double)xx[k]; (void)xv;                                         \
-                oo[k] = (float)(EXPR);                                                       \
-            }                                                                                \
-        } else {                                                                             \
-            for (k = 0; k < m; k++) {                                                        \
-                double xv = (double)xx[k]; (void)xv;                                         \
-                oo[k] = (float)((EXPR) * (double)tt[k]);                                     \
-            }                                                                                \
-        }                                                                                    \
-    } while (0)
-
 /* In a case of fj32_vjp1_body's switch: a tile whose every lane passes OK (a condition on
    xx[k]) runs the native float32 derivative F and, with a cotangent, the float32 product
    F(x) * t, then goes on to the next tile; any other tile leaves the switch for the
@@ -573,6 +741,13 @@ FJ_BODY int fj32_deriv_tile(int code, const float* x, double* d, ptrdiff_t m) {
         continue;                                                                            \
     }
 
+/* The float32 single-op VJP of the ops with a native float32 derivative: out[k] =
+   f'(x[k]) * t[k] (f'(x[k]) when t is NULL), tile by tile. A tile whose lanes are all in
+   the native range runs FJ32N_VJP1_NATIVE (the float32 product); any other tile takes
+   fj32_deriv_tile and rounds the double product once, which for the native lanes is the
+   same float32 product (53 >= 2 * 24 + 2), so an element's bits never depend on its
+   neighbours. out may be x or t (not a partial overlap). Returns 0 (nothing done) for
+   the other ops and outside the default mode. */
 FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out, ptrdiff_t n) {
     double d[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
@@ -600,17 +775,17 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
                (53 >= 2 * 24 + 2: rounding twice is innocuous), computed on float lanes */
             FJ32N_VJP1_NATIVE(FJ32N_EXP_OK(xx[k]), fj32n_exp_core);
             break;
-        case FJ_U_TANH:
+        case FJ_U_TANH: /* native float32 (fj32n_sigd_vjp), the product in float */
             for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) <= FJ32N_TANH_MAX);
             if (!rare) {
-                FJ32_VJP1_LOOP(fj32n_sigd(2.0f * fabsf(xx[k]), 4.0));
+                fj32n_sigd_vjp(2, xx, tt, oo, m);
                 continue;
             }
             break;
-        default: /* FJ_U_SIGMOID */
+        default: /* FJ_U_SIGMOID, likewise */
             for (k = 0; k < m; k++) rare |= !(fabsf(xx[k]) <= FJ32N_SIGD_MAX);
             if (!rare) {
-                FJ32_VJP1_LOOP(fj32n_sigd(fabsf(xx[k]), 1.0));
+                fj32n_sigd_vjp(0, xx, tt, oo, m);
                 continue;
             }
         }
