@@ -59,6 +59,8 @@ cdef extern from "fj_fused.h" nogil:
                                 double c, const double* p, int mode, Py_ssize_t m)
     void _axpy2 "fj_fused_axpy2" (double* dst, const double* cur, const double* src,
                                   const double* p1, const double* p2, int mode, Py_ssize_t m)
+    void _divb "fj_fused_divb" (double* dst, const double* cur, const double* src,
+                                const double* a, const double* b, int mode, Py_ssize_t m)
     void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
     void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
 
@@ -81,6 +83,8 @@ cdef enum:
     PK_BUF = 3        # a buffer of its own, filled by the forward sweep
     PK_QUOT = 4       # one over the value of register pr (log: ∂log(a)/∂a = 1/a, applied
                       # as a division: adjoint/a, tangent/a, as fj.log's VJP t/x)
+    PK_DIVB = 5       # ∂(a/b)/∂b applied as -(adjoint·a)/(b·b) with a = register pr: the
+                      # float32 reverse sweep only (fj.div's float32 VJP, fj_fused_divb)
 
 # Gradient outputs per input.
 cdef enum:
@@ -127,6 +131,9 @@ cdef struct Ctx:
     const int* pk          # 2 per node: kind of ∂node/∂a, ∂node/∂b
     const double* pc       # 2 per node: the constant partials
     const int* pr          # 2 per node: the register of a PK_REG or PK_QUOT partial
+    const int* rk          # 2 per node: the kinds the reverse sweep applies (pk, but for
+    const int* rr          # float32 a/b: PK_QUOT by b and PK_DIVB, as fj.div's VJP) and
+                           # their registers
     const double* cval     # n_const constants, rounded to the dtype
     # The call
     bint f32
@@ -284,23 +291,23 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
 
     # Forward sweep: values, local partials, tangents.
     for i in range(c.n_node):
-        if not (c.need_val[node0 + i] or c.need_pd[i]):
-            continue
-        code = c.op[i]
-        dst = g.V + <Py_ssize_t>(node0 + i) * tl
-        if code < N_STAGE:
-            memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
-            if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
-                _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
-                       c.need_val[node0 + i], c.f32)
-            elif c.need_val[node0 + i]:  # else only a register partial (log) is needed
-                _stage(code, dst, NULL, m, True, True, c.f32)
-        elif code == F_POW:
-            _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
-                      c.need_pd[i], m)
-        else:
-            _binary_node(code, g.Vp[c.a[i]], g.Vp[c.b[i]], dst, g.P + <Py_ssize_t>(2 * i) * tl,
-                         g.P + <Py_ssize_t>(2 * i + 1) * tl, c.need_pd[i], m)
+        if c.need_val[node0 + i] or c.need_pd[i]:
+            code = c.op[i]
+            dst = g.V + <Py_ssize_t>(node0 + i) * tl
+            if code < N_STAGE:
+                memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
+                if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
+                    _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
+                           c.need_val[node0 + i], c.f32)
+                elif c.need_val[node0 + i]:  # else only a register partial (log) is needed
+                    _stage(code, dst, NULL, m, True, True, c.f32)
+            elif code == F_POW:
+                _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
+                          c.need_pd[i], m)
+            else:
+                _binary_node(code, g.Vp[c.a[i]], g.Vp[c.b[i]], dst,
+                             g.P + <Py_ssize_t>(2 * i) * tl,
+                             g.P + <Py_ssize_t>(2 * i + 1) * tl, c.need_pd[i], m)
         if c.jvp_out != NULL and c.act_t[node0 + i]:
             any_t = False
             own = g.T + <Py_ssize_t>(node0 + i) * tl
@@ -323,12 +330,12 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                 o = c.a[i] if j == 0 else c.b[i]
                 if o < 0 or not c.act_g[o]:
                     continue
-                kind = c.pk[2 * i + j]
+                kind = c.rk[2 * i + j]
                 if c.first_g[2 * i + j] and kind == PK_CONST and c.pc[2 * i + j] == 1.0:
                     g.Ap[o] = g.Ap[node0 + i]  # the same numbers: share them
                     g.owned[o] = 0
                     continue
-                pp = (g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT
+                pp = (g.Vp[c.rr[2 * i + j]] if kind >= PK_QUOT or kind == PK_REG
                       else g.P + <Py_ssize_t>(2 * i + j) * tl)
                 if c.fwd[2 * i + j]:  # o's only contribution: formed when o passes it on
                     g.Fs[o] = g.Ap[node0 + i]  # (never a PK_QUOT partial: see _plan)
@@ -343,6 +350,8 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                     mode = 2
                 if c.fwd_r[node0 + i]:
                     _axpy2(own, g.Ap[o], g.Fs[node0 + i], g.Fp[node0 + i], pp, mode, m)
+                elif kind == PK_DIVB:
+                    _divb(own, g.Ap[o], g.Ap[node0 + i], pp, g.Vp[o], mode, m)
                 else:
                     _axpy(own, g.Ap[o], g.Ap[node0 + i], kind, c.pc[2 * i + j], pp, mode, m)
                 g.Ap[o] = own
@@ -493,6 +502,8 @@ cdef class Program:
     cdef int* b
     cdef int* pk
     cdef int* pr
+    cdef int* rk32
+    cdef int* rr32
     cdef double* param
     cdef double* pc
     cdef double* c64
@@ -537,6 +548,15 @@ cdef class Program:
         self.b = _int_array(b)
         self.pk = _int_array(pk)
         self.pr = _int_array(pr)
+        # The float32 reverse sweep applies fj.div's float32 VJP formulas (gy/x and
+        # -(gy w)/(x x)) to a/b; the JVP keeps the partials 1/b and -(a/b)/b of fj.div.jvp.
+        rk, rr = list(pk), list(pr)
+        for i in range(nn):
+            if op[i] == F_DIV:
+                rk[2 * i], rr[2 * i] = PK_QUOT, b[i]
+                rk[2 * i + 1], rr[2 * i + 1] = PK_DIVB, a[i]
+        self.rk32 = _int_array(rk)
+        self.rr32 = _int_array(rr)
         self.param = _double_array(param)
         self.pc = _double_array(pc)
         self.c64 = _double_array(consts)
@@ -548,6 +568,8 @@ cdef class Program:
         free(self.b)
         free(self.pk)
         free(self.pr)
+        free(self.rk32)
+        free(self.rr32)
         free(self.param)
         free(self.pc)
         free(self.c64)
@@ -759,6 +781,8 @@ cdef class Program:
         c.pk = self.pk
         c.pc = self.pc
         c.pr = self.pr
+        c.rk = self.rk32 if c.f32 else self.pk
+        c.rr = self.rr32 if c.f32 else self.pr
         c.cval = self.c32 if c.f32 else self.c64
         c.failed = 0
         c.tile = _tile_max if n >= _tile_max else ((n + 15) // 16) * 16
@@ -844,19 +868,33 @@ cdef class Program:
         if not c.act_g[self.out_reg]:
             for r in range(nr):
                 c.act_g[r] = 0
+        # need_pd: the forward sweep forms the node's partial buffers (PK_BUF), for the
+        # tangent sweep (kinds pk) or the reverse sweep (kinds rk; a float32 a/b needs
+        # none: its VJP divides by b's value).
         for i in range(self.n_node):
-            c.need_pd[i] = (c.act_t[node0 + i] and want_jvp) or c.act_g[node0 + i]
+            c.need_pd[i] = 0
+            for j in range(2):
+                if ((want_jvp and c.act_t[node0 + i] and self.pk[2 * i + j] == PK_BUF)
+                        or (c.act_g[node0 + i] and c.rk[2 * i + j] == PK_BUF)):
+                    c.need_pd[i] = 1
         if c.y_out != NULL:
             c.need_val[self.out_reg] = 1
         for i in range(self.n_node - 1, -1, -1):
+            # values a partial reads (the node's own for exp), then the operands of a
+            # node that is evaluated at all
+            for j in range(2):
+                if want_jvp and c.act_t[node0 + i] and (self.pk[2 * i + j] == PK_REG
+                                                        or self.pk[2 * i + j] == PK_QUOT):
+                    c.need_val[self.pr[2 * i + j]] = 1
+                if c.act_g[node0 + i] and (c.rk[2 * i + j] == PK_REG
+                                           or c.rk[2 * i + j] >= PK_QUOT):
+                    c.need_val[c.rr[2 * i + j]] = 1
+                    if c.rk[2 * i + j] == PK_DIVB:
+                        c.need_val[self.b[i]] = 1
             if c.need_val[node0 + i] or c.need_pd[i]:
                 c.need_val[self.a[i]] = 1
                 if self.b[i] >= 0:
                     c.need_val[self.b[i]] = 1
-                if c.need_pd[i]:
-                    for j in range(2):
-                        if self.pk[2 * i + j] == PK_REG or self.pk[2 * i + j] == PK_QUOT:
-                            c.need_val[self.pr[2 * i + j]] = 1
         if c.want_grad and c.act_g[self.out_reg]:
             c.has_g[self.out_reg] = 1
             for i in range(self.n_node - 1, -1, -1):
@@ -890,9 +928,9 @@ cdef class Program:
                         continue
                     if (o == self.out_reg or self.b[o - node0] >= 0 or c.fwd_r[node0 + i]
                             or not c.act_g[self.a[o - node0]]
-                            or (self.pk[2 * i + j] != PK_REG and self.pk[2 * i + j] != PK_BUF)
-                            or (self.pk[2 * (o - node0)] != PK_REG
-                                and self.pk[2 * (o - node0)] != PK_BUF)):
+                            or (c.rk[2 * i + j] != PK_REG and c.rk[2 * i + j] != PK_BUF)
+                            or (c.rk[2 * (o - node0)] != PK_REG
+                                and c.rk[2 * (o - node0)] != PK_BUF)):
                         c.fwd_r[o] = 0
                     else:
                         c.fwd[2 * i + j] = 1
