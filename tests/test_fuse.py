@@ -437,6 +437,25 @@ def test_decorator_forms_and_cache():
     assert f._compiled is c
 
 
+def test_kept_plans_give_the_bits_of_fresh_ones():
+    # The common calls keep their plan per (value or gradients, dtype) after the first:
+    # one object called in every order must give the bits of a fresh object per call.
+    def fn(w, x):
+        return fj.exp(w) * fj.sin(x) + w / x
+
+    f = fj.fuse(fn)
+    w, x, gy = RNG.normal(size=700), RNG.uniform(0.5, 2, size=700), RNG.normal(size=700)
+    calls = [lambda f, d: f(w.astype(d), x.astype(d)),
+             lambda f, d: f.vjp(w.astype(d), x.astype(d), gy.astype(d)),
+             lambda f, d: f.sum_grad(w.astype(d), x.astype(d))]
+    for _ in range(2):
+        for d in (np.float32, np.float64):
+            for call in calls:
+                a = np.asarray(call(f, d))
+                b = np.asarray(call(fj.fuse(fn), d))
+                assert a.dtype == d and np.array_equal(a, b)
+
+
 # ---- random expression DAGs (hypothesis) ---------------------------------------------------
 
 _UN = [("exp", np.exp, lambda v: np.exp(v)), ("sin", np.sin, np.cos),

@@ -140,7 +140,9 @@ FJ_FUSED_CLONES static void fj_fused_axpy2(double *dst, const double *cur, const
  * cur + -(src·a)/(b·b) (modes 1, 2). For float32 a, b and src (w/x as the whole expression)
  * the products are exact and the one division gives fj.div's correctly rounded bits. A
  * register b of the tile may be a double outside float32's range, where b·b overflows or
- * is subnormal: those rare elements are redone as -((src·a)/b)/b. */
+ * is subnormal: those rare elements are redone as -((src·a)/b)/b. check 0: b is known to
+ * hold float32 numbers (the float32 program's inputs and constants), whose b·b is always
+ * a normal double, 0 or inf/NaN. */
 /* b·b is a normal finite double for 2^-511 <= |b| < 2^512; outside (and not 0, inf or
  * NaN, where both forms agree) it overflows or loses bits. Branch-free, to vectorise. */
 static inline int fj_fused_divb_rare(double q)
@@ -150,12 +152,13 @@ static inline int fj_fused_divb_rare(double q)
 }
 
 FJ_FUSED_CLONES static void fj_fused_divb(double *dst, const double *cur, const double *src,
-                                          const double *a, const double *b, int mode,
-                                          ptrdiff_t m)
+                                          const double *a, const double *b, int check,
+                                          int mode, ptrdiff_t m)
 {
     ptrdiff_t k;
     int rare = 0;
-    for (k = 0; k < m; k++) rare |= fj_fused_divb_rare(b[k]);
+    if (check)
+        for (k = 0; k < m; k++) rare |= fj_fused_divb_rare(b[k]);
     if (!rare) {
         if (mode == 0)
             for (k = 0; k < m; k++) dst[k] = -(src[k] * a[k]) / (b[k] * b[k]);

@@ -60,7 +60,8 @@ cdef extern from "fj_fused.h" nogil:
     void _axpy2 "fj_fused_axpy2" (double* dst, const double* cur, const double* src,
                                   const double* p1, const double* p2, int mode, Py_ssize_t m)
     void _divb "fj_fused_divb" (double* dst, const double* cur, const double* src,
-                                const double* a, const double* b, int mode, Py_ssize_t m)
+                                const double* a, const double* b, int check, int mode,
+                                Py_ssize_t m)
     void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
     void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
 
@@ -351,7 +352,8 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                 if c.fwd_r[node0 + i]:
                     _axpy2(own, g.Ap[o], g.Fs[node0 + i], g.Fp[node0 + i], pp, mode, m)
                 elif kind == PK_DIVB:
-                    _divb(own, g.Ap[o], g.Ap[node0 + i], pp, g.Vp[o], mode, m)
+                    # an input's or constant's b is a float32 number: no range check
+                    _divb(own, g.Ap[o], g.Ap[node0 + i], pp, g.Vp[o], o >= node0, mode, m)
                 else:
                     _axpy(own, g.Ap[o], g.Ap[node0 + i], kind, c.pc[2 * i + j], pp, mode, m)
                 g.Ap[o] = own
@@ -508,6 +510,9 @@ cdef class Program:
     cdef double* pc
     cdef double* c64
     cdef double* c32
+    # call_fast's plans, one per (value or gradients) x (float64 or float32), made by the
+    # first such call: the flag bytes of Ctx from x_scalar on (see _alloc)
+    cdef unsigned char* plans[4]
 
     def __init__(self, int n_in, int n_const, op, a, b, param, pk, pc, pr, consts,
                   int out_reg):
@@ -563,6 +568,7 @@ cdef class Program:
         self.c32 = _double_array([float(np.float32(v)) for v in consts])
 
     def __dealloc__(self):
+        cdef int i
         free(self.op)
         free(self.a)
         free(self.b)
@@ -574,6 +580,8 @@ cdef class Program:
         free(self.pc)
         free(self.c64)
         free(self.c32)
+        for i in range(4):
+            free(self.plans[i])
 
     @property
     def n_nodes(self):
@@ -660,7 +668,7 @@ cdef class Program:
                             raise ValueError("grad_out missing")
                     if o != G_NONE:
                         c.want_grad = True
-            self._exec(&c, n_threads)
+            self._exec(&c, n_threads, -1)
             return [c.sums[r] for r in range(nin)]
         finally:
             free(c.mem)
@@ -727,7 +735,7 @@ cdef class Program:
                     c.gmode[r] = G_ARRAY
                 c.want_grad = True
                 res = grads[0] if nin == 1 else tuple(grads)
-            self._exec(&c, nt)
+            self._exec(&c, nt, (mode != 0) * 2 + c.f32)
             return res
         finally:
             free(c.mem)
@@ -788,10 +796,14 @@ cdef class Program:
         c.tile = _tile_max if n >= _tile_max else ((n + 15) // 16) * 16
         return 0
 
-    cdef int _exec(self, Ctx* c, int n_threads) except -1:
+    cdef int _exec(self, Ctx* c, int n_threads, int plan_key) except -1:
         # Plan, run every block (serially or on the thread pool), and merge the
-        # per-block sums of scalar gradients in block order into c.sums.
+        # per-block sums of scalar gradients in block order into c.sums. plan_key >= 0:
+        # the plan is the same for every call with this key (call_fast's), kept in
+        # self.plans after the first.
         cdef int r, q, nin = self.n_in
+        cdef size_t nflags = (2 * <size_t>nin + 5 * <size_t>self.n_reg
+                              + 5 * <size_t>self.n_node)
         cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK, blk
         cdef double total
         cdef const void* o
@@ -811,7 +823,15 @@ cdef class Program:
             for r in range(nin):
                 if o == c.x[r] or o == c.t[r]:
                     c.alias = False
-        self._plan(c)
+        if plan_key >= 0 and self.plans[plan_key] != NULL:
+            memcpy(c.x_scalar, self.plans[plan_key], nflags)
+        else:
+            self._plan(c)
+            if plan_key >= 0:
+                self.plans[plan_key] = <unsigned char*>malloc(nflags)
+                if self.plans[plan_key] == NULL:
+                    raise MemoryError()
+                memcpy(self.plans[plan_key], c.x_scalar, nflags)
         for r in range(nin):
             if c.gmode[r] == G_SUM:
                 c.partial = <double*>malloc(nblocks * nin * sizeof(double))
