@@ -12,7 +12,7 @@ constants, and node ``i`` writes register ``n_in + n_const + i``. Node ``i`` is
 last node is the output unless ``out_reg`` names an input or a constant.
 
 Work is split into fixed blocks of BLOCK elements (the partition does not depend on the
-thread count), each block into tiles of at most TILE elements. Every register is a
+thread count), each block into tiles of at most FUSED_TILE elements. Every register is a
 tile-long buffer of doubles, so a whole expression is evaluated in cache:
 
 1. a forward sweep computes each node's value and its local partial derivatives
@@ -95,17 +95,25 @@ cdef enum:
     G_EXPAND = 3      # a scalar input's Column Jacobian: the adjoints, one per element
 
 N_STAGE_CODES = N_UNARY
-# The longest tile (elements per register); TILE unless _set_tile_length changed it.
-cdef Py_ssize_t _tile_max = TILE
+# The longest tile (elements per register): FUSED_TILE unless _set_tile_length changed it.
+# Longer than elementwise.pyx's TILE, so that the interpreter's per-tile work (walking the
+# program, one call per node and sweep) is spread over more elements; _stage, whose
+# buffers hold TILE elements, is called once per TILE-long piece. A program with many
+# registers gets shorter tiles (see _alloc), so that a tile's registers stay within
+# REG_BYTES, a quarter of a 1 MB L2 cache.
+cdef enum:
+    FUSED_TILE = 4 * TILE
+    REG_BYTES = 262144
+cdef Py_ssize_t _tile_max = FUSED_TILE
 _KNOWN_CODES = frozenset([*UNARY_CODES.values(), *FUSED_CODES.values()])
 
 
 def _set_tile_length(Py_ssize_t m):
-    """Set the longest tile (a multiple of 16, 16 .. TILE) and return the previous one:
-    for tests (tile boundaries) and tuning only. Results do not depend on it."""
+    """Set the longest tile (a multiple of 16, 16 .. FUSED_TILE) and return the previous
+    one: for tests (tile boundaries) and tuning only. Results do not depend on it."""
     global _tile_max
-    if m < 16 or m > TILE or m % 16:
-        raise ValueError(f"tile length must be a multiple of 16 in 16..{TILE}, got {m}")
+    if m < 16 or m > FUSED_TILE or m % 16:
+        raise ValueError(f"tile length must be a multiple of 16 in 16..{FUSED_TILE}, got {m}")
     old = _tile_max
     _tile_max = m
     return old
@@ -139,7 +147,7 @@ cdef struct Ctx:
     # The call
     bint f32
     Py_ssize_t n
-    Py_ssize_t tile        # tile length (a multiple of 16, at most TILE)
+    Py_ssize_t tile        # tile length (a multiple of 16, at most FUSED_TILE)
     const void** x         # n_in inputs
     unsigned char* x_scalar
     const void** t         # n_in tangents or NULLs (NULL array: no JVP)
@@ -256,6 +264,7 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
     cdef Py_ssize_t tl = c.tile, k
     cdef double* dst
     cdef double* own
+    cdef double* pd
     cdef const double* pp
     cdef bint any_t
 
@@ -297,11 +306,16 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
             dst = g.V + <Py_ssize_t>(node0 + i) * tl
             if code < N_STAGE:
                 memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
+                pd = NULL
                 if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
-                    _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
-                           c.need_val[node0 + i], c.f32)
-                elif c.need_val[node0 + i]:  # else only a register partial (log) is needed
-                    _stage(code, dst, NULL, m, True, True, c.f32)
+                    pd = g.P + <Py_ssize_t>(2 * i) * tl
+                if pd != NULL or c.need_val[node0 + i]:  # else only a register partial (log)
+                    k = 0
+                    while k < m:  # _stage takes at most TILE elements
+                        _stage(code, dst + k, pd + k if pd != NULL else NULL,
+                               m - k if m - k < TILE else TILE, True,
+                               pd == NULL or c.need_val[node0 + i], c.f32)
+                        k += TILE
             elif code == F_POW:
                 _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
                           c.need_pd[i], m)
@@ -744,6 +758,7 @@ cdef class Program:
         # Fill c with the program and empty call fields; one allocation (c.mem) holds the
         # per-call pointer tables and flags.
         cdef int nin = self.n_in, nr = self.n_reg, nn = self.n_node, r
+        cdef Py_ssize_t tl
         cdef size_t words = 3 * <size_t>(nin + 1) + <size_t>(nin + 1)
         cdef size_t flags = 2 * <size_t>nin + 5 * <size_t>nr + 5 * <size_t>nn + 8
         c.mem = malloc(words * sizeof(void*) + flags)
@@ -793,7 +808,11 @@ cdef class Program:
         c.rr = self.rr32 if c.f32 else self.pr
         c.cval = self.c32 if c.f32 else self.c64
         c.failed = 0
-        c.tile = _tile_max if n >= _tile_max else ((n + 15) // 16) * 16
+        # registers of a tile: values, tangents, adjoints (3 per register), 2 partials per
+        # node; at most REG_BYTES of them, and never shorter than TILE (or _tile_max)
+        tl = REG_BYTES // ((3 * nr + 2 * nn) * <Py_ssize_t>sizeof(double)) // 16 * 16
+        tl = min(_tile_max, max(tl, TILE))
+        c.tile = tl if n >= tl else ((n + 15) // 16) * 16
         return 0
 
     cdef int _exec(self, Ctx* c, int n_threads, int plan_key) except -1:
