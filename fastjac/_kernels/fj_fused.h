@@ -148,7 +148,7 @@ FJ_FUSED_CLONES static void fj_fused_axpy2(double *dst, const double *cur, const
 static inline int fj_fused_divb_rare(double q)
 {
     double aq = q < 0.0 ? -q : q;
-    return ((aq < 0x1p-511) & (aq > 0.0)) | ((aq >= 0x1p512) & (aq < __builtin_inf()));
+    return ((aq < 0x1p-511) & (aq > 0.0)) | ((aq >= 0x1p512) & (aq <= 1.7976931348623157e308));
 }
 
 FJ_FUSED_CLONES static void fj_fused_divb(double *dst, const double *cur, const double *src,
