@@ -116,6 +116,10 @@ def test_fused_div_and_log_vjp_have_the_bits_of_fj_div_and_fj_log(dt, nt):
                               fj.div.vjp(w, x, np.ones_like(gy))[1], equal_nan=True)
         assert np.array_equal(fj.fuse(lambda x: fj.log(x)).vjp(xp, gy, n_threads=nt),
                               fj.log.vjp(xp, gy), equal_nan=True)
+        # the JVP keeps fj.div.jvp's partials 1/x and -(w/x)/x in both dtypes
+        dw, dx = gy[::-1].copy(), gy * np.asarray(0.5, dt)
+        assert np.array_equal(fj.fuse(lambda w, x: w / x).jvp(w, x, dw, dx, n_threads=nt),
+                              fj.div.jvp(w, x, dw, dx), equal_nan=True)
         # inside a larger expression: the same formulas in double, summed, rounded once
         gw, gx = fj.fuse(lambda w, x: fj.log(x) * 2.0 + w / x).vjp(w, xp, gy, n_threads=nt)
         w64, x64, g64 = (a.astype(np.float64) for a in (w, xp, gy))
