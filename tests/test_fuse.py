@@ -83,6 +83,72 @@ def test_fused_matches_existing_ops_bitwise():
         np.testing.assert_allclose(a, b, rtol=5e-16, atol=0)
 
 
+def _div_log_operands(dt, n=300000):
+    # n spans many blocks and is above the pool's threshold, so n_threads=2 runs in
+    # parallel; the edges: zeros, infinities, NaN, subnormal and huge quotients
+    w = RNG.normal(size=n).astype(dt)
+    x = (RNG.uniform(0.25, 4.0, size=n) * RNG.choice([-1, 1], size=n)).astype(dt)
+    gy = RNG.normal(size=n).astype(dt)
+    big, tiny = np.finfo(dt).max, np.finfo(dt).smallest_subnormal
+    w[:8] = [0.0, 1.0, -0.0, np.inf, np.nan, big, tiny, 1.0]
+    x[:8] = [0.0, -0.0, 3.0, 2.0, 1.0, tiny, big, np.inf]
+    if dt == np.float32:
+        # an element where the old fused form (-((w/x)/x)) gy, rounded four times in
+        # double, missed fj.div's correctly rounded -(gy w)/(x x) (found by a search of
+        # 2e8 random triples)
+        w[8], x[8], gy[8] = -3.0923855304718018, -0.6041074395179749, -0.9554809331893921
+    return w, x, gy
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("nt", [1, 2])
+def test_fused_div_and_log_vjp_have_the_bits_of_fj_div_and_fj_log(dt, nt):
+    # A fused w/x is fj.div's VJP bit for bit in both dtypes (float32: gy/x and
+    # -(gy w)/(x x), each correctly rounded; float64: (1/x) gy and (-((w/x)/x)) gy), and
+    # a fused log(x) is fj.log's VJP gy/x, for every n_threads.
+    w, x, gy = _div_log_operands(dt)
+    xp = np.abs(x)
+    with np.errstate(all="ignore"):
+        for a, b in zip(fj.fuse(lambda w, x: w / x).vjp(w, x, gy, n_threads=nt),
+                        fj.div.vjp(w, x, gy)):
+            assert a.dtype == dt and np.array_equal(a, b, equal_nan=True)
+        assert np.array_equal(fj.fuse(lambda w, x: w / x).sum_grad(w, x, n_threads=nt)[1],
+                              fj.div.vjp(w, x, np.ones_like(gy))[1], equal_nan=True)
+        assert np.array_equal(fj.fuse(lambda x: fj.log(x)).vjp(xp, gy, n_threads=nt),
+                              fj.log.vjp(xp, gy), equal_nan=True)
+        # the JVP keeps fj.div.jvp's partials 1/x and -(w/x)/x in both dtypes
+        dw, dx = gy[::-1].copy(), gy * np.asarray(0.5, dt)
+        assert np.array_equal(fj.fuse(lambda w, x: w / x).jvp(w, x, dw, dx, n_threads=nt),
+                              fj.div.jvp(w, x, dw, dx), equal_nan=True)
+        # inside a larger expression: the same formulas in double, summed, rounded once
+        gw, gx = fj.fuse(lambda w, x: fj.log(x) * 2.0 + w / x).vjp(w, xp, gy, n_threads=nt)
+        w64, x64, g64 = (a.astype(np.float64) for a in (w, xp, gy))
+        if dt == np.float32:
+            rw = g64 / x64
+            rx = -(g64 * w64) / (x64 * x64) + (2.0 * g64) / x64
+        else:
+            rw = (1.0 / x64) * g64
+            rx = (-((w64 / x64) / x64)) * g64 + (2.0 * g64) / x64
+        assert np.array_equal(gw, rw.astype(dt), equal_nan=True)
+        assert np.array_equal(gx, rx.astype(dt), equal_nan=True)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_fused_float32_div_of_values_outside_float32_range(sign):
+    # A float32 program's registers are doubles: in exp(±exp(w))/exp(±exp(x)) both
+    # operands are about 1e±158, where b·b overflows (or underflows to 0), yet the
+    # gradient is about ±e^w: fj.div's -(gy a)/(b b) is redone there as -((gy a)/b)/b.
+    w = np.array([5.9, 5.95, 6.0, 1.0, 0.5], np.float32)
+    x = np.array([5.9, 5.9, 5.98, 1.0, 0.7], np.float32)
+    f = fj.fuse(lambda w, x: fj.exp(sign * fj.exp(w)) / fj.exp(sign * fj.exp(x)))
+    gw, gx = f.vjp(w, x, np.ones(5, np.float32))
+    w64, x64 = w.astype(np.float64), x.astype(np.float64)
+    y = np.exp(sign * (np.exp(w64) - np.exp(x64)))
+    # (float32 exp in the interpreter: e^w carries ~1e-7 relative error, times e^w ~ 400)
+    np.testing.assert_allclose(gw, sign * y * np.exp(w64), rtol=1e-3)
+    np.testing.assert_allclose(gx, -sign * y * np.exp(x64), rtol=1e-3)
+
+
 def test_adjoint_passed_on_has_the_bits_of_the_two_products():
     # A one-operand node with a single adjoint contribution passes p1·src straight to its
     # operand as p2·(p1·src), without storing its own adjoint: the products must be the
@@ -375,6 +441,25 @@ def test_decorator_forms_and_cache():
     assert f._compiled is c
 
 
+def test_kept_plans_give_the_bits_of_fresh_ones():
+    # The common calls keep their plan per (value or gradients, dtype) after the first:
+    # one object called in every order must give the bits of a fresh object per call.
+    def fn(w, x):
+        return fj.exp(w) * fj.sin(x) + w / x
+
+    f = fj.fuse(fn)
+    w, x, gy = RNG.normal(size=700), RNG.uniform(0.5, 2, size=700), RNG.normal(size=700)
+    calls = [lambda f, d: f(w.astype(d), x.astype(d)),
+             lambda f, d: f.vjp(w.astype(d), x.astype(d), gy.astype(d)),
+             lambda f, d: f.sum_grad(w.astype(d), x.astype(d))]
+    for _ in range(2):
+        for d in (np.float32, np.float64):
+            for call in calls:
+                a = np.asarray(call(f, d))
+                b = np.asarray(call(fj.fuse(fn), d))
+                assert a.dtype == d and np.array_equal(a, b)
+
+
 # ---- random expression DAGs (hypothesis) ---------------------------------------------------
 
 _UN = [("exp", np.exp, lambda v: np.exp(v)), ("sin", np.sin, np.cos),
@@ -505,7 +590,7 @@ def test_results_do_not_depend_on_the_tile_length(dtype):
     old = _FK._set_tile_length(256)
     try:
         ref = everything()
-        for t in (16, 48, 128):
+        for t in (16, 48, 128, 304, 1024):
             _FK._set_tile_length(t)
             for a, b in zip(everything(), ref):
                 np.testing.assert_array_equal(a, b)

@@ -22,7 +22,8 @@
 /* FJ_FUSED_CLONES and the float32 widen/narrow loops */
 #include "fj_tile.h"
 /* kinds of a local partial */
-enum { FJF_PK_NONE = 0, FJF_PK_CONST = 1, FJF_PK_REG = 2, FJF_PK_BUF = 3, FJF_PK_QUOT = 4 };
+enum { FJF_PK_NONE = 0, FJF_PK_CONST = 1, FJF_PK_REG = 2, FJF_PK_BUF = 3, FJF_PK_QUOT = 4,
+       FJF_PK_DIVB = 5 };
 
 /* y = a ○ b; with pd, pa = ∂y/∂a and pb = ∂y/∂b where they are buffers (div, maximum,
  * minimum; add, sub and mul have constant or register partials). */
@@ -132,6 +133,47 @@ FJ_FUSED_CLONES static void fj_fused_axpy2(double *dst, const double *cur, const
         for (k = 0; k < m; k++) dst[k] = p2[k] * (p1[k] * src[k]);
     else
         for (k = 0; k < m; k++) dst[k] = cur[k] + p2[k] * (p1[k] * src[k]);
+}
+
+/* The float32 reverse sweep's contribution of y = a/b to b's adjoint, fj.div's float32
+ * formula (fj_vmath.h fj_div_grads_f32): dst = -(src·a)/(b·b) (mode 0) or
+ * cur + -(src·a)/(b·b) (modes 1, 2). For float32 a, b and src (w/x as the whole expression)
+ * the products are exact and the one division gives fj.div's correctly rounded bits. A
+ * register b of the tile may be a double outside float32's range, where b·b overflows or
+ * is subnormal: those rare elements are redone as -((src·a)/b)/b. check 0: b is known to
+ * hold float32 numbers (the float32 program's inputs and constants), whose b·b is always
+ * a normal double, 0 or inf/NaN. */
+/* b·b is a normal finite double for 2^-511 <= |b| < 2^512; outside (and not 0, inf or
+ * NaN, where both forms agree) it overflows or loses bits. Branch-free, to vectorise. */
+static inline int fj_fused_divb_rare(double q)
+{
+    double aq = q < 0.0 ? -q : q;
+    return ((aq < 0x1p-511) & (aq > 0.0)) | ((aq >= 0x1p512) & (aq <= 1.7976931348623157e308));
+}
+
+FJ_FUSED_CLONES static void fj_fused_divb(double *dst, const double *cur, const double *src,
+                                          const double *a, const double *b, int check,
+                                          int mode, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    int rare = 0;
+    if (check)
+        for (k = 0; k < m; k++) rare |= fj_fused_divb_rare(b[k]);
+    if (!rare) {
+        if (mode == 0)
+            for (k = 0; k < m; k++) dst[k] = -(src[k] * a[k]) / (b[k] * b[k]);
+        else
+            for (k = 0; k < m; k++) dst[k] = cur[k] + -(src[k] * a[k]) / (b[k] * b[k]);
+        return;
+    }
+    for (k = 0; k < m; k++) {
+        double q = b[k], v;
+        if (fj_fused_divb_rare(q))
+            v = -((src[k] * a[k]) / q) / q;
+        else
+            v = -(src[k] * a[k]) / (q * q);
+        dst[k] = mode == 0 ? v : cur[k] + v;
+    }
 }
 
 #endif /* FJ_FUSED_H */

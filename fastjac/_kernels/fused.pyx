@@ -12,7 +12,7 @@ constants, and node ``i`` writes register ``n_in + n_const + i``. Node ``i`` is
 last node is the output unless ``out_reg`` names an input or a constant.
 
 Work is split into fixed blocks of BLOCK elements (the partition does not depend on the
-thread count), each block into tiles of at most TILE elements. Every register is a
+thread count), each block into tiles of at most FUSED_TILE elements. Every register is a
 tile-long buffer of doubles, so a whole expression is evaluated in cache:
 
 1. a forward sweep computes each node's value and its local partial derivatives
@@ -59,6 +59,9 @@ cdef extern from "fj_fused.h" nogil:
                                 double c, const double* p, int mode, Py_ssize_t m)
     void _axpy2 "fj_fused_axpy2" (double* dst, const double* cur, const double* src,
                                   const double* p1, const double* p2, int mode, Py_ssize_t m)
+    void _divb "fj_fused_divb" (double* dst, const double* cur, const double* src,
+                                const double* a, const double* b, int check, int mode,
+                                Py_ssize_t m)
     void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
     void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
 
@@ -81,6 +84,8 @@ cdef enum:
     PK_BUF = 3        # a buffer of its own, filled by the forward sweep
     PK_QUOT = 4       # one over the value of register pr (log: ∂log(a)/∂a = 1/a, applied
                       # as a division: adjoint/a, tangent/a, as fj.log's VJP t/x)
+    PK_DIVB = 5       # ∂(a/b)/∂b applied as -(adjoint·a)/(b·b) with a = register pr: the
+                      # float32 reverse sweep only (fj.div's float32 VJP, fj_fused_divb)
 
 # Gradient outputs per input.
 cdef enum:
@@ -90,17 +95,25 @@ cdef enum:
     G_EXPAND = 3      # a scalar input's Column Jacobian: the adjoints, one per element
 
 N_STAGE_CODES = N_UNARY
-# The longest tile (elements per register); TILE unless _set_tile_length changed it.
-cdef Py_ssize_t _tile_max = TILE
+# The longest tile (elements per register): FUSED_TILE unless _set_tile_length changed it.
+# Longer than elementwise.pyx's TILE, so that the interpreter's per-tile work (walking the
+# program, one call per node and sweep) is spread over more elements; _stage, whose
+# buffers hold TILE elements, is called once per TILE-long piece. A program with many
+# registers gets shorter tiles (see _alloc), so that a tile's registers stay within
+# REG_BYTES, a quarter of a 1 MB L2 cache.
+cdef enum:
+    FUSED_TILE = 4 * TILE
+    REG_BYTES = 262144
+cdef Py_ssize_t _tile_max = FUSED_TILE
 _KNOWN_CODES = frozenset([*UNARY_CODES.values(), *FUSED_CODES.values()])
 
 
 def _set_tile_length(Py_ssize_t m):
-    """Set the longest tile (a multiple of 16, 16 .. TILE) and return the previous one:
-    for tests (tile boundaries) and tuning only. Results do not depend on it."""
+    """Set the longest tile (a multiple of 16, 16 .. FUSED_TILE) and return the previous
+    one: for tests (tile boundaries) and tuning only. Results do not depend on it."""
     global _tile_max
-    if m < 16 or m > TILE or m % 16:
-        raise ValueError(f"tile length must be a multiple of 16 in 16..{TILE}, got {m}")
+    if m < 16 or m > FUSED_TILE or m % 16:
+        raise ValueError(f"tile length must be a multiple of 16 in 16..{FUSED_TILE}, got {m}")
     old = _tile_max
     _tile_max = m
     return old
@@ -127,11 +140,14 @@ cdef struct Ctx:
     const int* pk          # 2 per node: kind of ∂node/∂a, ∂node/∂b
     const double* pc       # 2 per node: the constant partials
     const int* pr          # 2 per node: the register of a PK_REG or PK_QUOT partial
+    const int* rk          # 2 per node: the kinds the reverse sweep applies (pk, but for
+    const int* rr          # float32 a/b: PK_QUOT by b and PK_DIVB, as fj.div's VJP) and
+                           # their registers
     const double* cval     # n_const constants, rounded to the dtype
     # The call
     bint f32
     Py_ssize_t n
-    Py_ssize_t tile        # tile length (a multiple of 16, at most TILE)
+    Py_ssize_t tile        # tile length (a multiple of 16, at most FUSED_TILE)
     const void** x         # n_in inputs
     unsigned char* x_scalar
     const void** t         # n_in tangents or NULLs (NULL array: no JVP)
@@ -248,6 +264,7 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
     cdef Py_ssize_t tl = c.tile, k
     cdef double* dst
     cdef double* own
+    cdef double* pd
     cdef const double* pp
     cdef bint any_t
 
@@ -284,23 +301,28 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
 
     # Forward sweep: values, local partials, tangents.
     for i in range(c.n_node):
-        if not (c.need_val[node0 + i] or c.need_pd[i]):
-            continue
-        code = c.op[i]
-        dst = g.V + <Py_ssize_t>(node0 + i) * tl
-        if code < N_STAGE:
-            memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
-            if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
-                _stage(code, dst, g.P + <Py_ssize_t>(2 * i) * tl, m, True,
-                       c.need_val[node0 + i], c.f32)
-            elif c.need_val[node0 + i]:  # else only a register partial (log) is needed
-                _stage(code, dst, NULL, m, True, True, c.f32)
-        elif code == F_POW:
-            _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
-                      c.need_pd[i], m)
-        else:
-            _binary_node(code, g.Vp[c.a[i]], g.Vp[c.b[i]], dst, g.P + <Py_ssize_t>(2 * i) * tl,
-                         g.P + <Py_ssize_t>(2 * i + 1) * tl, c.need_pd[i], m)
+        if c.need_val[node0 + i] or c.need_pd[i]:
+            code = c.op[i]
+            dst = g.V + <Py_ssize_t>(node0 + i) * tl
+            if code < N_STAGE:
+                memcpy(dst, g.Vp[c.a[i]], m * sizeof(double))
+                pd = NULL
+                if c.need_pd[i] and c.pk[2 * i] == PK_BUF:
+                    pd = g.P + <Py_ssize_t>(2 * i) * tl
+                if pd != NULL or c.need_val[node0 + i]:  # else only a register partial (log)
+                    k = 0
+                    while k < m:  # _stage takes at most TILE elements
+                        _stage(code, dst + k, pd + k if pd != NULL else NULL,
+                               m - k if m - k < TILE else TILE, True,
+                               pd == NULL or c.need_val[node0 + i], c.f32)
+                        k += TILE
+            elif code == F_POW:
+                _pow_node(g.Vp[c.a[i]], c.param[i], dst, g.P + <Py_ssize_t>(2 * i) * tl,
+                          c.need_pd[i], m)
+            else:
+                _binary_node(code, g.Vp[c.a[i]], g.Vp[c.b[i]], dst,
+                             g.P + <Py_ssize_t>(2 * i) * tl,
+                             g.P + <Py_ssize_t>(2 * i + 1) * tl, c.need_pd[i], m)
         if c.jvp_out != NULL and c.act_t[node0 + i]:
             any_t = False
             own = g.T + <Py_ssize_t>(node0 + i) * tl
@@ -323,12 +345,12 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                 o = c.a[i] if j == 0 else c.b[i]
                 if o < 0 or not c.act_g[o]:
                     continue
-                kind = c.pk[2 * i + j]
+                kind = c.rk[2 * i + j]
                 if c.first_g[2 * i + j] and kind == PK_CONST and c.pc[2 * i + j] == 1.0:
                     g.Ap[o] = g.Ap[node0 + i]  # the same numbers: share them
                     g.owned[o] = 0
                     continue
-                pp = (g.Vp[c.pr[2 * i + j]] if kind == PK_REG or kind == PK_QUOT
+                pp = (g.Vp[c.rr[2 * i + j]] if kind >= PK_QUOT or kind == PK_REG
                       else g.P + <Py_ssize_t>(2 * i + j) * tl)
                 if c.fwd[2 * i + j]:  # o's only contribution: formed when o passes it on
                     g.Fs[o] = g.Ap[node0 + i]  # (never a PK_QUOT partial: see _plan)
@@ -343,6 +365,9 @@ cdef void _tile(const Ctx* c, Regs* g, Py_ssize_t off, Py_ssize_t m) noexcept no
                     mode = 2
                 if c.fwd_r[node0 + i]:
                     _axpy2(own, g.Ap[o], g.Fs[node0 + i], g.Fp[node0 + i], pp, mode, m)
+                elif kind == PK_DIVB:
+                    # an input's or constant's b is a float32 number: no range check
+                    _divb(own, g.Ap[o], g.Ap[node0 + i], pp, g.Vp[o], o >= node0, mode, m)
                 else:
                     _axpy(own, g.Ap[o], g.Ap[node0 + i], kind, c.pc[2 * i + j], pp, mode, m)
                 g.Ap[o] = own
@@ -493,10 +518,15 @@ cdef class Program:
     cdef int* b
     cdef int* pk
     cdef int* pr
+    cdef int* rk32
+    cdef int* rr32
     cdef double* param
     cdef double* pc
     cdef double* c64
     cdef double* c32
+    # call_fast's plans, one per (value or gradients) x (float64 or float32), made by the
+    # first such call: the flag bytes of Ctx from x_scalar on (see _alloc)
+    cdef unsigned char* plans[4]
 
     def __init__(self, int n_in, int n_const, op, a, b, param, pk, pc, pr, consts,
                   int out_reg):
@@ -537,21 +567,35 @@ cdef class Program:
         self.b = _int_array(b)
         self.pk = _int_array(pk)
         self.pr = _int_array(pr)
+        # The float32 reverse sweep applies fj.div's float32 VJP formulas (gy/x and
+        # -(gy w)/(x x)) to a/b; the JVP keeps the partials 1/b and -(a/b)/b of fj.div.jvp.
+        rk, rr = list(pk), list(pr)
+        for i in range(nn):
+            if op[i] == F_DIV:
+                rk[2 * i], rr[2 * i] = PK_QUOT, b[i]
+                rk[2 * i + 1], rr[2 * i + 1] = PK_DIVB, a[i]
+        self.rk32 = _int_array(rk)
+        self.rr32 = _int_array(rr)
         self.param = _double_array(param)
         self.pc = _double_array(pc)
         self.c64 = _double_array(consts)
         self.c32 = _double_array([float(np.float32(v)) for v in consts])
 
     def __dealloc__(self):
+        cdef int i
         free(self.op)
         free(self.a)
         free(self.b)
         free(self.pk)
         free(self.pr)
+        free(self.rk32)
+        free(self.rr32)
         free(self.param)
         free(self.pc)
         free(self.c64)
         free(self.c32)
+        for i in range(4):
+            free(self.plans[i])
 
     @property
     def n_nodes(self):
@@ -638,7 +682,7 @@ cdef class Program:
                             raise ValueError("grad_out missing")
                     if o != G_NONE:
                         c.want_grad = True
-            self._exec(&c, n_threads)
+            self._exec(&c, n_threads, -1)
             return [c.sums[r] for r in range(nin)]
         finally:
             free(c.mem)
@@ -705,7 +749,7 @@ cdef class Program:
                     c.gmode[r] = G_ARRAY
                 c.want_grad = True
                 res = grads[0] if nin == 1 else tuple(grads)
-            self._exec(&c, nt)
+            self._exec(&c, nt, (mode != 0) * 2 + c.f32)
             return res
         finally:
             free(c.mem)
@@ -714,6 +758,7 @@ cdef class Program:
         # Fill c with the program and empty call fields; one allocation (c.mem) holds the
         # per-call pointer tables and flags.
         cdef int nin = self.n_in, nr = self.n_reg, nn = self.n_node, r
+        cdef Py_ssize_t tl
         cdef size_t words = 3 * <size_t>(nin + 1) + <size_t>(nin + 1)
         cdef size_t flags = 2 * <size_t>nin + 5 * <size_t>nr + 5 * <size_t>nn + 8
         c.mem = malloc(words * sizeof(void*) + flags)
@@ -759,15 +804,25 @@ cdef class Program:
         c.pk = self.pk
         c.pc = self.pc
         c.pr = self.pr
+        c.rk = self.rk32 if c.f32 else self.pk
+        c.rr = self.rr32 if c.f32 else self.pr
         c.cval = self.c32 if c.f32 else self.c64
         c.failed = 0
-        c.tile = _tile_max if n >= _tile_max else ((n + 15) // 16) * 16
+        # registers of a tile: values, tangents, adjoints (3 per register), 2 partials per
+        # node; at most REG_BYTES of them, and never shorter than TILE (or _tile_max)
+        tl = REG_BYTES // ((3 * nr + 2 * nn) * <Py_ssize_t>sizeof(double)) // 16 * 16
+        tl = min(_tile_max, max(tl, TILE))
+        c.tile = tl if n >= tl else ((n + 15) // 16) * 16
         return 0
 
-    cdef int _exec(self, Ctx* c, int n_threads) except -1:
+    cdef int _exec(self, Ctx* c, int n_threads, int plan_key) except -1:
         # Plan, run every block (serially or on the thread pool), and merge the
-        # per-block sums of scalar gradients in block order into c.sums.
+        # per-block sums of scalar gradients in block order into c.sums. plan_key >= 0:
+        # the plan is the same for every call with this key (call_fast's), kept in
+        # self.plans after the first.
         cdef int r, q, nin = self.n_in
+        cdef size_t nflags = (2 * <size_t>nin + 5 * <size_t>self.n_reg
+                              + 5 * <size_t>self.n_node)
         cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK, blk
         cdef double total
         cdef const void* o
@@ -787,7 +842,15 @@ cdef class Program:
             for r in range(nin):
                 if o == c.x[r] or o == c.t[r]:
                     c.alias = False
-        self._plan(c)
+        if plan_key >= 0 and self.plans[plan_key] != NULL:
+            memcpy(c.x_scalar, self.plans[plan_key], nflags)
+        else:
+            self._plan(c)
+            if plan_key >= 0:
+                self.plans[plan_key] = <unsigned char*>malloc(nflags)
+                if self.plans[plan_key] == NULL:
+                    raise MemoryError()
+                memcpy(self.plans[plan_key], c.x_scalar, nflags)
         for r in range(nin):
             if c.gmode[r] == G_SUM:
                 c.partial = <double*>malloc(nblocks * nin * sizeof(double))
@@ -844,19 +907,33 @@ cdef class Program:
         if not c.act_g[self.out_reg]:
             for r in range(nr):
                 c.act_g[r] = 0
+        # need_pd: the forward sweep forms the node's partial buffers (PK_BUF), for the
+        # tangent sweep (kinds pk) or the reverse sweep (kinds rk; a float32 a/b needs
+        # none: its VJP divides by b's value).
         for i in range(self.n_node):
-            c.need_pd[i] = (c.act_t[node0 + i] and want_jvp) or c.act_g[node0 + i]
+            c.need_pd[i] = 0
+            for j in range(2):
+                if ((want_jvp and c.act_t[node0 + i] and self.pk[2 * i + j] == PK_BUF)
+                        or (c.act_g[node0 + i] and c.rk[2 * i + j] == PK_BUF)):
+                    c.need_pd[i] = 1
         if c.y_out != NULL:
             c.need_val[self.out_reg] = 1
         for i in range(self.n_node - 1, -1, -1):
+            # values a partial reads (the node's own for exp), then the operands of a
+            # node that is evaluated at all
+            for j in range(2):
+                if want_jvp and c.act_t[node0 + i] and (self.pk[2 * i + j] == PK_REG
+                                                        or self.pk[2 * i + j] == PK_QUOT):
+                    c.need_val[self.pr[2 * i + j]] = 1
+                if c.act_g[node0 + i] and (c.rk[2 * i + j] == PK_REG
+                                           or c.rk[2 * i + j] >= PK_QUOT):
+                    c.need_val[c.rr[2 * i + j]] = 1
+                    if c.rk[2 * i + j] == PK_DIVB:
+                        c.need_val[self.b[i]] = 1
             if c.need_val[node0 + i] or c.need_pd[i]:
                 c.need_val[self.a[i]] = 1
                 if self.b[i] >= 0:
                     c.need_val[self.b[i]] = 1
-                if c.need_pd[i]:
-                    for j in range(2):
-                        if self.pk[2 * i + j] == PK_REG or self.pk[2 * i + j] == PK_QUOT:
-                            c.need_val[self.pr[2 * i + j]] = 1
         if c.want_grad and c.act_g[self.out_reg]:
             c.has_g[self.out_reg] = 1
             for i in range(self.n_node - 1, -1, -1):
@@ -890,9 +967,9 @@ cdef class Program:
                         continue
                     if (o == self.out_reg or self.b[o - node0] >= 0 or c.fwd_r[node0 + i]
                             or not c.act_g[self.a[o - node0]]
-                            or (self.pk[2 * i + j] != PK_REG and self.pk[2 * i + j] != PK_BUF)
-                            or (self.pk[2 * (o - node0)] != PK_REG
-                                and self.pk[2 * (o - node0)] != PK_BUF)):
+                            or (c.rk[2 * i + j] != PK_REG and c.rk[2 * i + j] != PK_BUF)
+                            or (c.rk[2 * (o - node0)] != PK_REG
+                                and c.rk[2 * (o - node0)] != PK_BUF)):
                         c.fwd_r[o] = 0
                     else:
                         c.fwd[2 * i + j] = 1
