@@ -1174,69 +1174,87 @@ FJ_BODY void fj_vjp_expfam_tail(int code, const double* x, const double* t, doub
     }
 }
 
-/* One vector step of fj_vjp_expfam for a constant CODE; PFX _mm512 or _mm256, W lanes. */
-#define FJ_VJP_EXPFAM_STEP(CODE, V, PFX, W, PARTS, FMA, OKBITS, ABS)                            \
+/* fj_vjp_expfam's vector loop for a constant CODE (PFX _mm512 or _mm256, W lanes of type V),
+   software-pipelined: each iteration computes the exponential of the next vector (HEAD)
+   and finishes the current one (TAIL), so the two dependency chains (exp, then the
+   division and its correction: about 100 cycles of latency together) overlap and the
+   loop is bounded by throughput instead of the out-of-order window (perf showed the
+   unpipelined loop stalled at the division). HEAD: from x[j..j+W) the exponential as
+   h + l (exp: h, rounded) and the mask of in-range lanes; TAIL: the derivative, far lanes
+   redone one at a time, times t, stored. Each vector's loads come before its store, and
+   HEAD reads a vector ahead of TAIL's store: out may be x or t. */
+#define FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, j, h, l, ok)                        \
     do {                                                                                     \
-        V xv = PFX##_loadu_pd(x + i), a = ABS(xv), sc, sp, h, l, d;         \
-        int ok;                                                                              \
+        V xv_ = PFX##_loadu_pd(x + (j)), a_ = ABS(xv_), sc_, sp_;                            \
         if (CODE == FJ_U_EXP) {                                                              \
-            ok = OKBITS(a, 700.0);                                                           \
-            PARTS(xv, &sc, &sp);                                                             \
-            d = sc + sp;                                                                     \
+            ok = OKBITS(a_, 700.0);                                                          \
+            PARTS(xv_, &sc_, &sp_);                                                          \
+            h = l = sc_ + sp_;                                                               \
         } else {                                                                             \
-            ok = OKBITS(a, CODE == FJ_U_TANH ? FJ_SECH2_BIG : FJ_SIGMOID_BIG);               \
-            PARTS((CODE == FJ_U_TANH ? -2.0 : -1.0) * a, &sc, &sp); /* -1.0 * a is -a */      \
-            h = sc + sp;                                                                     \
-            l = sp - (h - sc);                                                               \
-            if (CODE == FJ_U_TANH) FJ_SECH2_OF(V, FMA, h, l, d);                             \
-            else FJ_SIGMOID_D_OF(V, FMA, h, l, d);                                           \
+            ok = OKBITS(a_, CODE == FJ_U_TANH ? FJ_SECH2_BIG : FJ_SIGMOID_BIG);              \
+            PARTS((CODE == FJ_U_TANH ? -2.0 : -1.0) * a_, &sc_, &sp_); /* -1.0 * a is -a */  \
+            h = sc_ + sp_;                                                                   \
+            l = sp_ - (h - sc_);                                                             \
         }                                                                                    \
+    } while (0)
+#define FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, j, h, l, ok)                                    \
+    do {                                                                                     \
+        V d_;                                                                                \
+        if (CODE == FJ_U_EXP) d_ = h;                                                        \
+        else if (CODE == FJ_U_TANH) FJ_SECH2_OF(V, FMA, h, l, d_);                           \
+        else FJ_SIGMOID_D_OF(V, FMA, h, l, d_);                                              \
         if (ok != (1 << W) - 1) {                                                            \
             double ds_[W];                                                                   \
             int k_;                                                                          \
-            PFX##_storeu_pd(ds_, d);                                                         \
+            PFX##_storeu_pd(ds_, d_);                                                        \
             for (k_ = 0; k_ < W; k_++)                                                       \
-                if (!((ok >> k_) & 1)) ds_[k_] = fj_expfam_deriv(CODE, x[i + k_]);           \
-            d = PFX##_loadu_pd(ds_);                                                         \
+                if (!((ok >> k_) & 1)) ds_[k_] = fj_expfam_deriv(CODE, x[(j) + k_]);         \
+            d_ = PFX##_loadu_pd(ds_);                                                        \
         }                                                                                    \
-        if (t != NULL) d = d * PFX##_loadu_pd(t + i);                                        \
-        PFX##_storeu_pd(out + i, d);                                                         \
+        if (t != NULL) d_ = d_ * PFX##_loadu_pd(t + (j));                                    \
+        PFX##_storeu_pd(out + (j), d_);                                                      \
+    } while (0)
+#define FJ_EXPFAM_LOOP(CODE, V, PFX, W, PARTS, FMA, OKBITS, ABS)                             \
+    do {                                                                                     \
+        V h0, l0, h1, l1;                                                                    \
+        int ok0, ok1;                                                                        \
+        if (n < W) break;                                                                    \
+        FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, 0, h0, l0, ok0);                    \
+        for (; i + 2 * W <= n; i += W) {                                                     \
+            FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, i + W, h1, l1, ok1);            \
+            FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, i, h0, l0, ok0);                            \
+            h0 = h1;                                                                         \
+            l0 = l1;                                                                         \
+            ok0 = ok1;                                                                       \
+        }                                                                                    \
+        FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, i, h0, l0, ok0);                                \
+        i += W;                                                                              \
     } while (0)
 
 #if FJ_X86_DISPATCH
-#define FJ_OK8(a, lim) ((int)_mm512_cmp_pd_mask(a, _mm512_set1_pd(lim), _CMP_LT_OQ))
 #define FJ_ABS4(v) _mm256_andnot_pd(_mm256_set1_pd(-0.0), v)
+#define FJ_OK8(a, lim) ((int)_mm512_cmp_pd_mask(a, _mm512_set1_pd(lim), _CMP_LT_OQ))
 #define FJ_OK4(a, lim) _mm256_movemask_pd(_mm256_cmp_pd(a, _mm256_set1_pd(lim), _CMP_LT_OQ))
+#define FJ_EXPFAM_LOOP8(CODE) \
+    FJ_EXPFAM_LOOP(CODE, __m512d, _mm512, 8, fj_exp_parts8, _mm512_fmadd_pd, FJ_OK8, _mm512_abs_pd)
+#define FJ_EXPFAM_LOOP4(CODE) \
+    FJ_EXPFAM_LOOP(CODE, __m256d, _mm256, 4, fj_exp_parts4, _mm256_fmadd_pd, FJ_OK4, FJ_ABS4)
 __attribute__((target("avx512f"))) static void fj_vjp_expfam_avx512(int code, const double* x,
                                                                     const double* t,
                                                                     double* out, ptrdiff_t n) {
     ptrdiff_t i = 0;
-    if (code == FJ_U_EXP)
-        for (; i + 8 <= n; i += 8)
-            FJ_VJP_EXPFAM_STEP(FJ_U_EXP, __m512d, _mm512, 8, fj_exp_parts8, _mm512_fmadd_pd, FJ_OK8, _mm512_abs_pd);
-    else if (code == FJ_U_TANH)
-        for (; i + 8 <= n; i += 8)
-            FJ_VJP_EXPFAM_STEP(FJ_U_TANH, __m512d, _mm512, 8, fj_exp_parts8, _mm512_fmadd_pd, FJ_OK8, _mm512_abs_pd);
-    else
-        for (; i + 8 <= n; i += 8)
-            FJ_VJP_EXPFAM_STEP(FJ_U_SIGMOID, __m512d, _mm512, 8, fj_exp_parts8, _mm512_fmadd_pd,
-                               FJ_OK8, _mm512_abs_pd);
+    if (code == FJ_U_EXP) FJ_EXPFAM_LOOP8(FJ_U_EXP);
+    else if (code == FJ_U_TANH) FJ_EXPFAM_LOOP8(FJ_U_TANH);
+    else FJ_EXPFAM_LOOP8(FJ_U_SIGMOID);
     fj_vjp_expfam_tail(code, x + i, t != NULL ? t + i : NULL, out + i, n - i);
 }
 __attribute__((target("avx2,fma"))) static void fj_vjp_expfam_avx2(int code, const double* x,
                                                                    const double* t,
                                                                    double* out, ptrdiff_t n) {
     ptrdiff_t i = 0;
-    if (code == FJ_U_EXP)
-        for (; i + 4 <= n; i += 4)
-            FJ_VJP_EXPFAM_STEP(FJ_U_EXP, __m256d, _mm256, 4, fj_exp_parts4, _mm256_fmadd_pd, FJ_OK4, FJ_ABS4);
-    else if (code == FJ_U_TANH)
-        for (; i + 4 <= n; i += 4)
-            FJ_VJP_EXPFAM_STEP(FJ_U_TANH, __m256d, _mm256, 4, fj_exp_parts4, _mm256_fmadd_pd, FJ_OK4, FJ_ABS4);
-    else
-        for (; i + 4 <= n; i += 4)
-            FJ_VJP_EXPFAM_STEP(FJ_U_SIGMOID, __m256d, _mm256, 4, fj_exp_parts4, _mm256_fmadd_pd,
-                               FJ_OK4, FJ_ABS4);
+    if (code == FJ_U_EXP) FJ_EXPFAM_LOOP4(FJ_U_EXP);
+    else if (code == FJ_U_TANH) FJ_EXPFAM_LOOP4(FJ_U_TANH);
+    else FJ_EXPFAM_LOOP4(FJ_U_SIGMOID);
     fj_vjp_expfam_tail(code, x + i, t != NULL ? t + i : NULL, out + i, n - i);
 }
 #endif
