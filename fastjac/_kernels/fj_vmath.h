@@ -467,35 +467,32 @@ static inline double fj_tanh_from(double x, double qh, double ql) {
     return x != x ? x + x : r;
 }
 
-/* sech^2 from q = qh + ql and sigmoid' from e = eh + el as expressions in a type V: double
-   (with FMA fma) or a GCC vector of doubles (__m512d, __m256d with the fmadd intrinsic),
-   so that the scalar cores below and the vector loops of the float64 VJP (FJ_VJP_EXPFAM)
-   are one source, operation for operation (and so give the same bits). They spell out
-   fj_two_prod and fj_dd_div_inv. */
-#define FJ_SECH2_OF(V, FMA, qh, ql, res)                                                     \
-    do {                                                                                     \
-        V s_ = 1.0 + (qh);                                                                   \
-        V sl_ = ((qh) - (s_ - 1.0)) + (ql);   /* 1 + q = s + sl */                           \
-        V P_ = s_ * s_;                       /* (1 + q)^2 = P + E + 2 s sl (+ sl^2) */      \
-        V E_ = FMA(s_, s_, -P_);                                                             \
-        V dl_ = E_ + 2.0 * (s_ * sl_);                                                       \
-        V nh_ = 4.0 * (qh), inv_ = 1.0 / P_;                                                 \
-        V y_ = nh_ * inv_, p_ = y_ * P_;                                                     \
-        V e_ = FMA(y_, P_, -p_);                                                             \
-        (res) = y_ + ((((nh_ - p_) - e_) + 4.0 * (ql)) - y_ * dl_) * inv_;                  \
-    } while (0)
-#define FJ_SIGMOID_D_OF(V, FMA, eh, el, res)                                                 \
+/* sech^2 = 4q/(1+q)^2 from q = qh + ql and sigmoid' = e/(1+e)^2 from e = eh + el, as
+   expressions in a type V: double (FMA fma) or a GCC vector of doubles (__m512d, __m256d
+   with the fmadd intrinsic), so that the scalar cores (fj_sech2_from, fj_sigmoid_d_from,
+   fj_sigmoid_from's d) and the vector loops of the float64 VJP (fj_vjp_expfam) are one
+   source, operation for operation, and give the same bits. FJ_QUOT_SQ_OF(V, FMA, nh, nl,
+   eh, el, res): (nh + nl) / (1 + e)^2 with s + sl = 1 + e (Fast2Sum), (1 + e)^2 = P + dl
+   (P = s^2 rounded, dl = E + 2 s sl with E = fma(s, s, -P) the exact rounding error of the
+   square; sl^2 < 2^-105 is left out), i2 = (1/s)^2 (the one division, started before the
+   square; within ~2 ulp of 1/P), y = nh i2 and one correction by fmas,
+   res = y + (nh - y P + nl - y dl) i2, rounded once by the last fma. The correction's own
+   errors are ~2^-100 of the result, the quotient's condition in e is below 1, so what
+   remains is the final rounding plus e's ~2^-57: measured maxima in precision.rst. */
+#define FJ_QUOT_SQ_OF(V, FMA, nh, nl, eh, el, res)                                           \
     do {                                                                                     \
         V s_ = 1.0 + (eh);                                                                   \
-        V sl_ = ((eh) - (s_ - 1.0)) + (el);                                                  \
+        V sl_ = ((eh) - (s_ - 1.0)) + (el);   /* 1 + e = s + sl */                           \
         V inv_ = 1.0 / s_;                                                                   \
         V P_ = s_ * s_;                                                                      \
-        V E_ = FMA(s_, s_, -P_);                                                             \
-        V dl_ = E_ + 2.0 * (s_ * sl_), i2_ = inv_ * inv_;                                    \
-        V y_ = (eh) * i2_, p_ = y_ * P_;                                                     \
-        V e_ = FMA(y_, P_, -p_);                                                             \
-        (res) = y_ + (((((eh) - p_) - e_) + (el)) - y_ * dl_) * i2_;                         \
+        V dl_ = FMA(2.0 * s_, sl_, FMA(s_, s_, -P_));                                        \
+        V i2_ = inv_ * inv_;                                                                 \
+        V y_ = (nh) * i2_;                                                                   \
+        V r_ = FMA(-y_, P_, (nh)) + (nl);                                                    \
+        (res) = FMA(FMA(-y_, dl_, r_), i2_, y_);                                             \
     } while (0)
+#define FJ_SECH2_OF(V, FMA, qh, ql, res) FJ_QUOT_SQ_OF(V, FMA, 4.0 * (qh), 4.0 * (ql), qh, ql, res)
+#define FJ_SIGMOID_D_OF(V, FMA, eh, el, res) FJ_QUOT_SQ_OF(V, FMA, eh, el, eh, el, res)
 
 static inline double fj_sech2_from(double qh, double ql) {
     double r;
@@ -504,14 +501,13 @@ static inline double fj_sech2_from(double qh, double ql) {
 }
 
 static inline void fj_sigmoid_from(double x, double eh, double el, double* v, double* d) {
-    double s, sl, P, E, inv;
+    double s, sl;
     int pos = x >= 0.0;
     s = 1.0 + eh;
     sl = (eh - (s - 1.0)) + el;
-    inv = 1.0 / s;  /* the one division: 1/s for v, 1/s^2 ~ inv^2 for d */
-    *v = fj_dd_div_inv(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl, inv);
-    fj_two_prod(s, s, &P, &E);
-    *d = fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
+    /* 1/s: the same rounded value as FJ_SIGMOID_D_OF's (gcc computes it once) */
+    *v = fj_dd_div_inv(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl, 1.0 / s);
+    FJ_SIGMOID_D_OF(double, fma, eh, el, *d);
 }
 
 /* sigmoid' alone (a VJP), the same operations as fj_sigmoid_from's d. */
