@@ -913,6 +913,14 @@ static inline double fj_sqrt_deriv_fast(double x) {
     return fma(h, e * fma(0.375, e, 0.5), h);
 }
 
+/* sqrt'(x) for x in the fast range or x < 0 or NaN (fj_sqrt_deriv's x + NaN there): the
+   float64 VJP's loop, so that negative inputs do not take the lane-by-lane path. */
+static inline double fj_sqrt_deriv_fast_or_nan(double x) {
+    int ok = FJ_SQRT_FAST_OK(x);
+    double d = fj_sqrt_deriv_fast(ok ? x : 1.0);
+    return ok ? d : x + NAN;
+}
+
 /* d[k] = sqrt'(xs[k]), k < m; d must not overlap xs. */
 FJ_BODY void fj_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
     ptrdiff_t k;
@@ -1304,9 +1312,14 @@ FJ_BODY void fj_vjp1_f64_body(int code, const double* x, const double* t, double
                 FJ_VJP1_F64_LOOP(fj_sign_deriv(xv));
                 continue;
             case FJ_U_SQRT:
-                for (k = 0; k < m; k++) rare |= !FJ_SQRT_FAST_OK(xx[k]);
+                /* rare: a lane neither in the fast range nor negative or NaN (whose sqrt'
+                   is fj_sqrt_deriv's x + NaN, the same value written without a branch) */
+                for (k = 0; k < m; k++) {
+                    double v = xx[k];
+                    rare |= !(FJ_SQRT_FAST_OK(v) || !(v >= 0.0));
+                }
                 if (!rare) {
-                    FJ_VJP1_F64_LOOP(fj_sqrt_deriv_fast(xv));
+                    FJ_VJP1_F64_LOOP(fj_sqrt_deriv_fast_or_nan(xv));
                     continue;
                 }
                 break;
