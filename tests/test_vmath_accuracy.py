@@ -260,6 +260,56 @@ def test_simd_paths_give_the_same_bits(dtype, vmath_level, precision_default):
 UNARY_CODES = K.UNARY_CODES
 
 
+def _same_bits_nan_places(a, b):
+    # NaN at the same places (a NaN's payload may follow the operand order), else the bits
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_array_equal(np.where(np.isnan(a), np.nan, a).view(np.uint8),
+                                  np.where(np.isnan(b), np.nan, b).view(np.uint8))
+
+
+@pytest.mark.parametrize("name", FUNCS + ["square", "abs"])
+def test_float64_vjp_is_the_derivative_times_the_cotangent(name, vmath_level,
+                                                           precision_default):
+    # The float64 single-op VJP (fj_vmath.h: fj_vjp_expfam's 8/4-lane pipelined loop and
+    # scalar tail, fj_vjp1_f64's product loops; fj.<op>.derivative takes the same loops)
+    # must give f'(x) * gy in double bit for bit (log: gy / x), f' as the tile interpreter
+    # forms it beside the value (K.unary with y_out: fj_sech2_n and the like), at every
+    # SIMD level, for every length (vector remainders, pipeline fill and drain), whatever
+    # the pool block split, and with out= on x or on gy. Rare lanes are mixed into vectors
+    # of ordinary ones: far exponents, zeros, subnormals, infinities, NaN and negative
+    # inputs (sqrt' of x < 0 is NaN in the vector loop, not lane by lane).
+    rng = np.random.default_rng(21)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -1e-310, 1e-300, 1e300,
+                        349.9, 350.0, -350.1, 699.9, 700.0, -700.5, 800.0, 2.0**-126,
+                        2.0**126, 2.0**-401, 2.0**401, -1.0, -7.5])
+    base = np.concatenate([rng.standard_normal(6000) * 4, rng.uniform(-900, 900, 2000),
+                           np.abs(rng.standard_normal(2000)) + 0.01])
+    base[rng.integers(0, base.size, 300)] = rng.choice(special, 300)
+    g = rng.standard_normal(base.size)
+    op = getattr(fj, name)
+    code = bytes([UNARY_CODES[name]])
+    d_ref = np.empty_like(base)
+    with np.errstate(all="ignore"):
+        K.unary(code, base, y_out=np.empty_like(base), d_out=d_ref)  # the interpreter
+        ref_all = g / base if name == "log" else d_ref * g
+    best = vmath_level(-1)
+    for level in range(best + 1):
+        assert vmath_level(level) == level
+        for n in (1, 7, 8, 9, 17, 4095, 4097, base.size):
+            x, gy, ref = base[:n].copy(), g[:n].copy(), ref_all[:n]
+            with np.errstate(all="ignore"):
+                if name != "log":
+                    _same_bits_nan_places(op.derivative(x), d_ref[:n])
+                for n_threads in (1, 2):
+                    _same_bits_nan_places(op.vjp(x, gy, n_threads=n_threads), ref)
+                on_x = x.copy()
+                op.vjp(on_x, gy, out=on_x)
+                _same_bits_nan_places(on_x, ref)
+                on_g = gy.copy()
+                op.vjp(x, on_g, out=on_g)
+                _same_bits_nan_places(on_g, ref)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("chain", [[n] for n in sorted(UNARY_CODES)]
                          + [["sin", "square"], ["tanh", "log"], ["exp", "sigmoid", "cos"]],

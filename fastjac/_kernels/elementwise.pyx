@@ -621,8 +621,23 @@ cdef void _unary_block(Py_ssize_t blk, Py_ssize_t n, const unsigned char* codes,
     cdef Py_ssize_t start = blk * BLOCK
     cdef Py_ssize_t stop = start + BLOCK
     cdef Py_ssize_t i, m
+    cdef int done = 0
     if stop > n:
         stop = n
+    if ncodes == 1 and y_out == NULL and d_out != NULL and codes[0] != U_RELU:
+        # One function's derivative-only VJP: fj_vmath.h's loops over the whole block in
+        # one call (they tile inside where they need to), the same bits as tile by tile
+        # (every element's arithmetic is independent of its position); 0: not covered.
+        if floating is double:
+            done = fj_vjp1_double_run(codes[0], x + start,
+                                      t + start if t != NULL else NULL,
+                                      d_out + start, stop - start)
+        else:
+            done = fj_vjp1_float_run(codes[0], x + start,
+                                     t + start if t != NULL else NULL,
+                                     d_out + start, stop - start)
+        if done:
+            return
     i = start
     while i < stop:
         m = stop - i

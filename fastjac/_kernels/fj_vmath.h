@@ -467,33 +467,54 @@ static inline double fj_tanh_from(double x, double qh, double ql) {
     return x != x ? x + x : r;
 }
 
+/* sech^2 = 4q/(1+q)^2 from q = qh + ql and sigmoid' = e/(1+e)^2 from e = eh + el, as
+   expressions in a type V: double (FMA fma) or a GCC vector of doubles (__m512d, __m256d
+   with the fmadd intrinsic), so that the scalar cores (fj_sech2_from, fj_sigmoid_d_from,
+   fj_sigmoid_from's d) and the vector loops of the float64 VJP (fj_vjp_expfam) are one
+   source, operation for operation, and give the same bits. FJ_QUOT_SQ_OF(V, FMA, nh, nl,
+   eh, el, res): (nh + nl) / (1 + e)^2 with s + sl = 1 + e (Fast2Sum), (1 + e)^2 = P + dl
+   (P = s^2 rounded, dl = E + 2 s sl with E = fma(s, s, -P) the exact rounding error of the
+   square; sl^2 < 2^-105 is left out), i2 = (1/s)^2 (the one division, started before the
+   square; within ~2 ulp of 1/P), y = nh i2 and one correction by fmas,
+   res = y + (nh - y P + nl - y dl) i2, rounded once by the last fma. The correction's own
+   errors are ~2^-100 of the result, the quotient's condition in e is below 1, so what
+   remains is the final rounding plus e's ~2^-57: measured maxima in precision.rst. */
+#define FJ_QUOT_SQ_OF(V, FMA, nh, nl, eh, el, res)                                           \
+    do {                                                                                     \
+        V s_ = 1.0 + (eh);                                                                   \
+        V sl_ = ((eh) - (s_ - 1.0)) + (el);   /* 1 + e = s + sl */                           \
+        V inv_ = 1.0 / s_;                                                                   \
+        V P_ = s_ * s_;                                                                      \
+        V dl_ = FMA(2.0 * s_, sl_, FMA(s_, s_, -P_));                                        \
+        V i2_ = inv_ * inv_;                                                                 \
+        V y_ = (nh) * i2_;                                                                   \
+        V r_ = FMA(-y_, P_, (nh)) + (nl);                                                    \
+        (res) = FMA(FMA(-y_, dl_, r_), i2_, y_);                                             \
+    } while (0)
+#define FJ_SECH2_OF(V, FMA, qh, ql, res) FJ_QUOT_SQ_OF(V, FMA, 4.0 * (qh), 4.0 * (ql), qh, ql, res)
+#define FJ_SIGMOID_D_OF(V, FMA, eh, el, res) FJ_QUOT_SQ_OF(V, FMA, eh, el, eh, el, res)
+
 static inline double fj_sech2_from(double qh, double ql) {
-    double s, sl, P, E;
-    s = 1.0 + qh;
-    sl = (qh - (s - 1.0)) + ql;       /* 1 + q = s + sl */
-    fj_two_prod(s, s, &P, &E);        /* (1 + q)^2 = P + E + 2 s sl (+ sl^2, negligible) */
-    return fj_dd_div(4.0 * qh, 4.0 * ql, P, E + 2.0 * (s * sl));
+    double r;
+    FJ_SECH2_OF(double, fma, qh, ql, r);
+    return r;
 }
 
 static inline void fj_sigmoid_from(double x, double eh, double el, double* v, double* d) {
-    double s, sl, P, E, inv;
+    double s, sl;
     int pos = x >= 0.0;
     s = 1.0 + eh;
     sl = (eh - (s - 1.0)) + el;
-    inv = 1.0 / s;  /* the one division: 1/s for v, 1/s^2 ~ inv^2 for d */
-    *v = fj_dd_div_inv(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl, inv);
-    fj_two_prod(s, s, &P, &E);
-    *d = fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
+    /* 1/s: the same rounded value as FJ_SIGMOID_D_OF's (gcc computes it once) */
+    *v = fj_dd_div_inv(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl, 1.0 / s);
+    FJ_SIGMOID_D_OF(double, fma, eh, el, *d);
 }
 
 /* sigmoid' alone (a VJP), the same operations as fj_sigmoid_from's d. */
 static inline double fj_sigmoid_d_from(double eh, double el) {
-    double s, sl, P, E, inv;
-    s = 1.0 + eh;
-    sl = (eh - (s - 1.0)) + el;
-    inv = 1.0 / s;
-    fj_two_prod(s, s, &P, &E);
-    return fj_dd_div_inv(eh, el, P, E + 2.0 * (s * sl), inv * inv);
+    double r;
+    FJ_SIGMOID_D_OF(double, fma, eh, el, r);
+    return r;
 }
 
 /* The rare lanes, in long double (on x86-64 64-bit mantissa and a wide exponent: one
@@ -892,6 +913,14 @@ static inline double fj_sqrt_deriv_fast(double x) {
     return fma(h, e * fma(0.375, e, 0.5), h);
 }
 
+/* sqrt'(x) for x in the fast range or x < 0 or NaN (fj_sqrt_deriv's x + NaN there): the
+   float64 VJP's loop, so that negative inputs do not take the lane-by-lane path. */
+static inline double fj_sqrt_deriv_fast_or_nan(double x) {
+    int ok = FJ_SQRT_FAST_OK(x);
+    double d = fj_sqrt_deriv_fast(ok ? x : 1.0);
+    return ok ? d : x + NAN;
+}
+
 /* d[k] = sqrt'(xs[k]), k < m; d must not overlap xs. */
 FJ_BODY void fj_sqrt_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
     ptrdiff_t k;
@@ -1107,6 +1136,234 @@ FJ_MULTI_FMA(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x,
     }
 
 FJ_VJP1(float)
-FJ_VJP1(double)
+
+/* ---- the float64 single-op VJP: one pass, x and t read once, out written once ----------
+
+   The same operations as fj_deriv_tile_double followed by FJ_VJP1's product d * t (so the
+   same bits), without the tile copies: FJ_VJP1 read x into a tile, wrote the derivative
+   to a second tile and multiplied in a third loop, and the copy and the loads of t stalled
+   on memory at 1e6 (perf: a third of the loop's time on the tile copy and on t).
+
+   exp, tanh and sigmoid: fj_vjp_expfam, one vector of 8 (AVX-512) or 4 (AVX2) lanes at a
+   time, exp by fj_exp_parts8/4 and the rest by FJ_SECH2_OF / FJ_SIGMOID_D_OF on the vector
+   type, everything in registers; a vector with a far lane (FJ_EXP_IN_RANGE,
+   FJ_SECH2_BIG, FJ_SIGMOID_BIG: overflow, subnormal results, NaN) redoes those lanes one at
+   a time as the tile routines do. The baseline and the last n mod 8 elements take the
+   scalar form, fj_expfam_deriv. out may be x or t (each vector is loaded before it is
+   stored). */
+static inline double fj_expfam_deriv(int code, double x) {
+    double a = fabs(x), hi, lo, r;
+    if (code == FJ_U_EXP) return FJ_EXP_IN_RANGE(x) ? fj_exp_core(x) : exp(x);
+    if (code == FJ_U_TANH) {
+        if (!(a < FJ_SECH2_BIG)) return fj_sech2_far(x);
+        fj_exp_dd(-2.0 * a, &hi, &lo);
+        FJ_SECH2_OF(double, fma, hi, lo, r);
+        return r;
+    }
+    if (!(a < FJ_SIGMOID_BIG)) {
+        fj_sigmoid_far(x, &hi, &r);
+        return r;
+    }
+    fj_exp_dd(-a, &hi, &lo);
+    FJ_SIGMOID_D_OF(double, fma, hi, lo, r);
+    return r;
+}
+
+FJ_BODY void fj_vjp_expfam_tail(int code, const double* x, const double* t, double* out,
+                                ptrdiff_t n) {
+    ptrdiff_t k;
+    for (k = 0; k < n; k++) {
+        double d = fj_expfam_deriv(code, x[k]);
+        out[k] = t != NULL ? d * t[k] : d;
+    }
+}
+
+/* fj_vjp_expfam's vector loop for a constant CODE (PFX _mm512 or _mm256, W lanes of type V),
+   software-pipelined: each iteration computes the exponential of the next vector (HEAD)
+   and finishes the current one (TAIL), so the two dependency chains (exp, then the
+   division and its correction: about 100 cycles of latency together) overlap and the
+   loop is bounded by throughput instead of the out-of-order window (perf showed the
+   unpipelined loop stalled at the division). HEAD: from x[j..j+W) the exponential as
+   h + l (exp: h, rounded) and the mask of in-range lanes; TAIL: the derivative, far lanes
+   redone one at a time, times t, stored. Each vector's loads come before its store, and
+   HEAD reads a vector ahead of TAIL's store: out may be x or t. */
+#define FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, j, h, l, ok)                        \
+    do {                                                                                     \
+        V xv_ = PFX##_loadu_pd(x + (j)), a_ = ABS(xv_), sc_, sp_;                            \
+        if (CODE == FJ_U_EXP) {                                                              \
+            ok = OKBITS(a_, 700.0);                                                          \
+            PARTS(xv_, &sc_, &sp_);                                                          \
+            h = l = sc_ + sp_;                                                               \
+        } else {                                                                             \
+            ok = OKBITS(a_, CODE == FJ_U_TANH ? FJ_SECH2_BIG : FJ_SIGMOID_BIG);              \
+            PARTS((CODE == FJ_U_TANH ? -2.0 : -1.0) * a_, &sc_, &sp_); /* -1.0 * a is -a */  \
+            h = sc_ + sp_;                                                                   \
+            l = sp_ - (h - sc_);                                                             \
+        }                                                                                    \
+    } while (0)
+#define FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, j, h, l, ok)                                    \
+    do {                                                                                     \
+        V d_;                                                                                \
+        if (CODE == FJ_U_EXP) d_ = h;                                                        \
+        else if (CODE == FJ_U_TANH) FJ_SECH2_OF(V, FMA, h, l, d_);                           \
+        else FJ_SIGMOID_D_OF(V, FMA, h, l, d_);                                              \
+        if (ok != (1 << W) - 1) {                                                            \
+            double ds_[W];                                                                   \
+            int k_;                                                                          \
+            PFX##_storeu_pd(ds_, d_);                                                        \
+            for (k_ = 0; k_ < W; k_++)                                                       \
+                if (!((ok >> k_) & 1)) ds_[k_] = fj_expfam_deriv(CODE, x[(j) + k_]);         \
+            d_ = PFX##_loadu_pd(ds_);                                                        \
+        }                                                                                    \
+        if (t != NULL) d_ = d_ * PFX##_loadu_pd(t + (j));                                    \
+        PFX##_storeu_pd(out + (j), d_);                                                      \
+    } while (0)
+#define FJ_EXPFAM_LOOP(CODE, V, PFX, W, PARTS, FMA, OKBITS, ABS)                             \
+    do {                                                                                     \
+        V h0, l0, h1, l1;                                                                    \
+        int ok0, ok1;                                                                        \
+        if (n < W) break;                                                                    \
+        FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, 0, h0, l0, ok0);                    \
+        for (; i + 2 * W <= n; i += W) {                                                     \
+            FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, i + W, h1, l1, ok1);            \
+            FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, i, h0, l0, ok0);                            \
+            h0 = h1;                                                                         \
+            l0 = l1;                                                                         \
+            ok0 = ok1;                                                                       \
+        }                                                                                    \
+        FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, i, h0, l0, ok0);                                \
+        i += W;                                                                              \
+    } while (0)
+
+#if FJ_X86_DISPATCH
+#define FJ_ABS4(v) _mm256_andnot_pd(_mm256_set1_pd(-0.0), v)
+#define FJ_OK8(a, lim) ((int)_mm512_cmp_pd_mask(a, _mm512_set1_pd(lim), _CMP_LT_OQ))
+#define FJ_OK4(a, lim) _mm256_movemask_pd(_mm256_cmp_pd(a, _mm256_set1_pd(lim), _CMP_LT_OQ))
+#define FJ_EXPFAM_LOOP8(CODE) \
+    FJ_EXPFAM_LOOP(CODE, __m512d, _mm512, 8, fj_exp_parts8, _mm512_fmadd_pd, FJ_OK8, _mm512_abs_pd)
+#define FJ_EXPFAM_LOOP4(CODE) \
+    FJ_EXPFAM_LOOP(CODE, __m256d, _mm256, 4, fj_exp_parts4, _mm256_fmadd_pd, FJ_OK4, FJ_ABS4)
+__attribute__((target("avx512f"))) static void fj_vjp_expfam_avx512(int code, const double* x,
+                                                                    const double* t,
+                                                                    double* out, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    if (code == FJ_U_EXP) FJ_EXPFAM_LOOP8(FJ_U_EXP);
+    else if (code == FJ_U_TANH) FJ_EXPFAM_LOOP8(FJ_U_TANH);
+    else FJ_EXPFAM_LOOP8(FJ_U_SIGMOID);
+    fj_vjp_expfam_tail(code, x + i, t != NULL ? t + i : NULL, out + i, n - i);
+}
+__attribute__((target("avx2,fma"))) static void fj_vjp_expfam_avx2(int code, const double* x,
+                                                                   const double* t,
+                                                                   double* out, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    if (code == FJ_U_EXP) FJ_EXPFAM_LOOP4(FJ_U_EXP);
+    else if (code == FJ_U_TANH) FJ_EXPFAM_LOOP4(FJ_U_TANH);
+    else FJ_EXPFAM_LOOP4(FJ_U_SIGMOID);
+    fj_vjp_expfam_tail(code, x + i, t != NULL ? t + i : NULL, out + i, n - i);
+}
+#endif
+
+static void fj_vjp_expfam(int code, const double* x, const double* t, double* out,
+                          ptrdiff_t n) {
+#if FJ_X86_DISPATCH
+    if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+    if (fj_cpu_level == 2) { fj_vjp_expfam_avx512(code, x, t, out, n); return; }
+    if (fj_cpu_level == 1 && fj_has_fma) { fj_vjp_expfam_avx2(code, x, t, out, n); return; }
+#endif
+    fj_vjp_expfam_tail(code, x, t, out, n);
+}
+
+/* The other covered ops (square, sqrt, abs, reciprocal; sin and cos take the tile path):
+   D(xv) * t in one loop per tile,
+   vectorised by gcc (FJ_MULTI_FMA), where out overlaps neither x nor t (the common case)
+   and no lane of the tile is rare for sqrt' or reciprocal'; otherwise FJ_VJP1's tile
+   path (the same operations). */
+#define FJ_VJP1_F64_LOOP(EXPR)                                                               \
+    do {                                                                                     \
+        if (t == NULL)                                                                       \
+            for (k = 0; k < m; k++) {                                                        \
+                double xv = xx[k];                                                           \
+                oo[k] = (EXPR);                                                              \
+            }                                                                                \
+        else                                                                                 \
+            for (k = 0; k < m; k++) {                                                        \
+                double xv = xx[k];                                                           \
+                oo[k] = (EXPR) * tt[k];                                                      \
+            }                                                                                \
+    } while (0)
+
+FJ_BODY void fj_vjp1_f64_body(int code, const double* x, const double* t, double* out,
+                              ptrdiff_t n) {
+    double d[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    int apart = out != x && out != t;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        const double* __restrict xx = x + i;
+        const double* __restrict tt = t != NULL ? t + i : NULL;
+        double* __restrict oo = out + i;
+        int rare = 0;
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        if (apart) {
+            switch (code) {
+            case FJ_U_SQUARE:
+                FJ_VJP1_F64_LOOP(2.0 * xv);
+                continue;
+            case FJ_U_ABS:
+                FJ_VJP1_F64_LOOP(fj_sign_deriv(xv));
+                continue;
+            case FJ_U_SQRT:
+                /* rare: a lane neither in the fast range nor negative or NaN (whose sqrt'
+                   is fj_sqrt_deriv's x + NaN, the same value written without a branch) */
+                for (k = 0; k < m; k++) {
+                    double v = xx[k];
+                    rare |= !(FJ_SQRT_FAST_OK(v) || !(v >= 0.0));
+                }
+                if (!rare) {
+                    FJ_VJP1_F64_LOOP(fj_sqrt_deriv_fast_or_nan(xv));
+                    continue;
+                }
+                break;
+            case FJ_U_RECIPROCAL:
+                for (k = 0; k < m; k++) rare |= !FJ_RECIP_CORE_OK(fabs(xx[k]));
+                if (!rare) {
+                    FJ_VJP1_F64_LOOP(fj_recip_deriv_core(xv));
+                    continue;
+                }
+                break;
+            default: /* sin, cos: the tile path */
+                break;
+            }
+        }
+        fj_deriv_tile_double(code, x + i, d, m);
+        if (t == NULL) {
+            for (k = 0; k < m; k++) out[i + k] = d[k];
+        } else {
+            double* p = out + i;
+            const double* q = t + i;
+            for (k = 0; k < m; k++) p[k] = d[k] * q[k];
+        }
+    }
+}
+FJ_MULTI_FMA(fj_vjp1_f64, (int code, const double* x, const double* t, double* out,
+                           ptrdiff_t n), (code, x, t, out, n))
+
+static int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
+                              ptrdiff_t n) {
+    if (code == FJ_U_LOG) { /* every mode: a division */
+        fj_log_vjp_double(x, t, out, n);
+        return 1;
+    }
+    if (code == FJ_U_EXP || code == FJ_U_TANH || code == FJ_U_SIGMOID) {
+        if (fj_fast_math != 0) return 0;
+        fj_vjp_expfam(code, x, t, out, n);
+        return 1;
+    }
+    if (((code == FJ_U_SIN || code == FJ_U_COS) && fj_fast_math == 0) || code == FJ_U_SQUARE
+        || code == FJ_U_SQRT || code == FJ_U_ABS || code == FJ_U_RECIPROCAL) {
+        fj_vjp1_f64(code, x, t, out, n);
+        return 1;
+    }
+    return 0;
+}
 
 #endif /* FJ_VMATH_H */
