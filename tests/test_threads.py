@@ -201,13 +201,18 @@ def test_layer_and_fuse_run_on_the_pool(name):
     ref = _bits(call(data, 1))
     before = fj.thread_info()
     old = P._set_test_flags(P.TEST_SLOW_CALLER)
+    calls = 0
     try:
-        for _ in range(3):
+        # At least 3 calls; more (up to 30) only while no helper has taken a block yet: on a
+        # loaded machine the helper may not be scheduled during a whole call.
+        while calls < 3 or (calls < 30
+                            and fj.thread_info()["helper_blocks"] == before["helper_blocks"]):
             assert _bits(call(data, 2)) == ref
+            calls += 1
     finally:
         P._set_test_flags(old)
     after = fj.thread_info()
-    assert after["parallel_calls"] >= before["parallel_calls"] + 3
+    assert after["parallel_calls"] >= before["parallel_calls"] + calls
     assert after["helper_blocks"] > before["helper_blocks"]
 
 
