@@ -65,6 +65,22 @@ def test_messages_name_the_argument():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_missing_data_arrays_are_refused(dtype):
+    # Y, A or G given as None once reached the kernels as a NULL buffer: a segfault
+    X, Y, W, b = make(6, 3, 2, dtype)
+    A = fl.activation(X, W, b)
+    msg = r" must be an array of shape \(N, m\) = \(6, 2\), got None$"
+    for call in (lambda: fl.loss(X, None, W, b), lambda: fl.loss_grad(X, None, W, b),
+                 lambda: fl.loss_grad(X, None, W, b, wrt=("W", "b", "X"))):
+        with pytest.raises(TypeError, match="^Y" + msg):
+            call()
+    with pytest.raises(TypeError, match="^A" + msg):
+        fl.activation_vjp(X, W, None, np.ones_like(A))
+    with pytest.raises(TypeError, match="^G" + msg):
+        fl.activation_vjp(X, W, A, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_jacobian_mask_on_the_blas_path_includes_the_bias(dtype):
     # wide enough for the BLAS path, biases large enough to flip many signs of X W^T
     n, m = wide(dtype)
