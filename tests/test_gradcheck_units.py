@@ -1599,11 +1599,94 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         r = ref(*(np.asarray(p, dtype=F64) for p in c["primals"]))
         np.testing.assert_allclose(y, r, rtol=tol, atol=tol * max(1.0, np.max(np.abs(r))),
                                    err_msg=name)
+    # a sum_grad row differences the float64 sum of the op's values (for float32 data
+    # too: a float32 sum would round each partial sum to float32)
+    sum_ops = dict(ops.BINARY)
+    sum_ops["elementwise(mul, f=exp, g=sin)"] = ops.elementwise(
+        ops.BINARY["mul"], f=ops.UNARY["exp"], g=ops.UNARY["sin"])
+    for name, op in sum_ops.items():
+        c = calls[f"{name}.sum_grad"]
+        vals = np.asarray(op(*c["primals"]), dtype=F64)
+        total = c["f"](*c["primals"])
+        assert np.asarray(total).dtype == F64, name
+        assert abs(total - math.fsum(vals)) <= 1e-14 * np.sum(np.abs(vals)), name
     # the fused elementwise row checks exp(w) * sin(x), both components in place
     w, x = calls["elementwise(mul, f=exp, g=sin).jvp"]["primals"]
     y = calls["elementwise(mul, f=exp, g=sin).jvp"]["f"](w, x)
     ref = np.exp(w.astype(F64)) * np.sin(x.astype(F64))
     np.testing.assert_allclose(y.astype(F64), ref, rtol=8 * np.finfo(dt).eps, atol=0)
+
+
+# Equivalent mutants of _neuron_cases: ``lg(...)[1:4]`` for ``[1:3]`` (loss_grad returns
+# exactly (C, gw, gb)); ``np.asarray(Jw @ v, dtype=None)`` or ``np.asarray(Jb @ [db],
+# dtype=None)`` (or without ``dtype``): both products are float arrays, their conversion to
+# float64 is exact and the sum is float64 as soon as one term is, so the analytic JVP has
+# the same values; ``np.asarray(g, dtype=None)`` (or without ``dtype``) for the loss
+# gradients: ``1.0 * gw`` has the same values in float32, and the analytic rounding
+# allowance is float32's either way for float32 data (the inputs' rounding unit bounds it
+# from below). Each leaves both dtypes' neuron rows (values, bounds, entries) unchanged.
+
+
+def _neuron_rows(monkeypatch, dt, seeds, run_checks):
+    """Run ``_neuron_cases`` for each seed, recording the data each neuron function gets and
+    each check's primals (the checks run only with ``run_checks``)."""
+    from fastjac import _selfcheck, neuron
+    data, checks = [], []
+    for name in ("activation", "activation_jacobian", "loss", "loss_grad"):
+        def rec(*a, _f=getattr(neuron, name), _name=name, **k):
+            data.append((_name, a))
+            return _f(*a, **k)
+        monkeypatch.setattr(neuron, name, rec)
+    for c in ("check_jvp", "check_vjp"):
+        def spy(f, a, primals, *rest, _c=getattr(_selfcheck, c), **kw):
+            checks.append(dict(name=kw["name"], primals=primals, rest=rest, kw=kw))
+            return _c(f, a, primals, *rest, **kw) if run_checks else None
+        monkeypatch.setattr(_selfcheck, c, spy)
+    reports = {}
+    for s in seeds:
+        for label, thunk in _selfcheck._neuron_cases(dt, np.random.default_rng(s)):
+            reports[label] = thunk()
+    return data, checks, reports
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_selfcheck_neuron_rows(monkeypatch, dtype):
+    from fastjac import _reference
+    dt = np.dtype(dtype)
+    data, checks, reports = _neuron_rows(monkeypatch, dt, [0], run_checks=True)
+    assert sorted(reports) == ["neuron.activation_jacobian", "neuron.loss_grad"]
+    assert all(r.passed and r.n_checked > 0 for r in reports.values())
+    # every neuron function runs on the catalogue's batch: N = 40 samples of n = 5
+    # features, X and y in the dtype asked for (float64 data would check the float64
+    # kernels in a float32 row)
+    assert {name for name, _ in data} == {"activation", "activation_jacobian", "loss",
+                                          "loss_grad"}
+    for name, a in data:
+        assert type(a[0]) is np.ndarray and a[0].shape == (40, 5) and a[0].dtype == dt, name
+        if name in ("loss", "loss_grad"):
+            y = a[1]
+            assert type(y) is np.ndarray and y.shape == (40,) and y.dtype == dt, name
+    # the loss_grad row is a VJP with cotangent 1: its analytic entries are the loss
+    # gradient itself, (gw_j at index (0, j), gb at (1,)), as NumPy computes it
+    (call,) = [c for c in checks if c["name"] == "neuron.loss_grad"]
+    assert call["rest"][0] == 1.0
+    X, y = (np.asarray(v, dtype=F64) for v in next(a for n, a in data if n == "loss")[:2])
+    w, b = call["primals"]
+    _, gw, gb = _reference.loss_grad(X, y, np.asarray(w, dtype=F64), b)
+    coords = [e for e in reports["neuron.loss_grad"].worst if not isinstance(e.index, str)]
+    assert coords
+    tol = 1e-12 if dt == F64 else 1e-5
+    for e in coords:
+        ref = gw[e.index[1]] if e.index[0] == 0 else gb
+        assert e.analytic == pytest.approx(ref, rel=tol, abs=tol), e
+
+
+def test_selfcheck_neuron_bias_range(monkeypatch):
+    # b is drawn from the whole of [-0.3, 0.3], a new value for each seed
+    _, checks, _ = _neuron_rows(monkeypatch, F64, range(32), run_checks=False)
+    bs = [c["primals"][1] for c in checks if c["name"] == "neuron.loss_grad"]
+    assert len(bs) == 32 and len(set(bs)) == 32 and all(type(v) is float for v in bs)
+    assert _spans(bs, -0.3, 0.3), bs
 
 
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
