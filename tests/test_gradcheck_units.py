@@ -1500,7 +1500,8 @@ def _spans(a, lo, hi, frac=0.25):
     return a.min() >= lo and a.max() <= hi and a.min() < lo + w and a.max() > hi - w
 
 
-# Equivalent mutants of _binary_cases: the max/min points moved off a near-tie with
+# Equivalent mutants of _binary_cases (and the same three of _fuse_cases, for its third
+# input c moved off a near-tie with a·b): the max/min points moved off a near-tie with
 # ``<= 0.1`` for ``< 0.1`` (a random difference of exactly 0.1 does not occur, and such a
 # point is away from the tie either way), or by ``x - 0.3`` or ``x + 1.3`` for ``x + 0.3``
 # (a point within 0.1 of the tie then lands 0.2 or more from it all the same: the catalogue
@@ -1571,6 +1572,9 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
     assert type(s) is float and xd2 is xd
     a, b3, c3 = calls["fuse(3 inputs).vjp"]["primals"]
     assert np.all(np.abs(c3.astype(F64) - (a * b3).astype(F64)) >= 0.1 - 1e-6)
+    # c is drawn from [-2, 2] like a and b (a point moved off a near-tie by +0.3 may
+    # reach 2.3), one value per entry
+    assert _spans(c3, -2.0, 2.3) and len(np.unique(c3)) == c3.size, c3
     assert [calls[k]["kw"]["seed"] for k in (
         "fuse(exp(w)*sin(x) + w/x).vjp", "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]",
         "fuse(3 inputs).vjp")] == [5, 6, 7]
