@@ -25,13 +25,16 @@ by three terms, none of them a tuned constant:
   central difference (three times the error of ``D(h/2)``, and far more than the error of
   the extrapolated value: deliberately conservative);
 * rounding of the difference quotient: ``3 * rho * F / h`` where ``F`` is the largest
-  ``|f|`` seen on the line and ``rho = ulps * eps`` the relative accuracy assumed for one
-  evaluation of ``f`` (``ulps=8`` by default);
+  ``|f|`` seen on the line, at least ``f_scale`` and ``q |D(h)|`` (the change of ``f``
+  over the input's own scale, for an ``f`` that is small at ``x``), and
+  ``rho = ulps * eps`` the relative accuracy assumed for one evaluation of ``f``
+  (``ulps=8`` by default);
 * rounding of the *analytic* value, computed in its own dtype:
   ``rho_a * (|a| + q |f''| + F / q)``, with ``q`` the scale of the input
-  (``max(1, |x_i|)``) and ``f''`` the second difference along the line: the last term
-  covers cancellation inside a derivative formula (``1 - tanh(x)**2``), the middle one
-  the propagation of input rounding through the derivative.
+  (``max(1, |x_i|)``; along a direction ``t``, ``max(1, max |x|) / max |t|``, and
+  ``|a|`` is then ``Σ |a_i t_i|``) and ``f''`` the second difference along the line: the
+  last term covers cancellation inside a derivative formula (``1 - tanh(x)**2``), the
+  middle one the propagation of input rounding through the derivative.
 
 An entry passes when ``|analytic - numeric| <= bound``. ``rtol``/``atol``, when given,
 loosen the bound to ``max(bound, atol + rtol * |numeric|)``.

@@ -1975,8 +1975,23 @@ def test_check_grad_probes_only_report_their_bound_parts():
     assert 1e-12 < r.max_fd_bound < 1e-6 and 1e-17 < r.max_round_bound < 1e-12
 
 
-# Open mutants of check_grad (not equivalent; no test resolves them yet): the magnitude
-# floor ``q |D|`` of a coordinate taken from the h/2 difference instead of the h one (an
-# O(h^2) relative change of one bound term), and in a probe's rounding allowance
-# ``qd / |f''|`` for ``qd |f''|`` or ``F qd`` for ``F / qd`` (terms far below the
-# finite-difference part of the bound for every function tried).
+def test_check_grad_rounding_allowance_terms():
+    # the analytic rounding allowance rho_a (|a| + q |f''| + F / q), term by term, where
+    # each can be read off exactly (the module docstring's Method)
+    from fastjac.gradcheck import check_grad
+    rho_a = 8 * np.finfo(F64).eps
+    # a coordinate of sin at 0 with a large step (eps=0.5, h = 0.5): f'' = 0 (sin is odd),
+    # |f| <= sin(0.5) on the line, so F is the floor q |D(h)| = sin(0.5) / 0.5 (the
+    # difference at the step h itself, not at h/2: sin(0.25) / 0.25 is 3% more)
+    r = check_grad(lambda v: float(np.sum(np.sin(v))), np.cos, np.array([0.0]), eps=0.5)
+    assert r.passed and r.n_checked == 1
+    assert r.max_round_bound == pytest.approx(rho_a * (1 + math.sin(0.5) / 0.5), rel=1e-12,
+                                              abs=0)
+    # a probe of 1000 + sum(sin) at 0 along t = z (x = 0): q = 1 / max|z|, F = 1000 (to
+    # 1e-7; f_scale is 1000 too), f'' ~ 0, so the allowance is rho_a (Σ|t_i| + 1000 max|z|)
+    z = np.random.default_rng(0).standard_normal(2)
+    r = check_grad(lambda v: 1000.0 + float(np.sum(np.sin(v))), np.cos, np.zeros(2),
+                   coords=[], n_probes=1)
+    assert r.passed and r.n_checked == 1
+    expected = rho_a * (np.sum(np.abs(z)) + 1000.0 * np.max(np.abs(z)))
+    assert r.max_round_bound == pytest.approx(expected, rel=1e-6, abs=0)
