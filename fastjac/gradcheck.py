@@ -41,7 +41,9 @@ loosen the bound to ``max(bound, atol + rtol * |numeric|)``.
 
 *float32.* A float32 function is differentiated in float64 when it can be: by default
 (``reference="auto"``) ``f`` is re-run on the float64 copy of its float32 inputs, and
-the re-run is used when it returns float64 values that agree with the float32 run; or
+the re-run is used when it returns float64 values that agree with the float32 run (to
+within ``sqrt(eps32)`` relative: also when the float32 run returned float64 values, as a
+float32 computation summed in float64 does); or
 the caller passes ``reference=f64_version_of_f``. The analytic value stays the float32
 one, so the report separates the finite-difference error (``max_fd_bound``, float64
 level, tiny) from the float32 rounding of the analytic value (``max_round_bound``).
