@@ -1693,6 +1693,25 @@ def test_selfcheck_neuron_bias_range(monkeypatch):
     assert _spans(bs, -0.3, 0.3), bs
 
 
+def test_selfcheck_fused_scalar_range(monkeypatch):
+    # the fused row's scalar operand is drawn from the whole of [0.5, 1.5], a new value for
+    # each seed (the checks themselves are not run here)
+    from fastjac import _selfcheck
+    seen = []
+
+    def spy(f, a, primals, *rest, **kw):
+        seen.append((kw["name"], primals))
+
+    for c in ("check_diagonal", "check_jvp", "check_vjp"):
+        monkeypatch.setattr(_selfcheck, c, spy)
+    for s in range(32):
+        for _, thunk in _selfcheck._fuse_cases(F64, np.random.default_rng(s), 24):
+            thunk()
+    ss = [p[0] for name, p in seen if name == "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]"]
+    assert len(ss) == 32 and len(set(ss)) == 32 and all(type(v) is float for v in ss)
+    assert _spans(ss, 0.5, 1.5), ss
+
+
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
 # default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
 # every other value means "auto"). Of _validated: ``validating(None)`` for
