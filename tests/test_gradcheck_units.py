@@ -1712,10 +1712,49 @@ def test_selfcheck_fused_scalar_range(monkeypatch):
     assert _spans(ss, 0.5, 1.5), ss
 
 
+def test_selfcheck_seed_and_failure_detail(monkeypatch):
+    from fastjac import _selfcheck
+    from fastjac.gradcheck import check_diagonal
+    # every dtype's cases draw from a fresh default_rng(seed), seed 0 by default
+    first = []
+
+    def record(dt, rng, *a, **k):
+        first.append((np.dtype(dt).name, rng.standard_normal()))
+        return iter(())
+
+    monkeypatch.setattr(_selfcheck, "_selfcheck_cases", record)
+    _selfcheck.selfcheck()
+    _selfcheck.selfcheck(dtypes=("float32",), seed=5)
+    z0 = np.random.default_rng(0).standard_normal()
+    z5 = np.random.default_rng(5).standard_normal()
+    assert first == [("float64", z0), ("float32", z0), ("float32", z5)]
+    # a failed row's detail: the report's problems after the first (the count of failing
+    # entries, shown in the row's own columns), the empty ones left out, joined by "; "
+    # and cut at 120 characters
+    x = np.linspace(0.1, 1.0, 6)
+    long = "z" * 200
+
+    def failing(problems):
+        def thunk():
+            rep = check_diagonal(np.sin, np.cos(x) * 1.01, x)
+            rep.problems = problems
+            return rep
+        return thunk
+
+    monkeypatch.setattr(_selfcheck, "_selfcheck_cases", lambda dt, rng: iter([
+        ("two", failing(["6 of 6 entries exceed their bound", "first", "", "second"])),
+        ("long", failing(["6 of 6 entries exceed their bound", "a", long]))]))
+    rows = _selfcheck.selfcheck(dtypes=("float64",)).rows
+    assert [(r.op, r.status) for r in rows] == [("two", "FAILED"), ("long", "FAILED")]
+    assert rows[0].detail == "first; second"
+    assert rows[1].detail == ("a; " + long)[:120]
+
+
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
 # default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
-# every other value means "auto"). Of _validated: ``validating(None)`` for
-# ``validating(False)`` (the flag is ``bool(enabled)``).
+# every other value means "auto"). Of _validated and selfcheck: ``validating(None)`` for
+# ``validating(False)`` (the flag is ``bool(enabled)``). Of selfcheck: ``float("NAN")``
+# for ``float("nan")`` (float() reads the name in any case).
 
 
 def _checks():
