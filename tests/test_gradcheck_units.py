@@ -1750,6 +1750,25 @@ def test_selfcheck_seed_and_failure_detail(monkeypatch):
     assert rows[1].detail == ("a; " + long)[:120]
 
 
+def test_check_jvp_corrections_keep_the_analytic_dtype():
+    # the correction for rounded steps (float32 differences) calls jvp again with
+    # tangents te - t: in the analytic result's dtype, so that a float32-only jvp (a
+    # compiled kernel's signature) is called as the caller calls it
+    from fastjac.gradcheck import check_jvp
+    x = np.linspace(-1.3, 1.7, 9).astype(np.float32)
+    t = np.linspace(0.5, -0.7, 9).astype(np.float32)
+    seen = []
+
+    def jvp32(p, tt):
+        seen.append(tt[0].dtype)
+        if p[0].dtype != np.float32 or tt[0].dtype != np.float32:
+            raise TypeError("float32 only")
+        return np.cos(p[0]) * tt[0]
+
+    r = check_jvp(np.sin, jvp32, (x,), (t,), reference=False)
+    assert r.passed and len(seen) >= 3 and set(seen) == {np.dtype(np.float32)}, seen
+
+
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
 # default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
 # every other value means "auto"). Of _validated and selfcheck: ``validating(None)`` for
