@@ -1767,6 +1767,16 @@ def test_check_jvp_corrections_keep_the_analytic_dtype():
 
     r = check_jvp(np.sin, jvp32, (x,), (t,), reference=False)
     assert r.passed and len(seen) >= 3 and set(seen) == {np.dtype(np.float32)}, seen
+    # an integer JVP (integer tangents of a linear f, computed exactly in float64 at the
+    # float32 points) gets float64 correction tangents:
+    # in its own dtype they would truncate to 0, leaving the rounded steps' error
+    # (~eps32^(2/3) relative) in the numeric JVP
+    ti = np.arange(-4, 5)
+    r = check_jvp(lambda v: 3 * v.astype(F64), lambda p, tt: 3 * tt[0], (x,), (ti,),
+                  reference=False)
+    assert r.passed and r.worst
+    for e in r.worst:
+        assert e.numeric == pytest.approx(3 * ti[e.index], rel=1e-9, abs=1e-9), e
 
 
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
