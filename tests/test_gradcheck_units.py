@@ -1755,14 +1755,16 @@ def test_check_jvp_corrections_keep_the_analytic_dtype():
     # tangents te - t: in the analytic result's dtype, so that a float32-only jvp (a
     # compiled kernel's signature) is called as the caller calls it
     from fastjac.gradcheck import check_jvp
-    x = np.linspace(-1.3, 1.7, 9).astype(np.float32)
-    t = np.linspace(0.5, -0.7, 9).astype(np.float32)
+    # (and in the primal's shape, here 3 x 3)
+    x = np.linspace(-1.3, 1.7, 9).astype(np.float32).reshape(3, 3)
+    t = np.linspace(0.5, -0.7, 9).astype(np.float32).reshape(3, 3)
     seen = []
 
     def jvp32(p, tt):
         seen.append(tt[0].dtype)
         if p[0].dtype != np.float32 or tt[0].dtype != np.float32:
             raise TypeError("float32 only")
+        assert tt[0].shape == (3, 3)
         return np.cos(p[0]) * tt[0]
 
     r = check_jvp(np.sin, jvp32, (x,), (t,), reference=False)
@@ -1771,12 +1773,12 @@ def test_check_jvp_corrections_keep_the_analytic_dtype():
     # float32 points) gets float64 correction tangents:
     # in its own dtype they would truncate to 0, leaving the rounded steps' error
     # (~eps32^(2/3) relative) in the numeric JVP
-    ti = np.arange(-4, 5)
+    ti = np.arange(-4, 5).reshape(3, 3)
     r = check_jvp(lambda v: 3 * v.astype(F64), lambda p, tt: 3 * tt[0], (x,), (ti,),
                   reference=False)
     assert r.passed and r.worst
     for e in r.worst:
-        assert e.numeric == pytest.approx(3 * ti[e.index], rel=1e-9, abs=1e-9), e
+        assert e.numeric == pytest.approx(3 * ti[tuple(e.index)], rel=1e-9, abs=1e-9), e
 
 
 # Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
