@@ -1781,8 +1781,8 @@ def test_check_jvp_corrections_keep_the_analytic_dtype():
         assert e.numeric == pytest.approx(3 * ti[tuple(e.index)], rel=1e-9, abs=1e-9), e
 
 
-# Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
-# default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
+# Equivalent mutants of check_grad (and check_jvp): ``reference="XXautoXX"`` or ``"AUTO"``
+# for the default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
 # every other value means "auto"). Of _validated and selfcheck: ``validating(None)`` for
 # ``validating(False)`` (the flag is ``bool(enabled)``). Of selfcheck: ``float("NAN")``
 # for ``float("nan")`` (float() reads the name in any case).
@@ -1824,6 +1824,11 @@ def test_check_options_reach_the_steps_and_bounds(check):
     assert numeric(run(eps=1e-2)) != numeric(r0)
     assert top(run(f_scale=1e9)) > 100 * top(r0)
     assert top(run(ulps=1e7)) > top(r0)
+    # ulps reaches the finite-difference part too (rounding of f: 3 rho F / h), not only
+    # the analytic rounding allowance
+    assert run(ulps=1e7).max_fd_bound > 1e3 * r0.max_fd_bound
+    # the default name is the check's own
+    assert r0.name == f"check_{check}"
     if check in ("grad", "vjp"):
         # random probe directions from default_rng(seed), seed 0 by default
         def probes(r):
@@ -1948,9 +1953,11 @@ def test_analytic_size_messages_and_float32_allowance_of_every_check():
         assert r32.max_round_bound > 1e6 * r64.max_round_bound, name
 
 
-# Equivalent mutant of check_grad's analytic rounding unit: ``_eps(a.dtype)`` taken for
-# an integer gradient too (``or True``): that is float64's eps, never more than the
-# inputs' own rounding unit, which the max() takes anyway.
+# Equivalent mutant of check_grad's (and check_jvp's) analytic rounding unit:
+# ``_eps(a.dtype)`` taken for an integer gradient too (``or True``): that is float64's
+# eps, never more than the inputs' own rounding unit, which the max() takes anyway.
+# Of check_jvp: ``reshape(-2)`` of the analytic result (NumPy 2.x takes any negative size
+# as "the rest").
 
 
 def test_check_grad_integer_gradient_has_no_rounding_allowance():
