@@ -1779,6 +1779,12 @@ def test_check_jvp_corrections_keep_the_analytic_dtype():
     assert r.passed and r.worst
     for e in r.worst:
         assert e.numeric == pytest.approx(3 * ti[tuple(e.index)], rel=1e-9, abs=1e-9), e
+    # an integer JVP has no rounding of its own: its allowance is the inputs' (float32)
+    # alone, and an integer JVP off by one is caught
+    assert r.max_round_bound < 1e-4
+    off = check_jvp(lambda v: 3 * v.astype(F64), lambda p, tt: 3 * tt[0] + 1, (x,), (ti,),
+                    reference=False)
+    assert not off
 
 
 # Equivalent mutants of check_grad (and check_jvp): ``reference="XXautoXX"`` or ``"AUTO"``
@@ -1972,7 +1978,7 @@ def test_check_grad_integer_gradient_has_no_rounding_allowance():
     assert not check_grad(f, np.array([1, 2, 3, 5]), x).passed
 
 
-# Equivalent mutants in check_grad's body: ``a.astype(None)`` and
+# Equivalent mutants in check_grad's (and check_jvp's) body: ``a.astype(None)`` and
 # ``xw[sel].astype(None)`` for ``astype(float64)`` (None means float64), and ``hs`` made
 # with a fourth row (only rows 0-2, the three levels, are read).
 # Of _scalar_out: ``a.reshape(None)`` for ``a.reshape(())`` keeps a size-1 result's
