@@ -1445,6 +1445,16 @@ def test_check_jvp_zero_tangent_and_rounding_correction():
     r = check_jvp(np.log, z, (x,), (z,))
     assert r and r.n_checked == 5 and r.n_evals == 1 and r.max_fd_bound == 0.0
     assert not check_jvp(np.log, np.full(5, 1e-3), (x,), (z,))
+    # its allowance is the analytic value's own rounding, rho_a |a|: a tiny nonzero JVP
+    # of a zero tangent is still wrong
+    r = check_jvp(np.log, np.array([1e-9, 0, 0, 0, 2.0]), (x,), (z,))
+    assert not r and r.max_round_bound == 8 * np.finfo(F64).eps * 2.0
+    # an empty primal next to another: the rounded-step correction still runs
+    x5 = np.linspace(0.1, 1.0, 5).astype(np.float32)
+    e = np.zeros(0, dtype=np.float32)
+    r = check_jvp(lambda a, b: np.sin(a) + np.sum(b), lambda p, t: np.cos(p[0]) * t[0],
+                  (x5, e), (x5.copy(), e), reference=False)
+    assert r and r.n_checked == 5
     # float32 work: the applied tangent differs from t; a callable jvp is corrected for it
     x32 = np.linspace(1, 3, 7).astype(np.float32)
     t32 = np.linspace(-1, 1, 7).astype(np.float32) * 3.7
