@@ -1449,6 +1449,15 @@ def test_check_jvp_zero_tangent_and_rounding_correction():
     # of a zero tangent is still wrong
     r = check_jvp(np.log, np.array([1e-9, 0, 0, 0, 2.0]), (x,), (z,))
     assert not r and r.max_round_bound == 8 * np.finfo(F64).eps * 2.0
+    # steps taken exactly (eps = 2^-10, x and t dyadic): no correction, jvp is called once
+    calls = []
+
+    def jvp_once(p, t):
+        calls.append(1)
+        return np.cos(p[0]) * t[0]
+
+    xe, te = np.array([1.0, 2.0, -3.0]), np.array([0.5, 0.25, -0.125])
+    assert check_jvp(np.sin, jvp_once, (xe,), (te,), eps=2.0**-10) and len(calls) == 1
     # an empty primal next to another: the rounded-step correction still runs
     x5 = np.linspace(0.1, 1.0, 5).astype(np.float32)
     e = np.zeros(0, dtype=np.float32)
