@@ -1769,6 +1769,15 @@ def test_selfcheck_seed_and_failure_detail(monkeypatch):
     assert rows[1].detail == ("a; " + long)[:120]
 
 
+# Open mutants of check_jvp (not equivalent, not resolved): the corrections' values
+# combined in the jvp's own dtype (``np.asarray(jvp(...), dtype=None)`` or without
+# ``dtype``: ``4 c1 - c0`` rounded to float32 for a float32 jvp). The correction tangents
+# are float32 by design (below), so the corrections already carry float32 rounding; the
+# extra rounding is of the same size (measured: 3e-13 vs 9e-13 relative in the numeric
+# JVP of an exact linear f), too close to tell apart reliably.
+# Equivalent: ``reshape(-2)`` of a correction (any negative size means "the rest").
+
+
 def test_check_jvp_corrections_keep_the_analytic_dtype():
     # the correction for rounded steps (float32 differences) calls jvp again with
     # tangents te - t: in the analytic result's dtype, so that a float32-only jvp (a
