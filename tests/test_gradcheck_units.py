@@ -1769,6 +1769,47 @@ def test_selfcheck_seed_and_failure_detail(monkeypatch):
     assert rows[1].detail == ("a; " + long)[:120]
 
 
+def test_check_jvp_options_reach_the_report():
+    from fastjac.gradcheck import check_jvp
+    x = np.linspace(-1, 1, 6).astype(np.float32)
+    t = np.linspace(0.5, -0.7, 6).astype(np.float32)
+
+    def jvp(p, tt):
+        return np.cos(p[0]) * tt[0]
+
+    # float32: the float64 re-run, the analytic dtype, and the error split into its
+    # finite-difference and float32-rounding parts
+    r = check_jvp(np.sin, jvp, (x,), (t,))
+    assert r and (r.dtype, r.reference, r.notes) == ("float32", "float64 re-run", [])
+    assert r.fd_rel_err is not None and r.round_rel_err is not None
+    assert r.fd_rel_err < 1e-8 < r.round_rel_err < 1e-6
+    # a zero tangent has no line to difference, hence no split
+    r = check_jvp(np.sin, jvp, (x,), (np.zeros_like(t),))
+    assert r and r.fd_rel_err is None and r.round_rel_err is None
+    # the evaluator's notes reach the report
+    r = check_jvp(lambda v: np.sin(v) * (1.0 if v.dtype == np.float32 else 2.0), jvp, (x,),
+                  (t,))
+    assert r.notes == ["float64 re-run of f disagrees with the float32 run; differences in "
+                       "float32"]
+    # kinks (a callable, called with the primals) are reported, not failed
+    seen = []
+
+    def at_first(v):
+        seen.append(v)
+        return v == v[0]
+
+    r = check_jvp(np.abs, lambda p, tt: np.sign(p[0]) * tt[0], (x,), (t,), kinks=at_first)
+    assert r and r.kinks == [0] and len(seen) == 1 and np.array_equal(seen[0], x)
+    # rtol and atol loosen the bound
+    x64, t64 = x.astype(F64), t.astype(F64)
+    off = lambda p, tt: jvp(p, tt) * 1.001  # noqa: E731
+    assert not check_jvp(np.sin, off, (x64,), (t64,))
+    assert check_jvp(np.sin, off, (x64,), (t64,), rtol=1e-2)
+    shifted = lambda p, tt: jvp(p, tt) + 1e-3  # noqa: E731
+    assert not check_jvp(np.sin, shifted, (x64,), (t64,))
+    assert check_jvp(np.sin, shifted, (x64,), (t64,), atol=1e-2)
+
+
 # Open mutants of check_jvp (not equivalent, not resolved): the corrections' values
 # combined in the jvp's own dtype (``np.asarray(jvp(...), dtype=None)`` or without
 # ``dtype``: ``4 c1 - c0`` rounded to float32 for a float32 jvp). The correction tangents
