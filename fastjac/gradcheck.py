@@ -25,20 +25,25 @@ by three terms, none of them a tuned constant:
   central difference (three times the error of ``D(h/2)``, and far more than the error of
   the extrapolated value: deliberately conservative);
 * rounding of the difference quotient: ``3 * rho * F / h`` where ``F`` is the largest
-  ``|f|`` seen on the line and ``rho = ulps * eps`` the relative accuracy assumed for one
-  evaluation of ``f`` (``ulps=8`` by default);
+  ``|f|`` seen on the line, at least ``f_scale`` and ``q |D(h)|`` (the change of ``f``
+  over the input's own scale, for an ``f`` that is small at ``x``), and
+  ``rho = ulps * eps`` the relative accuracy assumed for one evaluation of ``f``
+  (``ulps=8`` by default);
 * rounding of the *analytic* value, computed in its own dtype:
   ``rho_a * (|a| + q |f''| + F / q)``, with ``q`` the scale of the input
-  (``max(1, |x_i|)``) and ``f''`` the second difference along the line: the last term
-  covers cancellation inside a derivative formula (``1 - tanh(x)**2``), the middle one
-  the propagation of input rounding through the derivative.
+  (``max(1, |x_i|)``; along a direction ``t``, ``max(1, max |x|) / max |t|``, and
+  ``|a|`` is then ``Σ |a_i t_i|``) and ``f''`` the second difference along the line: the
+  last term covers cancellation inside a derivative formula (``1 - tanh(x)**2``), the
+  middle one the propagation of input rounding through the derivative.
 
 An entry passes when ``|analytic - numeric| <= bound``. ``rtol``/``atol``, when given,
 loosen the bound to ``max(bound, atol + rtol * |numeric|)``.
 
 *float32.* A float32 function is differentiated in float64 when it can be: by default
 (``reference="auto"``) ``f`` is re-run on the float64 copy of its float32 inputs, and
-the re-run is used when it returns float64 values that agree with the float32 run; or
+the re-run is used when it returns float64 values that agree with the float32 run (to
+within ``sqrt(eps32)`` relative: also when the float32 run returned float64 values, as a
+float32 computation summed in float64 does); or
 the caller passes ``reference=f64_version_of_f``. The analytic value stays the float32
 one, so the report separates the finite-difference error (``max_fd_bound``, float64
 level, tiny) from the float32 rounding of the analytic value (``max_round_bound``).

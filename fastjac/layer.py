@@ -115,8 +115,10 @@ def _layer(X, W, b, dtype=None, extra=()):
         b = _bias(b, m, W.shape)
     rest = []
     for name, value in extra:
-        arr = _v.matrix(value, name, dtype) if value is not None else None
-        if arr is not None and arr.shape != (N, m):
+        if value is None:  # the kernels would read a NULL buffer
+            raise TypeError(f"{name} must be an array of shape (N, m) = ({N}, {m}), got None")
+        arr = _v.matrix(value, name, dtype)
+        if arr.shape != (N, m):
             raise ValueError(
                 f"{name} must have shape (N, m) = ({N}, {m}) to match X.shape={X.shape} "
                 f"and W.shape={W.shape}, got {name}.shape={arr.shape}"

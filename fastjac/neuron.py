@@ -72,8 +72,12 @@ _FIT = {np.dtype(np.float64): _k.fit_f64, np.dtype(np.float32): _k.fit_f32}
 _ORDER_BUDGET = 1 << 20
 
 
-def _batch(X, y, w, b, w_name="w"):
-    """Checked ``(X, y, w, b, dtype, N, n)``: contiguous arrays of one float dtype."""
+def _batch(X, y, w, b, w_name="w", targets=True):
+    """Checked ``(X, y, w, b, dtype, N, n)``: contiguous arrays of one float dtype.
+    ``targets=False``: a batch without ``y`` (the activation); otherwise ``y`` is required
+    (``None`` is refused: the kernels would read it as zeros)."""
+    if y is None and targets:
+        raise TypeError("y must be an array of shape (N,), got None")
     fast = _v.fast_batch(X, y, w)
     if fast is not None:
         dtype, N, n = fast
@@ -135,7 +139,7 @@ def activation(X, w, b, out=None, n_threads=None):
     >>> fj.neuron.activation(X, np.array([0.5, -0.25]), 0.1)   # max(0, X w + b)
     array([0.1, 0. , 0.1])
     """
-    X, _, w, b, dtype, N, n = _batch(X, None, w, b)
+    X, _, w, b, dtype, N, n = _batch(X, None, w, b, targets=False)
     buf, out = _v.output(out, "out", (N,), dtype, inputs=(("X", X), ("w", w)))
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
     _FORWARD[dtype](X, w, b, buf, None, nt)
@@ -169,7 +173,7 @@ def activation_jacobian(X, w, b, n_threads=None):
         ``mask`` as a column.
     """
     X_in = X
-    X, _, w, b, dtype, N, n = _batch(X, None, w, b)
+    X, _, w, b, dtype, N, n = _batch(X, None, w, b, targets=False)
     mask = _v.new_output(N, dtype)
     nt = _v.n_threads(n_threads, N * n, _THREAD_THRESHOLD)
     _FORWARD[dtype](X, w, b, None, mask, nt)

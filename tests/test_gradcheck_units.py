@@ -1445,6 +1445,25 @@ def test_check_jvp_zero_tangent_and_rounding_correction():
     r = check_jvp(np.log, z, (x,), (z,))
     assert r and r.n_checked == 5 and r.n_evals == 1 and r.max_fd_bound == 0.0
     assert not check_jvp(np.log, np.full(5, 1e-3), (x,), (z,))
+    # its allowance is the analytic value's own rounding, rho_a |a|: a tiny nonzero JVP
+    # of a zero tangent is still wrong
+    r = check_jvp(np.log, np.array([1e-9, 0, 0, 0, 2.0]), (x,), (z,))
+    assert not r and r.max_round_bound == 8 * np.finfo(F64).eps * 2.0
+    # steps taken exactly (eps = 2^-10, x and t dyadic): no correction, jvp is called once
+    calls = []
+
+    def jvp_once(p, t):
+        calls.append(1)
+        return np.cos(p[0]) * t[0]
+
+    xe, te = np.array([1.0, 2.0, -3.0]), np.array([0.5, 0.25, -0.125])
+    assert check_jvp(np.sin, jvp_once, (xe,), (te,), eps=2.0**-10) and len(calls) == 1
+    # an empty primal next to another: the rounded-step correction still runs
+    x5 = np.linspace(0.1, 1.0, 5).astype(np.float32)
+    e = np.zeros(0, dtype=np.float32)
+    r = check_jvp(lambda a, b: np.sin(a) + np.sum(b), lambda p, t: np.cos(p[0]) * t[0],
+                  (x5, e), (x5.copy(), e), reference=False)
+    assert r and r.n_checked == 5
     # float32 work: the applied tangent differs from t; a callable jvp is corrected for it
     x32 = np.linspace(1, 3, 7).astype(np.float32)
     t32 = np.linspace(-1, 1, 7).astype(np.float32) * 3.7
@@ -1500,7 +1519,8 @@ def _spans(a, lo, hi, frac=0.25):
     return a.min() >= lo and a.max() <= hi and a.min() < lo + w and a.max() > hi - w
 
 
-# Equivalent mutants of _binary_cases: the max/min points moved off a near-tie with
+# Equivalent mutants of _binary_cases (and the same three of _fuse_cases, for its third
+# input c moved off a near-tie with a·b): the max/min points moved off a near-tie with
 # ``<= 0.1`` for ``< 0.1`` (a random difference of exactly 0.1 does not occur, and such a
 # point is away from the tie either way), or by ``x - 0.3`` or ``x + 1.3`` for ``x + 0.3``
 # (a point within 0.1 of the tie then lands 0.2 or more from it all the same: the catalogue
@@ -1571,6 +1591,9 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
     assert type(s) is float and xd2 is xd
     a, b3, c3 = calls["fuse(3 inputs).vjp"]["primals"]
     assert np.all(np.abs(c3.astype(F64) - (a * b3).astype(F64)) >= 0.1 - 1e-6)
+    # c is drawn from [-2, 2] like a and b (a point moved off a near-tie by +0.3 may
+    # reach 2.3), one value per entry
+    assert _spans(c3, -2.0, 2.3) and len(np.unique(c3)) == c3.size, c3
     assert [calls[k]["kw"]["seed"] for k in (
         "fuse(exp(w)*sin(x) + w/x).vjp", "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]",
         "fuse(3 inputs).vjp")] == [5, 6, 7]
@@ -1599,6 +1622,17 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
         r = ref(*(np.asarray(p, dtype=F64) for p in c["primals"]))
         np.testing.assert_allclose(y, r, rtol=tol, atol=tol * max(1.0, np.max(np.abs(r))),
                                    err_msg=name)
+    # a sum_grad row differences the float64 sum of the op's values (for float32 data
+    # too: a float32 sum would round each partial sum to float32)
+    sum_ops = dict(ops.BINARY)
+    sum_ops["elementwise(mul, f=exp, g=sin)"] = ops.elementwise(
+        ops.BINARY["mul"], f=ops.UNARY["exp"], g=ops.UNARY["sin"])
+    for name, op in sum_ops.items():
+        c = calls[f"{name}.sum_grad"]
+        vals = np.asarray(op(*c["primals"]), dtype=F64)
+        total = c["f"](*c["primals"])
+        assert np.asarray(total).dtype == F64, name
+        assert abs(total - math.fsum(vals)) <= 1e-14 * np.sum(np.abs(vals)), name
     # the fused elementwise row checks exp(w) * sin(x), both components in place
     w, x = calls["elementwise(mul, f=exp, g=sin).jvp"]["primals"]
     y = calls["elementwise(mul, f=exp, g=sin).jvp"]["f"](w, x)
@@ -1606,10 +1640,227 @@ def test_selfcheck_catalogue_points(monkeypatch, dtype):
     np.testing.assert_allclose(y.astype(F64), ref, rtol=8 * np.finfo(dt).eps, atol=0)
 
 
-# Equivalent mutants of check_grad: ``reference="XXautoXX"`` or ``"AUTO"`` for the
-# default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
-# every other value means "auto"). Of _validated: ``validating(None)`` for
-# ``validating(False)`` (the flag is ``bool(enabled)``).
+# Equivalent mutants of _neuron_cases: ``lg(...)[1:4]`` for ``[1:3]`` (loss_grad returns
+# exactly (C, gw, gb)); ``np.asarray(Jw @ v, dtype=None)`` or ``np.asarray(Jb @ [db],
+# dtype=None)`` (or without ``dtype``): both products are float arrays, their conversion to
+# float64 is exact and the sum is float64 as soon as one term is, so the analytic JVP has
+# the same values; ``np.asarray(g, dtype=None)`` (or without ``dtype``) for the loss
+# gradients: ``1.0 * gw`` has the same values in float32, and the analytic rounding
+# allowance is float32's either way for float32 data (the inputs' rounding unit bounds it
+# from below). Each leaves both dtypes' neuron rows (values, bounds, entries) unchanged.
+
+
+def _neuron_rows(monkeypatch, dt, seeds, run_checks):
+    """Run ``_neuron_cases`` for each seed, recording the data each neuron function gets and
+    each check's primals (the checks run only with ``run_checks``)."""
+    from fastjac import _selfcheck, neuron
+    data, checks = [], []
+    for name in ("activation", "activation_jacobian", "loss", "loss_grad"):
+        def rec(*a, _f=getattr(neuron, name), _name=name, **k):
+            data.append((_name, a))
+            return _f(*a, **k)
+        monkeypatch.setattr(neuron, name, rec)
+    for c in ("check_jvp", "check_vjp"):
+        def spy(f, a, primals, *rest, _c=getattr(_selfcheck, c), **kw):
+            checks.append(dict(name=kw["name"], primals=primals, rest=rest, kw=kw))
+            return _c(f, a, primals, *rest, **kw) if run_checks else None
+        monkeypatch.setattr(_selfcheck, c, spy)
+    reports = {}
+    for s in seeds:
+        for label, thunk in _selfcheck._neuron_cases(dt, np.random.default_rng(s)):
+            reports[label] = thunk()
+    return data, checks, reports
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_selfcheck_neuron_rows(monkeypatch, dtype):
+    from fastjac import _reference
+    dt = np.dtype(dtype)
+    data, checks, reports = _neuron_rows(monkeypatch, dt, [0], run_checks=True)
+    assert sorted(reports) == ["neuron.activation_jacobian", "neuron.loss_grad"]
+    assert all(r.passed and r.n_checked > 0 for r in reports.values())
+    # every neuron function runs on the catalogue's batch: N = 40 samples of n = 5
+    # features, X and y in the dtype asked for (float64 data would check the float64
+    # kernels in a float32 row)
+    assert {name for name, _ in data} == {"activation", "activation_jacobian", "loss",
+                                          "loss_grad"}
+    for name, a in data:
+        assert type(a[0]) is np.ndarray and a[0].shape == (40, 5) and a[0].dtype == dt, name
+        if name in ("loss", "loss_grad"):
+            y = a[1]
+            assert type(y) is np.ndarray and y.shape == (40,) and y.dtype == dt, name
+    # the loss_grad row is a VJP with cotangent 1: its analytic entries are the loss
+    # gradient itself, (gw_j at index (0, j), gb at (1,)), as NumPy computes it
+    (call,) = [c for c in checks if c["name"] == "neuron.loss_grad"]
+    assert call["rest"][0] == 1.0
+    X, y = (np.asarray(v, dtype=F64) for v in next(a for n, a in data if n == "loss")[:2])
+    w, b = call["primals"]
+    _, gw, gb = _reference.loss_grad(X, y, np.asarray(w, dtype=F64), b)
+    coords = [e for e in reports["neuron.loss_grad"].worst if not isinstance(e.index, str)]
+    assert coords
+    tol = 1e-12 if dt == F64 else 1e-5
+    for e in coords:
+        ref = gw[e.index[1]] if e.index[0] == 0 else gb
+        assert e.analytic == pytest.approx(ref, rel=tol, abs=tol), e
+
+
+def test_selfcheck_neuron_bias_range(monkeypatch):
+    # b is drawn from the whole of [-0.3, 0.3], a new value for each seed
+    _, checks, _ = _neuron_rows(monkeypatch, F64, range(32), run_checks=False)
+    bs = [c["primals"][1] for c in checks if c["name"] == "neuron.loss_grad"]
+    assert len(bs) == 32 and len(set(bs)) == 32 and all(type(v) is float for v in bs)
+    assert _spans(bs, -0.3, 0.3), bs
+
+
+def test_selfcheck_fused_scalar_range(monkeypatch):
+    # the fused row's scalar operand is drawn from the whole of [0.5, 1.5], a new value for
+    # each seed (the checks themselves are not run here)
+    from fastjac import _selfcheck
+    seen = []
+
+    def spy(f, a, primals, *rest, **kw):
+        seen.append((kw["name"], primals))
+
+    for c in ("check_diagonal", "check_jvp", "check_vjp"):
+        monkeypatch.setattr(_selfcheck, c, spy)
+    for s in range(32):
+        for _, thunk in _selfcheck._fuse_cases(F64, np.random.default_rng(s), 24):
+            thunk()
+    ss = [p[0] for name, p in seen if name == "fuse(exp(w)*sin(x) + w/x).vjp[scalar w]"]
+    assert len(ss) == 32 and len(set(ss)) == 32 and all(type(v) is float for v in ss)
+    assert _spans(ss, 0.5, 1.5), ss
+
+
+def test_selfcheck_seed_and_failure_detail(monkeypatch):
+    from fastjac import _selfcheck
+    from fastjac.gradcheck import check_diagonal
+    # every dtype's cases draw from a fresh default_rng(seed), seed 0 by default
+    first = []
+
+    def record(dt, rng, *a, **k):
+        first.append((np.dtype(dt).name, rng.standard_normal()))
+        return iter(())
+
+    monkeypatch.setattr(_selfcheck, "_selfcheck_cases", record)
+    _selfcheck.selfcheck()
+    _selfcheck.selfcheck(dtypes=("float32",), seed=5)
+    z0 = np.random.default_rng(0).standard_normal()
+    z5 = np.random.default_rng(5).standard_normal()
+    assert first == [("float64", z0), ("float32", z0), ("float32", z5)]
+    # a failed row's detail: the report's problems after the first (the count of failing
+    # entries, shown in the row's own columns), the empty ones left out, joined by "; "
+    # and cut at 120 characters
+    x = np.linspace(0.1, 1.0, 6)
+    long = "z" * 200
+
+    def failing(problems):
+        def thunk():
+            rep = check_diagonal(np.sin, np.cos(x) * 1.01, x)
+            rep.problems = problems
+            return rep
+        return thunk
+
+    monkeypatch.setattr(_selfcheck, "_selfcheck_cases", lambda dt, rng: iter([
+        ("two", failing(["6 of 6 entries exceed their bound", "first", "", "second"])),
+        ("long", failing(["6 of 6 entries exceed their bound", "a", long]))]))
+    rows = _selfcheck.selfcheck(dtypes=("float64",)).rows
+    assert [(r.op, r.status) for r in rows] == [("two", "FAILED"), ("long", "FAILED")]
+    assert rows[0].detail == "first; second"
+    assert rows[1].detail == ("a; " + long)[:120]
+
+
+def test_check_jvp_options_reach_the_report():
+    from fastjac.gradcheck import check_jvp
+    x = np.linspace(-1, 1, 6).astype(np.float32)
+    t = np.linspace(0.5, -0.7, 6).astype(np.float32)
+
+    def jvp(p, tt):
+        return np.cos(p[0]) * tt[0]
+
+    # float32: the float64 re-run, the analytic dtype, and the error split into its
+    # finite-difference and float32-rounding parts
+    r = check_jvp(np.sin, jvp, (x,), (t,))
+    assert r and (r.dtype, r.reference, r.notes) == ("float32", "float64 re-run", [])
+    assert r.fd_rel_err is not None and r.round_rel_err is not None
+    assert r.fd_rel_err < 1e-8 < r.round_rel_err < 1e-6
+    # a zero tangent has no line to difference, hence no split
+    r = check_jvp(np.sin, jvp, (x,), (np.zeros_like(t),))
+    assert r and r.fd_rel_err is None and r.round_rel_err is None
+    # the evaluator's notes reach the report
+    r = check_jvp(lambda v: np.sin(v) * (1.0 if v.dtype == np.float32 else 2.0), jvp, (x,),
+                  (t,))
+    assert r.notes == ["float64 re-run of f disagrees with the float32 run; differences in "
+                       "float32"]
+    # kinks (a callable, called with the primals) are reported, not failed
+    seen = []
+
+    def at_first(v):
+        seen.append(v)
+        return v == v[0]
+
+    r = check_jvp(np.abs, lambda p, tt: np.sign(p[0]) * tt[0], (x,), (t,), kinks=at_first)
+    assert r and r.kinks == [0] and len(seen) == 1 and np.array_equal(seen[0], x)
+    # rtol and atol loosen the bound
+    x64, t64 = x.astype(F64), t.astype(F64)
+    off = lambda p, tt: jvp(p, tt) * 1.001  # noqa: E731
+    assert not check_jvp(np.sin, off, (x64,), (t64,))
+    assert check_jvp(np.sin, off, (x64,), (t64,), rtol=1e-2)
+    shifted = lambda p, tt: jvp(p, tt) + 1e-3  # noqa: E731
+    assert not check_jvp(np.sin, shifted, (x64,), (t64,))
+    assert check_jvp(np.sin, shifted, (x64,), (t64,), atol=1e-2)
+
+
+# Open mutants of check_jvp (not equivalent, not resolved): the corrections' values
+# combined in the jvp's own dtype (``np.asarray(jvp(...), dtype=None)`` or without
+# ``dtype``: ``4 c1 - c0`` rounded to float32 for a float32 jvp). The correction tangents
+# are float32 by design (below), so the corrections already carry float32 rounding; the
+# extra rounding is of the same size (measured: 3e-13 vs 9e-13 relative in the numeric
+# JVP of an exact linear f), too close to tell apart reliably.
+# Equivalent: ``reshape(-2)`` of a correction (any negative size means "the rest").
+
+
+def test_check_jvp_corrections_keep_the_analytic_dtype():
+    # the correction for rounded steps (float32 differences) calls jvp again with
+    # tangents te - t: in the analytic result's dtype, so that a float32-only jvp (a
+    # compiled kernel's signature) is called as the caller calls it
+    from fastjac.gradcheck import check_jvp
+    # (and in the primal's shape, here 3 x 3)
+    x = np.linspace(-1.3, 1.7, 9).astype(np.float32).reshape(3, 3)
+    t = np.linspace(0.5, -0.7, 9).astype(np.float32).reshape(3, 3)
+    seen = []
+
+    def jvp32(p, tt):
+        seen.append(tt[0].dtype)
+        if p[0].dtype != np.float32 or tt[0].dtype != np.float32:
+            raise TypeError("float32 only")
+        assert tt[0].shape == (3, 3)
+        return np.cos(p[0]) * tt[0]
+
+    r = check_jvp(np.sin, jvp32, (x,), (t,), reference=False)
+    assert r.passed and len(seen) >= 3 and set(seen) == {np.dtype(np.float32)}, seen
+    # an integer JVP (integer tangents of a linear f, computed exactly in float64 at the
+    # float32 points) gets float64 correction tangents:
+    # in its own dtype they would truncate to 0, leaving the rounded steps' error
+    # (~eps32^(2/3) relative) in the numeric JVP
+    ti = np.arange(-4, 5).reshape(3, 3)
+    r = check_jvp(lambda v: 3 * v.astype(F64), lambda p, tt: 3 * tt[0], (x,), (ti,),
+                  reference=False)
+    assert r.passed and r.worst
+    for e in r.worst:
+        assert e.numeric == pytest.approx(3 * ti[tuple(e.index)], rel=1e-9, abs=1e-9), e
+    # an integer JVP has no rounding of its own: its allowance is the inputs' (float32)
+    # alone, and an integer JVP off by one is caught
+    assert r.max_round_bound < 1e-4
+    off = check_jvp(lambda v: 3 * v.astype(F64), lambda p, tt: 3 * tt[0] + 1, (x,), (ti,),
+                    reference=False)
+    assert not off
+
+
+# Equivalent mutants of check_grad (and check_jvp): ``reference="XXautoXX"`` or ``"AUTO"``
+# for the default ``"auto"`` (the evaluator tells apart only a callable and False/None/"none";
+# every other value means "auto"). Of _validated and selfcheck: ``validating(None)`` for
+# ``validating(False)`` (the flag is ``bool(enabled)``). Of selfcheck: ``float("NAN")``
+# for ``float("nan")`` (float() reads the name in any case).
 
 
 def _checks():
@@ -1648,6 +1899,11 @@ def test_check_options_reach_the_steps_and_bounds(check):
     assert numeric(run(eps=1e-2)) != numeric(r0)
     assert top(run(f_scale=1e9)) > 100 * top(r0)
     assert top(run(ulps=1e7)) > top(r0)
+    # ulps reaches the finite-difference part too (rounding of f: 3 rho F / h), not only
+    # the analytic rounding allowance
+    assert run(ulps=1e7).max_fd_bound > 1e3 * r0.max_fd_bound
+    # the default name is the check's own
+    assert r0.name == f"check_{check}"
     if check in ("grad", "vjp"):
         # random probe directions from default_rng(seed), seed 0 by default
         def probes(r):
@@ -1772,9 +2028,11 @@ def test_analytic_size_messages_and_float32_allowance_of_every_check():
         assert r32.max_round_bound > 1e6 * r64.max_round_bound, name
 
 
-# Equivalent mutant of check_grad's analytic rounding unit: ``_eps(a.dtype)`` taken for
-# an integer gradient too (``or True``): that is float64's eps, never more than the
-# inputs' own rounding unit, which the max() takes anyway.
+# Equivalent mutant of check_grad's (and check_jvp's) analytic rounding unit:
+# ``_eps(a.dtype)`` taken for an integer gradient too (``or True``): that is float64's
+# eps, never more than the inputs' own rounding unit, which the max() takes anyway.
+# Of check_jvp: ``reshape(-2)`` of the analytic result (NumPy 2.x takes any negative size
+# as "the rest").
 
 
 def test_check_grad_integer_gradient_has_no_rounding_allowance():
@@ -1789,7 +2047,7 @@ def test_check_grad_integer_gradient_has_no_rounding_allowance():
     assert not check_grad(f, np.array([1, 2, 3, 5]), x).passed
 
 
-# Equivalent mutants in check_grad's body: ``a.astype(None)`` and
+# Equivalent mutants in check_grad's (and check_jvp's) body: ``a.astype(None)`` and
 # ``xw[sel].astype(None)`` for ``astype(float64)`` (None means float64), and ``hs`` made
 # with a fourth row (only rows 0-2, the three levels, are read).
 # Of _scalar_out: ``a.reshape(None)`` for ``a.reshape(())`` keeps a size-1 result's
@@ -1888,8 +2146,23 @@ def test_check_grad_probes_only_report_their_bound_parts():
     assert 1e-12 < r.max_fd_bound < 1e-6 and 1e-17 < r.max_round_bound < 1e-12
 
 
-# Open mutants of check_grad (not equivalent; no test resolves them yet): the magnitude
-# floor ``q |D|`` of a coordinate taken from the h/2 difference instead of the h one (an
-# O(h^2) relative change of one bound term), and in a probe's rounding allowance
-# ``qd / |f''|`` for ``qd |f''|`` or ``F qd`` for ``F / qd`` (terms far below the
-# finite-difference part of the bound for every function tried).
+def test_check_grad_rounding_allowance_terms():
+    # the analytic rounding allowance rho_a (|a| + q |f''| + F / q), term by term, where
+    # each can be read off exactly (the module docstring's Method)
+    from fastjac.gradcheck import check_grad
+    rho_a = 8 * np.finfo(F64).eps
+    # a coordinate of sin at 0 with a large step (eps=0.5, h = 0.5): f'' = 0 (sin is odd),
+    # |f| <= sin(0.5) on the line, so F is the floor q |D(h)| = sin(0.5) / 0.5 (the
+    # difference at the step h itself, not at h/2: sin(0.25) / 0.25 is 3% more)
+    r = check_grad(lambda v: float(np.sum(np.sin(v))), np.cos, np.array([0.0]), eps=0.5)
+    assert r.passed and r.n_checked == 1
+    assert r.max_round_bound == pytest.approx(rho_a * (1 + math.sin(0.5) / 0.5), rel=1e-12,
+                                              abs=0)
+    # a probe of 1000 + sum(sin) at 0 along t = z (x = 0): q = 1 / max|z|, F = 1000 (to
+    # 1e-7; f_scale is 1000 too), f'' ~ 0, so the allowance is rho_a (Σ|t_i| + 1000 max|z|)
+    z = np.random.default_rng(0).standard_normal(2)
+    r = check_grad(lambda v: 1000.0 + float(np.sum(np.sin(v))), np.cos, np.zeros(2),
+                   coords=[], n_probes=1)
+    assert r.passed and r.n_checked == 1
+    expected = rho_a * (np.sum(np.abs(z)) + 1000.0 * np.max(np.abs(z)))
+    assert r.max_round_bound == pytest.approx(expected, rel=1e-6, abs=0)

@@ -15,10 +15,6 @@ Equivalent mutants of fastjac.layer, left alive on purpose:
   budget: the permutations are drawn in the same sequence, an extra one is only unused;
 - ``_validate_loss_grad`` naming ``Y`` "y" in its conversion: it runs after
   ``loss_grad`` accepted the same ``Y``, so that name is never shown.
-
-Open (not equivalent, no test yet): ``_fit_blas`` summing ``gb`` in float32
-(``Z.sum(axis=0)`` without ``dtype=np.float64``) for float32 data: its effect is below
-what a reference that does not repeat the implementation step by step can resolve.
 """
 
 import numpy as np
@@ -62,6 +58,22 @@ def test_messages_name_the_argument():
         fl.fit(X, Y, 0.1, 2, batch_size=0)
     with pytest.raises(TypeError, match=r"^X has dtype complex128; "):
         fl.fit(X + 0j, Y, 0.1, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_missing_data_arrays_are_refused(dtype):
+    # Y, A or G given as None once reached the kernels as a NULL buffer: a segfault
+    X, Y, W, b = make(6, 3, 2, dtype)
+    A = fl.activation(X, W, b)
+    msg = r" must be an array of shape \(N, m\) = \(6, 2\), got None$"
+    for call in (lambda: fl.loss(X, None, W, b), lambda: fl.loss_grad(X, None, W, b),
+                 lambda: fl.loss_grad(X, None, W, b, wrt=("W", "b", "X"))):
+        with pytest.raises(TypeError, match="^Y" + msg):
+            call()
+    with pytest.raises(TypeError, match="^A" + msg):
+        fl.activation_vjp(X, W, None, np.ones_like(A))
+    with pytest.raises(TypeError, match="^G" + msg):
+        fl.activation_vjp(X, W, A, None)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -143,6 +155,26 @@ def test_fit_converts_y_to_the_data_dtype():
     assert r1.W.dtype == np.float32
     np.testing.assert_array_equal(r1.W, r2.W)
     np.testing.assert_array_equal(r1.losses, r2.losses)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_blas_sums_the_bias_gradient_in_float64(dtype):
+    # BLAS-path training (m n above the one-pass limit) with exactly representable data:
+    # every row active with z = 1, residual 2^24 in row 0 and 1 in the other N - 1 rows,
+    # so (2/N) c is exact in either dtype and ∂C/∂b = (2/N)(2^24 + N - 1) exactly. A
+    # float32 sum of the column (for float32 data) would lose every 1 after the 2^24.
+    n, m = wide(dtype)
+    N = 1024
+    X = np.zeros((N, n), dtype)
+    X[:, 0] = 1
+    W0 = np.zeros((m, n), dtype)
+    W0[:, 0] = 1
+    Y = np.zeros((N, m), dtype)
+    Y[0] = 1 - 2.0 ** 24
+    lr = 2.0 ** -20
+    res = fl.fit(X, Y, lr, 1, W0=W0, b0=np.zeros(m), shuffle=False)
+    expected = -lr * (2.0 / N) * (2.0 ** 24 + N - 1)  # exact in float64
+    np.testing.assert_array_equal(res.b, np.full(m, expected))
 
 
 def test_fit_shuffles_as_documented():

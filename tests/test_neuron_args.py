@@ -120,6 +120,23 @@ def test_bad_y_is_named():
         neuron.loss_grad(X.tolist(), Y + 0j, W, 0.0)
 
 
+def test_missing_y_is_refused_not_read_as_zeros():
+    # y=None once went through as "no targets" (the activation's batch), and the loss
+    # kernels then read y as zeros: C was mean(max(0, z)^2), without any error
+    msg = r"^y must be an array of shape \(N,\), got None$"
+    for f in (neuron.loss, neuron.loss_grad, neuron.loss_grad_sums):
+        for data in ((X, W), (X.astype(np.float32), W.astype(np.float32)), (X.tolist(), W)):
+            with pytest.raises(TypeError, match=msg):
+                f(data[0], None, data[1], 0.1)
+    with pytest.raises(TypeError, match=msg):
+        neuron.loss_grad(X, None, W, 0.1, wrt=("w", "b", "X"))
+    with pytest.raises(TypeError, match=msg):
+        neuron.fit(X, None, 0.1, 1, w0=W)
+    # the activation has no targets: None is what it passes itself
+    np.testing.assert_allclose(neuron.activation(X, W, 0.1), np.maximum(X @ W + 0.1, 0),
+                               rtol=1e-14, atol=1e-15)
+
+
 def test_plain_batches_take_the_fast_path(monkeypatch):
     # C-contiguous float arrays of one dtype are the training loop's input: they must not
     # go through the general conversions (a spy makes those raise), and give the same

@@ -294,6 +294,19 @@ def test_float64_rerun_used_only_when_it_agrees():
         r = check_diagonal(near, lambda v, k=k: (k * np.cos(v)).astype(v.dtype), x,
                            n_probes=0)
         assert r.reference == "float64 re-run", (k, r.notes)
+    # computed in float32 but returned in float64 (summed in float64): the re-run agrees
+    # to float32's accuracy and is used, so the differences are float64's, and a
+    # derivative 1e-3 off is caught (differences in float32 would have let it pass)
+    def sum64(v):
+        return np.sum(np.asarray(np.sin(v) * np.exp(v), dtype=np.float64))
+
+    def dsum(v):
+        return (np.cos(v) + np.sin(v)) * np.exp(v)
+
+    xs = np.linspace(-2, 2, 24).astype(np.float32)
+    r = check_grad(sum64, dsum, xs)
+    assert r and r.reference == "float64 re-run", r.notes
+    assert not check_grad(sum64, lambda v: dsum(v) * (1 + 1e-3), xs)
     # off by an absolute 1e-3 of the largest value where f is small: disagrees
     bump = lambda v: np.sin(v) + (0.0 if v.dtype == np.float32 else 1e-3)  # noqa: E731
     assert _ref_kind(bump, x).reference == "none"
