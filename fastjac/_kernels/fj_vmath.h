@@ -129,6 +129,8 @@ static int fj_have_libmvec(void) { return FJ_HAVE_LIBMVEC && fj_cpu_level > 0; }
 
 static inline uint64_t fj_asu64(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
 static inline double fj_asf64(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
+static inline uint32_t fj_asu32(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+static inline float fj_asf32(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
 
 #define FJ_EXP_IN_RANGE(x) (fabs(x) < 700.0)
 #define FJ_INV_LN2_N 0x1.71547652b82fep+4 /* 16 / ln 2 */
@@ -1118,6 +1120,12 @@ FJ_MULTI_FMA(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x,
     static int fj_vjp1_##T##_run(int code, const T* x, const T* t, T* out, ptrdiff_t n) {    \
         if (code == FJ_U_LOG) { /* every mode: a division */                                 \
             fj_log_vjp_##T(x, t, out, n);                                                    \
+            return 1;                                                                        \
+        }                                                                                    \
+        if (sizeof(T) == sizeof(float) && fj_fast_math == 0                                  \
+            && (code == FJ_U_SIN || code == FJ_U_COS)) { /* fj_vtrig.h, native float32 */    \
+            fj32_trig_vjp(code == FJ_U_COS, (const float*)(const void*)x,                    \
+                          (const float*)(const void*)t, (float*)(void*)out, n);              \
             return 1;                                                                        \
         }                                                                                    \
         if (sizeof(T) == sizeof(float) /* fj_vmath32.h, default mode */                      \

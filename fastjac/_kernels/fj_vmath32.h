@@ -119,9 +119,6 @@ static inline double fj32_exp_main(double x) {
 #define FJ32N_EXP_P4 0x1.6d2e28p-10f
 #define FJ32N_EXP_P5 0x1.9d6caap-13f
 
-static inline uint32_t fj_asu32(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
-static inline float fj_asf32(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
-
 /* exp(x) for a float x with |x| <= FJ32N_EXP_MAX (other x: garbage, never a trap). */
 static inline float fj32n_exp_core(float x) {
     float kf = x * FJ32N_INV_LN2 + FJ32N_SHIFT;

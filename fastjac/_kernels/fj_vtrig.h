@@ -151,109 +151,224 @@ static inline double fj32_trig_core(double x, uint64_t cosine, double half) {
 }
 #define FJ32_TRIG_OK(x) (fabs(x) < FJ32_TRIG_MAX)
 
+/* ---- native float32 sin and cos: float arithmetic, 16 lanes of AVX-512, 8 of AVX2 -------
 
-/* y[k] = sin(x[k]) (cosine 0), cos(x[k]) (cosine 1) or, with neg, their negations, sized
-   for a float32 result; y may be x (not a partial overlap). */
-FJ_BODY void fj32_trig_n_body(double* y, const double* x, ptrdiff_t n, int cosine, int neg) {
-    double ys[FJ_TILE_TMP];
-    ptrdiff_t i, k, m;
-    uint64_t cs = cosine ? 1 : 0;
-    double half = cosine ? -0.5 : 0.0;
-    int bad;
-    for (i = 0; i < n; i += FJ_TILE_TMP) {
-        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        bad = 0;
-        for (k = 0; k < m; k++) {
-            double xd = x[i + k];
-            ys[k] = fj32_trig_core(xd, cs, half);
-            bad |= !FJ32_TRIG_OK(xd);
-        }
-        if (bad)
-            for (k = 0; k < m; k++)
-                if (!FJ32_TRIG_OK(x[i + k])) ys[k] = cosine ? cos(x[i + k]) : sin(x[i + k]);
-        if (neg)
-            for (k = 0; k < m; k++) y[i + k] = -ys[k];
-        else
-            for (k = 0; k < m; k++) y[i + k] = ys[k];
+   For a float32 x with |x| <= FJ32N_TRIG_MAX, sin(x) and cos(x) together, each faithfully
+   rounded (within 1 ulp; the exhaustive maxima are in docs/guide/precision.rst):
+   - k = round(x 2/pi) from one fmaf (a float 2/pi: |r| below may pass pi/4 by < 0.1%);
+     x = k pi/2 + rh + rl with pi/2 = P1 + P2 + P3 in three floats (P1 + P2 + P3 within
+     2^-76 of pi/2): t = x - k P1 is exact (a multiple of 2^-24 below 1 in magnitude for
+     |k| < 2^20), k P2 = ph + pl exactly (fmaf), t - ph = rh + e exactly (TwoSum), and
+     rl = e - pl - k P3 carries the rest to ~2^-48 of rh however close x lies to a
+     multiple of pi/2 (the closest float32 in range is ~2^-29 away; its k P3 term is
+     what keeps that lane's result faithful).
+   - sin(rh + rl) = rh + (rh z S(z) + rl (1 - z/2)), z = rh^2, and
+     cos(rh + rl) = w + ((((1 - w) - z/2) - zl/2) + (z^2 C(z) - rh rl)), w = 1 - z/2,
+     with z + zl = rh^2 exactly (fmaf) and (1 - w) - z/2 the exact error of w (Fast2Sum),
+     S and C of degree 3 in z with float coefficients (_gen_vtrig_poly.py). Each result is
+     a leading term plus a correction below ~0.1 of it, whose own errors stay below ~0.2
+     ulp of the result; the last addition rounds once.
+   - the quadrant k mod 4 picks +-sin(r) or +-cos(r) (an exact sign flip); sin(-0) = -0.
+   Lanes with larger |x|, inf or NaN take the float32-sized double routine above
+   (fj32_trig_core, libm's sin and cos beyond FJ32_TRIG_MAX), one lane at a time: the
+   choice depends on the lane alone, so an element's bits never depend on its neighbours.
+   Plain C that gcc vectorises, compiled by FJ_MULTI_FMA: fmaf is exact on every level
+   (the instruction, or libm's on the baseline), so AVX-512, AVX2 and the baseline give the
+   same bits. */
+/* FJ32N_SIN_S, FJ32N_COS_C: relative error 2^-25.0 (_gen_vtrig_poly.py) */
+#define FJ32N_SIN_S0 -0x1.555556p-3f
+#define FJ32N_SIN_S1 0x1.111192p-7f
+#define FJ32N_SIN_S2 -0x1.a079c4p-13f
+#define FJ32N_SIN_S3 0x1.8457f4p-19f
+#define FJ32N_COS_C0 0x1.555556p-5f
+#define FJ32N_COS_C1 -0x1.6c17c8p-10f
+#define FJ32N_COS_C2 0x1.a0e32ap-16f
+#define FJ32N_COS_C3 -0x1.52bc82p-22f
+#define FJ32N_2_PI 0x1.45f306p-1f
+#define FJ32N_PIO2_1 0x1.921fb6p+0f
+#define FJ32N_PIO2_2 -0x1.777a5cp-25f
+#define FJ32N_PIO2_3 -0x1.ee59dap-50f
+#define FJ32N_TRIG_SHIFT 0x1.8p23f /* x + this rounds x to an integer, held in the low bits */
+#define FJ32N_TRIG_MAX 0x1p16f
+#define FJ32N_TRIG_OK(x) (fabsf(x) <= FJ32N_TRIG_MAX) /* false for NaN */
+
+/* *s = sin(x), *c = cos(x) for a float x with |x| <= FJ32N_TRIG_MAX (other x: garbage,
+   never a trap). The vector kernel: inlined into a loop that gcc vectorises. */
+FJ_BODY void fj32n_sincos_core(float x, float* s, float* c) {
+    float kf = fmaf(x, FJ32N_2_PI, FJ32N_TRIG_SHIFT);
+    uint32_t q = fj_asu32(kf); /* k mod 4 in the low two bits */
+    float t, ph, pl, rh, bb, e, rl, z, zl, hz, w, ps, pc, sr, cr, sv, cv;
+    kf -= FJ32N_TRIG_SHIFT;
+    t = fmaf(-kf, FJ32N_PIO2_1, x);          /* exact */
+    ph = kf * FJ32N_PIO2_2;
+    pl = fmaf(kf, FJ32N_PIO2_2, -ph);        /* exact */
+    rh = t - ph;                             /* TwoSum(t, -ph) = rh + e */
+    bb = rh - t;
+    e = (t - (rh - bb)) - (ph + bb);
+    rl = fmaf(-kf, FJ32N_PIO2_3, e - pl);
+    z = rh * rh;
+    zl = fmaf(rh, rh, -z);                   /* exact */
+    ps = fmaf(fmaf(fmaf(FJ32N_SIN_S3, z, FJ32N_SIN_S2), z, FJ32N_SIN_S1), z, FJ32N_SIN_S0);
+    sr = rh + fmaf(rh * z, ps, fmaf(-0.5f * z, rl, rl));
+    pc = fmaf(fmaf(fmaf(FJ32N_COS_C3, z, FJ32N_COS_C2), z, FJ32N_COS_C1), z, FJ32N_COS_C0);
+    hz = 0.5f * z;
+    w = 1.0f - hz;
+    cr = w + fmaf(z * z, pc, fmaf(-rh, rl, ((1.0f - w) - hz) - 0.5f * zl));
+    sv = (q & 1) ? cr : sr;
+    cv = (q & 1) ? sr : cr;
+    sv = fj_asf32(fj_asu32(sv) ^ ((q & 2) << 30));
+    cv = fj_asf32(fj_asu32(cv) ^ (((q + 1) & 2) << 30));
+    *s = x == 0.0f ? x : sv; /* sin(-0) = -0 */
+    *c = cv;
+}
+
+/* The lanes the native routine does not take: the float32-sized double routine. */
+static void fj32_sincos_rare(double x, double* s, double* c) {
+    if (FJ32_TRIG_OK(x)) {
+        *s = fj32_trig_core(x, 0, 0.0);
+        *c = fj32_trig_core(x, 1, -0.5);
+    } else {
+        *s = sin(x);
+        *c = cos(x);
     }
 }
-FJ32_MULTI(fj32_trig_n, (double* y, const double* x, ptrdiff_t n, int cosine, int neg),
-           (y, x, n, cosine, neg))
 
-/* s[k] = sin(x[k]) and c[k] = cos(x[k]) in one pass, the bits of fj32_trig_n's two with
-   one range check and one store per result (the fused interpreter's sin and cos nodes
-   need both, as value and derivative). s or c may be x (not both, no partial overlap):
-   each chunk of x is copied to xs first, so the loop that writes s and c reads only xs
-   and vectorises without alias checks. */
-FJ_BODY void fj32_sincos2_n_body(double* s, double* c, const double* x, ptrdiff_t n) {
-    double xs[FJ_TILE_TMP];
-    ptrdiff_t i, k, m;
-    int bad;
-    for (i = 0; i < n; i += FJ_TILE_TMP) {
-        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        bad = 0;
-        for (k = 0; k < m; k++) {
-            xs[k] = x[i + k];
-            bad |= !FJ32_TRIG_OK(xs[k]);
-        }
-        {
-            double* restrict sp = s + i;
-            double* restrict cp = c + i;
-            for (k = 0; k < m; k++) {
-                sp[k] = fj32_trig_core(xs[k], 0, 0.0);
-                cp[k] = fj32_trig_core(xs[k], 1, -0.5);
+/* s[k] = sin(x[k]) and c[k] = cos(x[k]) for m float32 x, faithfully rounded for every x
+   (the lanes outside FJ32N_TRIG_MAX, inf and NaN by fj32_sincos_rare, rounded to float);
+   s or c may be NULL (the other is computed anyway: each needs both polynomials); no
+   output may overlap x. Returns nonzero when some lane took fj32_sincos_rare (a caller
+   that keeps derivatives in double redoes those lanes with its double result). Inlined
+   into the caller (FJ_BODY), so it is vectorised for the caller's target: call it from a
+   function compiled with FMA (FJ_MULTI_FMA), e.g. the fused interpreter's float32 tile
+   loop; the bits are the same on every level. */
+FJ_BODY int fj32n_sincos_tile(const float* x, float* s, float* c, ptrdiff_t m) {
+    ptrdiff_t k;
+    int rare = 0;
+    float sv, cv;
+    for (k = 0; k < m; k++) rare |= !FJ32N_TRIG_OK(x[k]);
+    if (s != NULL && c != NULL)
+        for (k = 0; k < m; k++) fj32n_sincos_core(x[k], &s[k], &c[k]);
+    else if (s != NULL)
+        for (k = 0; k < m; k++) fj32n_sincos_core(x[k], &s[k], &cv);
+    else if (c != NULL)
+        for (k = 0; k < m; k++) fj32n_sincos_core(x[k], &sv, &c[k]);
+    if (rare)
+        for (k = 0; k < m; k++)
+            if (!FJ32N_TRIG_OK(x[k])) {
+                double sd, cd;
+                fj32_sincos_rare((double)x[k], &sd, &cd);
+                if (s != NULL) s[k] = (float)sd;
+                if (c != NULL) c[k] = (float)cd;
             }
-            if (bad)
-                for (k = 0; k < m; k++)
-                    if (!FJ32_TRIG_OK(xs[k])) {
-                        sp[k] = sin(xs[k]);
-                        cp[k] = cos(xs[k]);
-                    }
-        }
-    }
+    return rare;
 }
-FJ32_MULTI(fj32_sincos2_n, (double* s, double* c, const double* x, ptrdiff_t n), (s, c, x, n))
+
+/* ---- the float32 stages, tiles and VJP ----------------------------------------------- */
+
+/* a lane of a stage (a double) that the native routine takes: a float32 in its range */
+static inline int fj32n_trig_lane_ok(double x) {
+    float xf = (float)x;
+    return (double)xf == x && FJ32N_TRIG_OK(xf);
+}
+
+/* s[k] = sin(xs[k]) and/or c[k] = cos(xs[k]) (either may be NULL) for a tile of doubles
+   (m <= FJ_TILE_TMP; outputs do not overlap xs), sized for a float32 result: the native
+   routine for the lanes fj32n_trig_lane_ok accepts (all of them, usually: one vectorised
+   pass), the double routine for the others (a chain's intermediate doubles, large |x|,
+   inf, NaN). */
+FJ_BODY void fj32_sincos_dtile(const double* xs, double* s, double* c, ptrdiff_t m) {
+    float xf[FJ_TILE_TMP], sf[FJ_TILE_TMP], cf[FJ_TILE_TMP];
+    ptrdiff_t k;
+    int other = 0;
+    for (k = 0; k < m; k++) other |= !fj32n_trig_lane_ok(xs[k]);
+    for (k = 0; k < m; k++) xf[k] = fj32n_trig_lane_ok(xs[k]) ? (float)xs[k] : 0.0f;
+    (void)fj32n_sincos_tile(xf, sf, cf, m);
+    if (s != NULL)
+        for (k = 0; k < m; k++) s[k] = (double)sf[k];
+    if (c != NULL)
+        for (k = 0; k < m; k++) c[k] = (double)cf[k];
+    if (other)
+        for (k = 0; k < m; k++)
+            if (!fj32n_trig_lane_ok(xs[k])) {
+                double sd, cd;
+                fj32_sincos_rare(xs[k], &sd, &cd);
+                if (s != NULL) s[k] = sd;
+                if (c != NULL) c[k] = cd;
+            }
+}
 
 /* s[k] = sin(x[k]) and/or c[k] = cos(x[k]) (either may be NULL; s or c may be x, not
-   both), sized for a float32 result. */
-static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
-    if (s != NULL && c != NULL) {
-        fj32_sincos2_n(s, c, x, n);
-    } else if (c == x) {
-        if (s != NULL) fj32_trig_n(s, x, n, 0, 0);
-        fj32_trig_n(c, x, n, 1, 0);
-    } else {
-        if (c != NULL) fj32_trig_n(c, x, n, 1, 0);
-        if (s != NULL) fj32_trig_n(s, x, n, 0, 0);
+   both), sized for a float32 result: the chain interpreter's float32 sin and cos stages. */
+FJ_BODY void fj32_sincos_acc_n_body(double* s, double* c, const double* x, ptrdiff_t n) {
+    double xs[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        fj32_sincos_dtile(xs, s != NULL ? s + i : NULL, c != NULL ? c + i : NULL, m);
     }
+}
+FJ_MULTI_FMA(fj32_sincos_acc_n, (double* s, double* c, const double* x, ptrdiff_t n),
+             (s, c, x, n))
+static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
+    fj32_sincos_acc_n(s, c, x, n);
 }
 
 /* d[k] = cos(x[k]) (neg_sin 0: sin') or -sin(x[k]) (neg_sin 1: cos') for float32 x,
-   k < m <= FJ_TILE_TMP: the derivative-only tile of the single-op VJP (FJ_DERIV_TILE), the
-   same bits as fj32_sincos_n on the widened x (and a negation). A function of its own
-   (one call per tile), so that it is compiled with FMA. */
+   k < m <= FJ_TILE_TMP: the derivative-only tile (FJ_DERIV_TILE), the bits of
+   fj32_sincos_n on the widened x (and a negation). */
 FJ_BODY void fj32_trig_deriv_body(int neg_sin, const float* x, double* d, ptrdiff_t m) {
+    float sf[FJ_TILE_TMP];
     ptrdiff_t k;
-    int bad = 0;
+    int rare;
     if (neg_sin) {
-        for (k = 0; k < m; k++) {
-            double xd = (double)x[k];
-            d[k] = -fj32_trig_core(xd, 0, 0.0);
-            bad |= !FJ32_TRIG_OK(xd);
-        }
+        rare = fj32n_sincos_tile(x, sf, NULL, m);
+        for (k = 0; k < m; k++) d[k] = -(double)sf[k];
     } else {
-        for (k = 0; k < m; k++) {
-            double xd = (double)x[k];
-            d[k] = fj32_trig_core(xd, 1, -0.5);
-            bad |= !FJ32_TRIG_OK(xd);
-        }
+        rare = fj32n_sincos_tile(x, NULL, sf, m);
+        for (k = 0; k < m; k++) d[k] = (double)sf[k];
     }
-    if (bad)
+    if (rare) /* the double routine's double, as the interpreter keeps it */
         for (k = 0; k < m; k++)
-            if (!FJ32_TRIG_OK((double)x[k]))
-                d[k] = neg_sin ? -sin((double)x[k]) : cos((double)x[k]);
+            if (!FJ32N_TRIG_OK(x[k])) {
+                double sd, cd;
+                fj32_sincos_rare((double)x[k], &sd, &cd);
+                d[k] = neg_sin ? -sd : cd;
+            }
 }
 FJ32_MULTI(fj32_trig_deriv, (int neg_sin, const float* x, double* d, ptrdiff_t m),
            (neg_sin, x, d, m))
+
+/* The float32 single-op VJP of sin (out = cos(x) t) and cos (out = -sin(x) t), t NULL:
+   the derivative alone; the product in float, which is the double product rounded once
+   (53 >= 2 * 24 + 2), the interpreter's bits. out may be x or t (not a partial overlap):
+   each tile is copied in first. */
+FJ_BODY void fj32_trig_vjp_body(int neg_sin, const float* x, const float* t, float* out,
+                                ptrdiff_t n) {
+    float xs[FJ_TILE_TMP], ts[FJ_TILE_TMP], d[FJ_TILE_TMP];
+    ptrdiff_t i, k, m;
+    int rare;
+    for (i = 0; i < n; i += FJ_TILE_TMP) {
+        m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
+        for (k = 0; k < m; k++) xs[k] = x[i + k];
+        for (k = 0; k < m; k++) ts[k] = t != NULL ? t[i + k] : 1.0f;
+        if (neg_sin) {
+            rare = fj32n_sincos_tile(xs, d, NULL, m);
+            for (k = 0; k < m; k++) d[k] = -d[k];
+        } else {
+            rare = fj32n_sincos_tile(xs, NULL, d, m);
+        }
+        for (k = 0; k < m; k++) out[i + k] = d[k] * ts[k];
+        if (rare) /* the double derivative times t, rounded once (the interpreter's bits) */
+            for (k = 0; k < m; k++)
+                if (!FJ32N_TRIG_OK(xs[k])) {
+                    double sd, cd;
+                    fj32_sincos_rare((double)xs[k], &sd, &cd);
+                    out[i + k] = (float)((neg_sin ? -sd : cd) * (double)ts[k]);
+                }
+    }
+}
+FJ_MULTI_FMA(fj32_trig_vjp, (int neg_sin, const float* x, const float* t, float* out,
+                             ptrdiff_t n), (neg_sin, x, t, out, n))
 
 #endif /* FJ_VTRIG_H */
