@@ -79,6 +79,9 @@ cdef extern from "fj_vmath.h" nogil:
     int fj_vjp1_double_run(int code, const double* x, const double* t, double* out,
                            Py_ssize_t n)
     int fj_vjp1_float_run(int code, const float* x, const float* t, float* out, Py_ssize_t n)
+    # float32 sin and cos on float arrays (fj_vtrig.h; 0 outside the default mode)
+    int fj32_trig_run(int f, const float* x, const float* t, float* out, Py_ssize_t n)
+    int FJ32N_SIN, FJ32N_COS
 
 cdef extern from "fj_tile.h" nogil:
     # tile loops compiled for AVX-512, AVX2 and the baseline (the same bits in each)
@@ -637,6 +640,13 @@ cdef void _unary_block(Py_ssize_t blk, Py_ssize_t n, const unsigned char* codes,
                                      t + start if t != NULL else NULL,
                                      d_out + start, stop - start)
         if done:
+            return
+    if (floating is float and ncodes == 1 and y_out != NULL and d_out == NULL
+            and (codes[0] == U_SIN or codes[0] == U_COS)):
+        # float32 sin or cos value: fj_vtrig.h's native loop on float arrays, the bits
+        # of the interpreter's stage (the same routine per lane), without double tiles
+        if fj32_trig_run(FJ32N_SIN if codes[0] == U_SIN else FJ32N_COS, x + start, NULL,
+                         y_out + start, stop - start):
             return
     i = start
     while i < stop:

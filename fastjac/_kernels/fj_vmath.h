@@ -1122,12 +1122,11 @@ FJ_MULTI_FMA(fj_recip_deriv_n, (double* d, const double* x, ptrdiff_t n), (d, x,
             fj_log_vjp_##T(x, t, out, n);                                                    \
             return 1;                                                                        \
         }                                                                                    \
-        if (sizeof(T) == sizeof(float) && fj_fast_math == 0                                  \
-            && (code == FJ_U_SIN || code == FJ_U_COS)) { /* fj_vtrig.h, native float32 */    \
-            fj32_trig_vjp(code == FJ_U_COS, (const float*)(const void*)x,                    \
-                          (const float*)(const void*)t, (float*)(void*)out, n);              \
+        if (sizeof(T) == sizeof(float) && (code == FJ_U_SIN || code == FJ_U_COS)          \
+            && fj32_trig_run(code == FJ_U_SIN ? FJ32N_DSIN : FJ32N_DCOS, /* fj_vtrig.h */   \
+                             (const float*)(const void*)x, (const float*)(const void*)t,     \
+                             (float*)(void*)out, n))                                         \
             return 1;                                                                        \
-        }                                                                                    \
         if (sizeof(T) == sizeof(float) /* fj_vmath32.h, default mode */                      \
             && fj32_vjp1(code, (const float*)(const void*)x, (const float*)(const void*)t,   \
                          (float*)(void*)out, n))                                             \

@@ -280,9 +280,21 @@ FJ_BODY void fj32_sincos_dtile(const double* xs, double* s, double* c, ptrdiff_t
     float xf[FJ_TILE_TMP], sf[FJ_TILE_TMP], cf[FJ_TILE_TMP];
     ptrdiff_t k;
     int other = 0;
-    for (k = 0; k < m; k++) other |= !fj32n_trig_lane_ok(xs[k]);
-    for (k = 0; k < m; k++) xf[k] = fj32n_trig_lane_ok(xs[k]) ? (float)xs[k] : 0.0f;
-    (void)fj32n_sincos_tile(xf, sf, cf, m);
+    float sv, cv;
+    /* three loops, so that the float loop runs on full float vectors */
+    for (k = 0; k < m; k++) {
+        double xd = xs[k];
+        float f = (float)xd;
+        int ok = (double)f == xd && FJ32N_TRIG_OK(f);
+        other |= !ok;
+        xf[k] = ok ? f : 0.0f;
+    }
+    if (s != NULL && c != NULL)
+        for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cf[k]);
+    else if (s != NULL)
+        for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cv);
+    else
+        for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sv, &cf[k]);
     if (s != NULL)
         for (k = 0; k < m; k++) s[k] = (double)sf[k];
     if (c != NULL)
@@ -318,16 +330,14 @@ static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
    k < m <= FJ_TILE_TMP: the derivative-only tile (FJ_DERIV_TILE), the bits of
    fj32_sincos_n on the widened x (and a negation). */
 FJ_BODY void fj32_trig_deriv_body(int neg_sin, const float* x, double* d, ptrdiff_t m) {
-    float sf[FJ_TILE_TMP];
     ptrdiff_t k;
-    int rare;
-    if (neg_sin) {
-        rare = fj32n_sincos_tile(x, sf, NULL, m);
-        for (k = 0; k < m; k++) d[k] = -(double)sf[k];
-    } else {
-        rare = fj32n_sincos_tile(x, NULL, sf, m);
-        for (k = 0; k < m; k++) d[k] = (double)sf[k];
-    }
+    int rare = 0;
+    float sv, cv;
+    for (k = 0; k < m; k++) rare |= !FJ32N_TRIG_OK(x[k]);
+    if (neg_sin)
+        for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); d[k] = -(double)sv; }
+    else
+        for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); d[k] = (double)cv; }
     if (rare) /* the double routine's double, as the interpreter keeps it */
         for (k = 0; k < m; k++)
             if (!FJ32N_TRIG_OK(x[k])) {
@@ -339,36 +349,70 @@ FJ_BODY void fj32_trig_deriv_body(int neg_sin, const float* x, double* d, ptrdif
 FJ32_MULTI(fj32_trig_deriv, (int neg_sin, const float* x, double* d, ptrdiff_t m),
            (neg_sin, x, d, m))
 
-/* The float32 single-op VJP of sin (out = cos(x) t) and cos (out = -sin(x) t), t NULL:
-   the derivative alone; the product in float, which is the double product rounded once
-   (53 >= 2 * 24 + 2), the interpreter's bits. out may be x or t (not a partial overlap):
-   each tile is copied in first. */
-FJ_BODY void fj32_trig_vjp_body(int neg_sin, const float* x, const float* t, float* out,
-                                ptrdiff_t n) {
-    float xs[FJ_TILE_TMP], ts[FJ_TILE_TMP], d[FJ_TILE_TMP];
+/* The float32 single-op loops on float arrays, no double tiles: out = f(x) * t (f(x) when
+   t is NULL) for f = sin (FJ32N_SIN), cos (FJ32N_COS), sin' = cos (FJ32N_DSIN) or
+   cos' = -sin (FJ32N_DCOS): the values of fj.sin and fj.cos, their derivatives, and the
+   derivative-only VJP and JVP (a VJP computes cos(x) alone, not sin(x) as well: both
+   polynomials run on every lane, but only what is stored is rounded and written). The
+   product is in float, which is the double product rounded once (53 >= 2 * 24 + 2), the
+   interpreter's bits; the lanes of the double routine round its double result times t
+   once, as the interpreter does. out may be x or t (not a partial overlap). */
+enum { FJ32N_SIN = 0, FJ32N_COS = 1, FJ32N_DSIN = 2, FJ32N_DCOS = 3 };
+FJ_BODY void fj32n_trig_loop(int f, const float* __restrict x, const float* __restrict t,
+                             float* __restrict o, ptrdiff_t m) {
+    ptrdiff_t k;
+    float sv, cv;
+    int neg_sin = f == FJ32N_SIN || f == FJ32N_DCOS; /* sin up to a sign; else cos */
+    float sg = f == FJ32N_DCOS ? -1.0f : 1.0f;
+    if (t == NULL) {
+        if (neg_sin)
+            for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); o[k] = sg * sv; }
+        else
+            for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); o[k] = cv; }
+    } else {
+        if (neg_sin)
+            for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); o[k] = sg * sv * t[k]; }
+        else
+            for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); o[k] = cv * t[k]; }
+    }
+}
+FJ_BODY void fj32_trig_map_body(int f, const float* x, const float* t, float* out, ptrdiff_t n) {
+    float xs[FJ_TILE_TMP], ts[FJ_TILE_TMP];
     ptrdiff_t i, k, m;
-    int rare;
     for (i = 0; i < n; i += FJ_TILE_TMP) {
+        const float* xx = x + i;
+        const float* tt = t != NULL ? t + i : NULL;
+        float* oo = out + i;
+        int rare = 0;
         m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        for (k = 0; k < m; k++) xs[k] = x[i + k];
-        for (k = 0; k < m; k++) ts[k] = t != NULL ? t[i + k] : 1.0f;
-        if (neg_sin) {
-            rare = fj32n_sincos_tile(xs, d, NULL, m);
-            for (k = 0; k < m; k++) d[k] = -d[k];
-        } else {
-            rare = fj32n_sincos_tile(xs, NULL, d, m);
+        for (k = 0; k < m; k++) rare |= !FJ32N_TRIG_OK(xx[k]);
+        if (rare || oo == xx || oo == tt) { /* in place, or lanes to redo: copies */
+            for (k = 0; k < m; k++) xs[k] = xx[k];
+            for (k = 0; k < m; k++) ts[k] = tt != NULL ? tt[k] : 1.0f;
+            xx = xs;
+            tt = t != NULL ? ts : NULL;
         }
-        for (k = 0; k < m; k++) out[i + k] = d[k] * ts[k];
-        if (rare) /* the double derivative times t, rounded once (the interpreter's bits) */
+        fj32n_trig_loop(f, xx, tt, oo, m);
+        if (rare)
             for (k = 0; k < m; k++)
                 if (!FJ32N_TRIG_OK(xs[k])) {
-                    double sd, cd;
+                    double sd, cd, v;
                     fj32_sincos_rare((double)xs[k], &sd, &cd);
-                    out[i + k] = (float)((neg_sin ? -sd : cd) * (double)ts[k]);
+                    v = f == FJ32N_SIN ? sd : f == FJ32N_DCOS ? -sd : cd;
+                    oo[k] = (float)(v * (double)ts[k]);
                 }
     }
 }
-FJ_MULTI_FMA(fj32_trig_vjp, (int neg_sin, const float* x, const float* t, float* out,
-                             ptrdiff_t n), (neg_sin, x, t, out, n))
+FJ_MULTI_FMA(fj32_trig_map, (int f, const float* x, const float* t, float* out, ptrdiff_t n),
+             (f, x, t, out, n))
+
+/* The float32 single-op entry point (default mode only; 0: not done, the interpreter runs):
+   f is FJ32N_SIN or FJ32N_COS for the value of fj.sin or fj.cos (t NULL), FJ32N_DSIN or
+   FJ32N_DCOS for their VJP and JVP (or derivative, t NULL). */
+static int fj32_trig_run(int f, const float* x, const float* t, float* out, ptrdiff_t n) {
+    if (fj_fast_math != 0) return 0;
+    fj32_trig_map(f, x, t, out, n);
+    return 1;
+}
 
 #endif /* FJ_VTRIG_H */
