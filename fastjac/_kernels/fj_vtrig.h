@@ -272,22 +272,23 @@ static inline int fj32n_trig_lane_ok(double x) {
 }
 
 /* s[k] = sin(xs[k]) and/or c[k] = cos(xs[k]) (either may be NULL) for a tile of doubles
-   (m <= FJ_TILE_TMP; outputs do not overlap xs), sized for a float32 result: the native
+   (m <= FJ_TILE_TMP; s or c may be xs, not both), sized for a float32 result: the native
    routine for the lanes fj32n_trig_lane_ok accepts (all of them, usually: one vectorised
    pass), the double routine for the others (a chain's intermediate doubles, large |x|,
    inf, NaN). */
 FJ_BODY void fj32_sincos_dtile(const double* xs, double* s, double* c, ptrdiff_t m) {
     float xf[FJ_TILE_TMP], sf[FJ_TILE_TMP], cf[FJ_TILE_TMP];
+    double rs[FJ_TILE_TMP], rc[FJ_TILE_TMP];
+    unsigned char bad[FJ_TILE_TMP];
     ptrdiff_t k;
     int other = 0;
     float sv, cv;
-    /* three loops, so that the float loop runs on full float vectors */
+    /* separate loops, so that the float loop runs on full float vectors; the lanes of the
+       double routine are computed before s and c are written (either may be xs) */
     for (k = 0; k < m; k++) {
-        double xd = xs[k];
-        float f = (float)xd;
-        int ok = (double)f == xd && FJ32N_TRIG_OK(f);
-        other |= !ok;
-        xf[k] = ok ? f : 0.0f;
+        float f = (float)xs[k]; /* the core takes any float without a trap */
+        other |= ((double)f != xs[k]) | !FJ32N_TRIG_OK(f);
+        xf[k] = f;
     }
     if (s != NULL && c != NULL)
         for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cf[k]);
@@ -295,29 +296,30 @@ FJ_BODY void fj32_sincos_dtile(const double* xs, double* s, double* c, ptrdiff_t
         for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cv);
     else
         for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sv, &cf[k]);
+    if (other)
+        for (k = 0; k < m; k++) {
+            bad[k] = !fj32n_trig_lane_ok(xs[k]);
+            if (bad[k]) fj32_sincos_rare(xs[k], &rs[k], &rc[k]);
+        }
     if (s != NULL)
         for (k = 0; k < m; k++) s[k] = (double)sf[k];
     if (c != NULL)
         for (k = 0; k < m; k++) c[k] = (double)cf[k];
     if (other)
         for (k = 0; k < m; k++)
-            if (!fj32n_trig_lane_ok(xs[k])) {
-                double sd, cd;
-                fj32_sincos_rare(xs[k], &sd, &cd);
-                if (s != NULL) s[k] = sd;
-                if (c != NULL) c[k] = cd;
+            if (bad[k]) {
+                if (s != NULL) s[k] = rs[k];
+                if (c != NULL) c[k] = rc[k];
             }
 }
 
 /* s[k] = sin(x[k]) and/or c[k] = cos(x[k]) (either may be NULL; s or c may be x, not
    both), sized for a float32 result: the chain interpreter's float32 sin and cos stages. */
 FJ_BODY void fj32_sincos_acc_n_body(double* s, double* c, const double* x, ptrdiff_t n) {
-    double xs[FJ_TILE_TMP];
-    ptrdiff_t i, k, m;
+    ptrdiff_t i, m;
     for (i = 0; i < n; i += FJ_TILE_TMP) {
         m = n - i < FJ_TILE_TMP ? n - i : FJ_TILE_TMP;
-        for (k = 0; k < m; k++) xs[k] = x[i + k];
-        fj32_sincos_dtile(xs, s != NULL ? s + i : NULL, c != NULL ? c + i : NULL, m);
+        fj32_sincos_dtile(x + i, s != NULL ? s + i : NULL, c != NULL ? c + i : NULL, m);
     }
 }
 FJ_MULTI_FMA(fj32_sincos_acc_n, (double* s, double* c, const double* x, ptrdiff_t n),
