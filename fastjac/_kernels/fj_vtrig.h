@@ -1,6 +1,8 @@
-/* Vectorised sin and cos for fastjac's element-wise kernels: float64 (within 1 ulp) and
-   float32-sized (a double result within ~2^-33 relative error, faithfully rounded to
-   float32).
+/* Vectorised sin and cos for fastjac's element-wise kernels: float64 (within 1 ulp), native
+   float32 (float arithmetic, 16 or 8 lanes, faithful: fj32n_sincos_core, the float32
+   single-op loops fj32_trig_map) and float32-sized double (a double result within ~2^-33
+   relative error, faithfully rounded to float32: the lanes the native routine does not
+   take).
 
    Included by fj_vmath.h (it uses its helpers: FJ_MULTI, FJ_BODY, FJ_SHIFT, FJ_SPLIT,
    FJ_TILE_TMP, fj_asu64). Every loop is plain C compiled for AVX-512F, AVX2 and the
@@ -329,8 +331,9 @@ static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
 }
 
 /* d[k] = cos(x[k]) (neg_sin 0: sin') or -sin(x[k]) (neg_sin 1: cos') for float32 x,
-   k < m <= FJ_TILE_TMP: the derivative-only tile (FJ_DERIV_TILE), the bits of
-   fj32_sincos_n on the widened x (and a negation). */
+   k < m <= FJ_TILE_TMP: FJ_DERIV_TILE's float32 sin and cos, the bits of fj32_sincos_n on
+   the widened x (and a negation). (The single-op VJP takes fj32_trig_run first, which
+   covers sin and cos in the default mode, so this runs only if that path declines.) */
 FJ_BODY void fj32_trig_deriv_body(int neg_sin, const float* x, double* d, ptrdiff_t m) {
     ptrdiff_t k;
     int rare = 0;
