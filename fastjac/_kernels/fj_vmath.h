@@ -11,7 +11,7 @@
    * "accurate" (default): exp, log, sin, cos, tanh, sigmoid and the derivatives of tanh
      and sigmoid are fastjac's own vectorised routines below, every one under one ulp
      (measured maxima over 1e7 points in docs/guide/precision.rst: exp 0.57, sin/cos 0.78,
-     log 0.83, tanh, sech^2, sigmoid, sigmoid' 0.56).
+     log 0.83, tanh 0.57, sech^2, sigmoid, sigmoid' 0.54).
    * "strict": libm for every transcendental (glibc's bits exactly, several times slower).
    * "fast" (opt-in): sin, cos, tanh and log call glibc's libmvec (AVX-512 or AVX2 variants,
      chosen at run time). Measured error: up to ~3.5 ulp for sin/cos, ~1.5 ulp for log,

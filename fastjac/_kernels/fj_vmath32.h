@@ -303,31 +303,51 @@ __attribute__((target("avx2,fma"))) static ptrdiff_t fj32n_sigd_vjp_avx2(
     }
     return k;
 }
-/* the sigmoid tile: v (double) and d (float32-rounded); SELGE(x, g, eg): g where x >= 0 */
-#define FJ32D_VD_LOOP(V, W, FMA, LOOKUP, ABS, PFX, NARROW, WIDEN, SELGE)                     \
+/* the tiles: d (float32-rounded) and, for sigmoid with v != NULL, v (double) from doubles
+   xs; SELGE(x, g, eg): g where x >= 0 */
+#define FJ32D_TILE_LOOP(J, V, W, FMA, LOOKUP, ABS, PFX, NARROW, WIDEN, SELGE)                 \
     for (; k + W <= m; k += W) {                                                             \
         V xd_ = PFX##_loadu_pd(xs + k), a_ = ABS(xd_), q_, g_, eg_, d_;                      \
-        FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, 0, q_);                                            \
-        FJ32D_SIG_OF(V, q_, g_, eg_, d_);                                                    \
+        if (J) {                                                                             \
+            FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, 1, q_);                                        \
+            FJ32D_SECH2_OF(V, FMA, q_, d_);                                                  \
+            (void)g_;                                                                        \
+            (void)eg_;                                                                       \
+        } else {                                                                             \
+            FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, 0, q_);                                        \
+            FJ32D_SIG_OF(V, q_, g_, eg_, d_);                                                \
+            if (v != NULL) PFX##_storeu_pd(v + k, SELGE(xd_, g_, eg_));                      \
+        }                                                                                    \
         PFX##_storeu_pd(d + k, WIDEN(NARROW(d_)));                                           \
-        PFX##_storeu_pd(v + k, SELGE(xd_, g_, eg_));                                         \
     }
 #define FJ32D_SELGE8(x, g, eg) \
     _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GE_OQ), eg, g)
 #define FJ32D_SELGE4(x, g, eg) \
     _mm256_blendv_pd(eg, g, _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ))
-__attribute__((target("avx512f,fma"))) static ptrdiff_t fj32n_sig_vd_avx512(
-    const double* xs, double* v, double* d, ptrdiff_t m) {
+#define FJ32D_TILE8(J)                                                                       \
+    FJ32D_TILE_LOOP(J, __m512d, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8, _mm512,        \
+                    _mm512_cvtpd_ps, _mm512_cvtps_pd, FJ32D_SELGE8)
+#define FJ32D_TILE4(J)                                                                       \
+    FJ32D_TILE_LOOP(J, __m256d, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4, _mm256,        \
+                    _mm256_cvtpd_ps, _mm256_cvtps_pd, FJ32D_SELGE4)
+__attribute__((target("avx512f,fma"))) static ptrdiff_t fj32n_sig_tile_avx512(
+    uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k = 0;
-    FJ32D_VD_LOOP(__m512d, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8, _mm512,
-                  _mm512_cvtpd_ps, _mm512_cvtps_pd, FJ32D_SELGE8)
+    if (j) {
+        FJ32D_TILE8(2)
+    } else {
+        FJ32D_TILE8(0)
+    }
     return k;
 }
-__attribute__((target("avx2,fma"))) static ptrdiff_t fj32n_sig_vd_avx2(
-    const double* xs, double* v, double* d, ptrdiff_t m) {
+__attribute__((target("avx2,fma"))) static ptrdiff_t fj32n_sig_tile_avx2(
+    uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k = 0;
-    FJ32D_VD_LOOP(__m256d, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4, _mm256,
-                  _mm256_cvtpd_ps, _mm256_cvtps_pd, FJ32D_SELGE4)
+    if (j) {
+        FJ32D_TILE4(2)
+    } else {
+        FJ32D_TILE4(0)
+    }
     return k;
 }
 #endif
@@ -344,24 +364,24 @@ static void fj32n_sigd_vjp(uint32_t j, const float* x, const float* t, float* ou
         out[k] = t != NULL ? d * t[k] : d;
     }
 }
-/* d[k] = D as a double, for a tile of doubles xs that are all float32 in the range */
-static void fj32n_sigd_tile(uint32_t j, const double* xs, double* d, ptrdiff_t m) {
-    float xf[FJ_TILE_TMP], df[FJ_TILE_TMP];
-    ptrdiff_t k;
-    for (k = 0; k < m; k++) xf[k] = (float)xs[k];
-    fj32n_sigd_vjp(j, xf, NULL, df, m);
-    for (k = 0; k < m; k++) d[k] = (double)df[k];
-}
-/* v[k] = sigmoid(xs[k]) (a double), d[k] = sigmoid'(xs[k]) (rounded to float32), for a tile
-   of doubles that are all float32 in the range */
-static void fj32n_sig_vd_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
+/* d[k] = D (rounded to float32) and, for sigmoid (j = 0) with v != NULL, v[k] = sigmoid
+   (a double), for a tile of doubles xs that are all float32 in the range */
+static void fj32n_sig_tile(uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k = 0;
+    double dd;
 #if FJ_X86_DISPATCH
     if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
-    if (fj_cpu_level == 2) k = fj32n_sig_vd_avx512(xs, v, d, m);
-    else if (fj_cpu_level == 1 && fj_has_fma) k = fj32n_sig_vd_avx2(xs, v, d, m);
+    if (fj_cpu_level == 2) k = fj32n_sig_tile_avx512(j, xs, v, d, m);
+    else if (fj_cpu_level == 1 && fj_has_fma) k = fj32n_sig_tile_avx2(j, xs, v, d, m);
 #endif
-    for (; k < m; k++) v[k] = fj32n_sigmoid_vd(xs[k], &d[k]);
+    for (; k < m; k++) {
+        if (j) {
+            d[k] = (double)fj32n_sech2((float)xs[k]);
+        } else {
+            dd = fj32n_sigmoid_vd(xs[k], &d[k]);
+            if (v != NULL) v[k] = dd;
+        }
+    }
 }
 /* a lane of a stage (a double) that the native routines take: a float32 with |x| <= lim */
 static inline int fj32n_lane_ok(double x, float lim) {
@@ -561,7 +581,7 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     int rare = 0, other = 0;
     if (d != NULL) {
         for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
-        if (!other) fj32n_sigd_tile(2, xs, d, m);
+        if (!other) fj32n_sig_tile(2, xs, NULL, d, m);
     }
     if (v == NULL && !other) return;
     for (k = 0; k < m; k++) q[k] = fj32_q(fabs(xs[k]));
@@ -581,14 +601,14 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
 }
 
 /* v = sigmoid, d = sigmoid' (neither NULL): both from one exponential and one division
-   (fj32n_sig_vd_tile, fj32n_sigmoid_vd) for the lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX)
+   (fj32n_sig_tile, fj32n_sigmoid_vd) for the lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX)
    accepts, the double routine for the others (the choice depends on the lane alone). */
 FJ_BODY void fj32_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k;
     int rare = 0, other = 0;
     for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_SIGD_MAX);
     if (!other) {
-        fj32n_sig_vd_tile(xs, v, d, m);
+        fj32n_sig_tile(0, xs, v, d, m);
         return;
     }
     for (k = 0; k < m; k++) {
