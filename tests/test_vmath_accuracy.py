@@ -212,6 +212,32 @@ def test_float32_exhaustive(name, deriv, precision_default):
     assert worst <= 1.0
 
 
+@pytest.mark.skipif(not EXHAUSTIVE, reason="set FASTJAC_EXHAUSTIVE=1 (about 30 s of CPU each)")
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["tanh-derivative", "sigmoid-derivative",
+                                                  "sigmoid-value"])
+def test_float32_exp_family_exhaustive_in_c(which, tmp_path):
+    # Every float32 input that the double-lane tanh', sigmoid' and sigmoid take, in C
+    # (tests/c/sig32_exhaustive.inc; the NumPy test above covers all 2^32 inputs, at
+    # several times the cost): within 1 ulp, and the lower SIMD levels bit for bit.
+    import shutil
+    import subprocess
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("needs a C compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = str(tmp_path / "sig32")
+    build = subprocess.run(
+        [cc, "-O2", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
+         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
+         os.path.join(root, "tests", "c", "sig32_exhaustive.inc"), "-o", exe, "-lm"],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    proc = subprocess.run([exe, str(which)], capture_output=True, text=True, timeout=7200)
+    print("\n" + proc.stdout.strip())
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "0 over 1 ulp, level mismatches 0" in proc.stdout
+
+
 # ---- the SIMD paths, derivative-only stages, special values ----------------------------
 
 @pytest.fixture
