@@ -129,7 +129,8 @@ def f32_specials():
             88.72283, 88.72284, -87.33654, -103.97208, -103.972084, -104.0, 89.0,  # exp
             9.010913, 9.0109135, -9.010913, 17.0, 104.0, -104.0, 16.635532, -88.0,  # tanh/sigmoid
             np.pi / 2, np.pi, 1e5, 1e10, 3e38, 1e-20, 1.18e-38,
-            87.0, -87.0, 80.0, -80.0, 40.0, -40.0]  # ends of the native float32 routines
+            87.0, -87.0, 600.0, -600.0, 300.0, -300.0,  # ends of the native float32 routines
+            80.0, -80.0, 40.0, -40.0]  # (and the former ones)
     v = np.array(vals, dtype=f)
     with np.errstate(all="ignore"):
         return np.concatenate([v, np.nextafter(v, np.float32(np.inf)),
@@ -209,6 +210,32 @@ def test_float32_exhaustive(name, deriv, precision_default):
     print(f"\nexhaustive float32 {name}{chr(39) if deriv else ''}: max {worst:.4f} ulp, "
           f"{n_off} of 2^32 not correctly rounded")
     assert worst <= 1.0
+
+
+@pytest.mark.skipif(not EXHAUSTIVE, reason="set FASTJAC_EXHAUSTIVE=1 (about 30 s of CPU each)")
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["tanh-derivative", "sigmoid-derivative",
+                                                  "sigmoid-value"])
+def test_float32_exp_family_exhaustive_in_c(which, tmp_path):
+    # Every float32 input that the double-lane tanh', sigmoid' and sigmoid take, in C
+    # (tests/c/sig32_exhaustive.inc; the NumPy test above covers all 2^32 inputs, at
+    # several times the cost): within 1 ulp, and the lower SIMD levels bit for bit.
+    import shutil
+    import subprocess
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("needs a C compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = str(tmp_path / "sig32")
+    build = subprocess.run(
+        [cc, "-O2", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
+         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
+         os.path.join(root, "tests", "c", "sig32_exhaustive.inc"), "-o", exe, "-lm"],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    proc = subprocess.run([exe, str(which)], capture_output=True, text=True, timeout=7200)
+    print("\n" + proc.stdout.strip())
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "0 over 1 ulp, level mismatches 0" in proc.stdout
 
 
 # ---- the SIMD paths, derivative-only stages, special values ----------------------------
@@ -405,7 +432,7 @@ def test_float32_fused_unary_gives_the_bits_of_the_elementwise_op(precision_defa
                                           u.vjp(x, gy).view(np.uint32))
 
 
-NATIVE32_ENDS = {"exp": 87.0, "tanh": 40.0, "sigmoid": 80.0}
+NATIVE32_ENDS = {"exp": 87.0, "tanh": 300.0, "sigmoid": 600.0}
 
 
 @pytest.mark.parametrize("name", sorted(NATIVE32_ENDS))
@@ -511,10 +538,10 @@ def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precisio
 @pytest.mark.parametrize("name", ["tanh", "sigmoid"])
 def test_float32_tanh_sigmoid_vjp_native_per_lane_and_the_float32_product(name,
                                                                           precision_default):
-    # sech^2 and sigmoid' are native float32 (fj32n_sigd_f: float arithmetic, one float
-    # division) for |x| <= 40 and |x| <= 80: there the VJP is the float32 product
-    # f'(x) * gy; lanes outside (the far tails, inf, NaN) take the double routine, lane by
-    # lane.
+    # sech^2 and sigmoid' come from one exponential in double lanes, rounded to float32
+    # (fj_vmath32.h fj32n_sech2, fj32n_sigmoid_vd) for |x| <= 300 and |x| <= 600: there the
+    # VJP is the float32 product f'(x) * gy; lanes outside (the far tails, inf, NaN) take
+    # the double routine, lane by lane.
     rng = np.random.default_rng(24)
     lim = NATIVE32_ENDS[name]
     x = np.concatenate([rng.standard_normal(3000) * 3, rng.uniform(-lim, lim, 1096)])

@@ -12,7 +12,13 @@ double, measured on a fine grid.
   fdlibm decomposition; |f| < sqrt(2) - 1): L(z) = (2 atanh(s) - 2 s) / s^3, degree 6.
   L enters the result scaled by ~z/3 < 0.01.
 
+- exp(-u) = 1 - u + u^2 Q(u), |u| <= ln2/32 (the exponential of tanh', sigmoid' and
+  sigmoid, FJ_EXPM_OF): Q(u) = (expm1(-u) + u) / u^2, degree 5 (2^-64 of exp).
+
 And for fj_vmath32.h (float32: relative errors near 2^-30 are plenty):
+
+- exp(-u) as above for the float32 sech^2, sigmoid' and sigmoid (FJ32D_EXPM_OF): Q of
+  degree 2 (2^-36.5 of exp).
 
 - exp(r) = 1 + r + r^2 E(r), |r| <= ln2/2: E(r) = (exp(r) - 1 - r) / r^2, degree 5.
 - tanh, |x| < 1/8 (z < 1/64): P as above, degree 2.
@@ -97,6 +103,12 @@ def exp_e(r):
     return (mp.exp(r) - 1 - r) / r**2
 
 
+def expm_q(u):
+    if u == 0:
+        return mp.mpf(1) / 2
+    return (mp.expm1(-u) + u) / u**2
+
+
 def main():
     zlog = ((mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)) ** 2 * mp.mpf("1.0001")
     for name, f, b, deg in (("FJ_TANH_P", tanh_p, mp.mpf(1) / 16, 7),
@@ -105,6 +117,16 @@ def main():
         print(f"/* {name}: relative error 2^{e:.1f} */")
         for j, c in enumerate(cs):
             print(f"#define {name}{j} {c.hex()}")
+    h = mp.log(2) / 32 * (1 + mp.mpf(2) ** -9)
+    cs, e = fit(expm_q, -h, h, 5)
+    print(f"/* FJ_EXPM_Q: relative error 2^{e:.1f} */")
+    for j, c in enumerate(cs):
+        print(f"#define FJ_EXPM_Q{j} {c.hex()}")
+    h = mp.log(2) / 32 * (1 + mp.mpf(2) ** -8)
+    cs, e = fit(expm_q, -h, h, 2)
+    print(f"/* FJ32D_Q: relative error 2^{e:.1f} */")
+    for j, c in enumerate(cs):
+        print(f"#define FJ32D_Q{j} {c.hex()}")
     h = mp.log(2) / 2 * mp.mpf("1.0001")
     for name, f, a, b, deg in (("FJ32_EXP_E", exp_e, -h, h, 5),
                                ("FJ32_TANH_P", tanh_p, mp.mpf(0), mp.mpf(1) / 64, 2),

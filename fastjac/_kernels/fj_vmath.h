@@ -11,7 +11,7 @@
    * "accurate" (default): exp, log, sin, cos, tanh, sigmoid and the derivatives of tanh
      and sigmoid are fastjac's own vectorised routines below, every one under one ulp
      (measured maxima over 1e7 points in docs/guide/precision.rst: exp 0.57, sin/cos 0.78,
-     log 0.83, tanh, sech^2, sigmoid, sigmoid' 0.56).
+     log 0.83, tanh 0.57, sech^2, sigmoid, sigmoid' 0.54).
    * "strict": libm for every transcendental (glibc's bits exactly, several times slower).
    * "fast" (opt-in): sin, cos, tanh and log call glibc's libmvec (AVX-512 or AVX2 variants,
      chosen at run time). Measured error: up to ~3.5 ulp for sin/cos, ~1.5 ulp for log,
@@ -469,54 +469,114 @@ static inline double fj_tanh_from(double x, double qh, double ql) {
     return x != x ? x + x : r;
 }
 
-/* sech^2 = 4q/(1+q)^2 from q = qh + ql and sigmoid' = e/(1+e)^2 from e = eh + el, as
-   expressions in a type V: double (FMA fma) or a GCC vector of doubles (__m512d, __m256d
-   with the fmadd intrinsic), so that the scalar cores (fj_sech2_from, fj_sigmoid_d_from,
-   fj_sigmoid_from's d) and the vector loops of the float64 VJP (fj_vjp_expfam) are one
-   source, operation for operation, and give the same bits. FJ_QUOT_SQ_OF(V, FMA, nh, nl,
-   eh, el, res): (nh + nl) / (1 + e)^2 with s + sl = 1 + e (Fast2Sum), (1 + e)^2 = P + dl
-   (P = s^2 rounded, dl = E + 2 s sl with E = fma(s, s, -P) the exact rounding error of the
-   square; sl^2 < 2^-105 is left out), i2 = (1/s)^2 (the one division, started before the
-   square; within ~2 ulp of 1/P), y = nh i2 and one correction by fmas,
-   res = y + (nh - y P + nl - y dl) i2, rounded once by the last fma. The correction's own
-   errors are ~2^-100 of the result, the quotient's condition in e is below 1, so what
-   remains is the final rounding plus e's ~2^-57: measured maxima in precision.rst. */
-#define FJ_QUOT_SQ_OF(V, FMA, nh, nl, eh, el, res)                                           \
-    do {                                                                                     \
-        V s_ = 1.0 + (eh);                                                                   \
-        V sl_ = ((eh) - (s_ - 1.0)) + (el);   /* 1 + e = s + sl */                           \
-        V inv_ = 1.0 / s_;                                                                   \
-        V P_ = s_ * s_;                                                                      \
-        V dl_ = FMA(2.0 * s_, sl_, FMA(s_, s_, -P_));                                        \
-        V i2_ = inv_ * inv_;                                                                 \
-        V y_ = (nh) * i2_;                                                                   \
-        V r_ = FMA(-y_, P_, (nh)) + (nl);                                                    \
-        (res) = FMA(FMA(-y_, dl_, r_), i2_, y_);                                             \
-    } while (0)
-#define FJ_SECH2_OF(V, FMA, qh, ql, res) FJ_QUOT_SQ_OF(V, FMA, 4.0 * (qh), 4.0 * (ql), qh, ql, res)
-#define FJ_SIGMOID_D_OF(V, FMA, eh, el, res) FJ_QUOT_SQ_OF(V, FMA, eh, el, eh, el, res)
+/* ---- the exponential of tanh', sigmoid' and sigmoid: exp(-c a), a = |x|, c = 2 or 1 ------
 
-static inline double fj_sech2_from(double qh, double ql) {
-    double r;
-    FJ_SECH2_OF(double, fma, qh, ql, r);
+   Their quotients need q = exp(-c a) as a double-double qh + ql within ~2^-57 (the exp of
+   fj_exp_dd serves exp's own bits and stays as it is). This one is shorter, fused
+   multiply-adds throughout (FMA-compiled loops only: the instruction on AVX-512 and AVX2,
+   the C library's exact fma on the baseline, so every level gives the same bits):
+   - kd = fma(a, -c 16/ln2, 1.5 2^52) holds -k = round(-c a 16/ln2) in its low bits, kf =
+     kd - 1.5 2^52; r = fma(kf, L2/c, fma(kf, L1/c, a)) with ln2/16 = L1 + L2: the inner
+     fma is exact (a + kf L1/c is a multiple of ulp(L1/c)/2 below 2^-5: 53 bits), the outer
+     rounds once (<= 2^-60). Then -c a = -k ln2/16 - u, u = c r, |u| <= ln2/32.
+   - exp(-c a) = 2^(-k/16) exp(-u) = sc (1 + T_j)(1 + m): 2^(-k/16) = sc (1 + T_j) from
+     fj_exp_table.h (j = -k mod 16: head and tail by register permutes on AVX-512),
+     m = expm1(-u) = -u + u^2 Q(u), Q of degree 5 (_gen_vmath_poly.py, 2^-64 of exp), and
+     p = (T_j - u) + u^2 Q (T_j m < 2^-59 dropped) rounded once (<= 2^-59).
+   - qh + ql = sc (1 + p) exactly: qh = fma(sc, p, sc), ql = fma(sc, p, sc - qh) (sc - qh
+     exact: Sterbenz).
+   About 2^-57.3 relative error in all: the same size as fj_exp_dd's, with 12 multiplies
+   or fmas where fj_exp_dd took 13 and 14 additions (the float64 VJP is bound by the
+   fma/multiply pipes; the additions counted too: every operation of the loop waits in
+   the same scheduler).
+
+   FJ_EXPM_OF(V, FMA, LOOKUP, a, TWO, qh, ql): that on a type V, double (FMA fma, LOOKUP
+   FJ_EXPM_LOOKUP1) or a GCC vector of doubles (the fmadd intrinsic and a permute or
+   scalar lookup), one source operation for operation. TWO: 1 for c = 2, 0 for c = 1
+   (a constant of the caller). Valid for 0 <= a, c a < 700; other lanes give garbage
+   (never a trap), which the callers replace. */
+#define FJ_EXPM_L1 0x1.62e42fefa39efp-5  /* ln2/16 = L1 + L2 */
+#define FJ_EXPM_L2 0x1.abc9e3b39803fp-60
+/* FJ_EXPM_Q: Q(u) = (expm1(-u) + u)/u^2, |u| <= ln2/32 (1 + 2^-9); relative error 2^-52
+   (its coefficients' rounding), 2^-64 of exp (_gen_vmath_poly.py) */
+#define FJ_EXPM_Q0 0x1.0000000000001p-1
+#define FJ_EXPM_Q1 -0x1.5555555555552p-3
+#define FJ_EXPM_Q2 0x1.55555554e86e2p-5
+#define FJ_EXPM_Q3 -0x1.11111111671d5p-7
+#define FJ_EXPM_Q4 0x1.6c17ee78895b0p-10
+#define FJ_EXPM_Q5 -0x1.a01a2e397fd39p-13
+#define FJ_V(V, c) ((V){0} + (c)) /* the constant c in every lane of V (double: c) */
+#define FJ_EXPM_OF(V, FMA, LOOKUP, a, TWO, qh, ql)                                         \
+    do {                                                                                     \
+        V kd_ = FMA((a), FJ_V(V, (TWO ? -2.0 : -1.0) * FJ_INV_LN2_N), FJ_V(V, FJ_SHIFT));    \
+        V kf_ = kd_ - FJ_SHIFT;                                                              \
+        V r_ = FMA(kf_, FJ_V(V, (TWO ? 0.5 : 1.0) * FJ_EXPM_L1), (a));                       \
+        V u_, tail_, sc_, u2_, q_, p_;                                                       \
+        r_ = FMA(kf_, FJ_V(V, (TWO ? 0.5 : 1.0) * FJ_EXPM_L2), r_);                          \
+        if (TWO) u_ = r_ + r_;                                                               \
+        else u_ = r_;                                                                        \
+        LOOKUP(kd_, tail_, sc_);                                                             \
+        u2_ = u_ * u_;                                                                       \
+        q_ = FMA(u_, FJ_V(V, FJ_EXPM_Q5), FJ_V(V, FJ_EXPM_Q4));                              \
+        q_ = FMA(u_, q_, FJ_V(V, FJ_EXPM_Q3));                                               \
+        q_ = FMA(u_, q_, FJ_V(V, FJ_EXPM_Q2));                                               \
+        q_ = FMA(u_, q_, FJ_V(V, FJ_EXPM_Q1));                                               \
+        q_ = FMA(u_, q_, FJ_V(V, FJ_EXPM_Q0));                                               \
+        p_ = FMA(u2_, q_, tail_ - u_);                                                       \
+        (qh) = FMA(sc_, p_, sc_);                                                            \
+        (ql) = FMA(sc_, p_, sc_ - (qh));                                                     \
+    } while (0)
+/* the table lookup of one lane: kd's bits hold -k; 2^(-k/16) = sc (1 + tail) */
+#define FJ_EXPM_LOOKUP1(kd, tail, sc)                                                        \
+    do {                                                                                     \
+        uint64_t kb_ = fj_asu64(kd);                                                         \
+        (tail) = fj_exp_tail[kb_ & 15];                                                      \
+        (sc) = fj_asf64(fj_exp_head[kb_ & 15] + (kb_ << 48));                                \
+    } while (0)
+
+/* q/(1 + q)^2 from q = qh + ql (sigmoid' = e/(1+e)^2; sech^2 is 4 times it, 4q/(1+q)^2),
+   in a type V as FJ_EXPM_OF: s + sl = 1 + q (Fast2Sum), (1 + q)^2 = P + dl (P = s^2
+   rounded, dl = E + 2 s sl with E = fma(s, s, -P) the exact rounding error of the square;
+   sl^2 < 2^-105 left out), inv = 1/P (the one division, correctly rounded), y = qh inv
+   and one correction by fmas, res = y + (qh - y P + ql - y dl) inv, rounded once by the
+   last fma. The correction's own errors are ~2^-100 of the result, the quotient's
+   condition in q is below 1 ((1 - q)/(1 + q)), so what remains is the final rounding plus
+   q's ~2^-57: measured maxima in precision.rst. */
+#define FJ_QUOT_SQ_OF(V, FMA, qh, ql, res)                                                   \
+    do {                                                                                     \
+        V s_ = 1.0 + (qh);                                                                   \
+        V sl_ = ((qh) - (s_ - 1.0)) + (ql);   /* 1 + q = s + sl */                           \
+        V P_ = s_ * s_;                                                                      \
+        V dl_ = FMA(s_ + s_, sl_, FMA(s_, s_, -P_));                                         \
+        V inv_ = 1.0 / P_;                                                                   \
+        V y_ = (qh) * inv_;                                                                  \
+        V r_ = FMA(-y_, P_, (qh)) + (ql);                                                    \
+        (res) = FMA(FMA(-y_, dl_, r_), inv_, y_);                                            \
+    } while (0)
+
+/* One lane: sech^2(x) for |x| < FJ_SECH2_BIG, sigmoid'(x) for |x| < FJ_SIGMOID_BIG (the
+   vector loops' operations; 4 res is exact: res >= e^-700 is far from the subnormals). */
+static inline double fj_sech2_core(double x) {
+    double a = fabs(x), qh, ql, r;
+    FJ_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 1, qh, ql);
+    FJ_QUOT_SQ_OF(double, fma, qh, ql, r);
+    return 4.0 * r;
+}
+static inline double fj_sigmoid_d_core(double x) {
+    double a = fabs(x), eh, el, r;
+    FJ_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 0, eh, el);
+    FJ_QUOT_SQ_OF(double, fma, eh, el, r);
     return r;
 }
-
+/* sigmoid and sigmoid' of one lane from e = exp(-|x|) = eh + el (FJ_EXPM_OF), |x| <
+   FJ_SIGMOID_BIG: the value (1 or e)/(1 + e) by fj_dd_div_inv (its own division 1/s). */
 static inline void fj_sigmoid_from(double x, double eh, double el, double* v, double* d) {
     double s, sl;
     int pos = x >= 0.0;
     s = 1.0 + eh;
     sl = (eh - (s - 1.0)) + el;
-    /* 1/s: the same rounded value as FJ_SIGMOID_D_OF's (gcc computes it once) */
     *v = fj_dd_div_inv(pos ? 1.0 : eh, pos ? 0.0 : el, s, sl, 1.0 / s);
-    FJ_SIGMOID_D_OF(double, fma, eh, el, *d);
-}
-
-/* sigmoid' alone (a VJP), the same operations as fj_sigmoid_from's d. */
-static inline double fj_sigmoid_d_from(double eh, double el) {
-    double r;
-    FJ_SIGMOID_D_OF(double, fma, eh, el, r);
-    return r;
+    FJ_QUOT_SQ_OF(double, fma, eh, el, *d);
 }
 
 /* The rare lanes, in long double (on x86-64 64-bit mantissa and a wide exponent: one
@@ -535,6 +595,73 @@ static void fj_sigmoid_far(double x, double* v, double* d) {
 
 #define FJ_TILE_TMP 256
 
+/* hi[k] + lo[k] = exp(-c |x[k]|) by FJ_EXPM_OF (two: c = 2, else c = 1), for c |x[k]| < 700
+   (other lanes: garbage, replaced by the callers); the table lookups are register
+   permutes on AVX-512 and scalar loads on AVX2 (as fj_exp_parts4): the same bits on every
+   level. FJ_MULTI_FMA bodies only (the baseline's fma is the C library's). */
+#if FJ_X86_DISPATCH
+#define FJ_EXPM_LOOKUP8(kd, tail, sc)                                                        \
+    do {                                                                                     \
+        __m512i kb_ = _mm512_castpd_si512(kd);                                               \
+        (tail) = _mm512_permutex2var_pd(_mm512_load_pd(fj_exp_tail), kb_,                    \
+                                        _mm512_load_pd(fj_exp_tail + 8));                    \
+        (sc) = _mm512_castsi512_pd(_mm512_add_epi64(                                         \
+            _mm512_castpd_si512(_mm512_permutex2var_pd(                                      \
+                _mm512_load_pd((const double*)fj_exp_head), kb_,                             \
+                _mm512_load_pd((const double*)fj_exp_head + 8))),                            \
+            _mm512_slli_epi64(kb_, 48)));                                                    \
+    } while (0)
+#define FJ_EXPM_LOOKUP4(kd, tail, sc)                                                        \
+    do {                                                                                     \
+        uint64_t kb_[4];                                                                     \
+        _mm256_storeu_si256((__m256i*)kb_, _mm256_castpd_si256(kd));                         \
+        (tail) = _mm256_set_pd(fj_exp_tail[kb_[3] & 15], fj_exp_tail[kb_[2] & 15],           \
+                               fj_exp_tail[kb_[1] & 15], fj_exp_tail[kb_[0] & 15]);          \
+        (sc) = _mm256_castsi256_pd(_mm256_add_epi64(                                         \
+            _mm256_set_epi64x((long long)fj_exp_head[kb_[3] & 15],                           \
+                              (long long)fj_exp_head[kb_[2] & 15],                           \
+                              (long long)fj_exp_head[kb_[1] & 15],                           \
+                              (long long)fj_exp_head[kb_[0] & 15]),                          \
+            _mm256_slli_epi64(_mm256_castpd_si256(kd), 48)));                                \
+    } while (0)
+#define FJ_ABS8(v) _mm512_abs_pd(v)
+#define FJ_ABS4(v) _mm256_andnot_pd(_mm256_set1_pd(-0.0), v)
+#define FJ_EXPM_DD_LOOP(V, PFX, W, FMA, LOOKUP, ABS)                                         \
+    for (; i + W <= n; i += W) {                                                             \
+        V a_ = ABS(PFX##_loadu_pd(x + i)), h_, l_;                                           \
+        if (two) FJ_EXPM_OF(V, FMA, LOOKUP, a_, 1, h_, l_);                                  \
+        else FJ_EXPM_OF(V, FMA, LOOKUP, a_, 0, h_, l_);                                      \
+        PFX##_storeu_pd(hi + i, h_);                                                         \
+        PFX##_storeu_pd(lo + i, l_);                                                         \
+    }
+__attribute__((target("avx512f,fma"))) static void fj_expm_dd_n_avx512(
+    int two, const double* x, double* hi, double* lo, ptrdiff_t n, ptrdiff_t i) {
+    FJ_EXPM_DD_LOOP(__m512d, _mm512, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8)
+}
+__attribute__((target("avx2,fma"))) static void fj_expm_dd_n_avx2(
+    int two, const double* x, double* hi, double* lo, ptrdiff_t n, ptrdiff_t i) {
+    FJ_EXPM_DD_LOOP(__m256d, _mm256, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4)
+}
+#endif
+static void fj_expm_dd_n(int two, const double* x, double* hi, double* lo, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+#if FJ_X86_DISPATCH
+    if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+    if (fj_cpu_level == 2) {
+        fj_expm_dd_n_avx512(two, x, hi, lo, n, 0);
+        i = n - n % 8;
+    } else if (fj_cpu_level == 1 && fj_has_fma) {
+        fj_expm_dd_n_avx2(two, x, hi, lo, n, 0);
+        i = n - n % 4;
+    }
+#endif
+    for (; i < n; i++) {
+        double a = fabs(x[i]);
+        if (two) FJ_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 1, hi[i], lo[i]);
+        else FJ_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 0, hi[i], lo[i]);
+    }
+}
+
 /* Tiles: xs (m <= FJ_TILE_TMP doubles) to outputs that do not overlap xs. */
 FJ_BODY void fj_tanh_tile(const double* xs, double* y, ptrdiff_t m) {
     double qh[FJ_TILE_TMP], ql[FJ_TILE_TMP];
@@ -544,27 +671,29 @@ FJ_BODY void fj_tanh_tile(const double* xs, double* y, ptrdiff_t m) {
     for (k = 0; k < m; k++) y[k] = fj_tanh_from(xs[k], qh[k], ql[k]);
 }
 
+/* sech^2 and sigmoid' (the derivative-only VJP's bits, fj_vjp_expfam: the same
+   operations through memory), the far lanes redone in long double. */
 FJ_BODY void fj_sech2_tile(const double* xs, double* y, ptrdiff_t m) {
-    double qh[FJ_TILE_TMP], ql[FJ_TILE_TMP];
+    double qh[FJ_TILE_TMP], ql[FJ_TILE_TMP], r;
     ptrdiff_t k;
     int far = 0;
-    for (k = 0; k < m; k++) qh[k] = -2.0 * fabs(xs[k]);
-    fj_exp_dd_n(qh, ql, qh, m);
-    for (k = 0; k < m; k++) y[k] = fj_sech2_from(qh[k], ql[k]);
+    fj_expm_dd_n(1, xs, qh, ql, m);
+    for (k = 0; k < m; k++) {
+        FJ_QUOT_SQ_OF(double, fma, qh[k], ql[k], r);
+        y[k] = 4.0 * r;
+    }
     for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SECH2_BIG);
     if (far)
         for (k = 0; k < m; k++)
             if (!(fabs(xs[k]) < FJ_SECH2_BIG)) y[k] = fj_sech2_far(xs[k]);
 }
 
-/* d = sigmoid' alone (the derivative-only VJP): the bits of fj_sigmoid_tile's d. */
 FJ_BODY void fj_sigmoid_d_tile(const double* xs, double* d, ptrdiff_t m) {
     double eh[FJ_TILE_TMP], el[FJ_TILE_TMP], v;
     ptrdiff_t k;
     int far = 0;
-    for (k = 0; k < m; k++) eh[k] = -fabs(xs[k]);
-    fj_exp_dd_n(eh, el, eh, m);
-    for (k = 0; k < m; k++) d[k] = fj_sigmoid_d_from(eh[k], el[k]);
+    fj_expm_dd_n(0, xs, eh, el, m);
+    for (k = 0; k < m; k++) FJ_QUOT_SQ_OF(double, fma, eh[k], el[k], d[k]);
     for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SIGMOID_BIG);
     if (far)
         for (k = 0; k < m; k++)
@@ -575,8 +704,7 @@ FJ_BODY void fj_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m
     double eh[FJ_TILE_TMP], el[FJ_TILE_TMP];
     ptrdiff_t k;
     int far = 0;
-    for (k = 0; k < m; k++) eh[k] = -fabs(xs[k]);
-    fj_exp_dd_n(eh, el, eh, m);
+    fj_expm_dd_n(0, xs, eh, el, m);
     for (k = 0; k < m; k++) fj_sigmoid_from(xs[k], eh[k], el[k], &v[k], &d[k]);
     for (k = 0; k < m; k++) far |= !(fabs(xs[k]) < FJ_SIGMOID_BIG);
     if (far)
@@ -1152,28 +1280,21 @@ FJ_VJP1(float)
    on memory at 1e6 (perf: a third of the loop's time on the tile copy and on t).
 
    exp, tanh and sigmoid: fj_vjp_expfam, one vector of 8 (AVX-512) or 4 (AVX2) lanes at a
-   time, exp by fj_exp_parts8/4 and the rest by FJ_SECH2_OF / FJ_SIGMOID_D_OF on the vector
-   type, everything in registers; a vector with a far lane (FJ_EXP_IN_RANGE,
-   FJ_SECH2_BIG, FJ_SIGMOID_BIG: overflow, subnormal results, NaN) redoes those lanes one at
-   a time as the tile routines do. The baseline and the last n mod 8 elements take the
-   scalar form, fj_expfam_deriv. out may be x or t (each vector is loaded before it is
-   stored). */
+   time, everything in registers: exp by fj_exp_parts8/4; tanh' and sigmoid' by
+   FJ_EXPM_OF and FJ_QUOT_SQ_OF on the vector type (4 q/(1+q)^2 as an exponent add); a
+   vector with a far lane (FJ_EXP_IN_RANGE, FJ_SECH2_BIG, FJ_SIGMOID_BIG: overflow,
+   subnormal results, NaN) redoes those lanes one at a time as the tile routines do. The
+   baseline and the last n mod 8 elements take the scalar form, fj_expfam_deriv. out may
+   be x or t (each vector is loaded before it is stored). */
 static inline double fj_expfam_deriv(int code, double x) {
-    double a = fabs(x), hi, lo, r;
+    double a = fabs(x), hi, lo;
     if (code == FJ_U_EXP) return FJ_EXP_IN_RANGE(x) ? fj_exp_core(x) : exp(x);
-    if (code == FJ_U_TANH) {
-        if (!(a < FJ_SECH2_BIG)) return fj_sech2_far(x);
-        fj_exp_dd(-2.0 * a, &hi, &lo);
-        FJ_SECH2_OF(double, fma, hi, lo, r);
-        return r;
-    }
+    if (code == FJ_U_TANH) return a < FJ_SECH2_BIG ? fj_sech2_core(x) : fj_sech2_far(x);
     if (!(a < FJ_SIGMOID_BIG)) {
-        fj_sigmoid_far(x, &hi, &r);
-        return r;
+        fj_sigmoid_far(x, &hi, &lo);
+        return lo;
     }
-    fj_exp_dd(-a, &hi, &lo);
-    FJ_SIGMOID_D_OF(double, fma, hi, lo, r);
-    return r;
+    return fj_sigmoid_d_core(x);
 }
 
 FJ_BODY void fj_vjp_expfam_tail(int code, const double* x, const double* t, double* out,
@@ -1186,15 +1307,13 @@ FJ_BODY void fj_vjp_expfam_tail(int code, const double* x, const double* t, doub
 }
 
 /* fj_vjp_expfam's vector loop for a constant CODE (PFX _mm512 or _mm256, W lanes of type V),
-   software-pipelined: each iteration computes the exponential of the next vector (HEAD)
-   and finishes the current one (TAIL), so the two dependency chains (exp, then the
-   division and its correction: about 100 cycles of latency together) overlap and the
-   loop is bounded by throughput instead of the out-of-order window (perf showed the
-   unpipelined loop stalled at the division). HEAD: from x[j..j+W) the exponential as
-   h + l (exp: h, rounded) and the mask of in-range lanes; TAIL: the derivative, far lanes
-   redone one at a time, times t, stored. Each vector's loads come before its store, and
-   HEAD reads a vector ahead of TAIL's store: out may be x or t. */
-#define FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, j, h, l, ok)                        \
+   software-pipelined: each iteration starts the next vector (HEAD: its exponential and,
+   for tanh' and sigmoid', the denominator (1 + q)^2 = P + dl and the division 1/P) and
+   finishes the current one (TAIL), so the long dependency chains of neighbouring vectors
+   overlap (perf showed an unpipelined loop stalled at the division). TAIL: the
+   derivative, far lanes redone one at a time, times t, stored. Each vector's loads come
+   before its store, and HEAD reads a vector ahead of TAIL's store: out may be x or t. */
+#define FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, LOOKUP, FMA, OKBITS, ABS, j, h, l, ok)           \
     do {                                                                                     \
         V xv_ = PFX##_loadu_pd(x + (j)), a_ = ABS(xv_), sc_, sp_;                            \
         if (CODE == FJ_U_EXP) {                                                              \
@@ -1203,17 +1322,34 @@ FJ_BODY void fj_vjp_expfam_tail(int code, const double* x, const double* t, doub
             h = l = sc_ + sp_;                                                               \
         } else {                                                                             \
             ok = OKBITS(a_, CODE == FJ_U_TANH ? FJ_SECH2_BIG : FJ_SIGMOID_BIG);              \
-            PARTS((CODE == FJ_U_TANH ? -2.0 : -1.0) * a_, &sc_, &sp_); /* -1.0 * a is -a */  \
-            h = sc_ + sp_;                                                                   \
-            l = sp_ - (h - sc_);                                                             \
+            FJ_EXPM_OF(V, FMA, LOOKUP, a_, CODE == FJ_U_TANH, h, l);                         \
+            (void)sc_;                                                                       \
+            (void)sp_;                                                                       \
         }                                                                                    \
     } while (0)
-#define FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, j, h, l, ok)                                    \
+#define FJ_EXPFAM_MID(CODE, V, FMA, h, l, P, dl, inv)                                        \
+    do {                                                                                     \
+        if (CODE != FJ_U_EXP) {                                                              \
+            V s_ = 1.0 + h; /* FJ_QUOT_SQ_OF's first half */                                 \
+            V sl_ = (h - (s_ - 1.0)) + l;                                                    \
+            P = s_ * s_;                                                                     \
+            dl = FMA(s_ + s_, sl_, FMA(s_, s_, -P));                                         \
+            inv = 1.0 / P;                                                                   \
+        } else {                                                                             \
+            P = dl = inv = h;                                                                \
+        }                                                                                    \
+    } while (0)
+#define FJ_EXPFAM_TAIL(CODE, V, VI, PFX, W, FMA, j, h, l, P, dl, inv, ok)                    \
     do {                                                                                     \
         V d_;                                                                                \
-        if (CODE == FJ_U_EXP) d_ = h;                                                        \
-        else if (CODE == FJ_U_TANH) FJ_SECH2_OF(V, FMA, h, l, d_);                           \
-        else FJ_SIGMOID_D_OF(V, FMA, h, l, d_);                                              \
+        if (CODE == FJ_U_EXP) {                                                              \
+            d_ = h;                                                                          \
+        } else { /* FJ_QUOT_SQ_OF's second half; sech^2 = 4 res: an exponent add */          \
+            V y_ = h * inv;                                                                  \
+            V r_ = FMA(-y_, P, h) + l;                                                       \
+            d_ = FMA(FMA(-y_, dl, r_), inv, y_);                                             \
+            if (CODE == FJ_U_TANH) d_ = (V)((VI)d_ + (2LL << 52));                           \
+        }                                                                                    \
         if (ok != (1 << W) - 1) {                                                            \
             double ds_[W];                                                                   \
             int k_;                                                                          \
@@ -1225,32 +1361,41 @@ FJ_BODY void fj_vjp_expfam_tail(int code, const double* x, const double* t, doub
         if (t != NULL) d_ = d_ * PFX##_loadu_pd(t + (j));                                    \
         PFX##_storeu_pd(out + (j), d_);                                                      \
     } while (0)
-#define FJ_EXPFAM_LOOP(CODE, V, PFX, W, PARTS, FMA, OKBITS, ABS)                             \
+/* three vectors in flight: the exponential of i + 2W, the denominator and division of
+   i + W, the rest of i */
+#define FJ_EXPFAM_LOOP(CODE, V, VI, PFX, W, PARTS, LOOKUP, FMA, OKBITS, ABS)                 \
     do {                                                                                     \
-        V h0, l0, h1, l1;                                                                    \
-        int ok0, ok1;                                                                        \
-        if (n < W) break;                                                                    \
-        FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, 0, h0, l0, ok0);                    \
-        for (; i + 2 * W <= n; i += W) {                                                     \
-            FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, OKBITS, ABS, i + W, h1, l1, ok1);            \
-            FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, i, h0, l0, ok0);                            \
-            h0 = h1;                                                                         \
-            l0 = l1;                                                                         \
-            ok0 = ok1;                                                                       \
+        V h0, l0, P0, dl0, inv0, h1, l1, h2, l2;                                             \
+        int ok0, ok1, ok2;                                                                   \
+        if (n < 2 * W) break;                                                                \
+        FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, LOOKUP, FMA, OKBITS, ABS, 0, h0, l0, ok0);       \
+        FJ_EXPFAM_MID(CODE, V, FMA, h0, l0, P0, dl0, inv0);                                  \
+        FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, LOOKUP, FMA, OKBITS, ABS, W, h1, l1, ok1);       \
+        for (; i + 3 * W <= n; i += W) {                                                     \
+            V P1, dl1, inv1;                                                                 \
+            FJ_EXPFAM_HEAD(CODE, V, PFX, PARTS, LOOKUP, FMA, OKBITS, ABS, i + 2 * W, h2, l2, \
+                           ok2);                                                             \
+            FJ_EXPFAM_MID(CODE, V, FMA, h1, l1, P1, dl1, inv1);                              \
+            FJ_EXPFAM_TAIL(CODE, V, VI, PFX, W, FMA, i, h0, l0, P0, dl0, inv0, ok0);         \
+            h0 = h1; l0 = l1; P0 = P1; dl0 = dl1; inv0 = inv1; ok0 = ok1;                    \
+            h1 = h2; l1 = l2; ok1 = ok2;                                                     \
         }                                                                                    \
-        FJ_EXPFAM_TAIL(CODE, V, PFX, W, FMA, i, h0, l0, ok0);                                \
-        i += W;                                                                              \
+        FJ_EXPFAM_TAIL(CODE, V, VI, PFX, W, FMA, i, h0, l0, P0, dl0, inv0, ok0);             \
+        FJ_EXPFAM_MID(CODE, V, FMA, h1, l1, P0, dl0, inv0);                                  \
+        FJ_EXPFAM_TAIL(CODE, V, VI, PFX, W, FMA, i + W, h1, l1, P0, dl0, inv0, ok1);         \
+        i += 2 * W;                                                                          \
     } while (0)
 
 #if FJ_X86_DISPATCH
-#define FJ_ABS4(v) _mm256_andnot_pd(_mm256_set1_pd(-0.0), v)
 #define FJ_OK8(a, lim) ((int)_mm512_cmp_pd_mask(a, _mm512_set1_pd(lim), _CMP_LT_OQ))
 #define FJ_OK4(a, lim) _mm256_movemask_pd(_mm256_cmp_pd(a, _mm256_set1_pd(lim), _CMP_LT_OQ))
-#define FJ_EXPFAM_LOOP8(CODE) \
-    FJ_EXPFAM_LOOP(CODE, __m512d, _mm512, 8, fj_exp_parts8, _mm512_fmadd_pd, FJ_OK8, _mm512_abs_pd)
-#define FJ_EXPFAM_LOOP4(CODE) \
-    FJ_EXPFAM_LOOP(CODE, __m256d, _mm256, 4, fj_exp_parts4, _mm256_fmadd_pd, FJ_OK4, FJ_ABS4)
-__attribute__((target("avx512f"))) static void fj_vjp_expfam_avx512(int code, const double* x,
+#define FJ_EXPFAM_LOOP8(CODE)                                                                \
+    FJ_EXPFAM_LOOP(CODE, __m512d, __m512i, _mm512, 8, fj_exp_parts8, FJ_EXPM_LOOKUP8,        \
+                   _mm512_fmadd_pd, FJ_OK8, FJ_ABS8)
+#define FJ_EXPFAM_LOOP4(CODE)                                                                \
+    FJ_EXPFAM_LOOP(CODE, __m256d, __m256i, _mm256, 4, fj_exp_parts4, FJ_EXPM_LOOKUP4,        \
+                   _mm256_fmadd_pd, FJ_OK4, FJ_ABS4)
+__attribute__((target("avx512f,fma"))) static void fj_vjp_expfam_avx512(int code, const double* x,
                                                                     const double* t,
                                                                     double* out, ptrdiff_t n) {
     ptrdiff_t i = 0;

@@ -9,8 +9,8 @@
    - native float32 (fj32n_*: float arithmetic, 16 lanes of AVX-512, 8 of AVX2): exp,
      faithfully rounded in float32; sqrt' and reciprocal' (fj32n_sqrt_deriv,
      fj32n_recip_deriv, with exact fmaf residuals);
-     and exp(-a) as an unevaluated pair hi + lo (~2^-26), from which sech^2, sigmoid and
-     sigmoid' are finished in double. They take a lane whose
+     and sech^2, sigmoid' and sigmoid from one exponential and one division in double
+     lanes (fj32n_sech2, fj32n_sigmoid_vd, FJ32D_*_OF). They take a lane whose
      input is a float32 in their range (fj32n_lane_ok); a tile whose lanes all qualify runs
      one native loop, any other tile chooses lane by lane, so an element's bits never
      depend on its neighbours or the tiling.
@@ -136,244 +136,255 @@ static inline float fj32n_exp_core(float x) {
 }
 #define FJ32N_EXP_OK(x) (fabsf(x) <= FJ32N_EXP_MAX)
 
-/* exp(-a) = 2^k (hi + lo) for a float a in [0, FJ32N_SIGD_MAX], the unevaluated sum within
-   ~2^-26 relative (for sigmoid' and sech^2, whose last steps run in double): as
-   fj32n_exp_core, but r = rh + rl exactly up to the tiny product k LN2_LO (Fast2Sum; where
-   |r1| < |c| the error term is off by < 2^-36, negligible), and exp(rh + rl) = 1 + rh +
-   (rl (1 + rh) + rh^2 P(rh)) with 1 + rh = hi + (1 - hi) + rh split exactly. lo errs by its
-   own rounding (< 2^-28 for |lo| < 0.08) and P's evaluation (~2^-27). The bound on a keeps
-   2^k lo a normal or a harmless subnormal (|2^k lo| error < 2^-150 < 2^-30 exp(-a)). */
-#define FJ32N_SIGD_MAX 80.0f
-static inline void fj32n_exp_pair(float a, float* eh, float* el) {
-    float x = -a;
-    float kf = x * FJ32N_INV_LN2 + FJ32N_SHIFT;
-    uint32_t ki = fj_asu32(kf);
-    float r1, c, rh, rl, r2, p, hi, lo, sc;
-    kf -= FJ32N_SHIFT;
-    r1 = x - kf * FJ32N_LN2_HI; /* exact */
-    c = kf * FJ32N_LN2_LO;
-    rh = r1 - c;
-    rl = (r1 - rh) - c;
-    r2 = rh * rh;
-    p = (FJ32N_EXP_P0 + rh * FJ32N_EXP_P1)
-        + r2 * ((FJ32N_EXP_P2 + rh * FJ32N_EXP_P3) + r2 * (FJ32N_EXP_P4 + rh * FJ32N_EXP_P5));
-    hi = 1.0f + rh;
-    lo = ((1.0f - hi) + rh) + (rl * hi + r2 * p);
-    sc = fj_asf32((ki << 23) + 0x3f800000u);
-    *eh = sc * hi;
-    *el = sc * lo;
+/* ---- float32 sech^2, sigmoid' and sigmoid: one exponential in double -------------------
+
+   For a float32 x with |x| <= FJ32N_TANH_MAX (sech^2) or FJ32N_SIGD_MAX (sigmoid', sigmoid)
+   the lane is widened to double (exact) and, with a = |x| and c = 2 (sech^2) or 1:
+   - q = exp(-c a) within ~2^-36 relative, as fj_vmath.h's FJ_EXPM_OF but sized for a
+     float32 result: one fma for the reduction (r = a + kf ln2/(16c) rounded once; the
+     error of ln2/16 in double, < 2^-45 of exp at these a), the table head only (its
+     rounding 2^-53; the tail is dropped), exp(-u) = 1 - u + u^2 Q(u), Q of degree 2
+     (2^-36.5 of exp, _gen_vmath_poly.py), q = sc (1 + p) by one fma;
+   - sech^2 = q/h^2 with h = (1 + q)/2 (one fma, exact scaling), one division;
+   - sigmoid: g = 1/(1 + q) (one division), e g = q g, sigmoid' = (q g) g and the value g
+     (x >= 0) or q g (x < 0), so the value costs nothing more than the derivative.
+   Each is a double within ~2^-36 + 2^-51 relative of the exact value (the quotients'
+   condition in q is below 1), so its rounding to float32 is within 0.5 + 2^-12 ulp: the
+   exhaustive maxima are in docs/guide/precision.rst. The derivative is rounded to float32
+   (and multiplied by t in float: the float32 product, as the other float32 VJPs); a
+   chain's sigmoid value stays a double. About half the work of the float32 route this
+   replaced (a hi + lo exponential in float, a corrected float quotient) and a value
+   without a second exponential. One source for every width: FJ32D_*_OF on a type V
+   (double, or a GCC vector of doubles with the fmadd intrinsic and a permute or scalar
+   table lookup, fj_vmath.h's FJ_EXPM_LOOKUP*); fma is exact everywhere (the instruction,
+   or the C library's on the baseline), so every level gives the same bits. */
+#define FJ32N_TANH_MAX 300.0f  /* 2a <= 600: q and sc stay normal doubles */
+#define FJ32N_SIGD_MAX 600.0f
+/* FJ32D_Q: Q(u) = (expm1(-u) + u)/u^2, |u| <= ln2/32 (1 + 2^-8); 2^-36.5 of exp */
+#define FJ32D_Q0 0x1.000000010017fp-1
+#define FJ32D_Q1 -0x1.5556e2002fa44p-3
+#define FJ32D_Q2 0x1.555555551a860p-5
+#define FJ32D_EXPM_OF(V, FMA, LOOKUP, a, TWO, q)                                            \
+    do {                                                                                     \
+        V kd_ = FMA((a), FJ_V(V, (TWO ? -2.0 : -1.0) * FJ_INV_LN2_N), FJ_V(V, FJ_SHIFT));    \
+        V u_ = FMA(kd_ - FJ_SHIFT, FJ_V(V, (TWO ? 0.5 : 1.0) * FJ_EXPM_L1), (a));            \
+        V tail_, sc_, p_;                                                                    \
+        if (TWO) u_ = u_ + u_;                                                               \
+        LOOKUP(kd_, tail_, sc_);                                                             \
+        (void)tail_;                                                                         \
+        p_ = FMA(FMA(u_, FJ_V(V, FJ32D_Q2), FJ_V(V, FJ32D_Q1)), u_, FJ_V(V, FJ32D_Q0));      \
+        p_ = FMA(u_ * u_, p_, -u_);                                                          \
+        (q) = FMA(sc_, p_, sc_);                                                             \
+    } while (0)
+/* sech^2 from q (a double; rounded to float32 by the caller) */
+#define FJ32D_SECH2_OF(V, FMA, q, d)                                                         \
+    do {                                                                                     \
+        V h_ = FMA((q), FJ_V(V, 0.5), FJ_V(V, 0.5));                                         \
+        (d) = (q) / (h_ * h_);                                                               \
+    } while (0)
+/* sigmoid' (d) and q g (eg; the value of x < 0) and g (the value of x >= 0) from q */
+#define FJ32D_SIG_OF(V, q, g, eg, d)                                                         \
+    do {                                                                                     \
+        (g) = 1.0 / (1.0 + (q));                                                             \
+        (eg) = (q) * (g);                                                                    \
+        (d) = (eg) * (g);                                                                    \
+    } while (0)
+
+/* One lane (x a float32 in the range): sech^2, sigmoid', and sigmoid's value as a double. */
+FJ_BODY float fj32n_sech2(float x) {
+    double a = fabs((double)x), q, d;
+    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 1, q);
+    FJ32D_SECH2_OF(double, fma, q, d);
+    return (float)d;
 }
-/* e = exp(-a) from fj32n_exp_pair in double (within ~2^-26) and inv = 1/(1 + e). Then
-   sigmoid(x) = inv or e inv (a = |x|): relative errors ~2^-26 before the final rounding
-   (the sensitivity of 1/(1 + e) and e/(1 + e) to e is < 1), so the float32 results are
-   faithful. */
-static inline void fj32n_sig_parts(float a, double* e, double* inv) {
-    float eh, el;
-    fj32n_exp_pair(a, &eh, &el);
-    *e = (double)eh + (double)el;
-    *inv = 1.0 / (1.0 + *e);
+FJ_BODY float fj32n_sigmoid_deriv(float x) {
+    double a = fabs((double)x), q, g, eg, d;
+    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 0, q);
+    FJ32D_SIG_OF(double, q, g, eg, d);
+    return (float)d;
+}
+FJ_BODY double fj32n_sigmoid_vd(double x, double* d) {
+    double a = fabs(x), q, g, eg, dd;
+    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 0, q);
+    FJ32D_SIG_OF(double, q, g, eg, dd);
+    *d = (double)(float)dd;
+    return x >= 0.0 ? g : eg;
 }
 
-/* ---- native float32 sigmoid' and sech^2, all in float: float arithmetic and fmaf -------
-   D = 2^j e/(1 + e)^2 with e = exp(-a), for a float a in [0, FJ32N_SIGD_MAX]: sigmoid'(x)
-   (a = |x|, j = 0) and sech^2(x) (a = 2|x|, exact, j = 2), rounded once to float32, with
-   one float division (16 lanes) where finishing fj32n_exp_pair's e in double took two
-   double divisions (8 lanes each) per 16 elements.
-   - exp: a = k ln2/8 + r, k >= 0 from one fmaf (k <= 924), r = (a - k LN2_8_HI) -
-     k LN2_8_LO (the first difference exact: LN2_8_HI has 13 bits, Sterbenz), |r| <=
-     ln2/16 (1 + 2^-9), rounded once (2^-29 of exp). exp(-a) = c T_j E with c = 2^-(k>>3),
-     T_j = 2^(-j/8) (j = k & 7) from a table as th + tl (|tl| < 2^-25 th), and
-     E = exp(-r) = 1 + m, m = -r + r^2 P(r) (P Taylor to r^3: 2^-35 of E; m rounded once:
-     2^-29). e/c = eh + el with eh = th + th m rounded (one fmaf) and el = (th m - (eh - th))
-     (one fmaf, th - eh exact: Sterbenz) + tl, within ~2^-28 of e/c (tl m dropped: 2^-29).
-     The table lookup is a register permute on AVX-512 and AVX2 (fj32n_sigd16, fj32n_sigd8),
-     an array index in C: the same numbers.
-   - 1 + e = s + sl with s = fmaf(c, eh, 1) and t = fmaf(c, eh, 1 - s), the exact error of
-     s (Fast2Sum: 1 >= c eh), sl = fmaf(c, el, t); (1 + e)^2 = p + dl with p = s s, its
-     exact remainder pl = fmaf(s, s, -p) and dl = fmaf(2s, sl, pl) (sl^2 < 2^-46 p
-     dropped).
-   - D/(2^j c) = (eh + el)/(p + dl) = q + ((eh - q p) + el - q dl)/(p + dl) for any q:
-     with inv = 1/p (the division, correctly rounded), q = eh inv, rq = fmaf(-q, p, eh)
-     (eh - q p within 2^-24 of itself), the correction cr = fmaf(-q, dl, rq + el)
-     (|cr| <= ~2^-22 q) is scaled by inv instead of 1/(p + dl) (relative error <= 2^-22 of
-     the correction, 2^-44 of D), and fmaf(cr, inv, q) rounds once; 2^j c scales exactly
-     (the result is normal: D >= e^-80 > 2^-116). The error before the last rounding is
-     ~2^-27 (e's; the sensitivity of D to e is (1 - e)/(1 + e) < 1), below half an ulp:
-     faithful (the exhaustive maximum is in docs/guide/precision.rst).
-   fmaf is exact on every SIMD path and in libm: every level gives the same bits. */
-#define FJ32N_INV_LN2_8 0x1.715476p+3f
-#define FJ32N_LN2_8_HI 0x1.62ep-4f
-#define FJ32N_LN2_8_LO 0x1.0bfbe8p-18f
-/* exp(-r) = 1 - r + r^2 P(r): P's Taylor coefficients 1/2, -1/6, 1/24, -1/120 in float */
-#define FJ32N_EXPM_Q0 0x1p-1f
-#define FJ32N_EXPM_Q1 -0x1.555556p-3f
-#define FJ32N_EXPM_Q2 0x1.555556p-5f
-#define FJ32N_EXPM_Q3 -0x1.111112p-7f
-/* 2^(-j/8) = hi + lo, j = 0..7, written twice: a 16-lane permute indexes it by k & 15 */
-#define FJ32N_T8_HI 0x1p+0f, 0x1.d5818ep-1f, 0x1.ae89fap-1f, 0x1.8ace54p-1f, \
-                    0x1.6a09e6p-1f, 0x1.4bfdaep-1f, 0x1.306fep-1f, 0x1.172b84p-1f
-#define FJ32N_T8_LO 0.0f, -0x1.822dbcp-28f, -0x1.a94b14p-27f, 0x1.15506ep-28f, \
-                    0x1.9fcef4p-27f, -0x1.593abcp-26f, 0x1.4636e2p-26f, -0x1.c15742p-28f
-#if defined(__GNUC__)
-#define FJ32N_ALIGN64 __attribute__((aligned(64)))
-#else
-#define FJ32N_ALIGN64
-#endif
-static const float fj32n_t8_hi[16] FJ32N_ALIGN64 = {FJ32N_T8_HI, FJ32N_T8_HI};
-static const float fj32n_t8_lo[16] FJ32N_ALIGN64 = {FJ32N_T8_LO, FJ32N_T8_LO};
-
-FJ_BODY float fj32n_sigd_f(float a, uint32_t j) {
-    float kf = fmaf(a, FJ32N_INV_LN2_8, FJ32N_SHIFT);
-    uint32_t ki = fj_asu32(kf);
-    float r, p, m, th, tl, eh, el, c, s, t, sl, pp, pl, dl, inv, q, rq, cr;
-    uint32_t qb;
-    kf -= FJ32N_SHIFT;
-    r = fmaf(kf, -FJ32N_LN2_8_LO, fmaf(kf, -FJ32N_LN2_8_HI, a));
-    p = fmaf(fmaf(fmaf(FJ32N_EXPM_Q3, r, FJ32N_EXPM_Q2), r, FJ32N_EXPM_Q1), r, FJ32N_EXPM_Q0);
-    m = fmaf(r * r, p, -r);
-    th = fj32n_t8_hi[ki & 7];
-    tl = fj32n_t8_lo[ki & 7];
-    eh = fmaf(th, m, th);
-    el = fmaf(th, m, th - eh) + tl;
-    qb = (ki >> 3) << 23; /* the low bits of ki hold k */
-    c = fj_asf32(0x3f800000u - qb);
-    s = fmaf(c, eh, 1.0f);
-    t = fmaf(c, eh, 1.0f - s); /* exact */
-    sl = fmaf(c, el, t);
-    pp = s * s;
-    pl = fmaf(s, s, -pp); /* exact */
-    dl = fmaf(s + s, sl, pl);
-    inv = 1.0f / pp;
-    q = eh * inv;
-    rq = fmaf(-q, pp, eh);
-    cr = fmaf(-q, dl, rq + el);
-    return fmaf(cr, inv, q) * fj_asf32(0x3f800000u + (j << 23) - qb);
-}
-/* sech^2(x) and sigmoid'(x) of a float32 x, for |x| <= FJ32N_TANH_MAX and FJ32N_SIGD_MAX */
-FJ_BODY float fj32n_sech2(float x) { return fj32n_sigd_f(2.0f * fabsf(x), 2); }
-FJ_BODY float fj32n_sigmoid_deriv(float x) { return fj32n_sigd_f(fabsf(x), 0); }
-
-/* The same operations on 16 and 8 lanes (intrinsics: the table lookups are permutes). */
+/* The vector loops. out[k] = D(x[k]) * t[k] (D(x[k]) when t is NULL), D = sech^2 (j = 2)
+   or sigmoid' (j = 0), for float32 lanes all in the range; out may be x or t. And the
+   chain interpreter's sigmoid tile: v[k] (the double value) and d[k] (sigmoid' rounded to
+   float32) from doubles xs that are all float32 in the range. The float lanes are loaded
+   W at a time and widened to doubles (exact), the results narrowed (rounded once) and
+   multiplied by t in float; two vectors per step, so that their chains overlap. */
+#define FJ32D_D_OF(V, FMA, LOOKUP, J, a, d)                                                  \
+    do {                                                                                     \
+        V q_, g_, eg_;                                                                       \
+        if (J) {                                                                             \
+            FJ32D_EXPM_OF(V, FMA, LOOKUP, a, 1, q_);                                         \
+            FJ32D_SECH2_OF(V, FMA, q_, d);                                                   \
+            (void)g_;                                                                        \
+            (void)eg_;                                                                       \
+        } else {                                                                             \
+            FJ32D_EXPM_OF(V, FMA, LOOKUP, a, 0, q_);                                         \
+            FJ32D_SIG_OF(V, q_, g_, eg_, d);                                                 \
+        }                                                                                    \
+    } while (0)
 #if FJ_X86_DISPATCH
-__attribute__((target("avx512f,fma"))) static inline __m512 fj32n_sigd16(__m512 a, uint32_t j) {
-    const __m512 shift = _mm512_set1_ps(FJ32N_SHIFT), one = _mm512_set1_ps(1.0f);
-    __m512 kf = _mm512_fmadd_ps(a, _mm512_set1_ps(FJ32N_INV_LN2_8), shift);
-    __m512i ki = _mm512_castps_si512(kf), qb;
-    __m512 r, p, m, th, tl, eh, el, c, s, t, sl, pp, pl, dl, inv, q, rq, cr;
-    kf = _mm512_sub_ps(kf, shift);
-    r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(FJ32N_LN2_8_LO),
-                         _mm512_fnmadd_ps(kf, _mm512_set1_ps(FJ32N_LN2_8_HI), a));
-    p = _mm512_fmadd_ps(_mm512_set1_ps(FJ32N_EXPM_Q3), r, _mm512_set1_ps(FJ32N_EXPM_Q2));
-    p = _mm512_fmadd_ps(_mm512_fmadd_ps(p, r, _mm512_set1_ps(FJ32N_EXPM_Q1)), r,
-                        _mm512_set1_ps(FJ32N_EXPM_Q0));
-    m = _mm512_fmsub_ps(_mm512_mul_ps(r, r), p, r);
-    th = _mm512_permutexvar_ps(ki, _mm512_load_ps(fj32n_t8_hi));
-    tl = _mm512_permutexvar_ps(ki, _mm512_load_ps(fj32n_t8_lo));
-    eh = _mm512_fmadd_ps(th, m, th);
-    el = _mm512_add_ps(_mm512_fmadd_ps(th, m, _mm512_sub_ps(th, eh)), tl);
-    qb = _mm512_slli_epi32(_mm512_srli_epi32(ki, 3), 23);
-    c = _mm512_castsi512_ps(_mm512_sub_epi32(_mm512_set1_epi32(0x3f800000), qb));
-    s = _mm512_fmadd_ps(c, eh, one);
-    t = _mm512_fmadd_ps(c, eh, _mm512_sub_ps(one, s));
-    sl = _mm512_fmadd_ps(c, el, t);
-    pp = _mm512_mul_ps(s, s);
-    pl = _mm512_fmsub_ps(s, s, pp);
-    dl = _mm512_fmadd_ps(_mm512_add_ps(s, s), sl, pl);
-    inv = _mm512_div_ps(one, pp);
-    q = _mm512_mul_ps(eh, inv);
-    rq = _mm512_fnmadd_ps(q, pp, eh);
-    cr = _mm512_fnmadd_ps(q, dl, _mm512_add_ps(rq, el));
-    return _mm512_mul_ps(_mm512_fmadd_ps(cr, inv, q), _mm512_castsi512_ps(_mm512_sub_epi32(
-        _mm512_set1_epi32((int)(0x3f800000u + (j << 23))), qb)));
-}
-__attribute__((target("avx2,fma"))) static inline __m256 fj32n_sigd8(__m256 a, uint32_t j) {
-    const __m256 shift = _mm256_set1_ps(FJ32N_SHIFT), one = _mm256_set1_ps(1.0f);
-    __m256 kf = _mm256_fmadd_ps(a, _mm256_set1_ps(FJ32N_INV_LN2_8), shift);
-    __m256i ki = _mm256_castps_si256(kf), qb;
-    __m256 r, p, m, th, tl, eh, el, c, s, t, sl, pp, pl, dl, inv, q, rq, cr;
-    kf = _mm256_sub_ps(kf, shift);
-    r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(FJ32N_LN2_8_LO),
-                         _mm256_fnmadd_ps(kf, _mm256_set1_ps(FJ32N_LN2_8_HI), a));
-    p = _mm256_fmadd_ps(_mm256_set1_ps(FJ32N_EXPM_Q3), r, _mm256_set1_ps(FJ32N_EXPM_Q2));
-    p = _mm256_fmadd_ps(_mm256_fmadd_ps(p, r, _mm256_set1_ps(FJ32N_EXPM_Q1)), r,
-                        _mm256_set1_ps(FJ32N_EXPM_Q0));
-    m = _mm256_fmsub_ps(_mm256_mul_ps(r, r), p, r);
-    th = _mm256_permutevar8x32_ps(_mm256_load_ps(fj32n_t8_hi), ki);
-    tl = _mm256_permutevar8x32_ps(_mm256_load_ps(fj32n_t8_lo), ki);
-    eh = _mm256_fmadd_ps(th, m, th);
-    el = _mm256_add_ps(_mm256_fmadd_ps(th, m, _mm256_sub_ps(th, eh)), tl);
-    qb = _mm256_slli_epi32(_mm256_srli_epi32(ki, 3), 23);
-    c = _mm256_castsi256_ps(_mm256_sub_epi32(_mm256_set1_epi32(0x3f800000), qb));
-    s = _mm256_fmadd_ps(c, eh, one);
-    t = _mm256_fmadd_ps(c, eh, _mm256_sub_ps(one, s));
-    sl = _mm256_fmadd_ps(c, el, t);
-    pp = _mm256_mul_ps(s, s);
-    pl = _mm256_fmsub_ps(s, s, pp);
-    dl = _mm256_fmadd_ps(_mm256_add_ps(s, s), sl, pl);
-    inv = _mm256_div_ps(one, pp);
-    q = _mm256_mul_ps(eh, inv);
-    rq = _mm256_fnmadd_ps(q, pp, eh);
-    cr = _mm256_fnmadd_ps(q, dl, _mm256_add_ps(rq, el));
-    return _mm256_mul_ps(_mm256_fmadd_ps(cr, inv, q), _mm256_castsi256_ps(_mm256_sub_epi32(
-        _mm256_set1_epi32((int)(0x3f800000u + (j << 23))), qb)));
-}
-/* out[k] = D(a_k) * t[k] (D(a_k) when t is NULL) with a_k = |x[k]| (j = 0, sigmoid') or
-   2|x[k]| (j = 2, sech^2), every lane in the native range; out may be x or t. */
-__attribute__((target("avx512f,fma"))) static void fj32n_sigd_vjp_avx512(
+/* J constant; x, t, out, m, k of the caller. Software-pipelined: each step computes the
+   exponentials of the next two vectors (HEAD) and finishes the current two (TAIL: the
+   quotient, rounding, product with t, store), so that the chains of neighbouring vectors
+   overlap; the next vectors are loaded before the current ones are stored (out may be x
+   or t). */
+#define FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, j, q)                                 \
+    do {                                                                                     \
+        V a_ = ABS(CVT(LOADF(x + (j))));                                                     \
+        FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, (J != 0), q);                                      \
+    } while (0)
+#define FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, j, q)                         \
+    do {                                                                                     \
+        V d_, g_, eg_;                                                                       \
+        VF f_;                                                                               \
+        if (J) {                                                                             \
+            FJ32D_SECH2_OF(V, FMA, q, d_);                                                   \
+            (void)g_;                                                                        \
+            (void)eg_;                                                                       \
+        } else {                                                                             \
+            FJ32D_SIG_OF(V, q, g_, eg_, d_);                                                 \
+        }                                                                                    \
+        f_ = NARROW(d_);                                                                     \
+        if (t != NULL) f_ = MULF(f_, LOADF(t + (j)));                                        \
+        STOREF(out + (j), f_);                                                               \
+    } while (0)
+#define FJ32D_VJP_LOOP(J, V, VF, W, FMA, LOOKUP, ABS, LOADF, CVT, NARROW, MULF, STOREF)      \
+    if (m >= 2 * W) {                                                                        \
+        V q0_, q1_, q2_, q3_;                                                                \
+        FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, 0, q0_);                              \
+        FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, W, q1_);                              \
+        for (; k + 4 * W <= m; k += 2 * W) {                                                 \
+            FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, k + 2 * W, q2_);                  \
+            FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, k + 3 * W, q3_);                  \
+            FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k, q0_);                  \
+            FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k + W, q1_);              \
+            q0_ = q2_;                                                                       \
+            q1_ = q3_;                                                                       \
+        }                                                                                    \
+        FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k, q0_);                      \
+        FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k + W, q1_);                  \
+        k += 2 * W;                                                                          \
+    }
+#define FJ32D_LOOP8(J)                                                                       \
+    FJ32D_VJP_LOOP(J, __m512d, __m256, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8,         \
+                   _mm256_loadu_ps, _mm512_cvtps_pd, _mm512_cvtpd_ps, _mm256_mul_ps,         \
+                   _mm256_storeu_ps)
+#define FJ32D_LOOP4(J)                                                                       \
+    FJ32D_VJP_LOOP(J, __m256d, __m128, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4,         \
+                   _mm_loadu_ps, _mm256_cvtps_pd, _mm256_cvtpd_ps, _mm_mul_ps, _mm_storeu_ps)
+__attribute__((target("avx512f,fma"))) static ptrdiff_t fj32n_sigd_vjp_avx512(
     uint32_t j, const float* x, const float* t, float* out, ptrdiff_t m) {
     ptrdiff_t k = 0;
-    for (; k + 16 <= m; k += 16) {
-        __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + k));
-        __m512 d = fj32n_sigd16(j ? _mm512_add_ps(a, a) : a, j);
-        _mm512_storeu_ps(out + k, t != NULL ? _mm512_mul_ps(d, _mm512_loadu_ps(t + k)) : d);
+    if (j) {
+        FJ32D_LOOP8(2)
+    } else {
+        FJ32D_LOOP8(0)
     }
-    for (; k < m; k++) {
-        float d = fj32n_sigd_f(j ? 2.0f * fabsf(x[k]) : fabsf(x[k]), j);
-        out[k] = t != NULL ? d * t[k] : d;
-    }
+    return k;
 }
-__attribute__((target("avx2,fma"))) static void fj32n_sigd_vjp_avx2(
+__attribute__((target("avx2,fma"))) static ptrdiff_t fj32n_sigd_vjp_avx2(
     uint32_t j, const float* x, const float* t, float* out, ptrdiff_t m) {
-    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     ptrdiff_t k = 0;
-    for (; k + 8 <= m; k += 8) {
-        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + k), absm);
-        __m256 d = fj32n_sigd8(j ? _mm256_add_ps(a, a) : a, j);
-        _mm256_storeu_ps(out + k, t != NULL ? _mm256_mul_ps(d, _mm256_loadu_ps(t + k)) : d);
+    if (j) {
+        FJ32D_LOOP4(2)
+    } else {
+        FJ32D_LOOP4(0)
     }
-    for (; k < m; k++) {
-        float d = fj32n_sigd_f(j ? 2.0f * fabsf(x[k]) : fabsf(x[k]), j);
-        out[k] = t != NULL ? d * t[k] : d;
+    return k;
+}
+/* the tiles: d (float32-rounded) and, for sigmoid with v != NULL, v (double) from doubles
+   xs; SELGE(x, g, eg): g where x >= 0 */
+#define FJ32D_TILE_LOOP(J, V, W, FMA, LOOKUP, ABS, PFX, NARROW, WIDEN, SELGE)                 \
+    for (; k + W <= m; k += W) {                                                             \
+        V xd_ = PFX##_loadu_pd(xs + k), a_ = ABS(xd_), q_, g_, eg_, d_;                      \
+        if (J) {                                                                             \
+            FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, 1, q_);                                        \
+            FJ32D_SECH2_OF(V, FMA, q_, d_);                                                  \
+            (void)g_;                                                                        \
+            (void)eg_;                                                                       \
+        } else {                                                                             \
+            FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, 0, q_);                                        \
+            FJ32D_SIG_OF(V, q_, g_, eg_, d_);                                                \
+            if (v != NULL) PFX##_storeu_pd(v + k, SELGE(xd_, g_, eg_));                      \
+        }                                                                                    \
+        PFX##_storeu_pd(d + k, WIDEN(NARROW(d_)));                                           \
     }
+#define FJ32D_SELGE8(x, g, eg) \
+    _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GE_OQ), eg, g)
+#define FJ32D_SELGE4(x, g, eg) \
+    _mm256_blendv_pd(eg, g, _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ))
+#define FJ32D_TILE8(J)                                                                       \
+    FJ32D_TILE_LOOP(J, __m512d, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8, _mm512,        \
+                    _mm512_cvtpd_ps, _mm512_cvtps_pd, FJ32D_SELGE8)
+#define FJ32D_TILE4(J)                                                                       \
+    FJ32D_TILE_LOOP(J, __m256d, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4, _mm256,        \
+                    _mm256_cvtpd_ps, _mm256_cvtps_pd, FJ32D_SELGE4)
+__attribute__((target("avx512f,fma"))) static ptrdiff_t fj32n_sig_tile_avx512(
+    uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
+    ptrdiff_t k = 0;
+    if (j) {
+        FJ32D_TILE8(2)
+    } else {
+        FJ32D_TILE8(0)
+    }
+    return k;
+}
+__attribute__((target("avx2,fma"))) static ptrdiff_t fj32n_sig_tile_avx2(
+    uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
+    ptrdiff_t k = 0;
+    if (j) {
+        FJ32D_TILE4(2)
+    } else {
+        FJ32D_TILE4(0)
+    }
+    return k;
 }
 #endif
 static void fj32n_sigd_vjp(uint32_t j, const float* x, const float* t, float* out,
                            ptrdiff_t m) {
-    ptrdiff_t k;
+    ptrdiff_t k = 0;
 #if FJ_X86_DISPATCH
     if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
-    if (fj_cpu_level == 2) { fj32n_sigd_vjp_avx512(j, x, t, out, m); return; }
-    if (fj_cpu_level == 1 && fj_has_fma) { fj32n_sigd_vjp_avx2(j, x, t, out, m); return; }
+    if (fj_cpu_level == 2) k = fj32n_sigd_vjp_avx512(j, x, t, out, m);
+    else if (fj_cpu_level == 1 && fj_has_fma) k = fj32n_sigd_vjp_avx2(j, x, t, out, m);
 #endif
-    for (k = 0; k < m; k++) {
-        float d = fj32n_sigd_f(j ? 2.0f * fabsf(x[k]) : fabsf(x[k]), j);
+    for (; k < m; k++) {
+        float d = j ? fj32n_sech2(x[k]) : fj32n_sigmoid_deriv(x[k]);
         out[k] = t != NULL ? d * t[k] : d;
     }
 }
-/* d[k] = D as a double, for a tile of doubles xs that are all float32 in the native range */
-static void fj32n_sigd_tile(uint32_t j, const double* xs, double* d, ptrdiff_t m) {
-    float xf[FJ_TILE_TMP], df[FJ_TILE_TMP];
-    ptrdiff_t k;
-    for (k = 0; k < m; k++) xf[k] = (float)xs[k];
-    fj32n_sigd_vjp(j, xf, NULL, df, m);
-    for (k = 0; k < m; k++) d[k] = (double)df[k];
+/* d[k] = D (rounded to float32) and, for sigmoid (j = 0) with v != NULL, v[k] = sigmoid
+   (a double), for a tile of doubles xs that are all float32 in the range */
+static void fj32n_sig_tile(uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
+    ptrdiff_t k = 0;
+    double dd;
+#if FJ_X86_DISPATCH
+    if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+    if (fj_cpu_level == 2) k = fj32n_sig_tile_avx512(j, xs, v, d, m);
+    else if (fj_cpu_level == 1 && fj_has_fma) k = fj32n_sig_tile_avx2(j, xs, v, d, m);
+#endif
+    for (; k < m; k++) {
+        if (j) {
+            d[k] = (double)fj32n_sech2((float)xs[k]);
+        } else {
+            dd = fj32n_sigmoid_vd(xs[k], &d[k]);
+            if (v != NULL) v[k] = dd;
+        }
+    }
 }
 /* a lane of a stage (a double) that the native routines take: a float32 with |x| <= lim */
 static inline int fj32n_lane_ok(double x, float lim) {
     float xf = (float)x;
     return (double)xf == x && fabsf(xf) <= lim;
 }
-#define FJ32N_TANH_MAX 40.0f /* 2|x| <= FJ32N_SIGD_MAX */
 
 /* One lane of a float32 exp stage from a double: the native routine where x is a float32
    in its range, the double routine (fj32_exp_main; its rare lanes return 0.0 and are
@@ -567,7 +578,7 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     int rare = 0, other = 0;
     if (d != NULL) {
         for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_TANH_MAX);
-        if (!other) fj32n_sigd_tile(2, xs, d, m);
+        if (!other) fj32n_sig_tile(2, xs, NULL, d, m);
     }
     if (v == NULL && !other) return;
     for (k = 0; k < m; k++) q[k] = fj32_q(fabs(xs[k]));
@@ -586,28 +597,20 @@ FJ_BODY void fj32_tanh_tile(const double* xs, double* v, double* d, ptrdiff_t m)
     }
 }
 
-/* v = sigmoid, d = sigmoid' (neither NULL): the native routines (fj32n_sig_parts for v,
-   fj32n_sigd_f for d) for the lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX) accepts, the
-   double one for the others. */
-static inline double fj32n_sigmoid_value(double x) {
-    double e, inv;
-    float xf = (float)x;
-    fj32n_sig_parts(fabsf(xf), &e, &inv);
-    return (xf >= 0.0f ? 1.0 : e) * inv;
-}
+/* v = sigmoid, d = sigmoid' (neither NULL): both from one exponential and one division
+   (fj32n_sig_tile, fj32n_sigmoid_vd) for the lanes fj32n_lane_ok(x, FJ32N_SIGD_MAX)
+   accepts, the double routine for the others (the choice depends on the lane alone). */
 FJ_BODY void fj32_sigmoid_tile(const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k;
     int rare = 0, other = 0;
     for (k = 0; k < m; k++) other |= !fj32n_lane_ok(xs[k], FJ32N_SIGD_MAX);
     if (!other) {
-        for (k = 0; k < m; k++) v[k] = fj32n_sigmoid_value(xs[k]);
-        fj32n_sigd_tile(0, xs, d, m);
+        fj32n_sig_tile(0, xs, v, d, m);
         return;
     }
     for (k = 0; k < m; k++) {
         int ok = fj32n_lane_ok(xs[k], FJ32N_SIGD_MAX);
-        double nv = fj32n_sigmoid_value(ok ? xs[k] : 0.0);
-        double nd = (double)fj32n_sigmoid_deriv(ok ? (float)xs[k] : 0.0f);
+        double nd, nv = fj32n_sigmoid_vd(ok ? xs[k] : 0.0, &nd);
         fj32_sigmoid_from(xs[k], &v[k], &d[k]);
         v[k] = ok ? nv : v[k];
         d[k] = ok ? nd : d[k];
@@ -752,6 +755,21 @@ FJ_BODY int fj32_vjp1_body(int code, const float* x, const float* t, float* out,
     if (!(code == FJ_U_SQRT || code == FJ_U_RECIPROCAL || code == FJ_U_EXP
           || code == FJ_U_TANH || code == FJ_U_SIGMOID))
         return 0;
+    if (code == FJ_U_TANH || code == FJ_U_SIGMOID) {
+        /* every lane in the range (the common case): one call for the whole block, whose
+           software pipeline would otherwise restart every tile (~8% of the time); the
+           same per-lane choice, so the same bits */
+        uint32_t top = 0, u; /* the largest |x| as bits: NaN lies above inf */
+        for (k = 0; k < n; k++) {
+            memcpy(&u, x + k, 4);
+            u &= 0x7fffffffu;
+            top = u > top ? u : top;
+        }
+        if (top <= fj_asu32(code == FJ_U_TANH ? FJ32N_TANH_MAX : FJ32N_SIGD_MAX)) {
+            fj32n_sigd_vjp(code == FJ_U_TANH ? 2 : 0, x, t, out, n);
+            return 1;
+        }
+    }
     for (i = 0; i < n; i += FJ_TILE_TMP) {
         const float* xx = x + i;
         const float* tt = t != NULL ? t + i : NULL;
