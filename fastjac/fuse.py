@@ -742,6 +742,10 @@ class _Compiled:
                 pr.append(r)
         self.dtypes = tuple(tr.dtypes)
         self.work = work
+        # The program as the interpreter runs it, for tests that replay it op by op
+        # (tests/test_fuse32.py): registers 0..n_in-1 inputs, then the constants, then one
+        # per node (code, a, b, param) in order; the output register.
+        self.listing = (n_in, tuple(consts), tuple(zip(op, a, b, param)), reg[out])
         self.prog = _FK.Program(n_in=n_in, n_const=len(consts), op=op, a=a, b=b,
                                 param=param, pk=pk, pc=pc, pr=pr, consts=consts,
                                 out_reg=reg[out])
