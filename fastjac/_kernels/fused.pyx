@@ -13,7 +13,9 @@ last node is the output unless ``out_reg`` names an input or a constant.
 
 Work is split into fixed blocks of BLOCK elements (the partition does not depend on the
 thread count), each block into tiles of at most FUSED_TILE elements. Every register is a
-tile-long buffer of doubles, so a whole expression is evaluated in cache:
+tile-long buffer of doubles (of floats for a float32 call with array inputs and no JVP:
+fused32.pxi, rounding at every op as fastjac's float32 ops do), so a whole expression is
+evaluated in cache:
 
 1. a forward sweep computes each node's value and its local partial derivatives
    (``∂node/∂operand``, paper §4.2: diagonal, so one number per element and operand);
