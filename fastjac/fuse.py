@@ -354,8 +354,8 @@ class Fused:
 
     Inputs: arrays of one shape, or Python/NumPy scalars (scalar expansion, paper §4.3);
     float64 computes in double; float32 rounds to float32 at every op, bit for bit as the
-    same program evaluated op by op with fastjac's float32 operations and VJPs (a float32
-    JVP or call with a scalar input: double inside, one rounding per output; see the
+    same program evaluated op by op with fastjac's float32 operations, VJPs and JVPs (a
+    float32 call with a scalar input: double inside, one rounding per output; see the
     fuse guide); integers and bools compute in float64. A scalar input gets a scalar gradient (the sum over elements) and a
     :class:`~fastjac.jacobian.Column` Jacobian. Every method takes ``out=None`` and
     ``n_threads=None`` as elsewhere in fastjac; results are bitwise identical for every

@@ -73,6 +73,36 @@ def replay32(f, inputs, gy=None):
     return vals[out].reshape(shape), tuple(g.reshape(shape) for g in grads)
 
 
+def _tangent(code, param, va, vb, ta, tb):
+    """The node's float32 tangent, fastjac's float32 JVP (None: a zero tangent)."""
+    if code == _POW:
+        with np.errstate(all="ignore"):
+            d = param * np.power(va.astype(np.float64), param - 1.0)
+            return (d * ta.astype(np.float64)).astype(F32)
+    if code >= BASE:
+        return getattr(fj, _BINARY[code]).jvp(va, vb, ta, tb)
+    return getattr(fj, _UNARY[code]).jvp(va, ta)
+
+
+def replay32_jvp(f, inputs, tangents):
+    """The JVP of fused f at float32 arrays, op by op with fastjac's float32 JVPs."""
+    n_in, consts, nodes, out = f._compile().listing
+    shape = np.shape(inputs[0])
+    vals = [np.asarray(a, F32).reshape(-1) for a in inputs]
+    vals += [np.full(vals[0].shape, c, F32) for c in consts]
+    tans = [None if t is None else np.asarray(t, F32).reshape(-1) for t in tangents]
+    tans += [None] * len(consts)
+    with np.errstate(all="ignore"):
+        for code, a, b, param in nodes:
+            va, vb = vals[a], vals[b] if b >= 0 else None
+            vals.append(_value(code, param, va, vb))
+            ta, tb = tans[a], tans[b] if b >= 0 else None
+            tans.append(None if ta is None and tb is None
+                        else _tangent(code, param, va, vb, ta, tb))
+    t = tans[out]
+    return (np.zeros(vals[0].shape, F32) if t is None else t).reshape(shape)
+
+
 def assert_bits(a, b):
     # bit for bit, except that a NaN's payload and sign are not compared (they depend on
     # the order of a commutative operation's operands in the machine code)
@@ -98,6 +128,13 @@ def check(f, inputs, gy, nts=(1, 2)):
             assert_bits(g[r], g_ref[r])
             assert_bits(g2[r], g_ref[r])
             assert_bits(s[r], s_ref[r])
+        with np.errstate(all="ignore"):
+            ts = tuple(np.asarray(gy[::-1] if r % 2 else gy, F32) * F32(0.5 + r)
+                       for r in range(k))
+        assert_bits(f.jvp(*inputs, *ts, n_threads=nt), replay32_jvp(f, inputs, ts))
+        if k > 1:  # a zero (None) tangent
+            ts = (None,) + ts[1:]
+            assert_bits(f.jvp(*inputs, *ts, n_threads=nt), replay32_jvp(f, inputs, ts))
         jac = f.jacobian(*inputs, n_threads=nt)
         jac = (jac,) if k == 1 else jac
         for r in range(k):
@@ -263,10 +300,9 @@ def test_tile_lengths_and_threads_bitwise():
         _FK._set_tile_length(old)
 
 
-def test_scalar_inputs_and_jvp_keep_double_registers():
+def test_scalar_inputs_keep_double_registers():
     # A call with a scalar input (its gradient is summed in double from double partials,
-    # as the binary ops' scalar VJP) and the JVP keep the double registers: one rounding
-    # per output.
+    # as the binary ops' scalar VJP) keeps the double registers: one rounding per output.
     w = RNG.uniform(-2, 2, 3000).astype(F32)
     x = RNG.uniform(0.5, 2, 3000).astype(F32)
     gy = RNG.normal(size=3000).astype(F32)
@@ -274,14 +310,16 @@ def test_scalar_inputs_and_jvp_keep_double_registers():
     f = fj.fuse(lambda w, x, z: w * x * z)
     gw, gx, gz = f.vjp(w, x, F32(1.5), gy)
     np.testing.assert_array_equal(gw, (x64 * 1.5 * g64).astype(F32))
+    dy = f.jvp(w, x, F32(1.0), gy, None, None)
+    np.testing.assert_array_equal(dy, (x64 * 1.0 * g64).astype(F32))
+    # the array call rounds w*x first: op by op, the JVP too
     g = fj.fuse(lambda w, x: w * x * w)
-    dy = g.jvp(w, x, gy, None)
-    np.testing.assert_array_equal(dy, ((x64 * w64 + w64 * x64) * g64).astype(F32))
-    # the array call rounds w*x first: op by op
     gwa, gxa = g.vjp(w, x, gy)
     _, (rw, rx) = replay32(g, (w, x), gy)
     assert_bits(gwa, rw)
     assert_bits(gxa, rx)
+    wx = fj.mul(w, x)
+    assert_bits(g.jvp(w, x, gy, None), fj.mul.jvp(wx, w, fj.mul.jvp(w, x, gy, None), gy))
 
 
 def test_overflowing_intermediates_follow_op_by_op():

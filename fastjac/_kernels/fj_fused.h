@@ -330,4 +330,63 @@ FJ_FUSED_CLONES static void fj_fused32_divb(float *dst, const float *cur, const 
         }
 }
 
+/* The float32 tangent of a binary node, fj.<op>.jvp's float32 arithmetic (elementwise.pyx
+ * _binary_tile and _apply_op): the partials formed in double from the float32 operands
+ * (add 1, 1; sub 1, -1; mul b, a; div 1/b and -((a/b)/b); maximum/minimum 1 and 0, both
+ * p + q for NaN), t = ∂a·ta (+ ∂b·tb) in double (0 + ∂b·tb when ta is NULL: an inactive
+ * tangent is zero), rounded once. ta or tb NULL: that operand's tangent is zero (not both). */
+#define FJF32_T2_LOOP(DA, DB)                                                               \
+    do {                                                                                    \
+        if (tb == NULL)                                                                     \
+            for (k = 0; k < m; k++) {                                                       \
+                double p = (double)a[k], q = (double)b[k];                                  \
+                (void)p; (void)q;                                                           \
+                dst[k] = (float)((DA) * (double)ta[k]);                                     \
+            }                                                                               \
+        else if (ta == NULL)                                                                \
+            for (k = 0; k < m; k++) {                                                       \
+                double p = (double)a[k], q = (double)b[k];                                  \
+                (void)p; (void)q;                                                           \
+                dst[k] = (float)(0.0 + (DB) * (double)tb[k]);                               \
+            }                                                                               \
+        else                                                                                \
+            for (k = 0; k < m; k++) {                                                       \
+                double p = (double)a[k], q = (double)b[k];                                  \
+                (void)p; (void)q;                                                           \
+                dst[k] = (float)((DA) * (double)ta[k] + (DB) * (double)tb[k]);              \
+            }                                                                               \
+    } while (0)
+FJ_FUSED_CLONES static void fj_fused32_tangent2(int op, float *restrict dst,
+                                                const float *a, const float *b,
+                                                const float *ta, const float *tb, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    switch (op) {
+    case FJ_F_ADD:
+        FJF32_T2_LOOP(1.0, 1.0);
+        break;
+    case FJ_F_SUB:
+        FJF32_T2_LOOP(1.0, -1.0);
+        break;
+    case FJ_F_MUL: /* a operand whose tangent is NULL is not read (its value may not exist) */
+        if (tb == NULL)
+            for (k = 0; k < m; k++) dst[k] = (float)((double)b[k] * (double)ta[k]);
+        else if (ta == NULL)
+            for (k = 0; k < m; k++) dst[k] = (float)(0.0 + (double)a[k] * (double)tb[k]);
+        else
+            for (k = 0; k < m; k++)
+                dst[k] = (float)((double)b[k] * (double)ta[k] + (double)a[k] * (double)tb[k]);
+        break;
+    case FJ_F_DIV:
+        FJF32_T2_LOOP(1.0 / q, -((p / q) / q));
+        break;
+    case FJ_F_MAXIMUM:
+        FJF32_T2_LOOP(p >= q ? 1.0 : (p < q ? 0.0 : p + q), p >= q ? 0.0 : (p < q ? 1.0 : p + q));
+        break;
+    default: /* FJ_F_MINIMUM */
+        FJF32_T2_LOOP(p <= q ? 1.0 : (p > q ? 0.0 : p + q), p <= q ? 0.0 : (p > q ? 1.0 : p + q));
+        break;
+    }
+}
+
 #endif /* FJ_FUSED_H */

@@ -13,7 +13,7 @@ last node is the output unless ``out_reg`` names an input or a constant.
 
 Work is split into fixed blocks of BLOCK elements (the partition does not depend on the
 thread count), each block into tiles of at most FUSED_TILE elements. Every register is a
-tile-long buffer of doubles (of floats for a float32 call with array inputs and no JVP:
+tile-long buffer of doubles (of floats for a float32 call with array inputs:
 fused32.pxi, rounding at every op as fastjac's float32 ops do), so a whole expression is
 evaluated in cache:
 
@@ -77,6 +77,9 @@ cdef extern from "fj_fused.h" nogil:
                                        int mode, Py_ssize_t m)
     void _divb32 "fj_fused32_divb" (float* dst, const float* cur, const float* src,
                                     const float* a, const float* b, int mode, Py_ssize_t m)
+    void _tangent2_32 "fj_fused32_tangent2" (int op, float* dst, const float* a,
+                                             const float* b, const float* ta,
+                                             const float* tb, Py_ssize_t m)
 
 cnp.import_array()
 
@@ -849,10 +852,10 @@ cdef class Program:
         cdef double total
         cdef const void* o
         cdef const void* outs[3]
-        # float32 registers (_tile32) for a float32 call with array inputs only and no
-        # JVP; a call with a scalar input (summed in double from double partials, as the
-        # binary ops' scalar VJP) or a JVP keeps the double registers of _tile.
-        c.r32 = c.f32 and c.jvp_out == NULL
+        # float32 registers (_tile32) for a float32 call with array inputs only; a call
+        # with a scalar input (summed in double from double partials, as the binary ops'
+        # scalar VJP) keeps the double registers of _tile.
+        c.r32 = c.f32
         for r in range(nin):
             if c.x_scalar[r] or c.gmode[r] == G_SUM or c.gmode[r] == G_EXPAND:
                 c.r32 = False

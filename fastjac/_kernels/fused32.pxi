@@ -2,7 +2,7 @@
 # helpers it uses): _tile32 and _fused_block32, chosen per call by Program._exec.
 
 # ---------------------------------------------------------------------------------------
-# float32 registers: a float32 call with array inputs and no JVP (see _exec). Every op is
+# float32 registers: a float32 call with array inputs only (see _exec). Every op is
 # fastjac's float32 op: its value rounded to float32, its VJP contribution the derivative
 # times the adjoint rounded once to float32, and adjoints summed in float32, so the result
 # is that of the expression evaluated op by op with fastjac's float32 operations and their
@@ -21,11 +21,13 @@ cdef enum:
 
 
 cdef struct Regs32:
-    float* V           # own buffers: n_reg values and adjoints (floats)
+    float* V           # own buffers: n_reg values, tangents and adjoints (floats)
+    float* T
     float* A
     double* P          # 2 partials per node, each a tile of doubles or (first half) floats
     double* W          # 2 tiles of doubles: an op widened to double (_stage, pow)
     float** Vp
+    float** Tp
     float** Ap
     void** Pp          # 2 per node: where the partial is (set by the forward sweep)
     unsigned char* Pf  # 2 per node: its form (FJF_PD_FLOAT or FJF_PD_DOUBLE)
@@ -88,6 +90,10 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
     cdef int pf
     cdef bint want_g = c.want_grad and c.act_g[c.out_reg]
 
+    cdef bint want_t = c.jvp_out != NULL
+    cdef const float* ta
+    cdef const float* tb
+
     # Loads (constants were filled at the start of the block).
     for r in range(c.n_in):
         if c.need_val[r] or r == c.out_reg:
@@ -95,6 +101,11 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
                 g.Vp[r] = <float*>c.x[r] + off
             else:
                 memcpy(g.V + <Py_ssize_t>r * tl, <const float*>c.x[r] + off, m * sizeof(float))
+        if want_t and c.act_t[r]:
+            if c.alias:
+                g.Tp[r] = <float*>c.t[r] + off
+            else:
+                memcpy(g.T + <Py_ssize_t>r * tl, <const float*>c.t[r] + off, m * sizeof(float))
     if want_g:
         for r in range(c.n_reg):
             g.owned[r] = 1
@@ -112,25 +123,45 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
             for k in range(m):
                 own[k] = 1.0
 
-    # Forward sweep: values and the partials the reverse sweep reads.
+    # Forward sweep: values, the partials the reverse sweep reads, tangents.
     for i in range(c.n_node):
         nd = node0 + i
-        if not (c.need_val[nd] or c.need_pd[i]):
-            continue
         code = c.op[i]
-        dst = g.V + <Py_ssize_t>nd * tl
-        if code < N_STAGE or code == F_POW:
+        if not (c.need_val[nd] or c.need_pd[i]):
+            pass
+        elif code < N_STAGE or code == F_POW:
             # exp's partial is its value (PK_REG), or a double where a lane is outside the
-            # native routine's range (fj.exp.vjp rounds that product once)
-            _unary_node32(c, g, i, dst, c.need_val[nd],
-                          c.need_pd[i] or (code == U_EXP and want_g and c.act_g[nd]), m)
+            # native routine's range (fj.exp.vjp and .jvp round that product once)
+            _unary_node32(c, g, i, g.V + <Py_ssize_t>nd * tl, c.need_val[nd],
+                          c.need_pd[i] or (code == U_EXP and ((want_g and c.act_g[nd])
+                                                              or (want_t and c.act_t[nd]))),
+                          m)
         else:
+            dst = g.V + <Py_ssize_t>nd * tl
             _binary32(code, g.Vp[c.a[i]], g.Vp[c.b[i]], dst,
                       <float*>(g.P + <Py_ssize_t>(2 * i) * tl),
                       <float*>(g.P + <Py_ssize_t>(2 * i + 1) * tl), c.need_pd[i], m)
             for j in range(2):
                 g.Pp[2 * i + j] = g.P + <Py_ssize_t>(2 * i + j) * tl
                 g.Pf[2 * i + j] = FJF_PD_FLOAT
+        if want_t and c.act_t[nd]:
+            # the op's float32 JVP (fj.<op>.jvp): a unary node's is its VJP's arithmetic
+            # on the tangent; a binary node's is formed in double and rounded once
+            dst = g.T + <Py_ssize_t>nd * tl
+            if code >= FUSED_BINARY_BASE:
+                ta = g.Tp[c.a[i]] if c.act_t[c.a[i]] else NULL
+                tb = g.Tp[c.b[i]] if c.act_t[c.b[i]] else NULL
+                _tangent2_32(code, dst, g.Vp[c.a[i]], g.Vp[c.b[i]], ta, tb, m)
+            else:
+                kind = c.pk[2 * i]
+                pp = NULL
+                pf = FJF_PD_FLOAT
+                if kind == PK_BUF or (kind == PK_REG and code == U_EXP):
+                    pp = g.Pp[2 * i]
+                    pf = g.Pf[2 * i]
+                elif kind != PK_CONST:
+                    pp = g.Vp[c.pr[2 * i]]
+                _axpy32(dst, dst, g.Tp[c.a[i]], kind, c.pc[2 * i], pp, pf, 0, m)
 
     # Reverse sweep: adjoints summed over the paths (§4.5.2), in _tile's order.
     if want_g:
@@ -183,21 +214,26 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
                     _store_zero(c.g_out[r], True, off, m)
                 elif not (c.alias and g.Ap[r] == <float*>c.g_out[r] + off):
                     memcpy(<float*>c.g_out[r] + off, g.Ap[r], m * sizeof(float))
+    if want_t:
+        if c.act_t[c.out_reg]:
+            memcpy(<float*>c.jvp_out + off, g.Tp[c.out_reg], m * sizeof(float))
+        else:
+            _store_zero(c.jvp_out, True, off, m)
     if c.y_out != NULL:
         memcpy(<float*>c.y_out + off, g.Vp[c.out_reg], m * sizeof(float))
 
 
 cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
-    # _fused_block in float32 registers (no scalar inputs, no tangents: see _exec).
+    # _fused_block in float32 registers (no scalar inputs: see _exec).
     cdef Py_ssize_t start = blk * BLOCK
     cdef Py_ssize_t stop = start + BLOCK
     cdef Py_ssize_t tl = c.tile, i, m, k
     cdef int r, nr = c.n_reg, nn = c.n_node
     cdef Regs32 g
     cdef char* scratch
-    cdef size_t nfl = 2 * <size_t>nr * tl            # V, A
+    cdef size_t nfl = 3 * <size_t>nr * tl            # V, T, A
     cdef size_t ndb = (2 * <size_t>nn + 2) * tl      # P, W
-    cdef size_t nptr = 6 * <size_t>(nr + 1) + 2 * <size_t>nn + 2
+    cdef size_t nptr = 7 * <size_t>(nr + 1) + 2 * <size_t>nn + 2
     if stop > c.n:
         stop = c.n
     scratch = <char*>malloc(ndb * sizeof(double) + nfl * sizeof(float) + nptr * sizeof(void*)
@@ -208,9 +244,11 @@ cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
     g.P = <double*>scratch
     g.W = g.P + <Py_ssize_t>(2 * nn) * tl
     g.V = <float*>(g.W + 2 * tl)
-    g.A = g.V + <Py_ssize_t>nr * tl
+    g.T = g.V + <Py_ssize_t>nr * tl
+    g.A = g.T + <Py_ssize_t>nr * tl
     g.Vp = <float**>(g.A + <Py_ssize_t>nr * tl)
-    g.Ap = g.Vp + nr + 1
+    g.Tp = g.Vp + nr + 1
+    g.Ap = g.Tp + nr + 1
     g.Fs = g.Ap + nr + 1
     g.Fp = <const void**>(g.Fs + nr + 1)
     g.Pp = <void**>(g.Fp + nr + 1)
@@ -219,6 +257,7 @@ cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
     g.Ff = g.owned + nr + 1
     for r in range(nr):
         g.Vp[r] = g.V + <Py_ssize_t>r * tl
+        g.Tp[r] = g.T + <Py_ssize_t>r * tl
         g.Ap[r] = g.A + <Py_ssize_t>r * tl
     for r in range(2 * nn):
         g.Pp[r] = NULL
