@@ -353,8 +353,10 @@ class Fused:
     ``f.jvp(w, x, dw, dx)``, ``f.vjp(w, x, gy)``.
 
     Inputs: arrays of one shape, or Python/NumPy scalars (scalar expansion, paper §4.3);
-    float32 and float64 compute in their dtype (double arithmetic inside), integers and
-    bools in float64. A scalar input gets a scalar gradient (the sum over elements) and a
+    float64 computes in double; float32 rounds to float32 at every op, bit for bit as the
+    same program evaluated op by op with fastjac's float32 operations, VJPs and JVPs (a
+    float32 call with a scalar input: double inside, one rounding per output; see the
+    fuse guide); integers and bools compute in float64. A scalar input gets a scalar gradient (the sum over elements) and a
     :class:`~fastjac.jacobian.Column` Jacobian. Every method takes ``out=None`` and
     ``n_threads=None`` as elsewhere in fastjac; results are bitwise identical for every
     ``n_threads``; inputs are never written.
@@ -742,6 +744,10 @@ class _Compiled:
                 pr.append(r)
         self.dtypes = tuple(tr.dtypes)
         self.work = work
+        # The program as the interpreter runs it, for tests that replay it op by op
+        # (tests/test_fuse32.py): registers 0..n_in-1 inputs, then the constants, then one
+        # per node (code, a, b, param) in order; the output register.
+        self.listing = (n_in, tuple(consts), tuple(zip(op, a, b, param)), reg[out])
         self.prog = _FK.Program(n_in=n_in, n_const=len(consts), op=op, a=a, b=b,
                                 param=param, pk=pk, pc=pc, pr=pr, consts=consts,
                                 out_reg=reg[out])

@@ -6,4 +6,7 @@
 cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
                  bint need_value, bint f32) noexcept nogil
 
+cdef int _unary32(int code, const float* a, float* v, double* d,
+                  Py_ssize_t m) noexcept nogil
+
 cdef void* _data(object a, int typenum, Py_ssize_t n, bint writable, str name) except? NULL

@@ -116,6 +116,10 @@ cdef extern from "fj_tile.h" nogil:
     void fj_maxmin_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
                              int is_min, Py_ssize_t m)
 
+cdef extern from "fj_fused32.h" nogil:
+    # fused.pyx's float32 registers: exp and sin/cos on float tiles (_unary32)
+    int fj_fused32_unary(int code, const float* a, float* v, double* d, Py_ssize_t m)
+
 cdef extern from "numpy/arrayobject.h":
     # (commented out in NumPy's .pxd) a new NumPy scalar of descr from the C value at data
     object _PyArray_Scalar "PyArray_Scalar" (void* data, cnp.dtype descr, PyObject* base)
@@ -440,6 +444,13 @@ cdef void _stage(int code, double* v, double* d, Py_ssize_t m, bint first,
         if need_value:
             for k in range(m):
                 v[k] = 1.0 / v[k]
+
+
+cdef int _unary32(int code, const float* a, float* v, double* d,
+                  Py_ssize_t m) noexcept nogil:
+    # For fused.pyx's float32 registers (fj_fused32.h): exp and sin/cos of a float tile in
+    # this module's precision mode and SIMD level; 0 when the caller must use _stage.
+    return fj_fused32_unary(code, a, v, d, m)
 
 
 cdef inline void _run_chain(const unsigned char* codes, Py_ssize_t ncodes, double* v,

@@ -176,4 +176,217 @@ FJ_FUSED_CLONES static void fj_fused_divb(double *dst, const double *cur, const 
     }
 }
 
+/* ---- float32 registers (fused.pyx _tile32) --------------------------------------------
+ * A float32 program whose inputs are all arrays evaluates its VJP and value in float
+ * registers, rounding to float32 at every op exactly as fastjac's float32 operations do
+ * (fj_tile.h's fj_add_f32 ... and fj.div's fj_div_grads_f32): a float32 +, -, *, / here is
+ * that op. A local partial is a float32 (a register, or a buffer of floats) or a double
+ * (FJF_PD_DOUBLE: the derivative of a float32 routine that computes in double, e.g. today's
+ * sin'); a contribution to an adjoint is partial * adjoint rounded once to float32, the
+ * float32 VJP of the op (for a float32 partial that is the float32 product: 53 >= 2*24 + 2),
+ * and adjoints are summed in float32 as fj.add would sum the op-by-op gradients. */
+enum { FJF_PD_FLOAT = 0, FJF_PD_DOUBLE = 1 };
+
+/* y = a ○ b in float32; with pd, the float32 partials of maximum and minimum (1, 0, or NaN:
+ * p + q) in pa, pb (add, sub, mul have constant or register partials, and the float32
+ * reverse sweep applies div's as divisions, fj_fused32_divb). */
+FJ_FUSED_CLONES static void fj_fused32_binary(int op, const float *restrict a,
+                                              const float *restrict b, float *restrict y,
+                                              float *restrict pa, float *restrict pb, int pd,
+                                              ptrdiff_t m)
+{
+    ptrdiff_t k;
+    switch (op) {
+    case FJ_F_ADD:
+        for (k = 0; k < m; k++) y[k] = a[k] + b[k];
+        break;
+    case FJ_F_SUB:
+        for (k = 0; k < m; k++) y[k] = a[k] - b[k];
+        break;
+    case FJ_F_MUL:
+        for (k = 0; k < m; k++) y[k] = a[k] * b[k];
+        break;
+    case FJ_F_DIV:
+        for (k = 0; k < m; k++) y[k] = a[k] / b[k];
+        break;
+    case FJ_F_MAXIMUM:
+        for (k = 0; k < m; k++) {
+            float p = a[k], q = b[k];
+            y[k] = p >= q ? p : (p < q ? q : p + q);
+        }
+        if (pd)
+            for (k = 0; k < m; k++) {
+                float p = a[k], q = b[k];
+                pa[k] = p >= q ? 1.0f : (p < q ? 0.0f : p + q);
+                pb[k] = p >= q ? 0.0f : (p < q ? 1.0f : p + q);
+            }
+        break;
+    default: /* FJ_F_MINIMUM */
+        for (k = 0; k < m; k++) {
+            float p = a[k], q = b[k];
+            y[k] = p <= q ? p : (p > q ? q : p + q);
+        }
+        if (pd)
+            for (k = 0; k < m; k++) {
+                float p = a[k], q = b[k];
+                pa[k] = p <= q ? 1.0f : (p > q ? 0.0f : p + q);
+                pb[k] = p <= q ? 0.0f : (p > q ? 1.0f : p + q);
+            }
+        break;
+    }
+}
+
+/* One element of a contribution: partial (float or double form) times s, rounded once. */
+#define FJF32_PMUL_F(p, k, s) (((const float *)(p))[k] * (s))
+#define FJF32_PMUL_D(p, k, s) ((float)(((const double *)(p))[k] * (double)(s)))
+
+/* mode 0: dst = contribution; 1, 2: dst = cur + contribution (cur is dst, or another
+ * buffer), the contribution being src·c (FJF_PK_CONST: c is 1 or -1, exact), src/p
+ * (FJF_PK_QUOT: log's t/x and div's gy/x, one float32 division), or p·src rounded once
+ * (a register or buffer partial of form pf). */
+FJ_FUSED_CLONES static void fj_fused32_axpy(float *dst, const float *cur, const float *src,
+                                            int kind, double c, const void *p, int pf,
+                                            int mode, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    if (kind == FJF_PK_CONST) {
+        if (c == 1.0) {
+            if (mode == 0)
+                memcpy(dst, src, (size_t)m * sizeof(float));
+            else
+                for (k = 0; k < m; k++) dst[k] = cur[k] + src[k];
+        } else if (c == -1.0) {
+            if (mode == 0)
+                for (k = 0; k < m; k++) dst[k] = -src[k];
+            else
+                for (k = 0; k < m; k++) dst[k] = cur[k] + -src[k];
+        } else {
+            /* not produced by fuse.py (its constant partials are +-1) */
+            if (mode == 0)
+                for (k = 0; k < m; k++) dst[k] = (float)((double)src[k] * c);
+            else
+                for (k = 0; k < m; k++) dst[k] = cur[k] + (float)((double)src[k] * c);
+        }
+    } else if (kind == FJF_PK_QUOT) {
+        const float *q = (const float *)p;
+        if (mode == 0)
+            for (k = 0; k < m; k++) dst[k] = src[k] / q[k];
+        else
+            for (k = 0; k < m; k++) dst[k] = cur[k] + src[k] / q[k];
+    } else if (pf == FJF_PD_FLOAT) {
+        if (mode == 0)
+            for (k = 0; k < m; k++) dst[k] = FJF32_PMUL_F(p, k, src[k]);
+        else
+            for (k = 0; k < m; k++) dst[k] = cur[k] + FJF32_PMUL_F(p, k, src[k]);
+    } else {
+        if (mode == 0)
+            for (k = 0; k < m; k++) dst[k] = FJF32_PMUL_D(p, k, src[k]);
+        else
+            for (k = 0; k < m; k++) dst[k] = cur[k] + FJF32_PMUL_D(p, k, src[k]);
+    }
+}
+
+/* A one-operand node's single contribution passed straight on (fj_fused_axpy2 in float32):
+ * dst (=|+=) p2·(p1·src), each product rounded once to float32, in one pass. */
+#define FJF32_AXPY2_LOOP(M1, M2)                                                            \
+    do {                                                                                    \
+        if (mode == 0)                                                                      \
+            for (k = 0; k < m; k++) dst[k] = M2(p2, k, M1(p1, k, src[k]));                  \
+        else                                                                                \
+            for (k = 0; k < m; k++) dst[k] = cur[k] + M2(p2, k, M1(p1, k, src[k]));         \
+    } while (0)
+FJ_FUSED_CLONES static void fj_fused32_axpy2(float *dst, const float *cur, const float *src,
+                                             const void *p1, int f1, const void *p2, int f2,
+                                             int mode, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    if (f1 == FJF_PD_FLOAT && f2 == FJF_PD_FLOAT)
+        FJF32_AXPY2_LOOP(FJF32_PMUL_F, FJF32_PMUL_F);
+    else if (f1 == FJF_PD_FLOAT)
+        FJF32_AXPY2_LOOP(FJF32_PMUL_F, FJF32_PMUL_D);
+    else if (f2 == FJF_PD_FLOAT)
+        FJF32_AXPY2_LOOP(FJF32_PMUL_D, FJF32_PMUL_F);
+    else
+        FJF32_AXPY2_LOOP(FJF32_PMUL_D, FJF32_PMUL_D);
+}
+
+/* The contribution of y = a/b to b's adjoint, fj.div's float32 formula
+ * (fj_div_grads_f32): -(src·a)/(b·b) with exact double products of float32 numbers and one
+ * double division, rounded once: dst = that (mode 0) or cur + that (modes 1, 2). */
+FJ_FUSED_CLONES static void fj_fused32_divb(float *dst, const float *cur, const float *src,
+                                            const float *a, const float *b, int mode,
+                                            ptrdiff_t m)
+{
+    ptrdiff_t k;
+    if (mode == 0)
+        for (k = 0; k < m; k++) {
+            double q = (double)b[k];
+            dst[k] = (float)(-((double)src[k] * (double)a[k]) / (q * q));
+        }
+    else
+        for (k = 0; k < m; k++) {
+            double q = (double)b[k];
+            dst[k] = cur[k] + (float)(-((double)src[k] * (double)a[k]) / (q * q));
+        }
+}
+
+/* The float32 tangent of a binary node, fj.<op>.jvp's float32 arithmetic (elementwise.pyx
+ * _binary_tile and _apply_op): the partials formed in double from the float32 operands
+ * (add 1, 1; sub 1, -1; mul b, a; div 1/b and -((a/b)/b); maximum/minimum 1 and 0, both
+ * p + q for NaN), t = ∂a·ta (+ ∂b·tb) in double (0 + ∂b·tb when ta is NULL: an inactive
+ * tangent is zero), rounded once. ta or tb NULL: that operand's tangent is zero (not both). */
+#define FJF32_T2_LOOP(DA, DB)                                                               \
+    do {                                                                                    \
+        if (tb == NULL)                                                                     \
+            for (k = 0; k < m; k++) {                                                       \
+                double p = (double)a[k], q = (double)b[k];                                  \
+                (void)p; (void)q;                                                           \
+                dst[k] = (float)((DA) * (double)ta[k]);                                     \
+            }                                                                               \
+        else if (ta == NULL)                                                                \
+            for (k = 0; k < m; k++) {                                                       \
+                double p = (double)a[k], q = (double)b[k];                                  \
+                (void)p; (void)q;                                                           \
+                dst[k] = (float)(0.0 + (DB) * (double)tb[k]);                               \
+            }                                                                               \
+        else                                                                                \
+            for (k = 0; k < m; k++) {                                                       \
+                double p = (double)a[k], q = (double)b[k];                                  \
+                (void)p; (void)q;                                                           \
+                dst[k] = (float)((DA) * (double)ta[k] + (DB) * (double)tb[k]);              \
+            }                                                                               \
+    } while (0)
+FJ_FUSED_CLONES static void fj_fused32_tangent2(int op, float *restrict dst,
+                                                const float *a, const float *b,
+                                                const float *ta, const float *tb, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    switch (op) {
+    case FJ_F_ADD:
+        FJF32_T2_LOOP(1.0, 1.0);
+        break;
+    case FJ_F_SUB:
+        FJF32_T2_LOOP(1.0, -1.0);
+        break;
+    case FJ_F_MUL: /* a operand whose tangent is NULL is not read (its value may not exist) */
+        if (tb == NULL)
+            for (k = 0; k < m; k++) dst[k] = (float)((double)b[k] * (double)ta[k]);
+        else if (ta == NULL)
+            for (k = 0; k < m; k++) dst[k] = (float)(0.0 + (double)a[k] * (double)tb[k]);
+        else
+            for (k = 0; k < m; k++)
+                dst[k] = (float)((double)b[k] * (double)ta[k] + (double)a[k] * (double)tb[k]);
+        break;
+    case FJ_F_DIV:
+        FJF32_T2_LOOP(1.0 / q, -((p / q) / q));
+        break;
+    case FJ_F_MAXIMUM:
+        FJF32_T2_LOOP(p >= q ? 1.0 : (p < q ? 0.0 : p + q), p >= q ? 0.0 : (p < q ? 1.0 : p + q));
+        break;
+    default: /* FJ_F_MINIMUM */
+        FJF32_T2_LOOP(p <= q ? 1.0 : (p > q ? 0.0 : p + q), p <= q ? 0.0 : (p > q ? 1.0 : p + q));
+        break;
+    }
+}
+
 #endif /* FJ_FUSED_H */

@@ -13,7 +13,9 @@ last node is the output unless ``out_reg`` names an input or a constant.
 
 Work is split into fixed blocks of BLOCK elements (the partition does not depend on the
 thread count), each block into tiles of at most FUSED_TILE elements. Every register is a
-tile-long buffer of doubles, so a whole expression is evaluated in cache:
+tile-long buffer of doubles (of floats for a float32 call with array inputs:
+fused32.pxi, rounding at every op as fastjac's float32 ops do), so a whole expression is
+evaluated in cache:
 
 1. a forward sweep computes each node's value and its local partial derivatives
    (``∂node/∂operand``, paper §4.2: diagonal, so one number per element and operand);
@@ -41,7 +43,7 @@ cimport numpy as cnp
 import numpy as np
 
 from fastjac._kernels._common cimport BLOCK, TILE
-from fastjac._kernels.elementwise cimport _data, _stage
+from fastjac._kernels.elementwise cimport _data, _stage, _unary32
 from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
@@ -64,6 +66,20 @@ cdef extern from "fj_fused.h" nogil:
                                 Py_ssize_t m)
     void fj_fused_widen(double* dst, const float* src, Py_ssize_t m)
     void fj_fused_narrow(float* dst, const double* src, Py_ssize_t m)
+    # float32 registers (_tile32)
+    enum: FJF_PD_FLOAT, FJF_PD_DOUBLE
+    void _binary32 "fj_fused32_binary" (int op, const float* a, const float* b, float* y,
+                                        float* pa, float* pb, int pd, Py_ssize_t m)
+    void _axpy32 "fj_fused32_axpy" (float* dst, const float* cur, const float* src, int kind,
+                                    double c, const void* p, int pf, int mode, Py_ssize_t m)
+    void _axpy2_32 "fj_fused32_axpy2" (float* dst, const float* cur, const float* src,
+                                       const void* p1, int f1, const void* p2, int f2,
+                                       int mode, Py_ssize_t m)
+    void _divb32 "fj_fused32_divb" (float* dst, const float* cur, const float* src,
+                                    const float* a, const float* b, int mode, Py_ssize_t m)
+    void _tangent2_32 "fj_fused32_tangent2" (int op, float* dst, const float* a,
+                                             const float* b, const float* ta,
+                                             const float* tb, Py_ssize_t m)
 
 cnp.import_array()
 
@@ -167,7 +183,9 @@ cdef struct Ctx:
     unsigned char* has_g       # per register: received an adjoint (inputs: else zero)
     unsigned char* fwd         # 2 per node: the contribution is passed on (see _plan)
     unsigned char* fwd_r       # per register: its adjoint is passed on, never stored
-    bint alias                 # float64 and no output is an input (see _tile)
+    bint alias                 # registers may point into the caller's arrays: no output
+                               # is an input, and float64 or r32 (see _tile, _tile32)
+    bint r32                   # float32 registers (_tile32; see _exec)
     double* sums               # n_in merged scalar gradients
     void* mem                  # the one allocation behind the per-call tables
     int failed                 # a block could not allocate its registers
@@ -450,8 +468,14 @@ cdef void _fused_block(Ctx* c, Py_ssize_t blk) noexcept nogil:
     free(scratch)
 
 
+include "fused32.pxi"
+
+
 cdef void _fused_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
-    _fused_block(<Ctx*>ctx, blk)
+    if (<Ctx*>ctx).r32:
+        _fused_block32(<Ctx*>ctx, blk)
+    else:
+        _fused_block(<Ctx*>ctx, blk)
 
 
 cdef void _fused_run(Ctx* c, int n_threads) noexcept nogil:
@@ -459,7 +483,7 @@ cdef void _fused_run(Ctx* c, int n_threads) noexcept nogil:
     cdef Py_ssize_t blk
     if n_threads <= 1 or nblocks == 1:
         for blk in range(nblocks):
-            _fused_block(c, blk)
+            _fused_job_block(c, blk)
     else:
         # fastjac's pool: the caller and the helpers that get a core claim blocks one at a
         # time; a block writes only its own elements and its own partial[blk * n_in + r]
@@ -808,6 +832,7 @@ cdef class Program:
         c.rr = self.rr32 if c.f32 else self.pr
         c.cval = self.c32 if c.f32 else self.c64
         c.failed = 0
+        c.r32 = False
         # registers of a tile: values, tangents, adjoints (3 per register), 2 partials per
         # node; at most REG_BYTES of them, and never shorter than TILE (or _tile_max)
         tl = REG_BYTES // ((3 * nr + 2 * nn) * <Py_ssize_t>sizeof(double)) // 16 * 16
@@ -827,9 +852,17 @@ cdef class Program:
         cdef double total
         cdef const void* o
         cdef const void* outs[3]
-        # Registers may point into the caller's arrays (float64) unless an output is one
-        # of the inputs (in place): then everything is copied into the tile first.
-        c.alias = not c.f32
+        # float32 registers (_tile32) for a float32 call with array inputs only; a call
+        # with a scalar input (summed in double from double partials, as the binary ops'
+        # scalar VJP) keeps the double registers of _tile.
+        c.r32 = c.f32
+        for r in range(nin):
+            if c.x_scalar[r] or c.gmode[r] == G_SUM or c.gmode[r] == G_EXPAND:
+                c.r32 = False
+        # Registers may point into the caller's arrays (float64, or float32 registers)
+        # unless an output is one of the inputs (in place): then everything is copied into
+        # the tile first.
+        c.alias = not c.f32 or c.r32
         outs[0] = c.y_out
         outs[1] = c.jvp_out
         outs[2] = NULL
