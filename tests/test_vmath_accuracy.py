@@ -510,10 +510,10 @@ def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precisio
 
 @pytest.mark.parametrize("name", ["sqrt", "reciprocal", "exp"])
 def test_float32_vector_vjp_gives_the_portable_bits(name, vmath_level, precision_default):
-    # The float32 VJPs of sqrt, reciprocal and exp run 16 (AVX-512) or 8 (AVX2) lanes at a
-    # time (fj_vmath32.h FJ32N_VJP1_VEC); a vector with a lane outside the native range and
-    # the last n mod 16 elements go to the portable tile routine, which decides lane by
-    # lane. Every element must have the portable path's bits (_set_vmath_level(0): the
+    # The float32 VJPs of sqrt and reciprocal run 16 (AVX-512) or 8 (AVX2) lanes at a time
+    # (fj_vmath32.h FJ32N_VJP1_VEC; exp the tile loop); a vector with a lane outside the
+    # native range and the last n mod 16 elements go to the portable tile routine, which
+    # decides lane by lane. Every element must have the portable path's bits (_set_vmath_level(0): the
     # float32 product f'(x) * gy natively, the double route rounded once elsewhere),
     # wherever the odd lanes fall in a vector, for every length, on 1 and 2 threads, with
     # out= on x or on gy, for strided and read-only inputs, and without a cotangent.
