@@ -97,9 +97,10 @@ _DEFAULT_VJP_WRT = ("X", "W", "b")
 # -- checks --------------------------------------------------------------------------------
 
 
-def _layer(X, W, b, dtype=None, extra=()):
+def _layer(X, W, b, dtype=None, extra=(), bias=True):
     """Checked ``(X, W, b, dtype, N, n, m)``; ``extra`` are ``(name, value)`` data arrays
-    that take part in the dtype (returned converted, in order, after the tuple)."""
+    that take part in the dtype (returned converted, in order, after the tuple). ``bias``
+    False: the function takes no ``b`` (``activation_vjp``), and ``b`` stays None."""
     if dtype is None:
         dtype = _v.result_dtype(("X", X), ("W", W), *extra)
     X = _v.matrix(X, "X", dtype)
@@ -111,7 +112,7 @@ def _layer(X, W, b, dtype=None, extra=()):
             f"W must have shape (m, n) with n = {n} to match X.shape={X.shape}, "
             f"got W.shape={W.shape}"
         )
-    if b is not None:
+    if bias:
         b = _bias(b, m, W.shape)
     rest = []
     for name, value in extra:
@@ -128,6 +129,8 @@ def _layer(X, W, b, dtype=None, extra=()):
 
 
 def _bias(b, m, W_shape):
+    if b is None:  # DESIGN.md: b is (m,); a zero bias is np.zeros(m), as fj.neuron's is 0.0
+        raise TypeError(f"b must be an array of shape (m,) = ({m},), got None")
     if type(b) is np.ndarray and b.dtype is _F64 and b.flags.c_contiguous and b.ndim == 1:
         arr = b
     else:
@@ -186,7 +189,8 @@ def activation(X, W, b, out=None, n_threads=None):
     W : array_like, shape (m, n)
         One row per neuron (numerator layout).
     b : array_like, shape (m,)
-        Biases (kept in float64; NaN and inf propagate).
+        Biases (kept in float64; NaN and inf propagate). ``None`` raises ``TypeError``
+        (a zero bias is ``np.zeros(m)``), here and in :func:`loss` and :func:`loss_grad`.
     out : numpy.ndarray, shape (N, m), optional
         Where to write the result (computation dtype, writeable, not overlapping an input).
     n_threads : int, optional
@@ -308,7 +312,7 @@ def activation_vjp(X, W, A, G, wrt=_DEFAULT_VJP_WRT, out=None, n_threads=None):
         when ``wrt`` is a string.
     """
     names, single = _wrt_list(wrt, _VJP_WRT)
-    X, W, _, dtype, N, n, m, A, G = _layer(X, W, None, extra=(("A", A), ("G", G)))
+    X, W, _, dtype, N, n, m, A, G = _layer(X, W, None, extra=(("A", A), ("G", G)), bias=False)
     if out is None:
         outs = [None] * len(names)
     elif single:

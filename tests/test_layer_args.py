@@ -76,6 +76,32 @@ def test_missing_data_arrays_are_refused(dtype):
         fl.activation_vjp(X, W, A, None)
 
 
+@pytest.mark.parametrize("shape", [(6, 3, 2), (6, 3, 1), "wide"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bias_none_is_refused_as_neuron_does(dtype, shape):
+    # DESIGN.md gives b the shape (m,) and documents no None; fj.neuron raises TypeError
+    # for b=None, and the layer once read None as a zero bias (undocumented). Every path:
+    # one-pass, m = 1 (the neuron's kernel), BLAS.
+    if shape == "wide":
+        n, m = wide(dtype)
+        shape = (5, n, m)
+    X, Y, W, b = make(*shape, dtype)
+    msg = rf"^b must be an array of shape \(m,\) = \({shape[2]},\), got None$"
+    calls = (lambda: fl.activation(X, W, None), lambda: fl.activation_jacobian(X, W, None),
+             lambda: fl.loss(X, Y, W, None), lambda: fl.loss_grad(X, Y, W, None),
+             lambda: fl.loss_grad(X, Y, W, None, wrt=("W", "b", "X")),
+             lambda: fl.loss_grad(X, Y, W, None, out=(np.empty(W.shape, dtype), None)))
+    for call in calls:
+        with pytest.raises(TypeError, match=msg):
+            call()
+    with pytest.raises(TypeError, match=r"^b must be a real number, got NoneType$"):
+        fj.neuron.loss(X, Y[:, 0], W[0], None)
+    # a zero bias is spelled np.zeros(m); activation_vjp takes no b at all
+    A = fl.activation(X, W, np.zeros(shape[2]))
+    assert A.shape == (shape[0], shape[2])
+    fl.activation_vjp(X, W, A, np.ones_like(A))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_jacobian_mask_on_the_blas_path_includes_the_bias(dtype):
     # wide enough for the BLAS path, biases large enough to flip many signs of X W^T

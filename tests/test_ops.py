@@ -709,6 +709,9 @@ def test_relu_vjp_special_values_bitwise(dtype):
         tt = t.copy()
         fj.relu.vjp(xx, tt, out=tt)
         assert np.array_equal(tt.view(bits), want)
+        xo = x.copy()  # and x's own buffer
+        fj.relu.vjp(xo, t, out=xo, n_threads=2)
+        assert np.array_equal(xo.view(bits), want)
         d = np.where(x > 0, dtype(1), np.where(np.isnan(x), x, dtype(0)))
         assert np.array_equal(fj.relu.derivative(x).view(bits), d.view(bits))
 

@@ -535,6 +535,62 @@ def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precisio
     check_native_per_lane("reciprocal", x, mixed, gy)
 
 
+@pytest.mark.parametrize("name", ["sqrt", "reciprocal", "exp"])
+def test_float32_vector_vjp_gives_the_portable_bits(name, vmath_level, precision_default):
+    # The float32 VJPs of sqrt and reciprocal run 16 (AVX-512) or 8 (AVX2) lanes at a time
+    # (fj_vmath32.h FJ32N_VJP1_VEC; exp the tile loop); a vector with a lane outside the
+    # native range and the last n mod 16 elements go to the portable tile routine, which
+    # decides lane by lane. Every element must have the portable path's bits (_set_vmath_level(0): the
+    # float32 product f'(x) * gy natively, the double route rounded once elsewhere),
+    # wherever the odd lanes fall in a vector, for every length, on 1 and 2 threads, with
+    # out= on x or on gy, for strided and read-only inputs, and without a cotangent.
+    rng = np.random.default_rng(25)
+    fi = np.finfo(np.float32)
+    odd = np.concatenate([f32_specials(), np.float32([2.0**-101, 2.0**-100, 2.0**-51, 2.0**-50,
+                                                      2.0**63, 2.0**64, -1.0, -2.0**-100,
+                                                      87.0, -87.0, 87.00001, -87.00001,
+                                                      fi.max, 1e-40, -1e-40])])
+    base = {"sqrt": np.exp2(rng.uniform(-99, 127, 20000)),
+            "reciprocal": np.exp2(rng.uniform(-49, 62, 20000)) * rng.choice([-1, 1], 20000),
+            "exp": rng.uniform(-86, 86, 20000)}[name].astype(np.float32)
+    x = np.concatenate([base, f32_random(20000, rng)])
+    for pos in (0, 1, 7, 8, 15, 16, 17, 31, 4095, 4096, 4111, 8200):
+        x[pos] = odd[pos % odd.size]
+    x[rng.integers(40, x.size, 400)] = rng.choice(odd, 400)
+    gy = (rng.standard_normal(x.size) * np.exp(rng.uniform(-40, 40, x.size))).astype(np.float32)
+    gy[rng.integers(0, x.size, 100)] = rng.choice(odd, 100)
+    f = getattr(fj, name)
+    best = vmath_level(-1)
+    with np.errstate(all="ignore"):
+        assert vmath_level(0) == 0
+        ref_vjp, ref_d = f.vjp(x, gy, n_threads=1), f.derivative(x)
+        for level in range(best + 1):
+            assert vmath_level(level) == level
+            for n in (1, 7, 15, 16, 17, 33, 4095, 4097, x.size):
+                xs, gs, want = x[:n], gy[:n], ref_vjp[:n]
+                for n_threads in (1, 2):
+                    _same_bits_nan_places(f.vjp(xs, gs, n_threads=n_threads), want)
+                _same_bits_nan_places(f.derivative(xs), ref_d[:n])
+            on_x = x.copy()
+            f.vjp(on_x, gy, out=on_x, n_threads=2)
+            _same_bits_nan_places(on_x, ref_vjp)
+            on_g = gy.copy()
+            f.vjp(x, on_g, out=on_g)
+            _same_bits_nan_places(on_g, ref_vjp)
+            strided_x, strided_g = np.repeat(x, 2)[::2], np.repeat(gy, 3)[::3]
+            _same_bits_nan_places(f.vjp(strided_x, strided_g), ref_vjp)
+            ro_x, ro_g = x.copy(), gy.copy()
+            ro_x.flags.writeable = ro_g.flags.writeable = False
+            _same_bits_nan_places(f.vjp(ro_x, ro_g, n_threads=2), ref_vjp)
+    # and the portable path is the float32 product where the native routine runs
+    native = {"sqrt": (x >= 2.0**-100) & (x <= fi.max),
+              "reciprocal": (np.abs(x) >= 2.0**-50) & (np.abs(x) <= 2.0**63),
+              "exp": np.abs(x) <= 87}[name]
+    with np.errstate(all="ignore"):
+        prod = ref_d * gy
+    _same_bits_nan_places(ref_vjp[native], prod[native])
+
+
 @pytest.mark.parametrize("name", ["tanh", "sigmoid"])
 def test_float32_tanh_sigmoid_vjp_native_per_lane_and_the_float32_product(name,
                                                                           precision_default):

@@ -105,16 +105,30 @@ cdef extern from "fj_tile.h" nogil:
     void fj_div_f32(const float* w, const float* x, float* y, Py_ssize_t m)
     void fj_max_f32(const float* w, const float* x, float* y, Py_ssize_t m)
     void fj_min_f32(const float* w, const float* x, float* y, Py_ssize_t m)
-    void fj_addsub_grads_f64(const double* gy, double* gw, double* gx, int sub, Py_ssize_t m)
-    void fj_mul_grads_f64(const double* w, const double* x, const double* gy, double* gw, double* gx,
+    # the plain binary ops' gradients, one signature (gy not NULL); fj_div_grads_f32 is
+    # fj_vmath.h's (gy may be NULL there)
+    void fj_add_grads_f64(const double* w, const double* x, const double* gy, double* gw,
+                          double* gx, Py_ssize_t m)
+    void fj_sub_grads_f64(const double* w, const double* x, const double* gy, double* gw,
+                          double* gx, Py_ssize_t m)
+    void fj_mul_grads_f64(const double* w, const double* x, const double* gy, double* gw,
+                          double* gx, Py_ssize_t m)
+    void fj_div_grads_f64(const double* w, const double* x, const double* gy, double* gw,
+                          double* gx, Py_ssize_t m)
+    void fj_max_grads_f64(const double* w, const double* x, const double* gy, double* gw,
+                          double* gx, Py_ssize_t m)
+    void fj_min_grads_f64(const double* w, const double* x, const double* gy, double* gw,
+                          double* gx, Py_ssize_t m)
+    void fj_add_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
                           Py_ssize_t m)
-    void fj_maxmin_grads_f64(const double* w, const double* x, const double* gy, double* gw, double* gx,
-                             int is_min, Py_ssize_t m)
-    void fj_addsub_grads_f32(const float* gy, float* gw, float* gx, int sub, Py_ssize_t m)
+    void fj_sub_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
+                          Py_ssize_t m)
     void fj_mul_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
                           Py_ssize_t m)
-    void fj_maxmin_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
-                             int is_min, Py_ssize_t m)
+    void fj_max_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
+                          Py_ssize_t m)
+    void fj_min_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
+                          Py_ssize_t m)
 
 cdef extern from "fj_fused32.h" nogil:
     # fused.pyx's float32 registers: exp and sin/cos on float tiles (_unary32)
@@ -558,17 +572,9 @@ cdef void _unary_tile(const unsigned char* codes, Py_ssize_t ncodes,
     cdef const double* xd
     if ncodes == 1 and y_out == NULL and d_out != NULL:
         # One function, derivative only (the common VJP): fewer passes than the chain
-        # interpreter below, with the same arithmetic (so the same bits).
+        # interpreter below, with the same arithmetic (so the same bits). (relu's is
+        # _unary_block's.)
         code = codes[0]
-        if code == U_RELU:
-            # relu'(x) * t is t, 0 * t or NaN: exact in the input precision, so float32
-            # stays in float32 (the same values as the double route). fj_tile.h's loop is
-            # compiled for each SIMD level (Cython's own loop here ran scalar).
-            if floating is double:
-                fj_relu_vjp_f64(x, t, d_out, m)
-            else:
-                fj_relu_vjp_f32(x, t, d_out, m)
-            return
         # The vectorised derivative-only loops of fj_vmath.h (the stage's arithmetic, so the
         # same bits; log: t/x as below); they decline (0) ops they do not cover and
         # non-default modes.
@@ -638,7 +644,18 @@ cdef void _unary_block(Py_ssize_t blk, Py_ssize_t n, const unsigned char* codes,
     cdef int done = 0
     if stop > n:
         stop = n
-    if ncodes == 1 and y_out == NULL and d_out != NULL and codes[0] != U_RELU:
+    if ncodes == 1 and y_out == NULL and d_out != NULL and codes[0] == U_RELU:
+        # relu'(x) * t is t, 0 * t or NaN: exact in the input precision, so float32 stays
+        # in float32 (the same values as the double route): fj_tile.h's loop (compiled
+        # for each SIMD level) over the whole block.
+        if floating is double:
+            fj_relu_vjp_f64(x + start, t + start if t != NULL else NULL, d_out + start,
+                            stop - start)
+        else:
+            fj_relu_vjp_f32(x + start, t + start if t != NULL else NULL, d_out + start,
+                            stop - start)
+        return
+    if ncodes == 1 and y_out == NULL and d_out != NULL:
         # One function's derivative-only VJP: fj_vmath.h's loops over the whole block in
         # one call (they tile inside where they need to), the same bits as tile by tile
         # (every element's arithmetic is independent of its position); 0: not covered.
@@ -1054,39 +1071,40 @@ cdef void _binary_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
 # read before its outputs are stored: an output may be exactly an input.
 # ---------------------------------------------------------------------------------------
 
+ctypedef void (*_value_f64_fn)(const double*, const double*, double*, Py_ssize_t) noexcept nogil
+ctypedef void (*_value_f32_fn)(const float*, const float*, float*, Py_ssize_t) noexcept nogil
+ctypedef void (*_grads_f64_fn)(const double*, const double*, const double*, double*, double*,
+                               Py_ssize_t) noexcept nogil
+ctypedef void (*_grads_f32_fn)(const float*, const float*, const float*, float*, float*,
+                               Py_ssize_t) noexcept nogil
+
+# fj_tile.h's loops (compiled for each SIMD level; the bits of the double route), one table
+# per dtype indexed by the op code: y = w ○ x, and (gw, gx) = gy (∂y/∂w, ∂y/∂x).
+cdef _value_f64_fn _PLAIN_VALUE_F64[N_BINARY]
+cdef _value_f32_fn _PLAIN_VALUE_F32[N_BINARY]
+cdef _grads_f64_fn _PLAIN_GRADS_F64[N_BINARY]
+cdef _grads_f32_fn _PLAIN_GRADS_F32[N_BINARY]
+_PLAIN_VALUE_F64[B_ADD], _PLAIN_VALUE_F32[B_ADD] = fj_add_f64, fj_add_f32
+_PLAIN_VALUE_F64[B_SUB], _PLAIN_VALUE_F32[B_SUB] = fj_sub_f64, fj_sub_f32
+_PLAIN_VALUE_F64[B_MUL], _PLAIN_VALUE_F32[B_MUL] = fj_mul_f64, fj_mul_f32
+_PLAIN_VALUE_F64[B_DIV], _PLAIN_VALUE_F32[B_DIV] = fj_div_f64, fj_div_f32
+_PLAIN_VALUE_F64[B_MAXIMUM], _PLAIN_VALUE_F32[B_MAXIMUM] = fj_max_f64, fj_max_f32
+_PLAIN_VALUE_F64[B_MINIMUM], _PLAIN_VALUE_F32[B_MINIMUM] = fj_min_f64, fj_min_f32
+_PLAIN_GRADS_F64[B_ADD], _PLAIN_GRADS_F32[B_ADD] = fj_add_grads_f64, fj_add_grads_f32
+_PLAIN_GRADS_F64[B_SUB], _PLAIN_GRADS_F32[B_SUB] = fj_sub_grads_f64, fj_sub_grads_f32
+_PLAIN_GRADS_F64[B_MUL], _PLAIN_GRADS_F32[B_MUL] = fj_mul_grads_f64, fj_mul_grads_f32
+# float32: gy/x and -(gy w)/(x x), correctly rounded (fj_vmath.h; it also takes gy NULL)
+_PLAIN_GRADS_F64[B_DIV], _PLAIN_GRADS_F32[B_DIV] = fj_div_grads_f64, fj_div_grads_f32
+_PLAIN_GRADS_F64[B_MAXIMUM], _PLAIN_GRADS_F32[B_MAXIMUM] = fj_max_grads_f64, fj_max_grads_f32
+_PLAIN_GRADS_F64[B_MINIMUM], _PLAIN_GRADS_F32[B_MINIMUM] = fj_min_grads_f64, fj_min_grads_f32
+
+
 cdef void _plain_value(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
                        const floating* x, floating* y_out) noexcept nogil:
-    # fj_tile.h's loops, compiled for each SIMD level (the bits of the double route)
-    cdef Py_ssize_t m = hi - lo
-    w += lo
-    x += lo
-    y_out += lo
     if floating is double:
-        if op == B_ADD:
-            fj_add_f64(w, x, y_out, m)
-        elif op == B_SUB:
-            fj_sub_f64(w, x, y_out, m)
-        elif op == B_MUL:
-            fj_mul_f64(w, x, y_out, m)
-        elif op == B_DIV:
-            fj_div_f64(w, x, y_out, m)
-        elif op == B_MAXIMUM:
-            fj_max_f64(w, x, y_out, m)
-        elif op == B_MINIMUM:
-            fj_min_f64(w, x, y_out, m)
+        _PLAIN_VALUE_F64[op](w + lo, x + lo, y_out + lo, hi - lo)
     else:
-        if op == B_ADD:
-            fj_add_f32(w, x, y_out, m)
-        elif op == B_SUB:
-            fj_sub_f32(w, x, y_out, m)
-        elif op == B_MUL:
-            fj_mul_f32(w, x, y_out, m)
-        elif op == B_DIV:
-            fj_div_f32(w, x, y_out, m)
-        elif op == B_MAXIMUM:
-            fj_max_f32(w, x, y_out, m)
-        elif op == B_MINIMUM:
-            fj_min_f32(w, x, y_out, m)
+        _PLAIN_VALUE_F32[op](w + lo, x + lo, y_out + lo, hi - lo)
 
 
 cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
@@ -1094,62 +1112,18 @@ cdef void _plain_grads(int op, Py_ssize_t lo, Py_ssize_t hi, const floating* w,
                        floating* gx_out) noexcept nogil:
     # gw = gy ∂y/∂w, gx = gy ∂y/∂x (gy NULL: ones, i.e. the partials themselves).
     cdef Py_ssize_t k
-    cdef double p, q, g, pw, px
-    if floating is float:
-        if op == B_DIV:  # gy/x and -(gy w)/(x x), correctly rounded (fj_vmath.h)
-            fj_div_grads_f32(w + lo, x + lo, gy + lo if gy != NULL else NULL, gw_out + lo,
-                             gx_out + lo, hi - lo)
-            return
-    if gy == NULL:
+    cdef double pw, px
+    if gy == NULL and not (floating is float and op == B_DIV):
         for k in range(lo, hi):
-            p = w[k]
-            q = x[k]
-            if op == B_ADD:
-                pw = 1.0
-                px = 1.0
-            elif op == B_SUB:
-                pw = 1.0
-                px = -1.0
-            elif op == B_MUL:
-                pw = q
-                px = p
-            elif op == B_DIV:
-                pw = 1.0 / q
-                px = -((p / q) / q)
-            elif op == B_MAXIMUM:
-                pw = 1.0 if p >= q else (0.0 if p < q else p + q)
-                px = 0.0 if p >= q else (1.0 if p < q else p + q)
-            else:
-                pw = 1.0 if p <= q else (0.0 if p > q else p + q)
-                px = 0.0 if p <= q else (1.0 if p > q else p + q)
+            _plain_partials(op, w[k], x[k], &pw, &px)
             gw_out[k] = <floating>pw
             gx_out[k] = <floating>px
         return
-    if op == B_DIV:
-        for k in range(lo, hi):
-            g = gy[k]
-            p = w[k]
-            q = x[k]
-            gw_out[k] = <floating>((1.0 / q) * g)
-            gx_out[k] = <floating>((-((p / q) / q)) * g)
-        return
-    # the rest in fj_tile.h's loops, compiled for each SIMD level (the same bits)
     if floating is double:
-        if op == B_ADD or op == B_SUB:
-            fj_addsub_grads_f64(gy + lo, gw_out + lo, gx_out + lo, op == B_SUB, hi - lo)
-        elif op == B_MUL:
-            fj_mul_grads_f64(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo, hi - lo)
-        elif op == B_MAXIMUM or op == B_MINIMUM:
-            fj_maxmin_grads_f64(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo,
-                                op == B_MINIMUM, hi - lo)
+        _PLAIN_GRADS_F64[op](w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo, hi - lo)
     else:
-        if op == B_ADD or op == B_SUB:
-            fj_addsub_grads_f32(gy + lo, gw_out + lo, gx_out + lo, op == B_SUB, hi - lo)
-        elif op == B_MUL:
-            fj_mul_grads_f32(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo, hi - lo)
-        elif op == B_MAXIMUM or op == B_MINIMUM:
-            fj_maxmin_grads_f32(w + lo, x + lo, gy + lo, gw_out + lo, gx_out + lo,
-                                op == B_MINIMUM, hi - lo)
+        _PLAIN_GRADS_F32[op](w + lo, x + lo, gy + lo if gy != NULL else NULL, gw_out + lo,
+                             gx_out + lo, hi - lo)
 
 
 cdef void _plain_block(Py_ssize_t blk, Py_ssize_t n, int op, const floating* w,

@@ -75,8 +75,9 @@ FJ_FUSED_CLONES static void fj_ew_scale2_f64(double *restrict da, double *restri
 
 /* relu's derivative-only VJP (and its derivative when t is NULL): out = t where x > 0, 0*t
  * where x <= 0 (a signed zero, or NaN when t is inf or NaN), x where x is NaN. Exact in the
- * input precision, so float32 stays float32. out may be t (element by element: each is read
- * before it is written); no other overlap. Every operand is loaded before the selects, so the
+ * input precision, so float32 stays float32. elementwise.pyx calls it once per pool block.
+ * out may be x or t (element by element: each is read before it is written); no other
+ * overlap. Every operand is loaded before the selects, so the
  * loops are branch-free and vectorise at every level. */
 #define FJ_RELU_VJP(NAME, T)                                                                \
     FJ_FUSED_CLONES static void NAME(const T *x, const T *t, T *out, ptrdiff_t m)          \
@@ -141,17 +142,8 @@ FJ_RELU_VJP(fj_relu_vjp_f32, float)
         }                                                                                   \
     }                                                                                       \
     /* gw = gy, gx = sign * gy (add: 1, sub: -1; -1 * g as the double route: -g) */         \
-    FJ_FUSED_CLONES static void fj_addsub_grads_##SUF(const T *gy, T *gw, T *gx, int sub,  \
-                                                      ptrdiff_t m)                          \
-    {                                                                                       \
-        ptrdiff_t k;                                                                        \
-        T s = sub ? (T)-1 : (T)1;                                                           \
-        for (k = 0; k < m; k++) {                                                           \
-            T g = gy[k];                                                                    \
-            gw[k] = g;                                                                      \
-            gx[k] = s * g;                                                                  \
-        }                                                                                   \
-    }                                                                                       \
+    FJ_ADDSUB_GRADS(fj_add_grads_##SUF, T, 1)                                               \
+    FJ_ADDSUB_GRADS(fj_sub_grads_##SUF, T, -1)                                              \
     FJ_FUSED_CLONES static void fj_mul_grads_##SUF(const T *w, const T *x, const T *gy,    \
                                                    T *gw, T *gx, ptrdiff_t m)               \
     {                                                                                       \
@@ -162,30 +154,53 @@ FJ_RELU_VJP(fj_relu_vjp_f32, float)
             gx[k] = p * g;                                                                  \
         }                                                                                   \
     }                                                                                       \
-    /* maximum (is_min 0) or minimum (1): the partial of the selected operand is 1, the     \
-       other's 0, both NaN when p or q is NaN; times g: g, 0*g or NaN */                    \
-    FJ_FUSED_CLONES static void fj_maxmin_grads_##SUF(const T *w, const T *x, const T *gy, \
-                                                      T *gw, T *gx, int is_min,             \
-                                                      ptrdiff_t m)                          \
+    /* maximum: the partial of the selected operand is 1, the other's 0 (ties go to w),     \
+       both NaN when p or q is NaN; times g: g, 0*g or NaN. minimum likewise. */            \
+    FJ_MAXMIN_GRADS(fj_max_grads_##SUF, T, >=, <)                                           \
+    FJ_MAXMIN_GRADS(fj_min_grads_##SUF, T, <=, >)
+
+/* The gradients of the plain binary ops share one signature (w, x, gy, gw, gx, m), so that
+ * elementwise.pyx chooses them from one table per dtype indexed by the op; gy is not NULL
+ * (the partials themselves are elementwise.pyx's loop). */
+#define FJ_ADDSUB_GRADS(NAME, T, S)                                                         \
+    FJ_FUSED_CLONES static void NAME(const T *w, const T *x, const T *gy, T *gw, T *gx,    \
+                                     ptrdiff_t m)                                           \
     {                                                                                       \
         ptrdiff_t k;                                                                        \
-        if (is_min) {                                                                       \
-            for (k = 0; k < m; k++) {                                                       \
-                T g = gy[k], p = w[k], q = x[k];                                            \
-                T z = (T)0 * g, nan = (p + q) * g;                                          \
-                gw[k] = p <= q ? g : (p > q ? z : nan);                                     \
-                gx[k] = p <= q ? z : (p > q ? g : nan);                                     \
-            }                                                                               \
-        } else {                                                                            \
-            for (k = 0; k < m; k++) {                                                       \
-                T g = gy[k], p = w[k], q = x[k];                                            \
-                T z = (T)0 * g, nan = (p + q) * g;                                          \
-                gw[k] = p >= q ? g : (p < q ? z : nan);                                     \
-                gx[k] = p >= q ? z : (p < q ? g : nan);                                     \
-            }                                                                               \
+        (void)w;                                                                            \
+        (void)x;                                                                            \
+        for (k = 0; k < m; k++) {                                                           \
+            T g = gy[k];                                                                    \
+            gw[k] = g;                                                                      \
+            gx[k] = (T)(S) * g;                                                             \
+        }                                                                                   \
+    }
+#define FJ_MAXMIN_GRADS(NAME, T, PICK_W, PICK_X)                                            \
+    FJ_FUSED_CLONES static void NAME(const T *w, const T *x, const T *gy, T *gw, T *gx,    \
+                                     ptrdiff_t m)                                           \
+    {                                                                                       \
+        ptrdiff_t k;                                                                        \
+        for (k = 0; k < m; k++) {                                                           \
+            T g = gy[k], p = w[k], q = x[k];                                                \
+            T z = (T)0 * g, nan = (p + q) * g;                                              \
+            gw[k] = p PICK_W q ? g : (p PICK_X q ? z : nan);                                \
+            gx[k] = p PICK_W q ? z : (p PICK_X q ? g : nan);                                \
         }                                                                                   \
     }
 FJ_PLAIN_BINARY(double, f64)
 FJ_PLAIN_BINARY(float, f32)
+
+/* fj.div's float64 gradients: gw = (1/x) gy, gx = (-((w/x)/x)) gy, the interpreter's
+ * operations (float32: fj_vmath.h's fj_div_grads_f32, correctly rounded quotients). */
+FJ_FUSED_CLONES static void fj_div_grads_f64(const double *w, const double *x, const double *gy,
+                                             double *gw, double *gx, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    for (k = 0; k < m; k++) {
+        double g = gy[k], p = w[k], q = x[k];
+        gw[k] = (1.0 / q) * g;
+        gx[k] = (-((p / q) / q)) * g;
+    }
+}
 
 #endif /* FJ_TILE_H */
