@@ -2166,3 +2166,169 @@ def test_check_grad_rounding_allowance_terms():
     assert r.passed and r.n_checked == 1
     expected = rho_a * (np.sum(np.abs(z)) + 1000.0 * np.max(np.abs(z)))
     assert r.max_round_bound == pytest.approx(expected, rel=1e-6, abs=0)
+
+
+# ---------------------------------------------------------------------------------------
+# check_diagonal: defaults, rounding allowance, partitions and the coupling message
+# ---------------------------------------------------------------------------------------
+
+# Equivalent mutants of check_diagonal: ``reference="XXautoXX"`` or ``"AUTO"`` (as for
+# check_grad: every value but a callable and False/None/"none" means "auto");
+# ``_Evaluator(..., ulps)`` given None or left out (the evaluator reads its ``ulps`` only
+# in ``_direction``, which check_diagonal never calls: its lines and probes take ``rho``
+# from check_diagonal's own ``ulps``); ``reshape(-2)`` of the analytic diagonal;
+# ``_eps(a.dtype)`` taken for an integer derivative too (float64's eps, never above the
+# input's rounding unit that max() takes anyway); ``astype(None)`` for
+# ``astype(float64)`` (None means float64) of the scale ``q``, of ``a`` and of the x
+# values reported; and the diagonality probes run for a single entry (``n > 1`` made
+# ``or True`` or ``n >= 1``): with one coordinate every partition moves all or nothing,
+# so no partition is evaluated and the report is the same.
+# Of _diagonal_probes: ``break`` for ``continue`` when a partition moves all or nothing
+# (a part moves nothing exactly when its complement moves everything, so the complement,
+# the only statement skipped, would be skipped anyway); ``float("INF")`` for
+# ``float("inf")``; ``astype(None)`` in the steps ``h``. Equivalent in practice, not in
+# principle: ``rng.random(n) <= 0.5`` for ``< 0.5`` differs only when a draw is exactly
+# 0.5, which has probability 2**-53 per draw (no seed that shows it can be found).
+
+
+def test_check_diagonal_defaults_counts_and_reported_points():
+    from fastjac.gradcheck import check_diagonal
+    x = np.linspace(-1.3, 1.1, 8)
+    r = check_diagonal(np.sin, np.cos, x)
+    # n_probes=3 by default: 7 evaluations for the derivative, two per partition
+    # (alternate coordinates, halves and 3 random ones)
+    assert r.passed and r.n_evals == 7 + 2 * (3 + 2) and r.n_checked == 8
+    # each entry reports its own x
+    assert r.worst and all(e.x == x[e.index] for e in r.worst)
+    # two entries already get the diagonality probes: a coupling is caught
+    r2 = check_diagonal(lambda v: v + 0.5 * v[::-1], np.full(2, 1.5), np.array([0.3, 0.6]))
+    assert not r2 and r2.problems and r2.problems[0].startswith("NOT DIAGONAL")
+
+
+def test_check_diagonal_analytic_rounding_unit():
+    from fastjac.gradcheck import check_diagonal
+    x = np.array([0.5, -1.0, 2.0, 3.0])
+    # an integer derivative has no rounding of its own, and is held to that
+    r = check_diagonal(lambda v: 3 * v, np.full(4, 3), x)
+    assert r.passed and r.max_round_bound < 1e-12
+    assert not check_diagonal(lambda v: 3 * v, np.array([3, 3, 3, 4]), x)
+    # float32 inputs: the analytic values are allowed the inputs' rounding unit
+    # (float32's), even when the derivative itself is float64
+    x32 = x.astype(np.float32)
+    d = np.cos(x32.astype(F64))
+    r32 = check_diagonal(np.sin, d, x32)
+    assert r32.passed and r32.max_round_bound > 1e6 * check_diagonal(np.sin, d, x).max_round_bound
+
+
+@pytest.mark.parametrize("c0, scale", [(0.0, 1.0), (1000.0, 1.0), (0.0, 1e-6)])
+def test_check_diagonal_rounding_allowance_terms(c0, scale):
+    # rho_a (|a| + q |f''| + F / q) with f = c0 + scale sin at x = 0 and a large step
+    # (eps=0.5, h = 0.5): f'' = 0 (the differences are symmetric), q = 1 and
+    # F = max(c0 + scale sin(0.5), |D(h)|) with D(h) = scale sin(0.5) / 0.5 (the
+    # difference at the step h, not h/2), with no floor of its own (f_scale not given)
+    from fastjac.gradcheck import check_diagonal
+    rho_a = 8 * np.finfo(F64).eps
+    r = check_diagonal(lambda v: c0 + scale * np.sin(v), lambda v: scale * np.cos(v),
+                       np.array([0.0]), eps=0.5)
+    assert r.passed and r.n_checked == 1
+    F = max(c0 + scale * math.sin(0.5), scale * math.sin(0.5) / 0.5)
+    assert r.max_round_bound == pytest.approx(rho_a * (scale + F), rel=1e-12, abs=0)
+
+
+def test_check_diagonal_partitions_are_the_documented_ones():
+    # alternate coordinates, the first half (n // 2), then n_probes random subsets
+    # default_rng(seed + 1).random(n) < 0.5, each with its complement; a partition that
+    # moves all or nothing is skipped
+    from fastjac.gradcheck import check_diagonal
+    for n, seed, kw in ((7, 5, {"seed": 5}), (9, 0, {}), (6, 2, {"seed": 2, "n_probes": 5})):
+        x = np.linspace(-0.9, 0.8, n)
+        seen = []
+
+        def f(v):
+            seen.append(np.array(v))
+            return np.sin(v)
+
+        assert check_diagonal(f, np.cos, x, **kw)
+        idx = np.arange(n)
+        rng = np.random.default_rng(seed + 1)
+        parts = [idx % 2 == 0, idx < n // 2]
+        parts += [rng.random(n) < 0.5 for _ in range(kw.get("n_probes", 3))]
+        expected = [m for p in parts for m in (p, ~p) if m.any() and not m.all()]
+        moved = [v != x for v in seen[7:]]
+        assert len(moved) == len(expected), n
+        for a, b in zip(moved, expected):
+            assert a.tolist() == b.tolist(), n
+
+
+def test_check_diagonal_coupling_message_exactly():
+    from fastjac import _fd
+    from fastjac.gradcheck import check_diagonal
+    # two entries, output 0 depends on x_1 too; a large step (eps=0.1) so that the
+    # coupling x_1**2 differs to the message's 4 digits between +h and -h
+    x = np.array([0.3, 0.6])
+
+    def f(v):
+        return np.array([np.sin(v[0]) + v[1] ** 2, np.sin(v[1])])
+
+    r = check_diagonal(f, lambda v: np.cos(v), x, eps=0.1, seed=3)
+    xp = _fd._coord_steps(x, 0.1)[0][0]
+    h = xp[1] - x[1]
+    delta = abs(f(np.array([x[0], xp[1]]))[0] - f(x)[0])
+    rng = np.random.default_rng(4)
+    count = 2 + sum(int(p[0] != p[1]) for p in (rng.random(2) < 0.5 for _ in range(3)))
+    assert r.problems[-1:] == [
+        f"NOT DIAGONAL: output 0 changed by {delta:.3e} when only 1 other inputs were "
+        f"perturbed (coupling ~ {delta / h:.3e}; {count} such outputs in all) - f couples "
+        "coordinates, its Jacobian is not diagonal"
+    ]
+    # the worst coupling over all partitions is reported, not the first one found:
+    # output 3 moves by 0.5 h when x_0 moves (alternate coordinates, first), by h when
+    # x_0 and x_1 move (first half; x > 0: the steps have the same sign)
+    g = lambda v: np.sin(v) + np.r_[0, 0, 0, 0.5 * v[0] + 0.5 * v[1]]  # noqa: E731
+    r = check_diagonal(g, np.cos, np.array([0.1, 0.2, 0.3, 0.4]), n_probes=0)
+    assert not r and "output 3 changed" in r.problems[-1]
+    assert "(coupling ~ 1.000e+00;" in r.problems[-1], r.problems
+
+
+def test_check_diagonal_coupling_without_a_step_or_at_infinity():
+    # an infinite coupling where the moved inputs' step is 0 or not finite, and no
+    # warning from the probes' comparisons
+    from fastjac.gradcheck import check_diagonal
+    calls = []
+
+    def noisy(v):  # not a function of x: its outputs change at every call
+        calls.append(1)
+        return v + 1e-3 * len(calls)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # eps=1e-300: the steps vanish (x + h == x), the outputs change all the same
+        r = check_diagonal(noisy, np.ones(4), np.array([1.0, 2.0, 3.0, 4.0]), eps=1e-300)
+        assert not r and "coupling ~ inf;" in r.problems[-1], r.problems
+        # an output that is infinite everywhere (inf - inf in the comparisons) is not
+        # compared, and the other outputs are
+        inf0 = lambda v: np.where(np.arange(v.size) == 0, np.inf, np.sin(v))  # noqa: E731
+        r = check_diagonal(inf0, np.cos, np.array([0.5, 0.25, 0.75]))
+        assert r.passed and r.nonfinite == [0] and r.n_checked == 2
+
+    # x_0 = inf: its step is NaN; moving x_0 and x_2 changes output 3 (via x_2)
+    def f(v):
+        return v + 0.5 * np.roll(v, 1)
+
+    def d(v):
+        return np.ones_like(v)
+
+    with np.errstate(invalid="ignore"):
+        r = check_diagonal(f, d, np.array([np.inf, 0.5, 0.25, 0.75]), n_probes=0)
+    assert not r and "coupling ~ inf;" in r.problems[-1], r.problems
+
+
+def test_check_diagonal_error_split_leaves_out_kinks():
+    # float32 x, float64 re-run and a float32 derivative: the finite-difference and
+    # rounding errors are measured apart, over the entries compared (not the kink at 0,
+    # where the difference quotient of |x| is 0 and the derivative says 1)
+    from fastjac.gradcheck import check_diagonal
+    x = np.array([0.0, 0.5, -1.5, 2.0], dtype=np.float32)
+    r = check_diagonal(np.abs, lambda v: np.where(v >= 0, 1, -1).astype(v.dtype), x)
+    assert r.passed and r.kinks == [0] and r.reference == "float64 re-run"
+    assert r.fd_rel_err is not None and r.fd_rel_err < 1e-6
