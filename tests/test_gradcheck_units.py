@@ -2332,3 +2332,246 @@ def test_check_diagonal_error_split_leaves_out_kinks():
     r = check_diagonal(np.abs, lambda v: np.where(v >= 0, 1, -1).astype(v.dtype), x)
     assert r.passed and r.kinks == [0] and r.reference == "float64 re-run"
     assert r.fd_rel_err is not None and r.fd_rel_err < 1e-6
+
+
+# ---------------------------------------------------------------------------------------
+# check_vjp: defaults, the cotangent it passes, kinks, probes and the rounding allowance
+# ---------------------------------------------------------------------------------------
+
+# Equivalent mutants of check_vjp: ``reference="XXautoXX"`` or ``"AUTO"`` (see
+# check_grad); ``reshape(-2)`` of the cotangent, of the analytic parts or of the re-run
+# ones; ``astype(None)`` for ``astype(float64)``; ``_eps(p.dtype)`` for an integer VJP
+# too (float64's eps, below the inputs' rounding unit that max() takes anyway);
+# ``out_dtype`` of a non-float output taken as its own dtype, as object or always
+# (``and False``, ``np.asarray(None)``, ``or True`` in call_vjp): the cotangent passed
+# to vjp is float64 whenever that dtype is not a float, so only a float output's dtype
+# is ever used; ``cc.reshape(())`` as ``cc.reshape(out_shape)`` for a 0-d output (the
+# same shape); ``break`` for ``continue`` after a zero probe direction (a standard
+# normal direction is never zero, and with no input entries every probe is zero);
+# the values of a probe skipped at a kink (``None`` or 1.0 for 0.0: a kink entry is
+# never compared, and the report's maxima are over compared entries), and its
+# ``kink`` flag None for False (the same bool); ``cols.pop("kinked_probes", None)``
+# for ``[]`` (both are falsy when no probe was kinked).
+
+
+def _recording_vjp(seen, d=np.cos):
+    def vjp(p, c):
+        seen.append(np.array(c, copy=True))
+        return (d(p[0]) * c,)
+    return vjp
+
+
+def test_check_vjp_defaults_and_the_cotangent_passed():
+    from fastjac.gradcheck import check_vjp
+    # full columns for at most max_full=64 input entries, then 3 probes (n_probes=3)
+    x = np.linspace(-1.2, 1.3, 65)
+    assert check_vjp(np.sin, _recording_vjp([]), (x[:64],)).n_checked == 64 + 3
+    assert check_vjp(np.sin, _recording_vjp([]), (x,)).n_checked == 3
+    # the default cotangent: default_rng(seed).standard_normal(m), seed 0
+    seen = []
+    assert check_vjp(np.sin, _recording_vjp(seen), (x[:4],), full=False)
+    assert np.array_equal(seen[0], np.random.default_rng(0).standard_normal(4))
+    # no kink along the probes: vjp is called once, the probes reuse its result
+    assert len(seen) == 1
+    # an explicit cotangent of a 2-D output reaches vjp in y's shape
+    x2 = x[:6].reshape(2, 3)
+    ct = np.arange(1.0, 7.0).reshape(2, 3)
+    seen = []
+    assert check_vjp(np.sin, _recording_vjp(seen), (x2,), ct)
+    assert seen[0].shape == (2, 3) and np.array_equal(seen[0], ct)
+    seen = []
+    assert check_vjp(np.sin, _recording_vjp(seen), (x2,))
+    assert seen[0].shape == (2, 3)
+    # in the output's dtype (a float32 f gets a float32 cotangent)
+    seen = []
+    x32 = x[:5].astype(np.float32)
+    assert check_vjp(np.sin, _recording_vjp(seen), (x32,))
+    assert seen and all(c.dtype == np.float32 for c in seen)
+    # the cotangent is read in float64: a longdouble one gives its float64 rounding's report
+    ct5 = np.linspace(1, 2, 5).astype(np.longdouble) / 3
+    def entries(r):
+        return [(e.index, e.analytic, e.numeric, e.bound) for e in r.worst]
+    r_ld = check_vjp(np.sin, _recording_vjp([]), (x[:5],), ct5)
+    assert entries(r_ld) == entries(check_vjp(np.sin, _recording_vjp([]), (x[:5],),
+                                              ct5.astype(F64)))
+    # ulps reaches the probes' own lines (f's rounding, 3 rho F / h), not only rho_a
+    run = lambda **k: check_vjp(np.sin, _recording_vjp([]), (x[:5],), full=False, **k)  # noqa: E731
+    assert run(ulps=1e7).max_fd_bound > 1e5 * run().max_fd_bound
+
+
+def test_check_vjp_output_kinks_given_by_the_caller():
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    ct = np.array([1.0, 2.0, -1.0, 0.5])
+    mask = np.array([False, True, False, False])
+    for kinks in (mask, [1], lambda v: np.abs(v + 1.2) < 1e-12):
+        seen = []
+        r = check_vjp(np.sin, _recording_vjp(seen), (x,), ct, kinks=kinks)
+        # the kink's output is left out of the cotangent vjp is called with
+        assert r.passed and r.kinks == [1]
+        assert seen[0].tolist() == [1.0, 0.0, -1.0, 0.5]
+    # and so out of the comparison: a VJP wrong only through output 1 passes
+    bad = lambda p, c: (np.cos(p[0]) * c + 5.0 * c[1],)  # noqa: E731
+    assert check_vjp(np.sin, bad, (x,), ct, kinks=mask)
+    assert not check_vjp(np.sin, bad, (x,), ct)
+
+
+def test_check_vjp_integer_vjp_has_no_rounding_allowance():
+    from fastjac.gradcheck import check_vjp
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    ct = np.array([1, -2, 3, 1])
+    r = check_vjp(lambda v: 3 * v, lambda p, c: (3 * np.asarray(c, dtype=np.int64),), (x,), ct)
+    assert r.passed and r.max_round_bound < 1e-12
+    assert not check_vjp(lambda v: 3 * v, lambda p, c: (3 * c.astype(np.int64) + 1,), (x,), ct)
+
+
+def test_check_vjp_zero_cotangent():
+    # a zero cotangent: every probe compares 0 with 0 and a bound of 0
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    r = check_vjp(np.sin, _recording_vjp([]), (x,), np.zeros(4), full=False)
+    assert r.passed and r.n_checked == 3 and r.kinks == [] and r.nonfinite == []
+    assert sorted(e.index for e in r.worst) == ["probe 0", "probe 1", "probe 2"]
+    assert all(e.analytic == 0.0 and e.numeric == 0.0 for e in r.worst)
+    assert r.max_fd_bound == 0.0 and r.max_round_bound == 0.0
+
+
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_check_vjp_probes_crossing_a_kink(precomputed):
+    # |x| at x = 0: every probe line crosses the kink of output (0, 1). A callable vjp
+    # is called again with that output left out of ct and the probe is compared; a
+    # precomputed VJP cannot be, so the probe is reported as a kink
+    from fastjac.gradcheck import check_vjp
+    x = np.array([[-1.0, 0.0, 2.0], [0.5, -0.7, 1.3]])
+    ct = np.ones((2, 3))
+    seen = []
+    vjp = (np.sign(x) * ct,) if precomputed else _recording_vjp(seen, np.sign)
+    r = check_vjp(np.abs, vjp, (x,), ct, full=False)
+    names = ["probe 0", "probe 1", "probe 2"]
+    assert r.passed and r.nonfinite == []
+    if precomputed:
+        assert r.kinks == names and r.n_checked == 0
+        assert r.notes == ["nothing was compared: every entry is at a kink or outside f's "
+                           "domain"]
+        return
+    assert r.kinks == [] and r.n_checked == 3 and sorted(e.index for e in r.worst) == names
+    assert r.notes == ["probes [0, 1, 2]: outputs at a kink along t were left out of ct"]
+    assert len(seen) == 4 and seen[0].tolist() == ct.tolist()
+    assert all(c.tolist() == [[1, 0, 1], [1, 1, 1]] for c in seen[1:])
+    # a VJP wrong at the kink's output is not blamed for it
+    assert check_vjp(np.abs, lambda p, c: (np.sign(p[0]) * c + 3 * (p[0] == 0) * c,), (x,),
+                     ct, full=False)
+
+
+def test_check_vjp_all_outputs_at_a_kink():
+    # one output, at a kink along every probe: nothing is left to compare
+    from fastjac.gradcheck import check_vjp
+    r = check_vjp(np.abs, lambda p, c: (np.sign(p[0]) * c,), (np.array([0.0]),),
+                  np.array([1.0]), full=False)
+    assert r.passed and r.n_checked == 0 and r.kinks == ["probe 0", "probe 1", "probe 2"]
+
+
+def test_check_vjp_probe_directions():
+    # a probe direction is z_j max(1, |x_j|), z ~ default_rng(seed).standard_normal(n)
+    # (the cotangent given, so the generator draws only the directions); with a
+    # precomputed VJP e_k the probe's analytic value is <e_k, t> = t_k
+    from fastjac.gradcheck import check_vjp
+    x = np.array([1.0, 10.0])
+    z = np.random.default_rng(0).standard_normal(2)
+    for k, t_k in ((0, z[0]), (1, 10 * z[1])):
+        e = np.eye(2)[k]
+        r = check_vjp(lambda v: v, (e,), (x,), np.ones(2), full=False, n_probes=1)
+        assert r.worst[0].index == "probe 0"
+        assert r.worst[0].analytic == pytest.approx(t_k, rel=1e-15)
+
+
+def test_check_vjp_probe_corrects_the_rounded_steps():
+    # float32 differences (reference=False) of a linear f computed exactly in float64:
+    # the points x + s t are rounded to float32; the probe's numeric value is corrected
+    # by <vjp(ct), t_taken - t> per level, leaving only float64 rounding
+    from fastjac.gradcheck import check_vjp
+    A = np.array([[0.7, -1.3, 2.1, 0.4, 1.9], [1.1, 0.2, -0.6, 2.5, -1.4]])
+    x = np.array([0.3, -1.7, 2.9, 0.11, 5.5], dtype=np.float32)
+
+    def f(v):
+        return A @ np.asarray(v, dtype=F64)
+
+    r = check_vjp(f, lambda p, c: (A.T @ c,), (x,), np.array([0.8, -1.1]),
+                  reference=False, full=False, n_probes=3)
+    assert r.passed and r.reference == "none" and r.n_checked == 3
+    assert all(e.rel_err < 1e-9 for e in r.worst), [e.rel_err for e in r.worst]
+
+
+def test_check_vjp_column_rounding_allowance_terms():
+    # a full column's allowance: rho_a (|ct|.|num| + |a_j| + |ct|.(q_j |f''| + F / q_j))
+    from fastjac.gradcheck import check_vjp
+    rho_a = 8 * np.finfo(F64).eps
+    one = np.array([1.0])
+
+    def run(c0, x0, **kw):
+        return check_vjp(lambda v: c0 + np.sin(v), lambda p, c: (np.cos(p[0]) * c,),
+                         (np.array([x0]),), one, n_probes=0, **kw)
+
+    # sin at 0 with a large step (eps=0.5): f'' = 0, F = |D(h)| = sin(0.5) / 0.5
+    r = run(0.0, 0.0, eps=0.5)
+    num = r.worst[0].numeric
+    expected = rho_a * (abs(num) + 1.0 + math.sin(0.5) / 0.5)
+    assert r.max_round_bound == pytest.approx(expected, rel=1e-12, abs=0)
+    # 1000 + sin: F ~ 1000 on the line, divided by q_j = max(1, |x_j|)
+    r = run(1000.0, 0.0, eps=0.5)
+    assert rho_a * 999 < r.max_round_bound < rho_a * 1003
+    r = run(1000.0, 4.0)
+    assert rho_a * 240 < r.max_round_bound < rho_a * 260
+    # f_scale is the columns' floor of F too
+    x = np.array([0.3])
+    big = check_vjp(np.sin, lambda p, c: (np.cos(p[0]) * c,), (x,), one, n_probes=0,
+                    f_scale=1e9)
+    assert big.max_fd_bound > 1e8 * run(0.0, 0.3).max_fd_bound
+
+
+def test_check_vjp_probe_rounding_allowance_terms():
+    # a probe's allowance: rho_a (sum |vjp| |t| + |ct|.(q |f''| + F / q)); for 1000 + sin
+    # at 0 with ct = 1: t = z, q = 1 / max|z|, F ~ 1000 and f'' ~ 0
+    from fastjac.gradcheck import check_vjp
+    rho_a = 8 * np.finfo(F64).eps
+    z = np.random.default_rng(0).standard_normal(2)
+    r = check_vjp(lambda v: 1000.0 + np.sin(v), lambda p, c: (np.cos(p[0]) * c,),
+                  (np.zeros(2),), np.ones(2), full=False, n_probes=1)
+    assert r.passed and r.n_checked == 1
+    expected = rho_a * (np.sum(np.abs(z)) + 2 * 1000.0 * np.max(np.abs(z)))
+    assert r.max_round_bound == pytest.approx(expected, rel=1e-4, abs=0)
+
+
+def test_check_vjp_overflowing_allowance_is_dropped_quietly():
+    # ct = 1e308: the rounding allowance overflows (in the column and in the probe);
+    # it is dropped (0, not inf: the check stays a check) without a warning
+    from fastjac.gradcheck import check_vjp
+    seed = next(s for s in range(100)
+                if 0.95 < abs(np.random.default_rng(s).standard_normal(1)[0]) < 1.7)
+    x = np.array([0.0])
+    ct = np.array([1e308])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for kw in ({"n_probes": 0}, {"full": False, "n_probes": 1}):
+            r = check_vjp(np.exp, lambda p, c: (np.exp(p[0]) * c,), (x,), ct, seed=seed, **kw)
+            assert r.passed and r.n_checked == 1 and r.max_round_bound == 0.0, kw
+            off = check_vjp(np.exp, lambda p, c: (1.001 * np.exp(p[0]) * c,), (x,), ct,
+                            seed=seed, **kw)
+            assert not off, kw
+
+
+def test_check_vjp_outputs_outside_the_domain_with_zero_cotangent():
+    # sqrt at 0: output 0 is NaN on one side of every line through x; with ct_0 = 0 it
+    # does not take part, and the check compares the other outputs
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.0, 0.5, 2.0])
+    ct = np.array([0.0, 1.0, -2.0])
+
+    def vjp(p, c):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.where(c != 0, 0.5 / np.sqrt(p[0]), 0.0) * c,)
+
+    for full in (True, False):
+        r = check_vjp(np.sqrt, vjp, (x,), ct, full=full, n_probes=2)
+        assert r.passed and r.nonfinite == [], full
+        assert r.n_checked == (3 if full else 0) + 2, full
