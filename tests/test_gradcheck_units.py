@@ -2575,3 +2575,24 @@ def test_check_vjp_outputs_outside_the_domain_with_zero_cotangent():
         r = check_vjp(np.sqrt, vjp, (x,), ct, full=full, n_probes=2)
         assert r.passed and r.nonfinite == [], full
         assert r.n_checked == (3 if full else 0) + 2, full
+
+
+def test_check_vjp_report_fields_and_nothing_to_check():
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    ct = np.array([1.0, 2.0, -1.0, 0.5])
+    good = lambda p, c: (np.cos(p[0]) * c,)  # noqa: E731
+    r = check_vjp(np.sin, good, (x,), ct)
+    assert r.dtype == "float64" and r.reference == "none"
+    r32 = check_vjp(np.sin, good, (x.astype(np.float32),), ct)
+    assert r32.dtype == "float32" and r32.reference == "float64 re-run"
+    # rtol and atol loosen the bound
+    off = lambda p, c: (np.cos(p[0]) * c * 1.001,)  # noqa: E731
+    assert not check_vjp(np.sin, off, (x,), ct)
+    assert check_vjp(np.sin, off, (x,), ct, rtol=1e-2)
+    shifted = lambda p, c: (np.cos(p[0]) * c + 1e-3,)  # noqa: E731
+    assert not check_vjp(np.sin, shifted, (x,), ct)
+    assert check_vjp(np.sin, shifted, (x,), ct, atol=1e-1)
+    # no columns and no probes: an empty report, not a crash
+    r0 = check_vjp(np.sin, good, (x,), ct, full=False, n_probes=0)
+    assert r0.passed and r0.n_checked == 0 and r0.worst == [] and r0.kinks == []
