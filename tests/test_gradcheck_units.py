@@ -2596,3 +2596,62 @@ def test_check_vjp_report_fields_and_nothing_to_check():
     # no columns and no probes: an empty report, not a crash
     r0 = check_vjp(np.sin, good, (x,), ct, full=False, n_probes=0)
     assert r0.passed and r0.n_checked == 0 and r0.worst == [] and r0.kinks == []
+
+
+# ---------------------------------------------------------------------------------------
+# _fd._direction: the line along a tangent
+# ---------------------------------------------------------------------------------------
+
+# Equivalent mutants of _direction: ``astype(None)`` for ``astype(float64)`` (the scale of
+# the step, the tangents actually applied); ``reshape(-2)`` of a tangent; ``pmax`` of an
+# empty primal taken as 1.0 instead of 0.0 (pmax is only read through ``max(1, pmax)``).
+# Of _Args.index: ``np.unravel_index(j, shape)`` for a 0-d shape too (``or True``): it
+# returns ``()``, the value the ``else`` gives. Of _analytic_array: ``kind not in
+# "XXfiubXX"`` (``X`` is no dtype kind).
+
+
+def test_direction_bound_terms_and_tangent_scale():
+    from fastjac.gradcheck import check_jvp
+    rho_a = 8 * np.finfo(F64).eps
+    # sin at 0 along t = 1 with a large step (eps=0.5): q = 1, f'' = 0 and F is the
+    # difference at the step s itself, |D(s)| = sin(0.5) / 0.5 (|f| <= sin(0.5) on the
+    # line, f_scale = |sin(0)| = 0)
+    r = check_jvp(np.sin, np.ones(1), (np.array([0.0]),), (np.array([1.0]),), eps=0.5)
+    assert r.passed and r.max_round_bound == pytest.approx(
+        rho_a * (1 + math.sin(0.5) / 0.5), rel=1e-12, abs=0)
+    # an empty primal's tangent does not enter the tangent's scale max|t| (it has none)
+    x = np.array([0.3, -1.2, 0.7])
+    t = np.array([0.05, -0.02, 0.08])
+    r1 = check_jvp(np.sin, np.cos(x) * t, (x,), (t,))
+    r2 = check_jvp(lambda a, e: np.sin(a), np.cos(x) * t, (x, np.zeros(0)), (t, np.zeros(0)))
+    assert r1.passed and r2.passed
+    assert r2.max_round_bound == r1.max_round_bound and r2.max_fd_bound == r1.max_fd_bound
+
+
+def test_direction_float32_tangent_of_a_float64_point():
+    # the tangent is read in float64: a float32 tangent moves a float64 point by
+    # s t computed in float64, so a JVP given as an array (no correction for rounded
+    # steps) is held to float64's bound and passes
+    from fastjac.gradcheck import check_jvp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    t32 = np.array([0.55, -0.275, 1.1, 0.825], dtype=np.float32)
+    r = check_jvp(np.sin, np.cos(x) * t32.astype(F64), (x,), (t32,))
+    assert r.passed and r.max_rel_err < 1e-8
+
+
+def test_direction_rounds_the_step_before_adding_it():
+    # the perturbation s t is rounded to the input's dtype and then added (two
+    # roundings, as _coord_steps does): with x = 0.75 + 2**-24 in float32 (an odd last
+    # bit) and s t just below half its spacing, s t rounds to 2**-25 and both sums are
+    # ties, which go to even: x + s t -> 0.75 + 2**-23, x - s t -> 0.75
+    from fastjac.gradcheck import check_jvp
+    w = np.float32(0.75 + 2.0 ** -24)
+    seen = []
+
+    def f(v):
+        seen.append(float(v[0]))
+        return 2 * np.asarray(v, dtype=F64)
+
+    check_jvp(f, np.full(1, 2.0), (np.array([w]),), (np.ones(1),), eps=2.0 ** -25 - 2.0 ** -51,
+              reference=False)
+    assert seen[1:3] == [0.75 + 2.0 ** -23, 0.75]
