@@ -1810,12 +1810,10 @@ def test_check_jvp_options_reach_the_report():
     assert check_jvp(np.sin, shifted, (x64,), (t64,), atol=1e-2)
 
 
-# Open mutants of check_jvp (not equivalent, not resolved): the corrections' values
-# combined in the jvp's own dtype (``np.asarray(jvp(...), dtype=None)`` or without
-# ``dtype``: ``4 c1 - c0`` rounded to float32 for a float32 jvp). The correction tangents
-# are float32 by design (below), so the corrections already carry float32 rounding; the
-# extra rounding is of the same size (measured: 3e-13 vs 9e-13 relative in the numeric
-# JVP of an exact linear f), too close to tell apart reliably.
+# The corrections' values combined in the jvp's own dtype (``np.asarray(jvp(...),
+# dtype=None)`` or without ``dtype``: ``4 c1 - c0`` rounded to float32 for a float32 jvp)
+# are killed by test_check_jvp_corrections_combined_in_float64 below: with power-of-two
+# steps and an exact float32 jvp, the corrections themselves carry no rounding.
 # Equivalent: ``reshape(-2)`` of a correction (any negative size means "the rest").
 
 
@@ -2655,3 +2653,23 @@ def test_direction_rounds_the_step_before_adding_it():
     check_jvp(f, np.full(1, 2.0), (np.array([w]),), (np.ones(1),), eps=2.0 ** -25 - 2.0 ** -51,
               reference=False)
     assert seen[1:3] == [0.75 + 2.0 ** -23, 0.75]
+
+
+def test_check_jvp_corrections_combined_in_float64():
+    # float32 differences (reference=False) of f = 2 x computed exactly in float64, a
+    # power-of-two relative step (eps=2**-9) and tangents of at most 1 in float32: every
+    # step s t is exact, only the perturbed points round, and the tangents actually
+    # applied differ from t by float32 numbers; an exact float32 jvp then gives exact
+    # corrections. Combined in float64 they remove the rounded steps' error exactly;
+    # combined in float32 (4 c1 - c0 rounded) they would leave ~1e-12.
+    from fastjac.gradcheck import check_jvp
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        x = rng.uniform(-1, 1, 5).astype(np.float32)
+        t = rng.uniform(-1, 1, 5).astype(np.float32)
+        t[0] = 1.0
+        r = check_jvp(lambda v: 2 * np.asarray(v, dtype=F64), lambda p, tt: 2 * tt[0], (x,),
+                      (t,), eps=2.0 ** -9, reference=False)
+        assert r.passed and len(r.worst) == 5
+        for e in r.worst:
+            assert e.numeric == 2 * float(t[e.index]), (e, x, t)
