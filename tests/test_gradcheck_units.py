@@ -332,6 +332,22 @@ def test_coord_steps_are_exact_and_signed():
     with np.errstate(all="raise"):
         xp, xm, h = _fd._coord_steps(np.array([np.inf, 1.0]), rel)[0]
     assert np.isnan(h[0]) and h[1] == rel
+    # a float32 x within a step of float32's maximum: the step overflows quietly
+    big = np.float32(3.4e38)
+    with np.errstate(all="raise"):
+        xp, xm, h = _fd._coord_steps(np.array([big, 1.0], dtype=np.float32), 1e-2)[0]
+    assert xp[0] == np.inf and h[1] == np.float32(1.0 + 1e-2) - 1.0
+    # the step is rounded to x's dtype, then added (two roundings): x = 0.75 + 2**-24 in
+    # float32 has an odd last bit, a step just below half its spacing rounds to 2**-25,
+    # and x + 2**-25 is a tie that goes to even, 0.75 + 2**-23
+    w = np.array([0.75 + 2.0 ** -24], dtype=np.float32)
+    xp, xm, h = _fd._coord_steps(w, 2.0 ** -25 - 2.0 ** -51)[0]
+    assert float(xp[0]) == 0.75 + 2.0 ** -23 and h[0] == 2.0 ** -24
+
+
+# Equivalent mutants of _coord_steps: ``astype(None)`` for ``astype(float64)`` (the scale
+# of the step, ``h``); ``h = (xp - x).astype(None)`` (float64) for x's dtype: ``xp - x``
+# is exact, so ``x - h`` rounds the same exact value to x's dtype either way.
 
 
 def _line_reference(fp, fm, f0, h, rho, extra_F=None, F_floor=0.0):
