@@ -449,6 +449,11 @@ def test_round_allow():
     assert r.tolist() == [0.0]
 
 
+# Equivalent mutants of _kink_mask: ``reshape(-2)`` for ``reshape(-1)`` (any negative size
+# means "the rest"); the indices not flattened (``reshape(None)``): NumPy's fancy
+# assignment ``out[idx] = True`` sets the same entries for an index array of any shape.
+
+
 def test_analytic_array_and_kink_mask():
     v = _fd._analytic_array([1, 2], 2, "grad(x)")
     assert v.tolist() == [1, 2]
