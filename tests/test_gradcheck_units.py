@@ -710,6 +710,11 @@ def _ev(f, *primals, **kw):
     return _fd._Evaluator(f, _fd._Args(primals), **kw)
 
 
+# Equivalent mutants of _Evaluator: ``reference="XXautoXX"`` or ``"AUTO"`` as the default
+# (every value but a callable and False/None/"none" means "auto"); in ``__call__``,
+# ``reshape(-2)`` for ``reshape(-1)``.
+
+
 def test_evaluator_reference_modes():
     x32 = np.array([0.5, -1.0, 2.0], dtype=np.float32)
     ev = _ev(np.sin, x32.astype(F64))
@@ -774,6 +779,11 @@ def test_evaluator_scale_and_calls():
     with np.errstate(all="raise"):  # a perturbed point outside the domain: NaN, no error
         y = ev([np.array([-1.0, 1.0, 1.0, 1.0])])
     assert y.shape == (4,) and np.isnan(y[0]) and y.dtype == F64 and ev.n_evals == 2
+    # every evaluation is returned flat in float64, whatever f's dtype
+    ev = _ev(lambda v: np.sin(v).astype(np.float32), np.ones((2, 2)), reference=False)
+    y = ev([np.full(4, 0.5)])
+    assert y.dtype == F64 and y.shape == (4,) and y[0] == np.float32(np.sin(0.5))
+    assert _ev(lambda v: v > 0, np.ones(3))([np.array([1.0, -1.0, 2.0])]).tolist() == [1, 0, 1]
     ev = _ev(lambda v: v[: 2 if v[0] == 1 else 1], np.ones(3))
     with pytest.raises(ValueError, match=r"^f returned shape \(1,\) at a perturbed point, "
                                          r"\(2,\) at x$"):
