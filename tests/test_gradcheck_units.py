@@ -1964,8 +1964,8 @@ def test_validation_hooks_run_the_referee_with_validation_off():
 
 # Equivalent mutants of check_grad's coordinate choice: ``replace=None`` for
 # ``replace=False`` in ``rng.choice`` (tested for truth), and ``reshape(-2)`` of explicit
-# coordinates or of the analytic gradient (NumPy 2.x takes any negative size as "the
-# rest").
+# coordinates, of the analytic gradient or of its float64 re-run in the error split
+# (NumPy 2.x takes any negative size as "the rest").
 
 
 def test_check_grad_coordinates_and_analytic_forms():
@@ -2704,3 +2704,49 @@ def test_check_jvp_corrections_combined_in_float64():
         assert r.passed and len(r.worst) == 5
         for e in r.worst:
             assert e.numeric == 2 * float(t[e.index]), (e, x, t)
+
+
+def test_error_split_of_check_jvp_and_check_grad():
+    # float32 inputs re-run in float64 and an analytic function of float32 results: the
+    # analytic function is called again in float64 (with a float64 tangent, a Python
+    # float for a Python-float primal) and the two errors are measured apart, over the
+    # entries compared (not a kink: |x| at 0, where the derivative says 1 and the
+    # difference quotient 0)
+    from fastjac.gradcheck import check_grad, check_jvp
+    x = np.array([0.0, 0.5, -1.5, 2.0], dtype=np.float32)
+    t = np.array([0.5, -1.0, 0.25, 1.0], dtype=np.float32)
+    seen = []
+
+    def jvp(p, tt):
+        seen.append((type(p[1]), type(tt[1]), np.asarray(tt[0]).dtype))
+        d = np.where(p[0] >= 0, 1, -1) * p[1]
+        return (d * tt[0] + np.abs(p[0]) * tt[1]).astype(np.asarray(tt[0]).dtype)
+
+    r = check_jvp(lambda v, c: np.abs(v) * c, jvp, (x, 0.75), (t, 0.5))
+    assert r.passed and r.kinks == [0] and r.reference == "float64 re-run"
+    assert r.fd_rel_err is not None and r.fd_rel_err < 1e-6
+    assert r.round_rel_err is not None and r.round_rel_err < 1e-6
+    assert seen[0] == (float, float, np.float32) and seen[-1] == (float, float, F64)
+
+    def grad(v):
+        return np.where(v >= 0, 1, -1).astype(v.dtype)
+
+    # (a 2-D x: the gradient's float64 re-run is taken flat too; both probes cross the
+    # kink and are reported as kinks, not compared)
+    r = check_grad(lambda v: np.sum(np.abs(v)), grad, x.reshape(2, 2))
+    assert r.passed and r.reference == "float64 re-run" and r.dtype == "float32"
+    assert r.kinks == [(0, 0), "probe 0", "probe 1"] and r.n_checked == 3
+    assert r.fd_rel_err is not None and r.fd_rel_err < 1e-6
+    assert r.round_rel_err is not None and r.round_rel_err < 1e-6
+
+
+def test_check_grad_rtol_atol():
+    from fastjac.gradcheck import check_grad
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    f = lambda v: float(np.sum(np.sin(v)))  # noqa: E731
+    off = lambda v: np.cos(v) * 1.001  # noqa: E731
+    assert not check_grad(f, off, x)
+    assert check_grad(f, off, x, rtol=1e-2)
+    shifted = lambda v: np.cos(v) + 1e-3  # noqa: E731
+    assert not check_grad(f, shifted, x)
+    assert check_grad(f, shifted, x, atol=1e-1)
