@@ -713,7 +713,9 @@ def _ev(f, *primals, **kw):
 # Equivalent mutants of _Evaluator: ``reference="XXautoXX"`` or ``"AUTO"`` as the default
 # (every value but a callable and False/None/"none" means "auto"); ``self.f = None``
 # (the attribute is never read: evaluations go through ``self.fun``); ``n_evals = 1``
-# for ``n_evals += 1`` after the first call (it starts at 0); in ``__call__``,
+# for ``n_evals += 1`` after the first call (it starts at 0); ``kind not in "XXfiubXX"``
+# (``X`` is no dtype kind); ``args.as_dtype(None)`` (float64) for the reference's and the
+# re-run's work arrays; in ``__call__``,
 # ``reshape(-2)`` for ``reshape(-1)``.
 
 
