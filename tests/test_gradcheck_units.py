@@ -715,7 +715,8 @@ def _ev(f, *primals, **kw):
 # (the attribute is never read: evaluations go through ``self.fun``); ``n_evals = 1``
 # for ``n_evals += 1`` after the first call (it starts at 0); ``kind not in "XXfiubXX"``
 # (``X`` is no dtype kind); ``args.as_dtype(None)`` (float64) for the reference's and the
-# re-run's work arrays; in ``__call__``,
+# re-run's work arrays; ``y_user`` kept in f's shape (``reshape(None)``): it is read only
+# for its dtype (check_vjp's cotangent dtype); in ``__call__``,
 # ``reshape(-2)`` for ``reshape(-1)``.
 
 
@@ -755,6 +756,16 @@ def test_evaluator_reference_modes():
     assert ev.notes == ["float64 re-run of f disagrees with the float32 run; differences "
                         "in float32"]
     assert ev.reference == "none" and ev.work[0].dtype == np.float32
+    # a float16 result of float32 inputs agrees with the float64 re-run to float16's
+    # accuracy (the run is as precise as its lowest-precision part, here the output), not
+    # float32's: sin(10 x) computed in float16 is ~1e-3 off
+    def f16(v):
+        return np.sin(10 * (v.astype(np.float16) if v.dtype == np.float32 else v))
+
+    xf = np.array([0.55, -0.92, -1.84], dtype=np.float32)
+    assert np.max(np.abs(f16(xf) - f16(xf.astype(F64)))) > 1e-3
+    ev = _ev(f16, xf)
+    assert ev.reference == "float64 re-run" and ev.notes == [] and ev.out_dtype == np.float16
     # a reference callable, also for float64 inputs
     ref = lambda v: np.sin(v.astype(F64))  # noqa: E731
     ev = _ev(np.sin, x32, reference=ref)
