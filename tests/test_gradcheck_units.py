@@ -716,7 +716,8 @@ def _ev(f, *primals, **kw):
 # for ``n_evals += 1`` after the first call (it starts at 0); ``kind not in "XXfiubXX"``
 # (``X`` is no dtype kind); ``args.as_dtype(None)`` (float64) for the reference's and the
 # re-run's work arrays; ``y_user`` kept in f's shape (``reshape(None)``): it is read only
-# for its dtype (check_vjp's cotangent dtype); in ``__call__``,
+# for its dtype (check_vjp's cotangent dtype); ``reshape(-2)`` of ``y_user``; in
+# ``__call__``,
 # ``reshape(-2)`` for ``reshape(-1)``.
 
 
@@ -735,6 +736,8 @@ def test_evaluator_reference_modes():
         ev = _ev(np.sin, x32, reference=ref)
         assert (ev.n_evals, ev.reference, ev.eps) == (1, "none", 2.0**-23)
         assert ev.work[0].dtype == np.float32
+        # f's values at x are kept flat in float64, like every evaluation
+        assert ev.y0.dtype == F64 and ev.y0.tolist() == np.sin(x32).tolist()
     # float64 input, float32 output: "low" too; the re-run also returns float32
     f32out = lambda v: np.sin(v).astype(np.float32)  # noqa: E731
     ev = _ev(f32out, x32.astype(F64))
