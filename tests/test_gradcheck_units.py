@@ -243,6 +243,15 @@ def test_eps_and_dtypes():
 # caller asks for float64 (``as_dtype(F64)``), and None means float64.
 
 
+def test_no_primals_is_a_clear_error():
+    from fastjac.gradcheck import check_jvp, check_vjp
+    msg = r"^primals is empty: give at least one array or scalar$"
+    with pytest.raises(ValueError, match=msg):
+        check_jvp(lambda: np.ones(2), np.zeros(2), (), ())
+    with pytest.raises(ValueError, match=msg):
+        check_vjp(lambda: np.ones(2), lambda p, c: (), ())
+
+
 def test_args_flat_pack_and_index():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     a = _fd._Args((x, 2.5, True, [1, 2], np.float32(3.0)))
@@ -715,10 +724,14 @@ def _ev(f, *primals, **kw):
 # (the attribute is never read: evaluations go through ``self.fun``); ``n_evals = 1``
 # for ``n_evals += 1`` after the first call (it starts at 0); ``kind not in "XXfiubXX"``
 # (``X`` is no dtype kind); ``args.as_dtype(None)`` (float64) for the reference's and the
-# re-run's work arrays; ``y_user`` kept in f's shape (``reshape(None)``): it is read only
-# for its dtype (check_vjp's cotangent dtype); ``reshape(-2)`` of ``y_user``; in
-# ``__call__``,
-# ``reshape(-2)`` for ``reshape(-1)``.
+# re-run's work arrays; ``in_eps``'s default for no work arrays (None, ``_eps(None)`` or
+# none): ``_Args`` refuses empty primals, so there is always one; ``y_user`` kept in f's
+# shape (``reshape(None)``): it is read only for its dtype (check_vjp's cotangent dtype);
+# ``reshape(-2)`` of ``y_user`` or ``y0``; in ``__call__``, ``reshape(-2)`` for
+# ``reshape(-1)``.
+# Of _line_stats: ``F_floor=1.0`` as the default (every caller passes F_floor);
+# ``np.asarray(fp)`` or ``fm`` without ``dtype=float64`` (or with None): every caller
+# passes float64 arrays (``np.empty`` or stacked evaluations, float64 by ``__call__``).
 
 
 def test_evaluator_reference_modes():
