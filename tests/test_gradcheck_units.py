@@ -730,8 +730,9 @@ def _ev(f, *primals, **kw):
 # ``reshape(-2)`` of ``y_user`` or ``y0``; in ``__call__``, ``reshape(-2)`` for
 # ``reshape(-1)``.
 # Of _line_stats: ``F_floor=1.0`` as the default (every caller passes F_floor);
-# ``np.asarray(fp)`` or ``fm`` without ``dtype=float64`` (or with None): every caller
-# passes float64 arrays (``np.empty`` or stacked evaluations, float64 by ``__call__``).
+# ``np.asarray`` of ``fp``, ``fm``, ``f0`` or the steps ``h`` without ``dtype=float64``
+# (or with None): every caller passes float64 values (``np.empty`` or stacked
+# evaluations, float64 by ``__call__``; ``ev.y0``; steps made float64 or Python floats).
 
 
 def test_evaluator_reference_modes():
