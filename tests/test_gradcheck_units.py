@@ -443,6 +443,16 @@ def test_line_stats_kink_thresholds_exactly():
         assert not r.kink[0] and not r.finite[0]
     r = _fd._line_stats(fp, fm, np.inf, h, rho, F_floor=floor)
     assert not r.kink[0] and not r.finite[0]
+    # finiteness is per entry (a line through one entry's inf leaves the others alone),
+    # and inf/NaN values warn of nothing
+    fp2 = np.stack([np.r_[fp[k], 1.0 + 0.5 * h[k]] for k in range(3)])
+    fm2 = np.stack([np.r_[fm[k], 1.0 - 0.5 * h[k]] for k in range(3)])
+    fp2[1, 0] = np.inf
+    fm2[2, 0] = -np.inf
+    h2 = [np.r_[hk, hk] for hk in h]
+    with np.errstate(all="raise"):
+        r = _fd._line_stats(fp2, fm2, np.array([0.0, 1.0]), h2, rho, F_floor=floor)
+    assert r.finite.tolist() == [False, True] and r.numeric[1] == 0.5
 
 
 def test_round_allow():
