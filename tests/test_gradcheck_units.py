@@ -243,6 +243,10 @@ def test_eps_and_dtypes():
 # caller asks for float64 (``as_dtype(F64)``), and None means float64.
 
 
+# Equivalent mutants of _Args.__init__: ``kind not in "XXfiubXX"`` (``X`` is no dtype
+# kind); ``astype(...)`` without ``copy=True`` (astype copies by default).
+
+
 def test_no_primals_is_a_clear_error():
     from fastjac.gradcheck import check_jvp, check_vjp
     msg = r"^primals is empty: give at least one array or scalar$"
