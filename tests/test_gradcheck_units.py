@@ -113,6 +113,12 @@ def _fin(analytic, numeric, bound, *, kink=None, finite=None, rtol=None, atol=No
     )
 
 
+# Equivalent mutants of _finish: ``np.asarray(analytic)`` with ``dtype=None`` or without
+# ``reshape(-1)`` (``reshape(None)``): every caller passes a flat float64 array or a list
+# of Python floats.
+# Of _Args.__init__: ``reshape(-2)`` for ``reshape(-1)``.
+
+
 def test_finish_fields():
     a = [1.0, 2.0, -4.0, 0.0, 5.0, 6.0, 7.0, 8.0]
     num = [1.0, 2.5, -4.0, 0.0, 5.0, 6.5, 7.0, 8.0]
