@@ -113,7 +113,7 @@ def _fin(analytic, numeric, bound, *, kink=None, finite=None, rtol=None, atol=No
     )
 
 
-# Equivalent mutants of _finish: ``np.asarray(analytic)`` or ``numeric`` with
+# Equivalent mutants of _finish: ``np.asarray`` of ``analytic``, ``numeric`` or ``bound`` with
 # ``dtype=None`` or none, or ``reshape(None)`` or ``reshape(-2)`` for ``reshape(-1)``: every
 # caller passes a flat float64 array or a list of Python floats.
 # Of _Args.__init__: ``reshape(-2)`` for ``reshape(-1)``.
