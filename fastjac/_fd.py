@@ -49,6 +49,8 @@ class _Args:
     """A tuple of primals (arrays or Python scalars), kept flat."""
 
     def __init__(self, primals):
+        if len(primals) == 0:
+            raise ValueError("primals is empty: give at least one array or scalar")
         self.scalar = []
         self.shapes = []
         self.flat = []

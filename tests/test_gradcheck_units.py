@@ -113,6 +113,12 @@ def _fin(analytic, numeric, bound, *, kink=None, finite=None, rtol=None, atol=No
     )
 
 
+# Equivalent mutants of _finish: ``np.asarray`` of ``analytic``, ``numeric`` or ``bound`` with
+# ``dtype=None`` or none, or ``reshape(None)`` or ``reshape(-2)`` for ``reshape(-1)``: every
+# caller passes a flat float64 array or a list of Python floats.
+# Of _Args.__init__: ``reshape(-2)`` for ``reshape(-1)``.
+
+
 def test_finish_fields():
     a = [1.0, 2.0, -4.0, 0.0, 5.0, 6.0, 7.0, 8.0]
     num = [1.0, 2.5, -4.0, 0.0, 5.0, 6.5, 7.0, 8.0]
@@ -243,6 +249,19 @@ def test_eps_and_dtypes():
 # caller asks for float64 (``as_dtype(F64)``), and None means float64.
 
 
+# Equivalent mutants of _Args.__init__: ``kind not in "XXfiubXX"`` (``X`` is no dtype
+# kind); ``astype(...)`` without ``copy=True`` (astype copies by default).
+
+
+def test_no_primals_is_a_clear_error():
+    from fastjac.gradcheck import check_jvp, check_vjp
+    msg = r"^primals is empty: give at least one array or scalar$"
+    with pytest.raises(ValueError, match=msg):
+        check_jvp(lambda: np.ones(2), np.zeros(2), (), ())
+    with pytest.raises(ValueError, match=msg):
+        check_vjp(lambda: np.ones(2), lambda p, c: (), ())
+
+
 def test_args_flat_pack_and_index():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     a = _fd._Args((x, 2.5, True, [1, 2], np.float32(3.0)))
@@ -332,6 +351,22 @@ def test_coord_steps_are_exact_and_signed():
     with np.errstate(all="raise"):
         xp, xm, h = _fd._coord_steps(np.array([np.inf, 1.0]), rel)[0]
     assert np.isnan(h[0]) and h[1] == rel
+    # a float32 x within a step of float32's maximum: the step overflows quietly
+    big = np.float32(3.4e38)
+    with np.errstate(all="raise"):
+        xp, xm, h = _fd._coord_steps(np.array([big, 1.0], dtype=np.float32), 1e-2)[0]
+    assert xp[0] == np.inf and h[1] == np.float32(1.0 + 1e-2) - 1.0
+    # the step is rounded to x's dtype, then added (two roundings): x = 0.75 + 2**-24 in
+    # float32 has an odd last bit, a step just below half its spacing rounds to 2**-25,
+    # and x + 2**-25 is a tie that goes to even, 0.75 + 2**-23
+    w = np.array([0.75 + 2.0 ** -24], dtype=np.float32)
+    xp, xm, h = _fd._coord_steps(w, 2.0 ** -25 - 2.0 ** -51)[0]
+    assert float(xp[0]) == 0.75 + 2.0 ** -23 and h[0] == 2.0 ** -24
+
+
+# Equivalent mutants of _coord_steps: ``astype(None)`` for ``astype(float64)`` (the scale
+# of the step, ``h``); ``h = (xp - x).astype(None)`` (float64) for x's dtype: ``xp - x``
+# is exact, so ``x - h`` rounds the same exact value to x's dtype either way.
 
 
 def _line_reference(fp, fm, f0, h, rho, extra_F=None, F_floor=0.0):
@@ -418,6 +453,16 @@ def test_line_stats_kink_thresholds_exactly():
         assert not r.kink[0] and not r.finite[0]
     r = _fd._line_stats(fp, fm, np.inf, h, rho, F_floor=floor)
     assert not r.kink[0] and not r.finite[0]
+    # finiteness is per entry (a line through one entry's inf leaves the others alone),
+    # and inf/NaN values warn of nothing
+    fp2 = np.stack([np.r_[fp[k], 1.0 + 0.5 * h[k]] for k in range(3)])
+    fm2 = np.stack([np.r_[fm[k], 1.0 - 0.5 * h[k]] for k in range(3)])
+    fp2[1, 0] = np.inf
+    fm2[2, 0] = -np.inf
+    h2 = [np.r_[hk, hk] for hk in h]
+    with np.errstate(all="raise"):
+        r = _fd._line_stats(fp2, fm2, np.array([0.0, 1.0]), h2, rho, F_floor=floor)
+    assert r.finite.tolist() == [False, True] and r.numeric[1] == 0.5
 
 
 def test_round_allow():
@@ -431,6 +476,11 @@ def test_round_allow():
         r = _fd._round_allow(np.array([1e308]), np.array([0.0]), np.array([1e308]),
                              np.array([1.0]), 1.0)
     assert r.tolist() == [0.0]
+
+
+# Equivalent mutants of _kink_mask: ``reshape(-2)`` for ``reshape(-1)`` (any negative size
+# means "the rest"); the indices not flattened (``reshape(None)``): NumPy's fancy
+# assignment ``out[idx] = True`` sets the same entries for an index array of any shape.
 
 
 def test_analytic_array_and_kink_mask():
@@ -689,6 +739,22 @@ def _ev(f, *primals, **kw):
     return _fd._Evaluator(f, _fd._Args(primals), **kw)
 
 
+# Equivalent mutants of _Evaluator: ``reference="XXautoXX"`` or ``"AUTO"`` as the default
+# (every value but a callable and False/None/"none" means "auto"); ``self.f = None``
+# (the attribute is never read: evaluations go through ``self.fun``); ``n_evals = 1``
+# for ``n_evals += 1`` after the first call (it starts at 0); ``kind not in "XXfiubXX"``
+# (``X`` is no dtype kind); ``args.as_dtype(None)`` (float64) for the reference's and the
+# re-run's work arrays; ``in_eps``'s default for no work arrays (None, ``_eps(None)`` or
+# none): ``_Args`` refuses empty primals, so there is always one; ``y_user`` kept in f's
+# shape (``reshape(None)``): it is read only for its dtype (check_vjp's cotangent dtype);
+# ``reshape(-2)`` of ``y_user`` or ``y0``; in ``__call__``, ``reshape(-2)`` for
+# ``reshape(-1)``.
+# Of _line_stats: ``F_floor=1.0`` as the default (every caller passes F_floor);
+# ``np.asarray`` of ``fp``, ``fm``, ``f0`` or the steps ``h`` without ``dtype=float64``
+# (or with None): every caller passes float64 values (``np.empty`` or stacked
+# evaluations, float64 by ``__call__``; ``ev.y0``; steps made float64 or Python floats).
+
+
 def test_evaluator_reference_modes():
     x32 = np.array([0.5, -1.0, 2.0], dtype=np.float32)
     ev = _ev(np.sin, x32.astype(F64))
@@ -704,6 +770,8 @@ def test_evaluator_reference_modes():
         ev = _ev(np.sin, x32, reference=ref)
         assert (ev.n_evals, ev.reference, ev.eps) == (1, "none", 2.0**-23)
         assert ev.work[0].dtype == np.float32
+        # f's values at x are kept flat in float64, like every evaluation
+        assert ev.y0.dtype == F64 and ev.y0.tolist() == np.sin(x32).tolist()
     # float64 input, float32 output: "low" too; the re-run also returns float32
     f32out = lambda v: np.sin(v).astype(np.float32)  # noqa: E731
     ev = _ev(f32out, x32.astype(F64))
@@ -725,6 +793,16 @@ def test_evaluator_reference_modes():
     assert ev.notes == ["float64 re-run of f disagrees with the float32 run; differences "
                         "in float32"]
     assert ev.reference == "none" and ev.work[0].dtype == np.float32
+    # a float16 result of float32 inputs agrees with the float64 re-run to float16's
+    # accuracy (the run is as precise as its lowest-precision part, here the output), not
+    # float32's: sin(10 x) computed in float16 is ~1e-3 off
+    def f16(v):
+        return np.sin(10 * (v.astype(np.float16) if v.dtype == np.float32 else v))
+
+    xf = np.array([0.55, -0.92, -1.84], dtype=np.float32)
+    assert np.max(np.abs(f16(xf) - f16(xf.astype(F64)))) > 1e-3
+    ev = _ev(f16, xf)
+    assert ev.reference == "float64 re-run" and ev.notes == [] and ev.out_dtype == np.float16
     # a reference callable, also for float64 inputs
     ref = lambda v: np.sin(v.astype(F64))  # noqa: E731
     ev = _ev(np.sin, x32, reference=ref)
@@ -753,6 +831,11 @@ def test_evaluator_scale_and_calls():
     with np.errstate(all="raise"):  # a perturbed point outside the domain: NaN, no error
         y = ev([np.array([-1.0, 1.0, 1.0, 1.0])])
     assert y.shape == (4,) and np.isnan(y[0]) and y.dtype == F64 and ev.n_evals == 2
+    # every evaluation is returned flat in float64, whatever f's dtype
+    ev = _ev(lambda v: np.sin(v).astype(np.float32), np.ones((2, 2)), reference=False)
+    y = ev([np.full(4, 0.5)])
+    assert y.dtype == F64 and y.shape == (4,) and y[0] == np.float32(np.sin(0.5))
+    assert _ev(lambda v: v > 0, np.ones(3))([np.array([1.0, -1.0, 2.0])]).tolist() == [1, 0, 1]
     ev = _ev(lambda v: v[: 2 if v[0] == 1 else 1], np.ones(3))
     with pytest.raises(ValueError, match=r"^f returned shape \(1,\) at a perturbed point, "
                                          r"\(2,\) at x$"):
@@ -1810,12 +1893,10 @@ def test_check_jvp_options_reach_the_report():
     assert check_jvp(np.sin, shifted, (x64,), (t64,), atol=1e-2)
 
 
-# Open mutants of check_jvp (not equivalent, not resolved): the corrections' values
-# combined in the jvp's own dtype (``np.asarray(jvp(...), dtype=None)`` or without
-# ``dtype``: ``4 c1 - c0`` rounded to float32 for a float32 jvp). The correction tangents
-# are float32 by design (below), so the corrections already carry float32 rounding; the
-# extra rounding is of the same size (measured: 3e-13 vs 9e-13 relative in the numeric
-# JVP of an exact linear f), too close to tell apart reliably.
+# The corrections' values combined in the jvp's own dtype (``np.asarray(jvp(...),
+# dtype=None)`` or without ``dtype``: ``4 c1 - c0`` rounded to float32 for a float32 jvp)
+# are killed by test_check_jvp_corrections_combined_in_float64 below: with power-of-two
+# steps and an exact float32 jvp, the corrections themselves carry no rounding.
 # Equivalent: ``reshape(-2)`` of a correction (any negative size means "the rest").
 
 
@@ -1935,8 +2016,8 @@ def test_validation_hooks_run_the_referee_with_validation_off():
 
 # Equivalent mutants of check_grad's coordinate choice: ``replace=None`` for
 # ``replace=False`` in ``rng.choice`` (tested for truth), and ``reshape(-2)`` of explicit
-# coordinates or of the analytic gradient (NumPy 2.x takes any negative size as "the
-# rest").
+# coordinates, of the analytic gradient or of its float64 re-run in the error split
+# (NumPy 2.x takes any negative size as "the rest").
 
 
 def test_check_grad_coordinates_and_analytic_forms():
@@ -2166,3 +2247,558 @@ def test_check_grad_rounding_allowance_terms():
     assert r.passed and r.n_checked == 1
     expected = rho_a * (np.sum(np.abs(z)) + 1000.0 * np.max(np.abs(z)))
     assert r.max_round_bound == pytest.approx(expected, rel=1e-6, abs=0)
+
+
+# ---------------------------------------------------------------------------------------
+# check_diagonal: defaults, rounding allowance, partitions and the coupling message
+# ---------------------------------------------------------------------------------------
+
+# Equivalent mutants of check_diagonal: ``reference="XXautoXX"`` or ``"AUTO"`` (as for
+# check_grad: every value but a callable and False/None/"none" means "auto");
+# ``_Evaluator(..., ulps)`` given None or left out (the evaluator reads its ``ulps`` only
+# in ``_direction``, which check_diagonal never calls: its lines and probes take ``rho``
+# from check_diagonal's own ``ulps``); ``reshape(-2)`` of the analytic diagonal;
+# ``_eps(a.dtype)`` taken for an integer derivative too (float64's eps, never above the
+# input's rounding unit that max() takes anyway); ``astype(None)`` for
+# ``astype(float64)`` (None means float64) of the scale ``q``, of ``a`` and of the x
+# values reported; and the diagonality probes run for a single entry (``n > 1`` made
+# ``or True`` or ``n >= 1``): with one coordinate every partition moves all or nothing,
+# so no partition is evaluated and the report is the same.
+# Of _diagonal_probes: ``break`` for ``continue`` when a partition moves all or nothing
+# (a part moves nothing exactly when its complement moves everything, so the complement,
+# the only statement skipped, would be skipped anyway); ``float("INF")`` for
+# ``float("inf")``; ``astype(None)`` in the steps ``h``. Equivalent in practice, not in
+# principle: ``rng.random(n) <= 0.5`` for ``< 0.5`` differs only when a draw is exactly
+# 0.5, which has probability 2**-53 per draw (no seed that shows it can be found).
+
+
+def test_check_diagonal_defaults_counts_and_reported_points():
+    from fastjac.gradcheck import check_diagonal
+    x = np.linspace(-1.3, 1.1, 8)
+    r = check_diagonal(np.sin, np.cos, x)
+    # n_probes=3 by default: 7 evaluations for the derivative, two per partition
+    # (alternate coordinates, halves and 3 random ones)
+    assert r.passed and r.n_evals == 7 + 2 * (3 + 2) and r.n_checked == 8
+    # each entry reports its own x
+    assert r.worst and all(e.x == x[e.index] for e in r.worst)
+    # two entries already get the diagonality probes: a coupling is caught
+    r2 = check_diagonal(lambda v: v + 0.5 * v[::-1], np.full(2, 1.5), np.array([0.3, 0.6]))
+    assert not r2 and r2.problems and r2.problems[0].startswith("NOT DIAGONAL")
+
+
+def test_check_diagonal_analytic_rounding_unit():
+    from fastjac.gradcheck import check_diagonal
+    x = np.array([0.5, -1.0, 2.0, 3.0])
+    # an integer derivative has no rounding of its own, and is held to that
+    r = check_diagonal(lambda v: 3 * v, np.full(4, 3), x)
+    assert r.passed and r.max_round_bound < 1e-12
+    assert not check_diagonal(lambda v: 3 * v, np.array([3, 3, 3, 4]), x)
+    # float32 inputs: the analytic values are allowed the inputs' rounding unit
+    # (float32's), even when the derivative itself is float64
+    x32 = x.astype(np.float32)
+    d = np.cos(x32.astype(F64))
+    r32 = check_diagonal(np.sin, d, x32)
+    assert r32.passed and r32.max_round_bound > 1e6 * check_diagonal(np.sin, d, x).max_round_bound
+
+
+@pytest.mark.parametrize("c0, scale", [(0.0, 1.0), (1000.0, 1.0), (0.0, 1e-6)])
+def test_check_diagonal_rounding_allowance_terms(c0, scale):
+    # rho_a (|a| + q |f''| + F / q) with f = c0 + scale sin at x = 0 and a large step
+    # (eps=0.5, h = 0.5): f'' = 0 (the differences are symmetric), q = 1 and
+    # F = max(c0 + scale sin(0.5), |D(h)|) with D(h) = scale sin(0.5) / 0.5 (the
+    # difference at the step h, not h/2), with no floor of its own (f_scale not given)
+    from fastjac.gradcheck import check_diagonal
+    rho_a = 8 * np.finfo(F64).eps
+    r = check_diagonal(lambda v: c0 + scale * np.sin(v), lambda v: scale * np.cos(v),
+                       np.array([0.0]), eps=0.5)
+    assert r.passed and r.n_checked == 1
+    F = max(c0 + scale * math.sin(0.5), scale * math.sin(0.5) / 0.5)
+    assert r.max_round_bound == pytest.approx(rho_a * (scale + F), rel=1e-12, abs=0)
+
+
+def test_check_diagonal_partitions_are_the_documented_ones():
+    # alternate coordinates, the first half (n // 2), then n_probes random subsets
+    # default_rng(seed + 1).random(n) < 0.5, each with its complement; a partition that
+    # moves all or nothing is skipped
+    from fastjac.gradcheck import check_diagonal
+    for n, seed, kw in ((7, 5, {"seed": 5}), (9, 0, {}), (6, 2, {"seed": 2, "n_probes": 5})):
+        x = np.linspace(-0.9, 0.8, n)
+        seen = []
+
+        def f(v):
+            seen.append(np.array(v))
+            return np.sin(v)
+
+        assert check_diagonal(f, np.cos, x, **kw)
+        idx = np.arange(n)
+        rng = np.random.default_rng(seed + 1)
+        parts = [idx % 2 == 0, idx < n // 2]
+        parts += [rng.random(n) < 0.5 for _ in range(kw.get("n_probes", 3))]
+        expected = [m for p in parts for m in (p, ~p) if m.any() and not m.all()]
+        moved = [v != x for v in seen[7:]]
+        assert len(moved) == len(expected), n
+        for a, b in zip(moved, expected):
+            assert a.tolist() == b.tolist(), n
+
+
+def test_check_diagonal_coupling_message_exactly():
+    from fastjac import _fd
+    from fastjac.gradcheck import check_diagonal
+    # two entries, output 0 depends on x_1 too; a large step (eps=0.1) so that the
+    # coupling x_1**2 differs to the message's 4 digits between +h and -h
+    x = np.array([0.3, 0.6])
+
+    def f(v):
+        return np.array([np.sin(v[0]) + v[1] ** 2, np.sin(v[1])])
+
+    r = check_diagonal(f, lambda v: np.cos(v), x, eps=0.1, seed=3)
+    xp = _fd._coord_steps(x, 0.1)[0][0]
+    h = xp[1] - x[1]
+    delta = abs(f(np.array([x[0], xp[1]]))[0] - f(x)[0])
+    rng = np.random.default_rng(4)
+    count = 2 + sum(int(p[0] != p[1]) for p in (rng.random(2) < 0.5 for _ in range(3)))
+    assert r.problems[-1:] == [
+        f"NOT DIAGONAL: output 0 changed by {delta:.3e} when only 1 other inputs were "
+        f"perturbed (coupling ~ {delta / h:.3e}; {count} such outputs in all) - f couples "
+        "coordinates, its Jacobian is not diagonal"
+    ]
+    # the worst coupling over all partitions is reported, not the first one found:
+    # output 3 moves by 0.5 h when x_0 moves (alternate coordinates, first), by h when
+    # x_0 and x_1 move (first half; x > 0: the steps have the same sign)
+    g = lambda v: np.sin(v) + np.r_[0, 0, 0, 0.5 * v[0] + 0.5 * v[1]]  # noqa: E731
+    r = check_diagonal(g, np.cos, np.array([0.1, 0.2, 0.3, 0.4]), n_probes=0)
+    assert not r and "output 3 changed" in r.problems[-1]
+    assert "(coupling ~ 1.000e+00;" in r.problems[-1], r.problems
+
+
+def test_check_diagonal_coupling_without_a_step_or_at_infinity():
+    # an infinite coupling where the moved inputs' step is 0 or not finite, and no
+    # warning from the probes' comparisons
+    from fastjac.gradcheck import check_diagonal
+    calls = []
+
+    def noisy(v):  # not a function of x: its outputs change at every call
+        calls.append(1)
+        return v + 1e-3 * len(calls)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # eps=1e-300: the steps vanish (x + h == x), the outputs change all the same
+        r = check_diagonal(noisy, np.ones(4), np.array([1.0, 2.0, 3.0, 4.0]), eps=1e-300)
+        assert not r and "coupling ~ inf;" in r.problems[-1], r.problems
+        # an output that is infinite everywhere (inf - inf in the comparisons) is not
+        # compared, and the other outputs are
+        inf0 = lambda v: np.where(np.arange(v.size) == 0, np.inf, np.sin(v))  # noqa: E731
+        r = check_diagonal(inf0, np.cos, np.array([0.5, 0.25, 0.75]))
+        assert r.passed and r.nonfinite == [0] and r.n_checked == 2
+
+    # x_0 = inf: its step is NaN; moving x_0 and x_2 changes output 3 (via x_2)
+    def f(v):
+        return v + 0.5 * np.roll(v, 1)
+
+    def d(v):
+        return np.ones_like(v)
+
+    with np.errstate(invalid="ignore"):
+        r = check_diagonal(f, d, np.array([np.inf, 0.5, 0.25, 0.75]), n_probes=0)
+    assert not r and "coupling ~ inf;" in r.problems[-1], r.problems
+
+
+def test_check_diagonal_error_split_leaves_out_kinks():
+    # float32 x, float64 re-run and a float32 derivative: the finite-difference and
+    # rounding errors are measured apart, over the entries compared (not the kink at 0,
+    # where the difference quotient of |x| is 0 and the derivative says 1)
+    from fastjac.gradcheck import check_diagonal
+    x = np.array([0.0, 0.5, -1.5, 2.0], dtype=np.float32)
+    r = check_diagonal(np.abs, lambda v: np.where(v >= 0, 1, -1).astype(v.dtype), x)
+    assert r.passed and r.kinks == [0] and r.reference == "float64 re-run"
+    assert r.fd_rel_err is not None and r.fd_rel_err < 1e-6
+
+
+# ---------------------------------------------------------------------------------------
+# check_vjp: defaults, the cotangent it passes, kinks, probes and the rounding allowance
+# ---------------------------------------------------------------------------------------
+
+# Equivalent mutants of check_vjp: ``reference="XXautoXX"`` or ``"AUTO"`` (see
+# check_grad); ``reshape(-2)`` of the cotangent, of the analytic parts or of the re-run
+# ones; ``astype(None)`` for ``astype(float64)``; ``_eps(p.dtype)`` for an integer VJP
+# too (float64's eps, below the inputs' rounding unit that max() takes anyway);
+# ``out_dtype`` of a non-float output taken as its own dtype, as object or always
+# (``and False``, ``np.asarray(None)``, ``or True`` in call_vjp): the cotangent passed
+# to vjp is float64 whenever that dtype is not a float, so only a float output's dtype
+# is ever used; ``cc.reshape(())`` as ``cc.reshape(out_shape)`` for a 0-d output (the
+# same shape); ``break`` for ``continue`` after a zero probe direction (a standard
+# normal direction is never zero, and with no input entries every probe is zero);
+# the values of a probe skipped at a kink (``None`` or 1.0 for 0.0: a kink entry is
+# never compared, and the report's maxima are over compared entries), and its
+# ``kink`` flag None for False (the same bool); ``cols.pop("kinked_probes", None)``
+# for ``[]`` (both are falsy when no probe was kinked).
+
+
+def _recording_vjp(seen, d=np.cos):
+    def vjp(p, c):
+        seen.append(np.array(c, copy=True))
+        return (d(p[0]) * c,)
+    return vjp
+
+
+def test_check_vjp_defaults_and_the_cotangent_passed():
+    from fastjac.gradcheck import check_vjp
+    # full columns for at most max_full=64 input entries, then 3 probes (n_probes=3)
+    x = np.linspace(-1.2, 1.3, 65)
+    assert check_vjp(np.sin, _recording_vjp([]), (x[:64],)).n_checked == 64 + 3
+    assert check_vjp(np.sin, _recording_vjp([]), (x,)).n_checked == 3
+    # the default cotangent: default_rng(seed).standard_normal(m), seed 0
+    seen = []
+    assert check_vjp(np.sin, _recording_vjp(seen), (x[:4],), full=False)
+    assert np.array_equal(seen[0], np.random.default_rng(0).standard_normal(4))
+    # no kink along the probes: vjp is called once, the probes reuse its result
+    assert len(seen) == 1
+    # an explicit cotangent of a 2-D output reaches vjp in y's shape
+    x2 = x[:6].reshape(2, 3)
+    ct = np.arange(1.0, 7.0).reshape(2, 3)
+    seen = []
+    assert check_vjp(np.sin, _recording_vjp(seen), (x2,), ct)
+    assert seen[0].shape == (2, 3) and np.array_equal(seen[0], ct)
+    seen = []
+    assert check_vjp(np.sin, _recording_vjp(seen), (x2,))
+    assert seen[0].shape == (2, 3)
+    # in the output's dtype (a float32 f gets a float32 cotangent)
+    seen = []
+    x32 = x[:5].astype(np.float32)
+    assert check_vjp(np.sin, _recording_vjp(seen), (x32,))
+    assert seen and all(c.dtype == np.float32 for c in seen)
+    # the cotangent is read in float64: a longdouble one gives its float64 rounding's report
+    ct5 = np.linspace(1, 2, 5).astype(np.longdouble) / 3
+    def entries(r):
+        return [(e.index, e.analytic, e.numeric, e.bound) for e in r.worst]
+    r_ld = check_vjp(np.sin, _recording_vjp([]), (x[:5],), ct5)
+    assert entries(r_ld) == entries(check_vjp(np.sin, _recording_vjp([]), (x[:5],),
+                                              ct5.astype(F64)))
+    # ulps reaches the probes' own lines (f's rounding, 3 rho F / h), not only rho_a
+    run = lambda **k: check_vjp(np.sin, _recording_vjp([]), (x[:5],), full=False, **k)  # noqa: E731
+    assert run(ulps=1e7).max_fd_bound > 1e5 * run().max_fd_bound
+
+
+def test_check_vjp_output_kinks_given_by_the_caller():
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    ct = np.array([1.0, 2.0, -1.0, 0.5])
+    mask = np.array([False, True, False, False])
+    for kinks in (mask, [1], lambda v: np.abs(v + 1.2) < 1e-12):
+        seen = []
+        r = check_vjp(np.sin, _recording_vjp(seen), (x,), ct, kinks=kinks)
+        # the kink's output is left out of the cotangent vjp is called with
+        assert r.passed and r.kinks == [1]
+        assert seen[0].tolist() == [1.0, 0.0, -1.0, 0.5]
+    # and so out of the comparison: a VJP wrong only through output 1 passes
+    bad = lambda p, c: (np.cos(p[0]) * c + 5.0 * c[1],)  # noqa: E731
+    assert check_vjp(np.sin, bad, (x,), ct, kinks=mask)
+    assert not check_vjp(np.sin, bad, (x,), ct)
+
+
+def test_check_vjp_integer_vjp_has_no_rounding_allowance():
+    from fastjac.gradcheck import check_vjp
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    ct = np.array([1, -2, 3, 1])
+    r = check_vjp(lambda v: 3 * v, lambda p, c: (3 * np.asarray(c, dtype=np.int64),), (x,), ct)
+    assert r.passed and r.max_round_bound < 1e-12
+    assert not check_vjp(lambda v: 3 * v, lambda p, c: (3 * c.astype(np.int64) + 1,), (x,), ct)
+
+
+def test_check_vjp_zero_cotangent():
+    # a zero cotangent: every probe compares 0 with 0 and a bound of 0
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    r = check_vjp(np.sin, _recording_vjp([]), (x,), np.zeros(4), full=False)
+    assert r.passed and r.n_checked == 3 and r.kinks == [] and r.nonfinite == []
+    assert sorted(e.index for e in r.worst) == ["probe 0", "probe 1", "probe 2"]
+    assert all(e.analytic == 0.0 and e.numeric == 0.0 for e in r.worst)
+    assert r.max_fd_bound == 0.0 and r.max_round_bound == 0.0
+
+
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_check_vjp_probes_crossing_a_kink(precomputed):
+    # |x| at x = 0: every probe line crosses the kink of output (0, 1). A callable vjp
+    # is called again with that output left out of ct and the probe is compared; a
+    # precomputed VJP cannot be, so the probe is reported as a kink
+    from fastjac.gradcheck import check_vjp
+    x = np.array([[-1.0, 0.0, 2.0], [0.5, -0.7, 1.3]])
+    ct = np.ones((2, 3))
+    seen = []
+    vjp = (np.sign(x) * ct,) if precomputed else _recording_vjp(seen, np.sign)
+    r = check_vjp(np.abs, vjp, (x,), ct, full=False)
+    names = ["probe 0", "probe 1", "probe 2"]
+    assert r.passed and r.nonfinite == []
+    if precomputed:
+        assert r.kinks == names and r.n_checked == 0
+        assert r.notes == ["nothing was compared: every entry is at a kink or outside f's "
+                           "domain"]
+        return
+    assert r.kinks == [] and r.n_checked == 3 and sorted(e.index for e in r.worst) == names
+    assert r.notes == ["probes [0, 1, 2]: outputs at a kink along t were left out of ct"]
+    assert len(seen) == 4 and seen[0].tolist() == ct.tolist()
+    assert all(c.tolist() == [[1, 0, 1], [1, 1, 1]] for c in seen[1:])
+    # a VJP wrong at the kink's output is not blamed for it
+    assert check_vjp(np.abs, lambda p, c: (np.sign(p[0]) * c + 3 * (p[0] == 0) * c,), (x,),
+                     ct, full=False)
+
+
+def test_check_vjp_all_outputs_at_a_kink():
+    # one output, at a kink along every probe: nothing is left to compare
+    from fastjac.gradcheck import check_vjp
+    r = check_vjp(np.abs, lambda p, c: (np.sign(p[0]) * c,), (np.array([0.0]),),
+                  np.array([1.0]), full=False)
+    assert r.passed and r.n_checked == 0 and r.kinks == ["probe 0", "probe 1", "probe 2"]
+
+
+def test_check_vjp_probe_directions():
+    # a probe direction is z_j max(1, |x_j|), z ~ default_rng(seed).standard_normal(n)
+    # (the cotangent given, so the generator draws only the directions); with a
+    # precomputed VJP e_k the probe's analytic value is <e_k, t> = t_k
+    from fastjac.gradcheck import check_vjp
+    x = np.array([1.0, 10.0])
+    z = np.random.default_rng(0).standard_normal(2)
+    for k, t_k in ((0, z[0]), (1, 10 * z[1])):
+        e = np.eye(2)[k]
+        r = check_vjp(lambda v: v, (e,), (x,), np.ones(2), full=False, n_probes=1)
+        assert r.worst[0].index == "probe 0"
+        assert r.worst[0].analytic == pytest.approx(t_k, rel=1e-15)
+
+
+def test_check_vjp_probe_corrects_the_rounded_steps():
+    # float32 differences (reference=False) of a linear f computed exactly in float64:
+    # the points x + s t are rounded to float32; the probe's numeric value is corrected
+    # by <vjp(ct), t_taken - t> per level, leaving only float64 rounding
+    from fastjac.gradcheck import check_vjp
+    A = np.array([[0.7, -1.3, 2.1, 0.4, 1.9], [1.1, 0.2, -0.6, 2.5, -1.4]])
+    x = np.array([0.3, -1.7, 2.9, 0.11, 5.5], dtype=np.float32)
+
+    def f(v):
+        return A @ np.asarray(v, dtype=F64)
+
+    r = check_vjp(f, lambda p, c: (A.T @ c,), (x,), np.array([0.8, -1.1]),
+                  reference=False, full=False, n_probes=3)
+    assert r.passed and r.reference == "none" and r.n_checked == 3
+    assert all(e.rel_err < 1e-9 for e in r.worst), [e.rel_err for e in r.worst]
+
+
+def test_check_vjp_column_rounding_allowance_terms():
+    # a full column's allowance: rho_a (|ct|.|num| + |a_j| + |ct|.(q_j |f''| + F / q_j))
+    from fastjac.gradcheck import check_vjp
+    rho_a = 8 * np.finfo(F64).eps
+    one = np.array([1.0])
+
+    def run(c0, x0, **kw):
+        return check_vjp(lambda v: c0 + np.sin(v), lambda p, c: (np.cos(p[0]) * c,),
+                         (np.array([x0]),), one, n_probes=0, **kw)
+
+    # sin at 0 with a large step (eps=0.5): f'' = 0, F = |D(h)| = sin(0.5) / 0.5
+    r = run(0.0, 0.0, eps=0.5)
+    num = r.worst[0].numeric
+    expected = rho_a * (abs(num) + 1.0 + math.sin(0.5) / 0.5)
+    assert r.max_round_bound == pytest.approx(expected, rel=1e-12, abs=0)
+    # 1000 + sin: F ~ 1000 on the line, divided by q_j = max(1, |x_j|)
+    r = run(1000.0, 0.0, eps=0.5)
+    assert rho_a * 999 < r.max_round_bound < rho_a * 1003
+    r = run(1000.0, 4.0)
+    assert rho_a * 240 < r.max_round_bound < rho_a * 260
+    # f_scale is the columns' floor of F too
+    x = np.array([0.3])
+    big = check_vjp(np.sin, lambda p, c: (np.cos(p[0]) * c,), (x,), one, n_probes=0,
+                    f_scale=1e9)
+    assert big.max_fd_bound > 1e8 * run(0.0, 0.3).max_fd_bound
+
+
+def test_check_vjp_probe_rounding_allowance_terms():
+    # a probe's allowance: rho_a (sum |vjp| |t| + |ct|.(q |f''| + F / q)); for 1000 + sin
+    # at 0 with ct = 1: t = z, q = 1 / max|z|, F ~ 1000 and f'' ~ 0
+    from fastjac.gradcheck import check_vjp
+    rho_a = 8 * np.finfo(F64).eps
+    z = np.random.default_rng(0).standard_normal(2)
+    r = check_vjp(lambda v: 1000.0 + np.sin(v), lambda p, c: (np.cos(p[0]) * c,),
+                  (np.zeros(2),), np.ones(2), full=False, n_probes=1)
+    assert r.passed and r.n_checked == 1
+    expected = rho_a * (np.sum(np.abs(z)) + 2 * 1000.0 * np.max(np.abs(z)))
+    assert r.max_round_bound == pytest.approx(expected, rel=1e-4, abs=0)
+
+
+def test_check_vjp_overflowing_allowance_is_dropped_quietly():
+    # ct = 1e308: the rounding allowance overflows (in the column and in the probe);
+    # it is dropped (0, not inf: the check stays a check) without a warning
+    from fastjac.gradcheck import check_vjp
+    seed = next(s for s in range(100)
+                if 0.95 < abs(np.random.default_rng(s).standard_normal(1)[0]) < 1.7)
+    x = np.array([0.0])
+    ct = np.array([1e308])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for kw in ({"n_probes": 0}, {"full": False, "n_probes": 1}):
+            r = check_vjp(np.exp, lambda p, c: (np.exp(p[0]) * c,), (x,), ct, seed=seed, **kw)
+            assert r.passed and r.n_checked == 1 and r.max_round_bound == 0.0, kw
+            off = check_vjp(np.exp, lambda p, c: (1.001 * np.exp(p[0]) * c,), (x,), ct,
+                            seed=seed, **kw)
+            assert not off, kw
+
+
+def test_check_vjp_outputs_outside_the_domain_with_zero_cotangent():
+    # sqrt at 0: output 0 is NaN on one side of every line through x; with ct_0 = 0 it
+    # does not take part, and the check compares the other outputs
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.0, 0.5, 2.0])
+    ct = np.array([0.0, 1.0, -2.0])
+
+    def vjp(p, c):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.where(c != 0, 0.5 / np.sqrt(p[0]), 0.0) * c,)
+
+    for full in (True, False):
+        r = check_vjp(np.sqrt, vjp, (x,), ct, full=full, n_probes=2)
+        assert r.passed and r.nonfinite == [], full
+        assert r.n_checked == (3 if full else 0) + 2, full
+
+
+def test_check_vjp_report_fields_and_nothing_to_check():
+    from fastjac.gradcheck import check_vjp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    ct = np.array([1.0, 2.0, -1.0, 0.5])
+    good = lambda p, c: (np.cos(p[0]) * c,)  # noqa: E731
+    r = check_vjp(np.sin, good, (x,), ct)
+    assert r.dtype == "float64" and r.reference == "none"
+    r32 = check_vjp(np.sin, good, (x.astype(np.float32),), ct)
+    assert r32.dtype == "float32" and r32.reference == "float64 re-run"
+    # rtol and atol loosen the bound
+    off = lambda p, c: (np.cos(p[0]) * c * 1.001,)  # noqa: E731
+    assert not check_vjp(np.sin, off, (x,), ct)
+    assert check_vjp(np.sin, off, (x,), ct, rtol=1e-2)
+    shifted = lambda p, c: (np.cos(p[0]) * c + 1e-3,)  # noqa: E731
+    assert not check_vjp(np.sin, shifted, (x,), ct)
+    assert check_vjp(np.sin, shifted, (x,), ct, atol=1e-1)
+    # no columns and no probes: an empty report, not a crash
+    r0 = check_vjp(np.sin, good, (x,), ct, full=False, n_probes=0)
+    assert r0.passed and r0.n_checked == 0 and r0.worst == [] and r0.kinks == []
+
+
+# ---------------------------------------------------------------------------------------
+# _fd._direction: the line along a tangent
+# ---------------------------------------------------------------------------------------
+
+# Equivalent mutants of _direction: ``astype(None)`` for ``astype(float64)`` (the scale of
+# the step, the tangents actually applied); ``reshape(-2)`` of a tangent; ``pmax`` of an
+# empty primal taken as 1.0 instead of 0.0 (pmax is only read through ``max(1, pmax)``).
+# Of _Args.index: ``np.unravel_index(j, shape)`` for a 0-d shape too (``or True``): it
+# returns ``()``, the value the ``else`` gives. Of _analytic_array: ``kind not in
+# "XXfiubXX"`` (``X`` is no dtype kind).
+
+
+def test_direction_bound_terms_and_tangent_scale():
+    from fastjac.gradcheck import check_jvp
+    rho_a = 8 * np.finfo(F64).eps
+    # sin at 0 along t = 1 with a large step (eps=0.5): q = 1, f'' = 0 and F is the
+    # difference at the step s itself, |D(s)| = sin(0.5) / 0.5 (|f| <= sin(0.5) on the
+    # line, f_scale = |sin(0)| = 0)
+    r = check_jvp(np.sin, np.ones(1), (np.array([0.0]),), (np.array([1.0]),), eps=0.5)
+    assert r.passed and r.max_round_bound == pytest.approx(
+        rho_a * (1 + math.sin(0.5) / 0.5), rel=1e-12, abs=0)
+    # an empty primal's tangent does not enter the tangent's scale max|t| (it has none)
+    x = np.array([0.3, -1.2, 0.7])
+    t = np.array([0.05, -0.02, 0.08])
+    r1 = check_jvp(np.sin, np.cos(x) * t, (x,), (t,))
+    r2 = check_jvp(lambda a, e: np.sin(a), np.cos(x) * t, (x, np.zeros(0)), (t, np.zeros(0)))
+    assert r1.passed and r2.passed
+    assert r2.max_round_bound == r1.max_round_bound and r2.max_fd_bound == r1.max_fd_bound
+
+
+def test_direction_float32_tangent_of_a_float64_point():
+    # the tangent is read in float64: a float32 tangent moves a float64 point by
+    # s t computed in float64, so a JVP given as an array (no correction for rounded
+    # steps) is held to float64's bound and passes
+    from fastjac.gradcheck import check_jvp
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    t32 = np.array([0.55, -0.275, 1.1, 0.825], dtype=np.float32)
+    r = check_jvp(np.sin, np.cos(x) * t32.astype(F64), (x,), (t32,))
+    assert r.passed and r.max_rel_err < 1e-8
+
+
+def test_direction_rounds_the_step_before_adding_it():
+    # the perturbation s t is rounded to the input's dtype and then added (two
+    # roundings, as _coord_steps does): with x = 0.75 + 2**-24 in float32 (an odd last
+    # bit) and s t just below half its spacing, s t rounds to 2**-25 and both sums are
+    # ties, which go to even: x + s t -> 0.75 + 2**-23, x - s t -> 0.75
+    from fastjac.gradcheck import check_jvp
+    w = np.float32(0.75 + 2.0 ** -24)
+    seen = []
+
+    def f(v):
+        seen.append(float(v[0]))
+        return 2 * np.asarray(v, dtype=F64)
+
+    check_jvp(f, np.full(1, 2.0), (np.array([w]),), (np.ones(1),), eps=2.0 ** -25 - 2.0 ** -51,
+              reference=False)
+    assert seen[1:3] == [0.75 + 2.0 ** -23, 0.75]
+
+
+def test_check_jvp_corrections_combined_in_float64():
+    # float32 differences (reference=False) of f = 2 x computed exactly in float64, a
+    # power-of-two relative step (eps=2**-9) and tangents of at most 1 in float32: every
+    # step s t is exact, only the perturbed points round, and the tangents actually
+    # applied differ from t by float32 numbers; an exact float32 jvp then gives exact
+    # corrections. Combined in float64 they remove the rounded steps' error exactly;
+    # combined in float32 (4 c1 - c0 rounded) they would leave ~1e-12.
+    from fastjac.gradcheck import check_jvp
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        x = rng.uniform(-1, 1, 5).astype(np.float32)
+        t = rng.uniform(-1, 1, 5).astype(np.float32)
+        t[0] = 1.0
+        r = check_jvp(lambda v: 2 * np.asarray(v, dtype=F64), lambda p, tt: 2 * tt[0], (x,),
+                      (t,), eps=2.0 ** -9, reference=False)
+        assert r.passed and len(r.worst) == 5
+        for e in r.worst:
+            assert e.numeric == 2 * float(t[e.index]), (e, x, t)
+
+
+def test_error_split_of_check_jvp_and_check_grad():
+    # float32 inputs re-run in float64 and an analytic function of float32 results: the
+    # analytic function is called again in float64 (with a float64 tangent, a Python
+    # float for a Python-float primal) and the two errors are measured apart, over the
+    # entries compared (not a kink: |x| at 0, where the derivative says 1 and the
+    # difference quotient 0)
+    from fastjac.gradcheck import check_grad, check_jvp
+    x = np.array([0.0, 0.5, -1.5, 2.0], dtype=np.float32)
+    t = np.array([0.5, -1.0, 0.25, 1.0], dtype=np.float32)
+    seen = []
+
+    def jvp(p, tt):
+        seen.append((type(p[1]), type(tt[1]), np.asarray(tt[0]).dtype))
+        d = np.where(p[0] >= 0, 1, -1) * p[1]
+        return (d * tt[0] + np.abs(p[0]) * tt[1]).astype(np.asarray(tt[0]).dtype)
+
+    r = check_jvp(lambda v, c: np.abs(v) * c, jvp, (x, 0.75), (t, 0.5))
+    assert r.passed and r.kinks == [0] and r.reference == "float64 re-run"
+    assert r.fd_rel_err is not None and r.fd_rel_err < 1e-6
+    assert r.round_rel_err is not None and r.round_rel_err < 1e-6
+    assert seen[0] == (float, float, np.float32) and seen[-1] == (float, float, F64)
+
+    def grad(v):
+        return np.where(v >= 0, 1, -1).astype(v.dtype)
+
+    # (a 2-D x: the gradient's float64 re-run is taken flat too; both probes cross the
+    # kink and are reported as kinks, not compared)
+    r = check_grad(lambda v: np.sum(np.abs(v)), grad, x.reshape(2, 2))
+    assert r.passed and r.reference == "float64 re-run" and r.dtype == "float32"
+    assert r.kinks == [(0, 0), "probe 0", "probe 1"] and r.n_checked == 3
+    assert r.fd_rel_err is not None and r.fd_rel_err < 1e-6
+    assert r.round_rel_err is not None and r.round_rel_err < 1e-6
+
+
+def test_check_grad_rtol_atol():
+    from fastjac.gradcheck import check_grad
+    x = np.array([0.3, -1.2, 0.7, 2.0])
+    f = lambda v: float(np.sum(np.sin(v)))  # noqa: E731
+    off = lambda v: np.cos(v) * 1.001  # noqa: E731
+    assert not check_grad(f, off, x)
+    assert check_grad(f, off, x, rtol=1e-2)
+    shifted = lambda v: np.cos(v) + 1e-3  # noqa: E731
+    assert not check_grad(f, shifted, x)
+    assert check_grad(f, shifted, x, atol=1e-1)
