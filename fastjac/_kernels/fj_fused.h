@@ -25,6 +25,35 @@
 enum { FJF_PK_NONE = 0, FJF_PK_CONST = 1, FJF_PK_REG = 2, FJF_PK_BUF = 3, FJF_PK_QUOT = 4,
        FJF_PK_DIVB = 5 };
 
+/* maximum and minimum in a switch on the op, for T = double or float: y = the larger (the
+ * smaller) operand, and with pd the partials. Ties send the whole gradient to the first
+ * operand; NaN propagates to every output (p + q). One source for both register types. */
+#define FJF_MAXMIN_CASES(T)                                                                 \
+    case FJ_F_MAXIMUM:                                                                      \
+        for (k = 0; k < m; k++) {                                                           \
+            T p = a[k], q = b[k];                                                           \
+            y[k] = p >= q ? p : (p < q ? q : p + q);                                        \
+        }                                                                                   \
+        if (pd)                                                                             \
+            for (k = 0; k < m; k++) {                                                       \
+                T p = a[k], q = b[k];                                                       \
+                pa[k] = p >= q ? (T)1 : (p < q ? (T)0 : p + q);                             \
+                pb[k] = p >= q ? (T)0 : (p < q ? (T)1 : p + q);                             \
+            }                                                                               \
+        break;                                                                              \
+    default: /* FJ_F_MINIMUM */                                                             \
+        for (k = 0; k < m; k++) {                                                           \
+            T p = a[k], q = b[k];                                                           \
+            y[k] = p <= q ? p : (p > q ? q : p + q);                                        \
+        }                                                                                   \
+        if (pd)                                                                             \
+            for (k = 0; k < m; k++) {                                                       \
+                T p = a[k], q = b[k];                                                       \
+                pa[k] = p <= q ? (T)1 : (p > q ? (T)0 : p + q);                             \
+                pb[k] = p <= q ? (T)0 : (p > q ? (T)1 : p + q);                             \
+            }                                                                               \
+        break;
+
 /* y = a ○ b; with pd, pa = ∂y/∂a and pb = ∂y/∂b where they are buffers (div, maximum,
  * minimum; add, sub and mul have constant or register partials). */
 FJ_FUSED_CLONES static void fj_fused_binary(int op, const double *restrict a,
@@ -56,31 +85,7 @@ FJ_FUSED_CLONES static void fj_fused_binary(int op, const double *restrict a,
             for (k = 0; k < m; k++) y[k] = a[k] / b[k];
         }
         break;
-    case FJ_F_MAXIMUM:
-        /* ties send the whole gradient to the first operand; NaN propagates to all */
-        for (k = 0; k < m; k++) {
-            double p = a[k], q = b[k];
-            y[k] = p >= q ? p : (p < q ? q : p + q);
-        }
-        if (pd)
-            for (k = 0; k < m; k++) {
-                double p = a[k], q = b[k];
-                pa[k] = p >= q ? 1.0 : (p < q ? 0.0 : p + q);
-                pb[k] = p >= q ? 0.0 : (p < q ? 1.0 : p + q);
-            }
-        break;
-    default: /* FJ_F_MINIMUM */
-        for (k = 0; k < m; k++) {
-            double p = a[k], q = b[k];
-            y[k] = p <= q ? p : (p > q ? q : p + q);
-        }
-        if (pd)
-            for (k = 0; k < m; k++) {
-                double p = a[k], q = b[k];
-                pa[k] = p <= q ? 1.0 : (p > q ? 0.0 : p + q);
-                pb[k] = p <= q ? 0.0 : (p > q ? 1.0 : p + q);
-            }
-        break;
+        FJF_MAXMIN_CASES(double)
     }
 }
 
@@ -209,30 +214,7 @@ FJ_FUSED_CLONES static void fj_fused32_binary(int op, const float *restrict a,
     case FJ_F_DIV:
         for (k = 0; k < m; k++) y[k] = a[k] / b[k];
         break;
-    case FJ_F_MAXIMUM:
-        for (k = 0; k < m; k++) {
-            float p = a[k], q = b[k];
-            y[k] = p >= q ? p : (p < q ? q : p + q);
-        }
-        if (pd)
-            for (k = 0; k < m; k++) {
-                float p = a[k], q = b[k];
-                pa[k] = p >= q ? 1.0f : (p < q ? 0.0f : p + q);
-                pb[k] = p >= q ? 0.0f : (p < q ? 1.0f : p + q);
-            }
-        break;
-    default: /* FJ_F_MINIMUM */
-        for (k = 0; k < m; k++) {
-            float p = a[k], q = b[k];
-            y[k] = p <= q ? p : (p > q ? q : p + q);
-        }
-        if (pd)
-            for (k = 0; k < m; k++) {
-                float p = a[k], q = b[k];
-                pa[k] = p <= q ? 1.0f : (p > q ? 0.0f : p + q);
-                pb[k] = p <= q ? 0.0f : (p > q ? 1.0f : p + q);
-            }
-        break;
+        FJF_MAXMIN_CASES(float)
     }
 }
 
