@@ -432,7 +432,7 @@ def test_float32_fused_unary_gives_the_bits_of_the_elementwise_op(precision_defa
                                           u.vjp(x, gy).view(np.uint32))
 
 
-NATIVE32_ENDS = {"exp": 87.0, "tanh": 300.0, "sigmoid": 600.0}
+NATIVE32_ENDS = {"exp": 87.0, "tanh": 40.0, "sigmoid": 80.0}
 
 
 @pytest.mark.parametrize("name", sorted(NATIVE32_ENDS))
@@ -595,7 +595,7 @@ def test_float32_vector_vjp_gives_the_portable_bits(name, vmath_level, precision
 def test_float32_tanh_sigmoid_vjp_native_per_lane_and_the_float32_product(name,
                                                                           precision_default):
     # sech^2 and sigmoid' come from one exponential in double lanes, rounded to float32
-    # (fj_vmath32.h fj32n_sech2, fj32n_sigmoid_vd) for |x| <= 300 and |x| <= 600: there the
+    # (fj_vmath32.h fj32n_sech2, fj32n_sigmoid_vd) for |x| <= 40 and |x| <= 80: there the
     # VJP is the float32 product f'(x) * gy; lanes outside (the far tails, inf, NaN) take
     # the double routine, lane by lane.
     rng = np.random.default_rng(24)
@@ -633,6 +633,24 @@ def test_float32_strict_mode_is_libm_rounded_once(name):
     with np.errstate(over="ignore"):  # exp beyond FLT_MAX: inf, as fastjac gives it
         want = np.array([f(float(v)) for v in x]).astype(np.float32)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_float32_vjp_where_the_derivative_underflows_float32(name, precision_default):
+    # Beyond |x| = 40 (tanh') and 80 (sigmoid') the derivative is below FLT_MIN or 0 in
+    # float32; the VJP is then the double product rounded once: an infinite cotangent
+    # gives an infinity (not 0 * inf = NaN), and a huge one a finite product (1e-50 * 1e30
+    # is 1e-20, not 0). Found by the fuzz suite when the native range reached 300 / 600.
+    x = np.array([45.0, -45.0, 60.0, 90.0, -90.0, 104.0, 255.0, 299.0, 599.0, -599.0],
+                 dtype=np.float32)
+    f = getattr(fj, name)
+    with np.errstate(all="ignore"):
+        d64 = np.asarray(reference(name, x.astype(np.float64), True), dtype=np.float64)
+        for g in (np.inf, -np.inf, 1e30, -3e38):
+            gy = np.full(x.shape, g, dtype=np.float32)
+            want = (d64 * gy.astype(np.float64)).astype(np.float32)
+            got = f.vjp(x, gy)
+            np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def test_float32_chain_keeps_double_intermediates(precision_default):

@@ -158,8 +158,14 @@ static inline float fj32n_exp_core(float x) {
    (double, or a GCC vector of doubles with the fmadd intrinsic and a permute or scalar
    table lookup, fj_vmath.h's FJ_EXPM_LOOKUP*); fma is exact everywhere (the instruction,
    or the C library's on the baseline), so every level gives the same bits. */
-#define FJ32N_TANH_MAX 300.0f  /* 2a <= 600: q and sc stay normal doubles */
-#define FJ32N_SIGD_MAX 600.0f
+/* The native lanes end where the derivative is still a normal float32: sigmoid'(80) =
+   1.8e-35 and sech^2(40) = 7.2e-35 (FLT_MIN = 1.2e-38), as exp's range does (87). Beyond,
+   a derivative rounded to float32 would be subnormal or 0, and the float32 product with gy
+   would lose the product's bits (f'(x) gy = 1e-50 * 1e30 is 1e-20, not 0) or give NaN
+   for an infinite gy (0 * inf) where the exact product is infinite: those lanes take the
+   double routine, whose product is rounded once. */
+#define FJ32N_TANH_MAX 40.0f
+#define FJ32N_SIGD_MAX 80.0f
 /* FJ32D_Q: Q(u) = (expm1(-u) + u)/u^2, |u| <= ln2/32 (1 + 2^-8); 2^-36.5 of exp */
 #define FJ32D_Q0 0x1.000000010017fp-1
 #define FJ32D_Q1 -0x1.5556e2002fa44p-3
