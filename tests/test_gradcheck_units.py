@@ -113,9 +113,17 @@ def _fin(analytic, numeric, bound, *, kink=None, finite=None, rtol=None, atol=No
     )
 
 
-# Equivalent mutants of _finish: ``np.asarray`` of ``analytic``, ``numeric`` or ``bound`` with
-# ``dtype=None`` or none, or ``reshape(None)`` or ``reshape(-2)`` for ``reshape(-1)``: every
-# caller passes a flat float64 array or a list of Python floats.
+# Equivalent mutants of _finish: ``np.asarray`` of ``analytic``, ``numeric``, ``bound``,
+# ``fd_bound`` or ``round_bound`` with ``dtype=None`` or none, or ``reshape(None)`` or
+# ``reshape(-2)`` for ``reshape(-1)``: every caller passes a flat float64 array or a list of
+# Python floats (and the largest of float32 or float64 values is the same number either way).
+# ``if (idx.size) or True`` for ``if idx.size`` in ``max_fd_bound`` and ``max_round_bound``:
+# ``_max`` of an empty selection is 0.0 already. In ``ratio``: ``bound >= 0`` for
+# ``bound > 0``, and in the branch for a bound that is not positive ``err >= 0``,
+# ``err > 1`` or ``None`` for ``err > 0`` and ``1.0`` for ``0.0``: after the floor
+# ``4 * tiny`` every bound is positive or NaN, and a NaN bound's entry is not compared
+# (``ratio`` is read only at compared entries).
+# ``argsort(kind="STABLE")``: NumPy reads a sort kind by its first letter in either case.
 # Of _Args.__init__: ``reshape(-2)`` for ``reshape(-1)``.
 
 
@@ -212,6 +220,10 @@ def test_finish_unbounded_nan_analytic_and_nothing_compared():
     # largest rel err at a zero scale: the bound itself
     r = _fin([0.0, 1.0], [0.0, 1.0], [0.5, 0.25])
     assert r.max_rel_err == 0.0 and r.rel_bound == 0.5
+    # the only compared entry has a NaN rel err: its own bound over its (inf) scale
+    with np.errstate(invalid="ignore"):
+        r = _fin([np.inf], [np.inf], [0.5])
+    assert r.rel_bound == 0.0 and r.n_checked == 1
 
 
 def test_finish_keeps_the_five_worst_in_order():
@@ -223,15 +235,39 @@ def test_finish_keeps_the_five_worst_in_order():
     assert r.passed and r.max_ratio == pytest.approx(0.7)
 
 
+def test_finish_magnitudes_below_one_reference_and_no_warnings():
+    # relative errors and the relative bound are measured below magnitude 1 too
+    r = _fin([0.5], [0.25], [0.5])
+    assert r.max_rel_err == 0.5 and r.rel_bound == 1.0
+    r = _finish("t", int, None, [1.0], [1.0], [1.0], [0.0], [0.0], np.array([False]),
+                np.array([True]), None, None, 1, "float64", "float64 re-run")
+    assert r.reference == "float64 re-run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # 0 / 0 in the relative error and the ratio, quietly 0
+        r = _fin([0.0, 1.0], [0.0, 1.0], [0.1, 0.1])
+        assert r.passed and r.max_rel_err == 0.0 and r.max_ratio == 0.0
+        # an integer dtype takes float64's floor without asking NumPy's finfo for None
+        # (a DeprecationWarning, to be an error)
+        assert _fin([4 * TINY64], [0.0], [0.0], dtype="int64")
+
+
 # ---------------------------------------------------------------------------------------
 # _fd: the finite-difference engine
 # ---------------------------------------------------------------------------------------
+
+
+# Equivalent mutant of _float_dtype: ``kind in "XXiubXX"`` (``X`` is no dtype kind, and a
+# kind is one character).
 
 
 def test_eps_and_dtypes():
     assert _fd._eps(np.float64) == 2.0**-52 and _fd._eps(np.float32) == 2.0**-23
     assert _fd._eps(np.float16) == 2.0**-10 and _fd._eps(np.int32) == 2.0**-52
     assert _fd._eps("bool") == 2.0**-52
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # np.finfo(None) warns (DeprecationWarning)
+        assert _fd._eps(np.int32) == 2.0**-52
     assert _fd._in_eps(np.float16) == 2.0**-23 and _fd._in_eps(np.float32) == 2.0**-23
     assert _fd._in_eps(np.float64) == 2.0**-52
     assert _fd._float_dtype(np.float16) == np.float16
