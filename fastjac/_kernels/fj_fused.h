@@ -25,6 +25,19 @@
 enum { FJF_PK_NONE = 0, FJF_PK_CONST = 1, FJF_PK_REG = 2, FJF_PK_BUF = 3, FJF_PK_QUOT = 4,
        FJF_PK_DIVB = 5 };
 
+/* add, sub and mul in a switch on the op: y = a ○ b, for either register type (their
+ * partials are constants or registers). */
+#define FJF_ARITH_CASES                                                                     \
+    case FJ_F_ADD:                                                                          \
+        for (k = 0; k < m; k++) y[k] = a[k] + b[k];                                         \
+        break;                                                                              \
+    case FJ_F_SUB:                                                                          \
+        for (k = 0; k < m; k++) y[k] = a[k] - b[k];                                         \
+        break;                                                                              \
+    case FJ_F_MUL:                                                                          \
+        for (k = 0; k < m; k++) y[k] = a[k] * b[k];                                         \
+        break;
+
 /* maximum and minimum in a switch on the op, for T = double or float: y = the larger (the
  * smaller) operand, and with pd the partials. Ties send the whole gradient to the first
  * operand; NaN propagates to every output (p + q). One source for both register types. */
@@ -63,15 +76,7 @@ FJ_FUSED_CLONES static void fj_fused_binary(int op, const double *restrict a,
 {
     ptrdiff_t k;
     switch (op) {
-    case FJ_F_ADD:
-        for (k = 0; k < m; k++) y[k] = a[k] + b[k];
-        break;
-    case FJ_F_SUB:
-        for (k = 0; k < m; k++) y[k] = a[k] - b[k];
-        break;
-    case FJ_F_MUL:
-        for (k = 0; k < m; k++) y[k] = a[k] * b[k];
-        break;
+        FJF_ARITH_CASES
     case FJ_F_DIV:
         if (pd) {
             /* ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = -(a/b)/b  (paper §4.2 table) */
@@ -202,15 +207,7 @@ FJ_FUSED_CLONES static void fj_fused32_binary(int op, const float *restrict a,
 {
     ptrdiff_t k;
     switch (op) {
-    case FJ_F_ADD:
-        for (k = 0; k < m; k++) y[k] = a[k] + b[k];
-        break;
-    case FJ_F_SUB:
-        for (k = 0; k < m; k++) y[k] = a[k] - b[k];
-        break;
-    case FJ_F_MUL:
-        for (k = 0; k < m; k++) y[k] = a[k] * b[k];
-        break;
+        FJF_ARITH_CASES
     case FJ_F_DIV:
         for (k = 0; k < m; k++) y[k] = a[k] / b[k];
         break;
