@@ -729,16 +729,21 @@ cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out
     cdef void* yp = _data(y_out, typenum, n, True, "y_out")
     cdef void* dp = _data(d_out, typenum, n, True, "d_out")
     cdef const unsigned char* cp = codes
-    if n == 0:
-        return 0
-    with nogil:
-        if typenum == cnp.NPY_DOUBLE:
-            _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
-                       <double*>dp, n_threads)
-        else:
-            _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
-                       <float*>dp, n_threads)
+    if n > 0:
+        with nogil:
+            _unary_typed(cp, ncodes, n, typenum, xp, tp, yp, dp, n_threads)
     return 0
+
+
+cdef void _unary_typed(const unsigned char* cp, Py_ssize_t ncodes, Py_ssize_t n, int typenum,
+                       const void* xp, const void* tp, void* yp, void* dp,
+                       int n_threads) noexcept nogil:
+    if typenum == cnp.NPY_DOUBLE:
+        _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
+                   <double*>dp, n_threads)
+    else:
+        _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
+                   <float*>dp, n_threads)
 
 
 def unary(bytes codes, x, *, t=None, y_out=None, d_out=None, int n_threads=1):
@@ -817,29 +822,19 @@ cdef int _unary_fast_run(bytes codes, Py_ssize_t n, int typenum, object x, objec
     # native arrays of typenum with n elements, res writeable), so the pointers are taken
     # as they are (_unary_impl's checks are the general entry point's).
     cdef Py_ssize_t ncodes = _check_codes(codes, N_UNARY)
-    cdef const unsigned char* cp = codes
     cdef void* xp = cnp.PyArray_DATA(<cnp.ndarray>x)
     cdef void* tp = NULL if t is None else cnp.PyArray_DATA(<cnp.ndarray>t)
     cdef void* rp = cnp.PyArray_DATA(<cnp.ndarray>res)
     cdef void* yp = rp if value else NULL
     cdef void* dp = NULL if value else rp
+    cdef const unsigned char* cp = codes
     if n == 0:
         return 0
     if nt <= 1 and work < UNARY_GIL_KEEP_WORK:
-        if typenum == cnp.NPY_DOUBLE:
-            _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
-                       <double*>dp, 1)
-        else:
-            _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
-                       <float*>dp, 1)
-        return 0
-    with nogil:
-        if typenum == cnp.NPY_DOUBLE:
-            _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
-                       <double*>dp, nt)
-        else:
-            _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
-                       <float*>dp, nt)
+        _unary_typed(cp, ncodes, n, typenum, xp, tp, yp, dp, 1)
+    else:
+        with nogil:
+            _unary_typed(cp, ncodes, n, typenum, xp, tp, yp, dp, nt)
     return 0
 
 

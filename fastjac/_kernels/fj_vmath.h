@@ -1104,10 +1104,8 @@ FJ_BODY void fj_recip_deriv_tile(const double* xs, double* d, ptrdiff_t m) {
             break;                                                                           \
         case FJ_U_SIN:                                                                       \
         case FJ_U_COS:                                                                       \
-            if (sizeof(T) == sizeof(float)) { /* fj_vtrig.h, float32-sized */                \
-                fj32_trig_deriv(code == FJ_U_COS, (const float*)(const void*)x, d, m);       \
-                break;                                                                       \
-            }                                                                                \
+            /* float64 only: float32 sin and cos never get here (fj_vjp1_float_run gives     \
+               them to fj32_trig_run in the default mode and declines them otherwise) */     \
             for (k = 0; k < m; k++) xs[k] = (double)x[k];                                    \
             for (k = 0; k < m; k++) fj_sincos_core(xs[k], &ss[k], &d[k], &rr[k]);            \
             for (k = 0; k < m; k++) bad |= !FJ_TRIG_OK(xs[k], rr[k]);                        \

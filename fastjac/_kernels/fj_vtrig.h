@@ -330,30 +330,6 @@ static void fj32_sincos_n(double* s, double* c, const double* x, ptrdiff_t n) {
     fj32_sincos_acc_n(s, c, x, n);
 }
 
-/* d[k] = cos(x[k]) (neg_sin 0: sin') or -sin(x[k]) (neg_sin 1: cos') for float32 x,
-   k < m <= FJ_TILE_TMP: FJ_DERIV_TILE's float32 sin and cos, the bits of fj32_sincos_n on
-   the widened x (and a negation). (The single-op VJP takes fj32_trig_run first, which
-   covers sin and cos in the default mode, so this runs only if that path declines.) */
-FJ_BODY void fj32_trig_deriv_body(int neg_sin, const float* x, double* d, ptrdiff_t m) {
-    ptrdiff_t k;
-    int rare = 0;
-    float sv, cv;
-    for (k = 0; k < m; k++) rare |= !FJ32N_TRIG_OK(x[k]);
-    if (neg_sin)
-        for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); d[k] = -(double)sv; }
-    else
-        for (k = 0; k < m; k++) { fj32n_sincos_core(x[k], &sv, &cv); d[k] = (double)cv; }
-    if (rare) /* the double routine's double, as the interpreter keeps it */
-        for (k = 0; k < m; k++)
-            if (!FJ32N_TRIG_OK(x[k])) {
-                double sd, cd;
-                fj32_sincos_rare((double)x[k], &sd, &cd);
-                d[k] = neg_sin ? -sd : cd;
-            }
-}
-FJ32_MULTI(fj32_trig_deriv, (int neg_sin, const float* x, double* d, ptrdiff_t m),
-           (neg_sin, x, d, m))
-
 /* The float32 single-op loops on float arrays, no double tiles: out = f(x) * t (f(x) when
    t is NULL) for f = sin (FJ32N_SIN), cos (FJ32N_COS), sin' = cos (FJ32N_DSIN) or
    cos' = -sin (FJ32N_DCOS): the values of fj.sin and fj.cos, their derivatives, and the
