@@ -267,52 +267,69 @@ FJ_BODY int fj32n_sincos_tile(const float* x, float* s, float* c, ptrdiff_t m) {
 
 /* ---- the float32 stages, tiles and VJP ----------------------------------------------- */
 
-/* a lane of a stage (a double) that the native routine takes: a float32 in its range */
-static inline int fj32n_trig_lane_ok(double x) {
-    float xf = (float)x;
-    return (double)xf == x && FJ32N_TRIG_OK(xf);
-}
-
 /* s[k] = sin(xs[k]) and/or c[k] = cos(xs[k]) (either may be NULL) for a tile of doubles
    (m <= FJ_TILE_TMP; s or c may be xs, not both), sized for a float32 result: the native
-   routine for the lanes fj32n_trig_lane_ok accepts (all of them, usually: one vectorised
-   pass), the double routine for the others (a chain's intermediate doubles, large |x|,
-   inf, NaN). */
+   routine for the lanes that are float32 numbers in its range, the double routine for the
+   others (a chain's intermediate doubles, e.g. x*x before a sin; large |x|, inf, NaN).
+   Each routine runs as one vectorised pass over the tile, and only when some lane needs
+   it. (A chain's sin of an intermediate has no float32 lane; until session 6 its lanes
+   went one at a time through fj32_sincos_rare, compiled for the baseline with the C
+   library's fma: ~100 cycles per element, against ~1 for the vectorised double routine.)
+   The bits are fj32_sincos_rare's: fj32_trig_core below FJ32_TRIG_MAX (fma is correctly
+   rounded on every level), libm's sin and cos beyond. */
 FJ_BODY void fj32_sincos_dtile(const double* xs, double* s, double* c, ptrdiff_t m) {
     float xf[FJ_TILE_TMP], sf[FJ_TILE_TMP], cf[FJ_TILE_TMP];
     double rs[FJ_TILE_TMP], rc[FJ_TILE_TMP];
-    unsigned char bad[FJ_TILE_TMP];
     ptrdiff_t k;
-    int other = 0;
+    int n_nat = 0, any_nat, any_dbl, far = 0;
     float sv, cv;
-    /* separate loops, so that the float loop runs on full float vectors; the lanes of the
-       double routine are computed before s and c are written (either may be xs) */
+    /* separate loops, so that the float loop runs on full float vectors; both routines
+       write temporaries before s and c are written (either may be xs) */
     for (k = 0; k < m; k++) {
         float f = (float)xs[k]; /* the core takes any float without a trap */
-        other |= ((double)f != xs[k]) | !FJ32N_TRIG_OK(f);
+        n_nat += ((double)f == xs[k]) & FJ32N_TRIG_OK(f);
         xf[k] = f;
     }
-    if (s != NULL && c != NULL)
-        for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cf[k]);
-    else if (s != NULL)
-        for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cv);
-    else
-        for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sv, &cf[k]);
-    if (other)
+    any_nat = n_nat > 0;
+    any_dbl = n_nat < m;
+    if (any_nat) {
+        if (s != NULL && c != NULL)
+            for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cf[k]);
+        else if (s != NULL)
+            for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sf[k], &cv);
+        else
+            for (k = 0; k < m; k++) fj32n_sincos_core(xf[k], &sv, &cf[k]);
+    }
+    if (any_dbl) {
+        for (k = 0; k < m; k++) far |= !FJ32_TRIG_OK(xs[k]);
+        if (s != NULL)
+            for (k = 0; k < m; k++) rs[k] = fj32_trig_core(xs[k], 0, 0.0);
+        if (c != NULL)
+            for (k = 0; k < m; k++) rc[k] = fj32_trig_core(xs[k], 1, -0.5);
+        if (far) /* fj32_sincos_rare's libm lanes (no native lane is among them) */
+            for (k = 0; k < m; k++)
+                if (!FJ32_TRIG_OK(xs[k])) {
+                    if (s != NULL) rs[k] = sin(xs[k]);
+                    if (c != NULL) rc[k] = cos(xs[k]);
+                }
+    }
+    if (!any_dbl) {
+        if (s != NULL)
+            for (k = 0; k < m; k++) s[k] = (double)sf[k];
+        if (c != NULL)
+            for (k = 0; k < m; k++) c[k] = (double)cf[k];
+    } else if (!any_nat) {
+        if (s != NULL)
+            for (k = 0; k < m; k++) s[k] = rs[k];
+        if (c != NULL)
+            for (k = 0; k < m; k++) c[k] = rc[k];
+    } else { /* both kinds: the lane test again (before the lane is written) */
         for (k = 0; k < m; k++) {
-            bad[k] = !fj32n_trig_lane_ok(xs[k]);
-            if (bad[k]) fj32_sincos_rare(xs[k], &rs[k], &rc[k]);
+            int ok = ((double)xf[k] == xs[k]) & FJ32N_TRIG_OK(xf[k]);
+            if (s != NULL) s[k] = ok ? (double)sf[k] : rs[k];
+            if (c != NULL) c[k] = ok ? (double)cf[k] : rc[k];
         }
-    if (s != NULL)
-        for (k = 0; k < m; k++) s[k] = (double)sf[k];
-    if (c != NULL)
-        for (k = 0; k < m; k++) c[k] = (double)cf[k];
-    if (other)
-        for (k = 0; k < m; k++)
-            if (bad[k]) {
-                if (s != NULL) s[k] = rs[k];
-                if (c != NULL) c[k] = rc[k];
-            }
+    }
 }
 
 /* s[k] = sin(x[k]) and/or c[k] = cos(x[k]) (either may be NULL; s or c may be x, not
