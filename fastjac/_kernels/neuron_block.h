@@ -76,18 +76,18 @@ static inline double fj_sq_residual(double z, double y, double *c)
 
 /* BODY(X, y, idx, r0, r1, n, w, b, do_gw, part) with "idx is NULL" and do_gw as
  * compile-time constants: four inlined copies, so that neither is tested per row. */
-#define FJ_CALL_BODY(BODY, X, y, idx, r0, r1, n, w, b, do_gw, part)                           \
+#define FJ_CALL_BODY(BODY, X, y, idx, r0, r1, n, w, b, do_gw, stream, part)                           \
     do {                                                                                     \
         if ((idx) == NULL) {                                                                 \
             if (do_gw)                                                                       \
-                BODY(X, y, NULL, r0, r1, n, w, b, 1, part);                                  \
+                BODY(X, y, NULL, r0, r1, n, w, b, 1, stream, part);                                  \
             else                                                                             \
-                BODY(X, y, NULL, r0, r1, n, w, b, 0, part);                                  \
+                BODY(X, y, NULL, r0, r1, n, w, b, 0, stream, part);                                  \
         } else {                                                                             \
             if (do_gw)                                                                       \
-                BODY(X, y, idx, r0, r1, n, w, b, 1, part);                                   \
+                BODY(X, y, idx, r0, r1, n, w, b, 1, stream, part);                                   \
             else                                                                             \
-                BODY(X, y, idx, r0, r1, n, w, b, 0, part);                                   \
+                BODY(X, y, idx, r0, r1, n, w, b, 0, stream, part);                                   \
         }                                                                                    \
     } while (0)
 
@@ -97,7 +97,7 @@ static inline double fj_sq_residual(double z, double y, double *c)
     static inline __attribute__((always_inline)) void NAME##_body(                           \
         const T *restrict X, const T *restrict y, const Py_ssize_t *restrict idx,            \
         Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *restrict w, double b,      \
-        int do_gw, double *restrict part)                                                    \
+        int do_gw, int stream, double *restrict part)                                                    \
     {                                                                                        \
         double sse = 0.0, gb = 0.0;                                                          \
         double *restrict g = part + 2;                                                       \
@@ -111,12 +111,23 @@ static inline double fj_sq_residual(double z, double y, double *c)
             const T *x0 = X + q0 * n, *x1 = X + q1 * n, *x2 = X + q2 * n, *x3 = X + q3 * n;  \
             fj_v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0;                     \
             double c[4];                                                                     \
-            for (j = 0; j < m; j += 4) {                                                     \
-                const fj_v4d wv = fj_load4_f64(w + j);                                       \
-                a0 += LOAD4(x0 + j) * wv;                                                    \
-                a1 += LOAD4(x1 + j) * wv;                                                    \
-                a2 += LOAD4(x2 + j) * wv;                                                    \
-                a3 += LOAD4(x3 + j) * wv;                                                    \
+            if (stream) { /* one row after the other: one sequential stream */              \
+                for (j = 0; j < m; j += 4)                                                   \
+                    a0 += LOAD4(x0 + j) * fj_load4_f64(w + j);                               \
+                for (j = 0; j < m; j += 4)                                                   \
+                    a1 += LOAD4(x1 + j) * fj_load4_f64(w + j);                               \
+                for (j = 0; j < m; j += 4)                                                   \
+                    a2 += LOAD4(x2 + j) * fj_load4_f64(w + j);                               \
+                for (j = 0; j < m; j += 4)                                                   \
+                    a3 += LOAD4(x3 + j) * fj_load4_f64(w + j);                               \
+            } else {                                                                         \
+                for (j = 0; j < m; j += 4) {                                                 \
+                    const fj_v4d wv = fj_load4_f64(w + j);                                   \
+                    a0 += LOAD4(x0 + j) * wv;                                                \
+                    a1 += LOAD4(x1 + j) * wv;                                                \
+                    a2 += LOAD4(x2 + j) * wv;                                                \
+                    a3 += LOAD4(x3 + j) * wv;                                                \
+                }                                                                            \
             }                                                                                \
             { /* transpose: lane k of Tq is accumulator q of row k; then all four rows at \
                  once, lane by lane the scalar arithmetic of _dot and _sq_residual */        \
@@ -186,9 +197,9 @@ static inline double fj_sq_residual(double z, double y, double *c)
                                                                                              \
     static void NAME(const T *X, const T *y, const Py_ssize_t *idx, Py_ssize_t r0, \
                                Py_ssize_t r1, Py_ssize_t n, const double *w, double b,       \
-                               int do_gw, double *part)                                      \
+                               int do_gw, int stream, double *part)                                      \
     {                                                                                        \
-        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, part);                  \
+        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, stream, part);                  \
     }
 
 FJ_DEFINE_BLOCK_SUMS(fj_block_sums_f64_portable, double, fj_load4_f64)
@@ -225,12 +236,12 @@ static int fj_neuron_set_level(int level)
 #define FJ_DEFINE_DISPATCH(NAME, T)                                                          \
     static void NAME(const T *X, const T *y, const Py_ssize_t *idx, Py_ssize_t r0,           \
                      Py_ssize_t r1, Py_ssize_t n, const double *w, double b, int do_gw,      \
-                     double *part)                                                           \
+                     int stream, double *part)                                               \
     {                                                                                        \
         if (FJ_NEURON_HAVE_AVX2 && fj_neuron_get_level() >= 1)                               \
-            NAME##_avx2(X, y, idx, r0, r1, n, w, b, do_gw, part);                            \
+            NAME##_avx2(X, y, idx, r0, r1, n, w, b, do_gw, stream, part);                            \
         else                                                                                 \
-            NAME##_portable(X, y, idx, r0, r1, n, w, b, do_gw, part);                        \
+            NAME##_portable(X, y, idx, r0, r1, n, w, b, do_gw, stream, part);                        \
     }
 FJ_DEFINE_DISPATCH(fj_block_sums_f64, double)
 FJ_DEFINE_DISPATCH(fj_block_sums_f32, float)
@@ -240,10 +251,10 @@ FJ_DEFINE_DISPATCH(fj_block_sums_f32, float)
 static int fj_neuron_set_level(int level) { return 0; }
 static void fj_block_sums_f64(const double *X, const double *y, const Py_ssize_t *idx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *w,
-                              double b, int do_gw, double *part) { abort(); }
+                              double b, int do_gw, int stream, double *part) { abort(); }
 static void fj_block_sums_f32(const float *X, const float *y, const Py_ssize_t *idx,
                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *w,
-                              double b, int do_gw, double *part) { abort(); }
+                              double b, int do_gw, int stream, double *part) { abort(); }
 #endif
 
 #endif /* FJ_NEURON_BLOCK_H */

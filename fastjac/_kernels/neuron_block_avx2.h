@@ -34,7 +34,7 @@
  * constant 1..FJ_CONST_N_MAX (16) when n is one of them; falls through otherwise. */
 #define FJ_CONST_N_CASE(BODY, IDX, K)                                                        \
     case K:                                                                                  \
-        BODY(X, y, IDX, r0, r1, K, w, b, 1, part);                                           \
+        BODY(X, y, IDX, r0, r1, K, w, b, 1, stream, part);                                           \
         return;
 #define FJ_CONST_N_SWITCH(BODY, IDX)                                                         \
     do {                                                                                     \
@@ -52,6 +52,13 @@
         }                                                                                    \
     } while (0)
 
+/* In the body (j, m, w in scope): A += the lane-wise products of the first m elements of
+ * row X with w, four at a time (lane k takes the elements j = k mod 4), the arithmetic of
+ * the in-step loop for one row. */
+#define FJ_AVX2_DOT(LOAD, A, X)                                                              \
+    for (j = 0; j < m; j += 4)                                                               \
+        A = _mm256_add_pd(A, _mm256_mul_pd(LOAD((X) + j), _mm256_loadu_pd(w + j)))
+
 /* T the element type of X and y, LOAD its widening load of four elements, MLOAD its masked
  * one (the last n mod 4 elements of a row), STASH whether
  * widened rows are worth keeping (float32). NAME##_body is inlined once for each
@@ -60,14 +67,16 @@
     static inline __attribute__((always_inline)) FJ_AVX2_FN void NAME##_body(               \
         const T *restrict X, const T *restrict y, const Py_ssize_t *restrict idx,            \
         Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *restrict w, double b,      \
-        int do_gw, double *restrict part)                                                    \
+        int do_gw, int stream, double *restrict part)                                                    \
     {                                                                                        \
         double buf[4 * FJ_STASH_MAX_N];                                                      \
         double sse = 0.0, gb = 0.0;                                                          \
         double *restrict g = part + 2;                                                       \
         const Py_ssize_t m = n - (n & 3);                                                    \
         const int stash = STASH && do_gw && n <= FJ_STASH_MAX_N;                             \
-        const int prefetch = (size_t)n * sizeof(T) <= FJ_PREFETCH_MAX_ROW_BYTES;             \
+        const int seq = stream && !stash; /* dot products one row after the other */       \
+        const int prefetch = (size_t)n * sizeof(T) <= FJ_PREFETCH_MAX_ROW_BYTES             \
+                             && (idx != NULL || !seq);                                      \
         const __m256d zero = _mm256_setzero_pd(), bv = _mm256_set1_pd(b);                    \
         const __m256d sign = _mm256_set1_pd(-0.0);                                           \
         Py_ssize_t i, j;                                                                     \
@@ -113,7 +122,12 @@
                     a2 = _mm256_add_pd(a2, _mm256_mul_pd(v2, wv));                           \
                     a3 = _mm256_add_pd(a3, _mm256_mul_pd(v3, wv));                           \
                 }                                                                            \
-            } else {                                                                         \
+            } else if (seq) { /* X from memory: one row after the other (see above) */      \
+                FJ_AVX2_DOT(LOAD, a0, x0);                                                   \
+                FJ_AVX2_DOT(LOAD, a1, x1);                                                   \
+                FJ_AVX2_DOT(LOAD, a2, x2);                                                   \
+                FJ_AVX2_DOT(LOAD, a3, x3);                                                   \
+            } else { /* X in cache: the four rows in step, four chains in each iteration */ \
                 for (j = 0; j < m; j += 4) {                                                 \
                     const __m256d wv = _mm256_loadu_pd(w + j);                               \
                     a0 = _mm256_add_pd(a0, _mm256_mul_pd(LOAD(x0 + j), wv));                 \
@@ -244,7 +258,7 @@
                                                                                              \
     static FJ_AVX2_FN void NAME(const T *X, const T *y, const Py_ssize_t *idx, Py_ssize_t r0, \
                                 Py_ssize_t r1, Py_ssize_t n, const double *w, double b,      \
-                                int do_gw, double *part)                                     \
+                                int do_gw, int stream, double *part)                                     \
     {                                                                                        \
         if (do_gw && n <= FJ_CONST_N_MAX) { /* n a constant: the j loops unrolled */        \
             if (idx == NULL)                                                                 \
@@ -252,7 +266,7 @@
             else                                                                             \
                 FJ_CONST_N_SWITCH(NAME##_body, idx);                                         \
         }                                                                                    \
-        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, part);                  \
+        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, stream, part);                  \
     }
 
 FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f64_avx2, double, FJ_AVX2_LD_F64, FJ_AVX2_MLD_F64, 0)
@@ -261,13 +275,13 @@ FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f32_avx2, float, FJ_AVX2_LD_F32, FJ_AVX2
 #else /* no AVX2 version on this platform: never called (fj_neuron_get_level is 0) */
 static void fj_block_sums_f64_avx2(const double *X, const double *y, const Py_ssize_t *idx,
                                    Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
-                                   const double *w, double b, int do_gw, double *part)
+                                   const double *w, double b, int do_gw, int stream, double *part)
 {
     abort();
 }
 static void fj_block_sums_f32_avx2(const float *X, const float *y, const Py_ssize_t *idx,
                                    Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
-                                   const double *w, double b, int do_gw, double *part)
+                                   const double *w, double b, int do_gw, int stream, double *part)
 {
     abort();
 }
