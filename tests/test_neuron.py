@@ -55,6 +55,16 @@ def checksum(*arrays):
     return h.hexdigest()
 
 
+@pytest.fixture
+def stream_reads():
+    """stream_reads(True) makes the C loop read X as if it came from memory (each row's
+    dot product in turn) whatever its size, stream_reads(False) never; restored after."""
+    default = kernels._set_stream_min_bytes(0)
+    kernels._set_stream_min_bytes(default)
+    yield lambda on: kernels._set_stream_min_bytes(0 if on else 2**62)
+    kernels._set_stream_min_bytes(default)
+
+
 # -- the paper's §6 on a hand-made batch ----------------------------------------------------
 #
 # w = [1, -1], b = 0.5:
@@ -131,7 +141,9 @@ def _central(f, x, h):
     return (f(x + h) - f(x - h)) / (2 * h)
 
 
-def test_finite_differences_float64():
+@pytest.mark.parametrize("stream", [False, True])
+def test_finite_differences_float64(stream, stream_reads):
+    stream_reads(stream)
     X, y, w, b = make_batch(200, 6, seed=3, margin=0.05)
     C, gw, gb, gX = fn.loss_grad(X, y, w, b, wrt=("w", "b", "X"))
     step = np.finfo(np.float64).eps ** (1 / 3)
@@ -153,7 +165,9 @@ def test_finite_differences_float64():
         assert gX[i, j] == pytest.approx(_central(g, X[i, j], h), rel=1e-7, abs=1e-10)
 
 
-def test_finite_differences_float32():
+@pytest.mark.parametrize("stream", [False, True])
+def test_finite_differences_float32(stream, stream_reads):
+    stream_reads(stream)
     X, y, w, b = make_batch(200, 6, dtype=np.float32, seed=4, margin=0.1)
     C, gw, gb = fn.loss_grad(X, y, w, b)
     step = np.finfo(np.float32).eps ** (1 / 3)
@@ -394,12 +408,13 @@ def block_level():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_simd_versions_bitwise_identical(dtype, block_level):
-    """The AVX2 loop and the portable one do the same arithmetic lane by lane: same bits.
-    Shapes cover every n mod 4, rows short and long enough to be prefetched or not
-    (256 B .. 4 KB), float32 rows kept widened in the L1 buffer or not (n = 256 / 257),
-    n up to 16 (a copy with n constant) and above, the remainder of 1, 2 or 3 elements,
-    and N mod 4 (the one-row tail); fit's mini-batches take the idx path."""
+def test_simd_versions_bitwise_identical(dtype, block_level, stream_reads):
+    """The AVX2 loop and the portable one do the same arithmetic lane by lane: same bits,
+    with the four rows of a group read in step or one after the other (the order for an X
+    from memory). Shapes cover every n mod 4, rows short and long enough to be prefetched
+    or not (256 B .. 4 KB), float32 rows kept widened in the L1 buffer or not
+    (n = 256 / 257), n up to 16 (a copy with n constant) and above, the remainder of 1, 2
+    or 3 elements, and N mod 4 (the one-row tail); fit's mini-batches take the idx path."""
     if block_level(1) != 1:
         pytest.skip("this CPU or build has no AVX2 version")
     rng = np.random.default_rng(21)
@@ -413,22 +428,65 @@ def test_simd_versions_bitwise_identical(dtype, block_level):
         res = {}
         for level in (1, 0):
             assert block_level(level) == level
-            res[level] = (fn.loss_grad(X, y, w, 0.05, n_threads=1),
-                          fn.loss_grad(X, y, w, 0.05, n_threads=1, wrt=()),
-                          fn.fit(X, y, lr=0.01, epochs=3, batch_size=max(N // 3, 1),
-                                 n_threads=1))
-        (C1, gw1, gb1), loss1, fit1 = res[1]
-        (C0, gw0, gb0), loss0, fit0 = res[0]
-        assert (C1, gb1) == (C0, gb0) and loss1 == loss0, (N, n)
-        np.testing.assert_array_equal(gw1, gw0, err_msg=f"{(N, n)}")
-        np.testing.assert_array_equal(fit1.w, fit0.w, err_msg=f"{(N, n)}")
-        np.testing.assert_array_equal(fit1.losses, fit0.losses, err_msg=f"{(N, n)}")
-        assert fit1.b == fit0.b
+            for stream in (False, True):
+                stream_reads(stream)
+                res[level, stream] = (
+                    fn.loss_grad(X, y, w, 0.05, n_threads=1),
+                    fn.loss_grad(X, y, w, 0.05, n_threads=1, wrt=()),
+                    fn.fit(X, y, lr=0.01, epochs=3, batch_size=max(N // 3, 1), n_threads=1))
+        (C1, gw1, gb1), loss1, fit1 = res[1, False]
+        for key in [(1, True), (0, False), (0, True)]:
+            (C0, gw0, gb0), loss0, fit0 = res[key]
+            assert (C1, gb1) == (C0, gb0) and loss1 == loss0, (N, n, key)
+            np.testing.assert_array_equal(gw1, gw0, err_msg=f"{(N, n, key)}")
+            np.testing.assert_array_equal(fit1.w, fit0.w, err_msg=f"{(N, n, key)}")
+            np.testing.assert_array_equal(fit1.losses, fit0.losses, err_msg=f"{(N, n, key)}")
+            assert fit1.b == fit0.b
         # and both agree with the NumPy reference to rounding
         C_ref, gw_ref, gb_ref, _ = numpy_loss_grad(X, y, w, 0.05)
         tol = 1e-5 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(gw1, gw_ref, rtol=tol, atol=tol)
         assert C1 == pytest.approx(C_ref, rel=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_x_streamed_reads(dtype, stream_reads):
+    """An X above the streaming size (4 MB) takes the row-after-row read order by default:
+    same bits as the in-step order, for every layout, out=, n_threads 1 and 2, and fit;
+    and it agrees with NumPy."""
+    N, n = (6000, 100) if dtype == np.float64 else (12000, 100)
+    X, y, w, b = make_batch(N, n, dtype=dtype, seed=31)
+    X[::3] *= -1
+    default = kernels._set_stream_min_bytes(0)
+    kernels._set_stream_min_bytes(default)
+    assert X.nbytes > default
+    streamed = fn.loss_grad(X, y, w, b, n_threads=1)
+    stream_reads(False)
+    in_step = fn.loss_grad(X, y, w, b, n_threads=1)
+    fit_in_step = fn.fit(X, y, lr=0.01, epochs=2, batch_size=N // 2, n_threads=1)
+    kernels._set_stream_min_bytes(default)
+    assert streamed[0] == in_step[0] and streamed[2] == in_step[2]
+    np.testing.assert_array_equal(streamed[1], in_step[1])
+    C0, gw0, gb0, _ = numpy_loss_grad(X, y, w, b)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert streamed[0] == pytest.approx(C0, rel=tol)
+    np.testing.assert_allclose(streamed[1], gw0, rtol=tol, atol=tol)
+    assert streamed[2] == pytest.approx(gb0, rel=tol, abs=tol)
+    big = np.zeros((N, 2 * n), dtype=dtype)
+    big[:, ::2] = X
+    readonly = X.copy()
+    readonly.flags.writeable = False
+    gw_out = np.full(n, 7, dtype=dtype)
+    for Xv in (big[:, ::2], np.asfortranarray(X), readonly):
+        for nt in (1, 2):
+            got = fn.loss_grad(Xv, y, w, b, out=gw_out, n_threads=nt)
+            assert got[1] is gw_out
+            assert got[0] == in_step[0] and got[2] == in_step[2]
+            np.testing.assert_array_equal(gw_out, in_step[1])
+            assert fn.loss(Xv, y, w, b, n_threads=nt) == in_step[0]
+    fit = fn.fit(X, y, lr=0.01, epochs=2, batch_size=N // 2, n_threads=2)
+    np.testing.assert_array_equal(fit.w, fit_in_step.w)
+    np.testing.assert_array_equal(fit.losses, fit_in_step.losses)
 
 
 def test_n_threads_validation():

@@ -34,7 +34,7 @@
  * constant 1..FJ_CONST_N_MAX (16) when n is one of them; falls through otherwise. */
 #define FJ_CONST_N_CASE(BODY, IDX, K)                                                        \
     case K:                                                                                  \
-        BODY(X, y, IDX, r0, r1, K, w, b, 1, part);                                           \
+        BODY(X, y, IDX, r0, r1, K, w, b, 1, stream, part);                                   \
         return;
 #define FJ_CONST_N_SWITCH(BODY, IDX)                                                         \
     do {                                                                                     \
@@ -52,22 +52,31 @@
         }                                                                                    \
     } while (0)
 
+/* In the body (j, m, w in scope): A += the lane-wise products of the first m elements of
+ * row X with w, four at a time (lane k takes the elements j = k mod 4), the arithmetic of
+ * the in-step loop for one row. */
+#define FJ_AVX2_DOT(LOAD, A, X)                                                              \
+    for (j = 0; j < m; j += 4)                                                               \
+        A = _mm256_add_pd(A, _mm256_mul_pd(LOAD((X) + j), _mm256_loadu_pd(w + j)))
+
 /* T the element type of X and y, LOAD its widening load of four elements, MLOAD its masked
  * one (the last n mod 4 elements of a row), STASH whether
  * widened rows are worth keeping (float32). NAME##_body is inlined once for each
  * combination of (idx given, do_gw). */
-#define FJ_DEFINE_BLOCK_SUMS_AVX2(NAME, T, LOAD, MLOAD, STASH)                                       \
-    static inline __attribute__((always_inline)) FJ_AVX2_FN void NAME##_body(               \
+#define FJ_DEFINE_BLOCK_SUMS_AVX2(NAME, T, LOAD, MLOAD, STASH)                               \
+    static inline __attribute__((always_inline)) FJ_AVX2_FN void NAME##_body(                \
         const T *restrict X, const T *restrict y, const Py_ssize_t *restrict idx,            \
         Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n, const double *restrict w, double b,      \
-        int do_gw, double *restrict part)                                                    \
+        int do_gw, int stream, double *restrict part)                                        \
     {                                                                                        \
         double buf[4 * FJ_STASH_MAX_N];                                                      \
         double sse = 0.0, gb = 0.0;                                                          \
         double *restrict g = part + 2;                                                       \
         const Py_ssize_t m = n - (n & 3);                                                    \
         const int stash = STASH && do_gw && n <= FJ_STASH_MAX_N;                             \
-        const int prefetch = (size_t)n * sizeof(T) <= FJ_PREFETCH_MAX_ROW_BYTES;             \
+        const int seq = stream && !stash; /* dot products one row after the other */         \
+        const int prefetch = (size_t)n * sizeof(T) <= FJ_PREFETCH_MAX_ROW_BYTES              \
+                             && (idx != NULL || !seq);                                       \
         const __m256d zero = _mm256_setzero_pd(), bv = _mm256_set1_pd(b);                    \
         const __m256d sign = _mm256_set1_pd(-0.0);                                           \
         Py_ssize_t i, j;                                                                     \
@@ -81,8 +90,8 @@
             __m256d T0, T1, T2, T3, yv, zv, ev, rv, cv, sv, inactive;                        \
             __m256d col0 = _mm256_setzero_pd(), col1 = col0, col2 = col0;                    \
             double c[4], s[4];                                                               \
-            if (prefetch) { /* prefetching never faults; the bounds only avoid waste */     \
-                if (idx == NULL) { /* byte offsets, bounded before a pointer is formed */   \
+            if (prefetch) { /* prefetching never faults; the bounds only avoid waste */      \
+                if (idx == NULL) { /* byte offsets, bounded before a pointer is formed */    \
                     const size_t lim = (size_t)(r1 * n) * sizeof(T);                         \
                     size_t off = (size_t)(i * n) * sizeof(T) + FJ_PREFETCH_BYTES;            \
                     size_t end = (size_t)((i + 4) * n) * sizeof(T) + FJ_PREFETCH_BYTES;      \
@@ -113,7 +122,12 @@
                     a2 = _mm256_add_pd(a2, _mm256_mul_pd(v2, wv));                           \
                     a3 = _mm256_add_pd(a3, _mm256_mul_pd(v3, wv));                           \
                 }                                                                            \
-            } else {                                                                         \
+            } else if (seq) { /* X from memory: one row after the other (neuron_block.h) */  \
+                FJ_AVX2_DOT(LOAD, a0, x0);                                                   \
+                FJ_AVX2_DOT(LOAD, a1, x1);                                                   \
+                FJ_AVX2_DOT(LOAD, a2, x2);                                                   \
+                FJ_AVX2_DOT(LOAD, a3, x3);                                                   \
+            } else { /* X in cache: the four rows in step, four chains in each iteration */  \
                 for (j = 0; j < m; j += 4) {                                                 \
                     const __m256d wv = _mm256_loadu_pd(w + j);                               \
                     a0 = _mm256_add_pd(a0, _mm256_mul_pd(LOAD(x0 + j), wv));                 \
@@ -132,16 +146,16 @@
                 T2 = _mm256_permute2f128_pd(t0, t2, 0x31);                                   \
                 T3 = _mm256_permute2f128_pd(t1, t3, 0x31);                                   \
             }                                                                                \
-            if (n - m == 1) { /* the remainder goes to the first accumulator, in order */   \
-                col0 = _mm256_set_pd((double)x3[m], (double)x2[m], (double)x1[m],             \
+            if (n - m == 1) { /* the remainder goes to the first accumulator, in order */    \
+                col0 = _mm256_set_pd((double)x3[m], (double)x2[m], (double)x1[m],            \
                                      (double)x0[m]);                                         \
                 T0 = _mm256_add_pd(T0, _mm256_mul_pd(col0, _mm256_set1_pd(w[m])));           \
             } else if (m < n) {                                                              \
-                /* two or three: the rows' last elements by masked loads (lanes past the   \
+                /* two or three: the rows' last elements by masked loads (lanes past the     \
                    row read nothing), transposed: colk = element m + k of the four rows */   \
-                const __m256i mk = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - m),            \
+                const __m256i mk = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - m),             \
                                                       _mm256_set_epi64x(3, 2, 1, 0));        \
-                const __m128i mk32 = _mm_cmpgt_epi32(_mm_set1_epi32((int)(n - m)),          \
+                const __m128i mk32 = _mm_cmpgt_epi32(_mm_set1_epi32((int)(n - m)),           \
                                                      _mm_set_epi32(3, 2, 1, 0));             \
                 const __m256d u0 = MLOAD(x0 + m, mk, mk32), u1 = MLOAD(x1 + m, mk, mk32);    \
                 const __m256d u2 = MLOAD(x2 + m, mk, mk32), u3 = MLOAD(x3 + m, mk, mk32);    \
@@ -158,7 +172,7 @@
             }                                                                                \
             /* all four rows at once, lane by lane the scalar arithmetic of _sq_residual */  \
             yv = _mm256_set_pd((double)y[q3], (double)y[q2], (double)y[q1], (double)y[q0]);  \
-            zv = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(T0, T1), _mm256_add_pd(T2, T3)), \
+            zv = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(T0, T1), _mm256_add_pd(T2, T3)),  \
                                bv);                                                          \
             inactive = _mm256_cmp_pd(zv, zero, _CMP_LE_OQ);                                  \
             ev = _mm256_sub_pd(zv, yv);                                                      \
@@ -177,12 +191,12 @@
             gb += c[2];                                                                      \
             gb += c[3];                                                                      \
             if (do_gw) { /* g += (c0 x0 + c1 x1) + (c2 x2 + c3 x3), lane by lane */          \
-                const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]);         \
-                const __m256d c2 = _mm256_set1_pd(c[2]), c3 = _mm256_set1_pd(c[3]);         \
+                const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]);          \
+                const __m256d c2 = _mm256_set1_pd(c[2]), c3 = _mm256_set1_pd(c[3]);          \
                 if (stash) {                                                                 \
                     for (j = 0; j < m; j += 4) {                                             \
                         const __m256d p01 =                                                  \
-                            _mm256_add_pd(_mm256_mul_pd(c0, _mm256_loadu_pd(buf + 4 * j)),  \
+                            _mm256_add_pd(_mm256_mul_pd(c0, _mm256_loadu_pd(buf + 4 * j)),   \
                                           _mm256_mul_pd(c1, _mm256_loadu_pd(buf + 4 * j + 4))); \
                         const __m256d p23 = _mm256_add_pd(                                   \
                             _mm256_mul_pd(c2, _mm256_loadu_pd(buf + 4 * j + 8)),             \
@@ -200,7 +214,7 @@
                                                               _mm256_add_pd(p01, p23)));     \
                     }                                                                        \
                 }                                                                            \
-                if (m < n) { /* g[j] += (c0 x0[j] + c1 x1[j]) + (c2 x2[j] + c3 x3[j]): the \
+                if (m < n) { /* g[j] += (c0 x0[j] + c1 x1[j]) + (c2 x2[j] + c3 x3[j]): the   \
                     products lane by lane, the pair sums by hadd, then low + high half */    \
                     const __m256d h01 = _mm256_hadd_pd(_mm256_mul_pd(cv, col0),              \
                                                        _mm256_mul_pd(cv, col1));             \
@@ -244,15 +258,15 @@
                                                                                              \
     static FJ_AVX2_FN void NAME(const T *X, const T *y, const Py_ssize_t *idx, Py_ssize_t r0, \
                                 Py_ssize_t r1, Py_ssize_t n, const double *w, double b,      \
-                                int do_gw, double *part)                                     \
+                                int do_gw, int stream, double *part)                         \
     {                                                                                        \
-        if (do_gw && n <= FJ_CONST_N_MAX) { /* n a constant: the j loops unrolled */        \
+        if (do_gw && n <= FJ_CONST_N_MAX) { /* n a constant: the j loops unrolled */         \
             if (idx == NULL)                                                                 \
                 FJ_CONST_N_SWITCH(NAME##_body, NULL);                                        \
             else                                                                             \
                 FJ_CONST_N_SWITCH(NAME##_body, idx);                                         \
         }                                                                                    \
-        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, part);                  \
+        FJ_CALL_BODY(NAME##_body, X, y, idx, r0, r1, n, w, b, do_gw, stream, part);          \
     }
 
 FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f64_avx2, double, FJ_AVX2_LD_F64, FJ_AVX2_MLD_F64, 0)
@@ -261,13 +275,13 @@ FJ_DEFINE_BLOCK_SUMS_AVX2(fj_block_sums_f32_avx2, float, FJ_AVX2_LD_F32, FJ_AVX2
 #else /* no AVX2 version on this platform: never called (fj_neuron_get_level is 0) */
 static void fj_block_sums_f64_avx2(const double *X, const double *y, const Py_ssize_t *idx,
                                    Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
-                                   const double *w, double b, int do_gw, double *part)
+                                   const double *w, double b, int do_gw, int stream, double *part)
 {
     abort();
 }
 static void fj_block_sums_f32_avx2(const float *X, const float *y, const Py_ssize_t *idx,
                                    Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n,
-                                   const double *w, double b, int do_gw, double *part)
+                                   const double *w, double b, int do_gw, int stream, double *part)
 {
     abort();
 }
