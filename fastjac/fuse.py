@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import types
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -755,6 +756,9 @@ class _Compiled:
 
 
 def _input_names(fn):
+    names = _plain_input_names(fn)
+    if names:
+        return names, len(names)
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -775,6 +779,28 @@ def _input_names(fn):
     if not names:
         raise TypeError("fj.fuse: the function takes no inputs")
     return tuple(names), len(names)
+
+
+_CO_VAR = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _plain_input_names(fn):
+    """The inputs of a plain Python function read from its code object, as
+    ``_input_names`` reads them from ``inspect.signature`` (which costs tens of µs, most of
+    a first call's set-up): the positional parameters without a default. None where the
+    signature path must decide (anything but a plain function, ``*args``/``**kwargs``, a
+    keyword-only parameter without a default, no inputs: it raises the error)."""
+    if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__ \
+            or "__signature__" in fn.__dict__:
+        return None
+    code = fn.__code__
+    if code.co_flags & _CO_VAR:
+        return None
+    npos, nkw = code.co_argcount, code.co_kwonlyargcount
+    if nkw and len(fn.__kwdefaults__ or ()) != nkw:
+        return None
+    names = code.co_varnames[:npos - len(fn.__defaults__ or ())]
+    return names or None
 
 
 def _as_result(res, shape):

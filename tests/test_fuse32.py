@@ -372,3 +372,20 @@ def test_random_dags_op_by_op(k, ops, n, seed):
     if f._compile().listing[0] != k:
         return  # (not reached: every input is a traced value)
     check(f, xs, gy, nts=(1,))
+
+
+@pytest.mark.parametrize("fn", [lambda x: fj.exp(x), lambda x: fj.sin(x), lambda x: fj.cos(x),
+                                lambda x: fj.exp(x) * fj.sin(x) + fj.cos(x)],
+                         ids=["exp", "sin", "cos", "exp sin cos"])
+def test_one_lane_outside_the_native_range(fn):
+    # exp, sin and cos check their native range in the loop that computes them: a tile
+    # with one lane outside (the tile's last lane, or the array's last element in a
+    # partial tile) is redone lane by lane by _stage, the bits of fastjac's float32 op
+    f = fj.fuse(fn)
+    n = 2 * 1024 + 5
+    for pos in (0, 1023, 1024 + 517, n - 1):
+        for bad in (100.0, -1e5, 3e7, np.inf, np.nan):
+            x = RNG.uniform(-3.0, 3.0, n).astype(F32)
+            x[pos] = bad
+            gy = RNG.normal(size=n).astype(F32)
+            check(f, (x,), gy, nts=(1,))

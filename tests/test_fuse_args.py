@@ -120,3 +120,51 @@ def test_plain_vjp_takes_the_one_call_path(monkeypatch):
     res = f.vjp(w, x, gy)
     for r, e in zip(res, ref):
         np.testing.assert_array_equal(r, e)
+
+
+def test_plain_input_names_match_the_signature():
+    # fuse reads a plain function's inputs from its code object (fast); where it does, the
+    # names are those inspect.signature gives, and anything else takes the signature path
+    import functools
+    import inspect
+
+    def two(w, x):
+        return w * x
+
+    def with_default(w, x, c=2.0):
+        return w * c + x
+
+    def kw_only(w, *, c=2.0):
+        return w * c
+
+    def pos_only(w, /, x):
+        return w + x
+
+    def wrapped(w, x):
+        return w - x
+    wrapped.__wrapped__ = with_default
+
+    for fn, want in ((two, ("w", "x")), (with_default, ("w", "x")), (kw_only, ("w",)),
+                     (pos_only, ("w", "x")), (lambda a, b, c: a, ("a", "b", "c"))):
+        assert FM._plain_input_names(fn) == want
+        sig = inspect.signature(fn)
+        assert want == tuple(p.name for p in sig.parameters.values()
+                             if p.default is p.empty and p.kind != p.KEYWORD_ONLY)
+        assert fj.fuse(fn).n_inputs == len(want)
+    # the signature path: wrappers, partials, *args, a keyword-only input, no inputs
+    assert FM._plain_input_names(wrapped) is None
+    assert fj.fuse(wrapped).n_inputs == 2
+    assert FM._plain_input_names(functools.partial(with_default, c=1.0)) is None
+    assert fj.fuse(functools.partial(with_default, c=1.0)).n_inputs == 2
+
+    def star(*xs):
+        return xs[0]
+
+    def kw_no_default(w, *, c):
+        return w * c
+
+    for fn, msg in ((star, r"\*args"), (kw_no_default, "keyword-only parameter c"),
+                    (lambda c=1.0: c, "takes no inputs")):
+        assert FM._plain_input_names(fn) is None
+        with pytest.raises(TypeError, match=msg):
+            fj.fuse(fn)

@@ -30,17 +30,18 @@
 enum { FJ_F32_PD_NONE = 0, FJ_F32_PD_VALUE = 1, FJ_F32_PD_DOUBLE = 2, FJ_F32_PD_FLOAT = 3 };
 
 /* exp: the native float32 routine, when every lane is in its range (the other tiles take
- * _stage: fj32_exp_tile makes the same per-lane choice). */
+ * _stage: fj32_exp_tile makes the same per-lane choice). The range check rides in the
+ * computing loop (one pass over a): the core is plain arithmetic on any lane, and a tile
+ * with a lane outside the range returns 0, so the caller's _stage overwrites v. */
 FJ_BODY void fj_fused32_exp_body(int* done, const float* a, float* v, ptrdiff_t m) {
     ptrdiff_t k;
     int bad = 0;
-    for (k = 0; k < m; k++) bad |= !FJ32N_EXP_OK(a[k]);
-    if (bad) {
-        *done = 0;
-        return;
+    for (k = 0; k < m; k++) {
+        float x = a[k];
+        bad |= !FJ32N_EXP_OK(x);
+        v[k] = fj32n_exp_core(x);
     }
-    for (k = 0; k < m; k++) v[k] = fj32n_exp_core(a[k]);
-    *done = 1;
+    *done = !bad;
 }
 FJ_MULTI(fj_fused32_exp, (int* done, const float* a, float* v, ptrdiff_t m), (done, a, v, m))
 
@@ -92,26 +93,40 @@ FJ32_MULTI(fj_fused32_trig, (int cosine, const float* a, float* v, double* d, pt
  * any other tile returns 0 and takes _stage, whose per-lane choice gives the same bits. */
 FJ_BODY void fj_fused32_ntrig_body(int* done, int cosine, const float* a, float* v, float* d,
                                    ptrdiff_t m) {
+    /* the range check rides in the computing loop, as for exp: the core is plain
+     * arithmetic on any lane, and a tile with a lane outside the range returns 0 (the
+     * caller's _stage then overwrites v and d) */
     ptrdiff_t k;
     int bad = 0;
     float s, c;
-    for (k = 0; k < m; k++) bad |= !FJ32N_TRIG_OK(a[k]);
-    *done = !bad;
-    if (bad) return;
     if (v == NULL) {
         if (cosine)
-            for (k = 0; k < m; k++) { fj32n_sincos_core(a[k], &s, &c); d[k] = -s; }
+            for (k = 0; k < m; k++) {
+                bad |= !FJ32N_TRIG_OK(a[k]);
+                fj32n_sincos_core(a[k], &s, &c);
+                d[k] = -s;
+            }
         else
-            for (k = 0; k < m; k++) { fj32n_sincos_core(a[k], &s, &c); d[k] = c; }
+            for (k = 0; k < m; k++) {
+                bad |= !FJ32N_TRIG_OK(a[k]);
+                fj32n_sincos_core(a[k], &s, &c);
+                d[k] = c;
+            }
     } else if (d == NULL) {
-        for (k = 0; k < m; k++) { fj32n_sincos_core(a[k], &s, &c); v[k] = cosine ? c : s; }
+        for (k = 0; k < m; k++) {
+            bad |= !FJ32N_TRIG_OK(a[k]);
+            fj32n_sincos_core(a[k], &s, &c);
+            v[k] = cosine ? c : s;
+        }
     } else {
         for (k = 0; k < m; k++) {
+            bad |= !FJ32N_TRIG_OK(a[k]);
             fj32n_sincos_core(a[k], &s, &c);
             v[k] = cosine ? c : s;
             d[k] = cosine ? -s : c;
         }
     }
+    *done = !bad;
 }
 FJ32_MULTI(fj_fused32_ntrig, (int* done, int cosine, const float* a, float* v, float* d,
                               ptrdiff_t m), (done, cosine, a, v, d, m))
