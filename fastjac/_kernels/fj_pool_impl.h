@@ -19,7 +19,8 @@
  *      not finished (a short spin, then the `done` condition variable), and frees the slot.
  *
  * So the caller never waits for a helper that has not claimed a block, and a call next to a
- * busy core costs at most the one-thread time plus the blocks in flight. Helpers spin only
+ * busy core costs at most the one-thread time plus the blocks in flight (at most
+ * FJ_CLAIM_MAX per helper). Helpers spin only
  * briefly: once the claim fails a helper polls the claim word for at most FJ_HELPER_POLL_NS
  * (30 us), so that the next call of a loop finds it awake, then sleeps on `wake` (glibc's
  * condition variables are futexes), so the core goes back to whoever wants it (BLAS, another
@@ -28,8 +29,10 @@
  * Before session 6 a claim took one block (fetch-and-add), helpers added to `done` after
  * every block, and they slept at once. At n = 1e6 (245 blocks of ~1 us) the claim word's
  * cache line moved between the cores at nearly every block and a helper woke late, so a
- * second thread did not speed up fj.sum or fj.dot at all (C harness, same blocks: Σ x
- * float64 92 us on 1 and on 2 threads; now 84 and 45 us).
+ * second thread did not speed up fj.sum or fj.dot at all (C harness, same blocks, at
+ * moments when the second core was free: Σ x float64 at n = 1e6 took 87-92 us on 2 threads
+ * against 84 on 1; with claims of up to 61 blocks and the poll, 45 us; the cap of 4 blocks
+ * per claim came later and was not timed on a free core).
  *
  * For comparison (facts, not code): pthreadpool's workers spin up to a million iterations
  * before a futex wait, libgomp spins GOMP_SPINCOUNT iterations (300000 by default, none with
@@ -218,10 +221,13 @@ static inline void fj_cpu_relax(void)
 
 /* Claim the next blocks of job `epoch` (n blocks, `threads` threads): returns the first and
  * sets *count, or returns -1 when the job has none left (or is no longer the current one).
- * Guided chunks: a claim takes 1/(2 threads) of what is left, at least one block, so a job
- * costs a few dozen claims instead of one per block (each claim moves the claim word's cache
- * line between cores), and the last claims are single blocks, which keeps the threads'
- * shares even. Which thread runs a block never changes its result (fj_pool.h). */
+ * A claim takes 1/(4 threads) of what is left, at least one block and at most
+ * FJ_CLAIM_MAX: a job of 245 blocks costs about 70 claims instead of 245 (each claim moves
+ * the claim word's cache line between cores), the last claims are single blocks, which
+ * keeps the threads' shares even, and a helper that is descheduled holds at most
+ * FJ_CLAIM_MAX blocks that the caller has to wait for. Which thread runs a block never
+ * changes its result (fj_pool.h). */
+#define FJ_CLAIM_MAX 4
 static Py_ssize_t fj_claim(unsigned epoch, Py_ssize_t n, int threads, Py_ssize_t* count)
 {
     unsigned long long w = __atomic_load_n(&P.claim, __ATOMIC_ACQUIRE);
@@ -229,8 +235,9 @@ static Py_ssize_t fj_claim(unsigned epoch, Py_ssize_t n, int threads, Py_ssize_t
     for (;;) {
         next = (Py_ssize_t)(w & 0xffffffffu);
         if ((unsigned)(w >> 32) != epoch || next >= n) return -1;
-        c = (n - next) / (2 * (Py_ssize_t)threads);
+        c = (n - next) / (4 * (Py_ssize_t)threads);
         if (c < 1) c = 1;
+        if (c > FJ_CLAIM_MAX) c = FJ_CLAIM_MAX;
         if (__atomic_compare_exchange_n(&P.claim, &w, w + (unsigned long long)c, 1,
                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             *count = c;
