@@ -14,6 +14,10 @@ Each group is one workload, float64, with five cases:
   call (goal: step_default / (numpy_product + fastjac_1thread) <= 1.10, that is, running
   next to BLAS's threads costs at most 10% over the serial sum).
 
+The ``pool, short calls`` groups time the memory-bound calls at n = 1e6 (sum, dot, relu and
+mul VJPs, 50-500 us each) on 1 thread and by default, with NumPy's call as baseline: what
+a second thread gives a short call (session 6: chunked claims and a briefly polling helper).
+
 The ``micro`` groups hold the microsecond calls (``loss_grad`` at (32, 8), ``exp.vjp`` at
 n = 10) with their NumPy baselines: the pool must not slow them down (they never reach it).
 On a shared machine take ratios within one run, and several runs.
@@ -107,3 +111,36 @@ def test_micro_exp_vjp(benchmark, impl):
     f = fj.exp.vjp if impl == "fastjac" else (lambda x, g: g * np.exp(x))
     r = benchmark(f, X10, G10)
     np.testing.assert_allclose(r, G10 * np.exp(X10), rtol=1e-15)
+
+
+# The pool on short memory-bound calls (session 6): n = 1e6, 50-500 us per call, where a
+# helper that wakes late or a claim word shared per block cost the whole second thread.
+# Goal: fastjac_default clearly under fastjac_1thread on 2 idle cores (same bits).
+N6 = 1_000_000
+P6 = {dt: tuple(RNG.standard_normal(N6).astype(dt) for _ in range(3))
+      for dt in ("float64", "float32")}
+POOL_CALLS = {
+    "sum": (lambda w, x, g, nt: fj.sum(x, n_threads=nt), lambda w, x, g: x.sum()),
+    "dot": (lambda w, x, g, nt: fj.dot(w, x, n_threads=nt), lambda w, x, g: np.dot(w, x)),
+    "relu_vjp": (lambda w, x, g, nt: fj.relu.vjp(x, g, n_threads=nt),
+                 lambda w, x, g: g * (x > 0)),
+    "mul_vjp": (lambda w, x, g, nt: fj.mul.vjp(w, x, g, n_threads=nt),
+                lambda w, x, g: (g * x, g * w)),
+}
+
+
+@pytest.mark.parametrize("case", ["numpy", "fastjac_1thread", "fastjac_default"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op", list(POOL_CALLS))
+def test_pool_short_calls(benchmark, op, dtype, case):
+    benchmark.group = f"pool, short calls: {op} n=1e6 {dtype}"
+    fjc, npc = POOL_CALLS[op]
+    w, x, g = P6[dtype]
+    if case == "numpy":
+        benchmark(npc, w, x, g)
+        return
+    res = benchmark(fjc, w, x, g, 1 if case == "fastjac_1thread" else None)
+    ref = fjc(w, x, g, 1)
+    for u, v in zip(res if isinstance(res, tuple) else (res,),
+                    ref if isinstance(ref, tuple) else (ref,)):
+        assert np.asarray(u).tobytes() == np.asarray(v).tobytes()

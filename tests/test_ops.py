@@ -469,6 +469,41 @@ def test_reduce_simd_versions_bitwise_identical(dtype, reduce_level):
         assert len(bits) == 1, (n, res)
 
 
+def test_float32_dot_fma_version_same_bits_at_the_extremes(reduce_level):
+    """The AVX2 float32 dot adds with fma(a, b, acc), which equals acc + a b only because
+    the double product of two floats is exact: check products at the ends of the range
+    (largest and subnormal floats, whose products are far outside float32), exact
+    cancellation, signed zeros, inf and NaN against the portable version and, for the
+    finite ones, against math.fsum of the exact products."""
+    if reduce_level(1) != 1:
+        pytest.skip("this CPU or build has no AVX2 version")
+    f32 = np.finfo(np.float32)
+    big, tiny = float(f32.max), float(f32.smallest_subnormal)
+    rng = np.random.default_rng(81)
+    cases = []
+    for n in (16, 33, 4096 + 17):
+        mags = rng.choice([big, 1.0, 2.0 ** -126, tiny, 3.0e-39, 1.5e38], n)
+        w = (mags * rng.choice([-1.0, 1.0], n)).astype(np.float32)
+        x = (rng.choice([big, tiny, 0.75, 2.0 ** 60, 2.0 ** -60], n)
+             * rng.choice([-1.0, 1.0], n)).astype(np.float32)
+        cases.append((w, x))
+        cases.append((np.concatenate([w, w]), np.concatenate([x, -x])))  # exact cancellation
+    zeros = np.array([-0.0] * 20, np.float32)
+    cases.append((zeros, np.ones(20, np.float32)))
+    specials = np.array([np.inf, -np.inf, np.nan, 0.0, 1.0] * 4, np.float32)
+    cases.append((specials, np.roll(specials, 1)))
+    for w, x in cases:
+        res = {}
+        for level in (1, 0):
+            assert reduce_level(level) == level
+            res[level] = np.float64(K.reduce(w, x, 1)).tobytes()
+        assert res[0] == res[1], (w, x)
+        if np.all(np.isfinite(w)) and np.all(np.isfinite(x)):
+            exact = math.fsum(w.astype(np.float64) * x.astype(np.float64))
+            _, tol = _reduce_bound(w.astype(np.float64) * x.astype(np.float64), np.float64)
+            assert abs(np.frombuffer(res[1])[0] - exact) <= tol
+
+
 def _raw_reductions(w, x, gy):
     """The kernels' double results before the rounding to the dtype (which would hide a
     float32 difference): Σ x, w·x, and Σ gy x for a scalar operand, direct and through

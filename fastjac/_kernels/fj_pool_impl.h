@@ -9,18 +9,30 @@
  *   2. Under the mutex it publishes the job (fn, ctx, n_blocks), bumps the epoch, resets the
  *      claim word to (epoch << 32 | 0), sets `wanted` to the number of helpers it would like,
  *      and signals that many sleeping helpers. The mutex is released at once.
- *   3. The caller claims blocks with fetch-and-add on the claim word and runs them.
- *   4. A helper woken for epoch e copies the job under the mutex, then claims blocks with a
- *      compare-and-swap that succeeds only while the word still carries epoch e and a block
- *      number below n_blocks: a helper that wakes late (the job done, or a later job
+ *   3. The caller claims blocks and runs them.
+ *   4. A helper woken for epoch e copies the job under the mutex, then claims blocks too.
+ *      Every claim (fj_claim) is a compare-and-swap that succeeds only while the word still
+ *      carries epoch e and a block number below n_blocks, and takes a guided chunk of
+ *      consecutive blocks: a helper that wakes late (the job done, or a later job
  *      published) claims nothing and goes back to sleep.
  *   5. When the counter is exhausted the caller waits for the blocks helpers have claimed and
  *      not finished (a short spin, then the `done` condition variable), and frees the slot.
  *
  * So the caller never waits for a helper that has not claimed a block, and a call next to a
- * busy core costs at most the one-thread time plus the blocks in flight. Helpers never spin:
- * once the claim fails they sleep on `wake` (glibc's condition variables are futexes), so the
- * core goes back to whoever wants it (BLAS, another pool) the moment fastjac returns.
+ * busy core costs at most the one-thread time plus the blocks in flight (at most
+ * FJ_CLAIM_MAX per helper). Helpers spin only
+ * briefly: once the claim fails a helper polls the claim word for at most FJ_HELPER_POLL_NS
+ * (30 us), so that the next call of a loop finds it awake, then sleeps on `wake` (glibc's
+ * condition variables are futexes), so the core goes back to whoever wants it (BLAS, another
+ * pool) at most 30 us after fastjac returns.
+ *
+ * Before session 6 a claim took one block (fetch-and-add), helpers added to `done` after
+ * every block, and they slept at once. At n = 1e6 (245 blocks of ~1 us) the claim word's
+ * cache line moved between the cores at nearly every block and a helper woke late, so a
+ * second thread did not speed up fj.sum or fj.dot at all (C harness, same blocks, at
+ * moments when the second core was free: Σ x float64 at n = 1e6 took 87-92 us on 2 threads
+ * against 84 on 1; with claims of up to 61 blocks and the poll, 45 us; the cap of 4 blocks
+ * per claim came later and was not timed on a free core).
  *
  * For comparison (facts, not code): pthreadpool's workers spin up to a million iterations
  * before a futex wait, libgomp spins GOMP_SPINCOUNT iterations (300000 by default, none with
@@ -177,8 +189,10 @@ static struct {
     unsigned epoch;           /* under mu */
     int wanted;               /* helpers still wanted by the current job (under mu) */
     /* atomics of the running job */
-    unsigned long long claim; /* epoch << 32 | next block number */
-    Py_ssize_t done;          /* blocks finished by helpers */
+    int threads;              /* threads the current job may use (under mu) */
+    /* epoch << 32 | next block number; alone on its cache line (the claims bounce it) */
+    unsigned long long claim __attribute__((aligned(64)));
+    Py_ssize_t done __attribute__((aligned(64))); /* blocks finished by helpers */
     int caller_waiting;
     /* helpers */
     int n_helpers;            /* started (under mu) */
@@ -205,11 +219,40 @@ static inline void fj_cpu_relax(void)
 #endif
 }
 
-/* A helper's share of job `epoch`: claim blocks while the word still carries that epoch. */
-static void fj_helper_run(unsigned epoch, fj_block_fn fn, void* ctx, Py_ssize_t n,
-                          const fj_perm* perm, int shuffle, unsigned* rng)
+/* Claim the next blocks of job `epoch` (n blocks, `threads` threads): returns the first and
+ * sets *count, or returns -1 when the job has none left (or is no longer the current one).
+ * A claim takes 1/(4 threads) of what is left, at least one block and at most
+ * FJ_CLAIM_MAX: a job of 245 blocks costs about 70 claims instead of 245 (each claim moves
+ * the claim word's cache line between cores), the last claims are single blocks, which
+ * keeps the threads' shares even, and a helper that is descheduled holds at most
+ * FJ_CLAIM_MAX blocks that the caller has to wait for. Which thread runs a block never
+ * changes its result (fj_pool.h). */
+#define FJ_CLAIM_MAX 4
+static Py_ssize_t fj_claim(unsigned epoch, Py_ssize_t n, int threads, Py_ssize_t* count)
 {
-    unsigned long long w, next;
+    unsigned long long w = __atomic_load_n(&P.claim, __ATOMIC_ACQUIRE);
+    Py_ssize_t next, c;
+    for (;;) {
+        next = (Py_ssize_t)(w & 0xffffffffu);
+        if ((unsigned)(w >> 32) != epoch || next >= n) return -1;
+        c = (n - next) / (4 * (Py_ssize_t)threads);
+        if (c < 1) c = 1;
+        if (c > FJ_CLAIM_MAX) c = FJ_CLAIM_MAX;
+        if (__atomic_compare_exchange_n(&P.claim, &w, w + (unsigned long long)c, 1,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            *count = c;
+            return next;
+        }
+    }
+}
+
+/* A helper's share of job `epoch`: claim blocks while the word still carries that epoch.
+ * Its finished blocks are added to `done` once, when it finds nothing left to claim (the
+ * caller waits for them only after the counter is exhausted anyway). */
+static void fj_helper_run(unsigned epoch, fj_block_fn fn, void* ctx, Py_ssize_t n,
+                          int threads, const fj_perm* perm, int shuffle, unsigned* rng)
+{
+    Py_ssize_t first, count, k;
     long long mine = 0;
     for (;;) {
         int flags = LOAD_RELAXED(&fj_test_flags);
@@ -218,26 +261,49 @@ static void fj_helper_run(unsigned epoch, fj_block_fn fn, void* ctx, Py_ssize_t 
             *rng = *rng * 1103515245u + 12345u;
             fj_sleep_us((long)((*rng >> 16) % 200u));
         }
-        w = __atomic_load_n(&P.claim, __ATOMIC_ACQUIRE);
-        for (;;) {
-            if ((unsigned)(w >> 32) != epoch || (Py_ssize_t)(w & 0xffffffffu) >= n) goto out;
-            if (__atomic_compare_exchange_n(&P.claim, &w, w + 1, 1, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_ACQUIRE))
-                break;
-        }
-        next = w & 0xffffffffu;
-        fn(ctx, shuffle ? fj_perm_apply(perm, (Py_ssize_t)next, n) : (Py_ssize_t)next);
-        mine++;
+        first = fj_claim(epoch, n, threads, &count);
+        if (first < 0) break;
+        for (k = first; k < first + count; k++)
+            fn(ctx, shuffle ? fj_perm_apply(perm, k, n) : k);
+        mine += count;
+    }
+    if (mine) {
+        ADD(&P.helper_blocks, mine);
         /* seq_cst pairs with the caller's store of caller_waiting (no lost wake-up) */
-        __atomic_add_fetch(&P.done, 1, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&P.done, (Py_ssize_t)mine, __ATOMIC_SEQ_CST);
         if (__atomic_load_n(&P.caller_waiting, __ATOMIC_SEQ_CST)) {
             pthread_mutex_lock(&P.mu);
             pthread_cond_broadcast(&P.done_cv);
             pthread_mutex_unlock(&P.mu);
         }
     }
-out:
-    if (mine) ADD(&P.helper_blocks, mine);
+}
+
+/* After its last block, a helper polls the claim word (which carries the epoch of the
+ * latest job) for up to FJ_HELPER_POLL_NS before it sleeps on `wake`: a call that follows
+ * within that time (a loop of calls) finds it awake instead of paying a futex wake-up, which
+ * on a virtual machine often costs tens of microseconds, a large part of a 100 us call.
+ * Short on purpose: a neighbour pool (BLAS) loses at most this much of one core per call. */
+#define FJ_HELPER_POLL_NS 30000L
+static long long fj_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void fj_helper_poll(unsigned seen)
+{
+    long long stop = fj_now_ns() + FJ_HELPER_POLL_NS;
+    int k;
+    for (;;) {
+        for (k = 0; k < 32; k++) {
+            if ((unsigned)(__atomic_load_n(&P.claim, __ATOMIC_ACQUIRE) >> 32) != seen)
+                return;
+            fj_cpu_relax();
+        }
+        if (fj_now_ns() >= stop) return;
+    }
 }
 
 static void* fj_helper_main(void* arg)
@@ -247,26 +313,37 @@ static void* fj_helper_main(void* arg)
     void* ctx;
     Py_ssize_t n;
     fj_perm perm;
-    int shuffle;
+    int shuffle, threads;
+    int polled = 0;
     pthread_mutex_lock(&P.mu);
     /* not the current epoch: a new helper joins the job it was started for (a finished job
        is harmless: its claim word refuses every claim) */
     seen = P.epoch - 1u;
     for (;;) {
         while (P.wanted <= 0 || P.epoch == seen) {
+            if (!polled) {
+                /* once per job: poll for the next one before sleeping (see the top) */
+                polled = 1;
+                pthread_mutex_unlock(&P.mu);
+                fj_helper_poll(seen);
+                pthread_mutex_lock(&P.mu);
+                continue;
+            }
             P.sleeping++;
             pthread_cond_wait(&P.wake, &P.mu);
             P.sleeping--;
         }
+        polled = 0;
         seen = epoch = P.epoch;
         P.wanted--;
         fn = P.fn;
         ctx = P.ctx;
         n = P.n_blocks;
+        threads = P.threads;
         perm = P.perm;
         shuffle = P.shuffle;
         pthread_mutex_unlock(&P.mu);
-        fj_helper_run(epoch, fn, ctx, n, &perm, shuffle, &rng);
+        fj_helper_run(epoch, fn, ctx, n, threads, &perm, shuffle, &rng);
         pthread_mutex_lock(&P.mu);
     }
     return NULL;
@@ -323,8 +400,8 @@ static void fj_init_once(void)
 int fj_pool_parallel_for(Py_ssize_t n_blocks, fj_block_fn fn, void* ctx, int n_threads)
 {
     int want, flags, zero = 0, used = 1, have;
-    unsigned long long w;
-    Py_ssize_t k, mine = 0, target;
+    unsigned epoch;
+    Py_ssize_t first, count, k, mine = 0, target;
     unsigned rng = 12345u;
     if (n_blocks <= 0) return 0;
     if (n_threads > fj_pool_max_threads()) n_threads = fj_pool_max_threads();
@@ -348,9 +425,10 @@ int fj_pool_parallel_for(Py_ssize_t n_blocks, fj_block_fn fn, void* ctx, int n_t
     P.fn = fn;
     P.ctx = ctx;
     P.n_blocks = n_blocks;
+    P.threads = want + 1;
     P.shuffle = (flags & FJ_POOL_TEST_SHUFFLE) != 0;
     fj_perm_init(&P.perm, n_blocks, P.epoch * 40503u + (unsigned)n_blocks);
-    P.epoch++;
+    epoch = ++P.epoch;
     __atomic_store_n(&P.done, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&P.claim, (unsigned long long)P.epoch << 32, __ATOMIC_RELEASE);
     P.wanted = want;
@@ -368,11 +446,11 @@ int fj_pool_parallel_for(Py_ssize_t n_blocks, fj_block_fn fn, void* ctx, int n_t
             rng = rng * 1103515245u + 12345u;
             fj_sleep_us(50 + (long)((rng >> 16) % 200u));
         }
-        w = __atomic_fetch_add(&P.claim, 1, __ATOMIC_ACQ_REL);
-        k = (Py_ssize_t)(w & 0xffffffffu);
-        if (k >= n_blocks) break;
-        fn(ctx, P.shuffle ? fj_perm_apply(&P.perm, k, n_blocks) : k);
-        mine++;
+        first = fj_claim(epoch, n_blocks, want + 1, &count);
+        if (first < 0) break;
+        for (k = first; k < first + count; k++)
+            fn(ctx, P.shuffle ? fj_perm_apply(&P.perm, k, n_blocks) : k);
+        mine += count;
     }
     ADD(&P.caller_blocks, mine);
 
