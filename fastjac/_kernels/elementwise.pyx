@@ -148,6 +148,30 @@ include "fj_opcodes.pxi"
 TILE_SIZE = TILE
 BLOCK_SIZE = BLOCK
 
+# Element-wise calls on fewer elements keep the GIL on one thread: releasing and re-taking
+# it (PyEval_SaveThread + PyEval_RestoreThread, ~410 instructions under callgrind) costs
+# more than such a kernel's work. NumPy's loops keep it below 500 elements too.
+cdef Py_ssize_t GIL_KEEP_BELOW = 512
+GIL_KEEP_BELOW_SIZE = GIL_KEEP_BELOW
+
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState
+    PyThreadState* PyEval_SaveThread()
+    void PyEval_RestoreThread(PyThreadState* tstate)
+
+
+cdef inline PyThreadState* _release_gil(Py_ssize_t n, int n_threads) noexcept:
+    # The GIL released for a kernel call of n elements (NULL: kept, see GIL_KEEP_BELOW).
+    # Only C code without Python objects may run until _restore_gil.
+    if n >= GIL_KEEP_BELOW or n_threads > 1:
+        return PyEval_SaveThread()
+    return NULL
+
+
+cdef inline void _restore_gil(PyThreadState* ts) noexcept:
+    if ts != NULL:
+        PyEval_RestoreThread(ts)
+
 
 def set_math_mode(int mode):
     """-1 strict (libm everywhere), 0 accurate (the default), 1 fast (libmvec); see
@@ -731,13 +755,14 @@ cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out
     cdef const unsigned char* cp = codes
     if n == 0:
         return 0
-    with nogil:
-        if typenum == cnp.NPY_DOUBLE:
-            _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
-                       <double*>dp, n_threads)
-        else:
-            _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
-                       <float*>dp, n_threads)
+    ts = _release_gil(n, n_threads)  # kept below GIL_KEEP_BELOW elements
+    if typenum == cnp.NPY_DOUBLE:
+        _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
+                   <double*>dp, n_threads)
+    else:
+        _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
+                   <float*>dp, n_threads)
+    _restore_gil(ts)
     return 0
 
 
@@ -1364,13 +1389,14 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
              and ((yp != NULL and gwp == NULL and gxp == NULL)
                   or (yp == NULL and gwp != NULL and gxp != NULL)))
     if plain:
-        with nogil:
-            if typenum == cnp.NPY_DOUBLE:
-                _plain_run(op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
-                           <double*>yp, <double*>gwp, <double*>gxp, n_threads)
-            else:
-                _plain_run(op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
-                           <float*>yp, <float*>gwp, <float*>gxp, n_threads)
+        ts = _release_gil(n, n_threads)  # kept below GIL_KEEP_BELOW elements
+        if typenum == cnp.NPY_DOUBLE:
+            _plain_run(op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
+                       <double*>yp, <double*>gwp, <double*>gxp, n_threads)
+        else:
+            _plain_run(op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
+                       <float*>yp, <float*>gwp, <float*>gxp, n_threads)
+        _restore_gil(ts)
         return (0.0, 0.0)
     nblocks = (n + BLOCK - 1) // BLOCK
     if want_scalar_grads:
@@ -1385,33 +1411,34 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
                                and (gxp != NULL if w_scalar else gwp != NULL)
                                and (gwp == NULL if w_scalar else gxp == NULL))
     try:
-        with nogil:
-            if scalar_direct:
-                if typenum == cnp.NPY_DOUBLE:
-                    _scalar_vjp_run(op, n, <const double*>(xp if w_scalar else wp),
-                                    (<const double*>(wp if w_scalar else xp))[0], w_scalar,
-                                    <const double*>gyp, <double*>(gxp if w_scalar else gwp),
-                                    partial, n_threads)
-                else:
-                    _scalar_vjp_run(op, n, <const float*>(xp if w_scalar else wp),
-                                    (<const float*>(wp if w_scalar else xp))[0], w_scalar,
-                                    <const float*>gyp, <float*>(gxp if w_scalar else gwp),
-                                    partial, n_threads)
-            elif typenum == cnp.NPY_DOUBLE:
-                _binary_run(&prog, n, <const double*>wp, <const double*>xp,
-                            <const double*>dwp, <const double*>dxp, <const double*>gyp,
-                            <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
-                            partial, n_threads)
+        ts = _release_gil(n, n_threads)  # kept below GIL_KEEP_BELOW elements
+        if scalar_direct:
+            if typenum == cnp.NPY_DOUBLE:
+                _scalar_vjp_run(op, n, <const double*>(xp if w_scalar else wp),
+                                (<const double*>(wp if w_scalar else xp))[0], w_scalar,
+                                <const double*>gyp, <double*>(gxp if w_scalar else gwp),
+                                partial, n_threads)
             else:
-                _binary_run(&prog, n, <const float*>wp, <const float*>xp,
-                            <const float*>dwp, <const float*>dxp, <const float*>gyp,
-                            <float*>yp, <float*>jp, <float*>gwp, <float*>gxp,
-                            partial, n_threads)
-            if partial != NULL:
-                # Merge per-block sums in block order: the same bits for every n_threads.
-                for blk in range(nblocks):
-                    gw_sum += partial[2 * blk]
-                    gx_sum += partial[2 * blk + 1]
+                _scalar_vjp_run(op, n, <const float*>(xp if w_scalar else wp),
+                                (<const float*>(wp if w_scalar else xp))[0], w_scalar,
+                                <const float*>gyp, <float*>(gxp if w_scalar else gwp),
+                                partial, n_threads)
+        elif typenum == cnp.NPY_DOUBLE:
+            _binary_run(&prog, n, <const double*>wp, <const double*>xp,
+                        <const double*>dwp, <const double*>dxp, <const double*>gyp,
+                        <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
+                        partial, n_threads)
+        else:
+            _binary_run(&prog, n, <const float*>wp, <const float*>xp,
+                        <const float*>dwp, <const float*>dxp, <const float*>gyp,
+                        <float*>yp, <float*>jp, <float*>gwp, <float*>gxp,
+                        partial, n_threads)
+        if partial != NULL:
+            # Merge per-block sums in block order: the same bits for every n_threads.
+            for blk in range(nblocks):
+                gw_sum += partial[2 * blk]
+                gx_sum += partial[2 * blk + 1]
+        _restore_gil(ts)
     finally:
         free(partial)
     return (gw_sum, gx_sum)
