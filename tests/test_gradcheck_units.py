@@ -2908,6 +2908,7 @@ def test_validation_mode_skips_calls_with_inputs_that_are_not_finite():
         assert V.cross_check_unary(fj.sin, "vjp", (w, gy), np.cos(w) * gy) is None
         assert V.cross_check_binary(fj.mul, "vjp", (w, x, np.ones(4)), (x, w)) is None
         assert V.cross_check(np.sin, "jvp", (w,), (gy,), np.cos(w) * gy) is None
+        assert V.cross_check(np.sin, "vjp", (w,), gy, (np.cos(w) * gy,)) is None
         assert V.cross_check(np.sin, "derivative", (x,), None, np.cos(x)) is None
         # a finite call is still checked, with an unused direction of any kind
         assert V.cross_check(np.sin, "derivative", (w,), "unused", np.cos(w)).passed
