@@ -752,9 +752,16 @@ cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out
     cdef void* tp = _data(t, typenum, n, False, "t")
     cdef void* yp = _data(y_out, typenum, n, True, "y_out")
     cdef void* dp = _data(d_out, typenum, n, True, "d_out")
-    cdef const unsigned char* cp = codes
+    _unary_dispatch(codes, ncodes, typenum, n, xp, tp, yp, dp, n_threads)
+    return 0
+
+
+cdef inline void _unary_dispatch(const unsigned char* cp, Py_ssize_t ncodes, int typenum,
+                                 Py_ssize_t n, void* xp, void* tp, void* yp, void* dp,
+                                 int n_threads) noexcept:
+    # The kernel on checked buffers (_unary_impl's checks, or unary_fast's own).
     if n == 0:
-        return 0
+        return
     ts = _release_gil(n, n_threads)  # kept below GIL_KEEP_BELOW elements
     if typenum == cnp.NPY_DOUBLE:
         _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
@@ -763,7 +770,6 @@ cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out
         _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
                    <float*>dp, n_threads)
     _restore_gil(ts)
-    return 0
 
 
 def unary(bytes codes, x, *, t=None, y_out=None, d_out=None, int n_threads=1):
@@ -801,6 +807,10 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
     ``out`` (or a new array) with the value (``value``) or ``h'(x) * t``.
     """
     cdef int typenum, nt
+    cdef Py_ssize_t ncodes
+    cdef void* xp
+    cdef void* tp
+    cdef void* rp
     cdef Py_ssize_t n
     typenum = _fast_typenum(x)
     if typenum < 0:
@@ -823,10 +833,17 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
         if not (_disjoint_or_same(out, x) and _disjoint_or_same(out, t)):
             return None
         res = out
+    # Every buffer is checked above (exact ndarray, dtype, byte order, shape; x and t
+    # C-contiguous and aligned after _kernel_input; out writeable, C-contiguous and aligned
+    # or new): the kernel runs on their data pointers without _unary_impl's second look.
+    ncodes = _check_codes(codes, N_UNARY)
+    xp = cnp.PyArray_DATA(<cnp.ndarray>x)
+    rp = cnp.PyArray_DATA(<cnp.ndarray>res)
     if value:
-        _unary_impl(codes, x, None, res, None, nt)
+        _unary_dispatch(codes, ncodes, typenum, n, xp, NULL, rp, NULL, nt)
     else:
-        _unary_impl(codes, x, t, None, res, nt)
+        tp = NULL if t is None else cnp.PyArray_DATA(<cnp.ndarray>t)
+        _unary_dispatch(codes, ncodes, typenum, n, xp, tp, NULL, rp, nt)
     return res
 
 
