@@ -2974,6 +2974,9 @@ def test_check_grad_without_coordinates_or_probes_is_refused():
             check_grad(f, np.cos, x, coords=coords, n_probes=0)
     with pytest.raises(ValueError, match=r"^coords=\[\] and n_probes=0 check nothing"):
         check_grad(f, np.cos, x, coords=[], n_probes=0)
+    with pytest.raises(ValueError, match=r"^coords=\[\] and n_probes=0 check nothing: "
+                                         r"difference at least one coordinate or give"):
+        check_grad(f, np.cos, x[:2], coords=[], n_probes=0)  # two entries: probes exist
     # one entry: a probe is the coordinate again and is not drawn
     with pytest.raises(ValueError, match=r"^coords=\[\] and n_probes=3 check nothing: x has "
                                          r"one entry, along which a probe is the coordinate"):
