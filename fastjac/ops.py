@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import builtins
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -468,8 +468,8 @@ class BinaryOp:
         numpy.ndarray or numpy.floating
             The common shape of ``w`` and ``x``.
         """
-        res = _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, None, True, out,
-                             n_threads, self._work_per_element, PARALLEL_THRESHOLD)
+        res: Any = _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, None, True,
+                                  out, n_threads, self._work_per_element, PARALLEL_THRESHOLD)
         if res is not None:
             return res
         if getattr(w, "_fj_traced", False) or getattr(x, "_fj_traced", False):
@@ -580,8 +580,8 @@ class BinaryOp:
         """
         if gy is None:
             raise TypeError("gy must be an array or a number, not None (see sum_grad)")
-        res = _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, gy, False, out,
-                             n_threads, self._work_per_element, PARALLEL_THRESHOLD)
+        res: Any = _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, gy, False,
+                                  out, n_threads, self._work_per_element, PARALLEL_THRESHOLD)
         if res is None:
             res = self._reverse(w, x, gy, out, n_threads)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
@@ -595,8 +595,8 @@ class BinaryOp:
         The same as ``vjp`` with ``gy = 1``, without allocating the ones vector. For
         ``y = sum(x z)``: ``∇_x y = z 1ᵀ`` and ``∇_z y = sum(x)``.
         """
-        res = _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, None, False, out,
-                             n_threads, self._work_per_element, PARALLEL_THRESHOLD)
+        res: Any = _K.binary_fast(self._op, self._fcodes, self._gcodes, w, x, None, False,
+                                  out, n_threads, self._work_per_element, PARALLEL_THRESHOLD)
         if res is None:
             res = self._reverse(w, x, None, out, n_threads)
         if _config.VALIDATE:  # validation mode: cross-check with finite differences
