@@ -2879,11 +2879,18 @@ def test_checks_refuse_inputs_that_are_not_finite():
             check_jvp(f, lambda p, t: t[0], (ok, 2.0), (np.ones(2), np.inf))
         with pytest.raises(ValueError, match=r"^tangents\[0\] is not finite at index 1: nan"):
             check_jvp(f, lambda p, t: t[0], (ok, 2.0), ([0.0, np.nan], 1.0))
+        # any numeric form of a tangent is read as float64 first (here an object array)
+        with pytest.raises(ValueError, match=r"^tangents\[0\] is not finite at index 0: inf"):
+            check_jvp(f, lambda p, t: t[0], (ok, 2.0), (np.array([np.inf, 1], object), 1.0))
         with pytest.raises(ValueError, match=r"^cotangent is not finite at index 0: -inf"):
             check_vjp(np.sin, lambda p, c: (np.cos(p[0]) * c,), (ok,), [-np.inf, 1.0])
         # an integer input is finite by construction; huge finite values are accepted
         assert check_diagonal(np.sin, np.cos, np.array([1, 2, 3]))
         assert check_grad(lambda v: float(np.sum(v)), np.ones(2), np.array([1e300, -1e300]))
+
+
+# Equivalent mutant of check_jvp's tangent check: ``reshape(-2)`` for ``reshape(-1)`` (any
+# negative size means "the rest").
 
 
 def test_validation_mode_skips_calls_with_inputs_that_are_not_finite():
