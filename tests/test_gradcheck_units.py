@@ -2969,6 +2969,18 @@ def test_check_vjp_without_probes_or_columns_is_refused():
     for bad in ("yes", None, 2):
         with pytest.raises(ValueError, match=r"^full must be True, False or 'auto', got "):
             check_vjp(np.sin, wrong, (x,), full=bad)
+    # an empty x has nothing to check: an empty report, not a crash (no column, and every
+    # probe direction is empty), whatever the counts
+    for kw in ({}, {"full": True, "n_probes": 0}):
+        r = check_vjp(np.sin, wrong, (np.zeros(0),), **kw)
+        assert r.passed and r.n_checked == 0 and r.worst == [] and r.kinks == [], kw
+        assert r.nonfinite == [] and r.dtype == "float64", kw
+
+
+# Equivalent mutants of check_vjp's report: ``np.asarray(cols["fd"])`` and ``["rb"]``
+# without ``dtype=float64`` (lists of Python floats, or empty: float64 either way);
+# ``base[0].dtype if base else "XXXX"`` or ``or True`` (``_Args`` refuses empty primals, so
+# ``base`` always holds one part).
 
 
 def test_check_grad_without_coordinates_or_probes_is_refused():
