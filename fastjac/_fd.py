@@ -45,6 +45,33 @@ def _float_dtype(dtype):
     raise TypeError(f"finite differences need real inputs, got dtype {dtype}")
 
 
+def _require_finite(flat, shape, name):
+    """Refuse NaN and inf in an input of a check (a primal, tangent or cotangent).
+
+    A step from an infinite coordinate is ``inf - inf``, and a difference quotient through
+    one is NaN: there is nothing a finite difference could compare there. ``flat`` is the
+    input flattened (any real dtype), ``shape`` its shape, for the index in the message.
+    """
+    bad = ~np.isfinite(flat)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        idx = tuple(int(i) for i in np.unravel_index(j, shape)) if shape else ()
+        where = "" if not shape else f" at index {idx if len(idx) != 1 else idx[0]}"
+        raise ValueError(
+            f"{name} is not finite{where}: {flat[j]} ({int(bad.sum())} of {flat.size} "
+            "entries are NaN or inf); finite differences need finite inputs"
+        )
+
+
+def _count(value, name):
+    """A count argument (``n_probes``, an int ``coords``): an int >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
+    return int(value)
+
+
 class _Args:
     """A tuple of primals (arrays or Python scalars), kept flat."""
 
@@ -67,7 +94,9 @@ class _Args:
                 )
             self.scalar.append(is_scalar)
             self.shapes.append(a.shape)
-            self.flat.append(a.astype(_float_dtype(a.dtype), copy=True).reshape(-1))
+            flat = a.astype(_float_dtype(a.dtype), copy=True).reshape(-1)
+            _require_finite(flat, a.shape, name)
+            self.flat.append(flat)
         self.sizes = [f.size for f in self.flat]
         self.dtypes = [f.dtype for f in self.flat]
 
@@ -96,7 +125,6 @@ class _Evaluator:
     """Calls ``f`` on flat primals in the working precision and counts the calls."""
 
     def __init__(self, f, args, reference="auto", f_scale=None, ulps=DEFAULT_ULPS):
-        self.f = f
         self.ulps = ulps
         self.args = args
         self.n_evals = 0

@@ -68,8 +68,9 @@ def cross_check(fn_value, kind, primals, direction, result, name="gradient"):
     Returns
     -------
     GradCheckReport or None
-        None when validation is off in this thread/task, or when ``result`` overwrote
-        one of the inputs (an in-place ``out=`` call: nothing left to difference).
+        None when validation is off in this thread/task, when ``result`` overwrote
+        one of the inputs (an in-place ``out=`` call: nothing left to difference), or
+        when an input (primal or direction) holds NaN or inf.
 
     Raises
     ------
@@ -80,6 +81,9 @@ def cross_check(fn_value, kind, primals, direction, result, name="gradient"):
         return None
     primals = _as_tuple(primals)
     if _overwrote_input(primals + _as_tuple(direction), result):
+        return None
+    used = _as_tuple(direction) if kind in ("jvp", "vjp") else ()  # else unused
+    if not _finite_inputs(primals + used):
         return None
     if kind == "derivative":
         return _validated(
@@ -97,6 +101,13 @@ def cross_check(fn_value, kind, primals, direction, result, name="gradient"):
             lambda: check_vjp(fn_value, tuple(res), primals, ct, n_probes=2, full=False, name=name),
         )
     raise ValueError(f"kind must be 'derivative', 'jvp', 'vjp' or 'grad', got {kind!r}")
+
+
+def _finite_inputs(args):
+    """False when an input (a primal, tangent or cotangent; None is a zero tangent) holds
+    NaN or inf: finite differences cannot be taken there (the checks refuse such inputs),
+    and NaN/inf propagate as NumPy's expressions do, so such a call is not cross-checked."""
+    return all(a is None or np.isfinite(np.asarray(a, dtype=F64)).all() for a in args)
 
 
 def _overwrote_input(args, result):
@@ -126,6 +137,8 @@ def cross_check_unary(op, method, args, result):
     """
     if not _config.is_validating() or _overwrote_input(args, result):
         return None
+    if not _finite_inputs(args):
+        return None
     name = _op_name(op, method)
     x = args[0]
     if method in ("derivative", "sum_grad", "jacobian"):
@@ -151,6 +164,8 @@ def cross_check_binary(op, method, args, result):
     operand's (the §4.3 sum) through the dot-product identity.
     """
     if not _config.is_validating() or _overwrote_input(args, result):
+        return None
+    if not _finite_inputs(args):
         return None
     name = _op_name(op, method)
     w, x = args[0], args[1]
@@ -218,7 +233,7 @@ def cross_check_neuron(method, args, result, *, activation, loss, seed=0):
     """
     if not _config.is_validating() or _overwrote_input(args, tuple(result)):
         return None
-    if not all(np.isfinite(np.asarray(a, dtype=F64)).all() for a in args):
+    if not _finite_inputs(args):
         return None  # NaN/inf inputs: finite differences have nothing to compare
     name = f"neuron.{method}"
     if method == "activation_jacobian":

@@ -39,6 +39,13 @@ by three terms, none of them a tuned constant:
 An entry passes when ``|analytic - numeric| <= bound``. ``rtol``/``atol``, when given,
 loosen the bound to ``max(bound, atol + rtol * |numeric|)``.
 
+*Inputs.* Primals, tangents and cotangents must be finite: a step from an infinite
+coordinate is ``inf - inf``, so every check raises ``ValueError`` naming the argument and
+its first NaN/inf entry. Where ``f`` itself is not finite on a step (outside its domain,
+overflow) the entry is reported apart (``report.nonfinite``), not compared. A check that
+would compare nothing by construction (``check_vjp`` with ``n_probes=0`` and no full
+columns, ``check_grad`` with no coordinate and no probe) is a ``ValueError`` too.
+
 *float32.* A float32 function is differentiated in float64 when it can be: by default
 (``reference="auto"``) ``f`` is re-run on the float64 copy of its float32 inputs, and
 the re-run is used when it returns float64 values that agree with the float32 run (to
@@ -62,8 +69,10 @@ also name kinks themselves with ``kinks=`` (a mask or a callable returning one).
 
 *Validation mode.* Inside ``with fastjac.validating():`` (or with ``FASTJAC_VALIDATE=1``)
 every public gradient method of fastjac cross-checks its own result with the checks
-above and raises :class:`GradCheckError` on a mismatch. The methods call, behind the
-cheap flag ``fastjac._config.VALIDATE``, one of the hooks of :mod:`fastjac._validation`.
+above and raises :class:`GradCheckError` on a mismatch (a call with NaN or inf inputs,
+or one whose ``out=`` overwrote an input, is not cross-checked). The methods call,
+behind the cheap flag ``fastjac._config.VALIDATE``, one of the hooks of
+:mod:`fastjac._validation`.
 An element-wise derivative costs about 13 evaluations of the value function, a JVP 8, a
 VJP 13.
 
@@ -73,13 +82,15 @@ the reports are built in :mod:`fastjac._report`.
 Functions here are pure Python and NumPy; they never need the compiled kernels.
 """
 
+import math
+
 import numpy as np
 
 from . import _config
 from ._fd import (
-    DEFAULT_ULPS, F64, _analytic_array, _Args, _as_tuple, _coord_steps, _direction,
-    _dot_tangent, _eps, _Evaluator, _in_eps, _kink_mask, _line_stats, _rel_step, _round_allow,
-    _split_errors, _want_split,
+    DEFAULT_ULPS, F64, _analytic_array, _Args, _as_tuple, _coord_steps, _count, _direction,
+    _dot_tangent, _eps, _Evaluator, _in_eps, _kink_mask, _line_stats, _rel_step,
+    _require_finite, _round_allow, _split_errors, _want_split,
 )
 from ._report import Entry, GradCheckError, GradCheckReport, _finish
 
@@ -135,7 +146,8 @@ def check_grad(
         ``grad(x)`` returning an array of ``x``'s shape (the gradient, paper §3/§4.4),
         or that array itself.
     x : array_like
-        The point. Integer and bool inputs are differentiated in float64; float32 in
+        The point, finite (NaN or inf is a ``ValueError``: no finite difference can be
+        taken there). Integer and bool inputs are differentiated in float64; float32 in
         float64 too when ``f`` computes in float64 on float64 inputs (see
         ``reference``), else in float32.
     eps : float, optional
@@ -154,9 +166,10 @@ def check_grad(
         Coordinates differenced one at a time (6 evaluations each): all of them when
         ``x.size <= 1000`` (``None``), ``"all"``, a random sample of ``coords``
         coordinates, or the given flat indices. ``None`` on a larger ``x`` samples 256.
-    n_probes : int, default 2
+    n_probes : int >= 0, default 2
         Random directional derivatives ``<grad, t>`` also checked: they involve every
-        coordinate, including those not sampled.
+        coordinate, including those not sampled. No coordinate and no probe (``coords=0``
+        or ``[]`` with ``n_probes=0``) would check nothing: a ``ValueError``.
     seed : int, default 0
         Seed of the sampling and probes.
     ulps : float, default 8
@@ -183,6 +196,7 @@ def check_grad(
     >>> bool(check_grad(lambda v: np.sum(np.sin(v) ** 2), lambda v: np.sin(2 * v), x))
     True
     """
+    n_probes = _count(n_probes, "n_probes")
     args = _Args((x,))
     ev = _Evaluator(lambda v: _scalar_out(f(v)), args, reference, f_scale, ulps)
     rel = _rel_step(eps, ev.eps)
@@ -198,10 +212,18 @@ def check_grad(
             raise ValueError(f"coords must be None, 'all', an int or indices, got {coords!r}")
         sel = np.arange(n)
     elif np.ndim(coords) == 0:
-        k = int(coords)
+        k = _count(coords, "coords")
         sel = np.sort(rng.choice(n, size=min(k, n), replace=False)) if k < n else np.arange(n)
     else:
         sel = np.asarray(coords, dtype=np.intp).reshape(-1)
+    n_dir = n_probes if n > 1 else 0  # one coordinate: a probe is the coordinate again
+    if sel.size == 0 and n_dir == 0 and n > 0:
+        hint = (
+            "difference at least one coordinate or give n_probes >= 1"
+            if n > 1
+            else "x has one entry, along which a probe is the coordinate again: difference it"
+        )
+        raise ValueError(f"coords={coords!r} and n_probes={n_probes} check nothing: {hint}")
     if sel.size < n:
         notes.append(f"{sel.size} of {n} coordinates differenced (plus {n_probes} probes)")
 
@@ -233,7 +255,7 @@ def check_grad(
 
     # directional probes: <grad, t> against the derivative along t
     p_an, p_num, p_bound, p_fd, p_rb, p_kink, p_fin = [], [], [], [], [], [], []
-    for _ in range(int(n_probes) if n > 1 else 0):
+    for _ in range(n_dir):
         t = rng.standard_normal(n) * np.maximum(1.0, np.abs(xw.astype(F64)))
         res = _direction(ev, [t], rel)
         if res is None:
@@ -332,18 +354,19 @@ def check_diagonal(
     derivative : callable or array_like
         ``derivative(x)``: the diagonal ``∂y_i/∂x_i``, shape of ``x``; or that array.
     x : array_like
-        The point, any shape (treated as flat).
+        The point, any shape (treated as flat), finite as in :func:`check_grad`.
     eps, rtol, atol, reference, kinks, seed, ulps, f_scale, name
         As in :func:`check_grad`; ``kinks`` masks entries of ``x``.
-    n_probes : int, default 3
+    n_probes : int >= 0, default 3
         Random partitions used to probe diagonality (two evaluations each), on top of the
-        alternate-coordinates and half/half partitions.
+        alternate-coordinates and half/half partitions (``0`` keeps those two).
 
     Returns
     -------
     GradCheckReport
         ``n_evals`` is ``7 + 2 * (n_probes + 2)`` whatever the size of ``x``.
     """
+    n_probes = _count(n_probes, "n_probes")
     args = _Args((x,))
     ev = _Evaluator(f, args, reference, f_scale, ulps)
     xw = ev.work[0]
@@ -408,7 +431,7 @@ def _diagonal_probes(ev, xw, xp, rho, n_probes, seed):
     rng = np.random.default_rng(seed + 1)
     idx = np.arange(n)
     parts = [idx % 2 == 0, idx < n // 2]
-    parts += [rng.random(n) < 0.5 for _ in range(int(n_probes))]
+    parts += [rng.random(n) < 0.5 for _ in range(n_probes)]
     y0 = ev.y0
     h = np.abs(xp.astype(F64) - xw.astype(F64))
     worst = None  # (coupling, i, delta, moved)
@@ -429,7 +452,8 @@ def _diagonal_probes(ev, xw, xp, rho, n_probes, seed):
                 count += int(over.sum())
                 hmax = float(np.max(h[moved]))
                 i = int(np.flatnonzero(over)[np.argmax(delta[over])])
-                coupling = float(delta[i] / hmax) if hmax > 0 else float("inf")
+                # per unit of step; a step of 0 (vanished) or inf (overflowed): inf
+                coupling = float(delta[i]) / hmax if 0 < hmax < math.inf else math.inf
                 if worst is None or coupling > worst[0]:
                     worst = (coupling, i, float(delta[i]), int(moved.sum()))
     if worst is None:
@@ -468,8 +492,9 @@ def check_jvp(
         shape (a tuple/array pair, as in ``jax.jvp``); or ``dy`` itself.
     primals : tuple of array_like
         The point; a single array is taken as a 1-tuple. Python floats stay scalars.
+        Finite, as in :func:`check_grad`.
     tangents : tuple of array_like
-        One tangent per primal, of its shape.
+        One tangent per primal, of its shape; finite too.
     eps, rtol, atol, reference, ulps, f_scale, name
         As in :func:`check_grad`. The step along ``t`` is the largest that moves no
         coordinate by more than its own coordinate step.
@@ -491,6 +516,7 @@ def check_jvp(
             raise ValueError(
                 f"tangent {i} has shape {np.shape(t)}, primal {i} has shape {args.shapes[i]}"
             )
+        _require_finite(np.asarray(t, dtype=F64).reshape(-1), np.shape(t), f"tangents[{i}]")
     ev = _Evaluator(f, args, reference, f_scale, ulps)
     rel = _rel_step(eps, ev.eps)
     m = ev.y0.size
@@ -611,23 +637,40 @@ def check_vjp(
         bare array is accepted. A precomputed tuple (for the given ``cotangent``) is
         accepted too; probes that cross a kink are then skipped.
     primals : tuple of array_like
-        The point (a single array is a 1-tuple).
+        The point (a single array is a 1-tuple), finite as in :func:`check_grad`.
     cotangent : array_like, optional
-        ``ct`` of ``y``'s shape; random normal by default.
+        ``ct`` of ``y``'s shape, finite; random normal by default. A zero ``ct`` is
+        checked too: its VJP must be zero.
     eps, rtol, atol, reference, ulps, f_scale, name
         As in :func:`check_grad`.
     kinks : bool array or callable, optional
         Output entries known to sit at a kink (``kinks(*primals)``): removed from ``ct``.
-    n_probes, full, max_full, seed
-        See above.
+    n_probes : int >= 0, default 3
+        Random tangents of the identity. ``0`` is a ``ValueError`` unless full columns
+        are checked: a check without probes or columns compares nothing.
+    full : True, False or "auto", default "auto"
+        Check every column (above); ``"auto"`` when the inputs have at most ``max_full``
+        entries in all.
+    max_full, seed
+        See above; ``seed`` draws the probes (and the default cotangent).
 
     Returns
     -------
     GradCheckReport
         Entries ``"probe k"`` for the identity and ``(arg, index)`` for full columns.
     """
+    n_probes = _count(n_probes, "n_probes")
+    if full not in (True, False, "auto"):
+        raise ValueError(f"full must be True, False or 'auto', got {full!r}")
     primals = _as_tuple(primals)
     args = _Args(primals)
+    n_in = sum(args.sizes)
+    do_full = n_in <= max_full if isinstance(full, str) else bool(full)
+    if n_probes == 0 and not do_full:
+        raise ValueError(
+            f"n_probes=0 with full={full!r} checks nothing (no probes, no columns for "
+            f"{n_in} input entries, max_full={max_full}): give n_probes >= 1 or full=True"
+        )
     ev = _Evaluator(f, args, reference, f_scale, ulps)
     rel = _rel_step(eps, ev.eps)
     rho = ulps * ev.eps
@@ -640,6 +683,7 @@ def check_vjp(
         ct = np.asarray(cotangent, dtype=F64).reshape(-1)
         if ct.size != m:
             raise ValueError(f"cotangent has shape {np.shape(cotangent)}, f returns {out_shape}")
+        _require_finite(ct, np.shape(cotangent), "cotangent")
     user_kink = _kink_mask(kinks, m, *args.pack(args.flat))
     ct = np.where(user_kink, 0.0, ct)
     out_dtype = np.asarray(ev.y_user).dtype if ev.out_dtype.kind != "f" else ev.out_dtype
@@ -670,8 +714,6 @@ def check_vjp(
     base64 = [p.astype(F64).reshape(-1) for p in base]
 
     cols = {k: [] for k in ("index", "a", "num", "fd", "rb", "kink", "fin")}
-    n_in = sum(args.sizes)
-    do_full = full is True or (full == "auto" and n_in <= max_full)
     if do_full:
         for ai, w in enumerate(ev.work):
             steps = _coord_steps(w, rel)
@@ -716,7 +758,7 @@ def check_vjp(
                 cols["kink"].append(kink_j)
                 cols["fin"].append(fin_j)
 
-    for p in range(int(n_probes)):
+    for p in range(n_probes):
         ts = [
             rng.standard_normal(w.size) * np.maximum(1.0, np.abs(w.astype(F64)))
             for w in ev.work
@@ -728,14 +770,10 @@ def check_vjp(
         use = (ct != 0) & ~line.kink
         kinked = bool(np.any(line.kink & (ct != 0)))
         ctp = np.where(use, ct, 0.0)
-        if not use.any():
-            cols["index"].append(f"probe {p}")
-            for k, v in (("a", 0.0), ("num", 0.0), ("fd", 0.0), ("rb", 0.0)):
-                cols[k].append(v)
-            cols["kink"].append(kinked)
-            cols["fin"].append(bool(np.all(line.finite)))
-            continue
-        if kinked and not callable(vjp):  # a precomputed VJP cannot be re-run on ct'
+        # Every output with a cotangent at a kink along t: nothing left to compare. A
+        # precomputed VJP cannot be re-run on ct' either. (A zero ct is compared: its
+        # VJP must be zero.)
+        if kinked and (not use.any() or not callable(vjp)):
             cols["index"].append(f"probe {p}")
             for k in ("a", "num", "fd", "rb"):
                 cols[k].append(0.0)

@@ -626,9 +626,6 @@ def _raises_named(name):
 # Equivalent mutants of the hooks:
 # - cross_check_unary, "jacobian": ``result.d.reshape(None)`` for ``.reshape(np.shape(x))``:
 #   check_diagonal takes the analytic values flat (``.reshape(-1)``), whatever their shape;
-# - cross_check, "vjp"/"grad", and cross_check_binary's scalar operand: ``full=None`` for
-#   ``full=False``: check_vjp differences full columns only for ``full is True`` or
-#   ``full == "auto"``, so None and False are the same;
 # - cross_check_binary, "jacobian": ``np.ones(())`` instead of ``1.0`` as a scalar
 #   operand's tangent: check_jvp flattens every tangent (``np.asarray(t).reshape(-1)``) and
 #   the analytic value is an array, so both give the same line and the same report.
@@ -776,8 +773,7 @@ def _ev(f, *primals, **kw):
 
 
 # Equivalent mutants of _Evaluator: ``reference="XXautoXX"`` or ``"AUTO"`` as the default
-# (every value but a callable and False/None/"none" means "auto"); ``self.f = None``
-# (the attribute is never read: evaluations go through ``self.fun``); ``n_evals = 1``
+# (every value but a callable and False/None/"none" means "auto"); ``n_evals = 1``
 # for ``n_evals += 1`` after the first call (it starts at 0); ``kind not in "XXfiubXX"``
 # (``X`` is no dtype kind); ``args.as_dtype(None)`` (float64) for the reference's and the
 # re-run's work arrays; ``in_eps``'s default for no work arrays (None, ``_eps(None)`` or
@@ -1398,8 +1394,8 @@ def test_neuron_hook_overflowing_loss_is_a_failure_not_a_warning():
 # ``3 ** unsure.size`` branches (the extra ones repeat earlier sign patterns and the
 # first passing or the first report is kept either way); ``active = z >= 0`` (a sample
 # with z == 0 is always "unsure", and its sign is then set by the branch); check_vjp's
-# ``full=None`` (tested with ``is True``/``== "auto"``, like False) and its
-# ``n_probes=3`` dropped (3 is the default).
+# ``n_probes=3`` dropped (3 is the default). (``full=None`` for ``full=False`` is no
+# longer equivalent: check_vjp refuses a ``full`` other than True, False or "auto".)
 
 
 def test_neuron_hook_activation_jacobian_and_guards():
@@ -2428,16 +2424,21 @@ def test_check_diagonal_coupling_without_a_step_or_at_infinity():
         r = check_diagonal(inf0, np.cos, np.array([0.5, 0.25, 0.75]))
         assert r.passed and r.nonfinite == [0] and r.n_checked == 2
 
-    # x_0 = inf: its step is NaN; moving x_0 and x_2 changes output 3 (via x_2)
+    # x_0 = the largest double: its step overflows (x_0 + h = inf, h = inf); moving x_0
+    # and x_2 turns output 1 infinite and changes output 3: an infinite coupling, without
+    # the warning of inf / inf (an input that is not finite is refused: see below)
     def f(v):
         return v + 0.5 * np.roll(v, 1)
 
     def d(v):
         return np.ones_like(v)
 
-    with np.errstate(invalid="ignore"):
-        r = check_diagonal(f, d, np.array([np.inf, 0.5, 0.25, 0.75]), n_probes=0)
+    x = np.array([np.finfo(np.float64).max, 0.5, 0.25, 0.75])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = check_diagonal(f, d, x, n_probes=0)
     assert not r and "coupling ~ inf;" in r.problems[-1], r.problems
+    assert "NOT DIAGONAL: output 1 changed by inf" in r.problems[-1], r.problems
 
 
 def test_check_diagonal_error_split_leaves_out_kinks():
@@ -2710,9 +2711,9 @@ def test_check_vjp_report_fields_and_nothing_to_check():
     shifted = lambda p, c: (np.cos(p[0]) * c + 1e-3,)  # noqa: E731
     assert not check_vjp(np.sin, shifted, (x,), ct)
     assert check_vjp(np.sin, shifted, (x,), ct, atol=1e-1)
-    # no columns and no probes: an empty report, not a crash
-    r0 = check_vjp(np.sin, good, (x,), ct, full=False, n_probes=0)
-    assert r0.passed and r0.n_checked == 0 and r0.worst == [] and r0.kinks == []
+    # no columns and no probes: a check that cannot fail is refused (test_check_counts)
+    with pytest.raises(ValueError, match=r"^n_probes=0 with full=False checks nothing"):
+        check_vjp(np.sin, good, (x,), ct, full=False, n_probes=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -2838,3 +2839,191 @@ def test_check_grad_rtol_atol():
     shifted = lambda v: np.cos(v) + 1e-3  # noqa: E731
     assert not check_grad(f, shifted, x)
     assert check_grad(f, shifted, x, atol=1e-1)
+
+
+# ---------------------------------------------------------------------------------------
+# What every check refuses: inputs that are not finite, counts that check nothing
+# ---------------------------------------------------------------------------------------
+
+
+def test_checks_refuse_inputs_that_are_not_finite():
+    # a step from inf is inf - inf: no finite difference exists there. Every check says
+    # so, naming the argument and its first bad entry, before f runs and without a
+    # NumPy warning (check_diagonal at an inf used to warn from its probes' steps)
+    from fastjac.gradcheck import check_diagonal, check_grad, check_jvp, check_vjp
+    calls = []
+
+    def f(*a):
+        calls.append(1)
+        return np.sin(a[0]) * (a[1] if len(a) > 1 else 1.0)
+
+    x = np.array([0.5, np.inf, -1.0, np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        msg = r"^x is not finite at index 1: inf \(2 of 4 entries are NaN or inf\); finite"
+        with pytest.raises(ValueError, match=msg):
+            check_diagonal(f, np.cos, x)
+        with pytest.raises(ValueError, match=msg):
+            check_grad(lambda v: np.sum(f(v)), np.cos, x)
+        m2 = np.array([[1.0, 2.0], [-np.inf, 0.0]], dtype=np.float32)
+        with pytest.raises(ValueError, match=r"^x is not finite at index \(1, 0\): -inf "
+                                             r"\(1 of 4 entries"):
+            check_diagonal(f, np.cos, m2)
+        ok = np.array([0.5, 1.5])
+        with pytest.raises(ValueError, match=r"^primals\[1\] is not finite: nan \(1 of 1 "):
+            check_jvp(f, lambda p, t: t[0], (ok, float("nan")), (np.ones(2), 0.0))
+        with pytest.raises(ValueError, match=r"^primals\[0\] is not finite at index 0: inf"):
+            check_vjp(f, lambda p, c: (c, 0.0), (np.array([np.inf, 1.0]), 2.0), np.ones(2))
+        assert calls == []
+        with pytest.raises(ValueError, match=r"^tangents\[1\] is not finite: inf"):
+            check_jvp(f, lambda p, t: t[0], (ok, 2.0), (np.ones(2), np.inf))
+        with pytest.raises(ValueError, match=r"^tangents\[0\] is not finite at index 1: nan"):
+            check_jvp(f, lambda p, t: t[0], (ok, 2.0), ([0.0, np.nan], 1.0))
+        # any numeric form of a tangent is read as float64 first (here an object array)
+        with pytest.raises(ValueError, match=r"^tangents\[0\] is not finite at index 0: inf"):
+            check_jvp(f, lambda p, t: t[0], (ok, 2.0), (np.array([np.inf, 1], object), 1.0))
+        with pytest.raises(ValueError, match=r"^cotangent is not finite at index 0: -inf"):
+            check_vjp(np.sin, lambda p, c: (np.cos(p[0]) * c,), (ok,), [-np.inf, 1.0])
+        # an integer input is finite by construction; huge finite values are accepted
+        assert check_diagonal(np.sin, np.cos, np.array([1, 2, 3]))
+        assert check_grad(lambda v: float(np.sum(v)), np.ones(2), np.array([1e300, -1e300]))
+
+
+# Equivalent mutant of check_jvp's tangent check: ``reshape(-2)`` for ``reshape(-1)`` (any
+# negative size means "the rest").
+
+
+def test_validation_mode_skips_calls_with_inputs_that_are_not_finite():
+    # NaN and inf propagate through fastjac's kernels as through NumPy's expressions: such
+    # a call is a legitimate one, and validation mode leaves it unchecked (the checks
+    # would refuse its inputs) instead of raising from inside the user's computation
+    import fastjac as fj
+    from fastjac import _validation as V
+    x = np.array([0.5, np.inf, -1.0, np.nan])
+    gy = np.array([1.0, 2.0, -np.inf, 0.5])
+    w = np.array([2.0, 0.5, 1.5, -1.0])
+    want = fj.tanh.vjp(x, np.ones(4))
+    with fj.validating(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own (the references)
+        assert np.array_equal(fj.tanh.vjp(x, np.ones(4)), want, equal_nan=True)
+        fj.exp.derivative(x)
+        fj.sin.jvp(w, gy)
+        fj.mul.vjp(w, x, np.ones(4))
+        fj.add.jvp(w, x, None, np.ones(4))
+        fj.dot.grad(w, x)
+        fj.sum.vjp(x, 2.0)
+        assert V.cross_check_unary(fj.sin, "vjp", (w, gy), np.cos(w) * gy) is None
+        assert V.cross_check_binary(fj.mul, "vjp", (w, x, np.ones(4)), (x, w)) is None
+        assert V.cross_check(np.sin, "jvp", (w,), (gy,), np.cos(w) * gy) is None
+        assert V.cross_check(np.sin, "vjp", (w,), gy, (np.cos(w) * gy,)) is None
+        assert V.cross_check(np.sin, "derivative", (x,), None, np.cos(x)) is None
+        # a finite call is still checked, with an unused direction of any kind
+        assert V.cross_check(np.sin, "derivative", (w,), "unused", np.cos(w)).passed
+        assert V.cross_check_binary(fj.add, "jvp", (w, w, None, np.ones(4)), np.ones(4))
+        with pytest.raises(fj.GradCheckError):
+            V.cross_check_unary(fj.sin, "vjp", (w, w), np.cos(w) * w + 1e-3)
+
+
+@pytest.mark.parametrize("check", ["grad", "diagonal", "vjp"])
+def test_check_probe_counts_are_ints_from_zero(check):
+    from fastjac import gradcheck as G
+    x = np.array([0.3, -1.2, 0.7])
+    call = {
+        "grad": lambda **kw: G.check_grad(lambda v: np.sum(np.sin(v)), np.cos, x, **kw),
+        "diagonal": lambda **kw: G.check_diagonal(np.sin, np.cos, x, **kw),
+        "vjp": lambda **kw: G.check_vjp(np.sin, lambda p, c: (np.cos(p[0]) * c,), (x,),
+                                        **kw),
+    }[check]
+    with pytest.raises(ValueError, match=r"^n_probes must be an int >= 0, got -1$"):
+        call(n_probes=-1)
+    for bad in (1.5, True, "2", None):
+        with pytest.raises(TypeError, match=r"^n_probes must be an int >= 0, got "):
+            call(n_probes=bad)
+    assert call(n_probes=np.int64(1))
+    # 0 is fine wherever something else is still compared: every coordinate (grad), the
+    # diagonal and the two fixed partitions (diagonal), the full columns (vjp, 3 entries)
+    r = call(n_probes=0)
+    assert r.passed and r.n_checked == 3 and not any(
+        isinstance(e.index, str) for e in r.worst)
+    if check == "diagonal":
+        assert r.n_evals == 7 + 2 * 2
+
+
+def test_check_vjp_without_probes_or_columns_is_refused():
+    # full=False (or "auto" above max_full) with n_probes=0 compared nothing and passed
+    from fastjac.gradcheck import check_vjp
+    x = np.linspace(-1.0, 1.0, 5)
+    wrong = lambda p, c: (np.cos(p[0]) * c + 1.0,)  # noqa: E731
+    with pytest.raises(ValueError, match=r"^n_probes=0 with full=False checks nothing \(no "
+                                         r"probes, no columns for 5 input entries, "
+                                         r"max_full=64\): give n_probes >= 1 or full=True$"):
+        check_vjp(np.sin, wrong, (x,), full=False, n_probes=0)
+    with pytest.raises(ValueError, match=r"^n_probes=0 with full='auto' checks nothing .*"
+                                         r"for 5 input entries, max_full=4\)"):
+        check_vjp(np.sin, wrong, (x,), n_probes=0, max_full=4)
+    # with the full columns the same call can fail, so it is allowed
+    assert not check_vjp(np.sin, wrong, (x,), n_probes=0)
+    assert not check_vjp(np.sin, wrong, (x,), n_probes=0, full=True, max_full=0)
+    r = check_vjp(np.sin, lambda p, c: (np.cos(p[0]) * c,), (x,), n_probes=0, full=True)
+    assert r.passed and r.n_checked == 5
+    for bad in ("yes", None, 2):
+        with pytest.raises(ValueError, match=r"^full must be True, False or 'auto', got "):
+            check_vjp(np.sin, wrong, (x,), full=bad)
+    # an empty x has nothing to check: an empty report, not a crash (no column, and every
+    # probe direction is empty), whatever the counts
+    for kw in ({}, {"full": True, "n_probes": 0}):
+        r = check_vjp(np.sin, wrong, (np.zeros(0),), **kw)
+        assert r.passed and r.n_checked == 0 and r.worst == [] and r.kinks == [], kw
+        assert r.nonfinite == [] and r.dtype == "float64", kw
+
+
+# Equivalent mutants of check_vjp's report: ``np.asarray(cols["fd"])`` and ``["rb"]``
+# without ``dtype=float64`` (lists of Python floats, or empty: float64 either way);
+# ``base[0].dtype if base else "XXXX"`` or ``or True`` (``_Args`` refuses empty primals, so
+# ``base`` always holds one part).
+
+
+def test_check_grad_without_coordinates_or_probes_is_refused():
+    from fastjac.gradcheck import check_grad
+    f = lambda v: float(np.sum(np.sin(v)))  # noqa: E731
+    x = np.array([0.3, -1.2, 0.7])
+    for coords in ([], 0, np.array([], dtype=int)):
+        with pytest.raises(ValueError, match=r"and n_probes=0 check nothing: difference at "
+                                             r"least one coordinate or give n_probes >= 1"):
+            check_grad(f, np.cos, x, coords=coords, n_probes=0)
+    with pytest.raises(ValueError, match=r"^coords=\[\] and n_probes=0 check nothing"):
+        check_grad(f, np.cos, x, coords=[], n_probes=0)
+    with pytest.raises(ValueError, match=r"^coords=\[\] and n_probes=0 check nothing: "
+                                         r"difference at least one coordinate or give"):
+        check_grad(f, np.cos, x[:2], coords=[], n_probes=0)  # two entries: probes exist
+    # one entry: a probe is the coordinate again and is not drawn
+    with pytest.raises(ValueError, match=r"^coords=\[\] and n_probes=3 check nothing: x has "
+                                         r"one entry, along which a probe is the coordinate"):
+        check_grad(f, np.cos, x[:1], coords=[], n_probes=3)
+    with pytest.raises(ValueError, match=r"^coords must be an int >= 0, got -2$"):
+        check_grad(f, np.cos, x, coords=-2)
+    # either part alone still checks, and can fail
+    assert check_grad(f, np.cos, x, coords=[], n_probes=1).n_checked == 1
+    assert not check_grad(f, lambda v: np.cos(v) + 1e-3, x, coords=[], n_probes=1)
+    assert check_grad(f, np.cos, x, coords=0, n_probes=2).n_checked == 2
+    assert check_grad(f, np.cos, x, coords=[2], n_probes=0).n_checked == 1
+    # an empty x has nothing to check, whatever the counts: an empty report
+    r = check_grad(lambda v: 0.0, np.zeros(0), np.zeros(0), n_probes=0)
+    assert r.passed and r.n_checked == 0
+
+
+def test_check_vjp_zero_cotangent_is_compared():
+    # the VJP of a zero cotangent must be zero: each probe compares <vjp(0), t> with 0
+    # (it recorded 0 for the analytic value and passed any VJP)
+    from fastjac.gradcheck import check_vjp
+    x = np.linspace(-1.0, 1.0, 80)  # above max_full: probes only
+    wrong = lambda p, c: (np.cos(p[0]) * c + 1e-3,)  # noqa: E731
+    r = check_vjp(np.sin, wrong, (x,), np.zeros(80))
+    assert not r and r.n_checked == 3 and r.max_abs_err > 1e-3
+    assert check_vjp(np.sin, lambda p, c: (np.cos(p[0]) * c,), (x,), np.zeros(80))
+    # outputs outside f's domain do not matter when ct is 0 there (sqrt(-1) = NaN)
+    y = np.concatenate([[-1.0], np.linspace(0.5, 2.0, 79)])
+    with np.errstate(invalid="ignore"):
+        r = check_vjp(np.sqrt, lambda p, c: (0 * c,), (y,), np.zeros(80))
+        assert not check_vjp(np.sqrt, lambda p, c: (0 * c + 1,), (y,), np.zeros(80))
+    assert r.passed and r.n_checked == 3 and r.nonfinite == []

@@ -25,7 +25,7 @@ def _e(n):
 
 
 # Equivalent mutants of ops (value and messages unchanged; found by the mutation run):
-# - a fast path skipped (``self._fast(w, None, ...)`` in BinaryOp.__call__): the Python
+# - a fast path skipped (``_K.binary_fast(..., w, None, ...)`` in BinaryOp.__call__): the Python
 #   path computes the same bits, only slower;
 # - ``getattr(v, "_fj_traced", None)`` for ``False``: both defaults are falsy;
 # - the argument name given to ``V.operand`` after ``V.result_dtype`` checked the same

@@ -18,6 +18,7 @@ BINARY_CODES: Dict[str, int]
 FUSED_CODES: Dict[str, int]
 TILE_SIZE: int
 BLOCK_SIZE: int
+GIL_KEEP_BELOW_WORK: int
 
 def set_math_mode(mode: int) -> None: ...
 def get_math_mode() -> int: ...

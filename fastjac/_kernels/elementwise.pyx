@@ -148,6 +148,33 @@ include "fj_opcodes.pxi"
 TILE_SIZE = TILE
 BLOCK_SIZE = BLOCK
 
+# A one-thread element-wise call with less work than this keeps the GIL: releasing and
+# re-taking it (PyEval_SaveThread + PyEval_RestoreThread) costs about 410 instructions under
+# callgrind, a tenth of a 1000-element float32 log VJP, and such a call ends within a few
+# microseconds. Work is counted in units of ops.py's _work (about a multiply each); a caller
+# that does not know the work per element passes the element count. NumPy's ufunc loops
+# keep the GIL below 500 elements.
+cdef Py_ssize_t GIL_KEEP_BELOW = 1 << 14
+GIL_KEEP_BELOW_WORK = GIL_KEEP_BELOW
+
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState
+    PyThreadState* PyEval_SaveThread()
+    void PyEval_RestoreThread(PyThreadState* tstate)
+
+
+cdef inline PyThreadState* _release_gil(Py_ssize_t work, int n_threads) noexcept:
+    # The GIL released for a kernel call of this much work (NULL: kept, see GIL_KEEP_BELOW).
+    # Only C code without Python objects may run until _restore_gil.
+    if work >= GIL_KEEP_BELOW or n_threads > 1:
+        return PyEval_SaveThread()
+    return NULL
+
+
+cdef inline void _restore_gil(PyThreadState* ts) noexcept:
+    if ts != NULL:
+        PyEval_RestoreThread(ts)
+
 
 def set_math_mode(int mode):
     """-1 strict (libm everywhere), 0 accurate (the default), 1 fast (libmvec); see
@@ -728,22 +755,24 @@ cdef int _unary_impl(bytes codes, object x, object t, object y_out, object d_out
     cdef void* tp = _data(t, typenum, n, False, "t")
     cdef void* yp = _data(y_out, typenum, n, True, "y_out")
     cdef void* dp = _data(d_out, typenum, n, True, "d_out")
-    cdef const unsigned char* cp = codes
-    if n > 0:
-        with nogil:
-            _unary_typed(cp, ncodes, n, typenum, xp, tp, yp, dp, n_threads)
+    _unary_dispatch(codes, ncodes, typenum, n, xp, tp, yp, dp, n_threads, n)
     return 0
 
 
-cdef void _unary_typed(const unsigned char* cp, Py_ssize_t ncodes, Py_ssize_t n, int typenum,
-                       const void* xp, const void* tp, void* yp, void* dp,
-                       int n_threads) noexcept nogil:
+cdef inline void _unary_dispatch(const unsigned char* cp, Py_ssize_t ncodes, int typenum,
+                                 Py_ssize_t n, void* xp, void* tp, void* yp, void* dp,
+                                 int n_threads, Py_ssize_t work) noexcept:
+    # The kernel on checked buffers (_unary_impl's checks, or unary_fast's own).
+    if n == 0:
+        return
+    ts = _release_gil(work, n_threads)  # kept below GIL_KEEP_BELOW units of work
     if typenum == cnp.NPY_DOUBLE:
         _unary_run(cp, ncodes, n, <const double*>xp, <const double*>tp, <double*>yp,
                    <double*>dp, n_threads)
     else:
         _unary_run(cp, ncodes, n, <const float*>xp, <const float*>tp, <float*>yp,
                    <float*>dp, n_threads)
+    _restore_gil(ts)
 
 
 def unary(bytes codes, x, *, t=None, y_out=None, d_out=None, int n_threads=1):
@@ -781,6 +810,10 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
     ``out`` (or a new array) with the value (``value``) or ``h'(x) * t``.
     """
     cdef int typenum, nt
+    cdef Py_ssize_t ncodes
+    cdef void* xp
+    cdef void* tp
+    cdef void* rp
     cdef Py_ssize_t n
     typenum = _fast_typenum(x)
     if typenum < 0:
@@ -803,39 +836,20 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
         if not (_disjoint_or_same(out, x) and _disjoint_or_same(out, t)):
             return None
         res = out
-    _unary_fast_run(codes, n, typenum, x, t if not value else None, res, value, nt,
-                    n * work_per_element)
-    return res
-
-
-cdef enum:
-    # A one-thread unary call with less work than this (units of ops.py's _work: about a
-    # multiply each) keeps the GIL: releasing and retaking it costs about 400 instructions
-    # (callgrind), a tenth of a 1000-element float32 log VJP, and such a call ends within
-    # a few microseconds. NumPy's ufuncs keep it below 500 elements.
-    UNARY_GIL_KEEP_WORK = 1 << 14
-
-
-cdef int _unary_fast_run(bytes codes, Py_ssize_t n, int typenum, object x, object t,
-                         object res, bint value, int nt, Py_ssize_t work) except -1:
-    # unary_fast's kernel call: its arrays are checked already (exact C-contiguous aligned
-    # native arrays of typenum with n elements, res writeable), so the pointers are taken
-    # as they are (_unary_impl's checks are the general entry point's).
-    cdef Py_ssize_t ncodes = _check_codes(codes, N_UNARY)
-    cdef void* xp = cnp.PyArray_DATA(<cnp.ndarray>x)
-    cdef void* tp = NULL if t is None else cnp.PyArray_DATA(<cnp.ndarray>t)
-    cdef void* rp = cnp.PyArray_DATA(<cnp.ndarray>res)
-    cdef void* yp = rp if value else NULL
-    cdef void* dp = NULL if value else rp
-    cdef const unsigned char* cp = codes
-    if n == 0:
-        return 0
-    if nt <= 1 and work < UNARY_GIL_KEEP_WORK:
-        _unary_typed(cp, ncodes, n, typenum, xp, tp, yp, dp, 1)
+    # Every buffer is checked above (exact ndarray, dtype, byte order, shape; x and t
+    # C-contiguous and aligned after _kernel_input; out writeable, C-contiguous and aligned
+    # or new): the kernel runs on their data pointers without _unary_impl's second look.
+    ncodes = _check_codes(codes, N_UNARY)
+    xp = cnp.PyArray_DATA(<cnp.ndarray>x)
+    rp = cnp.PyArray_DATA(<cnp.ndarray>res)
+    if value:
+        _unary_dispatch(codes, ncodes, typenum, n, xp, NULL, rp, NULL, nt,
+                        n * work_per_element)
     else:
-        with nogil:
-            _unary_typed(cp, ncodes, n, typenum, xp, tp, yp, dp, nt)
-    return 0
+        tp = NULL if t is None else cnp.PyArray_DATA(<cnp.ndarray>t)
+        _unary_dispatch(codes, ncodes, typenum, n, xp, tp, NULL, rp, nt,
+                        n * work_per_element)
+    return res
 
 
 # ---------------------------------------------------------------------------------------
@@ -1397,13 +1411,14 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
              and ((yp != NULL and gwp == NULL and gxp == NULL)
                   or (yp == NULL and gwp != NULL and gxp != NULL)))
     if plain:
-        with nogil:
-            if typenum == cnp.NPY_DOUBLE:
-                _plain_run(op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
-                           <double*>yp, <double*>gwp, <double*>gxp, n_threads)
-            else:
-                _plain_run(op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
-                           <float*>yp, <float*>gwp, <float*>gxp, n_threads)
+        ts = _release_gil(n, n_threads)  # kept below GIL_KEEP_BELOW units of work
+        if typenum == cnp.NPY_DOUBLE:
+            _plain_run(op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
+                       <double*>yp, <double*>gwp, <double*>gxp, n_threads)
+        else:
+            _plain_run(op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
+                       <float*>yp, <float*>gwp, <float*>gxp, n_threads)
+        _restore_gil(ts)
         return (0.0, 0.0)
     nblocks = (n + BLOCK - 1) // BLOCK
     if want_scalar_grads:
@@ -1418,33 +1433,37 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
                                and (gxp != NULL if w_scalar else gwp != NULL)
                                and (gwp == NULL if w_scalar else gxp == NULL))
     try:
-        with nogil:
-            if scalar_direct:
-                if typenum == cnp.NPY_DOUBLE:
-                    _scalar_vjp_run(op, n, <const double*>(xp if w_scalar else wp),
-                                    (<const double*>(wp if w_scalar else xp))[0], w_scalar,
-                                    <const double*>gyp, <double*>(gxp if w_scalar else gwp),
-                                    partial, n_threads)
-                else:
-                    _scalar_vjp_run(op, n, <const float*>(xp if w_scalar else wp),
-                                    (<const float*>(wp if w_scalar else xp))[0], w_scalar,
-                                    <const float*>gyp, <float*>(gxp if w_scalar else gwp),
-                                    partial, n_threads)
-            elif typenum == cnp.NPY_DOUBLE:
-                _binary_run(&prog, n, <const double*>wp, <const double*>xp,
-                            <const double*>dwp, <const double*>dxp, <const double*>gyp,
-                            <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
-                            partial, n_threads)
+        # A unary chain on either side costs far more than the plain op: such a call is
+        # counted as 32 units per element (so it keeps the GIL below 512 elements).
+        ts = _release_gil(n if scalar_direct or (prog.nf == 0 and prog.ng == 0) else 32 * n,
+                          n_threads)  # kept below GIL_KEEP_BELOW units of work
+        if scalar_direct:
+            if typenum == cnp.NPY_DOUBLE:
+                _scalar_vjp_run(op, n, <const double*>(xp if w_scalar else wp),
+                                (<const double*>(wp if w_scalar else xp))[0], w_scalar,
+                                <const double*>gyp, <double*>(gxp if w_scalar else gwp),
+                                partial, n_threads)
             else:
-                _binary_run(&prog, n, <const float*>wp, <const float*>xp,
-                            <const float*>dwp, <const float*>dxp, <const float*>gyp,
-                            <float*>yp, <float*>jp, <float*>gwp, <float*>gxp,
-                            partial, n_threads)
-            if partial != NULL:
-                # Merge per-block sums in block order: the same bits for every n_threads.
-                for blk in range(nblocks):
-                    gw_sum += partial[2 * blk]
-                    gx_sum += partial[2 * blk + 1]
+                _scalar_vjp_run(op, n, <const float*>(xp if w_scalar else wp),
+                                (<const float*>(wp if w_scalar else xp))[0], w_scalar,
+                                <const float*>gyp, <float*>(gxp if w_scalar else gwp),
+                                partial, n_threads)
+        elif typenum == cnp.NPY_DOUBLE:
+            _binary_run(&prog, n, <const double*>wp, <const double*>xp,
+                        <const double*>dwp, <const double*>dxp, <const double*>gyp,
+                        <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
+                        partial, n_threads)
+        else:
+            _binary_run(&prog, n, <const float*>wp, <const float*>xp,
+                        <const float*>dwp, <const float*>dxp, <const float*>gyp,
+                        <float*>yp, <float*>jp, <float*>gwp, <float*>gxp,
+                        partial, n_threads)
+        if partial != NULL:
+            # Merge per-block sums in block order: the same bits for every n_threads.
+            for blk in range(nblocks):
+                gw_sum += partial[2 * blk]
+                gx_sum += partial[2 * blk + 1]
+        _restore_gil(ts)
     finally:
         free(partial)
     return (gw_sum, gx_sum)
