@@ -2890,7 +2890,8 @@ def test_checks_refuse_inputs_that_are_not_finite():
 
 
 # Equivalent mutant of check_jvp's tangent check: ``reshape(-2)`` for ``reshape(-1)`` (any
-# negative size means "the rest").
+# negative size means "the rest"). Of _require_finite: ``np.unravel_index(j, shape)`` for a
+# 0-d shape too (``or True``): it returns ``()``, the value the ``else`` gives.
 
 
 def test_validation_mode_skips_calls_with_inputs_that_are_not_finite():
