@@ -283,6 +283,114 @@ def test_scalar_gradient_is_sum_of_gy_times_x_not_sum_of_gy():
         assert gz3 == want
 
 
+
+def _binary_edge_calls(dtype):
+    """(label, thunk) pairs of binary calls at the edges of ``binary_fast``: out= exactly an
+    input, 0-size arrays, scalar operands of every eligible kind, a chained op; each thunk
+    makes its own arrays, so the two paths see the same input."""
+    op_chain = fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)
+    dt = np.dtype(dtype)
+
+    def arr(n, seed):
+        return np.random.default_rng(seed).uniform(0.5, 2.0, n).astype(dt)
+
+    def value_out_is(k):
+        def call(op):
+            w, x = arr(N, 1), arr(N, 2)
+            out = (w, x)[k]
+            return op(w, x, out=out), out
+        return call
+
+    def vjp_out_is(kind):
+        def call(op):
+            w, x, gy = arr(N, 1), arr(N, 2), arr(N, 3)
+            out = {"inputs": (w, x), "gy": (gy, None), "swapped": (x, w)}[kind]
+            return op.vjp(w, x, gy, out=out), out
+        return call
+
+    calls = [("value out=w", value_out_is(0)), ("value out=x", value_out_is(1))]
+    calls += [(f"vjp out={k}", vjp_out_is(k)) for k in ("inputs", "gy", "swapped")]
+    calls += [
+        ("empty value", lambda op: op(arr(0, 1), arr(0, 2))),
+        ("empty vjp", lambda op: op.vjp(arr(0, 1), arr(0, 2), arr(0, 3))),
+        ("empty scalar vjp", lambda op: op.vjp(arr(0, 1), 2.0, arr(0, 3))),
+        ("empty scalar value", lambda op: op(1.5, arr(0, 1))),
+    ]
+    for lz, z in (("float", 0.8125), ("int", 3), ("np-scalar", dt.type(0.8125))):
+        calls += [
+            (f"value w, {lz}", lambda op, z=z: op(arr(N, 1), z)),
+            (f"value {lz}, x", lambda op, z=z: op(z, arr(N, 1))),
+            (f"vjp w, {lz}", lambda op, z=z: op.vjp(arr(N, 1), z, arr(N, 3))),
+            (f"vjp {lz}, x", lambda op, z=z: op.vjp(z, arr(N, 1), arr(N, 3))),
+            (f"sum_grad {lz}, x", lambda op, z=z: op.sum_grad(z, arr(N, 1))),
+        ]
+    chain = [("chain " + lbl, lambda op, c=c: c(op_chain)) for lbl, c in calls]
+    return calls + chain
+
+
+def _flat(res):
+    if isinstance(res, tuple):
+        return [v for r in res for v in _flat(r)]
+    return [res]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", ["mul", "div", "sub", "maximum"])
+def test_binary_fast_edges_same_bits_as_general_path(name, dtype, monkeypatch):
+    """binary_fast runs the kernel on the buffers it has checked itself; at the edges of
+    what it accepts (out= an input, 0-size arrays, scalar operands, chains) it must give
+    the general path's results, dtypes and shapes bit for bit, and answer the call."""
+    op = getattr(fj, name)
+    for label, call in _binary_edge_calls(dtype):
+        fast_k = _Spy(ops._K, "fast")
+        monkeypatch.setattr(ops, "_K", fast_k)
+        got = _flat(call(op))
+        monkeypatch.setattr(ops, "_K", _Spy(fast_k._mod, "python"))
+        want = _flat(call(op))
+        monkeypatch.setattr(ops, "_K", fast_k._mod)
+        assert fast_k.hits == 1, (name, label)
+        assert len(got) == len(want), label
+        for g, w in zip(got, want):
+            if g is None or w is None:
+                assert g is w, label
+                continue
+            assert type(g) is type(w) and np.shape(g) == np.shape(w), (label, g, w)
+            assert np.asarray(g).dtype == np.asarray(w).dtype, label
+            np.testing.assert_array_equal(g, w, err_msg=f"{name} {label}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_binary_fast_refuses_bad_out_like_general_path(dtype):
+    """A read-only, wrong-dtype, wrong-shape or partly overlapping out= is declined by
+    binary_fast, and the general path raises for it: nothing is written."""
+    dt = np.dtype(dtype)
+    other = np.float32 if dt == np.float64 else np.float64
+    w, x, gy = (np.linspace(0.5, 2.0, N).astype(dt) for _ in range(3))
+    ro = np.zeros(N, dt)
+    ro.flags.writeable = False
+    big = np.zeros(N + 1, dt)
+    bad = [("read-only", ro, ValueError), ("dtype", np.zeros(N, other), TypeError),
+           ("shape", np.zeros(N + 1, dt), ValueError)]
+    for label, out, err in bad:
+        with pytest.raises(err):
+            fj.mul(w, x, out=out)
+        with pytest.raises(err):
+            fj.mul.vjp(w, x, gy, out=(out, None))
+        assert not np.any(out), label
+        assert _K_fast(w, x, None, True, out) is None, label
+        assert _K_fast(w, x, gy, False, (out, None)) is None, label
+    # out shifted by one element over an input: a partial overlap the kernels cannot run
+    wb = big[:N]
+    wb[:] = w
+    assert _K_fast(wb, x, None, True, big[1:]) is None
+    assert _K_fast(wb, x, gy, False, (big[1:], None)) is None
+
+
+def _K_fast(w, x, gy, value, out):
+    return ops._K.binary_fast(fj.mul._op, b"", b"", w, x, gy, value, out, 1,
+                              fj.mul._work_per_element, ops.PARALLEL_THRESHOLD)
+
+
 # --------------------------------------------------------------------- reductions
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_sum_and_dot_both_paths(dtype, path):

@@ -1376,14 +1376,10 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
                          object gy, object y_out, object jvp_out, object gw_out,
                          object gx_out, bint want_scalar_grads, int n_threads):
     cdef BinaryProgram prog
-    cdef Py_ssize_t nblocks, blk
-    cdef double* partial = NULL
-    cdef double gw_sum = 0.0, gx_sum = 0.0
+    cdef double sums[2]
     cdef Py_ssize_t lw = 1 if w_scalar else n
     cdef Py_ssize_t lx = 1 if x_scalar else n
-    cdef bint plain
-    if op < 0 or op >= N_BINARY:
-        raise ValueError(f"unknown binary op code {op}")
+    _binary_program(&prog, op, fcodes, gcodes, w_scalar, x_scalar)
     cdef int typenum = _float_typenum(w, "w")
     cdef void* wp = _data(w, typenum, lw, False, "w")
     cdef void* xp = _data(x, typenum, lx, False, "x")
@@ -1394,6 +1390,16 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
     cdef void* jp = _data(jvp_out, typenum, n, True, "jvp_out")
     cdef void* gwp = _data(gw_out, typenum, n, True, "gw_out")
     cdef void* gxp = _data(gx_out, typenum, n, True, "gx_out")
+    _binary_dispatch(&prog, typenum, n, wp, xp, dwp, dxp, gyp, yp, jp, gwp, gxp,
+                     want_scalar_grads, n_threads, sums)
+    return (sums[0], sums[1])
+
+
+cdef int _binary_program(BinaryProgram* prog, int op, bytes fcodes, bytes gcodes,
+                         bint w_scalar, bint x_scalar) except -1:
+    # The op and its chains checked and stored (need_deriv is set by _binary_dispatch).
+    if op < 0 or op >= N_BINARY:
+        raise ValueError(f"unknown binary op code {op}")
     prog.op = op
     prog.nf = _check_codes(fcodes, N_UNARY)
     prog.ng = _check_codes(gcodes, N_UNARY)
@@ -1401,8 +1407,24 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
     prog.gcodes = gcodes
     prog.w_scalar = w_scalar
     prog.x_scalar = x_scalar
+    return 0
+
+
+cdef int _binary_dispatch(BinaryProgram* prog, int typenum, Py_ssize_t n, void* wp,
+                          void* xp, void* dwp, void* dxp, void* gyp, void* yp, void* jp,
+                          void* gwp, void* gxp, bint want_scalar_grads, int n_threads,
+                          double* sums) except -1:
+    # The kernel on checked buffers (_binary_impl's checks, or binary_fast's own); sums
+    # receives (gw_sum, gx_sum), the scalar operands' gradients (0.0 when not asked for).
+    cdef Py_ssize_t nblocks, blk
+    cdef double* partial = NULL
+    cdef double gw_sum = 0.0, gx_sum = 0.0
+    cdef bint w_scalar = prog.w_scalar, x_scalar = prog.x_scalar
+    cdef bint plain
+    sums[0] = 0.0
+    sums[1] = 0.0
     if n <= 0:
-        return (0.0, 0.0)
+        return 0
     want_scalar_grads = want_scalar_grads and (w_scalar or x_scalar)
     prog.need_deriv = jp != NULL or gwp != NULL or gxp != NULL or want_scalar_grads
     # The direct loops: a plain op on two arrays, value alone or both gradients alone.
@@ -1413,13 +1435,13 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
     if plain:
         ts = _release_gil(n, n_threads)  # kept below GIL_KEEP_BELOW units of work
         if typenum == cnp.NPY_DOUBLE:
-            _plain_run(op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
+            _plain_run(prog.op, n, <const double*>wp, <const double*>xp, <const double*>gyp,
                        <double*>yp, <double*>gwp, <double*>gxp, n_threads)
         else:
-            _plain_run(op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
+            _plain_run(prog.op, n, <const float*>wp, <const float*>xp, <const float*>gyp,
                        <float*>yp, <float*>gwp, <float*>gxp, n_threads)
         _restore_gil(ts)
-        return (0.0, 0.0)
+        return 0
     nblocks = (n + BLOCK - 1) // BLOCK
     if want_scalar_grads:
         partial = <double*>malloc(2 * nblocks * sizeof(double))
@@ -1432,41 +1454,41 @@ cdef object _binary_impl(int op, bytes fcodes, bytes gcodes, Py_ssize_t n, objec
                                and dwp == NULL and dxp == NULL
                                and (gxp != NULL if w_scalar else gwp != NULL)
                                and (gwp == NULL if w_scalar else gxp == NULL))
-    try:
-        # A unary chain on either side costs far more than the plain op: such a call is
-        # counted as 32 units per element (so it keeps the GIL below 512 elements).
-        ts = _release_gil(n if scalar_direct or (prog.nf == 0 and prog.ng == 0) else 32 * n,
-                          n_threads)  # kept below GIL_KEEP_BELOW units of work
-        if scalar_direct:
-            if typenum == cnp.NPY_DOUBLE:
-                _scalar_vjp_run(op, n, <const double*>(xp if w_scalar else wp),
-                                (<const double*>(wp if w_scalar else xp))[0], w_scalar,
-                                <const double*>gyp, <double*>(gxp if w_scalar else gwp),
-                                partial, n_threads)
-            else:
-                _scalar_vjp_run(op, n, <const float*>(xp if w_scalar else wp),
-                                (<const float*>(wp if w_scalar else xp))[0], w_scalar,
-                                <const float*>gyp, <float*>(gxp if w_scalar else gwp),
-                                partial, n_threads)
-        elif typenum == cnp.NPY_DOUBLE:
-            _binary_run(&prog, n, <const double*>wp, <const double*>xp,
-                        <const double*>dwp, <const double*>dxp, <const double*>gyp,
-                        <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
-                        partial, n_threads)
+    # A unary chain on either side costs far more than the plain op: such a call is
+    # counted as 32 units per element (so it keeps the GIL below 512 elements).
+    ts = _release_gil(n if scalar_direct or (prog.nf == 0 and prog.ng == 0) else 32 * n,
+                      n_threads)  # kept below GIL_KEEP_BELOW units of work
+    if scalar_direct:
+        if typenum == cnp.NPY_DOUBLE:
+            _scalar_vjp_run(prog.op, n, <const double*>(xp if w_scalar else wp),
+                            (<const double*>(wp if w_scalar else xp))[0], w_scalar,
+                            <const double*>gyp, <double*>(gxp if w_scalar else gwp),
+                            partial, n_threads)
         else:
-            _binary_run(&prog, n, <const float*>wp, <const float*>xp,
-                        <const float*>dwp, <const float*>dxp, <const float*>gyp,
-                        <float*>yp, <float*>jp, <float*>gwp, <float*>gxp,
-                        partial, n_threads)
-        if partial != NULL:
-            # Merge per-block sums in block order: the same bits for every n_threads.
-            for blk in range(nblocks):
-                gw_sum += partial[2 * blk]
-                gx_sum += partial[2 * blk + 1]
-        _restore_gil(ts)
-    finally:
-        free(partial)
-    return (gw_sum, gx_sum)
+            _scalar_vjp_run(prog.op, n, <const float*>(xp if w_scalar else wp),
+                            (<const float*>(wp if w_scalar else xp))[0], w_scalar,
+                            <const float*>gyp, <float*>(gxp if w_scalar else gwp),
+                            partial, n_threads)
+    elif typenum == cnp.NPY_DOUBLE:
+        _binary_run(prog, n, <const double*>wp, <const double*>xp,
+                    <const double*>dwp, <const double*>dxp, <const double*>gyp,
+                    <double*>yp, <double*>jp, <double*>gwp, <double*>gxp,
+                    partial, n_threads)
+    else:
+        _binary_run(prog, n, <const float*>wp, <const float*>xp,
+                    <const float*>dwp, <const float*>dxp, <const float*>gyp,
+                    <float*>yp, <float*>jp, <float*>gwp, <float*>gxp,
+                    partial, n_threads)
+    if partial != NULL:
+        # Merge per-block sums in block order: the same bits for every n_threads.
+        for blk in range(nblocks):
+            gw_sum += partial[2 * blk]
+            gx_sum += partial[2 * blk + 1]
+    _restore_gil(ts)
+    free(partial)
+    sums[0] = gw_sum
+    sums[1] = gx_sum
+    return 0
 
 
 def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
@@ -1492,6 +1514,11 @@ def binary(int op, bytes fcodes, bytes gcodes, Py_ssize_t n,
                         jvp_out, gw_out, gx_out, want_scalar_grads, n_threads)
 
 
+cdef inline void* _ptr(object a) noexcept:
+    # The data pointer of a checked array, NULL for None.
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
 def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n_threads,
                 Py_ssize_t work_per_element, Py_ssize_t threshold):
     # Positional on purpose: see unary_fast.
@@ -1508,6 +1535,8 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
     cdef Py_ssize_t n
     cdef bint ws = False, xs = False
     cdef object ow = None, ox = None, like
+    cdef BinaryProgram prog
+    cdef double sums[2]
     typenum = _fast_typenum(w)
     if typenum >= 0:
         like = w
@@ -1553,6 +1582,12 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
         x = _kernel_input(x)
     if gy is not None:
         gy = _kernel_input(gy)
+    # Every buffer is now checked (exact ndarray, dtype, byte order, shape; w, x and gy
+    # C-contiguous and aligned after _kernel_input, a scalar operand a new 1-element array;
+    # each out writeable, C-contiguous and aligned, or new; overlaps below): the kernel runs
+    # on their data pointers without _binary_impl's second look. Only the op and its chains
+    # are checked here, as there.
+    _binary_program(&prog, op, fcodes, gcodes, ws, xs)
     if value:
         if out is None:
             res = new_output(cnp.PyArray_NDIM(<cnp.ndarray>like),
@@ -1562,8 +1597,8 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
             res = out
         else:
             return None
-        _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, None, res, None, None,
-                     None, False, nt)
+        _binary_dispatch(&prog, typenum, n, _ptr(w), _ptr(x), NULL, NULL, NULL, _ptr(res),
+                         NULL, NULL, NULL, False, nt, sums)
         return res
     for o in (ow, ox):
         if o is not None and not (_disjoint_or_same(o, w) and _disjoint_or_same(o, x)
@@ -1579,8 +1614,8 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
     else:
         gx = ox if ox is not None else new_output(
             cnp.PyArray_NDIM(<cnp.ndarray>like), cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
-    sums = _binary_impl(op, fcodes, gcodes, n, w, x, ws, xs, None, None, gy, None, None, gw,
-                        gx, True, nt)
+    _binary_dispatch(&prog, typenum, n, _ptr(w), _ptr(x), NULL, NULL, _ptr(gy), NULL, NULL,
+                     _ptr(gw), _ptr(gx), True, nt, sums)
     if ws:
         gw = _typed_scalar(sums[0], typenum)
     if xs:
