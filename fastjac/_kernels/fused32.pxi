@@ -271,7 +271,7 @@ cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
         for k in range(tl):
             g.V[(c.n_in + r) * tl + k] = <float>c.cval[r]
     i = start
-    if c.n >= PAGE_TILES_FROM:
+    if c.n >= PAGE_TILES_FROM and c.n_in > 0:
         # Long arrays come from memory: the first tile ends where the first input's 4 KB
         # page ends, so that a full tile (when tl floats are 4 KB) reads one page of it
         # (and of every input at the same page offset) instead of two: the hardware
