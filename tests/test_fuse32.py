@@ -300,6 +300,25 @@ def test_tile_lengths_and_threads_bitwise():
         _FK._set_tile_length(old)
 
 
+@pytest.mark.parametrize("shift", [0, 1, 4, 500, 1023])
+def test_page_aligned_tiles_bitwise(shift):
+    # from 65536 elements _fused_block32 starts a block's tiles at the first input's page
+    # boundary: the bits are those of op-by-op evaluation whatever the page offsets
+    n = 65536 + 4096 + 77
+    buf = np.empty(n + 2048, F32)
+    s0 = (-buf.ctypes.data % 4096) // 4 + shift
+    w = buf[s0:s0 + n]
+    w[:] = _edges(np.empty(n, F32), -100, 100)
+    x = RNG.uniform(-5, 5, n).astype(F32)
+    gy = RNG.normal(size=n).astype(F32)
+    assert w.ctypes.data % 4096 == 4 * shift
+    y_ref, g_ref = replay32(GOAL, (w.copy(), x), gy)
+    for nt in (1, 2):
+        assert_bits(GOAL(w, x, n_threads=nt), y_ref)
+        for a, b in zip(GOAL.vjp(w, x, gy, n_threads=nt), g_ref):
+            assert_bits(a, b)
+
+
 def test_scalar_inputs_keep_double_registers():
     # A call with a scalar input (its gradient is summed in double from double partials,
     # as the binary ops' scalar VJP) keeps the double registers: one rounding per output.

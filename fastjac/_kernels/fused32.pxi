@@ -37,6 +37,10 @@ cdef struct Regs32:
     unsigned char* Ff
 
 
+cdef enum:
+    PAGE_TILES_FROM = 65536  # n from which _fused_block32 starts tiles at page boundaries
+
+
 cdef inline float* _own_adj32(const Ctx* c, const Regs32* g, int r,
                               Py_ssize_t off) noexcept nogil:
     if c.alias and r < c.n_in and c.gmode[r] == G_ARRAY:
@@ -267,6 +271,17 @@ cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
         for k in range(tl):
             g.V[(c.n_in + r) * tl + k] = <float>c.cval[r]
     i = start
+    if c.n >= PAGE_TILES_FROM and c.n_in > 0:
+        # Long arrays come from memory: the first tile ends where the first input's 4 KB
+        # page ends, so that a full tile (when tl floats are 4 KB) reads one page of it
+        # (and of every input at the same page offset) instead of two: the hardware
+        # prefetcher stops at a page boundary. Tiles do not change the bits.
+        k = <Py_ssize_t>(<size_t>(<const float*>c.x[0] + i) & 4095)
+        if k and not (k & 3):
+            m = (4096 - k) // 4
+            if m < tl and m < stop - i:
+                _tile32(c, &g, i, m)
+                i += m
     while i < stop:
         m = stop - i
         if m > tl:
