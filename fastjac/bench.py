@@ -21,7 +21,10 @@ Python that does not have fastjac (``--peer-python``); a checksum of the inputs 
 Each time is the median of several repeats of a loop long enough to make the timer's
 resolution irrelevant, after a warm-up call (so JAX's and Numba's compile time is
 excluded; a workload that asks for it also reports the first call). Every framework's
-result is checked against NumPy's in float64 after timing.
+result is checked against NumPy's in float64 after timing. With ``--rounds K`` the
+processes run K times in turn (the order rotates) and each row takes the median over
+rounds, with the lowest and highest single-round ratio to the best peer: on a shared
+machine a disturbance during one process can otherwise flip a row.
 
 Where ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` is set, both are unset for the NumPy
 baseline's process only, and the output says so.
@@ -36,6 +39,7 @@ Examples
 ``fastjac bench --quick``              a few seconds: small sizes, few repeats
 ``fastjac bench --peer-python /path/to/venv/bin/python``   peers from another environment
 ``fastjac bench --json out.json --plot out.png``
+``fastjac bench --rounds 3``           every process three times: medians over rounds
 
 The workloads and the workers live in :mod:`fastjac._bench_worker` (which peer workers
 run without fastjac); this module starts the workers, merges and prints their results.
@@ -148,7 +152,7 @@ def _launch(spec, python, env, timeout):
 # ----------------------------------------------------------------------------------- main
 def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "float32"),
               bandwidth=True, frameworks=None, peer_python=None, next_to_blas=None,
-              timeout=None, max_size=None, progress=None):
+              timeout=None, max_size=None, progress=None, rounds=1):
     """Run the benchmark and return its results as a dict (what ``--json`` writes).
 
     Parameters
@@ -174,7 +178,14 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
         Only rows of at most this many elements (n, or N·n).
     progress : callable, optional
         ``progress(message)`` before each worker starts.
+    rounds : int
+        Times every framework's process is run, in turn (the order rotates each round).
+        A row's time is the median over the rounds of each round's median, so a
+        disturbance that hits one process moves it less; each round's ratio to the best
+        peer is kept (``vs_best_rounds``) to show how much a row varies.
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds!r}")
     repeat = repeat or (3 if quick else 7)
     min_time = 0.002 if quick else 0.02
     timeout = timeout or (300 if quick else 1800)
@@ -211,59 +222,79 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     unset = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ}
     res["environment"]["openblas_unset_for_numpy"] = unset
     crcs = {}
-    for fw in frameworks:
-        spec = {"framework": fw, "rows": [[w.name, label, dt] for w, label, dt in rows],
-                "repeat": repeat, "min_time": min_time, "quick": bool(quick)}
-        env = dict(os.environ)
-        python = sys.executable
+    res["rounds"] = rounds
+    for rnd in range(rounds):
+        order = frameworks[rnd % len(frameworks):] + frameworks[:rnd % len(frameworks)]
+        for fw in order:
+            _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick,
+                        bandwidth, next_to_blas, unset, peer_python, timeout, progress,
+                        rounds)
+    for row in merged.values():
+        for key in [k for k in row if k.endswith("_runs")]:
+            runs = [t for t in row[key] if t is not None]
+            row[key[:-5] + "_s"] = float(np.median(runs)) if runs else None
+    res["inputs_identical"] = all(len(v) == 1 for v in crcs.values())
+    _derive(res, {w.name: w for w in table})
+    return res
+
+
+def _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick, bandwidth,
+                next_to_blas, unset, peer_python, timeout, progress, rounds):
+    """Run framework ``fw``'s worker for round ``rnd`` and merge its times into the rows
+    (``<fw>_runs`` lists, one entry per round)."""
+    first = rnd == 0 or fw not in {f["name"] for f in res["frameworks"]}
+    spec = {"framework": fw, "rows": [[w.name, label, dt] for w, label, dt in rows],
+            "repeat": repeat, "min_time": min_time, "quick": bool(quick)}
+    env = dict(os.environ)
+    python = sys.executable
+    if fw == "fastjac":
+        # the bandwidth and the next-to-BLAS section are measured once, in the first round
+        spec["bandwidth_bytes"] = sorted(sizes) if bandwidth and rnd == 0 else []
+        spec["bandwidth_repeat"] = 3 if quick else 5
+        spec["next_to_blas"] = bool(next_to_blas) and rnd == 0
+    elif fw == "numpy":
+        for k in unset:
+            del env[k]
+    elif fw in PEERS and peer_python:
+        python = peer_python
+    if fw == "jax":
+        env.setdefault("JAX_PLATFORMS", "cpu")
+    if progress:
+        progress(f"timing {fw} in its own process ({python})"
+                 + (f", round {rnd + 1} of {rounds}" if rounds > 1 else ""))
+    out = _launch(spec, python, env, timeout)
+    if "failed" in out or "missing" in out:
+        reason = out.get("failed") or out["missing"]
         if fw == "fastjac":
-            spec["bandwidth_bytes"] = sorted(sizes) if bandwidth else []
-            spec["bandwidth_repeat"] = 3 if quick else 5
-            spec["next_to_blas"] = bool(next_to_blas)
-        elif fw == "numpy":
-            for k in unset:
-                del env[k]
-        elif fw in PEERS and peer_python:
-            python = peer_python
-        if fw == "jax":
-            env.setdefault("JAX_PLATFORMS", "cpu")
-        if progress:
-            progress(f"timing {fw} in its own process ({python})")
-        out = _launch(spec, python, env, timeout)
-        if "failed" in out or "missing" in out:
-            reason = out.get("failed") or out["missing"]
-            res["missing"][fw] = f"{reason} (in {python})"
-            if fw == "fastjac":
-                raise RuntimeError(f"fastjac bench: the fastjac worker failed: {reason}")
-            continue
+            raise RuntimeError(f"fastjac bench: the fastjac worker failed: {reason}")
+        res["missing"].setdefault(fw, f"{reason} (in {python})")
+        return
+    if first:
         res["frameworks"].append({"name": fw, "version": out.get("version"),
                                   "python": out["python"], "numpy": out["numpy"],
                                   "blas": out.get("blas")})
         if out.get("threading_layer"):
             res["frameworks"][-1]["threading_layer"] = out["threading_layer"]
-        for r in out["rows"]:
-            row = merged[(r["workload"], r["size"], r["dtype"])]
-            if "time_s" in r:
-                row[f"{fw}_s"] = r["time_s"]
-                row["checks"][fw] = bool(r.get("checked"))
-                if "first_call_s" in r:
-                    row[f"{fw}_first_call_s"] = r["first_call_s"]
-                crcs.setdefault((r["workload"], r["size"], r["dtype"]), set()).add(
-                    r["inputs_crc"])
-            elif r.get("error") != "no implementation":
-                row[f"{fw}_s"] = None
-            if r.get("error") and r["error"] != "no implementation":
-                row.setdefault("errors", {})[fw] = r["error"]
-        if fw == "fastjac":
-            if "bandwidth" in out:
-                res["bandwidth_by_bytes"] = out["bandwidth"]
-                if bandwidth:
-                    res["bandwidth"] = out["bandwidth"][str(10**7 if quick else 10**8)]
-            if "next_to_blas" in out:
-                res["next_to_blas"] = out["next_to_blas"]
-    res["inputs_identical"] = all(len(v) == 1 for v in crcs.values())
-    _derive(res, {w.name: w for w in table})
-    return res
+    for r in out["rows"]:
+        row = merged[(r["workload"], r["size"], r["dtype"])]
+        if "time_s" in r:
+            row.setdefault(f"{fw}_runs", []).append(r["time_s"])
+            row["checks"][fw] = row["checks"].get(fw, True) and bool(r.get("checked"))
+            if "first_call_s" in r:
+                row.setdefault(f"{fw}_first_call_runs", []).append(r["first_call_s"])
+            crcs.setdefault((r["workload"], r["size"], r["dtype"]), set()).add(
+                r["inputs_crc"])
+        elif r.get("error") != "no implementation":
+            row.setdefault(f"{fw}_runs", []).append(None)
+        if r.get("error") and r["error"] != "no implementation":
+            row.setdefault("errors", {})[fw] = r["error"]
+    if fw == "fastjac" and rnd == 0:
+        if "bandwidth" in out:
+            res["bandwidth_by_bytes"] = out["bandwidth"]
+            if bandwidth:
+                res["bandwidth"] = out["bandwidth"][str(10**7 if quick else 10**8)]
+        if "next_to_blas" in out:
+            res["next_to_blas"] = out["next_to_blas"]
 
 
 def _has(obj, dotted):
@@ -289,6 +320,9 @@ def _derive(res, table):
                 best = min(times, key=times.get)
                 row["best_other"] = best
                 row["vs_best"] = times[best] / fj_s
+                per_round = _vs_best_rounds(row, others, res.get("rounds", 1))
+                if per_round:
+                    row["vs_best_rounds"] = per_round
             if wl.traffic is not None and fj_s:
                 r_bytes, w_bytes = wl.traffic(_size(row["size"]),
                                               np.dtype(row["dtype"]).itemsize)
@@ -302,6 +336,20 @@ def _derive(res, table):
     big = _largest_loss_grad(res)
     if big is not None and "bandwidth" in res:
         res["bandwidth"]["loss_grad"] = big
+
+
+def _vs_best_rounds(row, others, rounds):
+    """Each round's fastest-other / fastjac ratio, or None with one round (or where a
+    framework lacks a round)."""
+    if rounds < 2:
+        return None
+    runs = {fw: row.get(f"{fw}_runs") for fw in ["fastjac"] + others if row.get(f"{fw}_runs")}
+    if "fastjac" not in runs or len(runs) < 2:
+        return None
+    if any(len(v) != rounds or None in v for v in runs.values()):
+        return None
+    return [min(runs[fw][i] for fw in runs if fw != "fastjac") / runs["fastjac"][i]
+            for i in range(rounds)]
 
 
 def _largest_loss_grad(res):
@@ -363,7 +411,11 @@ def _header(res):
             lines.append(f"BLAS in the {f['name']} process: " + "; ".join(
                 f"{b['api']} {b['version']} kernel {b['kernel']}, {b['threads']} threads"
                 for b in f["blas"]))
-    lines.append(f"speed-up = numpy / fastjac (median of {res['repeat']} repeats; above 1: "
+    rounds = res.get("rounds", 1)
+    median = (f"median of {res['repeat']} repeats" if rounds == 1 else
+              f"median over {rounds} rounds of each process's median of {res['repeat']} "
+              "repeats; rounds = the lowest and highest vs best of single rounds")
+    lines.append(f"speed-up = numpy / fastjac ({median}; above 1: "
                  "fastjac is faster); vs best = fastest other framework / fastjac; ×bound = "
                  "fastjac / memory-traffic bound (bytes read and written at the bandwidths "
                  "measured over as many bytes; rows from 1 MB)")
@@ -385,6 +437,9 @@ def format_tables(res):
         for k in extra:
             head += f" {k:>10}"
         head += f" {'vs best':>8} {'×bound':>7}"
+        spread = res.get("rounds", 1) > 1
+        if spread:
+            head += f"  {'rounds':>11}"
         lines.append(head)
         first = []
         for r in w["rows"]:
@@ -395,6 +450,9 @@ def format_tables(res):
                 line += f" {format_time(r.get(f'{k}_s')) if f'{k}_s' in r else '-':>10}"
             line += f" {r['vs_best']:>7.2f}x" if "vs_best" in r else f" {'-':>8}"
             line += f" {r['bound_ratio']:>6.2f}x" if "bound_ratio" in r else f" {'-':>7}"
+            if spread:
+                vr = r.get("vs_best_rounds")
+                line += (f"  {min(vr):>5.2f}-{max(vr):.2f}x" if vr else f"  {'-':>11}")
             bad = [fw for fw, ok in r["checks"].items() if not ok]
             if bad:
                 line += f"  (RESULT MISMATCH: {', '.join(bad)})"
@@ -509,6 +567,9 @@ def main_bench(argv=None):
                              "(another environment; it needs NumPy, not fastjac)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="per framework process (default 1800, or 300 with --quick)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="K",
+                        help="run every framework's process K times in turn and take the "
+                             "median over rounds (default 1); shows each row's range")
     parser.add_argument("--no-bandwidth", action="store_true",
                         help="skip the memory-bandwidth measurement (and ×bound)")
     parser.add_argument("--json", metavar="PATH", default=None,
@@ -518,6 +579,8 @@ def main_bench(argv=None):
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.max_size is not None and args.max_size < 1:
         parser.error("--max-size must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
@@ -536,7 +599,7 @@ def main_bench(argv=None):
                         dtypes=tuple(args.dtype) if args.dtype else ("float64", "float32"),
                         bandwidth=not args.no_bandwidth, frameworks=args.framework,
                         peer_python=args.peer_python, timeout=args.timeout,
-                        max_size=args.max_size,
+                        max_size=args.max_size, rounds=args.rounds,
                         progress=lambda msg: print(f"fastjac bench: {msg}", file=sys.stderr,
                                                    flush=True))
     except RuntimeError as exc:

@@ -284,3 +284,48 @@ def test_worker_entry_point(tmp_path):
     assert proc.returncode == 0, proc.stderr
     res = json.loads(out.read_text())
     assert res["framework"] == "numpy" and res["rows"][0]["checked"] is True
+
+
+def test_rounds_take_the_median_over_processes_and_keep_each_rounds_ratio(monkeypatch):
+    calls = []
+    fake = {"fastjac": [3.0, 1.0, 2.0], "numpy": [4.0, 8.0, 6.0]}
+
+    def launch(spec, python, env, timeout):
+        fw = spec["framework"]
+        calls.append((fw, bool(spec.get("bandwidth_bytes")), spec.get("next_to_blas")))
+        t = fake[fw][sum(1 for c in calls if c[0] == fw) - 1]
+        rows = [{"workload": w, "size": s, "dtype": d, "time_s": t, "checked": True,
+                 "inputs_crc": 7} for w, s, d in spec["rows"]]
+        out = {"python": python, "numpy": np.__version__, "version": "x", "rows": rows}
+        if spec.get("bandwidth_bytes"):
+            out["bandwidth"] = {str(b): {"bytes": b, "read_GBps": 1.0, "write_GBps": 1.0,
+                                         "triad_GBps": 1.0, "numpy_GBps": 1.0,
+                                         "fastjac_1thread_GBps": 1.0,
+                                         "fastjac_all_threads_GBps": 1.0}
+                                for b in spec["bandwidth_bytes"]}
+        return out
+
+    monkeypatch.setattr(bench, "_launch", launch)
+    res = run_bench(quick=True, repeat=1, workloads=["exp.vjp"], dtypes=("float64",),
+                    frameworks=["numpy"], next_to_blas=True, rounds=3)
+    # the order rotates; only the first fastjac process measures the bandwidth and the
+    # next-to-BLAS section
+    assert calls == [("fastjac", True, True), ("numpy", False, None), ("numpy", False, None),
+                     ("fastjac", False, False), ("fastjac", False, False),
+                     ("numpy", False, None)]
+    assert res["bandwidth"]["read_GBps"] == 1.0
+    assert [f["name"] for f in res["frameworks"]] == ["fastjac", "numpy"]
+    for row in res["workloads"][0]["rows"]:
+        assert row["fastjac_runs"] == [3.0, 1.0, 2.0] and row["fastjac_s"] == 2.0
+        assert row["numpy_s"] == 6.0 and row["ratio"] == 3.0
+        assert row["vs_best_rounds"] == pytest.approx([4 / 3, 8.0, 3.0])
+    text = bench.format_tables(res)
+    assert "median over 3 rounds" in text and "1.33-8.00x" in text
+    with pytest.raises(ValueError, match="rounds"):
+        run_bench(quick=True, rounds=0)
+
+
+def test_rounds_argument_is_checked(capsys):
+    with pytest.raises(SystemExit):
+        main_bench(["--rounds", "0"])
+    assert "--rounds must be at least 1" in capsys.readouterr().err
