@@ -314,7 +314,8 @@ static void fj_helper_poll(unsigned seen)
  * idle, so the two shared one core while the other ran the background jobs. The helper did
  * 35-45% of the blocks and a call took its one-thread time (a float32 sum of 1e6 elements:
  * 69 us on 1 thread, 69-72 us on 2); with the caller and the helper on different CPUs, 36
- * us. So when a job's caller_cpu is the helper's CPU, the helper narrows its own affinity
+ * us, and with this move 37-51 us in most runs (69-71 in some, the other CPU being busy).
+ * So when a job's caller_cpu is the helper's CPU, the helper narrows its own affinity
  * to the CPUs it started with minus that one (one sched_setaffinity call, which moves it at
  * once), and keeps that mask until the next such collision. The caller's affinity is never
  * touched; a helper whose mask would become empty stays where it is. */
