@@ -229,6 +229,57 @@ def test_more_threads_are_bitwise_the_same_in_a_subprocess():
     assert " passed" in proc.stdout
 
 
+_HELPER_AVOID_CHILD = r"""
+import os, threading, numpy as np, fastjac as fj
+from fastjac._kernels import pool as P
+
+def allowed(tid):
+    with open(f"/proc/self/task/{tid}/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                out = set()
+                for part in line.split(":")[1].strip().split(","):
+                    lo, _, hi = part.partition("-")
+                    out.update(range(int(lo), int(hi or lo) + 1))
+                return out
+
+x = np.linspace(-3.0, 3.0, 64 * 4096)
+gy = np.ones_like(x)
+ref = fj.tanh.vjp(x, gy, n_threads=1).tobytes()
+full = os.sched_getaffinity(0)
+assert fj.tanh.vjp(x, gy, n_threads=2).tobytes() == ref  # starts the helper
+main = threading.get_native_id()
+helpers = [int(t) for t in os.listdir("/proc/self/task") if int(t) != main]
+cpu = min(full)
+os.sched_setaffinity(0, {cpu})          # the caller (this thread only) on one CPU
+for tid in helpers:
+    os.sched_setaffinity(tid, {cpu})    # and every other thread on the same one
+P._set_test_flags(P.TEST_SLOW_CALLER)   # so that a helper takes part in every call
+for _ in range(20):
+    assert fj.tanh.vjp(x, gy, n_threads=2).tobytes() == ref
+P._set_test_flags(0)
+masks = {tid: allowed(tid) for tid in helpers}
+moved = [tid for tid, m in masks.items() if cpu not in m]
+assert moved, masks                      # the pool's helper left the caller's CPU
+for tid in moved:
+    assert masks[tid] and masks[tid] <= full, masks
+print("ok", len(moved))
+"""
+
+
+@pytest.mark.skipif(not PARALLEL or not sys.platform.startswith("linux")
+                    or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs a threaded build on Linux with 2 CPUs")
+def test_helper_moves_off_the_callers_cpu():
+    """A helper that wakes on its caller's CPU narrows its own affinity to the CPUs it
+    started with minus that one (fj_pool_impl.h, fj_helper_avoid); results stay the same."""
+    proc = subprocess.run([sys.executable, "-c", _HELPER_AVOID_CHILD], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, FASTJAC_NUM_THREADS="2"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.startswith("ok")
+
+
 # ---------------------------------------------------------------------------------------
 # Resolver
 # ---------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
  * blocks from the same counter when they get a core. The caller never waits for a helper that
  * has not claimed a block: once the counter is exhausted it only waits for the blocks that are
  * in flight on helpers. Helpers sleep on a condition variable (a futex on Linux) when there is
- * no work, after polling for the next job for at most 30 us (fj_pool_impl.h).
+ * no work, after polling for the next job for at most 30 us (fj_pool_impl.h). A helper that
+ * starts a job on its caller's CPU narrows its own affinity to move off it (Linux only).
  *
  * Which thread runs a block, and in which order, is not specified: a block function must
  * write only its own outputs (a slice of the result, or its own slot of per-block partials
