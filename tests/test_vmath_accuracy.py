@@ -238,6 +238,46 @@ def test_float32_exp_family_exhaustive_in_c(which, tmp_path):
     assert "0 over 1 ulp, level mismatches 0" in proc.stdout
 
 
+def _div32_sweep(which, stride, tmp_path, opt):
+    # tests/c/div32_exhaustive.inc: reciprocal' (0) or sqrt' (1) through the float32
+    # single-op VJP entry point, every stride-th block of 4096 float32 bit patterns
+    import shutil
+    import subprocess
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("needs a C compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = str(tmp_path / "div32")
+    build = subprocess.run(
+        [cc, opt, "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
+         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
+         os.path.join(root, "tests", "c", "div32_exhaustive.inc"), "-o", exe, "-lm"],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    proc = subprocess.run([exe, str(which), str(stride)], capture_output=True, text=True,
+                          timeout=7200)
+    print("\n" + proc.stdout.strip())
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert " 0 over 1 ulp, level mismatches 0" in proc.stdout
+    return proc.stdout
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["reciprocal-derivative", "sqrt-derivative"])
+def test_float32_division_family_c_sample(which, tmp_path):
+    # every 997th block of 4096 float32 inputs (4.3e6 over every exponent), built at -O0
+    # (about a second): within 1 ulp, the SIMD levels bit for bit
+    _div32_sweep(which, 997, tmp_path, "-O0")
+
+
+@pytest.mark.skipif(not EXHAUSTIVE, reason="set FASTJAC_EXHAUSTIVE=1 (about 40 s of CPU each)")
+@pytest.mark.parametrize("which", [0, 1], ids=["reciprocal-derivative", "sqrt-derivative"])
+def test_float32_division_family_exhaustive_in_c(which, tmp_path):
+    # all 2^32 float32 inputs; reciprocal' is correctly rounded on every one
+    out = _div32_sweep(which, 1, tmp_path, "-O2")
+    if which == 0:
+        assert " 0 not correctly rounded" in out
+
+
 def _build_c(name, tmp_path, *libs):
     # benchmarks/c/<name>.inc built at -O0 (about a second): the programs' own checks, not
     # their timings
