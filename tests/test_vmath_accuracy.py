@@ -314,7 +314,10 @@ def test_vjp_rate_harness_threads_bitwise(dtype, tmp_path):
 def test_sech2_float_lanes_experiment_within_one_ulp(tmp_path):
     # the float-lane sech^2 of precision.rst's "Where the time goes" (an experiment, not
     # used by fastjac): within 1 ulp on every 997th float32 input in [0, 40]
+    import platform
     import subprocess
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the experiment is written for x86-64 (AVX-512F)")
     exe = _build_c("sech2_float_lanes", tmp_path)
     proc = subprocess.run([exe, "1", "997"], capture_output=True, text=True, timeout=600)
     if "needs AVX-512F" in proc.stdout:
