@@ -238,6 +238,94 @@ def test_float32_exp_family_exhaustive_in_c(which, tmp_path):
     assert "0 over 1 ulp, level mismatches 0" in proc.stdout
 
 
+def _div32_sweep(which, stride, tmp_path, opt):
+    # tests/c/div32_exhaustive.inc: reciprocal' (0) or sqrt' (1) through the float32
+    # single-op VJP entry point, every stride-th block of 4096 float32 bit patterns
+    import shutil
+    import subprocess
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("needs a C compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = str(tmp_path / "div32")
+    build = subprocess.run(
+        [cc, opt, "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
+         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
+         os.path.join(root, "tests", "c", "div32_exhaustive.inc"), "-o", exe, "-lm"],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    proc = subprocess.run([exe, str(which), str(stride)], capture_output=True, text=True,
+                          timeout=7200)
+    print("\n" + proc.stdout.strip())
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert " 0 over 1 ulp, level mismatches 0" in proc.stdout
+    return proc.stdout
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["reciprocal-derivative", "sqrt-derivative"])
+def test_float32_division_family_c_sample(which, tmp_path):
+    # every 997th block of 4096 float32 inputs (4.3e6 over every exponent), built at -O0
+    # (about a second): within 1 ulp, the SIMD levels bit for bit
+    _div32_sweep(which, 997, tmp_path, "-O0")
+
+
+@pytest.mark.skipif(not EXHAUSTIVE, reason="set FASTJAC_EXHAUSTIVE=1 (about 40 s of CPU each)")
+@pytest.mark.parametrize("which", [0, 1], ids=["reciprocal-derivative", "sqrt-derivative"])
+def test_float32_division_family_exhaustive_in_c(which, tmp_path):
+    # all 2^32 float32 inputs; reciprocal' is correctly rounded on every one
+    out = _div32_sweep(which, 1, tmp_path, "-O2")
+    if which == 0:
+        assert " 0 not correctly rounded" in out
+
+
+def _build_c(name, tmp_path, *libs):
+    # benchmarks/c/<name>.inc built at -O0 (about a second): the programs' own checks, not
+    # their timings
+    import shutil
+    import subprocess
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("needs a C compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = str(tmp_path / name)
+    build = subprocess.run(
+        [cc, "-O0", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
+         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
+         os.path.join(root, "benchmarks", "c", name + ".inc"), "-o", exe, "-lm", *libs],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    return exe
+
+
+@pytest.mark.parametrize("dtype", ["32", "64"])
+def test_vjp_rate_harness_threads_bitwise(dtype, tmp_path):
+    # benchmarks/c/vjp_rate.inc (the kernels' rates quoted in precision.rst) runs each
+    # single-op VJP kernel on 2 threads' shares and compares the bits with one call over the
+    # whole array: it must build against the kernels and find no difference
+    import subprocess
+    exe = _build_c("vjp_rate", tmp_path, "-lpthread")
+    proc = subprocess.run([exe, "4099", "2", "1", dtype], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    for name in ("mul", "log", "reciprocal", "sqrt", "exp", "tanh", "sigmoid"):
+        assert f"\n{name}" in proc.stdout, proc.stdout
+
+
+def test_sech2_float_lanes_experiment_within_one_ulp(tmp_path):
+    # the float-lane sech^2 of precision.rst's "Where the time goes" (an experiment, not
+    # used by fastjac): within 1 ulp on every 997th float32 input in [0, 40]
+    import platform
+    import subprocess
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the experiment is written for x86-64 (AVX-512F)")
+    exe = _build_c("sech2_float_lanes", tmp_path)
+    proc = subprocess.run([exe, "1", "997"], capture_output=True, text=True, timeout=600)
+    if "needs AVX-512F" in proc.stdout:
+        pytest.skip("the experiment is written for AVX-512F")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert " 0 over 1 ulp" in proc.stdout, proc.stdout
+
+
 # ---- the SIMD paths, derivative-only stages, special values ----------------------------
 
 @pytest.fixture
