@@ -632,6 +632,11 @@ class Fused:
         tuple
             ``(y, grads)``: the value and what :meth:`vjp` returns.
         """
+        if len(args) == self._k + 1:  # the common call (out= too) in one C call
+            c = self._compiled or self._compile()
+            res = c.prog.call_fast(args[:-1], args[-1], 3, n_threads, out)
+            if res is not None:
+                return res
         return self._reverse(args, True, True, out, n_threads, "value_and_vjp")
 
     def sum_grad(self, *args: Any, out: _Out = None, n_threads: Optional[int] = None):

@@ -132,6 +132,8 @@ def test_out_takes_the_one_call_path(monkeypatch, dt):
     x = RNG.uniform(0.5, 2, n).astype(dt)
     gy = RNG.normal(size=n).astype(dt)
     ref_g, ref_y, ref_s = f.vjp(w, x, gy), f(w, x), f.sum_grad(w, x)
+    ref_vg = f._reverse((w, x, gy), True, True, None, 1, "value_and_vjp")
+    assert np.array_equal(ref_vg[0], ref_y) and np.array_equal(ref_vg[1][1], ref_g[1])
 
     def refuse(*args, **kwargs):
         raise AssertionError("plain out= took the general path")
@@ -155,6 +157,16 @@ def test_out_takes_the_one_call_path(monkeypatch, dt):
         o = (np.empty_like(w), np.empty_like(w))
         a, b = f.sum_grad(w, x, out=o, n_threads=nt)
         assert a is o[0] and np.array_equal(a, ref_s[0]) and np.array_equal(b, ref_s[1])
+        y, (a, b) = f.value_and_vjp(w, x, gy, n_threads=nt)
+        assert np.array_equal(y, ref_y) and np.array_equal(a, ref_g[0])
+        assert np.array_equal(b, ref_g[1])
+        ww, xx, gg = w.copy(), x.copy(), gy.copy()
+        y, (a, b) = f.value_and_vjp(ww, xx, gg, out=(gg, [ww, None]), n_threads=nt)
+        assert y is gg and a is ww and np.array_equal(y, ref_y)
+        assert np.array_equal(a, ref_g[0]) and np.array_equal(b, ref_g[1])
+        oy = np.empty_like(w)
+        y, (a, b) = f.value_and_vjp(w, x, gy, out=(oy, None), n_threads=nt)
+        assert y is oy and np.array_equal(y, ref_y) and np.array_equal(b, ref_g[1])
     assert np.array_equal(w, w.copy()) and not np.shares_memory(ref_g[0], w)
 
 
@@ -191,6 +203,11 @@ def test_out_the_fast_path_declines_goes_to_the_checks():
         f.vjp(w, x, gy, out=(np.empty(n),))
     with pytest.raises(ValueError, match=r"^out has shape"):
         f(w, x, out=np.empty(n + 1))
+    o = np.empty(n)
+    with pytest.raises(ValueError, match=r"^out\[0\] overlaps out\[1\]\[0\]"):
+        f.value_and_vjp(w, x, gy, out=(o, (o, None)))
+    with pytest.raises(TypeError, match=r"^out must be None or a pair \(y, grads\)$"):
+        f.value_and_vjp(w, x, gy, out=(o,))
     # strided and Fortran-order outputs: through a temporary, the same bits
     s = np.empty(2 * n)[::2]
     res = f.vjp(w, x, gy, out=(s, None))
