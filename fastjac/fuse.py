@@ -512,11 +512,11 @@ class Fused:
         numpy.ndarray or numpy.floating
             The inputs' common shape; a NumPy scalar when every input is a scalar.
         """
-        if out is None:  # the common call, checked and run in one C call
-            c = self._compiled or self._compile()
-            res = c.prog.call_fast(args, None, 0, n_threads)
-            if res is not None:
-                return res
+        # the common call (out= too), checked and run in one C call
+        c = self._compiled or self._compile()
+        res = c.prog.call_fast(args, None, 0, n_threads, out)
+        if res is not None:
+            return res
         if any(isinstance(a, Traced) for a in args):
             if len(args) != self._k:
                 raise TypeError(f"{self.__name__} takes {self._k} inputs, got {len(args)}")
@@ -613,9 +613,9 @@ class Fused:
             double (§4.3).
         """
         res = None
-        if out is None and len(args) == self._k + 1:  # the common call in one C call
+        if len(args) == self._k + 1:  # the common call (out= too) in one C call
             c = self._compiled or self._compile()
-            res = c.prog.call_fast(args[:-1], args[-1], 1, n_threads)
+            res = c.prog.call_fast(args[:-1], args[-1], 1, n_threads, out)
         if res is None:
             res = self._reverse(args, True, False, out, n_threads, "vjp")
         if _config.VALIDATE and out is None:  # validation mode: finite differences
@@ -632,6 +632,11 @@ class Fused:
         tuple
             ``(y, grads)``: the value and what :meth:`vjp` returns.
         """
+        if len(args) == self._k + 1:  # the common call (out= too) in one C call
+            c = self._compiled or self._compile()
+            res = c.prog.call_fast(args[:-1], args[-1], 3, n_threads, out)
+            if res is not None:
+                return res
         return self._reverse(args, True, True, out, n_threads, "value_and_vjp")
 
     def sum_grad(self, *args: Any, out: _Out = None, n_threads: Optional[int] = None):
@@ -642,11 +647,10 @@ class Fused:
         tuple or numpy.ndarray or numpy.floating
             As :meth:`vjp` with ``gy = 1`` (one array when k = 1).
         """
-        if out is None:
-            c = self._compiled or self._compile()
-            res = c.prog.call_fast(args, None, 2, n_threads)
-            if res is not None:
-                return res
+        c = self._compiled or self._compile()
+        res = c.prog.call_fast(args, None, 2, n_threads, out)
+        if res is not None:
+            return res
         return self._reverse(args, False, False, out, n_threads, "sum_grad")
 
     def derivative(self, x: Any, out: Optional[np.ndarray] = None,

@@ -122,6 +122,102 @@ def test_plain_vjp_takes_the_one_call_path(monkeypatch):
         np.testing.assert_array_equal(r, e)
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_out_takes_the_one_call_path(monkeypatch, dt):
+    # out= on plain arrays (new, in place, one entry None, a list) is checked and run in one
+    # C call too (a spy makes the general path raise): the bits of the call without out=
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    n = 5000
+    w = RNG.uniform(-1, 1, n).astype(dt)
+    x = RNG.uniform(0.5, 2, n).astype(dt)
+    gy = RNG.normal(size=n).astype(dt)
+    ref_g, ref_y, ref_s = f.vjp(w, x, gy), f(w, x), f.sum_grad(w, x)
+    ref_vg = f._reverse((w, x, gy), True, True, None, 1, "value_and_vjp")
+    assert np.array_equal(ref_vg[0], ref_y) and np.array_equal(ref_vg[1][1], ref_g[1])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plain out= took the general path")
+
+    monkeypatch.setattr(FM.Fused, "_reverse", refuse)
+    monkeypatch.setattr(FM.Fused, "_prepare", refuse)
+    for nt in (1, 2):
+        o = (np.empty_like(w), np.empty_like(w))
+        res = f.vjp(w, x, gy, out=o, n_threads=nt)
+        assert res[0] is o[0] and res[1] is o[1]
+        assert np.array_equal(o[0], ref_g[0]) and np.array_equal(o[1], ref_g[1])
+        ww, gg = w.copy(), gy.copy()
+        res = f.vjp(ww, x, gg, out=[ww, gg], n_threads=nt)  # in place, a list
+        assert res[0] is ww and res[1] is gg
+        assert np.array_equal(ww, ref_g[0]) and np.array_equal(gg, ref_g[1])
+        o1 = np.empty_like(w)
+        a, b = f.vjp(w, x, gy, out=(None, o1), n_threads=nt)
+        assert b is o1 and np.array_equal(a, ref_g[0]) and np.array_equal(b, ref_g[1])
+        xx = x.copy()
+        assert f(w, xx, out=xx, n_threads=nt) is xx and np.array_equal(xx, ref_y)
+        o = (np.empty_like(w), np.empty_like(w))
+        a, b = f.sum_grad(w, x, out=o, n_threads=nt)
+        assert a is o[0] and np.array_equal(a, ref_s[0]) and np.array_equal(b, ref_s[1])
+        y, (a, b) = f.value_and_vjp(w, x, gy, n_threads=nt)
+        assert np.array_equal(y, ref_y) and np.array_equal(a, ref_g[0])
+        assert np.array_equal(b, ref_g[1])
+        ww, xx, gg = w.copy(), x.copy(), gy.copy()
+        y, (a, b) = f.value_and_vjp(ww, xx, gg, out=(gg, [ww, None]), n_threads=nt)
+        assert y is gg and a is ww and np.array_equal(y, ref_y)
+        assert np.array_equal(a, ref_g[0]) and np.array_equal(b, ref_g[1])
+        oy = np.empty_like(w)
+        y, (a, b) = f.value_and_vjp(w, x, gy, out=(oy, None), n_threads=nt)
+        assert y is oy and np.array_equal(y, ref_y) and np.array_equal(b, ref_g[1])
+    assert np.array_equal(w, w.copy()) and not np.shares_memory(ref_g[0], w)
+
+
+def test_out_the_fast_path_declines_goes_to_the_checks():
+    # out= arrays the one-call path does not take reach the general path's checks (or its
+    # temporaries): the same results and the same errors as before it took out=
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    n = 1000
+    w = RNG.uniform(-1, 1, n)
+    x = RNG.uniform(0.5, 2, n)
+    gy = RNG.normal(size=n)
+    ref = f.vjp(w, x, gy)
+    base = np.zeros(2 * n)
+    with pytest.raises(ValueError,
+                       match=r"^out\[0\] overlaps out\[1\]; outputs must not share memory$"):
+        f.vjp(w, x, gy, out=(base[:n], base[n // 2:n // 2 + n]))
+    o = np.empty(n)
+    with pytest.raises(ValueError, match=r"overlaps"):
+        f.vjp(w, x, gy, out=(o, o))
+    with pytest.raises(ValueError, match=r"^out\[0\] partially overlaps the input x; "):
+        buf = np.concatenate([x, x])
+        f.vjp(w, buf[1:n + 1], gy, out=(buf[:n], None))
+    ro = np.empty(n)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^out\[0\] is read-only$"):
+        f.vjp(w, x, gy, out=(ro, None))
+    with pytest.raises(TypeError, match=r"^out\[1\] has dtype float32, expected float64"):
+        f.vjp(w, x, gy, out=(None, np.empty(n, np.float32)))
+    with pytest.raises(ValueError, match=r"^out\[0\] has shape \(999,\)"):
+        f.vjp(w, x, gy, out=(np.empty(n - 1), None))
+    with pytest.raises(TypeError, match=r"^out must be None or a sequence of 2 arrays"):
+        f.vjp(w, x, gy, out=np.empty(n))
+    with pytest.raises(TypeError, match=r"^out must be None or a sequence of 2 arrays"):
+        f.vjp(w, x, gy, out=(np.empty(n),))
+    with pytest.raises(ValueError, match=r"^out has shape"):
+        f(w, x, out=np.empty(n + 1))
+    o = np.empty(n)
+    with pytest.raises(ValueError, match=r"^out\[0\] overlaps out\[1\]\[0\]"):
+        f.value_and_vjp(w, x, gy, out=(o, (o, None)))
+    with pytest.raises(TypeError, match=r"^out must be None or a pair \(y, grads\)$"):
+        f.value_and_vjp(w, x, gy, out=(o,))
+    # strided and Fortran-order outputs: through a temporary, the same bits
+    s = np.empty(2 * n)[::2]
+    res = f.vjp(w, x, gy, out=(s, None))
+    assert res[0] is s and np.array_equal(s, ref[0]) and np.array_equal(res[1], ref[1])
+    W, X, G = (a.reshape(20, 50) for a in (w, x, gy))
+    F = np.asfortranarray(np.empty((20, 50)))
+    res = f.vjp(W, X, G, out=(F, None))
+    assert res[0] is F and np.array_equal(F.reshape(-1), ref[0])
+
+
 def test_plain_input_names_match_the_signature():
     # fuse reads a plain function's inputs from its code object (fast); where it does, the
     # names are those inspect.signature gives, and anything else takes the signature path

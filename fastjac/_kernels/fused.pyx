@@ -548,9 +548,9 @@ cdef class Program:
     cdef double* pc
     cdef double* c64
     cdef double* c32
-    # call_fast's plans, one per (value or gradients) x (float64 or float32), made by the
+    # call_fast's plans, one per (value, gradients, or both) x (float64 or float32), made by the
     # first such call: the flag bytes of Ctx from x_scalar on (see _alloc)
-    cdef unsigned char* plans[4]
+    cdef unsigned char* plans[6]
 
     def __init__(self, int n_in, int n_const, op, a, b, param, pk, pc, pr, consts,
                   int out_reg):
@@ -618,7 +618,7 @@ cdef class Program:
         free(self.pc)
         free(self.c64)
         free(self.c32)
-        for i in range(4):
+        for i in range(6):
             free(self.plans[i])
 
     @property
@@ -718,21 +718,30 @@ cdef class Program:
         self.work = work
         self.threshold = threshold
 
-    def call_fast(self, tuple args, gy, int mode, n_threads):
+    def call_fast(self, tuple args, gy, int mode, n_threads, out=None):
         """The common calls in one C call, or None when they need the general path.
 
-        ``mode`` 0: the value; 1: the VJP with ``gy``; 2: sum_grad (``gy`` None). Eligible:
+        ``mode`` 0: the value; 1: the VJP with ``gy``; 2: sum_grad (``gy`` None); 3: the
+        value and the VJP with ``gy`` (value_and_vjp). Eligible:
         no captured arrays; every input (and ``gy``) an exact ``numpy.ndarray`` of one float
         dtype and one shape (``ndim >= 1``), C-contiguous, aligned, native byte order;
         ``n_threads`` None or a positive int, resolved by the pool's one rule against
-        ``n * work`` and the threshold (see ``set_serial_limit``). Returns the value, or the gradients (a tuple, or one array for one
-        input).
+        ``n * work`` and the threshold (see ``set_serial_limit``); ``out`` None, or (mode 0)
+        an array, or (modes 1, 2) a tuple or list of one array or None per input, or
+        (mode 3) a pair ``(y_out, grads_out)`` of those (either may be None), each
+        array like the inputs (same dtype and shape, C-contiguous, aligned, native) and
+        writeable, sharing no memory with another output, and with an input or ``gy``
+        either none or all of it (the same first element: in place). Anything else, valid
+        or not, goes to the general path, which checks it. Returns the value, or the
+        gradients (a tuple, or one array for one input), or (mode 3) the pair: the ``out``
+        arrays where given.
         """
         cdef Py_ssize_t work = self.work, threshold = self.threshold
         cdef Ctx c
-        cdef int r, nin = self.n_in, typenum, nt
+        cdef int r, q, nin = self.n_in, typenum, nt, g0 = 1 if mode == 3 else 0
         cdef Py_ssize_t n
-        cdef object first, a, res
+        cdef object first, a, res, y, go
+        cdef list outs
         if len(args) != nin or nin == 0:
             return None
         first = args[0]
@@ -744,7 +753,7 @@ cdef class Program:
             if _plain_typenum(a) != typenum or not cnp.PyArray_SAMESHAPE(
                     <cnp.ndarray>a, <cnp.ndarray>first):
                 return None
-        if mode == 1 and (_plain_typenum(gy) != typenum
+        if (mode == 1 or mode == 3) and (_plain_typenum(gy) != typenum
                           or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>gy, <cnp.ndarray>first)):
             return None
         n = cnp.PyArray_SIZE(<cnp.ndarray>first)
@@ -753,27 +762,57 @@ cdef class Program:
             return None
         if n == 0:
             return None
+        outs = None
+        if out is not None:
+            # the out= arrays, checked here as the general path's _validate.output would
+            # accept them without a temporary; anything else takes that path
+            if mode == 0:
+                outs = [out]
+            elif mode == 3:
+                if not ((type(out) is tuple or type(out) is list) and len(out) == 2):
+                    return None
+                go = out[1]
+                if go is None:
+                    outs = [out[0]] + [None] * nin
+                elif (type(go) is tuple or type(go) is list) and len(go) == nin:
+                    outs = [out[0]] + list(go)
+                else:
+                    return None
+            elif (type(out) is tuple or type(out) is list) and len(out) == nin:
+                outs = list(out)
+            else:
+                return None
+            for q in range(len(outs)):
+                if outs[q] is not None and not _fast_out_ok(outs, q, args, gy, typenum,
+                                                           <cnp.ndarray>first, n):
+                    return None
         cdef int nd = cnp.PyArray_NDIM(<cnp.ndarray>first)
         cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(<cnp.ndarray>first)
         self._alloc(&c, n, typenum)
         try:
             for r in range(nin):
                 c.x[r] = cnp.PyArray_DATA(<cnp.ndarray>args[r])
-            if mode == 0:
-                res = new_output(nd, dims, typenum)
-                c.y_out = cnp.PyArray_DATA(<cnp.ndarray>res)
-            else:
-                if mode == 1:
+            if mode == 0 or mode == 3:
+                y = outs[0] if outs is not None and outs[0] is not None \
+                    else new_output(nd, dims, typenum)
+                c.y_out = cnp.PyArray_DATA(<cnp.ndarray>y)
+                res = y
+            if mode != 0:
+                if mode != 2:
                     c.gy = cnp.PyArray_DATA(<cnp.ndarray>gy)
                 grads = []
                 for r in range(nin):
-                    g = new_output(nd, dims, typenum)
+                    g = outs[g0 + r] if outs is not None and outs[g0 + r] is not None \
+                        else new_output(nd, dims, typenum)
                     grads.append(g)
                     c.g_out[r] = cnp.PyArray_DATA(<cnp.ndarray>g)
                     c.gmode[r] = G_ARRAY
                 c.want_grad = True
                 res = grads[0] if nin == 1 else tuple(grads)
-            self._exec(&c, nt, (mode != 0) * 2 + c.f32)
+                if mode == 3:
+                    res = (y, res)
+            # one plan per kind of call (value, gradients, both) and dtype
+            self._exec(&c, nt, (0 if mode == 0 else 4 if mode == 3 else 2) + c.f32)
             return res
         finally:
             free(c.mem)
@@ -1006,6 +1045,38 @@ cdef class Program:
                         c.fwd_r[o] = 0
                     else:
                         c.fwd[2 * i + j] = 1
+
+
+cdef bint _fast_out_ok(list outs, int q, tuple args, object gy, int typenum,
+                       cnp.ndarray first, Py_ssize_t n):
+    # call_fast's out=: outs[q] is an array like the inputs, writeable, disjoint from the
+    # other outputs, and either disjoint from each input (and gy) or exactly it (in place).
+    cdef object o = outs[q]
+    cdef object a
+    cdef char* p
+    cdef char* s
+    cdef Py_ssize_t nb, j
+    if _plain_typenum(o) != typenum or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>o, first) \
+            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o):
+        return False
+    nb = n * cnp.PyArray_ITEMSIZE(<cnp.ndarray>o)
+    p = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
+    for j in range(len(outs) + len(args) + 1):
+        if j < len(outs):
+            a = outs[j]
+            if j == q or a is None:
+                continue
+        elif j < len(outs) + len(args):
+            a = args[j - len(outs)]
+        else:
+            a = gy
+            if a is None:
+                continue
+        # every array here is C-contiguous with n items of this itemsize
+        s = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+        if p < s + nb and s < p + nb and (j < len(outs) or p != s):
+            return False
+    return True
 
 
 cdef inline int _plain_typenum(object a) noexcept:
