@@ -122,3 +122,15 @@ def test_nan_derivative_times_nan_cotangent_does_not_depend_on_position(name, me
     nan = np.abs(np.full(N, np.nan))  # +NaN
     g = nan if np.signbit(d) else -nan  # a NaN of the other sign than the derivative's
     _alone_vs_together(_unary_calls(f)[method], x, g)
+
+
+# The same in fj.fuse's kernels: exp(w) * sin(x) with w and x NaNs of opposite signs.
+@pytest.mark.xfail(strict=True, reason=TWO_NAN_REASON + "; fj.fuse's kernels too")
+@pytest.mark.parametrize("dtype,method", [(np.float32, "value"), (np.float32, "jvp"),
+                                          (np.float64, "jvp")])
+def test_fused_nan_sign_with_two_nan_factors_does_not_depend_on_position(dtype, method):
+    f = fj.fuse(lambda w, x: fj.exp(w) * fj.sin(x) + w / x)
+    w, g = _samples(dtype, 8)
+    x, _ = _samples(dtype, 9)
+    call = {"value": lambda a, b, c: f(a, b), "jvp": lambda a, b, c: f.jvp(a, b, c, c)}
+    _alone_vs_together(call[method], w, x, g)

@@ -319,16 +319,31 @@ def test_concurrent_python_threads_agree_with_serial_calls():
     assert not errors, errors[:5]
 
 
-def test_the_gil_is_released_in_kernels():
+_GIL_CALLS = {
+    # the general unary path (a chain), the single-op fast path (unary_fast's own work
+    # count), a float32 one, and the binary fast path (_binary_dispatch), one thread, one
+    # kernel call each (a call that kept the GIL would let the counter tick between calls
+    # only: about 3 times)
+    "chain": lambda x, x32: fj.chain(fj.sin, fj.exp, fj.log, fj.sqrt, fj.tanh).vjp(
+        x, x, n_threads=1),
+    "unary_fast": lambda x, x32: fj.sin.vjp(x, x, n_threads=1),
+    "unary_fast32": lambda x, x32: fj.tanh.vjp(x32, x32, n_threads=1),
+    "binary_fast": lambda x, x32: fj.div.vjp(x, x, x, n_threads=1),
+}
+
+
+@pytest.mark.parametrize("path", list(_GIL_CALLS))
+def test_the_gil_is_released_in_kernels(path):
     # A pure-Python counter keeps running while another thread is inside a long kernel.
     x = np.linspace(0.1, 2, 4_000_000)
-    h = fj.chain(fj.sin, fj.exp, fj.log, fj.sqrt, fj.tanh)
+    x32 = x.astype(np.float32)
+    call = _GIL_CALLS[path]
     ticks = []
     done = threading.Event()
 
     def kernel():
         for _ in range(3):
-            h.vjp(x, x, n_threads=1)
+            call(x, x32)
         done.set()
 
     th = threading.Thread(target=kernel)
