@@ -307,6 +307,10 @@ def test_plain_input_skips_the_conversions(monkeypatch):
     assert V.result_dtype(("w", m), ("x", m), ("s", 3)) is np.dtype(np.float32)
 
 
+# Equivalent mutants of the session-7 sample (ops.py, the methods' fast paths):
+# UnaryOp.derivative passing None for unary_fast's ``value`` flag (a bint: None is False),
+# and BinaryOp.__call__ reading ``getattr(w, "_fj_traced", None)`` (None is as false as
+# the default False).
 def test_binary_call_general_path_refusals_and_scalars():
     # BinaryOp.__call__'s general path (survivors of the session-7 mutation sample): an
     # out= that partially overlaps an input is refused before anything is written, a
