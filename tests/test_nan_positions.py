@@ -10,6 +10,8 @@ tail) and those it has inside a longer array (the SIMD body). Inputs: every spec
 both kinds of lane meet every special value, and cotangents with specials too.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -96,12 +98,15 @@ def test_binary_special_bits_do_not_depend_on_position(name, dtype):
 # A fix needs an order-independent NaN in the product loops of the hot kernels (a NaN
 # test and a canonical NaN, or the NaN of one named operand), a decision for the kernel
 # owners (vm7, mem7); until then the tests below fail, strictly.
+# The debug build (-O0, .ci/run sets FASTJAC_DEBUG_BUILD=1 for its tests) has no
+# vectorised loop bodies, so there the bug may not show: not strict there.
+STRICT = os.environ.get("FASTJAC_DEBUG_BUILD", "") != "1"
 TWO_NAN_REASON = ("the sign of a product of two NaNs of opposite signs depends on the "
                   "element's position (operand order differs between SIMD body and scalar "
                   "tail: elementwise.pyx _dmul, the float64 sin/cos VJP loop)")
 
 
-@pytest.mark.xfail(strict=True, reason=TWO_NAN_REASON)
+@pytest.mark.xfail(strict=STRICT, reason=TWO_NAN_REASON)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("method", ["derivative", "vjp", "jvp"])
 def test_chain_nan_sign_with_two_nan_factors_does_not_depend_on_position(method, dtype):
@@ -111,7 +116,7 @@ def test_chain_nan_sign_with_two_nan_factors_does_not_depend_on_position(method,
     _alone_vs_together(_unary_calls(f)[method], x, g)
 
 
-@pytest.mark.xfail(strict=True, reason=TWO_NAN_REASON)
+@pytest.mark.xfail(strict=STRICT, reason=TWO_NAN_REASON)
 @pytest.mark.parametrize("method", ["vjp", "jvp"])
 @pytest.mark.parametrize("name", ["sin", "cos"])
 def test_nan_derivative_times_nan_cotangent_does_not_depend_on_position(name, method):
@@ -125,7 +130,7 @@ def test_nan_derivative_times_nan_cotangent_does_not_depend_on_position(name, me
 
 
 # The same in fj.fuse's kernels: exp(w) * sin(x) with w and x NaNs of opposite signs.
-@pytest.mark.xfail(strict=True, reason=TWO_NAN_REASON + "; fj.fuse's kernels too")
+@pytest.mark.xfail(strict=STRICT, reason=TWO_NAN_REASON + "; fj.fuse's kernels too")
 @pytest.mark.parametrize("dtype,method", [(np.float32, "value"), (np.float32, "jvp"),
                                           (np.float64, "jvp")])
 def test_fused_nan_sign_with_two_nan_factors_does_not_depend_on_position(dtype, method):
