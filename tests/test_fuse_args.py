@@ -264,3 +264,70 @@ def test_plain_input_names_match_the_signature():
         assert FM._plain_input_names(fn) is None
         with pytest.raises(TypeError, match=msg):
             fj.fuse(fn)
+
+
+def test_input_names_paths_and_messages(monkeypatch):
+    # The code-object path answers for a plain function without asking inspect.signature
+    # (its whole point: tens of µs); a function carrying __signature__ takes the signature
+    # path, which reads that signature; the signature path's names and its errors, word
+    # for word.
+    import inspect
+
+    def two(w, x):
+        return w * x
+
+    def boom(*a, **k):
+        raise AssertionError("inspect.signature called for a plain function")
+
+    with monkeypatch.context() as m:
+        m.setattr(inspect, "signature", boom)
+        assert FM._input_names(two) == (("w", "x"), 2)
+        assert fj.fuse(two).n_inputs == 2
+
+    def scaled(a, b=None):
+        return a * (2.0 if b is None else b)
+    P = inspect.Parameter
+    scaled.__signature__ = inspect.Signature([P("a", P.POSITIONAL_OR_KEYWORD),
+                                              P("b", P.POSITIONAL_OR_KEYWORD)])
+    assert FM._plain_input_names(scaled) is None
+    assert FM._input_names(scaled) == (("a", "b"), 2)
+    assert fj.fuse(scaled).n_inputs == 2
+
+    def wrapped(w, x):
+        return w - x
+
+    def target(w, x, c=2.0):
+        return w * c + x
+    wrapped.__wrapped__ = target
+    assert FM._input_names(wrapped) == (("w", "x"), 2)
+
+    def unreadable(w):
+        return w
+    unreadable.__signature__ = 3  # inspect.signature raises TypeError
+    with pytest.raises(TypeError, match=r"^fj\.fuse could not read the parameters of the "
+                                        r"function; pass n_inputs=k$"):
+        fj.fuse(unreadable)
+
+    def star(w, *xs):
+        return w
+
+    with pytest.raises(TypeError, match=r"^fj\.fuse: the function must take a fixed number "
+                                        r"of inputs \(no \*args / \*\*kwargs\); pass "
+                                        r"n_inputs=k$"):
+        fj.fuse(star)
+    with pytest.raises(TypeError, match=r"^fj\.fuse: the function takes no inputs$"):
+        fj.fuse(lambda c=1.0: c)
+
+    # a parameter with a default, or a keyword-only one with a default, is skipped and
+    # the parameters after it are still read (here: a keyword-only one without a default)
+    def default_then_kw(a, b=1.0, *, c):
+        return a * b * c
+
+    def kw_default_then_kw(a, *, c=1.0, d):
+        return a * c * d
+
+    for fn, name in ((default_then_kw, "c"), (kw_default_then_kw, "d")):
+        assert FM._plain_input_names(fn) is None
+        with pytest.raises(TypeError, match=rf"^fj\.fuse: keyword-only parameter {name} has "
+                                            r"no default$"):
+            fj.fuse(fn)

@@ -305,3 +305,45 @@ def test_plain_input_skips_the_conversions(monkeypatch):
     assert V.vector(a, "x", np.dtype(np.float64)) is a
     assert V.result_dtype(("w", a), ("x", 2.0), ("t", None)) is np.dtype(np.float64)
     assert V.result_dtype(("w", m), ("x", m), ("s", 3)) is np.dtype(np.float32)
+
+
+# Equivalent mutants of the session-7 sample (ops.py, the methods' fast paths):
+# UnaryOp.derivative passing None for unary_fast's ``value`` flag (a bint: None is False),
+# and BinaryOp.__call__ reading ``getattr(w, "_fj_traced", None)`` (None is as false as
+# the default False).
+def test_binary_call_general_path_refusals_and_scalars():
+    # BinaryOp.__call__'s general path (survivors of the session-7 mutation sample): an
+    # out= that partially overlaps an input is refused before anything is written, a
+    # scalar call returns a NumPy scalar of the dtype, and inside fj.fuse a traced operand
+    # on either side (the other a constant) is traced, and out= is refused word for word
+    w = np.arange(10.0)
+    with pytest.raises(ValueError, match=r"^out partially overlaps the input w"):
+        fj.add(w[:-1], np.ones(9), out=w[1:])
+    np.testing.assert_array_equal(w, np.arange(10.0))
+    for a, b, t in ((np.float64(2), np.float64(3), np.float64),
+                    (np.float32(2), np.float32(3), np.float32), (np.array(2.0), 3.0, np.float64)):
+        r = fj.mul(a, b)
+        assert type(r) is t and r == 6
+    f = fj.fuse(lambda w, x: fj.mul(w, 3.0) + fj.sub(2.0, x))
+    np.testing.assert_array_equal(f(np.array([1.0, 2.0]), np.array([0.5, 0.25])), [4.5, 7.75])
+    with pytest.raises(TypeError, match=r"^mul: out= is not supported inside fj\.fuse$"):
+        fj.fuse(lambda w, x: fj.mul(w, x, out=np.empty(3)))(np.ones(3), np.ones(3))
+
+
+@pytest.mark.parametrize("method", ["call", "derivative", "jvp", "vjp"])
+def test_unary_n_threads_1_starts_no_parallel_loop(method):
+    # n_threads reaches the fast path's kernel: with 1, a call far above the parallel
+    # threshold runs on the calling thread (fastjac.thread_info()'s parallel_calls)
+    from fastjac._kernels import pool
+    x = np.linspace(0.1, 2.0, 1 << 20)
+    call = {"call": lambda: fj.tanh(x, n_threads=1),
+            "derivative": lambda: fj.tanh.derivative(x, n_threads=1),
+            "jvp": lambda: fj.tanh.jvp(x, x, n_threads=1),
+            "vjp": lambda: fj.tanh.vjp(x, x, n_threads=1)}[method]
+    before = pool.thread_info()["parallel_calls"]
+    call()
+    assert pool.thread_info()["parallel_calls"] == before
+    if pool.thread_info()["max_threads"] > 1:  # and the default does start one
+        getattr(fj.tanh, {"call": "__call__"}.get(method, method))(
+            *((x,) if method in ("call", "derivative") else (x, x)))
+        assert pool.thread_info()["parallel_calls"] > before

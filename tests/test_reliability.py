@@ -319,25 +319,49 @@ def test_concurrent_python_threads_agree_with_serial_calls():
     assert not errors, errors[:5]
 
 
-def test_the_gil_is_released_in_kernels():
-    # A pure-Python counter keeps running while another thread is inside a long kernel.
+_GIL_CALLS = {
+    # the general unary path (a chain), the single-op fast path (unary_fast's own work
+    # count), a float32 one, and the binary fast path (_binary_dispatch), one thread, one
+    # kernel call each
+    "chain": lambda x, x32: fj.chain(fj.sin, fj.exp, fj.log, fj.sqrt, fj.tanh).vjp(
+        x, x, n_threads=1),
+    "unary_fast": lambda x, x32: fj.sin.vjp(x, x, n_threads=1),
+    "unary_fast32": lambda x, x32: fj.tanh.vjp(x32, x32, n_threads=1),
+    "binary_fast": lambda x, x32: fj.div.vjp(x, x, x, n_threads=1),
+}
+
+
+@pytest.mark.parametrize("path", list(_GIL_CALLS))
+def test_the_gil_is_released_in_kernels(path):
+    # A pure-Python thread keeps ticking while another thread is inside a long kernel: a
+    # tick in the middle half of a call (its Python prologue and epilogue are at the ends)
+    # can only happen if the kernel released the GIL. With the GIL kept (planted in a
+    # copy: _unary_dispatch / the plain binary loop passing work 0), no call of any path
+    # had a tick in its middle half; released, nearly every call has dozens.
+    import time
+
     x = np.linspace(0.1, 2, 4_000_000)
-    h = fj.chain(fj.sin, fj.exp, fj.log, fj.sqrt, fj.tanh)
-    ticks = []
+    x32 = x.astype(np.float32)
+    call = _GIL_CALLS[path]
+    spans, ticks = [], []
     done = threading.Event()
 
     def kernel():
-        for _ in range(3):
-            h.vjp(x, x, n_threads=1)
+        for _ in range(5):
+            t0 = time.perf_counter()
+            call(x, x32)
+            spans.append((t0, time.perf_counter()))
         done.set()
 
     th = threading.Thread(target=kernel)
     th.start()
     while not done.is_set():
-        ticks.append(1)
-        done.wait(0.001)
+        ticks.append(time.perf_counter())
+        done.wait(0.0005)
     th.join()
-    assert len(ticks) > 5
+    t = np.array(ticks)
+    middle = [int(((t > a + (b - a) / 4) & (t < b - (b - a) / 4)).sum()) for a, b in spans]
+    assert sum(middle) > 0, (middle, [b - a for a, b in spans])
 
 
 # ------------------------------------------------------------------ fuzz, crash-isolated

@@ -274,11 +274,16 @@ def run(name, max_children=None, survivors=False, extra_pytest=(), without=(), f
         _generate(cmd, work, env)
         import random
 
-        every = _all_mutants(work)
+        import fnmatch
+
+        # with --mutants, the sample is drawn from the matching mutants only
+        every = [m for m in _all_mutants(work)
+                 if not patterns or any(fnmatch.fnmatch(m, p) for p in patterns)]
         only = sorted(random.Random(seed).sample(every, min(sample, len(every))))
         done = _killed(work)
         todo = [m for m in only if m not in done]
-        print(f"{name}: a random sample of {len(only)} of {len(every)} mutants (seed {seed}), "
+        print(f"{name}: a random sample of {len(only)} of {len(every)} "
+              f"{'matching ' if patterns else ''}mutants (seed {seed}), "
               f"{len(todo)} not killed yet")
         cmd = cmd + todo if todo else None
     elif patterns:
@@ -333,7 +338,7 @@ def main(argv=None):
     p.add_argument("--sample", type=int, metavar="N",
                    help="run a random sample of N mutants per module and report the score "
                         "with its 95%% interval (a full run of a big module takes hours on "
-                        "a shared 2-core machine)")
+                        "a shared 2-core machine); with --mutants, of the matching ones")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--mutants", action="append", default=[], metavar="PATTERN",
                    help="run only the mutants whose names match (repeatable), e.g. "
