@@ -219,19 +219,8 @@ def test_float32_exp_family_exhaustive_in_c(which, tmp_path):
     # Every float32 input that the double-lane tanh', sigmoid' and sigmoid take, in C
     # (tests/c/sig32_exhaustive.inc; the NumPy test above covers all 2^32 inputs, at
     # several times the cost): within 1 ulp, and the lower SIMD levels bit for bit.
-    import shutil
     import subprocess
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.skip("needs a C compiler")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    exe = str(tmp_path / "sig32")
-    build = subprocess.run(
-        [cc, "-O2", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
-         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
-         os.path.join(root, "tests", "c", "sig32_exhaustive.inc"), "-o", exe, "-lm"],
-        capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-2000:]
+    exe = _compile_c(("tests", "c", "sig32_exhaustive.inc"), tmp_path, "-O2")
     proc = subprocess.run([exe, str(which)], capture_output=True, text=True, timeout=7200)
     print("\n" + proc.stdout.strip())
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
@@ -241,19 +230,8 @@ def test_float32_exp_family_exhaustive_in_c(which, tmp_path):
 def _div32_sweep(which, stride, tmp_path, opt):
     # tests/c/div32_exhaustive.inc: reciprocal' (0) or sqrt' (1) through the float32
     # single-op VJP entry point, every stride-th block of 4096 float32 bit patterns
-    import shutil
     import subprocess
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.skip("needs a C compiler")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    exe = str(tmp_path / "div32")
-    build = subprocess.run(
-        [cc, opt, "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
-         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
-         os.path.join(root, "tests", "c", "div32_exhaustive.inc"), "-o", exe, "-lm"],
-        capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-2000:]
+    exe = _compile_c(("tests", "c", "div32_exhaustive.inc"), tmp_path, opt)
     proc = subprocess.run([exe, str(which), str(stride)], capture_output=True, text=True,
                           timeout=7200)
     print("\n" + proc.stdout.strip())
@@ -278,23 +256,29 @@ def test_float32_division_family_exhaustive_in_c(which, tmp_path):
         assert " 0 not correctly rounded" in out
 
 
-def _build_c(name, tmp_path, *libs):
-    # benchmarks/c/<name>.inc built at -O0 (about a second): the programs' own checks, not
-    # their timings
+def _compile_c(parts, tmp_path, opt, *libs):
+    """Build the C program at <repo>/<parts...> against fastjac/_kernels with ``opt``
+    (skips without a C compiler); the executable's path."""
     import shutil
     import subprocess
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         pytest.skip("needs a C compiler")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    exe = str(tmp_path / name)
+    exe = str(tmp_path / os.path.splitext(parts[-1])[0])
     build = subprocess.run(
-        [cc, "-O0", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
-         os.path.join(root, "fastjac", "_kernels"), "-x", "c",
-         os.path.join(root, "benchmarks", "c", name + ".inc"), "-o", exe, "-lm", *libs],
+        [cc, opt, "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
+         os.path.join(root, "fastjac", "_kernels"), "-x", "c", os.path.join(root, *parts),
+         "-o", exe, "-lm", *libs],
         capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
     return exe
+
+
+def _build_c(name, tmp_path, *libs):
+    # benchmarks/c/<name>.inc built at -O0 (about a second): the programs' own checks, not
+    # their timings
+    return _compile_c(("benchmarks", "c", name + ".inc"), tmp_path, "-O0", *libs)
 
 
 @pytest.mark.parametrize("dtype", ["32", "64"])
