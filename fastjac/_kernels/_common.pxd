@@ -1,6 +1,6 @@
 # Shared declarations of the compiled kernels: fused types, block sizes, the tiny scalar
 # helpers that hold the mathematics (every one noexcept nogil, so a nogil loop that calls
-# it never re-takes the GIL) and the one array check more than one module's fast path
+# it never re-takes the GIL) and the array checks more than one module's fast path
 # uses. Loops live in the .pyx modules.
 
 cimport numpy as cnp
@@ -38,3 +38,34 @@ cdef inline bint plain_array(object a, int ndim, int typenum) noexcept:
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
             and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
+
+
+cdef inline bint disjoint_or_same(object o, object a) noexcept:
+    # o (an output) either does not overlap a at all, or is exactly a (same start and
+    # length: element-wise kernels run in place). Both are plain vectors of one dtype.
+    cdef char* po
+    cdef char* pa
+    cdef Py_ssize_t nbo, nba
+    if a is None:
+        return True
+    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
+    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
+    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    if po == pa and nbo == nba:
+        return True
+    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
+
+
+cdef inline bint disjoint(object o, object a) noexcept:
+    # o and a share no byte (a None: True). Both are plain vectors.
+    cdef char* po
+    cdef char* pa
+    cdef Py_ssize_t nbo, nba
+    if a is None:
+        return True
+    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
+    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
+    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
+    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
+    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po

@@ -37,7 +37,8 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
-from fastjac._kernels._common cimport BLOCK, TILE, floating, relu, relu_deriv
+from fastjac._kernels._common cimport (BLOCK, TILE, disjoint, disjoint_or_same, floating, relu,
+                                       relu_deriv)
 from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 
@@ -833,7 +834,7 @@ def unary_fast(bytes codes, x, t, bint value, out, n_threads, Py_ssize_t work_pe
         res = new_output(cnp.PyArray_NDIM(<cnp.ndarray>x), cnp.PyArray_DIMS(<cnp.ndarray>x),
                          typenum)
     else:
-        if not (_disjoint_or_same(out, x) and _disjoint_or_same(out, t)):
+        if not (disjoint_or_same(out, x) and disjoint_or_same(out, t)):
             return None
         res = out
     # Every buffer is checked above (exact ndarray, dtype, byte order, shape; x and t
@@ -1574,7 +1575,7 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
             for o in (ow, ox):
                 if o is not None and not _writable_out_like(o, like, typenum):
                     return None
-            if ow is not None and ox is not None and not _disjoint(ow, ox):
+            if ow is not None and ox is not None and not disjoint(ow, ox):
                 return None
     if not ws:
         w = _kernel_input(w)
@@ -1592,8 +1593,8 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
         if out is None:
             res = new_output(cnp.PyArray_NDIM(<cnp.ndarray>like),
                              cnp.PyArray_DIMS(<cnp.ndarray>like), typenum)
-        elif (_disjoint_or_same(out, None if ws else w)
-              and _disjoint_or_same(out, None if xs else x)):
+        elif (disjoint_or_same(out, None if ws else w)
+              and disjoint_or_same(out, None if xs else x)):
             res = out
         else:
             return None
@@ -1601,8 +1602,8 @@ def binary_fast(int op, bytes fcodes, bytes gcodes, w, x, gy, bint value, out, n
                          NULL, NULL, NULL, False, nt, sums)
         return res
     for o in (ow, ox):
-        if o is not None and not (_disjoint_or_same(o, w) and _disjoint_or_same(o, x)
-                                  and _disjoint_or_same(o, gy)):
+        if o is not None and not (disjoint_or_same(o, w) and disjoint_or_same(o, x)
+                                  and disjoint_or_same(o, gy)):
             return None
     if ws:
         gw = None

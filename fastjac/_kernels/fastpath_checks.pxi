@@ -1,6 +1,6 @@
 # The C-level checks of the ``*_fast`` entry points of elementwise.pyx (and of reduce.pxi):
 # is this argument an exact numpy.ndarray of float32/float64 the kernels can read as it is,
-# may this out= receive the result, do two arrays overlap; and the conversions between
+# may this out= receive the result (whether two arrays overlap: _common.pxd); and the conversions between
 # Python/NumPy scalars and the kernels' 1-element operands and double sums.
 # Included by elementwise.pyx (compiled into fastjac._kernels.elementwise, so these inline
 # functions cost no call); not a module of its own.
@@ -37,36 +37,6 @@ cdef inline bint _writable_out_like(object o, object like, int typenum) noexcept
             and cnp.PyArray_ISALIGNED(<cnp.ndarray>o)
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>o)
             and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
-
-
-cdef inline bint _disjoint_or_same(object o, object a) noexcept:
-    # o (an output) either does not overlap a at all, or is exactly a (same start and
-    # length: element-wise kernels run in place). Both are plain vectors of one dtype.
-    cdef char* po
-    cdef char* pa
-    cdef Py_ssize_t nbo, nba
-    if a is None:
-        return True
-    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
-    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
-    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
-    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
-    if po == pa and nbo == nba:
-        return True
-    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
-
-
-cdef inline bint _disjoint(object o, object a) noexcept:
-    cdef char* po
-    cdef char* pa
-    cdef Py_ssize_t nbo, nba
-    if a is None:
-        return True
-    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
-    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
-    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
-    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
-    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
 
 
 _F64 = np.float64

@@ -42,7 +42,7 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
-from fastjac._kernels._common cimport BLOCK, TILE
+from fastjac._kernels._common cimport BLOCK, TILE, disjoint, disjoint_or_same
 from fastjac._kernels.elementwise cimport _data, _stage, _unary32
 from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
@@ -1052,31 +1052,17 @@ cdef bint _fast_out_ok(list outs, int q, tuple args, object gy, int typenum,
     # call_fast's out=: outs[q] is an array like the inputs, writeable, disjoint from the
     # other outputs, and either disjoint from each input (and gy) or exactly it (in place).
     cdef object o = outs[q]
-    cdef object a
-    cdef char* p
-    cdef char* s
-    cdef Py_ssize_t nb, j
+    cdef Py_ssize_t j
     if _plain_typenum(o) != typenum or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>o, first) \
             or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o):
         return False
-    nb = n * cnp.PyArray_ITEMSIZE(<cnp.ndarray>o)
-    p = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
-    for j in range(len(outs) + len(args) + 1):
-        if j < len(outs):
-            a = outs[j]
-            if j == q or a is None:
-                continue
-        elif j < len(outs) + len(args):
-            a = args[j - len(outs)]
-        else:
-            a = gy
-            if a is None:
-                continue
-        # every array here is C-contiguous with n items of this itemsize
-        s = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
-        if p < s + nb and s < p + nb and (j < len(outs) or p != s):
+    for j in range(len(outs)):
+        if j != q and not disjoint(o, outs[j]):
             return False
-    return True
+    for j in range(len(args)):
+        if not disjoint_or_same(o, args[j]):
+            return False
+    return disjoint_or_same(o, gy)
 
 
 cdef inline int _plain_typenum(object a) noexcept:
