@@ -228,7 +228,9 @@ static inline void fj_cpu_relax(void)
  * keeps the threads' shares even, and a helper that is descheduled holds at most
  * FJ_CLAIM_MAX blocks that the caller has to wait for. Which thread runs a block never
  * changes its result (fj_pool.h). */
+#ifndef FJ_CLAIM_MAX /* a harness may set it (benchmarks/c) */
 #define FJ_CLAIM_MAX 4
+#endif
 static Py_ssize_t fj_claim(unsigned epoch, Py_ssize_t n, int threads, Py_ssize_t* count)
 {
     unsigned long long w = __atomic_load_n(&P.claim, __ATOMIC_ACQUIRE);
