@@ -306,10 +306,11 @@ def test_sum_and_dot_accumulate_in_double():
 
 
 # The reduction order (fastjac/_kernels/fj_reduce.h): per block of BLOCK_SIZE elements, 16
-# double accumulators (element j in accumulator j mod 16), a fixed tree, blocks merged in
-# order. Lengths around every boundary of that scheme:
-REDUCE_LENGTHS = [0, 1, 2, 15, 16, 17, 31, 33, 255, 257, BLOCK_SIZE - 1, BLOCK_SIZE,
-                  BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 5]
+# double accumulators (element j in accumulator j mod 16; 32 and j mod 32 for fj.sum of
+# float32), a fixed tree, blocks merged in order. Lengths around every boundary of that
+# scheme:
+REDUCE_LENGTHS = [0, 1, 2, 15, 16, 17, 31, 32, 33, 63, 65, 255, 257, BLOCK_SIZE - 1,
+                  BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 5]
 U64 = 2.0 ** -53  # unit roundoff of double
 
 
@@ -502,6 +503,54 @@ def test_float32_dot_fma_version_same_bits_at_the_extremes(reduce_level):
             exact = math.fsum(w.astype(np.float64) * x.astype(np.float64))
             _, tol = _reduce_bound(w.astype(np.float64) * x.astype(np.float64), np.float64)
             assert abs(np.frombuffer(res[1])[0] - exact) <= tol
+
+
+def _sum32_order(x):
+    """fj.sum's float32 order, in Python floats (doubles): per block, element j in
+    accumulator j mod 32; the block total is the 16-accumulator tree of acc[k] + acc[k+16];
+    the block totals added in order."""
+    total = 0.0
+    for start in range(0, x.size, BLOCK_SIZE):
+        acc = [0.0] * 32
+        for j, v in enumerate(x[start:start + BLOCK_SIZE].astype(np.float64).tolist()):
+            acc[j % 32] += v
+        t = [acc[k] + acc[k + 16] for k in range(16)]
+        t = [t[k] + t[k + 8] for k in range(8)]
+        u = [t[k] + t[k + 4] for k in range(4)]
+        block = (u[0] + u[2]) + (u[1] + u[3])
+        total = block if start == 0 else total + block
+    return total
+
+
+def test_float32_sum_order_32_accumulators(reduce_level):
+    """fj.sum of float32 adds in its documented order (32 accumulators, fj_reduce.h) in
+    every version of the loop: the same bits as the order written out in Python, for
+    lengths around the accumulator and block boundaries, on 1 and 2 threads; and the
+    AVX2 version (additions as fma(x, 1, acc)) gives the portable version's bits for
+    infinities, NaN, signed zeros, the largest and subnormal floats."""
+    rng = np.random.default_rng(82)
+    levels = [lv for lv in (1, 0) if reduce_level(lv) == lv]
+    for n in REDUCE_LENGTHS[1:] + [64, 2 * BLOCK_SIZE + 300]:
+        x = (rng.standard_normal(n) * np.exp(rng.uniform(-20, 20, n))).astype(np.float32)
+        want = _sum32_order(x)
+        for lv in levels:
+            reduce_level(lv)
+            assert K.reduce(x, None, 1) == want, (n, lv)
+            assert K.reduce(x, None, 2) == want, (n, lv)
+        assert fj.sum(x) == np.float32(want)
+    f32 = np.finfo(np.float32)
+    specials = [np.array([np.inf, -np.inf, np.nan, -0.0, 1.0] * 8, np.float32),
+                np.array([-0.0] * 40, np.float32),
+                np.array([np.inf, 1.0, -np.inf] + [2.0] * 40, np.float32),
+                np.array([f32.max, f32.max, -f32.max, f32.smallest_subnormal] * 20, np.float32)]
+    for x in specials:
+        bits = set()
+        for lv in levels:
+            reduce_level(lv)
+            bits.add(np.float64(K.reduce(x, None, 1)).tobytes())
+        assert len(bits) == 1, (x, bits)
+        if np.all(np.isfinite(x)):
+            assert np.frombuffer(bits.pop())[0] == _sum32_order(x)
 
 
 def _raw_reductions(w, x, gy):

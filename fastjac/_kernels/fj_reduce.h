@@ -16,6 +16,16 @@
  *   u[k] = t[k] + t[k + 4] (k < 4), v[k] = u[k] + u[k + 2] (k < 2), total = v[0] + v[1].
  * - The callers merge the block totals in block order (elementwise.pyx), so results do not
  *   depend on the thread count either.
+ * - One exception, fj.sum of float32 (fj_rsum32_f32, below): 32 accumulators, element j of
+ *   the block in acc[j mod 32], and the block total is the tree above applied to
+ *   acc[k] + acc[k + 16] (k < 16). Everything else above holds for it (it is fed one whole
+ *   block per call). Why: with 16 accumulators a float32 sum is bound by the float->double
+ *   widenings and the additions sharing Zen 4's two FP-add pipes (4 cycles per 16
+ *   elements); 32 accumulators let the additions run on the multiply-add pipes,
+ *   fma(x, 1, acc) (x 1 is exact, so it rounds once what acc + x rounds once: the same
+ *   bits), without the multiply-add's longer latency becoming the bound (0.071 -> 0.038 ns
+ *   per element in L1; fj.sum float32 at 1e6 on 2 threads 61 -> 40 us in the same run,
+ *   benchmarks/c/pool_trace.inc's machine, docs/performance.rst).
  *
  * Users: fj.sum and fj.dot (_block_reduce), and a scalar operand's gradient Σ gy ∂y/∂z,
  * both in the direct loop (_scalar_vjp_block) and in the interpreter (_binary_tile), which
@@ -210,6 +220,88 @@ FJ_DEFINE_RACC_AVX2(fj_racc_sum_f32_avx2, float, FJ_A_SUM_F32, FJ_T_SUM)
 FJ_DEFINE_RACC_AVX2(fj_racc_dot_f64_avx2, double, FJ_A_DOT_F64, FJ_T_DOT)
 FJ_DEFINE_RACC_AVX2(fj_racc_dot_f32_avx2, float, FJ_A_DOT_F32, FJ_T_DOT)
 
+/* ------------------------------------------------ fj.sum of float32: 32 accumulators */
+#define FJ_RSUM32 32
+
+static inline void fj_rsum32_zero(double *acc)
+{
+    int k;
+    for (k = 0; k < FJ_RSUM32; k++)
+        acc[k] = 0.0;
+}
+
+/* The block total: acc[k] + acc[k + 16], then the 16-accumulator tree (see the top). */
+static inline double fj_rsum32_total(const double *acc)
+{
+    double t[FJ_RACC];
+    int k;
+    for (k = 0; k < FJ_RACC; k++)
+        t[k] = acc[k] + acc[k + FJ_RACC];
+    return fj_racc_total(t);
+}
+
+#if FJ_REDUCE_VEC
+/* Portable: 32 accumulators in sixteen two-lane vectors (SSE2 has sixteen registers; GCC
+ * keeps most of them there); the same additions, in the same order, as the AVX2 version. */
+static void fj_rsum32_f32_portable(double *restrict acc, const float *restrict a, Py_ssize_t m)
+{
+    fj_r2d s[16];
+    Py_ssize_t j;
+    int k;
+    for (k = 0; k < 16; k++)
+        s[k] = FJ_R_LD_F64(acc + 2 * k);
+    for (j = 0; j + 32 <= m; j += 32) {
+        for (k = 0; k < 16; k++)
+            s[k] += FJ_R_LD_F32(a + j + 2 * k);
+    }
+    for (k = 0; k < 16; k++)
+        FJ_R_ST(acc + 2 * k, s[k]);
+    for (; j < m; j++)
+        acc[j & 31] += (double)a[j];
+}
+#else
+static void fj_rsum32_f32_portable(double *acc, const float *a, Py_ssize_t m)
+{
+    Py_ssize_t j;
+    for (j = 0; j < m; j++)
+        acc[j & 31] += (double)a[j];
+}
+#endif
+
+#if FJ_REDUCE_HAVE_AVX2
+/* AVX2: accumulators 4i .. 4i+3 in vector i; each addition is fma(x, 1, acc) (see the top). */
+static FJ_R_AVX2_FN void fj_rsum32_f32_avx2(double *restrict acc, const float *restrict a,
+                                            Py_ssize_t m)
+{
+    const __m256d one = _mm256_set1_pd(1.0);
+    __m256d s0 = _mm256_loadu_pd(acc), s1 = _mm256_loadu_pd(acc + 4);
+    __m256d s2 = _mm256_loadu_pd(acc + 8), s3 = _mm256_loadu_pd(acc + 12);
+    __m256d s4 = _mm256_loadu_pd(acc + 16), s5 = _mm256_loadu_pd(acc + 20);
+    __m256d s6 = _mm256_loadu_pd(acc + 24), s7 = _mm256_loadu_pd(acc + 28);
+    Py_ssize_t j;
+    for (j = 0; j + 32 <= m; j += 32) {
+        s0 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j), one, s0);
+        s1 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j + 4), one, s1);
+        s2 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j + 8), one, s2);
+        s3 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j + 12), one, s3);
+        s4 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j + 16), one, s4);
+        s5 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j + 20), one, s5);
+        s6 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j + 24), one, s6);
+        s7 = _mm256_fmadd_pd(FJ_A_LD_F32(a + j + 28), one, s7);
+    }
+    _mm256_storeu_pd(acc, s0);
+    _mm256_storeu_pd(acc + 4, s1);
+    _mm256_storeu_pd(acc + 8, s2);
+    _mm256_storeu_pd(acc + 12, s3);
+    _mm256_storeu_pd(acc + 16, s4);
+    _mm256_storeu_pd(acc + 20, s5);
+    _mm256_storeu_pd(acc + 24, s6);
+    _mm256_storeu_pd(acc + 28, s7);
+    for (; j < m; j++)
+        acc[j & 31] += (double)a[j];
+}
+#endif
+
 /* ---------------------------------------------------------------------------- dispatch */
 /* 0: portable, 1: AVX2; -1 until the first call asks the CPU (a benign race: every thread
  * that asks gets the same answer). fj_reduce_set_level lets tests force the portable one. */
@@ -263,5 +355,17 @@ static int fj_reduce_set_level(int level)
 #define fj_racc_dot_float_portable fj_racc_dot_f32_portable
 FJ_DEFINE_RACC_DISPATCH(fj_racc_add_f64, double)
 FJ_DEFINE_RACC_DISPATCH(fj_racc_add_f32, float)
+
+/* acc[j mod 32] += a[j] for j in [0, m): fj.sum of float32 (see the top). */
+static void fj_rsum32_f32(double *acc, const float *a, Py_ssize_t m)
+{
+#if FJ_REDUCE_HAVE_AVX2
+    if (fj_reduce_get_level() >= 1) {
+        fj_rsum32_f32_avx2(acc, a, m);
+        return;
+    }
+#endif
+    fj_rsum32_f32_portable(acc, a, m);
+}
 
 #endif /* FJ_REDUCE_H */

@@ -13,6 +13,12 @@ cdef extern from "fj_reduce.h" nogil:
     void fj_racc_add_f64(double* acc, const double* a, const double* b, Py_ssize_t m)
     void fj_racc_add_f32(double* acc, const float* a, const float* b, Py_ssize_t m)
     int fj_reduce_set_level(int level)
+    # fj.sum of float32 alone: 32 accumulators (element j in accumulator j mod 32), the
+    # block total a fixed tree of them (fj_reduce.h says why).
+    enum: FJ_RSUM32
+    void fj_rsum32_zero(double* acc)
+    double fj_rsum32_total(const double* acc)
+    void fj_rsum32_f32(double* acc, const float* a, Py_ssize_t m)
 
 
 cdef inline void _racc_add(double* acc, const floating* a, const floating* b,
@@ -34,12 +40,18 @@ def _set_reduce_level(int level):
 
 cdef double _block_reduce(Py_ssize_t blk, Py_ssize_t n, const floating* a,
                           const floating* b) noexcept nogil:
-    # The block's Σ a or Σ a b: 16 accumulators and a fixed tree (fj_reduce.h).
+    # The block's Σ a or Σ a b: 16 accumulators and a fixed tree (fj_reduce.h); a float32
+    # Σ a: 32 accumulators and their tree.
     cdef Py_ssize_t start = blk * BLOCK
     cdef Py_ssize_t stop = start + BLOCK
-    cdef double acc[FJ_RACC]
+    cdef double acc[FJ_RSUM32]
     if stop > n:
         stop = n
+    if floating is float:
+        if b == NULL:
+            fj_rsum32_zero(acc)
+            fj_rsum32_f32(acc, a + start, stop - start)
+            return fj_rsum32_total(acc)
     fj_racc_zero(acc)
     _racc_add(acc, a + start, NULL if b == NULL else b + start, stop - start)
     return fj_racc_total(acc)
