@@ -192,6 +192,11 @@ EXPRS = [
      / (z * z + 1.0) + fj.tanh(fj.exp(fj.sin(w * x)) - x)),
     ("chain and elementwise", lambda w, x: fj.chain(fj.sin, fj.exp)(w)
      + fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)(w, x)),
+    # a quotient's first contribution formed in one loop with the passed-on one that
+    # follows it (_tile32), with float and double partials, and followed by other kinds
+    ("quotient, then passed on", lambda w, x: fj.tanh(w) * fj.sigmoid(x) + w / x),
+    ("quotient, then mixed paths", lambda w, x: fj.exp(w) * x + fj.log(w) * fj.sin(x) + x / w),
+    ("quotient, then a product", lambda w, x: w * x + w / x + fj.log(x)),
 ]
 
 
