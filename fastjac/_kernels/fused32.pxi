@@ -54,6 +54,19 @@ cdef inline float* _own_adj32(const Ctx* c, const Regs32* g, int r,
     return g.A + <Py_ssize_t>r * c.tile
 
 
+cdef bint _defer_quot32 = True  # see _tile32's reverse sweep; _set_quotient_merge
+
+
+def _set_quotient_merge(bint on):
+    """Let a float32 quotient's first contribution to an adjoint wait for the next one and
+    form both in one loop (True, the default), or form each at once (False); return the
+    previous setting. For tests (the two give the same bits) and timing only."""
+    global _defer_quot32
+    old = _defer_quot32
+    _defer_quot32 = on
+    return old
+
+
 cdef inline void _flush32(Regs32* g, int o, Py_ssize_t m) noexcept nogil:
     # Form the deferred first contribution to o's adjoint (see _tile32's reverse sweep)
     # into its buffer g.Ap[o], with the loop the sweep would have called then.
@@ -235,7 +248,8 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
                         g.Qk[o] = 0
                         continue
                     _flush32(g, o, m)
-                if mode == 0 and not c.fwd_r[nd] and (kind == PK_DIVB or kind == PK_QUOT):
+                if (mode == 0 and _defer_quot32 and not c.fwd_r[nd]
+                        and (kind == PK_DIVB or kind == PK_QUOT)):
                     g.Qk[o] = kind
                     g.Qs[o] = g.Ap[nd]
                     g.Qa[o] = <const float*>pp
