@@ -36,7 +36,7 @@ cdef struct Regs32:
     const void** Fp
     unsigned char* Ff
     # per register: a quotient's first contribution to its adjoint, not yet formed
-    # (_defer32): its kind (PK_QUOT, PK_DIVB; 0: none) and operands
+    # (see _tile32's reverse sweep): its kind (PK_QUOT, PK_DIVB; 0: none) and operands
     unsigned char* Qk
     const float** Qs
     const float** Qa
