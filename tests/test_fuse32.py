@@ -192,6 +192,11 @@ EXPRS = [
      / (z * z + 1.0) + fj.tanh(fj.exp(fj.sin(w * x)) - x)),
     ("chain and elementwise", lambda w, x: fj.chain(fj.sin, fj.exp)(w)
      + fj.elementwise(fj.mul, f=fj.exp, g=fj.sin)(w, x)),
+    # a quotient's first contribution formed in one loop with the passed-on one that
+    # follows it (_tile32), with float and double partials, and followed by other kinds
+    ("quotient, then passed on", lambda w, x: fj.tanh(w) * fj.sigmoid(x) + w / x),
+    ("quotient, then mixed paths", lambda w, x: fj.exp(w) * x + fj.log(w) * fj.sin(x) + x / w),
+    ("quotient, then a product", lambda w, x: w * x + w / x + fj.log(x)),
 ]
 
 
@@ -298,6 +303,46 @@ def test_tile_lengths_and_threads_bitwise():
                     assert_bits(a, b)
     finally:
         _FK._set_tile_length(old)
+
+
+def test_quotient_merge_bitwise():
+    # a quotient's first contribution formed with the next one in one loop (the default)
+    # or each in its own loop: the same operations in the same order, the same bits (NaN
+    # and inf lanes included), for the goal and the programs that take either path
+    from fastjac._kernels import fused as _FK
+    w = _edges(np.empty(N, F32), -100, 100)
+    x = _edges(np.empty(N, F32), -1e6, 1e6)[::-1].copy()
+    gy = _edges(np.empty(N, F32), -4, 4)
+    fns = [GOAL] + [fj.fuse(fn) for name, fn in EXPRS if name.startswith("quotient")]
+    old = _FK._set_quotient_merge(False)
+    try:
+        ref = [(f.vjp(w, x, gy), f.sum_grad(w, x), f.value_and_vjp(w, x, gy)[1]) for f in fns]
+        _FK._set_quotient_merge(True)
+        for f, want in zip(fns, ref):
+            for nt in (1, 2):
+                got = (f.vjp(w, x, gy, n_threads=nt), f.sum_grad(w, x, n_threads=nt),
+                       f.value_and_vjp(w, x, gy, n_threads=nt)[1])
+                for g, r in zip(got, want):
+                    for a, b in zip(g, r):
+                        assert_bits(a, b)
+    finally:
+        _FK._set_quotient_merge(old)
+
+
+def test_quotient_merge_nan_bits_do_not_depend_on_position():
+    # NaN terms of opposite signs meet in the merged loop's addition (w = NaN, x = -inf:
+    # -(gy·w)/(x·x) and cos(x)·(exp(w)·gy)): the NaN returned must not depend on whether
+    # the element sits in the loop's vector body or its scalar tail
+    sp = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.0], F32)
+    w, x, gy = (np.random.default_rng(s).choice(sp, 67).astype(F32) for s in (1, 2, 3))
+    gy[::5] = 100.0
+    for f in [GOAL] + [fj.fuse(fn) for name, fn in EXPRS if name.startswith("quotient")]:
+        with np.errstate(all="ignore"):
+            whole = f.vjp(w, x, gy)
+            alone = [f.vjp(w[i:i + 1], x[i:i + 1], gy[i:i + 1]) for i in range(w.size)]
+        for r in range(2):
+            one = np.concatenate([a[r] for a in alone])
+            np.testing.assert_array_equal(whole[r].view(np.uint32), one.view(np.uint32))
 
 
 @pytest.mark.parametrize("shift", [0, 1, 4, 500, 1023])

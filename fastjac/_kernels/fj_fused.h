@@ -309,6 +309,52 @@ FJ_FUSED_CLONES static void fj_fused32_divb(float *dst, const float *cur, const 
         }
 }
 
+/* A quotient's first contribution to an operand's adjoint and that operand's next one, a
+ * passed-on contribution (fj_fused32_axpy2), in one loop: dst = q1 + p2·(p1·src), where q1
+ * is the quotient's contribution, s1/q (fj_fused32_quot_axpy2: its numerator's, as
+ * fj_fused32_axpy's FJF_PK_QUOT) or -(s1·a)/(b·b) (fj_fused32_divb_axpy2: its
+ * denominator's, as fj_fused32_divb). The interpreter would store q1 (mode 0) and then add
+ * the second contribution to it (mode 1): the same operations in the same order, so the
+ * bits are those of the two loops, with one pass instead of two (the second hides behind
+ * the first loop's division or conversions). When both terms are NaN the sum is q1's NaN,
+ * as x86 gives for q1 + t written in that order: gcc swaps the operands of the addition
+ * in this loop's vector body (not in its scalar tail), and the NaN's sign would then
+ * depend on the element's position. dst overlaps no input. */
+#define FJF32_QA2_LOOP(Q1, M1, M2)                                                           \
+    do {                                                                                    \
+        for (k = 0; k < m; k++) {                                                           \
+            float q1 = (Q1), t = M2(p2, k, M1(p1, k, src[k]));                              \
+            dst[k] = q1 != q1 ? q1 : q1 + t;                                                \
+        }                                                                                   \
+    } while (0)
+#define FJF32_QA2_FORMS(Q1)                                                                  \
+    do {                                                                                    \
+        if (f1 == FJF_PD_FLOAT && f2 == FJF_PD_FLOAT)                                       \
+            FJF32_QA2_LOOP(Q1, FJF32_PMUL_F, FJF32_PMUL_F);                                 \
+        else if (f1 == FJF_PD_FLOAT)                                                        \
+            FJF32_QA2_LOOP(Q1, FJF32_PMUL_F, FJF32_PMUL_D);                                 \
+        else if (f2 == FJF_PD_FLOAT)                                                        \
+            FJF32_QA2_LOOP(Q1, FJF32_PMUL_D, FJF32_PMUL_F);                                 \
+        else                                                                                \
+            FJF32_QA2_LOOP(Q1, FJF32_PMUL_D, FJF32_PMUL_D);                                 \
+    } while (0)
+FJ_FUSED_CLONES static void fj_fused32_quot_axpy2(float *restrict dst, const float *s1,
+                                                  const float *q, const float *src,
+                                                  const void *p1, int f1, const void *p2,
+                                                  int f2, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    FJF32_QA2_FORMS(s1[k] / q[k]);
+}
+FJ_FUSED_CLONES static void fj_fused32_divb_axpy2(float *restrict dst, const float *s1,
+                                                  const float *a, const float *b,
+                                                  const float *src, const void *p1, int f1,
+                                                  const void *p2, int f2, ptrdiff_t m)
+{
+    ptrdiff_t k;
+    FJF32_QA2_FORMS((float)(-((double)s1[k] * (double)a[k]) / ((double)b[k] * (double)b[k])));
+}
+
 /* The float32 tangent of a binary node, fj.<op>.jvp's float32 arithmetic (elementwise.pyx
  * _binary_tile and _apply_op): the partials formed in double from the float32 operands
  * (add 1, 1; sub 1, -1; mul b, a; div 1/b and -((a/b)/b); maximum/minimum 1 and 0, both

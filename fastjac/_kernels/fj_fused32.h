@@ -113,17 +113,33 @@ FJ_BODY void fj_fused32_ntrig_body(int* done, int cosine, const float* a, float*
                 d[k] = c;
             }
     } else if (d == NULL) {
+        if (cosine)
+            for (k = 0; k < m; k++) {
+                bad |= !FJ32N_TRIG_OK(a[k]);
+                fj32n_sincos_core(a[k], &s, &c);
+                v[k] = c;
+            }
+        else
+            for (k = 0; k < m; k++) {
+                bad |= !FJ32N_TRIG_OK(a[k]);
+                fj32n_sincos_core(a[k], &s, &c);
+                v[k] = s;
+            }
+    } else if (cosine) {
+        /* one loop per op, so that no lane selects between sin and cos (gcc keeps a
+         * loop-invariant choice inside a vectorised loop as two blends per vector) */
         for (k = 0; k < m; k++) {
             bad |= !FJ32N_TRIG_OK(a[k]);
             fj32n_sincos_core(a[k], &s, &c);
-            v[k] = cosine ? c : s;
+            v[k] = c;
+            d[k] = -s;
         }
     } else {
         for (k = 0; k < m; k++) {
             bad |= !FJ32N_TRIG_OK(a[k]);
             fj32n_sincos_core(a[k], &s, &c);
-            v[k] = cosine ? c : s;
-            d[k] = cosine ? -s : c;
+            v[k] = s;
+            d[k] = c;
         }
     }
     *done = !bad;

@@ -77,6 +77,13 @@ cdef extern from "fj_fused.h" nogil:
                                        int mode, Py_ssize_t m)
     void _divb32 "fj_fused32_divb" (float* dst, const float* cur, const float* src,
                                     const float* a, const float* b, int mode, Py_ssize_t m)
+    void _quot_axpy2_32 "fj_fused32_quot_axpy2" (float* dst, const float* s1, const float* q,
+                                                 const float* src, const void* p1, int f1,
+                                                 const void* p2, int f2, Py_ssize_t m)
+    void _divb_axpy2_32 "fj_fused32_divb_axpy2" (float* dst, const float* s1, const float* a,
+                                                 const float* b, const float* src,
+                                                 const void* p1, int f1, const void* p2,
+                                                 int f2, Py_ssize_t m)
     void _tangent2_32 "fj_fused32_tangent2" (int op, float* dst, const float* a,
                                              const float* b, const float* ta,
                                              const float* tb, Py_ssize_t m)

@@ -35,6 +35,12 @@ cdef struct Regs32:
     float** Fs         # per register with c.fwd_r: its one contribution, Fp[r]·Fs[r]
     const void** Fp
     unsigned char* Ff
+    # per register: a quotient's first contribution to its adjoint, not yet formed
+    # (see _tile32's reverse sweep): its kind (PK_QUOT, PK_DIVB; 0: none) and operands
+    unsigned char* Qk
+    const float** Qs
+    const float** Qa
+    const float** Qb
 
 
 cdef enum:
@@ -46,6 +52,29 @@ cdef inline float* _own_adj32(const Ctx* c, const Regs32* g, int r,
     if c.alias and r < c.n_in and c.gmode[r] == G_ARRAY:
         return <float*>c.g_out[r] + off
     return g.A + <Py_ssize_t>r * c.tile
+
+
+cdef bint _defer_quot32 = True  # see _tile32's reverse sweep; _set_quotient_merge
+
+
+def _set_quotient_merge(bint on):
+    """Let a float32 quotient's first contribution to an adjoint wait for the next one and
+    form both in one loop (True, the default), or form each at once (False); return the
+    previous setting. For tests (the two give the same bits) and timing only."""
+    global _defer_quot32
+    old = _defer_quot32
+    _defer_quot32 = on
+    return old
+
+
+cdef inline void _flush32(Regs32* g, int o, Py_ssize_t m) noexcept nogil:
+    # Form the deferred first contribution to o's adjoint (see _tile32's reverse sweep)
+    # into its buffer g.Ap[o], with the loop the sweep would have called then.
+    if g.Qk[o] == PK_QUOT:
+        _axpy32(g.Ap[o], g.Ap[o], g.Qs[o], PK_QUOT, 0.0, g.Qa[o], FJF_PD_FLOAT, 0, m)
+    elif g.Qk[o] == PK_DIVB:
+        _divb32(g.Ap[o], g.Ap[o], g.Qs[o], g.Qa[o], g.Qb[o], 0, m)
+    g.Qk[o] = 0
 
 
 cdef void _unary_node32(const Ctx* c, Regs32* g, int i, float* dst, bint want_v,
@@ -113,6 +142,7 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
     if want_g:
         for r in range(c.n_reg):
             g.owned[r] = 1
+            g.Qk[r] = 0
         for r in range(c.n_in):
             g.Ap[r] = _own_adj32(c, g, r, off)
         own = _own_adj32(c, g, c.out_reg, off)
@@ -168,11 +198,17 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
                 _axpy32(dst, dst, g.Tp[c.a[i]], kind, c.pc[2 * i], pp, pf, 0, m)
 
     # Reverse sweep: adjoints summed over the paths (§4.5.2), in _tile's order.
+    # A quotient's contribution that opens an adjoint (a/q, or -(g·p)/(q·q)) is deferred
+    # until the adjoint's next contribution: when that is a passed-on one (the exp and sin
+    # paths of exp(w)·sin(x) + w/x), both are formed in one loop, the same operations in
+    # the same order; anything else, or a read of the adjoint, first forms the deferred one.
     if want_g:
         for i in range(c.n_node - 1, -1, -1):
             nd = node0 + i
             if not c.act_g[nd]:
                 continue
+            if g.Qk[nd]:
+                _flush32(g, nd, m)
             for j in range(2):
                 o = c.a[i] if j == 0 else c.b[i]
                 if o < 0 or not c.act_g[o]:
@@ -201,7 +237,24 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
                     mode = 1
                 else:
                     mode = 2
-                if c.fwd_r[nd]:
+                if g.Qk[o]:
+                    if c.fwd_r[nd]:  # mode 1: Ap[o] is own, set when the quotient deferred
+                        if g.Qk[o] == PK_QUOT:
+                            _quot_axpy2_32(own, g.Qs[o], g.Qa[o], g.Fs[nd], g.Fp[nd],
+                                           g.Ff[nd], pp, pf, m)
+                        else:
+                            _divb_axpy2_32(own, g.Qs[o], g.Qa[o], g.Qb[o], g.Fs[nd],
+                                           g.Fp[nd], g.Ff[nd], pp, pf, m)
+                        g.Qk[o] = 0
+                        continue
+                    _flush32(g, o, m)
+                if (mode == 0 and _defer_quot32 and not c.fwd_r[nd]
+                        and (kind == PK_DIVB or kind == PK_QUOT)):
+                    g.Qk[o] = kind
+                    g.Qs[o] = g.Ap[nd]
+                    g.Qa[o] = <const float*>pp
+                    g.Qb[o] = g.Vp[o]
+                elif c.fwd_r[nd]:
                     _axpy2_32(own, g.Ap[o], g.Fs[nd], g.Fp[nd], g.Ff[nd], pp, pf, mode, m)
                 elif kind == PK_DIVB:
                     _divb32(own, g.Ap[o], g.Ap[nd], <const float*>pp, g.Vp[o], mode, m)
@@ -209,6 +262,9 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
                     _axpy32(own, g.Ap[o], g.Ap[nd], kind, c.pc[2 * i + j], pp, pf, mode, m)
                 g.Ap[o] = own
                 g.owned[o] = 1
+        for r in range(c.n_in):  # the inputs' deferred ones (nothing else remains)
+            if g.Qk[r]:
+                _flush32(g, r, m)
 
     # Stores, last: every input of this tile has been read.
     if c.want_grad:
@@ -237,11 +293,11 @@ cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
     cdef char* scratch
     cdef size_t nfl = 3 * <size_t>nr * tl            # V, T, A
     cdef size_t ndb = (2 * <size_t>nn + 2) * tl      # P, W
-    cdef size_t nptr = 7 * <size_t>(nr + 1) + 2 * <size_t>nn + 2
+    cdef size_t nptr = 10 * <size_t>(nr + 1) + 2 * <size_t>nn + 2
     if stop > c.n:
         stop = c.n
     scratch = <char*>malloc(ndb * sizeof(double) + nfl * sizeof(float) + nptr * sizeof(void*)
-                            + 3 * <size_t>(nr + 1) + 2 * <size_t>nn + 2)
+                            + 4 * <size_t>(nr + 1) + 2 * <size_t>nn + 2)
     if scratch == NULL:
         c.failed = 1
         return
@@ -255,14 +311,19 @@ cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
     g.Ap = g.Tp + nr + 1
     g.Fs = g.Ap + nr + 1
     g.Fp = <const void**>(g.Fs + nr + 1)
-    g.Pp = <void**>(g.Fp + nr + 1)
+    g.Qs = <const float**>(g.Fp + nr + 1)
+    g.Qa = g.Qs + nr + 1
+    g.Qb = g.Qa + nr + 1
+    g.Pp = <void**>(g.Qb + nr + 1)
     g.Pf = <unsigned char*>(g.Pp + 2 * nn + 2)
     g.owned = g.Pf + 2 * nn + 2
     g.Ff = g.owned + nr + 1
+    g.Qk = g.Ff + nr + 1
     for r in range(nr):
         g.Vp[r] = g.V + <Py_ssize_t>r * tl
         g.Tp[r] = g.T + <Py_ssize_t>r * tl
         g.Ap[r] = g.A + <Py_ssize_t>r * tl
+        g.Qk[r] = 0
     for r in range(2 * nn):
         g.Pp[r] = NULL
         g.Pf[r] = FJF_PD_FLOAT
