@@ -310,6 +310,22 @@ def test_sech2_float_lanes_experiment_within_one_ulp(tmp_path):
     assert " 0 over 1 ulp" in proc.stdout, proc.stdout
 
 
+def test_div_rate_experiment_gives_the_division_bits(tmp_path):
+    # benchmarks/c/div_rate.inc (precision.rst's "The divider"; an experiment, not used by
+    # fastjac): every dividing loop, the FMA division and the mixes included, gives the C
+    # division's bits on its inputs
+    import platform
+    import subprocess
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the experiment is written for x86-64 (AVX2, AVX-512F)")
+    exe = _build_c("div_rate", tmp_path)
+    proc = subprocess.run([exe, "4099", "1"], capture_output=True, text=True, timeout=600)
+    if "needs AVX2 and FMA" in proc.stdout:
+        pytest.skip("the experiment needs AVX2 and FMA")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "ymm fma" in proc.stdout and "differ" not in proc.stdout, proc.stdout
+
+
 # ---- the SIMD paths, derivative-only stages, special values ----------------------------
 
 @pytest.fixture
