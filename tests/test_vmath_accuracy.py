@@ -326,6 +326,17 @@ def test_div_rate_experiment_gives_the_division_bits(tmp_path):
     assert "ymm fma" in proc.stdout and "differ" not in proc.stdout, proc.stdout
 
 
+def test_div_markstein_simulation_finds_the_quotient_correctly_rounded(tmp_path):
+    # benchmarks/c/div_markstein_sim.inc: the FMA division's last steps in binary
+    # precisions 8..10, exhaustively: RN(1/b) by one Newton step (all-ones b excepted) and
+    # RN(a/b) by Markstein's corrections; exit status 1 on a wrong result
+    import subprocess
+    exe = _build_c("div_markstein_sim", tmp_path)
+    proc = subprocess.run([exe, "10"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert proc.stdout.count("quotient wrong 0;") == 3, proc.stdout
+
+
 # ---- the SIMD paths, derivative-only stages, special values ----------------------------
 
 @pytest.fixture
