@@ -326,6 +326,21 @@ def test_div_rate_experiment_gives_the_division_bits(tmp_path):
     assert "ymm fma" in proc.stdout and "differ" not in proc.stdout, proc.stdout
 
 
+def test_div_grads_rate_two_division_form_is_more_accurate(tmp_path):
+    # benchmarks/c/div_grads_rate.inc (precision.rst's "The divider"): the proposed
+    # gw = gy/x, gx = -(w/x) gw is at least as accurate as fj.div's float64 gradients
+    # (exit status 1 otherwise), and the program runs fastjac's two kernels
+    import platform
+    import subprocess
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the program reads the x86-64 time-stamp counter")
+    exe = _build_c("div_grads_rate", tmp_path)
+    proc = subprocess.run([exe, "1027", "1", "200000"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "2 div gw 0.500" in proc.stdout and "_fast" in proc.stdout, proc.stdout
+
+
 def _div_grads_f64_operands(n, seed):
     # random w, x, gy over the whole exponent range (subnormals included) and, in x, the
     # reciprocal's hard cases: significands next to all ones (the exception of the Newton
