@@ -167,7 +167,7 @@ def _extensions():
                                                         "fj_reduce.h", "fj_vtrig.h",
                                                         "neuron_block.h", "fj_fused.h", "fj_fused32.h",
                                                         "fused32.pxi",
-                                                        "fj_tile.h",
+                                                        "fj_tile.h", "fj_vdiv.h",
                                                         "neuron_block_avx2.h",
                                                         "layer_block.h", "fj_layer_blas.h",
                                                         "pool.pxd")],

@@ -310,6 +310,102 @@ def test_sech2_float_lanes_experiment_within_one_ulp(tmp_path):
     assert " 0 over 1 ulp" in proc.stdout, proc.stdout
 
 
+def test_div_rate_experiment_gives_the_division_bits(tmp_path):
+    # benchmarks/c/div_rate.inc (precision.rst's "The divider"; an experiment, not used by
+    # fastjac): every dividing loop, the FMA division and the mixes included, gives the C
+    # division's bits on its inputs
+    import platform
+    import subprocess
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the experiment is written for x86-64 (AVX2, AVX-512F)")
+    exe = _build_c("div_rate", tmp_path)
+    proc = subprocess.run([exe, "4099", "1"], capture_output=True, text=True, timeout=600)
+    if "needs AVX2 and FMA" in proc.stdout:
+        pytest.skip("the experiment needs AVX2 and FMA")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "ymm fma" in proc.stdout and "differ" not in proc.stdout, proc.stdout
+
+
+def test_div_grads_rate_two_division_form_is_more_accurate(tmp_path):
+    # benchmarks/c/div_grads_rate.inc (precision.rst's "The divider"): the proposed
+    # gw = gy/x, gx = -(w/x) gw is at least as accurate as fj.div's float64 gradients
+    # (exit status 1 otherwise), and the program runs fastjac's two kernels
+    import platform
+    import subprocess
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the program reads the x86-64 time-stamp counter")
+    exe = _build_c("div_grads_rate", tmp_path)
+    proc = subprocess.run([exe, "1027", "1", "200000"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "2 div gw 0.500" in proc.stdout and "_fast" in proc.stdout, proc.stdout
+
+
+def _div_grads_f64_operands(n, seed):
+    # random w, x, gy over the whole exponent range (subnormals included) and, in x, the
+    # reciprocal's hard cases: significands next to all ones (the exception of the Newton
+    # step) and next to one, powers of two, the range limits of fj_vdiv.h's FMA reciprocal
+    # (2^+-1000 on AVX-512, 2^+-125 on AVX2), zeros, infinities, NaN
+    rng = np.random.default_rng(seed)
+
+    def rand(k):
+        e = rng.integers(-1074, 1024, k).astype(float)
+        return rng.uniform(0.5, 2.0, k) * 2.0 ** e * rng.choice([-1.0, 1.0], k)
+
+    w, x, g = rand(n), rand(n), rand(n)
+    k = min(n // 4, 300000)
+    j = np.arange(1, k + 1, dtype=float)
+    x[:k] = (2.0 - j * 2.0 ** -52) * 2.0 ** rng.integers(-1030, 1020, k) * rng.choice([-1, 1], k)
+    x[k:2 * k] = (1.0 + j * 2.0 ** -52) * 2.0 ** rng.integers(-1030, 1020, k)
+    edges = [2.0 ** e * m for e in (-1074, -1023, -1022, -1001, -1000, -999, -126, -125, -124,
+                                    0, 124, 125, 126, 999, 1000, 1001, 1023)
+             for m in (1.0, 1.5, 2.0 - 2.0 ** -52)]
+    sp = np.array(edges + [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1.0, -1.0])
+    x[2 * k:2 * k + len(sp)] = sp
+    x[2 * k + len(sp):2 * k + 2 * len(sp)] = -sp
+    w[-len(sp):], g[-2 * len(sp):-len(sp)] = sp, sp
+    return w, x, g
+
+
+def _check_div_grads_f64_bits(n, seed):
+    w, x, g = _div_grads_f64_operands(n, seed)
+    with np.errstate(all="ignore"):
+        want_w, want_x = (1.0 / x) * g, (-((w / x) / x)) * g
+    for level in (2, 1, 0):
+        K._set_vmath_level(level)
+        with np.errstate(all="ignore"):
+            gw, gx = fj.div.vjp(w, x, g)
+        for got, want in ((gw, want_w), (gx, want_x)):
+            nan = np.isnan(want)
+            assert np.array_equal(np.isnan(got), nan)
+            bad = got.view(np.uint64)[~nan] != want.view(np.uint64)[~nan]
+            assert not bad.any(), (level, x[~nan][bad][:5], got[~nan][bad][:5])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_div_float64_vjp_keeps_the_three_divisions_bits(vmath_level, seed):
+    # fj.div's float64 VJP forms 1/x by FMAs (fj_vdiv.h: RN(1/x), so the bits of
+    # (1/x) gy and -((w/x)/x) gy, NaN signs aside) at every SIMD level
+    _check_div_grads_f64_bits(1_000_003, seed)
+
+
+@pytest.mark.skipif(not EXHAUSTIVE, reason="set FASTJAC_EXHAUSTIVE=1 (1e8 operands, minutes)")
+def test_div_float64_vjp_keeps_the_three_divisions_bits_1e8(vmath_level):
+    for seed in range(100, 110):
+        _check_div_grads_f64_bits(10_000_000, seed)
+
+
+def test_div_markstein_simulation_finds_the_quotient_correctly_rounded(tmp_path):
+    # benchmarks/c/div_markstein_sim.inc: the FMA division's last steps in binary
+    # precisions 8..10, exhaustively: RN(1/b) by one Newton step (all-ones b excepted) and
+    # RN(a/b) by Markstein's corrections; exit status 1 on a wrong result
+    import subprocess
+    exe = _build_c("div_markstein_sim", tmp_path)
+    proc = subprocess.run([exe, "10"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert proc.stdout.count("quotient wrong 0;") == 3, proc.stdout
+
+
 # ---- the SIMD paths, derivative-only stages, special values ----------------------------
 
 @pytest.fixture

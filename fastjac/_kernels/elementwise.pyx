@@ -131,6 +131,11 @@ cdef extern from "fj_tile.h" nogil:
     void fj_min_grads_f32(const float* w, const float* x, const float* gy, float* gw, float* gx,
                           Py_ssize_t m)
 
+cdef extern from "fj_vdiv.h" nogil:
+    # fj_div_grads_f64's bits with 1/x formed by FMAs (two divisions per element, not three)
+    void fj_div_grads_f64_fast(const double* w, const double* x, const double* gy, double* gw,
+                               double* gx, Py_ssize_t m)
+
 cdef extern from "fj_fused32.h" nogil:
     # fused.pyx's float32 registers: exp and sin/cos on float tiles (_unary32)
     int fj_fused32_unary(int code, const float* a, float* v, double* d, Py_ssize_t m)
@@ -1142,7 +1147,7 @@ _PLAIN_GRADS_F64[B_ADD], _PLAIN_GRADS_F32[B_ADD] = fj_add_grads_f64, fj_add_grad
 _PLAIN_GRADS_F64[B_SUB], _PLAIN_GRADS_F32[B_SUB] = fj_sub_grads_f64, fj_sub_grads_f32
 _PLAIN_GRADS_F64[B_MUL], _PLAIN_GRADS_F32[B_MUL] = fj_mul_grads_f64, fj_mul_grads_f32
 # float32: gy/x and -(gy w)/(x x), correctly rounded (fj_vmath.h; it also takes gy NULL)
-_PLAIN_GRADS_F64[B_DIV], _PLAIN_GRADS_F32[B_DIV] = fj_div_grads_f64, fj_div_grads_f32
+_PLAIN_GRADS_F64[B_DIV], _PLAIN_GRADS_F32[B_DIV] = fj_div_grads_f64_fast, fj_div_grads_f32
 _PLAIN_GRADS_F64[B_MAXIMUM], _PLAIN_GRADS_F32[B_MAXIMUM] = fj_max_grads_f64, fj_max_grads_f32
 _PLAIN_GRADS_F64[B_MINIMUM], _PLAIN_GRADS_F32[B_MINIMUM] = fj_min_grads_f64, fj_min_grads_f32
 
