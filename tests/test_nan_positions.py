@@ -195,3 +195,16 @@ def test_fused_nan_sum_does_not_depend_on_position(dtype):
     _alone_vs_together(lambda a, b, c, e: f(a, b), w, x, g, t)
     _alone_vs_together(lambda a, b, c, e: f.jvp(a, b, c, e), w, x, g, t)
     _alone_vs_together(lambda a, b, c, e: f.vjp(a, b, c), w, x, g, t)
+
+
+# A tangent sum with a negated term (sub's partial -1: fj_fused_axpy's cur + -src). It passes
+# on main, and failed with session 8's per-operation fix (qa8-nanfix, fj_nan.h): there gcc
+# folded the scalar tail's cur + -src into cur - src, which keeps the NaN's sign where the
+# SIMD body's negation flips it (docs/development.rst, "The NaN of two NaNs").
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_nan_difference_does_not_depend_on_position(dtype):
+    f = fj.fuse(lambda w, x: fj.log(w * x) - fj.tanh(w))
+    w, g = _samples(dtype, 8, nan_cotangent=True)
+    x, t = _samples(dtype, 9, nan_cotangent=True)
+    _alone_vs_together(lambda a, b, c, e: f(a, b), w, x, g, t)
+    _alone_vs_together(lambda a, b, c, e: f.jvp(a, b, c, e), w, x, g, t)
