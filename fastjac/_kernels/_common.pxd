@@ -30,14 +30,39 @@ cdef inline double relu_deriv(double z) noexcept nogil:
     return 1.0 if z > 0.0 else (0.0 if z <= 0.0 else z)
 
 
+cdef inline int float_typenum(object a) noexcept:
+    """The dtype (NPY_DOUBLE or NPY_FLOAT) of an exact numpy.ndarray of ndim >= 1 in native
+    byte order, any layout; else -1."""
+    cdef int tn
+    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
+        return -1
+    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
+        return -1
+    return tn
+
+
+cdef inline int plain_typenum(object a) noexcept:
+    """float_typenum(a) for a plain array, one a kernel can read through a pointer as it
+    is (C-contiguous and aligned); else -1. THE definition of a plain array: plain_array
+    and writable_out_like are this check plus a shape."""
+    cdef int tn = float_typenum(a)
+    if tn < 0 or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) \
+            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+        return -1
+    return tn
+
+
 cdef inline bint plain_array(object a, int ndim, int typenum) noexcept:
-    """Exactly a numpy.ndarray of ``ndim`` dimensions and ``typenum``, C-contiguous,
-    aligned, in native byte order: a buffer a kernel can read through a pointer as it is."""
-    return (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
-            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
-            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
+    """A plain array (plain_typenum) of ``ndim`` dimensions and ``typenum``."""
+    return plain_typenum(a) == typenum and cnp.PyArray_NDIM(<cnp.ndarray>a) == ndim
+
+
+cdef inline bint writable_out_like(object o, object like, int typenum) noexcept:
+    """An out= argument a kernel can write as it is: a writeable plain array (plain_typenum)
+    of ``typenum`` and like's shape (like: an ndarray)."""
+    return (plain_typenum(o) == typenum and cnp.PyArray_SAMESHAPE(<cnp.ndarray>o, <cnp.ndarray>like)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
 
 
 cdef inline bint disjoint_or_same(object o, object a) noexcept:

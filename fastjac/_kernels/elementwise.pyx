@@ -39,6 +39,9 @@ import numpy as np
 
 from fastjac._kernels._common cimport (BLOCK, TILE, disjoint, disjoint_or_same, floating, relu,
                                        relu_deriv)
+# the fast paths' array checks (fastpath_checks.pxi, reduce.pxi), one definition in _common
+from fastjac._kernels._common cimport float_typenum as _fast_typenum
+from fastjac._kernels._common cimport writable_out_like as _writable_out_like
 from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
 

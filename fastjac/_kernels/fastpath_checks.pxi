@@ -1,20 +1,11 @@
-# The C-level checks of the ``*_fast`` entry points of elementwise.pyx (and of reduce.pxi):
-# is this argument an exact numpy.ndarray of float32/float64 the kernels can read as it is,
-# may this out= receive the result (whether two arrays overlap: _common.pxd); and the conversions between
+# The C-level checks of the ``*_fast`` entry points of elementwise.pyx (and of reduce.pxi)
+# beyond _common.pxd's (is this argument an exact numpy.ndarray of float32/float64:
+# _fast_typenum = float_typenum; may this out= receive the result: _writable_out_like =
+# writable_out_like; do two arrays overlap): the copy of an input the kernels cannot read
+# as it is, the shape comparison; and the conversions between
 # Python/NumPy scalars and the kernels' 1-element operands and double sums.
 # Included by elementwise.pyx (compiled into fastjac._kernels.elementwise, so these inline
 # functions cost no call); not a module of its own.
-
-cdef inline int _fast_typenum(object a) noexcept:
-    # The dtype of an exact numpy.ndarray (ndim >= 1) of float32/float64, else -1.
-    cdef int tn
-    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
-        return -1
-    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
-        return -1
-    return tn
-
 
 cdef inline object _kernel_input(object a):
     # a itself when C-contiguous and aligned, else a C-ordered copy (strided, Fortran,
@@ -26,17 +17,6 @@ cdef inline object _kernel_input(object a):
 
 cdef inline bint _same_shape(object a, object b) noexcept:
     return cnp.PyArray_SAMESHAPE(<cnp.ndarray>a, <cnp.ndarray>b)
-
-
-cdef inline bint _writable_out_like(object o, object like, int typenum) noexcept:
-    # out: an exact, writeable, C-contiguous, aligned ndarray of typenum and like's shape.
-    return (type(o) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>o) == typenum
-            and cnp.PyArray_NDIM(<cnp.ndarray>o) == cnp.PyArray_NDIM(<cnp.ndarray>like)
-            and _same_shape(o, like)
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>o)
-            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>o)
-            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
 
 
 _F64 = np.float64

@@ -42,7 +42,9 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
-from fastjac._kernels._common cimport BLOCK, TILE, disjoint, disjoint_or_same
+from fastjac._kernels._common cimport (BLOCK, TILE, disjoint, disjoint_or_same,
+                                       writable_out_like)
+from fastjac._kernels._common cimport plain_typenum as _plain_typenum
 from fastjac._kernels.elementwise cimport _data, _stage, _unary32
 from fastjac._kernels.outputs cimport new_output
 from fastjac._kernels.pool cimport fast_threads, parallel_for
@@ -1060,8 +1062,7 @@ cdef bint _fast_out_ok(list outs, int q, tuple args, object gy, int typenum,
     # other outputs, and either disjoint from each input (and gy) or exactly it (in place).
     cdef object o = outs[q]
     cdef Py_ssize_t j
-    if _plain_typenum(o) != typenum or not cnp.PyArray_SAMESHAPE(<cnp.ndarray>o, first) \
-            or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o):
+    if not writable_out_like(o, first, typenum):
         return False
     for j in range(len(outs)):
         if j != q and not disjoint(o, outs[j]):
@@ -1070,19 +1071,3 @@ cdef bint _fast_out_ok(list outs, int q, tuple args, object gy, int typenum,
         if not disjoint_or_same(o, args[j]):
             return False
     return disjoint_or_same(o, gy)
-
-
-cdef inline int _plain_typenum(object a) noexcept:
-    # The dtype of an exact, C-contiguous, aligned, native numpy.ndarray (ndim >= 1) of
-    # float32/float64, else -1.
-    cdef int tn
-    if type(a) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) == 0:
-        return -1
-    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(
-            <cnp.ndarray>a) or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) \
-            or not cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
-        return -1
-    return tn
-
-
