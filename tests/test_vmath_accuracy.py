@@ -281,64 +281,58 @@ def _build_c(name, tmp_path, *libs):
     return _compile_c(("benchmarks", "c", name + ".inc"), tmp_path, "-O0", *libs)
 
 
+def _run_c(name, tmp_path, args, libs=(), x86_only=None, skip_marker=None):
+    """Build benchmarks/c/<name>.inc (_build_c), run it with args and return its output,
+    which must end with exit status 0. x86_only: the reason to skip on other machines;
+    skip_marker: (text in the output, reason) to skip when the CPU lacks what it needs."""
+    import platform
+    import subprocess
+    if x86_only and platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip(x86_only)
+    exe = _build_c(name, tmp_path, *libs)
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=600)
+    if skip_marker and skip_marker[0] in proc.stdout:
+        pytest.skip(skip_marker[1])
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    return proc.stdout
+
+
 @pytest.mark.parametrize("dtype", ["32", "64"])
 def test_vjp_rate_harness_threads_bitwise(dtype, tmp_path):
     # benchmarks/c/vjp_rate.inc (the kernels' rates quoted in precision.rst) runs each
     # single-op VJP kernel on 2 threads' shares and compares the bits with one call over the
     # whole array: it must build against the kernels and find no difference
-    import subprocess
-    exe = _build_c("vjp_rate", tmp_path, "-lpthread")
-    proc = subprocess.run([exe, "4099", "2", "1", dtype], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    out = _run_c("vjp_rate", tmp_path, ["4099", "2", "1", dtype], libs=["-lpthread"])
     for name in ("mul", "log", "reciprocal", "sqrt", "exp", "tanh", "sigmoid"):
-        assert f"\n{name}" in proc.stdout, proc.stdout
+        assert f"\n{name}" in out, out
 
 
 def test_sech2_float_lanes_experiment_within_one_ulp(tmp_path):
     # the float-lane sech^2 of precision.rst's "Where the time goes" (an experiment, not
     # used by fastjac): within 1 ulp on every 997th float32 input in [0, 40]
-    import platform
-    import subprocess
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the experiment is written for x86-64 (AVX-512F)")
-    exe = _build_c("sech2_float_lanes", tmp_path)
-    proc = subprocess.run([exe, "1", "997"], capture_output=True, text=True, timeout=600)
-    if "needs AVX-512F" in proc.stdout:
-        pytest.skip("the experiment is written for AVX-512F")
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert " 0 over 1 ulp" in proc.stdout, proc.stdout
+    out = _run_c("sech2_float_lanes", tmp_path, ["1", "997"],
+                 x86_only="the experiment is written for x86-64 (AVX-512F)",
+                 skip_marker=("needs AVX-512F", "the experiment is written for AVX-512F"))
+    assert " 0 over 1 ulp" in out, out
 
 
 def test_div_rate_experiment_gives_the_division_bits(tmp_path):
     # benchmarks/c/div_rate.inc (precision.rst's "The divider"; an experiment, not used by
     # fastjac): every dividing loop, the FMA division and the mixes included, gives the C
     # division's bits on its inputs
-    import platform
-    import subprocess
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the experiment is written for x86-64 (AVX2, AVX-512F)")
-    exe = _build_c("div_rate", tmp_path)
-    proc = subprocess.run([exe, "4099", "1"], capture_output=True, text=True, timeout=600)
-    if "needs AVX2 and FMA" in proc.stdout:
-        pytest.skip("the experiment needs AVX2 and FMA")
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert "ymm fma" in proc.stdout and "differ" not in proc.stdout, proc.stdout
+    out = _run_c("div_rate", tmp_path, ["4099", "1"],
+                 x86_only="the experiment is written for x86-64 (AVX2, AVX-512F)",
+                 skip_marker=("needs AVX2 and FMA", "the experiment needs AVX2 and FMA"))
+    assert "ymm fma" in out and "differ" not in out, out
 
 
 def test_div_grads_rate_two_division_form_is_more_accurate(tmp_path):
     # benchmarks/c/div_grads_rate.inc (precision.rst's "The divider"): the proposed
     # gw = gy/x, gx = -(w/x) gw is at least as accurate as fj.div's float64 gradients
     # (exit status 1 otherwise), and the program runs fastjac's two kernels
-    import platform
-    import subprocess
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the program reads the x86-64 time-stamp counter")
-    exe = _build_c("div_grads_rate", tmp_path)
-    proc = subprocess.run([exe, "1027", "1", "200000"], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert "2 div gw 0.500" in proc.stdout and "_fast" in proc.stdout, proc.stdout
+    out = _run_c("div_grads_rate", tmp_path, ["1027", "1", "200000"],
+                 x86_only="the program reads the x86-64 time-stamp counter")
+    assert "2 div gw 0.500" in out and "_fast" in out, out
 
 
 def _div_grads_f64_operands(n, seed):
@@ -399,11 +393,8 @@ def test_div_markstein_simulation_finds_the_quotient_correctly_rounded(tmp_path)
     # benchmarks/c/div_markstein_sim.inc: the FMA division's last steps in binary
     # precisions 8..10, exhaustively: RN(1/b) by one Newton step (all-ones b excepted) and
     # RN(a/b) by Markstein's corrections; exit status 1 on a wrong result
-    import subprocess
-    exe = _build_c("div_markstein_sim", tmp_path)
-    proc = subprocess.run([exe, "10"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert proc.stdout.count("quotient wrong 0;") == 3, proc.stdout
+    out = _run_c("div_markstein_sim", tmp_path, ["10"])
+    assert out.count("quotient wrong 0;") == 3, out
 
 
 # ---- the SIMD paths, derivative-only stages, special values ----------------------------

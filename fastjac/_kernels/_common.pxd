@@ -65,23 +65,6 @@ cdef inline bint writable_out_like(object o, object like, int typenum) noexcept:
             and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o))
 
 
-cdef inline bint disjoint_or_same(object o, object a) noexcept:
-    # o (an output) either does not overlap a at all, or is exactly a (same start and
-    # length: element-wise kernels run in place). Both are plain vectors of one dtype.
-    cdef char* po
-    cdef char* pa
-    cdef Py_ssize_t nbo, nba
-    if a is None:
-        return True
-    po = <char*>cnp.PyArray_DATA(<cnp.ndarray>o)
-    pa = <char*>cnp.PyArray_DATA(<cnp.ndarray>a)
-    nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
-    nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
-    if po == pa and nbo == nba:
-        return True
-    return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
-
-
 cdef inline bint disjoint(object o, object a) noexcept:
     # o and a share no byte (a None: True). Both are plain vectors.
     cdef char* po
@@ -94,3 +77,14 @@ cdef inline bint disjoint(object o, object a) noexcept:
     nbo = cnp.PyArray_NBYTES(<cnp.ndarray>o)
     nba = cnp.PyArray_NBYTES(<cnp.ndarray>a)
     return nbo == 0 or nba == 0 or po + nbo <= pa or pa + nba <= po
+
+
+cdef inline bint disjoint_or_same(object o, object a) noexcept:
+    # o (an output) either does not overlap a at all (disjoint), or is exactly a (same start
+    # and length: element-wise kernels run in place). Both are plain vectors of one dtype.
+    if a is None:
+        return True
+    if (cnp.PyArray_DATA(<cnp.ndarray>o) == cnp.PyArray_DATA(<cnp.ndarray>a)
+            and cnp.PyArray_NBYTES(<cnp.ndarray>o) == cnp.PyArray_NBYTES(<cnp.ndarray>a)):
+        return True
+    return disjoint(o, a)
