@@ -307,15 +307,6 @@ def test_vjp_rate_harness_threads_bitwise(dtype, tmp_path):
         assert f"\n{name}" in out, out
 
 
-def test_sech2_float_lanes_experiment_within_one_ulp(tmp_path):
-    # the float-lane sech^2 of precision.rst's "Where the time goes" (an experiment, not
-    # used by fastjac): within 1 ulp on every 997th float32 input in [0, 40]
-    out = _run_c("sech2_float_lanes", tmp_path, ["1", "997"],
-                 x86_only="the experiment is written for x86-64 (AVX-512F)",
-                 skip_marker=("needs AVX-512F", "the experiment is written for AVX-512F"))
-    assert " 0 over 1 ulp" in out, out
-
-
 def test_div_rate_experiment_gives_the_division_bits(tmp_path):
     # benchmarks/c/div_rate.inc (precision.rst's "The divider"; an experiment, not used by
     # fastjac): every dividing loop, the FMA division and the mixes included, gives the C
@@ -694,10 +685,11 @@ def test_float32_reciprocal_vjp_native_per_lane_and_the_float32_product(precisio
     check_native_per_lane("reciprocal", x, mixed, gy)
 
 
-@pytest.mark.parametrize("name", ["sqrt", "reciprocal", "exp"])
+@pytest.mark.parametrize("name", ["sqrt", "reciprocal", "exp", "tanh"])
 def test_float32_vector_vjp_gives_the_portable_bits(name, vmath_level, precision_default):
     # The float32 VJPs of sqrt and reciprocal run 16 (AVX-512) or 8 (AVX2) lanes at a time
-    # (fj_vmath32.h FJ32N_VJP1_VEC; exp the tile loop); a vector with a lane outside the
+    # (fj_vmath32.h FJ32N_VJP1_VEC; exp the tile loop; tanh' the float lanes of
+    # FJ32F_SECH2_OF on whole blocks, else tile by tile); a vector with a lane outside the
     # native range and the last n mod 16 elements go to the portable tile routine, which
     # decides lane by lane. Every element must have the portable path's bits (_set_vmath_level(0): the
     # float32 product f'(x) * gy natively, the double route rounded once elsewhere),
@@ -711,7 +703,8 @@ def test_float32_vector_vjp_gives_the_portable_bits(name, vmath_level, precision
                                                       fi.max, 1e-40, -1e-40])])
     base = {"sqrt": np.exp2(rng.uniform(-99, 127, 20000)),
             "reciprocal": np.exp2(rng.uniform(-49, 62, 20000)) * rng.choice([-1, 1], 20000),
-            "exp": rng.uniform(-86, 86, 20000)}[name].astype(np.float32)
+            "exp": rng.uniform(-86, 86, 20000),
+            "tanh": rng.uniform(-40, 40, 20000)}[name].astype(np.float32)
     x = np.concatenate([base, f32_random(20000, rng)])
     for pos in (0, 1, 7, 8, 15, 16, 17, 31, 4095, 4096, 4111, 8200):
         x[pos] = odd[pos % odd.size]
@@ -744,7 +737,8 @@ def test_float32_vector_vjp_gives_the_portable_bits(name, vmath_level, precision
     # and the portable path is the float32 product where the native routine runs
     native = {"sqrt": (x >= 2.0**-100) & (x <= fi.max),
               "reciprocal": (np.abs(x) >= 2.0**-50) & (np.abs(x) <= 2.0**63),
-              "exp": np.abs(x) <= 87}[name]
+              "exp": np.abs(x) <= 87,
+              "tanh": np.abs(x) <= 40}[name]
     with np.errstate(all="ignore"):
         prod = ref_d * gy
     _same_bits_nan_places(ref_vjp[native], prod[native])
@@ -753,8 +747,8 @@ def test_float32_vector_vjp_gives_the_portable_bits(name, vmath_level, precision
 @pytest.mark.parametrize("name", ["tanh", "sigmoid"])
 def test_float32_tanh_sigmoid_vjp_native_per_lane_and_the_float32_product(name,
                                                                           precision_default):
-    # sech^2 and sigmoid' come from one exponential in double lanes, rounded to float32
-    # (fj_vmath32.h fj32n_sech2, fj32n_sigmoid_vd) for |x| <= 40 and |x| <= 80: there the
+    # sech^2 comes from float lanes (fj_vmath32.h fj32n_sech2) for |x| <= 40, sigmoid' from
+    # one exponential in double lanes rounded to float32 (fj32n_sigmoid_vd) for |x| <= 80: there the
     # VJP is the float32 product f'(x) * gy; lanes outside (the far tails, inf, NaN) take
     # the double routine, lane by lane.
     rng = np.random.default_rng(24)
@@ -773,6 +767,62 @@ def test_float32_tanh_sigmoid_vjp_native_per_lane_and_the_float32_product(name,
     mixed[7::301] = -np.inf
     mixed[9::301] = np.float32(200.0)
     check_native_per_lane(name, x, mixed, gy)
+
+
+def _tanh_d32_inputs():
+    # every 1021st float32 in [0, 40] (1.09e6 inputs, every exponent, both signs) and the
+    # special values: +-0, subnormals, FLT_MIN, the ends of the table's reduction steps
+    # (multiples of ln2/16) and of the binades, tanh's saturation, the +-40 end of the
+    # float lanes and their neighbours, +-inf, NaN
+    pos = np.arange(0, 0x42200001, 1021, dtype=np.uint32).view(np.float32)
+    fi = np.finfo(np.float32)
+    steps = (np.arange(1, 924) * (np.log(2) / 16)).astype(np.float32)
+    extra = np.concatenate([f32_specials(), steps, np.float32([
+        fi.smallest_subnormal, 1e-40, 1e-45, fi.tiny, 2.0**-12, 0.25, 0.5, 1.0, 2.0, 4.0,
+        8.0, 16.0, 32.0, 9.010913, 40.0])])
+    with np.errstate(all="ignore"):
+        extra = np.concatenate([extra, np.nextafter(extra, np.float32(np.inf)),
+                                np.nextafter(extra, np.float32(-np.inf))])
+    return np.concatenate([pos, -pos, extra, -extra])
+
+
+# sha256 of fj.tanh.derivative's float32 bits on _tanh_d32_inputs() (the float-lane
+# sech^2 of fj_vmath32.h, FJ32F_SECH2_OF): any changed bit fails this test. Its exhaustive
+# counterpart: tests/c/sig32_exhaustive.inc's hash (TANH_D32_EXHAUSTIVE below).
+TANH_D32_SAMPLE_SHA256 = "9e858296ff49abd6faa92761b789cd243ecad98e579d1fa66010f786b258066f"
+
+
+def test_float32_tanh_derivative_float_lanes(vmath_level, precision_default):
+    # float32 tanh' = sech^2 on float lanes (16 AVX-512, 8 AVX2, the portable fmaf path):
+    # faithful (within 1 ulp of the float64 expression), the recorded bits, the same bits at
+    # every SIMD level, on 1 and 2 threads, through derivative, VJP and JVP (a cotangent
+    # of +-1 gives +-derivative exactly), value_and_vjp, a chain's last stage and fj.fuse
+    import hashlib
+    x = _tanh_d32_inputs()
+    rng = np.random.default_rng(40)
+    sign = rng.choice(np.float32([-1.0, 1.0]), x.size)
+    ones = np.ones_like(x)
+    best = vmath_level(-1)
+    with np.errstate(all="ignore"):
+        d = fj.tanh.derivative(x)
+        err, bad = f32_check("tanh", True, x)
+        assert not bad.any(), (x[bad][:10], err[bad][:10])
+        assert np.nanmax(err) < 0.75  # the header's bound: 0.72 ulp
+        assert hashlib.sha256(d.tobytes()).hexdigest() == TANH_D32_SAMPLE_SHA256
+        want = d * sign
+        for level in range(best + 1):
+            assert vmath_level(level) == level
+            _same_bits_nan_places(fj.tanh.derivative(x), d)
+            for n_threads in (1, 2):
+                _same_bits_nan_places(fj.tanh.vjp(x, sign, n_threads=n_threads), want)
+                _same_bits_nan_places(fj.tanh.jvp(x, sign, n_threads=n_threads), want)
+            v, g = fj.tanh.value_and_vjp(x, sign)
+            _same_bits_nan_places(g, want)
+            _same_bits_nan_places(v, fj.tanh(x))
+            _same_bits_nan_places(fj.chain(fj.neg, fj.tanh).vjp(x, sign), -want)
+            gw, _ = fj.elementwise(fj.mul, f=fj.tanh).vjp(x, ones, sign)  # tanh'(w) x gy
+            _same_bits_nan_places(gw, want)
+            _same_bits_nan_places(fj.fuse(lambda a: fj.tanh(a)).vjp(x, sign), want)
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh"])

@@ -9,8 +9,9 @@
    - native float32 (fj32n_*: float arithmetic, 16 lanes of AVX-512, 8 of AVX2): exp,
      faithfully rounded in float32; sqrt' and reciprocal' (fj32n_sqrt_deriv,
      fj32n_recip_deriv, with exact fmaf residuals);
-     and sech^2, sigmoid' and sigmoid from one exponential and one division in double
-     lanes (fj32n_sech2, fj32n_sigmoid_vd, FJ32D_*_OF). They take a lane whose
+     sech^2 = tanh', faithful in float arithmetic (fj32n_sech2, FJ32F_SECH2_OF); and
+     sigmoid' and sigmoid from one exponential and one division in double lanes
+     (fj32n_sigmoid_vd, FJ32D_*_OF). They take a lane whose
      input is a float32 in their range (fj32n_lane_ok); a tile whose lanes all qualify runs
      one native loop, any other tile chooses lane by lane, so an element's bits never
      depend on its neighbours or the tiling.
@@ -29,7 +30,7 @@
               log(m) = 2s + s z L(z), L of degree 3 (~2^-35).
      tanh     |x| < 1/8: x + x z P(z), z = x^2, P of degree 2 (~2^-34);
               else (1 - q)/(1 + q), q = exp(-2|x|) (~2^-29 at |x| = 1/8, better beyond).
-     sech^2   4q/(1 + q)^2.
+     sech^2   4q/(1 + q)^2 (for the lanes the float routine does not take).
      sigmoid  e = exp(-|x|): 1/(1 + e) or e/(1 + e); sigmoid' = e/(1 + e)^2.
      sqrt'    0.5/sqrt(x): a float32 estimate, one Newton step in double (~2^-43), for
               the lanes fj32n_sqrt_deriv does not take.
@@ -170,23 +171,16 @@ static inline float fj32n_exp_core(float x) {
 #define FJ32D_Q0 0x1.000000010017fp-1
 #define FJ32D_Q1 -0x1.5556e2002fa44p-3
 #define FJ32D_Q2 0x1.555555551a860p-5
-#define FJ32D_EXPM_OF(V, FMA, LOOKUP, a, TWO, q)                                            \
+#define FJ32D_EXPM_OF(V, FMA, LOOKUP, a, q)                                                  \
     do {                                                                                     \
-        V kd_ = FMA((a), FJ_V(V, (TWO ? -2.0 : -1.0) * FJ_INV_LN2_N), FJ_V(V, FJ_SHIFT));    \
-        V u_ = FMA(kd_ - FJ_SHIFT, FJ_V(V, (TWO ? 0.5 : 1.0) * FJ_EXPM_L1), (a));            \
+        V kd_ = FMA((a), FJ_V(V, -FJ_INV_LN2_N), FJ_V(V, FJ_SHIFT));                         \
+        V u_ = FMA(kd_ - FJ_SHIFT, FJ_V(V, FJ_EXPM_L1), (a));                                \
         V tail_, sc_, p_;                                                                    \
-        if (TWO) u_ = u_ + u_;                                                               \
         LOOKUP(kd_, tail_, sc_);                                                             \
         (void)tail_;                                                                         \
         p_ = FMA(FMA(u_, FJ_V(V, FJ32D_Q2), FJ_V(V, FJ32D_Q1)), u_, FJ_V(V, FJ32D_Q0));      \
         p_ = FMA(u_ * u_, p_, -u_);                                                          \
         (q) = FMA(sc_, p_, sc_);                                                             \
-    } while (0)
-/* sech^2 from q (a double; rounded to float32 by the caller) */
-#define FJ32D_SECH2_OF(V, FMA, q, d)                                                         \
-    do {                                                                                     \
-        V h_ = FMA((q), FJ_V(V, 0.5), FJ_V(V, 0.5));                                         \
-        (d) = (q) / (h_ * h_);                                                               \
     } while (0)
 /* sigmoid' (d) and q g (eg; the value of x < 0) and g (the value of x >= 0) from q */
 #define FJ32D_SIG_OF(V, q, g, eg, d)                                                         \
@@ -196,171 +190,292 @@ static inline float fj32n_exp_core(float x) {
         (d) = (eg) * (g);                                                                    \
     } while (0)
 
-/* One lane (x a float32 in the range): sech^2, sigmoid', and sigmoid's value as a double. */
+/* ---- float32 sech^2 = tanh' on float lanes: 16 of AVX-512, 8 of AVX2 ------------------
+   For a float32 x with |x| <= FJ32N_TANH_MAX, a = |x|, sech^2(a) = 4q/(1 + q)^2 with
+   q = exp(-2a), in float arithmetic with fma (fmaf on the baseline):
+   - a = k ln2/16 + r: k from one fma (rounded to an integer by the 1.5 * 2^23 shift; k <=
+     924, r within ln2/32 (1 + 2^-10)), r by two fmas with ln2/16 in two parts (the first
+     has 13 bits, so a - k HI is exact; the rest of ln2/16 beyond HI + LO, 1e-13, costs
+     k 1e-13 <= 2^-33 of r at most);
+   - q = 2^(-k/8) exp(-2r): 2^(-j/8) = head (1 + tau), j = k mod 8, from two 8-entry
+     float tables (one register permute each on AVX-512 and AVX2), 2^-(k div 8) applied
+     to head by integer arithmetic on the exponent bits (qh = head 2^-m, exact);
+     exp(-2r) - 1 = r H(r), H of degree 3 (float coefficients, fitted at Chebyshev nodes:
+     absolute error 2^-32.0); ql = qh (r H + tau), so q = qh + ql but for qh tau r H;
+   - qn = qh + ql and s = 1 + qn rounded, e = ((1 - s) + qh) + ql their error (the first
+     sum is exact, the second errs by 2^-24 |e| <= 2^-48), so (1 + q)^2 = P + Dl with
+     P = s s, its exact remainder pl (fma) and Dl = 2 s e + pl;
+   - y0 = qn (1/P) (one float division), the residual R = (qh - y0 P) + ql - y0 Dl (about
+     2^-22 y: its roundings are below 2^-45 of y) and y = y0 + R (1/P), one rounding;
+     4y by the exponent bits (exact).
+   Error before that last rounding, relative to sech^2: the roundings of r (2^-24 of |2r|
+   <= ln2/16: 2^-28.5), of H (2^-23 absolute, times |r|: 2^-28.5), of r H + tau and of
+   its product with qh (2^-28.5 each), the dropped tau r H (2^-29.4), H's fit (2^-31.9),
+   the rest of ln2/16 beyond HI + LO (1e-13 k, 2^-32.3 of q) and the other steps (below
+   2^-40): at most 2^-26.2, under 0.22 ulp (an ulp is at least 2^-24 of the value). So the
+   float32 result is within 0.72 ulp, faithful on every input: the exhaustive maximum is
+   in docs/guide/precision.rst (tests/c/sig32_exhaustive.inc). It replaced one
+   exponential and one division in double lanes (FJ32D_*_OF, sigmoid's still), which
+   were correctly rounded on all but 2,702 inputs: the bits changed on some inputs (the
+   count is in precision.rst), for 1.12-1.19x in cache and 1.07-1.17x at n = 1e6 (C
+   harness; fewer vector operations per element: 32 per 16 elements, not 36). One source
+   (FJ32F_SECH2_OF) for float, 16 and 8 lanes; every operation is correctly rounded or
+   exact (fma everywhere: the instruction, or the C library's fmaf on the baseline), so
+   every level gives the same bits. All intermediates are normal floats but ql near
+   |x| = 40 (subnormal there: its rounding costs under 2^-33 of q). */
+/* FJ32N_K(V, c): the constant c as a V (a float, or c in every lane of a vector) */
+#define FJ32N_K(V, c) ((V){0} + (c))
+#define FJ32F_INV_LN2_16 0x1.715476p+4f /* 16/ln2 */
+#define FJ32F_LN2_16_HI 0x1.62ep-5f      /* ln2/16: 13 bits */
+#define FJ32F_LN2_16_LO 0x1.0bfbe8p-19f
+/* H(r) = (exp(-2r) - 1)/r ~ ((H0 r + H1) r + 2) r - 2, |r| <= ln2/32 (1 + 2^-10) */
+#define FJ32F_H0 0x1.555ad0p-1f
+#define FJ32F_H1 -0x1.555d8cp+0f
+/* 2^(-j/8) = head (1 + tau), j = 0..7: head rounded to float, tau the float nearest
+   2^(-j/8)/head - 1 (|tau| < 2^-24.9; mpmath at 200 bits), repeated for j = 8..15: the
+   16-lane permute reads the low 4 bits */
+static const float fj32f_exp8_head[16] = {
+    0x1p+0f,        0x1.d5818ep-1f, 0x1.ae89fap-1f, 0x1.8ace54p-1f,
+    0x1.6a09e6p-1f, 0x1.4bfdaep-1f, 0x1.306fe0p-1f, 0x1.172b84p-1f,
+    0x1p+0f,        0x1.d5818ep-1f, 0x1.ae89fap-1f, 0x1.8ace54p-1f,
+    0x1.6a09e6p-1f, 0x1.4bfdaep-1f, 0x1.306fe0p-1f, 0x1.172b84p-1f};
+static const float fj32f_exp8_tau[16] = {
+    0.0f,            -0x1.a5217cp-28f, -0x1.f9c304p-27f, 0x1.67a1cap-28f,
+    0x1.26055cp-26f, -0x1.0a3550p-25f, 0x1.125002p-25f,  -0x1.9c0c22p-27f,
+    0.0f,            -0x1.a5217cp-28f, -0x1.f9c304p-27f, 0x1.67a1cap-28f,
+    0x1.26055cp-26f, -0x1.0a3550p-25f, 0x1.125002p-25f,  -0x1.9c0c22p-27f};
+/* V the float type (float or a GCC vector of floats), U the unsigned one of its width,
+   AS_U and AS_F reinterpret the bits, FMA(a, b, c) = a b + c and FNMA(a, b, c) = c - a b
+   rounded once, LOOKUP(kb, head, tau) reads the tables at kb mod 8 */
+#define FJ32F_SECH2_OF(V, U, AS_U, AS_F, FMA, FNMA, LOOKUP, x, y)                            \
+    do {                                                                                     \
+        V a_ = AS_F(AS_U(x) & FJ32N_K(U, 0x7fffffffu));                                      \
+        V kf_ = FMA(a_, FJ32N_K(V, FJ32F_INV_LN2_16), FJ32N_K(V, FJ32N_SHIFT));              \
+        U kb_ = AS_U(kf_);                                                                   \
+        U m_ = (kb_ >> 3) << 23; /* k div 8 in the exponent field (the shift's bits drop) */ \
+        V kd_ = kf_ - FJ32N_K(V, FJ32N_SHIFT);                                               \
+        V r_ = FNMA(kd_, FJ32N_K(V, FJ32F_LN2_16_HI), a_); /* exact */                       \
+        V th_, tau_, h_, qh_, ql_, qn_, s_, e_, p_, pl_, dl_, inv_, y0_, res_, y_;          \
+        LOOKUP(kb_, th_, tau_);                                                              \
+        qh_ = AS_F(AS_U(th_) - m_); /* head 2^-m */                                          \
+        r_ = FNMA(kd_, FJ32N_K(V, FJ32F_LN2_16_LO), r_);                                     \
+        h_ = FMA(FMA(FMA(r_, FJ32N_K(V, FJ32F_H0), FJ32N_K(V, FJ32F_H1)), r_,                \
+                     FJ32N_K(V, 2.0f)),                                                      \
+                 r_, FJ32N_K(V, -2.0f));                                                     \
+        ql_ = qh_ * FMA(r_, h_, tau_); /* q - qh, but for qh tau r H (< 2^-29.4 q) */        \
+        qn_ = qh_ + ql_;                                                                     \
+        s_ = FJ32N_K(V, 1.0f) + qn_;                                                         \
+        e_ = ((FJ32N_K(V, 1.0f) - s_) + qh_) + ql_;                                          \
+        p_ = s_ * s_;                                                                        \
+        pl_ = FMA(s_, s_, -p_); /* s^2 - P, exact */                                         \
+        dl_ = FMA(s_ + s_, e_, pl_);                                                         \
+        inv_ = FJ32N_K(V, 1.0f) / p_;                                                        \
+        y0_ = qn_ * inv_;                                                                    \
+        res_ = FNMA(y0_, dl_, FNMA(y0_, p_, qh_) + ql_);                                     \
+        y_ = FMA(res_, inv_, y0_);                                                           \
+        (y) = AS_F(AS_U(y_) + FJ32N_K(U, 2u << 23)); /* 4 y, exact */                        \
+    } while (0)
+#define FJ32F_FNMA1(a, b, c) fmaf(-(a), (b), (c))
+#define FJ32F_LOOKUP1(kb, th, tl)                                                            \
+    do {                                                                                     \
+        (th) = fj32f_exp8_head[(kb) & 7u];                                                   \
+        (tl) = fj32f_exp8_tau[(kb) & 7u];                                                   \
+    } while (0)
+/* One lane (x a float32 in the range): sech^2. */
 FJ_BODY float fj32n_sech2(float x) {
-    double a = fabs((double)x), q, d;
-    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 1, q);
-    FJ32D_SECH2_OF(double, fma, q, d);
-    return (float)d;
+    float y;
+    FJ32F_SECH2_OF(float, uint32_t, fj_asu32, fj_asf32, fmaf, FJ32F_FNMA1, FJ32F_LOOKUP1, x, y);
+    return y;
 }
+
+/* One lane (x a float32 in the range): sigmoid', and sigmoid's value as a double. */
 FJ_BODY float fj32n_sigmoid_deriv(float x) {
     double a = fabs((double)x), q, g, eg, d;
-    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 0, q);
+    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, q);
     FJ32D_SIG_OF(double, q, g, eg, d);
     return (float)d;
 }
 FJ_BODY double fj32n_sigmoid_vd(double x, double* d) {
     double a = fabs(x), q, g, eg, dd;
-    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, 0, q);
+    FJ32D_EXPM_OF(double, fma, FJ_EXPM_LOOKUP1, a, q);
     FJ32D_SIG_OF(double, q, g, eg, dd);
     *d = (double)(float)dd;
     return x >= 0.0 ? g : eg;
 }
 
-/* The vector loops. out[k] = D(x[k]) * t[k] (D(x[k]) when t is NULL), D = sech^2 (j = 2)
-   or sigmoid' (j = 0), for float32 lanes all in the range; out may be x or t. And the
-   chain interpreter's sigmoid tile: v[k] (the double value) and d[k] (sigmoid' rounded to
-   float32) from doubles xs that are all float32 in the range. The float lanes are loaded
-   W at a time and widened to doubles (exact), the results narrowed (rounded once) and
-   multiplied by t in float; two vectors per step, so that their chains overlap. */
-#define FJ32D_D_OF(V, FMA, LOOKUP, J, a, d)                                                  \
-    do {                                                                                     \
-        V q_, g_, eg_;                                                                       \
-        if (J) {                                                                             \
-            FJ32D_EXPM_OF(V, FMA, LOOKUP, a, 1, q_);                                         \
-            FJ32D_SECH2_OF(V, FMA, q_, d);                                                   \
-            (void)g_;                                                                        \
-            (void)eg_;                                                                       \
-        } else {                                                                             \
-            FJ32D_EXPM_OF(V, FMA, LOOKUP, a, 0, q_);                                         \
-            FJ32D_SIG_OF(V, q_, g_, eg_, d);                                                 \
-        }                                                                                    \
-    } while (0)
+/* The vector loops. out[k] = sigmoid'(x[k]) * t[k] (sigmoid'(x[k]) when t is NULL), for
+   float32 lanes all in the range; out may be x or t. And the chain interpreter's sigmoid
+   tile: v[k] (the double value) and d[k] (sigmoid' rounded to float32) from doubles xs
+   that are all float32 in the range. The float lanes are loaded W at a time and widened
+   to doubles (exact), the results narrowed (rounded once) and multiplied by t in float;
+   two vectors per step, so that their chains overlap. */
 #if FJ_X86_DISPATCH
 /* J constant; x, t, out, m, k of the caller. Software-pipelined: each step computes the
    exponentials of the next two vectors (HEAD) and finishes the current two (TAIL: the
    quotient, rounding, product with t, store), so that the chains of neighbouring vectors
    overlap; the next vectors are loaded before the current ones are stored (out may be x
    or t). */
-#define FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, j, q)                                 \
+#define FJ32D_HEAD(V, FMA, LOOKUP, ABS, LOADF, CVT, j, q)                                    \
     do {                                                                                     \
         V a_ = ABS(CVT(LOADF(x + (j))));                                                     \
-        FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, (J != 0), q);                                      \
+        FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, q);                                                \
     } while (0)
-#define FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, j, q)                         \
+#define FJ32D_TAIL(V, VF, FMA, LOADF, NARROW, MULF, STOREF, j, q)                            \
     do {                                                                                     \
         V d_, g_, eg_;                                                                       \
         VF f_;                                                                               \
-        if (J) {                                                                             \
-            FJ32D_SECH2_OF(V, FMA, q, d_);                                                   \
-            (void)g_;                                                                        \
-            (void)eg_;                                                                       \
-        } else {                                                                             \
-            FJ32D_SIG_OF(V, q, g_, eg_, d_);                                                 \
-        }                                                                                    \
+        FJ32D_SIG_OF(V, q, g_, eg_, d_);                                                     \
         f_ = NARROW(d_);                                                                     \
         if (t != NULL) f_ = MULF(f_, LOADF(t + (j)));                                        \
         STOREF(out + (j), f_);                                                               \
     } while (0)
-#define FJ32D_VJP_LOOP(J, V, VF, W, FMA, LOOKUP, ABS, LOADF, CVT, NARROW, MULF, STOREF)      \
+#define FJ32D_VJP_LOOP(V, VF, W, FMA, LOOKUP, ABS, LOADF, CVT, NARROW, MULF, STOREF)         \
     if (m >= 2 * W) {                                                                        \
         V q0_, q1_, q2_, q3_;                                                                \
-        FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, 0, q0_);                              \
-        FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, W, q1_);                              \
+        FJ32D_HEAD(V, FMA, LOOKUP, ABS, LOADF, CVT, 0, q0_);                                 \
+        FJ32D_HEAD(V, FMA, LOOKUP, ABS, LOADF, CVT, W, q1_);                                 \
         for (; k + 4 * W <= m; k += 2 * W) {                                                 \
-            FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, k + 2 * W, q2_);                  \
-            FJ32D_HEAD(J, V, FMA, LOOKUP, ABS, LOADF, CVT, k + 3 * W, q3_);                  \
-            FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k, q0_);                  \
-            FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k + W, q1_);              \
+            FJ32D_HEAD(V, FMA, LOOKUP, ABS, LOADF, CVT, k + 2 * W, q2_);                     \
+            FJ32D_HEAD(V, FMA, LOOKUP, ABS, LOADF, CVT, k + 3 * W, q3_);                     \
+            FJ32D_TAIL(V, VF, FMA, LOADF, NARROW, MULF, STOREF, k, q0_);                     \
+            FJ32D_TAIL(V, VF, FMA, LOADF, NARROW, MULF, STOREF, k + W, q1_);                 \
             q0_ = q2_;                                                                       \
             q1_ = q3_;                                                                       \
         }                                                                                    \
-        FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k, q0_);                      \
-        FJ32D_TAIL(J, V, VF, FMA, LOADF, NARROW, MULF, STOREF, k + W, q1_);                  \
+        FJ32D_TAIL(V, VF, FMA, LOADF, NARROW, MULF, STOREF, k, q0_);                         \
+        FJ32D_TAIL(V, VF, FMA, LOADF, NARROW, MULF, STOREF, k + W, q1_);                     \
         k += 2 * W;                                                                          \
     }
-#define FJ32D_LOOP8(J)                                                                       \
-    FJ32D_VJP_LOOP(J, __m512d, __m256, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8,         \
+#define FJ32D_LOOP8                                                                          \
+    FJ32D_VJP_LOOP(__m512d, __m256, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8,            \
                    _mm256_loadu_ps, _mm512_cvtps_pd, _mm512_cvtpd_ps, _mm256_mul_ps,         \
                    _mm256_storeu_ps)
-#define FJ32D_LOOP4(J)                                                                       \
-    FJ32D_VJP_LOOP(J, __m256d, __m128, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4,         \
+#define FJ32D_LOOP4                                                                          \
+    FJ32D_VJP_LOOP(__m256d, __m128, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4,            \
                    _mm_loadu_ps, _mm256_cvtps_pd, _mm256_cvtpd_ps, _mm_mul_ps, _mm_storeu_ps)
 __attribute__((target("avx512f,fma"))) static ptrdiff_t fj32n_sigd_vjp_avx512(
-    uint32_t j, const float* x, const float* t, float* out, ptrdiff_t m) {
+    const float* x, const float* t, float* out, ptrdiff_t m) {
     ptrdiff_t k = 0;
-    if (j) {
-        FJ32D_LOOP8(2)
-    } else {
-        FJ32D_LOOP8(0)
-    }
+    FJ32D_LOOP8
     return k;
 }
 __attribute__((target("avx2,fma"))) static ptrdiff_t fj32n_sigd_vjp_avx2(
-    uint32_t j, const float* x, const float* t, float* out, ptrdiff_t m) {
+    const float* x, const float* t, float* out, ptrdiff_t m) {
     ptrdiff_t k = 0;
-    if (j) {
-        FJ32D_LOOP4(2)
-    } else {
-        FJ32D_LOOP4(0)
-    }
+    FJ32D_LOOP4
     return k;
 }
-/* the tiles: d (float32-rounded) and, for sigmoid with v != NULL, v (double) from doubles
-   xs; SELGE(x, g, eg): g where x >= 0 */
-#define FJ32D_TILE_LOOP(J, V, W, FMA, LOOKUP, ABS, PFX, NARROW, WIDEN, SELGE)                 \
+/* the tiles: d (sigmoid', float32-rounded) and, with v != NULL, v (sigmoid, a double)
+   from doubles xs; SELGE(x, g, eg): g where x >= 0 */
+#define FJ32D_TILE_LOOP(V, W, FMA, LOOKUP, ABS, PFX, NARROW, WIDEN, SELGE)                   \
     for (; k + W <= m; k += W) {                                                             \
         V xd_ = PFX##_loadu_pd(xs + k), a_ = ABS(xd_), q_, g_, eg_, d_;                      \
-        if (J) {                                                                             \
-            FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, 1, q_);                                        \
-            FJ32D_SECH2_OF(V, FMA, q_, d_);                                                  \
-            (void)g_;                                                                        \
-            (void)eg_;                                                                       \
-        } else {                                                                             \
-            FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, 0, q_);                                        \
-            FJ32D_SIG_OF(V, q_, g_, eg_, d_);                                                \
-            if (v != NULL) PFX##_storeu_pd(v + k, SELGE(xd_, g_, eg_));                      \
-        }                                                                                    \
+        FJ32D_EXPM_OF(V, FMA, LOOKUP, a_, q_);                                               \
+        FJ32D_SIG_OF(V, q_, g_, eg_, d_);                                                    \
+        if (v != NULL) PFX##_storeu_pd(v + k, SELGE(xd_, g_, eg_));                          \
         PFX##_storeu_pd(d + k, WIDEN(NARROW(d_)));                                           \
     }
-#define FJ32D_SELGE8(x, g, eg) \
+#define FJ32D_SELGE8(x, g, eg)                                                               \
     _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GE_OQ), eg, g)
-#define FJ32D_SELGE4(x, g, eg) \
+#define FJ32D_SELGE4(x, g, eg)                                                               \
     _mm256_blendv_pd(eg, g, _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ))
-#define FJ32D_TILE8(J)                                                                       \
-    FJ32D_TILE_LOOP(J, __m512d, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8, _mm512,        \
+#define FJ32D_TILE8                                                                          \
+    FJ32D_TILE_LOOP(__m512d, 8, _mm512_fmadd_pd, FJ_EXPM_LOOKUP8, FJ_ABS8, _mm512,           \
                     _mm512_cvtpd_ps, _mm512_cvtps_pd, FJ32D_SELGE8)
-#define FJ32D_TILE4(J)                                                                       \
-    FJ32D_TILE_LOOP(J, __m256d, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4, _mm256,        \
+#define FJ32D_TILE4                                                                          \
+    FJ32D_TILE_LOOP(__m256d, 4, _mm256_fmadd_pd, FJ_EXPM_LOOKUP4, FJ_ABS4, _mm256,           \
                     _mm256_cvtpd_ps, _mm256_cvtps_pd, FJ32D_SELGE4)
 __attribute__((target("avx512f,fma"))) static ptrdiff_t fj32n_sig_tile_avx512(
-    uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
+    const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k = 0;
-    if (j) {
-        FJ32D_TILE8(2)
-    } else {
-        FJ32D_TILE8(0)
-    }
+    FJ32D_TILE8
     return k;
 }
 __attribute__((target("avx2,fma"))) static ptrdiff_t fj32n_sig_tile_avx2(
-    uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
+    const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k = 0;
-    if (j) {
-        FJ32D_TILE4(2)
-    } else {
-        FJ32D_TILE4(0)
+    FJ32D_TILE4
+    return k;
+}
+typedef uint32_t fj32n_u16 __attribute__((vector_size(64)));
+typedef uint32_t fj32n_u8 __attribute__((vector_size(32)));
+#define FJ32N_AS_U16(v) ((fj32n_u16)(v))
+#define FJ32N_AS_F16(v) ((__m512)(v))
+#define FJ32N_AS_U8(v) ((fj32n_u8)(v))
+#define FJ32N_AS_F8(v) ((__m256)(v))
+/* sech^2 on 16 (AVX-512) or 8 (AVX2) float lanes: out[k] = sech^2(x[k]) * t[k]
+   (sech^2(x[k]) when t is NULL) for float32 lanes all in the range, two vectors per step,
+   then one; returns how many it did (a multiple of W). out may be x or t. */
+#define FJ32F_LOOKUP16(kb, th, tl)                                                           \
+    do {                                                                                     \
+        (th) = _mm512_permutexvar_ps((__m512i)(kb), _mm512_loadu_ps(fj32f_exp8_head));       \
+        (tl) = _mm512_permutexvar_ps((__m512i)(kb), _mm512_loadu_ps(fj32f_exp8_tau));       \
+    } while (0)
+#define FJ32F_LOOKUP8(kb, th, tl)                                                            \
+    do {                                                                                     \
+        (th) = _mm256_permutevar8x32_ps(_mm256_loadu_ps(fj32f_exp8_head), (__m256i)(kb));    \
+        (tl) = _mm256_permutevar8x32_ps(_mm256_loadu_ps(fj32f_exp8_tau), (__m256i)(kb));    \
+    } while (0)
+#define FJ32F_SECH2_16(x, y)                                                                 \
+    FJ32F_SECH2_OF(__m512, fj32n_u16, FJ32N_AS_U16, FJ32N_AS_F16, _mm512_fmadd_ps,           \
+                   _mm512_fnmadd_ps, FJ32F_LOOKUP16, x, y)
+#define FJ32F_SECH2_8(x, y)                                                                  \
+    FJ32F_SECH2_OF(__m256, fj32n_u8, FJ32N_AS_U8, FJ32N_AS_F8, _mm256_fmadd_ps,              \
+                   _mm256_fnmadd_ps, FJ32F_LOOKUP8, x, y)
+#define FJ32F_VJP_STEPS(V, W, PFX, SECH2, TIMES_T)                                           \
+    for (; k + 2 * (W) <= m; k += 2 * (W)) {                                                 \
+        V x0_ = PFX##_loadu_ps(x + k), x1_ = PFX##_loadu_ps(x + k + (W)), d0_, d1_;          \
+        SECH2(x0_, d0_);                                                                     \
+        SECH2(x1_, d1_);                                                                     \
+        if (TIMES_T) {                                                                       \
+            d0_ = d0_ * PFX##_loadu_ps(t + k);                                               \
+            d1_ = d1_ * PFX##_loadu_ps(t + k + (W));                                         \
+        }                                                                                    \
+        PFX##_storeu_ps(out + k, d0_);                                                       \
+        PFX##_storeu_ps(out + k + (W), d1_);                                                 \
+    }                                                                                        \
+    for (; k + (W) <= m; k += (W)) {                                                         \
+        V x0_ = PFX##_loadu_ps(x + k), d0_;                                                  \
+        SECH2(x0_, d0_);                                                                     \
+        if (TIMES_T) d0_ = d0_ * PFX##_loadu_ps(t + k);                                      \
+        PFX##_storeu_ps(out + k, d0_);                                                       \
     }
+#define FJ32F_VJP_LOOP(V, W, PFX, SECH2)                                                     \
+    if (t != NULL) {                                                                         \
+        FJ32F_VJP_STEPS(V, W, PFX, SECH2, 1)                                                 \
+    } else {                                                                                 \
+        FJ32F_VJP_STEPS(V, W, PFX, SECH2, 0)                                                 \
+    }
+__attribute__((target("avx512f,fma"))) static ptrdiff_t fj32f_sech2_vjp_avx512(
+    const float* x, const float* t, float* out, ptrdiff_t m) {
+    ptrdiff_t k = 0;
+    FJ32F_VJP_LOOP(__m512, 16, _mm512, FJ32F_SECH2_16)
+    return k;
+}
+__attribute__((target("avx2,fma"))) static ptrdiff_t fj32f_sech2_vjp_avx2(
+    const float* x, const float* t, float* out, ptrdiff_t m) {
+    ptrdiff_t k = 0;
+    FJ32F_VJP_LOOP(__m256, 8, _mm256, FJ32F_SECH2_8)
     return k;
 }
 #endif
+/* out[k] = D(x[k]) * t[k] (D(x[k]) when t is NULL), D = sech^2 (j = 2: the float lanes)
+   or sigmoid' (j = 0: the double lanes), for float32 lanes all in the range; out may be
+   x or t. The vector loop of the CPU's level, the scalar routine for the rest (the same
+   bits). */
 static void fj32n_sigd_vjp(uint32_t j, const float* x, const float* t, float* out,
                            ptrdiff_t m) {
     ptrdiff_t k = 0;
 #if FJ_X86_DISPATCH
     if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
-    if (fj_cpu_level == 2) k = fj32n_sigd_vjp_avx512(j, x, t, out, m);
-    else if (fj_cpu_level == 1 && fj_has_fma) k = fj32n_sigd_vjp_avx2(j, x, t, out, m);
+    if (j) {
+        if (fj_cpu_level == 2) k = fj32f_sech2_vjp_avx512(x, t, out, m);
+        else if (fj_cpu_level == 1 && fj_has_fma) k = fj32f_sech2_vjp_avx2(x, t, out, m);
+    } else if (fj_cpu_level == 2) {
+        k = fj32n_sigd_vjp_avx512(x, t, out, m);
+    } else if (fj_cpu_level == 1 && fj_has_fma) {
+        k = fj32n_sigd_vjp_avx2(x, t, out, m);
+    }
 #endif
     for (; k < m; k++) {
         float d = j ? fj32n_sech2(x[k]) : fj32n_sigmoid_deriv(x[k]);
@@ -368,22 +483,30 @@ static void fj32n_sigd_vjp(uint32_t j, const float* x, const float* t, float* ou
     }
 }
 /* d[k] = D (rounded to float32) and, for sigmoid (j = 0) with v != NULL, v[k] = sigmoid
-   (a double), for a tile of doubles xs that are all float32 in the range */
+   (a double), for a tile of doubles xs that are all float32 in the range. sech^2 (j = 2)
+   takes the float lanes: xs narrowed to float (exact), the results widened. */
 static void fj32n_sig_tile(uint32_t j, const double* xs, double* v, double* d, ptrdiff_t m) {
     ptrdiff_t k = 0;
     double dd;
+    if (j) {
+        float xf[FJ_TILE_TMP], df[FJ_TILE_TMP];
+        ptrdiff_t i, c;
+        for (i = 0; i < m; i += FJ_TILE_TMP) {
+            c = m - i < FJ_TILE_TMP ? m - i : FJ_TILE_TMP;
+            for (k = 0; k < c; k++) xf[k] = (float)xs[i + k];
+            fj32n_sigd_vjp(2, xf, NULL, df, c);
+            for (k = 0; k < c; k++) d[i + k] = (double)df[k];
+        }
+        return;
+    }
 #if FJ_X86_DISPATCH
     if (fj_has_fma < 0) fj_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
-    if (fj_cpu_level == 2) k = fj32n_sig_tile_avx512(j, xs, v, d, m);
-    else if (fj_cpu_level == 1 && fj_has_fma) k = fj32n_sig_tile_avx2(j, xs, v, d, m);
+    if (fj_cpu_level == 2) k = fj32n_sig_tile_avx512(xs, v, d, m);
+    else if (fj_cpu_level == 1 && fj_has_fma) k = fj32n_sig_tile_avx2(xs, v, d, m);
 #endif
     for (; k < m; k++) {
-        if (j) {
-            d[k] = (double)fj32n_sech2((float)xs[k]);
-        } else {
-            dd = fj32n_sigmoid_vd(xs[k], &d[k]);
-            if (v != NULL) v[k] = dd;
-        }
+        dd = fj32n_sigmoid_vd(xs[k], &d[k]);
+        if (v != NULL) v[k] = dd;
     }
 }
 /* a lane of a stage (a double) that the native routines take: a float32 with |x| <= lim */
@@ -477,8 +600,6 @@ static inline double fj32_sqrt_deriv_core(double x) {
    (faithful; the exhaustive maximum is in docs/guide/precision.rst). fmaf is exact in
    every SIMD version and in libm (the baseline), so every path gives the same bits. */
 #define FJ32N_SQRTD_OK(x) ((x) >= 0x1p-100f && (x) <= 0x1.fffffep127f)
-/* FJ32N_K(V, c): the constant c as a V (a float, or c in every lane of a vector) */
-#define FJ32N_K(V, c) ((V){0} + (c))
 /* written once for V = float (fmaf, sqrtf) and the 16- and 8-lane vectors of the single-op
    VJP (FJ32N_VJP1_VEC: the FMA and square-root intrinsics; the same correctly rounded or
    exact operations, so the same bits) */
@@ -855,12 +976,6 @@ FJ_MULTI_FMA(fj32_vjp1_void, (int* done, int code, const float* x, const float* 
    loaded before its store: out may be x or t. (exp stays in fj32_vjp1_body: the same loop
    with an exp of 16 lanes measured 4% slower than gcc's vectorisation of the tile loop.) */
 #if FJ_X86_DISPATCH
-typedef uint32_t fj32n_u16 __attribute__((vector_size(64)));
-typedef uint32_t fj32n_u8 __attribute__((vector_size(32)));
-#define FJ32N_AS_U16(v) ((fj32n_u16)(v))
-#define FJ32N_AS_F16(v) ((__m512)(v))
-#define FJ32N_AS_U8(v) ((fj32n_u8)(v))
-#define FJ32N_AS_F8(v) ((__m256)(v))
 /* every lane in [lo, hi] (NaN is not) */
 #define FJ32N_ALL_IN16(v, lo, hi)                                                            \
     ((_mm512_cmp_ps_mask((v), _mm512_set1_ps(lo), _CMP_GE_OQ)                                \
