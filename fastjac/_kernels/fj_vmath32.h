@@ -279,7 +279,7 @@ static const float fj32f_exp8_tau[16] = {
 #define FJ32F_LOOKUP1(kb, th, tl)                                                            \
     do {                                                                                     \
         (th) = fj32f_exp8_head[(kb) & 7u];                                                   \
-        (tl) = fj32f_exp8_tau[(kb) & 7u];                                                   \
+        (tl) = fj32f_exp8_tau[(kb) & 7u];                                                    \
     } while (0)
 /* One lane (x a float32 in the range): sech^2. */
 FJ_BODY float fj32n_sech2(float x) {
