@@ -356,10 +356,13 @@ def test_quotient_merge_nans_do_not_depend_on_position():
 
 
 @pytest.mark.parametrize("shift", [0, 1, 4, 500, 1023])
-def test_page_aligned_tiles_bitwise(shift):
-    # from 65536 elements _fused_block32 starts a block's tiles at the first input's page
-    # boundary: the bits are those of op-by-op evaluation whatever the page offsets
-    n = 65536 + 4096 + 77
+@pytest.mark.parametrize("extra", [77, 0, 1])
+def test_page_aligned_tiles_bitwise(shift, extra):
+    # from 65536 elements the float32 blocks start at the first input's page boundaries
+    # (the first block takes the elements before the first one): the bits are those of
+    # op-by-op evaluation whatever the page offsets, and every element is computed once,
+    # also where the last block is full or holds one element (extra 0, 1)
+    n = (1024 - shift) % 1024 + 17 * 4096 + extra
     buf = np.empty(n + 2048, F32)
     s0 = (-buf.ctypes.data % 4096) // 4 + shift
     w = buf[s0:s0 + n]
@@ -371,6 +374,12 @@ def test_page_aligned_tiles_bitwise(shift):
     for nt in (1, 2):
         assert_bits(GOAL(w, x, n_threads=nt), y_ref)
         for a, b in zip(GOAL.vjp(w, x, gy, n_threads=nt), g_ref):
+            assert_bits(a, b)
+        # outputs that hold other numbers first: an element left out would show
+        y, gw, gx = (np.full(n, 7.0, F32) for _ in range(3))
+        GOAL(w, x, out=y, n_threads=nt)
+        GOAL.vjp(w, x, gy, out=(gw, gx), n_threads=nt)
+        for a, b in zip((y, gw, gx), (y_ref, *g_ref)):
             assert_bits(a, b)
 
 
