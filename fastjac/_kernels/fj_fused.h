@@ -316,16 +316,13 @@ FJ_FUSED_CLONES static void fj_fused32_divb(float *dst, const float *cur, const 
  * denominator's, as fj_fused32_divb). The interpreter would store q1 (mode 0) and then add
  * the second contribution to it (mode 1): the same operations in the same order, so the
  * bits are those of the two loops, with one pass instead of two (the second hides behind
- * the first loop's division or conversions). When both terms are NaN the sum is q1's NaN,
- * as x86 gives for q1 + t written in that order: gcc swaps the operands of the addition
- * in this loop's vector body (not in its scalar tail), and the NaN's sign would then
- * depend on the element's position. dst overlaps no input. */
+ * the first loop's division or conversions). Where both terms are NaN, which of the two
+ * the sum carries may depend on the element's position (gcc orders the addition's operands
+ * differently in the vector body and the scalar tail): the one exception precision.rst
+ * allows. dst overlaps no input. */
 #define FJF32_QA2_LOOP(Q1, M1, M2)                                                           \
     do {                                                                                    \
-        for (k = 0; k < m; k++) {                                                           \
-            float q1 = (Q1), t = M2(p2, k, M1(p1, k, src[k]));                              \
-            dst[k] = q1 != q1 ? q1 : q1 + t;                                                \
-        }                                                                                   \
+        for (k = 0; k < m; k++) dst[k] = (Q1) + M2(p2, k, M1(p1, k, src[k]));              \
     } while (0)
 #define FJF32_QA2_FORMS(Q1)                                                                  \
     do {                                                                                    \

@@ -195,6 +195,7 @@ cdef struct Ctx:
     bint alias                 # registers may point into the caller's arrays: no output
                                # is an input, and float64 or r32 (see _tile, _tile32)
     bint r32                   # float32 registers (_tile32; see _exec)
+    Py_ssize_t lead            # the first block's extra elements (_lead32; 0: none)
     double* sums               # n_in merged scalar gradients
     void* mem                  # the one allocation behind the per-call tables
     int failed                 # a block could not allocate its registers
@@ -488,7 +489,11 @@ cdef void _fused_job_block(void* ctx, Py_ssize_t blk) noexcept nogil:
 
 
 cdef void _fused_run(Ctx* c, int n_threads) noexcept nogil:
-    cdef Py_ssize_t nblocks = (c.n + BLOCK - 1) // BLOCK
+    # Blocks of BLOCK elements; in float32 registers the first block may be c.lead elements
+    # longer, so that every later block starts at a page boundary (see _lead32). The
+    # partition does not depend on n_threads.
+    c.lead = _lead32(c) if c.r32 else 0
+    cdef Py_ssize_t nblocks = (c.n - c.lead + BLOCK - 1) // BLOCK
     cdef Py_ssize_t blk
     if n_threads <= 1 or nblocks == 1:
         for blk in range(nblocks):

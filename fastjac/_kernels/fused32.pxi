@@ -47,6 +47,23 @@ cdef enum:
     PAGE_TILES_FROM = 65536  # n from which _fused_block32 starts tiles at page boundaries
 
 
+cdef Py_ssize_t _lead32(const Ctx* c) noexcept nogil:
+    # Long arrays come from memory: the tiles start at the first input's 4 KB page
+    # boundaries, so that a full tile (when tl floats are 4 KB) reads one page of it (and of
+    # every input at the same page offset) instead of two: the hardware prefetcher stops at
+    # a page boundary. The first block takes the elements before the first boundary as a
+    # tile of their own (lead of them), and every later block starts at a boundary, so no
+    # block ends with a short tile. Neither tiles nor blocks change the bits: a float32
+    # program has no sum over elements (see _exec).
+    cdef Py_ssize_t k
+    if c.n < PAGE_TILES_FROM or c.n_in == 0:
+        return 0
+    k = <Py_ssize_t>(<size_t>c.x[0] & 4095)
+    if k == 0 or (k & 3):
+        return 0
+    return (4096 - k) // 4
+
+
 cdef inline float* _own_adj32(const Ctx* c, const Regs32* g, int r,
                               Py_ssize_t off) noexcept nogil:
     if c.alias and r < c.n_in and c.gmode[r] == G_ARRAY:
@@ -285,8 +302,9 @@ cdef void _tile32(const Ctx* c, Regs32* g, Py_ssize_t off, Py_ssize_t m) noexcep
 
 cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
     # _fused_block in float32 registers (no scalar inputs: see _exec).
-    cdef Py_ssize_t start = blk * BLOCK
-    cdef Py_ssize_t stop = start + BLOCK
+    # the partition of _fused_run: the first block c.lead elements longer
+    cdef Py_ssize_t start = blk * BLOCK + c.lead if blk else 0
+    cdef Py_ssize_t stop = (blk + 1) * BLOCK + c.lead
     cdef Py_ssize_t tl = c.tile, i, m, k
     cdef int r, nr = c.n_reg, nn = c.n_node
     cdef Regs32 g
@@ -332,17 +350,9 @@ cdef void _fused_block32(Ctx* c, Py_ssize_t blk) noexcept nogil:
         for k in range(tl):
             g.V[(c.n_in + r) * tl + k] = <float>c.cval[r]
     i = start
-    if c.n >= PAGE_TILES_FROM and c.n_in > 0:
-        # Long arrays come from memory: the first tile ends where the first input's 4 KB
-        # page ends, so that a full tile (when tl floats are 4 KB) reads one page of it
-        # (and of every input at the same page offset) instead of two: the hardware
-        # prefetcher stops at a page boundary. Tiles do not change the bits.
-        k = <Py_ssize_t>(<size_t>(<const float*>c.x[0] + i) & 4095)
-        if k and not (k & 3):
-            m = (4096 - k) // 4
-            if m < tl and m < stop - i:
-                _tile32(c, &g, i, m)
-                i += m
+    if blk == 0 and c.lead % tl:  # so that a tile ends at the first page boundary
+        _tile32(c, &g, 0, c.lead % tl)
+        i = c.lead % tl
     while i < stop:
         m = stop - i
         if m > tl:
