@@ -243,3 +243,32 @@ def test_a_forked_child_allocates_and_frees_outputs(cache):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fresh_outputs_and_out_give_the_same_bits_at_1e6(cache, dtype):
+    # 1e6 elements: outputs from the cache's huge-page mappings, several same-size buffers
+    # cached (the situation of the old oldest-first order), two threads above the
+    # threshold; every result the same bits as out= on one thread.
+    n = 10**6
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.5, 2.0, n).astype(dtype)
+    x = rng.uniform(0.5, 2.5, n).astype(dtype)
+    gy = rng.standard_normal(n).astype(dtype)
+    spare = [outputs.empty(n, dtype) for _ in range(3)]
+    del spare
+    ref_log = np.empty_like(x)
+    ref_gw, ref_gx = np.empty_like(x), np.empty_like(x)
+    fj.log.vjp(x, gy, out=ref_log, n_threads=1)
+    fj.div.vjp(w, x, gy, out=(ref_gw, ref_gx), n_threads=1)
+    np.testing.assert_allclose(ref_log, gy.astype(np.float64) / x, rtol=1e-6)
+    for nt in (1, 2, None):
+        for _ in range(2):
+            got = fj.log.vjp(x, gy, n_threads=nt)
+            assert got.tobytes() == ref_log.tobytes()
+            gw, gx = fj.div.vjp(w, x, gy, n_threads=nt)
+            assert gw.tobytes() == ref_gw.tobytes() and gx.tobytes() == ref_gx.tobytes()
+            o = np.empty_like(x)
+            fj.log.vjp(x, gy, out=o, n_threads=nt)
+            assert o.tobytes() == ref_log.tobytes()
+            del got, gw, gx, o
