@@ -226,10 +226,12 @@ FJ_BODY void fj32n_sincos_core(float x, float* s, float* c) {
 
 /* libm's sin(x) and cos(x) of one double: glibc's sincos() does the argument reduction
    once (541 instructions per call past 2^20 against 969 for sin() and cos(); 67 against
-   129 ns per input). It gives sin()'s and cos()'s bits on every float32 input with
-   |x| >= 2^20, inf and NaN, the only inputs fastjac hands to libm's sin and cos (glibc
-   2.36, every one of the 1,811,939,330 inputs: tests/c/sincos32_same_bits.inc, which
-   tests/test_vtrig.py runs on a sample and, opt-in, on all of them). gcc already turns
+   129 ns per input). It gives sin()'s and cos()'s bits on the float32 inputs with
+   |x| >= 2^20, inf and NaN, the inputs fastjac's float32 paths hand to libm's sin and cos
+   (glibc 2.36; tests/c/sincos32_same_bits.inc compares the double results, which
+   tests/test_vtrig.py runs on a sample with the hard cases and, opt-in, on every input;
+   the float32 results were already compared on every input by
+   tests/test_paths32_exhaustive.py, whose single-op path had sincos()). gcc already turns
    fj32_sincos_rare's sin() and cos() below into one sincos() call by itself (its sincos
    pass, at -O1 and up); the chain's loop in fj32_sincos_dtile computes them under
    separate conditions, which that pass does not merge, so it calls this function. Not
