@@ -45,7 +45,7 @@ cnp.import_array()
 cdef enum:
     NSLOT = 16           # at most this many cached buffers
     ALIGN = 64           # outputs start on a cache line (and an AVX-512 vector)
-    HEADER = 24          # the mapping's length, its start and the capacity, before the output
+    HEADER = 16          # malloc's pointer and the capacity, before the output
 
 cdef size_t _min_bytes = 256 * 1024   # smaller outputs use NumPy's own allocator
 cdef size_t _limit = 0                 # bytes the cache may hold; 0: off
@@ -60,63 +60,37 @@ cdef object _capsule
 
 
 # ---------------------------------------------------------------------------------------
-# The buffers: an aligned block with, just before it, the capacity, the start of the memory
-# (malloc's pointer or the mapping) and the mapping's length (0: from malloc).
+# The buffers: an aligned block with its capacity and malloc's pointer just before it.
 # ---------------------------------------------------------------------------------------
 
 cdef extern from *:
     """
-    /* Large buffers in transparent huge pages where Linux has them: an anonymous mapping
-       that starts on a 2 MiB boundary, advised MADV_HUGEPAGE (as NumPy advises its own
-       arrays of 4 MiB or more, from their first 4 KiB page on; with THP "always" the
-       advice changes nothing). Every 2 MiB of the buffer can then be one huge page, one
-       TLB entry instead of 512: a float64 VJP at 1e6 reads and writes 24-40 MB, far more
-       than Zen 4's 3072 second-level TLB entries cover in 4 KiB pages. Returns NULL
-       elsewhere or when the mapping fails (the caller falls back to malloc). */
+    /* Transparent huge pages for a large buffer where Linux has them, as NumPy asks for its
+       own arrays of 4 MiB or more: MADV_HUGEPAGE on the whole 4 KiB pages inside the
+       block malloc gave (every 2 MiB-aligned 2 MiB in it can then be one TLB entry
+       instead of 512; with THP "always" the advice changes nothing). Advice only: the
+       memory stays malloc's, so a freed buffer goes back to the heap for glibc to reuse.
+       (A buffer mapped on its own on a 2 MiB boundary, all huge pages, was tried: it made
+       every cache miss cost fresh memory, 1.8 ms against 0.6 ms per 8 MB output when
+       the cache overflowed; docs/guide/memory.rst.) */
     #include <stddef.h>
     #include <stdint.h>
     #if defined(__linux__)
     #include <sys/mman.h>
     #endif
-    #define FJ_HUGE (2u << 20)
-    static void* fj_out_map(size_t bytes, size_t* mapped) {
-    #if defined(__linux__) && defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
-        /* whole huge pages when that adds at most an eighth (an 8 MB output: 8 MiB, 5%
-           more), else whole 4 KiB pages (the last part then has small pages) */
-        size_t len = (bytes + (FJ_HUGE - 1)) & ~(size_t)(FJ_HUGE - 1), over, head, tail;
-        char* raw;
-        char* base;
-        if (bytes < FJ_HUGE || len < bytes) return NULL;
-        if (len - bytes > bytes / 8) len = (bytes + 4095u) & ~(size_t)4095u;
-        over = len + FJ_HUGE;
-        raw = (char*)mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                          -1, 0);
-        if (raw == (char*)MAP_FAILED) return NULL;
-        base = (char*)(((uintptr_t)raw + (FJ_HUGE - 1)) & ~(uintptr_t)(FJ_HUGE - 1));
-        head = (size_t)(base - raw);
-        tail = over - head - len;
-        if (head) munmap(raw, head);
-        if (tail) munmap(base + len, tail);
-        (void)madvise(base, len, MADV_HUGEPAGE); /* advice only: ignored where unsupported */
-        *mapped = len;
-        return base;
+    static void fj_out_advise(void* p, size_t bytes) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        uintptr_t lo = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u;
+        uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)4095u;
+        if (bytes >= ((size_t)2 << 20) && hi > lo)
+            (void)madvise((void*)lo, (size_t)(hi - lo), MADV_HUGEPAGE);
     #else
+        (void)p;
         (void)bytes;
-        (void)mapped;
-        return NULL;
-    #endif
-    }
-    static void fj_out_unmap(void* base, size_t mapped) {
-    #if defined(__linux__) && defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
-        munmap(base, mapped);
-    #else
-        (void)base;
-        (void)mapped;
     #endif
     }
     """
-    void* fj_out_map(size_t bytes, size_t* mapped) nogil
-    void fj_out_unmap(void* base, size_t mapped) nogil
+    void fj_out_advise(void* p, size_t bytes) nogil
 
 
 cdef inline size_t _cap(void* p) noexcept nogil:
@@ -124,27 +98,19 @@ cdef inline size_t _cap(void* p) noexcept nogil:
 
 
 cdef void* _fresh(size_t cap) noexcept nogil:
-    cdef size_t mapped = 0
-    cdef char* raw = <char*>fj_out_map(cap + HEADER + ALIGN, &mapped)
+    cdef char* raw = <char*>malloc(cap + HEADER + ALIGN)
     cdef char* p
     if raw == NULL:
-        mapped = 0
-        raw = <char*>malloc(cap + HEADER + ALIGN)
-        if raw == NULL:
-            return NULL
+        return NULL
+    fj_out_advise(raw, cap + HEADER + ALIGN)
     p = <char*>((<uintptr_t>(raw + HEADER) + (ALIGN - 1)) & ~(<uintptr_t>(ALIGN - 1)))
-    (<size_t*>p - 3)[0] = mapped
     (<void**>p - 2)[0] = raw
     (<size_t*>p - 1)[0] = cap
     return p
 
 
 cdef inline void _release(void* p) noexcept nogil:
-    cdef size_t mapped = (<size_t*>p - 3)[0]
-    if mapped:
-        fj_out_unmap((<void**>p - 2)[0], mapped)
-    else:
-        free((<void**>p - 2)[0])
+    free((<void**>p - 2)[0])
 
 
 cdef void _evict_oldest() noexcept nogil:
