@@ -225,13 +225,13 @@ FJ_BODY void fj32n_sincos_core(float x, float* s, float* c) {
 }
 
 /* libm's sin(x) and cos(x) of one double: glibc's sincos() does the argument reduction
-   once (541 instructions per call past 2^20 against 969 for sin() and cos(); 67 against
-   129 ns per input). It gives sin()'s and cos()'s bits on the float32 inputs with
-   |x| >= 2^20, inf and NaN, the inputs fastjac's float32 paths hand to libm's sin and cos
-   (glibc 2.36; tests/c/sincos32_same_bits.inc compares the double results, which
-   tests/test_vtrig.py runs on a sample with the hard cases and, opt-in, on every input;
-   the float32 results were already compared on every input by
-   tests/test_paths32_exhaustive.py, whose single-op path had sincos()). gcc already turns
+   once (541 instructions per call past 2^20 against 969 for sin() and cos(); 50-53
+   against 91-97 ns of CPU per input). It gives sin()'s and cos()'s bits, as doubles and
+   rounded to float32, on every float32 input with |x| >= 2^20 (all 1,811,939,330 of
+   them), on inf and on NaN, the inputs fastjac's float32 paths hand to libm's sin and cos
+   (glibc 2.36, session 9: tests/c/sincos32_same_bits.inc in three parts of 6.0e8 inputs,
+   0 differences; tests/test_vtrig.py runs it on a sample with the hard cases, and on
+   every input with FASTJAC_EXHAUSTIVE=1). gcc already turns
    fj32_sincos_rare's sin() and cos() below into one sincos() call by itself (its sincos
    pass, at -O1 and up); the chain's loop in fj32_sincos_dtile computes them under
    separate conditions, which that pass does not merge, so it calls this function. Not
