@@ -16,7 +16,8 @@ N = 100_000  # 800 KB float64 / 400 KB float32: above the 256 KiB where the cach
 
 @pytest.fixture
 def cache():
-    old = fj.set_output_cache(64 << 20)
+    old = fj.set_output_cache(0)  # an empty cache (0 frees what it holds), then 64 MiB
+    fj.set_output_cache(64 << 20)
     yield
     fj.set_output_cache(old)
 
@@ -110,6 +111,63 @@ def test_the_limit_bounds_what_the_cache_holds(cache):
     assert fj.output_cache_info()["cached_bytes"] <= 8 * N
 
 
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_a_loop_reuses_the_memory_its_last_output_had(cache, n_outputs):
+    # The most recently freed buffer of a size is reused first: a loop's output stays in
+    # the CPU's caches. When the oldest was taken, a loop's outputs cycled through every
+    # cached buffer of their size (here 5 + n_outputs of them), and fj.log.vjp at 1e6 ran
+    # 2-3x slower than into a fixed out= (docs/performance.rst, "The output cache").
+    x = np.linspace(0.5, 2.0, N)
+    others = [outputs.empty(N, np.float64) for _ in range(5)]
+    del others  # five cold buffers of the loop's size, older than the loop's own
+
+    def call():
+        return (fj.log.vjp(x, x),) if n_outputs == 1 else fj.div.vjp(x, x, x)
+
+    first = call()
+    mine = {a.ctypes.data for a in first}
+    del first
+    for _ in range(4):
+        res = call()
+        assert {a.ctypes.data for a in res} == mine
+        del res
+    # two outputs alive at once still get two buffers, and an interleaved second size
+    # keeps its own (best fit first, then the newest)
+    a, b = outputs.empty(N, np.float64), outputs.empty(N, np.float64)
+    assert a.ctypes.data != b.ctypes.data
+    del a, b
+
+
+def _vm_flags(addr):
+    """The VmFlags of the mapping that holds addr (/proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and line.startswith("VmFlags:"):
+                return line.split()[1:]
+    return None
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel/mm/transparent_hugepage"),
+                    reason="needs Linux with transparent huge pages")
+def test_large_fresh_buffers_are_advised_for_huge_pages(cache):
+    # A fresh buffer of 2 MiB or more gets MADV_HUGEPAGE on the pages inside it ("hg" in
+    # its mapping's VmFlags), as NumPy's own large arrays do; whether the kernel then
+    # grants huge pages is its decision, not asserted. Smaller ones get no advice.
+    n = (4 << 20) // 8
+    a = outputs.empty(n, np.float64)
+    a[:] = 1.0
+    assert "hg" in _vm_flags(a.ctypes.data + (2 << 20))
+    a.resize(2 * n, refcheck=False)  # realloc through the handler: still advised
+    a[n:] = 2.0
+    assert "hg" in _vm_flags(a.ctypes.data + (5 << 20)) and a.sum() == 3.0 * n
+    del a
+
+
 def test_sizes_far_apart_do_not_share_memory(cache):
     a = outputs.empty(4 * N, np.float64)
     del a
@@ -185,3 +243,32 @@ def test_a_forked_child_allocates_and_frees_outputs(cache):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fresh_outputs_and_out_give_the_same_bits_at_1e6(cache, dtype):
+    # 1e6 elements: outputs from the cache's huge-page mappings, several same-size buffers
+    # cached (the situation of the old oldest-first order), two threads above the
+    # threshold; every result the same bits as out= on one thread.
+    n = 10**6
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.5, 2.0, n).astype(dtype)
+    x = rng.uniform(0.5, 2.5, n).astype(dtype)
+    gy = rng.standard_normal(n).astype(dtype)
+    spare = [outputs.empty(n, dtype) for _ in range(3)]
+    del spare
+    ref_log = np.empty_like(x)
+    ref_gw, ref_gx = np.empty_like(x), np.empty_like(x)
+    fj.log.vjp(x, gy, out=ref_log, n_threads=1)
+    fj.div.vjp(w, x, gy, out=(ref_gw, ref_gx), n_threads=1)
+    np.testing.assert_allclose(ref_log, gy.astype(np.float64) / x, rtol=1e-6)
+    for nt in (1, 2, None):
+        for _ in range(2):
+            got = fj.log.vjp(x, gy, n_threads=nt)
+            assert got.tobytes() == ref_log.tobytes()
+            gw, gx = fj.div.vjp(w, x, gy, n_threads=nt)
+            assert gw.tobytes() == ref_gw.tobytes() and gx.tobytes() == ref_gx.tobytes()
+            o = np.empty_like(x)
+            fj.log.vjp(x, gy, out=o, n_threads=nt)
+            assert o.tobytes() == ref_log.tobytes()
+            del got, gw, gx, o

@@ -483,3 +483,30 @@ def test_tsan_pool_stress():
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     assert "WARNING: ThreadSanitizer" not in proc.stderr
     assert proc.stdout.startswith("ok:")
+
+
+def test_call_gap_harness_runs_the_pools_kernels_with_the_python_calls_bits():
+    # benchmarks/c/call_gap.{inc,py} (docs/performance.rst, "Why these rows move"): the C
+    # side runs the log and div VJP kernels over fastjac's blocks on fastjac's own pool
+    # (through ctypes); the driver checks every variant's bits against the Python call's
+    # before timing. Built at -O0 (a second or two), a few small rounds.
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None or sys.platform != "linux" or os.uname().machine != "x86_64":
+        pytest.skip("needs gcc on x86-64 Linux (the harness reads the time-stamp counter)")
+    if not fj.thread_info()["threads_enabled"]:
+        pytest.skip("the serial build has no pool to share")
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = os.path.join(tmp, "call_gap.so")
+        build = subprocess.run(
+            [cc, "-O0", "-fno-math-errno", "-ffp-contract=off", "-fno-trapping-math", "-fPIC",
+             "-shared", "-DFJ_POOL_STANDALONE", "-I", os.path.join(ROOT, "fastjac", "_kernels"),
+             "-x", "c", os.path.join(ROOT, "benchmarks", "c", "call_gap.inc"), "-o", lib],
+            capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr[-2000:]
+        proc = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "benchmarks", "c", "call_gap.py"), lib,
+             "--n", str(300_000), "--rounds", "3"],
+            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for what in ("div.vjp float64 n_threads=2", "log.vjp float32 n_threads=1", "C pool"):
+        assert what in proc.stdout, proc.stdout

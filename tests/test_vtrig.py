@@ -191,6 +191,59 @@ def test_float32_exhaustive_c(level, stride):
     _run_c_sweep([level, 0, 0xFFFFFFFF, stride], 6 * 3600)
 
 
+# glibc's sincos() against its sin() and cos() on the float32 inputs fastjac sends to libm
+# (|x| >= 2^20, inf, NaN): fj_vtrig.h calls sincos() where it needs both (gcc already did
+# so by itself in fj32_sincos_rare), which is right only while the bits are the same
+# (tests/c/sincos32_same_bits.inc compares them, and the float32 roundings).
+
+def _run_sincos_check(args, timeout):
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None or sys.platform != "linux":
+        pytest.skip("needs gcc on Linux (glibc's sincos)")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "sincos32_same_bits")
+        build = subprocess.run(
+            [cc, "-O3", "-fno-math-errno", "-ffp-contract=off", "-fno-trapping-math", "-x", "c",
+             os.path.join(ROOT, "tests", "c", "sincos32_same_bits.inc"), "-o", exe, "-lm"],
+            capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr[-2000:]
+        proc = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=timeout)
+    print(proc.stdout)
+    assert proc.returncode == 0 and " 0 differ" in proc.stdout, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _sincos_hard_cases():
+    """float32 >= 2^20 nearest to k pi/2 (the smallest reduced arguments) and their
+    neighbours, both sides of glibc's switches (2^27 * pi/4 = 105414350, where it changes
+    its reduction, and 2^1024's neighbourhood in float32: FLT_MAX), 2^20 itself."""
+    rng = np.random.default_rng(7)
+    k = np.unique(np.round(10 ** rng.uniform(5.9, 12.5, 3000)))
+    x = (k.astype(np.longdouble) * (np.longdouble(np.pi) / 2)).astype(np.float32)
+    edges = np.array([2.0**20, 105414350.0, 2.0**24, 2.0**27, 2.0**31, 2.0**48, 1e30,
+                      np.finfo(np.float32).max], np.float32)
+    x = np.concatenate([x, edges])
+    with np.errstate(over="ignore"):  # FLT_MAX's upper neighbour is inf (dropped below)
+        x = np.concatenate([x, np.nextafter(x, np.float32(0)),
+                            np.nextafter(x, np.float32(np.inf))])
+    x = x[np.isfinite(x) & (np.abs(x) >= 2.0**20)]
+    return [hex(b) for b in np.unique(np.concatenate([x, -x]).view(np.uint32))]
+
+
+def test_sincos_gives_sin_and_cos_bits_sample():
+    # every 8191st input >= 2^20 of either sign (221k), the hard cases, +-inf and NaNs
+    hard = _sincos_hard_cases()
+    out = _run_sincos_check([8191] + hard, 600)
+    assert int(out.split()[0]) > 220_000 + len(hard)
+
+
+@pytest.mark.skipif(not EXHAUSTIVE, reason="set FASTJAC_EXHAUSTIVE=1 (about 6 CPU minutes)")
+def test_sincos_gives_sin_and_cos_bits_exhaustive():
+    out = _run_sincos_check([1], 6 * 3600)
+    assert out.startswith("1811939334 inputs, 0 differ")
+
+
 # ---- special values ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -224,6 +224,28 @@ FJ_BODY void fj32n_sincos_core(float x, float* s, float* c) {
     *c = cv;
 }
 
+/* libm's sin(x) and cos(x) of one double: glibc's sincos() does the argument reduction
+   once (541 instructions per call past 2^20 against 969 for sin() and cos(); 50-53
+   against 91-97 ns of CPU per input). It gives sin()'s and cos()'s bits, as doubles and
+   rounded to float32, on every float32 input with |x| >= 2^20 (all 1,811,939,330 of
+   them), on inf and on NaN, the inputs fastjac's float32 paths hand to libm's sin and cos
+   (glibc 2.36, session 9: tests/c/sincos32_same_bits.inc in three parts of 6.0e8 inputs,
+   0 differences; tests/test_vtrig.py runs it on a sample with the hard cases, and on
+   every input with FASTJAC_EXHAUSTIVE=1). gcc already turns
+   fj32_sincos_rare's sin() and cos() below into one sincos() call by itself (its sincos
+   pass, at -O1 and up); the chain's loop in fj32_sincos_dtile computes them under
+   separate conditions, which that pass does not merge, so it calls this function. Not
+   inlined on purpose: inside a loop that stores to arrays gcc 12 splits even a
+   __builtin_sincos back into sin() and cos() calls. Other C libraries: the two calls. */
+#if defined(__GLIBC__) && defined(__GNUC__)
+__attribute__((noinline)) static void fj_libm_sincos(double x, double* s, double* c) {
+    __builtin_sincos(x, s, c);
+}
+#define FJ_LIBM_SINCOS(x, s, c) fj_libm_sincos((x), (s), (c))
+#else
+#define FJ_LIBM_SINCOS(x, s, c) (*(s) = sin(x), *(c) = cos(x))
+#endif
+
 /* The lanes the native routine does not take: the float32-sized double routine. */
 static void fj32_sincos_rare(double x, double* s, double* c) {
     if (FJ32_TRIG_OK(x)) {
@@ -309,8 +331,12 @@ FJ_BODY void fj32_sincos_dtile(const double* xs, double* s, double* c, ptrdiff_t
         if (far) /* fj32_sincos_rare's libm lanes (no native lane is among them) */
             for (k = 0; k < m; k++)
                 if (!FJ32_TRIG_OK(xs[k])) {
-                    if (s != NULL) rs[k] = sin(xs[k]);
-                    if (c != NULL) rc[k] = cos(xs[k]);
+                    if (s != NULL && c != NULL)
+                        FJ_LIBM_SINCOS(xs[k], &rs[k], &rc[k]);
+                    else if (s != NULL)
+                        rs[k] = sin(xs[k]);
+                    else
+                        rc[k] = cos(xs[k]);
                 }
     }
     if (!any_dbl) {

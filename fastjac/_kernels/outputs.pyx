@@ -6,7 +6,12 @@ Every kernel module allocates its outputs here (``new_output``; Python code call
 ``min_bytes``, 256 KiB) gets memory through a NumPy memory handler of this module
 (``PyDataMem_SetHandler``, set only around that one allocation): when the array is freed,
 its memory goes back to a small cache here instead of to ``free``, and the next large
-output of about the same size takes it from there.
+output of about the same size takes it from there: the most recently freed buffer of the
+best-fitting size, so that a loop of calls writes its output into memory that is still in
+the CPU's caches. (Until session 9 the oldest was taken: a loop's output cycled through
+every cached buffer of its size, and with 4-8 of them, as a process that has run several
+two-output VJPs holds, ``fj.log.vjp`` at 1e6 took 200-250 µs instead of 85-90 in float32
+and 550-770 µs instead of 250-320 in float64; ``benchmarks/c/call_gap.py``.)
 
 Why: the first write to memory fresh from the operating system costs a page fault per
 4 KiB page. On the VM fastjac is developed on, writing a fresh 8 MB array took 6-8 ms
@@ -58,6 +63,36 @@ cdef object _capsule
 # The buffers: an aligned block with its capacity and malloc's pointer just before it.
 # ---------------------------------------------------------------------------------------
 
+cdef extern from *:
+    """
+    /* Transparent huge pages for a large buffer where Linux has them, as NumPy asks for its
+       own arrays of 4 MiB or more: MADV_HUGEPAGE on the whole 4 KiB pages inside the
+       block malloc gave (every 2 MiB-aligned 2 MiB in it can then be one TLB entry
+       instead of 512; with THP "always" the advice changes nothing). Advice only: the
+       memory stays malloc's, so a freed buffer goes back to the heap for glibc to reuse.
+       (A buffer mapped on its own on a 2 MiB boundary, all huge pages, was tried: it made
+       every cache miss cost fresh memory, 1.8 ms against 0.6 ms per 8 MB output when
+       the cache overflowed; docs/guide/memory.rst.) */
+    #include <stddef.h>
+    #include <stdint.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    static void fj_out_advise(void* p, size_t bytes) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        uintptr_t lo = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u;
+        uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)4095u;
+        if (bytes >= ((size_t)2 << 20) && hi > lo)
+            (void)madvise((void*)lo, (size_t)(hi - lo), MADV_HUGEPAGE);
+    #else
+        (void)p;
+        (void)bytes;
+    #endif
+    }
+    """
+    void fj_out_advise(void* p, size_t bytes) nogil
+
+
 cdef inline size_t _cap(void* p) noexcept nogil:
     return (<size_t*>p - 1)[0]
 
@@ -67,6 +102,7 @@ cdef void* _fresh(size_t cap) noexcept nogil:
     cdef char* p
     if raw == NULL:
         return NULL
+    fj_out_advise(raw, cap + HEADER + ALIGN)
     p = <char*>((<uintptr_t>(raw + HEADER) + (ALIGN - 1)) & ~(<uintptr_t>(ALIGN - 1)))
     (<void**>p - 2)[0] = raw
     (<size_t*>p - 1)[0] = cap
@@ -101,11 +137,15 @@ cdef void* _h_malloc(void* ctx, size_t size) noexcept nogil:
     cdef void* p
     global _nslot, _cached, _hits, _misses
     if size >= _min_bytes:
-        # Reuse the smallest cached buffer that holds size and wastes at most a quarter.
+        # Reuse the smallest cached buffer that holds size and wastes at most a quarter,
+        # the most recently freed one of that size (the slots run oldest first, hence <=):
+        # a loop's next output then takes the memory its last output had, which is still
+        # in the CPU's caches. Taking the oldest made a loop's output cycle through every
+        # cached buffer of its size, and a VJP at 1e6 ran 2-3x slower (module docstring).
         PyThread_acquire_lock(_lock, WAIT_LOCK)
         for i in range(_nslot):
             c = _slot_cap[i]
-            if c >= size and c - size <= size // 4 and (best < 0 or c < _slot_cap[best]):
+            if c >= size and c - size <= size // 4 and (best < 0 or c <= _slot_cap[best]):
                 best = i
         if best >= 0:
             p = _slot[best]
