@@ -10,7 +10,6 @@ keeps these tests fast.
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import threading
 
 import numpy as np
 import pytest
+from _cbuild import compile_c
 
 import fastjac as fj
 from fastjac import _validate as V
@@ -464,16 +464,11 @@ def test_exit_while_helpers_are_alive_and_working():
 # ---------------------------------------------------------------------------------------
 
 def test_tsan_pool_stress():
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None or sys.platform != "linux":
-        pytest.skip("needs gcc on Linux")
-    kdir = os.path.join(ROOT, "fastjac", "_kernels")
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "test_pool")
-        build = subprocess.run(
-            [cc, "-O1", "-g", "-fsanitize=thread", "-DFJ_POOL_STANDALONE", "-I", kdir,
-             "-x", "c", os.path.join(ROOT, "tests", "c", "pool_stress.inc"),
-             "-o", exe, "-pthread"], capture_output=True, text=True)
+        build = compile_c(os.path.join("tests", "c", "pool_stress.inc"), exe, "-O1",
+                          flags=("-g", "-fsanitize=thread", "-DFJ_POOL_STANDALONE"),
+                          libs=("-pthread",), needs_linux=True, check=False)
         if build.returncode != 0:
             pytest.skip(f"the compiler cannot build with ThreadSanitizer: {build.stderr[-300:]}")
         env = dict(os.environ, TSAN_OPTIONS="die_after_fork=0 halt_on_error=1 exitcode=66")
@@ -490,19 +485,14 @@ def test_call_gap_harness_runs_the_pools_kernels_with_the_python_calls_bits():
     # side runs the log and div VJP kernels over fastjac's blocks on fastjac's own pool
     # (through ctypes); the driver checks every variant's bits against the Python call's
     # before timing. Built at -O0 (a second or two), a few small rounds.
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None or sys.platform != "linux" or os.uname().machine != "x86_64":
-        pytest.skip("needs gcc on x86-64 Linux (the harness reads the time-stamp counter)")
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        pytest.skip("needs x86-64 Linux (the harness reads the time-stamp counter)")
     if not fj.thread_info()["threads_enabled"]:
         pytest.skip("the serial build has no pool to share")
     with tempfile.TemporaryDirectory() as tmp:
         lib = os.path.join(tmp, "call_gap.so")
-        build = subprocess.run(
-            [cc, "-O0", "-fno-math-errno", "-ffp-contract=off", "-fno-trapping-math", "-fPIC",
-             "-shared", "-DFJ_POOL_STANDALONE", "-I", os.path.join(ROOT, "fastjac", "_kernels"),
-             "-x", "c", os.path.join(ROOT, "benchmarks", "c", "call_gap.inc"), "-o", lib],
-            capture_output=True, text=True)
-        assert build.returncode == 0, build.stderr[-2000:]
+        compile_c(os.path.join("benchmarks", "c", "call_gap.inc"), lib, "-O0",
+                  flags=("-fPIC", "-shared", "-DFJ_POOL_STANDALONE"))
         proc = subprocess.run(
             [sys.executable, os.path.join(ROOT, "benchmarks", "c", "call_gap.py"), lib,
              "--n", str(300_000), "--rounds", "3"],

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 import pytest
+from _cbuild import compile_c
 
 import fastjac as fj
 from fastjac._kernels import elementwise as K
@@ -270,19 +271,8 @@ def test_float32_division_family_exhaustive_in_c(which, tmp_path):
 def _compile_c(parts, tmp_path, opt, *libs):
     """Build the C program at <repo>/<parts...> against fastjac/_kernels with ``opt``
     (skips without a C compiler); the executable's path."""
-    import shutil
-    import subprocess
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.skip("needs a C compiler")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = str(tmp_path / os.path.splitext(parts[-1])[0])
-    build = subprocess.run(
-        [cc, opt, "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-I",
-         os.path.join(root, "fastjac", "_kernels"), "-x", "c", os.path.join(root, *parts),
-         "-o", exe, "-lm", *libs],
-        capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-2000:]
+    compile_c(os.path.join(*parts), exe, opt, libs=libs)
     return exe
 
 

@@ -19,13 +19,13 @@
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import pytest
+from _cbuild import compile_c
 
 import fastjac as fj
 from fastjac._kernels import elementwise as K
@@ -155,21 +155,12 @@ def test_float32_exhaustive(part, precision_default):
 # fj32_trig_map, against glibc's double sin and cos), about 100 times faster than the
 # NumPy sweep above: all 2^32 inputs at the CPU's best SIMD level and at AVX2, every 97th
 # on the baseline (the levels give the same bits: test_simd_paths_give_the_same_bits).
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _run_c_sweep(args, timeout):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None or sys.platform != "linux":
-        pytest.skip("needs gcc on Linux")
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "trig32_exhaustive")
-        build = subprocess.run(
-            [cc, "-O3", "-fno-math-errno", "-ffp-contract=off", "-fno-trapping-math",
-             "-I", os.path.join(ROOT, "fastjac", "_kernels"), "-x", "c",
-             os.path.join(ROOT, "tests", "c", "trig32_exhaustive.inc"), "-o", exe, "-lm"],
-            capture_output=True, text=True)
-        assert build.returncode == 0, build.stderr[-2000:]
+        compile_c(os.path.join("tests", "c", "trig32_exhaustive.inc"), exe, "-O3",
+                  needs_linux=True)
         proc = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
                               timeout=timeout)
     print(proc.stdout)
@@ -197,16 +188,10 @@ def test_float32_exhaustive_c(level, stride):
 # (tests/c/sincos32_same_bits.inc compares them, and the float32 roundings).
 
 def _run_sincos_check(args, timeout):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None or sys.platform != "linux":
-        pytest.skip("needs gcc on Linux (glibc's sincos)")
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "sincos32_same_bits")
-        build = subprocess.run(
-            [cc, "-O3", "-fno-math-errno", "-ffp-contract=off", "-fno-trapping-math", "-x", "c",
-             os.path.join(ROOT, "tests", "c", "sincos32_same_bits.inc"), "-o", exe, "-lm"],
-            capture_output=True, text=True)
-        assert build.returncode == 0, build.stderr[-2000:]
+        compile_c(os.path.join("tests", "c", "sincos32_same_bits.inc"), exe, "-O3",
+                  needs_linux=True)
         proc = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
                               timeout=timeout)
     print(proc.stdout)
