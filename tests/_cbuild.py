@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -30,3 +31,15 @@ def compile_c(source, out, opt="-O0", flags=(), libs=(), needs_linux=False, chec
     if check:
         assert build.returncode == 0, build.stderr[-2000:]
     return build
+
+
+def build_and_run(source, args, timeout, opt="-O3", needs_linux=False):
+    """compile_c ``source`` into a temporary directory, run it with ``args`` and return the
+    CompletedProcess (its output is printed, for ``pytest -s``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, os.path.splitext(os.path.basename(source))[0])
+        compile_c(source, exe, opt, needs_linux=needs_linux)
+        proc = subprocess.run([exe, *(str(a) for a in args)], capture_output=True, text=True,
+                              timeout=timeout)
+    print(proc.stdout)
+    return proc

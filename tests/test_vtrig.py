@@ -19,13 +19,11 @@
 
 import math
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
-from _cbuild import compile_c
+from _cbuild import build_and_run
 
 import fastjac as fj
 from fastjac._kernels import elementwise as K
@@ -157,13 +155,8 @@ def test_float32_exhaustive(part, precision_default):
 # on the baseline (the levels give the same bits: test_simd_paths_give_the_same_bits).
 
 def _run_c_sweep(args, timeout):
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "trig32_exhaustive")
-        compile_c(os.path.join("tests", "c", "trig32_exhaustive.inc"), exe, "-O3",
-                  needs_linux=True)
-        proc = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
-                              timeout=timeout)
-    print(proc.stdout)
+    proc = build_and_run(os.path.join("tests", "c", "trig32_exhaustive.inc"), args, timeout,
+                         needs_linux=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "\n0 results beyond 1 ulp" in proc.stdout
     return proc.stdout
@@ -188,13 +181,8 @@ def test_float32_exhaustive_c(level, stride):
 # (tests/c/sincos32_same_bits.inc compares them, and the float32 roundings).
 
 def _run_sincos_check(args, timeout):
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "sincos32_same_bits")
-        compile_c(os.path.join("tests", "c", "sincos32_same_bits.inc"), exe, "-O3",
-                  needs_linux=True)
-        proc = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
-                              timeout=timeout)
-    print(proc.stdout)
+    proc = build_and_run(os.path.join("tests", "c", "sincos32_same_bits.inc"), args, timeout,
+                         needs_linux=True)
     assert proc.returncode == 0 and " 0 differ" in proc.stdout, proc.stdout + proc.stderr
     return proc.stdout
 
