@@ -50,9 +50,13 @@ import json
 import math
 import os
 import platform
+import queue
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import numpy as np
 
@@ -66,6 +70,7 @@ from fastjac._kernels import elementwise as K
 __all__ = ["WORKLOADS", "Workload", "main_bench", "memory_bandwidth", "run_bench"]
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+IDLE_MODES = ("stop", "pause", "none")
 # Traffic below this many bytes gets no ×bound: a call's fixed cost dominates.
 BOUND_MIN_BYTES = 1 << 20
 # Bandwidth is measured over the row's own bytes (caches included), capped here (beyond
@@ -149,10 +154,229 @@ def _launch(spec, python, env, timeout):
             return json.load(f)
 
 
+class _WorkerFailed(Exception):
+    """A serving worker died, timed out or could not answer."""
+
+
+# After a sample, with --idle pause (or where SIGSTOP does not exist): seconds to wait
+# before the next framework's sample, for the last one's thread pools to fall asleep.
+PAUSE_S = 0.2
+
+
+class _Served:
+    """The parent's end of one ``--serve`` worker process: JSON requests in, one reply a
+    line out (read by a thread, so that every wait has a timeout); its stderr goes to a
+    file, for the reason of a failure. :meth:`hold` stops it (SIGSTOP) while other
+    frameworks are sampled, :meth:`release` lets it go on, :meth:`close` ends it in any
+    state."""
+
+    def __init__(self, fw, python, env, tmp):
+        self.fw, self.python, self.stopped = fw, python, False
+        self.err = open(os.path.join(tmp, f"{fw}.stderr"), "w+", encoding="utf-8",
+                        errors="replace")
+        cmd = [python, "-c", _LOADER, os.path.abspath(W.__file__), "--serve"]
+        try:
+            self.proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=self.err, text=True,
+                                         encoding="utf-8", bufsize=1)
+        except OSError:
+            self.err.close()
+            raise
+        self.replies = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        try:
+            for line in self.proc.stdout:
+                self.replies.put(line)
+        except (OSError, ValueError):
+            pass
+        self.replies.put(None)
+
+    def send(self, request):
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            raise _WorkerFailed(self._why()) from None
+
+    def receive(self, timeout):
+        try:
+            line = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            raise _WorkerFailed(f"no answer within {timeout:g} s") from None
+        if line is None:
+            raise _WorkerFailed(self._why())
+        reply = json.loads(line)
+        if "failed" in reply:
+            raise _WorkerFailed(reply["failed"])
+        return reply
+
+    def ask(self, request, timeout):
+        self.send(request)
+        return self.receive(timeout)
+
+    def _why(self):
+        """Why the process ended: its exit status and the last line of its stderr."""
+        try:
+            rc = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            rc = "none yet"
+        try:
+            self.err.flush()
+            self.err.seek(0)
+            tail = self.err.read().strip().splitlines()[-1:] or ["no output"]
+        except (OSError, ValueError):
+            tail = ["?"]
+        return f"exit status {rc}: {tail[0][:300]}"
+
+    def hold(self, idle):
+        """After a request: with ``idle="stop"``, stop the process (SIGSTOP; a pause of
+        PAUSE_S where there is none); with ``"pause"``, wait PAUSE_S; ``"none"``: nothing."""
+        if idle == "stop" and hasattr(signal, "SIGSTOP"):
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGSTOP)
+                self.stopped = True
+        elif idle in ("stop", "pause"):
+            time.sleep(PAUSE_S)
+
+    def release(self):
+        if self.stopped:
+            self.stopped = False
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGCONT)
+
+    def close(self):
+        """End the process: ask it to quit, kill it after 10 s; a stopped process is let go
+        on first (SIGCONT), else it could neither quit nor die of SIGTERM."""
+        try:
+            self.release()
+            if self.proc.poll() is None:
+                try:
+                    self.proc.stdin.write('{"op": "quit"}\n')
+                    self.proc.stdin.flush()
+                except (OSError, ValueError):
+                    pass
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        finally:
+            if self.proc.poll() is None:  # an exception above: never leave it behind
+                self.proc.kill()
+                self.proc.wait()
+            for f in (self.proc.stdin, self.proc.stdout, self.err):
+                try:
+                    f.close()
+                except (OSError, ValueError):
+                    pass
+            self.reader.join(timeout=5)
+
+
+def _run_interleaved(res, frameworks, rows, merged, crcs, sizes, samples, repeat, min_time,
+                     quick, bandwidth, next_to_blas, unset, peer_python, timeout, progress,
+                     idle):
+    """``--interleave``: one process per framework, all alive at once, sampled in turn.
+
+    For each row every framework prepares it (inputs, function), then ``samples`` times
+    each framework in turn (the order rotates by row and sample) times one sample, while
+    the others are held (:meth:`_Served.hold`). The samples are kept per row
+    (``<fw>_samples``); each worker's last step (checks, fastjac's bandwidth and next to
+    BLAS) returns the same JSON as a process of the one-by-one mode, merged alike."""
+    workers, pythons = {}, {}
+
+    def drop(fw, why):
+        w = workers.pop(fw, None)
+        if w is not None:
+            w.close()
+        if fw == "fastjac":
+            raise RuntimeError(f"fastjac bench: the fastjac worker failed: {why}")
+        res["missing"].setdefault(fw, f"{why} (in {pythons[fw]})")
+        for row in merged.values():
+            row.pop(f"{fw}_samples", None)
+
+    def step(fw, request, sampled=False):
+        w = workers[fw]
+        w.release()
+        try:
+            reply = w.ask(request, timeout)
+        except _WorkerFailed as exc:
+            drop(fw, str(exc))
+            return None
+        if sampled or idle == "stop":
+            w.hold(idle)
+        return reply
+
+    with tempfile.TemporaryDirectory(prefix="fastjac-bench-") as tmp:
+        try:
+            for fw in frameworks:
+                python, env = _worker_python(fw, unset, peer_python)
+                pythons[fw] = python
+                try:
+                    workers[fw] = _Served(fw, python, env, tmp)
+                    workers[fw].send({"op": "load", "framework": fw})
+                except (OSError, _WorkerFailed) as exc:
+                    drop(fw, f"could not start {python}: {exc}")
+            if progress:
+                progress("interleaved: one process per framework ("
+                         + ", ".join(f"{fw} in {pythons[fw]}" for fw in workers)
+                         + f"), {samples} samples per framework and row, idle workers: "
+                         + idle)
+            for fw in list(workers):
+                try:
+                    reply = workers[fw].receive(timeout)
+                except _WorkerFailed as exc:
+                    drop(fw, str(exc))
+                    continue
+                if not reply["ok"]:
+                    drop(fw, reply.get("missing", "could not be loaded"))
+                else:
+                    workers[fw].hold("stop" if idle == "stop" else "none")
+            for i, (w, label, dt) in enumerate(rows):
+                if progress:
+                    progress(f"row {i + 1} of {len(rows)}: {w.name} {label} {dt}")
+                ready = []
+                for fw in frameworks:
+                    if fw in workers:
+                        reply = step(fw, {"op": "prepare", "row": [w.name, label, dt]})
+                        if reply is not None and "error" not in reply:
+                            ready.append(fw)
+                times = {fw: [] for fw in ready}
+                for k in range(samples):
+                    shift = (i + k) % max(1, len(ready))
+                    for fw in ready[shift:] + ready[:shift]:
+                        if fw in workers:
+                            reply = step(fw, {"op": "sample", "repeat": repeat,
+                                              "min_time": min_time}, sampled=True)
+                            times[fw].append(reply and reply["time_s"])
+                row = merged[(w.name, label, dt)]
+                for fw in ready:
+                    if fw in workers:
+                        row[f"{fw}_samples"] = times[fw]
+            for fw in frameworks:
+                if fw in workers:
+                    request = {"op": "finish"}
+                    request.update(_finish_spec(fw, True, sizes, repeat, min_time, quick,
+                                                bandwidth, next_to_blas))
+                    if progress:
+                        progress(f"checking {fw}'s results"
+                                 + (" and measuring the bandwidth" if fw == "fastjac"
+                                    and bandwidth else ""))
+                    out = step(fw, request)
+                    if out is not None:
+                        _merge(res, fw, out, pythons[fw], merged, crcs, True)
+        finally:
+            for fw in list(workers):
+                workers.pop(fw).close()
+
+
 # ----------------------------------------------------------------------------------- main
 def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "float32"),
               bandwidth=True, frameworks=None, peer_python=None, next_to_blas=None,
-              timeout=None, max_size=None, progress=None, rounds=1):
+              timeout=None, max_size=None, progress=None, rounds=1, interleave=False,
+              samples=None, idle="stop"):
     """Run the benchmark and return its results as a dict (what ``--json`` writes).
 
     Parameters
@@ -183,12 +407,40 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
         A row's time is the median over the rounds of each round's median, so a
         disturbance that hits one process moves it less; each round's ratio to the best
         peer is kept (``vs_best_rounds``) to show how much a row varies.
+    interleave : bool
+        Start every framework's process once and sample the frameworks in turn, row by
+        row (``samples`` samples each; the order rotates), so that they meet the same
+        moments of a machine whose speed moves. A row's time is the median of its samples
+        (``<fw>_samples``); ``vs_best_samples`` holds the ratio of the fastest other
+        framework to fastjac per sample, ``vs_best_quartiles`` their quartiles. Then
+        ``repeat`` is the loops per sample (default 3, 1 with ``quick``) and ``timeout``
+        the seconds per request (default 300, 120 with ``quick``). Not with ``rounds``.
+    samples : int, optional
+        Samples per framework and row with ``interleave`` (default 7, 3 with ``quick``).
+    idle : {"stop", "pause", "none"}
+        With ``interleave``, what keeps a framework that is not being sampled from taking
+        CPU time (its thread pools spin after a call): "stop" holds its process with
+        SIGSTOP until its next request (where there is no SIGSTOP: a pause), "pause"
+        waits PAUSE_S after each sample, "none" does nothing.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds!r}")
-    repeat = repeat or (3 if quick else 7)
-    min_time = 0.002 if quick else 0.02
-    timeout = timeout or (300 if quick else 1800)
+    if interleave and rounds != 1:
+        raise ValueError("rounds and interleave do not combine: with interleave, every "
+                         "process runs once and `samples` sets how often each row is timed")
+    if samples is not None and samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples!r}")
+    if idle not in IDLE_MODES:
+        raise ValueError(f"idle must be one of {IDLE_MODES}, got {idle!r}")
+    if interleave:
+        repeat = repeat or (1 if quick else 3)
+        samples = samples or (3 if quick else 7)
+        min_time = 0.002 if quick else 0.01
+        timeout = timeout or (120 if quick else 300)
+    else:
+        repeat = repeat or (3 if quick else 7)
+        min_time = 0.002 if quick else 0.02
+        timeout = timeout or (300 if quick else 1800)
     frameworks = list(frameworks or FRAMEWORKS)
     if "fastjac" not in frameworks:
         frameworks.insert(0, "fastjac")
@@ -223,7 +475,13 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     res["environment"]["openblas_unset_for_numpy"] = unset
     crcs = {}
     res["rounds"] = rounds
-    for rnd in range(rounds):
+    if interleave:
+        res["interleave"] = {"samples": samples, "min_time": min_time, "idle": idle
+                             if idle != "stop" or hasattr(signal, "SIGSTOP") else "pause"}
+        _run_interleaved(res, frameworks, rows, merged, crcs, sizes, samples, repeat,
+                         min_time, quick, bandwidth, next_to_blas, unset, peer_python,
+                         timeout, progress, idle)
+    for rnd in range(rounds if not interleave else 0):
         order = frameworks[rnd % len(frameworks):] + frameworks[:rnd % len(frameworks)]
         for fw in order:
             _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick,
@@ -238,38 +496,55 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     return res
 
 
-def _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick, bandwidth,
-                next_to_blas, unset, peer_python, timeout, progress, rounds):
-    """Run framework ``fw``'s worker for round ``rnd`` and merge its times into the rows
-    (``<fw>_runs`` lists, one entry per round)."""
-    first = rnd == 0 or fw not in {f["name"] for f in res["frameworks"]}
-    spec = {"framework": fw, "rows": [[w.name, label, dt] for w, label, dt in rows],
-            "repeat": repeat, "min_time": min_time, "quick": bool(quick)}
+def _worker_python(fw, unset, peer_python):
+    """(python, environment) of framework ``fw``'s worker process."""
     env = dict(os.environ)
     python = sys.executable
-    if fw == "fastjac":
-        # the bandwidth and the next-to-BLAS section are measured once, in the first round
-        spec["bandwidth_bytes"] = sorted(sizes) if bandwidth and rnd == 0 else []
-        spec["bandwidth_repeat"] = 3 if quick else 5
-        spec["next_to_blas"] = bool(next_to_blas) and rnd == 0
-    elif fw == "numpy":
+    if fw == "numpy":
         for k in unset:
             del env[k]
     elif fw in PEERS and peer_python:
         python = peer_python
     if fw == "jax":
         env.setdefault("JAX_PLATFORMS", "cpu")
+    return python, env
+
+
+def _finish_spec(fw, first, sizes, repeat, min_time, quick, bandwidth, next_to_blas):
+    """What a worker's last step needs: the timing settings and, for fastjac's first
+    process only, the bandwidth sizes and the next-to-BLAS section."""
+    spec = {"repeat": repeat, "min_time": min_time, "quick": bool(quick)}
+    if fw == "fastjac":
+        spec["bandwidth_bytes"] = sorted(sizes) if bandwidth and first else []
+        spec["bandwidth_repeat"] = 3 if quick else 5
+        spec["next_to_blas"] = bool(next_to_blas) and first
+    return spec
+
+
+def _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick, bandwidth,
+                next_to_blas, unset, peer_python, timeout, progress, rounds):
+    """Run framework ``fw``'s worker for round ``rnd`` and merge its times into the rows
+    (``<fw>_runs`` lists, one entry per round)."""
+    spec = {"framework": fw, "rows": [[w.name, label, dt] for w, label, dt in rows]}
+    spec.update(_finish_spec(fw, rnd == 0, sizes, repeat, min_time, quick, bandwidth,
+                             next_to_blas))
+    python, env = _worker_python(fw, unset, peer_python)
     if progress:
         progress(f"timing {fw} in its own process ({python})"
                  + (f", round {rnd + 1} of {rounds}" if rounds > 1 else ""))
-    out = _launch(spec, python, env, timeout)
+    _merge(res, fw, _launch(spec, python, env, timeout), python, merged, crcs, rnd == 0)
+
+
+def _merge(res, fw, out, python, merged, crcs, first):
+    """Merge one worker's JSON into the rows (``<fw>_runs``: one time per process run) and
+    ``res``; a failed peer is reported missing, a failed fastjac raises RuntimeError."""
     if "failed" in out or "missing" in out:
         reason = out.get("failed") or out["missing"]
         if fw == "fastjac":
             raise RuntimeError(f"fastjac bench: the fastjac worker failed: {reason}")
         res["missing"].setdefault(fw, f"{reason} (in {python})")
         return
-    if first:
+    if fw not in {f["name"] for f in res["frameworks"]}:
         res["frameworks"].append({"name": fw, "version": out.get("version"),
                                   "python": out["python"], "numpy": out["numpy"],
                                   "blas": out.get("blas")})
@@ -288,11 +563,12 @@ def _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick
             row.setdefault(f"{fw}_runs", []).append(None)
         if r.get("error") and r["error"] != "no implementation":
             row.setdefault("errors", {})[fw] = r["error"]
-    if fw == "fastjac" and rnd == 0:
+    if fw == "fastjac" and first:
         if "bandwidth" in out:
             res["bandwidth_by_bytes"] = out["bandwidth"]
-            if bandwidth:
-                res["bandwidth"] = out["bandwidth"][str(10**7 if quick else 10**8)]
+            key = str(10**7 if res["quick"] else 10**8)
+            if key in out["bandwidth"]:  # asked for with bandwidth=True
+                res["bandwidth"] = out["bandwidth"][key]
         if "next_to_blas" in out:
             res["next_to_blas"] = out["next_to_blas"]
 
@@ -323,6 +599,10 @@ def _derive(res, table):
                 per_round = _vs_best_rounds(row, others, res.get("rounds", 1))
                 if per_round:
                     row["vs_best_rounds"] = per_round
+                per_sample = _vs_best_samples(row, others)
+                if per_sample:
+                    row["vs_best_samples"] = per_sample
+                    row["vs_best_quartiles"] = quartiles(per_sample)
             if wl.traffic is not None and fj_s:
                 r_bytes, w_bytes = wl.traffic(_size(row["size"]),
                                               np.dtype(row["dtype"]).itemsize)
@@ -350,6 +630,27 @@ def _vs_best_rounds(row, others, rounds):
         return None
     return [min(runs[fw][i] for fw in runs if fw != "fastjac") / runs["fastjac"][i]
             for i in range(rounds)]
+
+
+def _vs_best_samples(row, others):
+    """Per sample k: the fastest other framework's k-th sample over fastjac's k-th
+    (``--interleave``: taken next to each other in time); None without such pairs."""
+    fj_samples = row.get("fastjac_samples")
+    peers = [row[f"{fw}_samples"] for fw in others if row.get(f"{fw}_samples")]
+    if not fj_samples or not peers:
+        return None
+    ratios = []
+    for k, t in enumerate(fj_samples):
+        near = [p[k] for p in peers if k < len(p) and p[k]]
+        if t and near:
+            ratios.append(min(near) / t)
+    return ratios or None
+
+
+def quartiles(values):
+    """[lower quartile, median, upper quartile] of ``values`` (linear interpolation
+    between order statistics, as ``numpy.percentile``)."""
+    return [float(q) for q in np.percentile(np.asarray(values, dtype=float), [25, 50, 75])]
 
 
 def _largest_loss_grad(res):
@@ -392,6 +693,14 @@ def _header(res):
             text += f" [{f['python']}]"
         fws.append(text)
     lines.append("each framework timed in its own process: " + ", ".join(fws))
+    il = res.get("interleave")
+    if il:
+        how = {"stop": "the others stopped (SIGSTOP) meanwhile",
+               "pause": f"a pause of {PAUSE_S:g} s after each",
+               "none": "the others left as they are"}[il["idle"]]
+        lines.append(f"interleaved: all processes alive at once, each row timed in "
+                     f"{il['samples']} samples per framework taken in turn ({how}); "
+                     "samples = the quartiles of the per-sample vs best")
     lines.append("JAX's and Numba's compile time is excluded (a warm-up call precedes the "
                  "timing); every result is checked against NumPy's in float64")
     for fw, why in res.get("missing", {}).items():
@@ -412,7 +721,9 @@ def _header(res):
                 f"{b['api']} {b['version']} kernel {b['kernel']}, {b['threads']} threads"
                 for b in f["blas"]))
     rounds = res.get("rounds", 1)
-    median = (f"median of {res['repeat']} repeats" if rounds == 1 else
+    median = (f"median over {il['samples']} samples of each sample's median of "
+              f"{res['repeat']} loops" if il else
+              f"median of {res['repeat']} repeats" if rounds == 1 else
               f"median over {rounds} rounds of each process's median of {res['repeat']} "
               "repeats; rounds = the lowest and highest vs best of single rounds")
     lines.append(f"speed-up = numpy / fastjac ({median}; above 1: "
@@ -440,6 +751,9 @@ def format_tables(res):
         spread = res.get("rounds", 1) > 1
         if spread:
             head += f"  {'rounds':>11}"
+        sampled = "interleave" in res
+        if sampled:
+            head += f"  {'samples':>11}"
         lines.append(head)
         first = []
         for r in w["rows"]:
@@ -453,6 +767,9 @@ def format_tables(res):
             if spread:
                 vr = r.get("vs_best_rounds")
                 line += (f"  {min(vr):>5.2f}-{max(vr):.2f}x" if vr else f"  {'-':>11}")
+            if sampled:
+                q = r.get("vs_best_quartiles")
+                line += (f"  {q[0]:>5.2f}-{q[2]:.2f}x" if q else f"  {'-':>11}")
             bad = [fw for fw, ok in r["checks"].items() if not ok]
             if bad:
                 line += f"  (RESULT MISMATCH: {', '.join(bad)})"
@@ -566,10 +883,26 @@ def main_bench(argv=None):
                         help="the Python that runs the PyTorch, JAX and Numba workers "
                              "(another environment; it needs NumPy, not fastjac)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="per framework process (default 1800, or 300 with --quick)")
+                        help="per framework process (default 1800, or 300 with --quick); "
+                             "with --interleave per request to a process (default 300, or "
+                             "120)")
     parser.add_argument("--rounds", type=int, default=1, metavar="K",
                         help="run every framework's process K times in turn and take the "
                              "median over rounds (default 1); shows each row's range")
+    parser.add_argument("--interleave", action="store_true",
+                        help="start every framework's process once and time the frameworks "
+                             "in turn, row by row, in short samples, so that all of them "
+                             "meet the same moments of a machine whose speed moves; the "
+                             "'samples' column shows the quartiles of the per-sample vs best")
+    parser.add_argument("--samples", type=int, default=None, metavar="S",
+                        help="with --interleave: samples per framework and row (default 7, "
+                             "or 3 with --quick); --repeat is then the loops per sample "
+                             "(default 3)")
+    parser.add_argument("--idle", choices=IDLE_MODES, default="stop",
+                        help="with --interleave: how a framework that is not being sampled "
+                             "is kept from spinning threads: 'stop' its process (SIGSTOP, "
+                             "the default; a pause where there is none), 'pause' 0.2 s "
+                             "after each sample, or 'none'")
     parser.add_argument("--no-bandwidth", action="store_true",
                         help="skip the memory-bandwidth measurement (and ×bound)")
     parser.add_argument("--json", metavar="PATH", default=None,
@@ -581,6 +914,13 @@ def main_bench(argv=None):
         parser.error("--repeat must be at least 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.interleave and args.rounds != 1:
+        parser.error("--rounds and --interleave do not combine: with --interleave every "
+                     "framework's process runs once; use --samples S for more samples")
+    if args.samples is not None and args.samples < 1:
+        parser.error("--samples must be at least 1")
+    if not args.interleave and (args.samples is not None or args.idle != "stop"):
+        parser.error("--samples and --idle need --interleave")
     if args.max_size is not None and args.max_size < 1:
         parser.error("--max-size must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
@@ -600,6 +940,7 @@ def main_bench(argv=None):
                         bandwidth=not args.no_bandwidth, frameworks=args.framework,
                         peer_python=args.peer_python, timeout=args.timeout,
                         max_size=args.max_size, rounds=args.rounds,
+                        interleave=args.interleave, samples=args.samples, idle=args.idle,
                         progress=lambda msg: print(f"fastjac bench: {msg}", file=sys.stderr,
                                                    flush=True))
     except RuntimeError as exc:
