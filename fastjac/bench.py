@@ -131,6 +131,8 @@ def _machine_info():
 
 
 _LOADER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+# The file every worker runs, by path (peer Pythons need not have fastjac).
+WORKER_PATH = os.path.abspath(W.__file__)
 
 
 def _launch(spec, python, env, timeout):
@@ -139,7 +141,7 @@ def _launch(spec, python, env, timeout):
         spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "out.json")
         with open(spec_path, "w", encoding="utf-8") as f:
             json.dump(spec, f)
-        cmd = [python, "-c", _LOADER, os.path.abspath(W.__file__), spec_path, out_path]
+        cmd = [python, "-c", _LOADER, WORKER_PATH, spec_path, out_path]
         try:
             proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True,
                                   timeout=timeout)
@@ -174,7 +176,7 @@ class _Served:
         self.fw, self.python, self.stopped = fw, python, False
         self.err = open(os.path.join(tmp, f"{fw}.stderr"), "w+", encoding="utf-8",
                         errors="replace")
-        cmd = [python, "-c", _LOADER, os.path.abspath(W.__file__), "--serve"]
+        cmd = [python, "-c", _LOADER, WORKER_PATH, "--serve"]
         try:
             self.proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=self.err, text=True,
@@ -238,8 +240,27 @@ class _Served:
             if self.proc.poll() is None:
                 os.kill(self.proc.pid, signal.SIGSTOP)
                 self.stopped = True
+                self._wait_stopped()
         elif idle in ("stop", "pause"):
             time.sleep(PAUSE_S)
+
+    def _wait_stopped(self, limit=1.0):
+        """Wait until SIGSTOP has stopped every thread: each stops only when it next runs,
+        which on a busy machine took 4-24 ms, and until then a spinning thread pool still
+        competes with the next framework's sample."""
+        deadline = time.perf_counter() + limit
+        while True:
+            try:
+                pid, status = os.waitpid(self.proc.pid, os.WNOHANG | os.WUNTRACED)
+            except ChildProcessError:
+                return
+            if pid:
+                if not os.WIFSTOPPED(status):  # it ended: keep its status for Popen
+                    self.proc.returncode = os.waitstatus_to_exitcode(status)
+                return
+            if time.perf_counter() > deadline:
+                return
+            time.sleep(0.0002)
 
     def release(self):
         if self.stopped:
