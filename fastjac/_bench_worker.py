@@ -41,22 +41,24 @@ def _median_time(fn, repeat, min_time, best=False):
 
 def _timed(fn, repeat, min_time, best=False, number=None):
     """``(seconds per call, number)``: the median (least with ``best``) over ``repeat``
-    loops of ``number`` calls of ``fn()``, after one warm-up call. Without ``number``, the
-    loop is lengthened until it takes >= ``min_time``; pass the returned ``number`` to time
-    the same loop again (the interleaved bench does, once per sample)."""
+    loops of ``number`` calls of ``fn()``, after one warm-up call. The loop is lengthened
+    until it takes >= ``min_time``. Pass the returned ``number`` to time the same loop
+    again (the interleaved bench does, once per sample); it is lengthened again if its
+    loop now takes less than half of ``min_time`` (it was found in a stall: on a loaded
+    machine a Numba call whose second thread is not scheduled takes ~8 ms, not 4 µs)."""
     fn()  # warm up (first-touch page faults, lazy imports, thread pool start, JIT compile)
-    samples = []
-    if number is None:
-        number = 1
-        while True:
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            dt = time.perf_counter() - t0
-            if dt >= min_time or number >= 1 << 20:
-                break
-            number *= 2 if dt <= 0 else max(2, min(10, int(min_time / dt * 1.2) + 1))
-        samples.append(dt / number)
+    enough = min_time if number is None else min_time / 2
+    number = number or 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= enough or number >= 1 << 20:
+            break
+        number *= 2 if dt <= 0 else max(2, min(10, int(min_time / dt * 1.2) + 1))
+        enough = min_time
+    samples = [dt / number]
     while len(samples) < repeat:
         t0 = time.perf_counter()
         for _ in range(number):

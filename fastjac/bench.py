@@ -743,7 +743,7 @@ def _header(res):
                 for b in f["blas"]))
     rounds = res.get("rounds", 1)
     median = (f"median over {il['samples']} samples of each sample's median of "
-              f"{res['repeat']} loops" if il else
+              f"{res['repeat']} loop{'s' * (res['repeat'] != 1)}" if il else
               f"median of {res['repeat']} repeats" if rounds == 1 else
               f"median over {rounds} rounds of each process's median of {res['repeat']} "
               "repeats; rounds = the lowest and highest vs best of single rounds")
