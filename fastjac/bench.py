@@ -26,6 +26,19 @@ processes run K times in turn (the order rotates) and each row takes the median 
 rounds, with the lowest and highest single-round ratio to the best peer: on a shared
 machine a disturbance during one process can otherwise flip a row.
 
+**With** ``--interleave`` every framework's process starts once and stays alive; the parent
+drives the workers (``_bench_worker.py --serve``) over pipes, one JSON request a line, row
+by row: each framework prepares the row, then the frameworks take turns, ``--samples S``
+times (the order rotates), each timing one short sample (a warm-up call, then the median
+of ``--repeat`` loops of ~10 ms). The worker not being sampled is stopped (SIGSTOP, and
+its stop awaited: thread pools spin after a call) and let go (SIGCONT) for its next
+request; ``--idle pause`` waits 0.2 s after each sample instead, which is also what happens
+where there is no SIGSTOP. A row's time is the median of its samples, and the "samples"
+column gives the quartiles of the per-sample ratio of the best peer to fastjac, each
+taken from samples measured next to each other. A worker that fails or does not answer
+within ``--timeout`` seconds is ended and reported missing; on every exit (errors,
+Ctrl-C) the workers are let go and ended.
+
 Where ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` is set, both are unset for the NumPy
 baseline's process only, and the output says so.
 
@@ -40,6 +53,7 @@ Examples
 ``fastjac bench --peer-python /path/to/venv/bin/python``   peers from another environment
 ``fastjac bench --json out.json --plot out.png``
 ``fastjac bench --rounds 3``           every process three times: medians over rounds
+``fastjac bench --interleave``         the frameworks sampled in turn, 7 samples a row
 
 The workloads and the workers live in :mod:`fastjac._bench_worker` (which peer workers
 run without fastjac); this module starts the workers, merges and prints their results.
