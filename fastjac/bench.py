@@ -637,7 +637,7 @@ def _derive(res, table):
                 per_sample = _vs_best_samples(row, others)
                 if per_sample:
                     row["vs_best_samples"] = per_sample
-                    row["vs_best_quartiles"] = quartiles(per_sample)
+                    row["vs_best_quartiles"] = _quartiles(per_sample)
             if wl.traffic is not None and fj_s:
                 r_bytes, w_bytes = wl.traffic(_size(row["size"]),
                                               np.dtype(row["dtype"]).itemsize)
@@ -682,7 +682,7 @@ def _vs_best_samples(row, others):
     return ratios or None
 
 
-def quartiles(values):
+def _quartiles(values):
     """[lower quartile, median, upper quartile] of ``values`` (linear interpolation
     between order statistics, as ``numpy.percentile``)."""
     return [float(q) for q in np.percentile(np.asarray(values, dtype=float), [25, 50, 75])]

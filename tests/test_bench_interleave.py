@@ -77,8 +77,8 @@ def test_interleaved_numpy_and_fastjac(spawned, capsys, tmp_path):
 
 
 def test_medians_and_spreads_from_known_samples():
-    assert bench.quartiles([4.0, 1.0, 3.0, 2.0, 5.0]) == [2.0, 3.0, 4.0]
-    assert bench.quartiles([1.0, 2.0]) == [1.25, 1.5, 1.75]
+    assert bench._quartiles([4.0, 1.0, 3.0, 2.0, 5.0]) == [2.0, 3.0, 4.0]
+    assert bench._quartiles([1.0, 2.0]) == [1.25, 1.5, 1.75]
     others = ["numpy", "torch", "jax", "numba"]
     row = {"fastjac_samples": [1.0, 2.0, 4.0, 8.0],
            "numpy_samples": [3.0, 3.0, 3.0, 3.0],
