@@ -13,22 +13,19 @@ for the same result, on the same inputs, and prints one table per workload::
   and write, at the read and write bandwidths measured over the same number of bytes (shown
   from 1 MB of traffic; below that a call's fixed cost dominates).
 
-**Each framework runs in its own process** (a worker: this file run with ``--worker``), one
-after the other: a framework's thread pool keeps spinning after a call and would slow
-whatever is timed next in the same process. Every worker builds the same inputs from
+**Each framework runs in its own process** (a worker: :mod:`fastjac._bench_worker` run by
+path): a framework's thread pool keeps spinning after a call and would slow whatever is
+timed next in the same process. Every worker builds the same inputs from
 per-row seeds with NumPy alone, so a worker for PyTorch, JAX or Numba can run in another
 Python that does not have fastjac (``--peer-python``); a checksum of the inputs confirms it.
 Each time is the median of several repeats of a loop long enough to make the timer's
 resolution irrelevant, after a warm-up call (so JAX's and Numba's compile time is
 excluded; a workload that asks for it also reports the first call). Every framework's
-result is checked against NumPy's in float64 after timing. With ``--rounds K`` the
-processes run K times in turn (the order rotates) and each row takes the median over
-rounds, with the lowest and highest single-round ratio to the best peer: on a shared
-machine a disturbance during one process can otherwise flip a row.
+result is checked against NumPy's in float64 after timing.
 
-**With** ``--interleave`` every framework's process starts once and stays alive; the parent
-drives the workers (``_bench_worker.py --serve``) over pipes, one JSON request a line, row
-by row: each framework prepares the row, then the frameworks take turns, ``--samples S``
+**Interleaved** (the default; ``--interleave``) every framework's process starts once and
+stays alive; the parent drives the workers (``_bench_worker.py --serve``) over pipes, one
+JSON request a line, row by row: each framework prepares the row, then the frameworks take turns, ``--samples S``
 times (the order rotates), each timing one short sample (a warm-up call, then the median
 of ``--repeat`` loops of ~10 ms). The worker not being sampled is stopped (SIGSTOP, and
 its stop awaited: thread pools spin after a call) and let go (SIGCONT) for its next
@@ -38,6 +35,12 @@ column gives the quartiles of the per-sample ratio of the best peer to fastjac, 
 taken from samples measured next to each other. A worker that fails or does not answer
 within ``--timeout`` seconds is ended and reported missing; on every exit (errors,
 Ctrl-C) the workers are let go and ended.
+
+**One by one** (``--one-by-one``, or ``--rounds K``) each worker times all its rows, then
+the next starts. With ``--rounds K`` the processes run K times in turn (the order rotates)
+and each row takes the median over rounds, with the lowest and highest single-round ratio
+to the best peer. On this project's shared 2-vCPU machine the interleaved runs' ratios to
+the best peer moved less from run to run (docs: performance, "How the bench times").
 
 Where ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` is set, both are unset for the NumPy
 baseline's process only, and the output says so.
@@ -52,8 +55,8 @@ Examples
 ``fastjac bench --quick``              a few seconds: small sizes, few repeats
 ``fastjac bench --peer-python /path/to/venv/bin/python``   peers from another environment
 ``fastjac bench --json out.json --plot out.png``
-``fastjac bench --rounds 3``           every process three times: medians over rounds
-``fastjac bench --interleave``         the frameworks sampled in turn, 7 samples a row
+``fastjac bench --samples 9``          9 samples per framework and row (default 5)
+``fastjac bench --rounds 3``           one by one, every process three times: medians
 
 The workloads and the workers live in :mod:`fastjac._bench_worker` (which peer workers
 run without fastjac); this module starts the workers, merges and prints their results.
@@ -410,7 +413,7 @@ def _run_interleaved(res, frameworks, rows, merged, crcs, sizes, samples, repeat
 # ----------------------------------------------------------------------------------- main
 def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "float32"),
               bandwidth=True, frameworks=None, peer_python=None, next_to_blas=None,
-              timeout=None, max_size=None, progress=None, rounds=1, interleave=False,
+              timeout=None, max_size=None, progress=None, rounds=1, interleave=None,
               samples=None, idle="stop"):
     """Run the benchmark and return its results as a dict (what ``--json`` writes).
 
@@ -442,16 +445,16 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
         A row's time is the median over the rounds of each round's median, so a
         disturbance that hits one process moves it less; each round's ratio to the best
         peer is kept (``vs_best_rounds``) to show how much a row varies.
-    interleave : bool
+    interleave : bool, optional
         Start every framework's process once and sample the frameworks in turn, row by
         row (``samples`` samples each; the order rotates), so that they meet the same
-        moments of a machine whose speed moves. A row's time is the median of its samples
+        moments of a machine whose speed moves. Default: True, unless ``rounds`` > 1. A row's time is the median of its samples
         (``<fw>_samples``); ``vs_best_samples`` holds the ratio of the fastest other
         framework to fastjac per sample, ``vs_best_quartiles`` their quartiles. Then
         ``repeat`` is the loops per sample (default 3, 1 with ``quick``) and ``timeout``
         the seconds per request (default 300, 120 with ``quick``). Not with ``rounds``.
     samples : int, optional
-        Samples per framework and row with ``interleave`` (default 7, 3 with ``quick``).
+        Samples per framework and row with ``interleave`` (default 5, 3 with ``quick``).
     idle : {"stop", "pause", "none"}
         With ``interleave``, what keeps a framework that is not being sampled from taking
         CPU time (its thread pools spin after a call): "stop" holds its process with
@@ -460,6 +463,8 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds!r}")
+    if interleave is None:
+        interleave = rounds == 1
     if interleave and rounds != 1:
         raise ValueError("rounds and interleave do not combine: with interleave, every "
                          "process runs once and `samples` sets how often each row is timed")
@@ -469,7 +474,7 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
         raise ValueError(f"idle must be one of {IDLE_MODES}, got {idle!r}")
     if interleave:
         repeat = repeat or (1 if quick else 3)
-        samples = samples or (3 if quick else 7)
+        samples = samples or (3 if quick else 5)
         min_time = 0.002 if quick else 0.01
         timeout = timeout or (120 if quick else 300)
     else:
@@ -898,8 +903,8 @@ def main_bench(argv=None):
         prog="fastjac bench",
         description="Time fastjac against the code a user of NumPy, PyTorch, JAX or Numba "
                     "would write (one table per workload, speed-up = numpy / fastjac), each "
-                    "framework in its own process, with each large row's ratio to its "
-                    "memory-traffic bound and the 'next to BLAS' loop step.")
+                    "framework in its own process, sampled in turn, with each large row's "
+                    "ratio to its memory-traffic bound and the 'next to BLAS' loop step.")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and few repeats: a few seconds")
     parser.add_argument("--repeat", type=int, default=None,
@@ -918,23 +923,28 @@ def main_bench(argv=None):
                         help="the Python that runs the PyTorch, JAX and Numba workers "
                              "(another environment; it needs NumPy, not fastjac)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="per framework process (default 1800, or 300 with --quick); "
-                             "with --interleave per request to a process (default 300, or "
-                             "120)")
+                        help="interleaved: per request to a framework's process (default "
+                             "300, or 120 with --quick); one by one: per process (default "
+                             "1800, or 300)")
     parser.add_argument("--rounds", type=int, default=1, metavar="K",
-                        help="run every framework's process K times in turn and take the "
-                             "median over rounds (default 1); shows each row's range")
+                        help="one by one: run every framework's process K times in turn "
+                             "and take the median over rounds (default 1); shows each row's "
+                             "range")
     parser.add_argument("--interleave", action="store_true",
-                        help="start every framework's process once and time the frameworks "
-                             "in turn, row by row, in short samples, so that all of them "
-                             "meet the same moments of a machine whose speed moves; the "
-                             "'samples' column shows the quartiles of the per-sample vs best")
+                        help="the default: start every framework's process once and time "
+                             "the frameworks in turn, row by row, in short samples, so that "
+                             "all of them meet the same moments of a machine whose speed "
+                             "moves; the 'samples' column shows the quartiles of the "
+                             "per-sample vs best")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="instead, run each framework's process after the other, each "
+                             "timing all its rows (implied by --rounds)")
     parser.add_argument("--samples", type=int, default=None, metavar="S",
-                        help="with --interleave: samples per framework and row (default 7, "
-                             "or 3 with --quick); --repeat is then the loops per sample "
+                        help="interleaved: samples per framework and row (default 5, or 3 "
+                             "with --quick); --repeat is then the loops per sample "
                              "(default 3)")
     parser.add_argument("--idle", choices=IDLE_MODES, default="stop",
-                        help="with --interleave: how a framework that is not being sampled "
+                        help="interleaved: how a framework that is not being sampled "
                              "is kept from spinning threads: 'stop' its process (SIGSTOP, "
                              "the default; a pause where there is none), 'pause' 0.2 s "
                              "after each sample, or 'none'")
@@ -949,13 +959,15 @@ def main_bench(argv=None):
         parser.error("--repeat must be at least 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    if args.interleave and args.rounds != 1:
-        parser.error("--rounds and --interleave do not combine: with --interleave every "
+    if args.interleave and (args.rounds != 1 or args.one_by_one):
+        parser.error("--rounds and --interleave do not combine: interleaved, every "
                      "framework's process runs once; use --samples S for more samples")
     if args.samples is not None and args.samples < 1:
         parser.error("--samples must be at least 1")
-    if not args.interleave and (args.samples is not None or args.idle != "stop"):
-        parser.error("--samples and --idle need --interleave")
+    one_by_one = args.one_by_one or args.rounds != 1
+    if one_by_one and (args.samples is not None or args.idle != "stop"):
+        parser.error("--samples and --idle are for the interleaved mode, not with "
+                     "--one-by-one or --rounds")
     if args.max_size is not None and args.max_size < 1:
         parser.error("--max-size must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
@@ -975,7 +987,7 @@ def main_bench(argv=None):
                         bandwidth=not args.no_bandwidth, frameworks=args.framework,
                         peer_python=args.peer_python, timeout=args.timeout,
                         max_size=args.max_size, rounds=args.rounds,
-                        interleave=args.interleave, samples=args.samples, idle=args.idle,
+                        interleave=not one_by_one, samples=args.samples, idle=args.idle,
                         progress=lambda msg: print(f"fastjac bench: {msg}", file=sys.stderr,
                                                    flush=True))
     except RuntimeError as exc:

@@ -250,13 +250,37 @@ def test_interleave_arguments_are_checked(capsys):
         main_bench(["--interleave", "--rounds", "2"])
     assert "--rounds and --interleave do not combine" in capsys.readouterr().err
     for bad, why in ((["--interleave", "--samples", "0"], "--samples must be at least 1"),
-                     (["--samples", "3"], "need --interleave"),
-                     (["--idle", "pause"], "need --interleave")):
+                     (["--interleave", "--one-by-one"], "do not combine"),
+                     (["--one-by-one", "--samples", "3"], "not with --one-by-one"),
+                     (["--rounds", "2", "--idle", "pause"], "not with --one-by-one or "
+                                                           "--rounds")):
         with pytest.raises(SystemExit):
             main_bench(bad)
         assert why in capsys.readouterr().err
     with pytest.raises(ValueError, match="do not combine"):
         run_bench(quick=True, interleave=True, rounds=2)
+
+
+def test_interleaved_is_the_default_and_one_by_one_still_runs(monkeypatch):
+    modes = []
+    real = bench._run_interleaved
+    monkeypatch.setattr(bench, "_run_interleaved",
+                        lambda *a, **k: modes.append("interleaved") or real(*a, **k))
+    real_launch = bench._launch
+    monkeypatch.setattr(bench, "_launch",
+                        lambda *a, **k: modes.append("one by one") or real_launch(*a, **k))
+    args = ["--quick", "--repeat", "1", "--workload", "dot", "--dtype", "float64",
+            "--framework", "numpy", "--no-bandwidth"]
+    assert main_bench(args) == 0
+    assert modes == ["interleaved"]
+    assert main_bench(args + ["--one-by-one"]) == 0
+    assert modes == ["interleaved"] + ["one by one"] * 2
+    res = run_bench(quick=True, repeat=1, workloads=["dot"], dtypes=("float32",),
+                    frameworks=["numpy"], bandwidth=False)
+    assert res["interleave"]["samples"] == 3 and modes[3:] == ["interleaved"]
+    res = run_bench(quick=True, repeat=1, workloads=["dot"], dtypes=("float32",),
+                    frameworks=["numpy"], bandwidth=False, rounds=2)
+    assert "interleave" not in res and modes[4:] == ["one by one"] * 4
     with pytest.raises(ValueError, match="samples"):
         run_bench(quick=True, interleave=True, samples=0)
     with pytest.raises(ValueError, match="idle"):
