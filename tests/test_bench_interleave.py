@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import fastjac._bench_procs as procs
 import fastjac._bench_worker as worker
 import fastjac.bench as bench
 from fastjac.bench import main_bench, run_bench
@@ -108,7 +109,7 @@ def failing_worker(tmp_path, how):
     script = tmp_path / f"worker_{how}.py"
     script.write_text(textwrap.dedent(f"""
         import os, runpy, sys, time
-        ns = runpy.run_path({bench.WORKER_PATH!r}, run_name="worker")
+        ns = runpy.run_path({procs.WORKER_PATH!r}, run_name="worker")
         real = ns["_Session"].sample
         count = [0]
         def sample(self, repeat, min_time):
@@ -127,7 +128,7 @@ def failing_worker(tmp_path, how):
 
 @pytest.mark.parametrize("how", ["hang", "die"])
 def test_failing_worker_is_reported_missing_and_ended(how, tmp_path, monkeypatch, spawned):
-    monkeypatch.setattr(bench, "WORKER_PATH", failing_worker(tmp_path, how))
+    monkeypatch.setattr(procs, "WORKER_PATH", failing_worker(tmp_path, how))
     res = run_bench(quick=True, interleave=True, samples=2, workloads=["exp.vjp"],
                     dtypes=("float64",), frameworks=["numpy"], bandwidth=False, timeout=3)
     assert_gone(spawned)
@@ -145,7 +146,7 @@ def test_failing_fastjac_worker_raises_and_ends_every_worker(tmp_path, monkeypat
     script = tmp_path / "worker_bad_fastjac.py"
     script.write_text(textwrap.dedent(f"""
         import os, runpy, sys
-        ns = runpy.run_path({bench.WORKER_PATH!r}, run_name="worker")
+        ns = runpy.run_path({procs.WORKER_PATH!r}, run_name="worker")
         real = ns["_Session"].prepare
         def prepare(self, *row):
             if self.framework == "fastjac":
@@ -154,7 +155,7 @@ def test_failing_fastjac_worker_raises_and_ends_every_worker(tmp_path, monkeypat
         ns["_Session"].prepare = prepare
         sys.exit(ns["_serve_main"]())
     """))
-    monkeypatch.setattr(bench, "WORKER_PATH", str(script))
+    monkeypatch.setattr(procs, "WORKER_PATH", str(script))
     with pytest.raises(RuntimeError, match="the fastjac worker failed: exit status 4"):
         run_bench(quick=True, interleave=True, workloads=["sum"], dtypes=("float32",),
                   frameworks=["numpy"], bandwidth=False, timeout=30)
