@@ -5,10 +5,13 @@ one framework in one process.
 inputs, sizes, memory traffic, and its code in fastjac, NumPy, PyTorch, JAX and Numba (see
 :class:`Workload`; adding a row there is all a new workload needs).
 
-A worker (``_run_worker``) times the rows of one framework on inputs it builds from per-row
-seeds with NumPy alone, then checks every result against NumPy's in float64, and returns
-JSON. :mod:`fastjac.bench` starts one worker per framework, each in its own process, and
-merges them.
+A worker times the rows of one framework on inputs it builds from per-row seeds with NumPy
+alone, then checks every result against NumPy's in float64, and returns JSON. It runs
+either all its rows in one go (``_run_worker``: a spec file in, a JSON file out) or, with
+``--serve``, one request at a time from the parent over its stdin and stdout (``_serve``:
+``fastjac bench --interleave`` samples the frameworks in turn). Both drive the same
+``_Session``. :mod:`fastjac.bench` starts one worker per framework, each in its own
+process, and merges them.
 
 This file imports nothing from fastjac at module level: workers for PyTorch, JAX and
 Numba may run it by path in a Python without fastjac (``fastjac bench --peer-python``).
@@ -33,23 +36,35 @@ PEERS = ("torch", "jax", "numba")
 def _median_time(fn, repeat, min_time, best=False):
     """Median (or, with ``best``, least) seconds per call of ``fn()`` over ``repeat``
     samples of >= ``min_time`` each."""
+    return _timed(fn, repeat, min_time, best)[0]
+
+
+def _timed(fn, repeat, min_time, best=False, number=None):
+    """``(seconds per call, number)``: the median (least with ``best``) over ``repeat``
+    loops of ``number`` calls of ``fn()``, after one warm-up call. The loop is lengthened
+    until it takes >= ``min_time``. Pass the returned ``number`` to time the same loop
+    again (the interleaved bench does, once per sample); it is lengthened again if its
+    loop now takes less than half of ``min_time`` (it was found in a stall: on a loaded
+    machine a Numba call whose second thread is not scheduled takes ~8 ms, not 4 µs)."""
     fn()  # warm up (first-touch page faults, lazy imports, thread pool start, JIT compile)
-    number = 1
+    enough = min_time if number is None else min_time / 2
+    number = number or 1
     while True:
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
         dt = time.perf_counter() - t0
-        if dt >= min_time or number >= 1 << 20:
+        if dt >= enough or number >= 1 << 20:
             break
         number *= 2 if dt <= 0 else max(2, min(10, int(min_time / dt * 1.2) + 1))
+        enough = min_time
     samples = [dt / number]
-    for _ in range(repeat - 1):
+    while len(samples) < repeat:
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
         samples.append((time.perf_counter() - t0) / number)
-    return float(min(samples) if best else np.median(samples))
+    return float(min(samples) if best else np.median(samples)), number
 
 
 def _as_float64(result):
@@ -743,77 +758,200 @@ def _to_float64(a):
     return a
 
 
-def _run_worker(spec):
-    """Time ``spec["rows"]`` for ``spec["framework"]`` in this process; returns a dict."""
-    framework = spec["framework"]
-    out = {"framework": framework, "python": sys.executable, "numpy": np.__version__,
-           "rows": []}
-    try:
-        mod = _load(framework)
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
-        out["missing"] = f"{type(exc).__name__}: {exc}"
-        return out
-    out["version"] = getattr(mod, "__version__", "?")
-    if framework == "numba":
-        out["threading_layer"] = None
-    convert = _converter(framework, mod)
-    repeat, min_time = spec["repeat"], spec["min_time"]
-    built, reference, timed = {}, {}, []
+class _Session:
+    """One framework in one worker process: its module, the row being timed, and what the
+    worker reports (``out``, the JSON of :func:`_run_worker`).
 
-    def make(name, label, dtype):
+    Both ways of running the bench drive it the same way: :meth:`prepare` a row, take one
+    or more :meth:`sample`, then :meth:`prepare` the next; :meth:`finish` ends with the
+    extra measurements and the checks. :func:`_run_worker` takes one sample per row, all
+    in one go; :func:`_serve` takes them when the parent asks (``fastjac bench
+    --interleave``).
+    """
+
+    def __init__(self, framework):
+        self.framework = framework
+        self.out = {"framework": framework, "python": sys.executable,
+                    "numpy": np.__version__, "rows": []}
+        self.mod = self.convert = None
+        self.built, self.timed, self.current = {}, [], None
+
+    def load(self):
+        """Import the framework; False (and ``out["missing"]``) if it cannot be."""
+        try:
+            self.mod = _load(self.framework)
+        except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+            self.out["missing"] = f"{type(exc).__name__}: {exc}"
+            return False
+        self.out["version"] = getattr(self.mod, "__version__", "?")
+        if self.framework == "numba":
+            self.out["threading_layer"] = None
+        self.convert = _converter(self.framework, self.mod)
+        return True
+
+    def _make(self, name, label, dtype):
         wl, dt = _workload(name), np.dtype(dtype)
         size = _size(label)
         inputs = wl.inputs(size, dt, np.random.default_rng(_seed(name, size, dtype)))
-        return wl, dt, inputs, tuple(convert(a) for a in inputs)
+        return wl, dt, inputs, tuple(self.convert(a) for a in inputs)
 
-    # 1. every row's time. No check in between: NumPy's reference would run BLAS, whose
-    # threads keep spinning and would slow the next row's timing.
-    for name, label, dtype in spec["rows"]:
+    def prepare(self, name, label, dtype):
+        """End the current row and set up the next: its inputs, their checksum, the
+        framework's function (and its first call, where the workload asks). Returns the
+        row's dict (with ``error`` where it cannot be timed)."""
+        self._end_row()
         row = {"workload": name, "size": label, "dtype": dtype}
-        out["rows"].append(row)
-        if _workload(name).impls[framework] is None:
+        self.out["rows"].append(row)
+        if _workload(name).impls[self.framework] is None:
             row["error"] = "no implementation"
-            continue
+            return row
         try:
-            wl, dt, inputs, args = make(name, label, dtype)
+            wl, dt, inputs, args = self._make(name, label, dtype)
             row["inputs_crc"] = _inputs_crc(inputs)
             if wl.first_call:
                 t0 = time.perf_counter()
-                fn = _build(framework, mod, wl)
+                fn = _build(self.framework, self.mod, wl)
                 fn(*args)
                 row["first_call_s"] = time.perf_counter() - t0
-            if name not in built:
-                built[name] = _build(framework, mod, wl)
-            fn = built[name]
-            row["time_s"] = _median_time(lambda: fn(*args), repeat, min_time)
-            timed.append(row)
+            if name not in self.built:
+                self.built[name] = _build(self.framework, self.mod, wl)
+            fn = self.built[name]
+            self.current = {"row": row, "call": lambda: fn(*args), "number": None,
+                            "samples": []}
         except Exception as exc:  # noqa: BLE001 - a framework failing is reported, not ours
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
-        inputs = args = fn = None  # the next row's arrays may be large
-    # 2. fastjac's extra measurements, still before any BLAS call of ours
-    if spec.get("bandwidth_bytes"):
-        out["bandwidth"] = {str(nb): memory_bandwidth(nb, repeat=spec["bandwidth_repeat"])
-                            for nb in spec["bandwidth_bytes"]}
-    if spec.get("next_to_blas"):
-        out["next_to_blas"] = _next_to_blas(mod, spec["quick"], repeat, min_time)
-    # 3. every timed result against NumPy's in float64, on the same inputs rebuilt
-    for row in timed:
+        return row
+
+    def sample(self, repeat, min_time):
+        """Seconds per call of the current row: one warm-up call, then the median of
+        ``repeat`` loops of >= ``min_time`` (the loop's length is found once per row).
+        None if there is no row to time or the call fails (``error`` in its row)."""
+        cur = self.current
+        if cur is None:
+            return None
         try:
-            wl, dt, inputs, args = make(row["workload"], row["size"], row["dtype"])
-            if wl.name not in reference:
-                reference[wl.name] = wl.impls["numpy"](np)
-            want = reference[wl.name](*(_to_float64(a) for a in inputs))
-            row["checked"], row["max_error"] = _agree(built[wl.name](*args), want, dt)
+            t, cur["number"] = _timed(cur["call"], repeat, min_time, number=cur["number"])
         except Exception as exc:  # noqa: BLE001
-            row["checked"], row["error"] = False, f"{type(exc).__name__}: {exc}"[:300]
-        inputs = args = want = None
-    if framework == "numba":
+            cur["row"]["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            self.current = None
+            return None
+        cur["samples"].append(t)
+        return t
+
+    def _end_row(self):
+        """The current row's time is the median of its samples; its arrays are freed."""
+        cur, self.current = self.current, None
+        if cur and cur["samples"]:
+            cur["row"]["time_s"] = float(np.median(cur["samples"]))
+            self.timed.append(cur["row"])
+
+    def finish(self, spec):
+        """fastjac's extra measurements (bandwidth, next to BLAS), then every timed result
+        against NumPy's in float64, on the same inputs rebuilt; returns ``out``.
+
+        Nothing here runs before the last sample: NumPy's reference may call BLAS, whose
+        threads keep spinning and would slow the next timing."""
+        self._end_row()
+        out = self.out
+        repeat, min_time = spec["repeat"], spec["min_time"]
+        if spec.get("bandwidth_bytes"):
+            out["bandwidth"] = {str(nb): memory_bandwidth(nb, repeat=spec["bandwidth_repeat"])
+                                for nb in spec["bandwidth_bytes"]}
+        if spec.get("next_to_blas"):
+            out["next_to_blas"] = _next_to_blas(self.mod, spec["quick"], repeat, min_time)
+        reference = {}
+        for row in self.timed:
+            try:
+                wl, dt, inputs, args = self._make(row["workload"], row["size"], row["dtype"])
+                if wl.name not in reference:
+                    reference[wl.name] = wl.impls["numpy"](np)
+                want = reference[wl.name](*(_to_float64(a) for a in inputs))
+                row["checked"], row["max_error"] = _agree(self.built[wl.name](*args), want,
+                                                          dt)
+            except Exception as exc:  # noqa: BLE001
+                row["checked"], row["error"] = False, f"{type(exc).__name__}: {exc}"[:300]
+            inputs = args = want = None
+        if self.framework == "numba":
+            try:
+                out["threading_layer"] = self.mod.threading_layer()
+            except Exception:  # noqa: BLE001 - only known after a parallel call
+                pass
+        out["blas"] = _openblas_info()
+        return out
+
+
+def _run_worker(spec):
+    """Time ``spec["rows"]`` for ``spec["framework"]`` in this process, each row once in
+    turn, then check them; returns a dict (:attr:`_Session.out`)."""
+    session = _Session(spec["framework"])
+    if not session.load():
+        return session.out
+    for name, label, dtype in spec["rows"]:
+        session.prepare(name, label, dtype)
+        session.sample(spec["repeat"], spec["min_time"])
+    return session.finish(spec)
+
+
+def _serve(requests, replies):
+    """The interleaved worker: answer JSON requests, one a line, until ``quit`` or EOF.
+
+    ``{"op": "load", "framework": F}`` -> ``{"ok": true, ...}`` or ``{"missing": why}``;
+    ``{"op": "prepare", "row": [name, size, dtype]}`` -> the row's dict;
+    ``{"op": "sample", "repeat": r, "min_time": t}`` -> ``{"time_s": seconds or null}``;
+    ``{"op": "finish", ...spec}`` -> the worker's JSON, as :func:`_run_worker` returns it.
+    An exception becomes ``{"failed": why}``.
+    """
+    session = None
+    for line in requests:
+        req = json.loads(line)
+        op = req["op"]
+        if op == "quit":
+            break
         try:
-            out["threading_layer"] = mod.threading_layer()
-        except Exception:  # noqa: BLE001 - only known after a parallel call
-            pass
-    out["blas"] = _openblas_info()
-    return out
+            if op == "load":
+                session = _Session(req["framework"])
+                rep = {"ok": session.load()}
+                rep.update({k: v for k, v in session.out.items() if k != "rows"})
+            elif op == "prepare":
+                rep = session.prepare(*req["row"])
+            elif op == "sample":
+                rep = {"time_s": session.sample(req["repeat"], req["min_time"])}
+            elif op == "finish":
+                rep = session.finish(req)
+            else:
+                rep = {"failed": f"unknown request {op!r}"}
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which goes on
+            rep = {"failed": f"{type(exc).__name__}: {exc}"[:300]}
+        replies.write(json.dumps(rep) + "\n")
+        replies.flush()
+
+
+def _die_with_parent():
+    """Linux: be killed when the parent bench process dies, even while stopped (SIGSTOP)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - elsewhere the parent's cleanup alone must do
+        pass
+
+
+def _serve_main():
+    """``--serve``: replies go to the original stdout; anything a library prints goes to
+    stderr instead, so it cannot garble them. Ctrl-C is left to the parent, which stops
+    and ends its workers itself."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _serve(sys.stdin, replies)
+    return 0
 
 
 def _worker_main(argv):
@@ -827,8 +965,9 @@ def _worker_main(argv):
     return 0
 
 
-# The worker runs this file by path (runpy), so an interpreter without fastjac can run it.
+# The worker runs this file by path (runpy), so an interpreter without fastjac can run it:
+# ``python _bench_worker.py SPEC.json OUT.json`` or ``python _bench_worker.py --serve``.
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_worker_main(sys.argv[-2:]))
+    sys.exit(_serve_main() if sys.argv[-1] == "--serve" else _worker_main(sys.argv[-2:]))

@@ -13,18 +13,34 @@ for the same result, on the same inputs, and prints one table per workload::
   and write, at the read and write bandwidths measured over the same number of bytes (shown
   from 1 MB of traffic; below that a call's fixed cost dominates).
 
-**Each framework runs in its own process** (a worker: this file run with ``--worker``), one
-after the other: a framework's thread pool keeps spinning after a call and would slow
-whatever is timed next in the same process. Every worker builds the same inputs from
+**Each framework runs in its own process** (a worker: :mod:`fastjac._bench_worker` run by
+path): a framework's thread pool keeps spinning after a call and would slow whatever is
+timed next in the same process. Every worker builds the same inputs from
 per-row seeds with NumPy alone, so a worker for PyTorch, JAX or Numba can run in another
 Python that does not have fastjac (``--peer-python``); a checksum of the inputs confirms it.
 Each time is the median of several repeats of a loop long enough to make the timer's
 resolution irrelevant, after a warm-up call (so JAX's and Numba's compile time is
 excluded; a workload that asks for it also reports the first call). Every framework's
-result is checked against NumPy's in float64 after timing. With ``--rounds K`` the
-processes run K times in turn (the order rotates) and each row takes the median over
-rounds, with the lowest and highest single-round ratio to the best peer: on a shared
-machine a disturbance during one process can otherwise flip a row.
+result is checked against NumPy's in float64 after timing.
+
+**Interleaved** (the default; ``--interleave``) every framework's process starts once and
+stays alive; the parent drives the workers (``_bench_worker.py --serve``) over pipes, one
+JSON request a line, row by row: each framework prepares the row, then the frameworks take turns, ``--samples S``
+times (the order rotates), each timing one short sample (a warm-up call, then the median
+of ``--repeat`` loops of ~10 ms). The worker not being sampled is stopped (SIGSTOP, and
+its stop awaited: thread pools spin after a call) and let go (SIGCONT) for its next
+request; ``--idle pause`` waits 0.2 s after each sample instead, which is also what happens
+where there is no SIGSTOP. A row's time is the median of its samples, and the "samples"
+column gives the quartiles of the per-sample ratio of the best peer to fastjac, each
+taken from samples measured next to each other. A worker that fails or does not answer
+within ``--timeout`` seconds is ended and reported missing; on every exit (errors,
+Ctrl-C) the workers are let go and ended.
+
+**One by one** (``--one-by-one``, or ``--rounds K``) each worker times all its rows, then
+the next starts. With ``--rounds K`` the processes run K times in turn (the order rotates)
+and each row takes the median over rounds, with the lowest and highest single-round ratio
+to the best peer. On this project's shared 2-vCPU machine the interleaved runs' ratios to
+the best peer moved less from run to run (docs: performance, "How the bench times").
 
 Where ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` is set, both are unset for the NumPy
 baseline's process only, and the output says so.
@@ -39,10 +55,12 @@ Examples
 ``fastjac bench --quick``              a few seconds: small sizes, few repeats
 ``fastjac bench --peer-python /path/to/venv/bin/python``   peers from another environment
 ``fastjac bench --json out.json --plot out.png``
-``fastjac bench --rounds 3``           every process three times: medians over rounds
+``fastjac bench --samples 9``          9 samples per framework and row (default 5)
+``fastjac bench --rounds 3``           one by one, every process three times: medians
 
 The workloads and the workers live in :mod:`fastjac._bench_worker` (which peer workers
-run without fastjac); this module starts the workers, merges and prints their results.
+run without fastjac), the handling of their processes in ``fastjac._bench_procs``; this
+module drives the workers, merges and prints their results.
 """
 
 import argparse
@@ -50,6 +68,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,7 +76,7 @@ import tempfile
 import numpy as np
 
 import fastjac as fj
-from fastjac import _bench_worker as W
+from fastjac._bench_procs import PAUSE_S, _Served, _WorkerFailed, _launch
 from fastjac._bench_worker import (FRAMEWORKS, NEXT_TO_BLAS_PRODUCT, PEERS, WORKLOADS,
                                    Workload, _cpus, _label, _size, memory_bandwidth)
 from fastjac._display import format_time
@@ -66,6 +85,7 @@ from fastjac._kernels import elementwise as K
 __all__ = ["WORKLOADS", "Workload", "main_bench", "memory_bandwidth", "run_bench"]
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+IDLE_MODES = ("stop", "pause", "none")
 # Traffic below this many bytes gets no ×bound: a call's fixed cost dominates.
 BOUND_MIN_BYTES = 1 << 20
 # Bandwidth is measured over the row's own bytes (caches included), capped here (beyond
@@ -125,34 +145,108 @@ def _machine_info():
     return info
 
 
-_LOADER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+def _run_interleaved(res, frameworks, rows, merged, crcs, sizes, samples, repeat, min_time,
+                     quick, bandwidth, next_to_blas, unset, peer_python, timeout, progress,
+                     idle):
+    """``--interleave``: one process per framework, all alive at once, sampled in turn.
 
+    For each row every framework prepares it (inputs, function), then ``samples`` times
+    each framework in turn (the order rotates by row and sample) times one sample, while
+    the others are held (:meth:`_Served.hold`). The samples are kept per row
+    (``<fw>_samples``); each worker's last step (checks, fastjac's bandwidth and next to
+    BLAS) returns the same JSON as a process of the one-by-one mode, merged alike."""
+    workers, pythons = {}, {}
 
-def _launch(spec, python, env, timeout):
-    """Run one worker in a fresh process; its JSON, or {"failed": reason}."""
-    with tempfile.TemporaryDirectory(prefix="fastjac-bench-") as tmp:
-        spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "out.json")
-        with open(spec_path, "w", encoding="utf-8") as f:
-            json.dump(spec, f)
-        cmd = [python, "-c", _LOADER, os.path.abspath(W.__file__), spec_path, out_path]
+    def drop(fw, why):
+        w = workers.pop(fw, None)
+        if w is not None:
+            w.close()
+        if fw == "fastjac":
+            raise RuntimeError(f"fastjac bench: the fastjac worker failed: {why}")
+        res["missing"].setdefault(fw, f"{why} (in {pythons[fw]})")
+        for row in merged.values():
+            row.pop(f"{fw}_samples", None)
+
+    def step(fw, request, sampled=False):
+        w = workers[fw]
+        w.release()
         try:
-            proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"failed": f"timed out after {timeout:.0f} s"}
-        except OSError as exc:
-            return {"failed": f"could not start {python}: {exc}"}
-        if proc.returncode != 0 or not os.path.exists(out_path):
-            tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-            return {"failed": f"exit status {proc.returncode}: {tail[0][:300]}"}
-        with open(out_path, encoding="utf-8") as f:
-            return json.load(f)
+            reply = w.ask(request, timeout)
+        except _WorkerFailed as exc:
+            drop(fw, str(exc))
+            return None
+        if sampled or idle == "stop":
+            w.hold(idle)
+        return reply
+
+    with tempfile.TemporaryDirectory(prefix="fastjac-bench-") as tmp:
+        try:
+            for fw in frameworks:
+                python, env = _worker_python(fw, unset, peer_python)
+                pythons[fw] = python
+                try:
+                    workers[fw] = _Served(fw, python, env, tmp)
+                    workers[fw].send({"op": "load", "framework": fw})
+                except (OSError, _WorkerFailed) as exc:
+                    drop(fw, f"could not start {python}: {exc}")
+            if progress:
+                progress("interleaved: one process per framework ("
+                         + ", ".join(f"{fw} in {pythons[fw]}" for fw in workers)
+                         + f"), {samples} samples per framework and row, idle workers: "
+                         + idle)
+            for fw in list(workers):
+                try:
+                    reply = workers[fw].receive(timeout)
+                except _WorkerFailed as exc:
+                    drop(fw, str(exc))
+                    continue
+                if not reply["ok"]:
+                    drop(fw, reply.get("missing", "could not be loaded"))
+                else:
+                    workers[fw].hold("stop" if idle == "stop" else "none")
+            for i, (w, label, dt) in enumerate(rows):
+                if progress:
+                    progress(f"row {i + 1} of {len(rows)}: {w.name} {label} {dt}")
+                ready = []
+                for fw in frameworks:
+                    if fw in workers:
+                        reply = step(fw, {"op": "prepare", "row": [w.name, label, dt]})
+                        if reply is not None and "error" not in reply:
+                            ready.append(fw)
+                times = {fw: [] for fw in ready}
+                for k in range(samples):
+                    shift = (i + k) % max(1, len(ready))
+                    for fw in ready[shift:] + ready[:shift]:
+                        if fw in workers:
+                            reply = step(fw, {"op": "sample", "repeat": repeat,
+                                              "min_time": min_time}, sampled=True)
+                            times[fw].append(reply and reply["time_s"])
+                row = merged[(w.name, label, dt)]
+                for fw in ready:
+                    if fw in workers:
+                        row[f"{fw}_samples"] = times[fw]
+            for fw in frameworks:
+                if fw in workers:
+                    request = {"op": "finish"}
+                    request.update(_finish_spec(fw, True, sizes, repeat, min_time, quick,
+                                                bandwidth, next_to_blas))
+                    if progress:
+                        progress(f"checking {fw}'s results"
+                                 + (" and measuring the bandwidth" if fw == "fastjac"
+                                    and bandwidth else ""))
+                    out = step(fw, request)
+                    if out is not None:
+                        _merge(res, fw, out, pythons[fw], merged, crcs, True)
+        finally:
+            for fw in list(workers):
+                workers.pop(fw).close()
 
 
 # ----------------------------------------------------------------------------------- main
 def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "float32"),
               bandwidth=True, frameworks=None, peer_python=None, next_to_blas=None,
-              timeout=None, max_size=None, progress=None, rounds=1):
+              timeout=None, max_size=None, progress=None, rounds=1, interleave=None,
+              samples=None, idle="stop"):
     """Run the benchmark and return its results as a dict (what ``--json`` writes).
 
     Parameters
@@ -183,12 +277,42 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
         A row's time is the median over the rounds of each round's median, so a
         disturbance that hits one process moves it less; each round's ratio to the best
         peer is kept (``vs_best_rounds``) to show how much a row varies.
+    interleave : bool, optional
+        Start every framework's process once and sample the frameworks in turn, row by
+        row (``samples`` samples each; the order rotates), so that they meet the same
+        moments of a machine whose speed moves. Default: True, unless ``rounds`` > 1. A row's time is the median of its samples
+        (``<fw>_samples``); ``vs_best_samples`` holds the ratio of the fastest other
+        framework to fastjac per sample, ``vs_best_quartiles`` their quartiles. Then
+        ``repeat`` is the loops per sample (default 3, 1 with ``quick``) and ``timeout``
+        the seconds per request (default 300, 120 with ``quick``). Not with ``rounds``.
+    samples : int, optional
+        Samples per framework and row with ``interleave`` (default 5, 3 with ``quick``).
+    idle : {"stop", "pause", "none"}
+        With ``interleave``, what keeps a framework that is not being sampled from taking
+        CPU time (its thread pools spin after a call): "stop" holds its process with
+        SIGSTOP until its next request (where there is no SIGSTOP: a pause), "pause"
+        waits PAUSE_S after each sample, "none" does nothing.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds!r}")
-    repeat = repeat or (3 if quick else 7)
-    min_time = 0.002 if quick else 0.02
-    timeout = timeout or (300 if quick else 1800)
+    if interleave is None:
+        interleave = rounds == 1
+    if interleave and rounds != 1:
+        raise ValueError("rounds and interleave do not combine: with interleave, every "
+                         "process runs once and `samples` sets how often each row is timed")
+    if samples is not None and samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples!r}")
+    if idle not in IDLE_MODES:
+        raise ValueError(f"idle must be one of {IDLE_MODES}, got {idle!r}")
+    if interleave:
+        repeat = repeat or (1 if quick else 3)
+        samples = samples or (3 if quick else 5)
+        min_time = 0.002 if quick else 0.01
+        timeout = timeout or (120 if quick else 300)
+    else:
+        repeat = repeat or (3 if quick else 7)
+        min_time = 0.002 if quick else 0.02
+        timeout = timeout or (300 if quick else 1800)
     frameworks = list(frameworks or FRAMEWORKS)
     if "fastjac" not in frameworks:
         frameworks.insert(0, "fastjac")
@@ -223,7 +347,13 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     res["environment"]["openblas_unset_for_numpy"] = unset
     crcs = {}
     res["rounds"] = rounds
-    for rnd in range(rounds):
+    if interleave:
+        res["interleave"] = {"samples": samples, "min_time": min_time, "idle": idle
+                             if idle != "stop" or hasattr(signal, "SIGSTOP") else "pause"}
+        _run_interleaved(res, frameworks, rows, merged, crcs, sizes, samples, repeat,
+                         min_time, quick, bandwidth, next_to_blas, unset, peer_python,
+                         timeout, progress, idle)
+    for rnd in range(rounds if not interleave else 0):
         order = frameworks[rnd % len(frameworks):] + frameworks[:rnd % len(frameworks)]
         for fw in order:
             _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick,
@@ -238,38 +368,55 @@ def run_bench(quick=False, repeat=None, workloads=None, dtypes=("float64", "floa
     return res
 
 
-def _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick, bandwidth,
-                next_to_blas, unset, peer_python, timeout, progress, rounds):
-    """Run framework ``fw``'s worker for round ``rnd`` and merge its times into the rows
-    (``<fw>_runs`` lists, one entry per round)."""
-    first = rnd == 0 or fw not in {f["name"] for f in res["frameworks"]}
-    spec = {"framework": fw, "rows": [[w.name, label, dt] for w, label, dt in rows],
-            "repeat": repeat, "min_time": min_time, "quick": bool(quick)}
+def _worker_python(fw, unset, peer_python):
+    """(python, environment) of framework ``fw``'s worker process."""
     env = dict(os.environ)
     python = sys.executable
-    if fw == "fastjac":
-        # the bandwidth and the next-to-BLAS section are measured once, in the first round
-        spec["bandwidth_bytes"] = sorted(sizes) if bandwidth and rnd == 0 else []
-        spec["bandwidth_repeat"] = 3 if quick else 5
-        spec["next_to_blas"] = bool(next_to_blas) and rnd == 0
-    elif fw == "numpy":
+    if fw == "numpy":
         for k in unset:
             del env[k]
     elif fw in PEERS and peer_python:
         python = peer_python
     if fw == "jax":
         env.setdefault("JAX_PLATFORMS", "cpu")
+    return python, env
+
+
+def _finish_spec(fw, first, sizes, repeat, min_time, quick, bandwidth, next_to_blas):
+    """What a worker's last step needs: the timing settings and, for fastjac's first
+    process only, the bandwidth sizes and the next-to-BLAS section."""
+    spec = {"repeat": repeat, "min_time": min_time, "quick": bool(quick)}
+    if fw == "fastjac":
+        spec["bandwidth_bytes"] = sorted(sizes) if bandwidth and first else []
+        spec["bandwidth_repeat"] = 3 if quick else 5
+        spec["next_to_blas"] = bool(next_to_blas) and first
+    return spec
+
+
+def _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick, bandwidth,
+                next_to_blas, unset, peer_python, timeout, progress, rounds):
+    """Run framework ``fw``'s worker for round ``rnd`` and merge its times into the rows
+    (``<fw>_runs`` lists, one entry per round)."""
+    spec = {"framework": fw, "rows": [[w.name, label, dt] for w, label, dt in rows]}
+    spec.update(_finish_spec(fw, rnd == 0, sizes, repeat, min_time, quick, bandwidth,
+                             next_to_blas))
+    python, env = _worker_python(fw, unset, peer_python)
     if progress:
         progress(f"timing {fw} in its own process ({python})"
                  + (f", round {rnd + 1} of {rounds}" if rounds > 1 else ""))
-    out = _launch(spec, python, env, timeout)
+    _merge(res, fw, _launch(spec, python, env, timeout), python, merged, crcs, rnd == 0)
+
+
+def _merge(res, fw, out, python, merged, crcs, first):
+    """Merge one worker's JSON into the rows (``<fw>_runs``: one time per process run) and
+    ``res``; a failed peer is reported missing, a failed fastjac raises RuntimeError."""
     if "failed" in out or "missing" in out:
         reason = out.get("failed") or out["missing"]
         if fw == "fastjac":
             raise RuntimeError(f"fastjac bench: the fastjac worker failed: {reason}")
         res["missing"].setdefault(fw, f"{reason} (in {python})")
         return
-    if first:
+    if fw not in {f["name"] for f in res["frameworks"]}:
         res["frameworks"].append({"name": fw, "version": out.get("version"),
                                   "python": out["python"], "numpy": out["numpy"],
                                   "blas": out.get("blas")})
@@ -288,11 +435,12 @@ def _run_worker(res, fw, rnd, rows, merged, crcs, sizes, repeat, min_time, quick
             row.setdefault(f"{fw}_runs", []).append(None)
         if r.get("error") and r["error"] != "no implementation":
             row.setdefault("errors", {})[fw] = r["error"]
-    if fw == "fastjac" and rnd == 0:
+    if fw == "fastjac" and first:
         if "bandwidth" in out:
             res["bandwidth_by_bytes"] = out["bandwidth"]
-            if bandwidth:
-                res["bandwidth"] = out["bandwidth"][str(10**7 if quick else 10**8)]
+            key = str(10**7 if res["quick"] else 10**8)
+            if key in out["bandwidth"]:  # asked for with bandwidth=True
+                res["bandwidth"] = out["bandwidth"][key]
         if "next_to_blas" in out:
             res["next_to_blas"] = out["next_to_blas"]
 
@@ -323,6 +471,10 @@ def _derive(res, table):
                 per_round = _vs_best_rounds(row, others, res.get("rounds", 1))
                 if per_round:
                     row["vs_best_rounds"] = per_round
+                per_sample = _vs_best_samples(row, others)
+                if per_sample:
+                    row["vs_best_samples"] = per_sample
+                    row["vs_best_quartiles"] = _quartiles(per_sample)
             if wl.traffic is not None and fj_s:
                 r_bytes, w_bytes = wl.traffic(_size(row["size"]),
                                               np.dtype(row["dtype"]).itemsize)
@@ -350,6 +502,27 @@ def _vs_best_rounds(row, others, rounds):
         return None
     return [min(runs[fw][i] for fw in runs if fw != "fastjac") / runs["fastjac"][i]
             for i in range(rounds)]
+
+
+def _vs_best_samples(row, others):
+    """Per sample k: the fastest other framework's k-th sample over fastjac's k-th
+    (``--interleave``: taken next to each other in time); None without such pairs."""
+    fj_samples = row.get("fastjac_samples")
+    peers = [row[f"{fw}_samples"] for fw in others if row.get(f"{fw}_samples")]
+    if not fj_samples or not peers:
+        return None
+    ratios = []
+    for k, t in enumerate(fj_samples):
+        near = [p[k] for p in peers if k < len(p) and p[k]]
+        if t and near:
+            ratios.append(min(near) / t)
+    return ratios or None
+
+
+def _quartiles(values):
+    """[lower quartile, median, upper quartile] of ``values`` (linear interpolation
+    between order statistics, as ``numpy.percentile``)."""
+    return [float(q) for q in np.percentile(np.asarray(values, dtype=float), [25, 50, 75])]
 
 
 def _largest_loss_grad(res):
@@ -392,6 +565,14 @@ def _header(res):
             text += f" [{f['python']}]"
         fws.append(text)
     lines.append("each framework timed in its own process: " + ", ".join(fws))
+    il = res.get("interleave")
+    if il:
+        how = {"stop": "the others stopped (SIGSTOP) meanwhile",
+               "pause": f"a pause of {PAUSE_S:g} s after each",
+               "none": "the others left as they are"}[il["idle"]]
+        lines.append(f"interleaved: all processes alive at once, each row timed in "
+                     f"{il['samples']} samples per framework taken in turn ({how}); "
+                     "samples = the quartiles of the per-sample vs best")
     lines.append("JAX's and Numba's compile time is excluded (a warm-up call precedes the "
                  "timing); every result is checked against NumPy's in float64")
     for fw, why in res.get("missing", {}).items():
@@ -412,7 +593,9 @@ def _header(res):
                 f"{b['api']} {b['version']} kernel {b['kernel']}, {b['threads']} threads"
                 for b in f["blas"]))
     rounds = res.get("rounds", 1)
-    median = (f"median of {res['repeat']} repeats" if rounds == 1 else
+    median = (f"median over {il['samples']} samples of each sample's median of "
+              f"{res['repeat']} loop{'s' * (res['repeat'] != 1)}" if il else
+              f"median of {res['repeat']} repeats" if rounds == 1 else
               f"median over {rounds} rounds of each process's median of {res['repeat']} "
               "repeats; rounds = the lowest and highest vs best of single rounds")
     lines.append(f"speed-up = numpy / fastjac ({median}; above 1: "
@@ -440,6 +623,9 @@ def format_tables(res):
         spread = res.get("rounds", 1) > 1
         if spread:
             head += f"  {'rounds':>11}"
+        sampled = "interleave" in res
+        if sampled:
+            head += f"  {'samples':>11}"
         lines.append(head)
         first = []
         for r in w["rows"]:
@@ -453,6 +639,9 @@ def format_tables(res):
             if spread:
                 vr = r.get("vs_best_rounds")
                 line += (f"  {min(vr):>5.2f}-{max(vr):.2f}x" if vr else f"  {'-':>11}")
+            if sampled:
+                q = r.get("vs_best_quartiles")
+                line += (f"  {q[0]:>5.2f}-{q[2]:.2f}x" if q else f"  {'-':>11}")
             bad = [fw for fw, ok in r["checks"].items() if not ok]
             if bad:
                 line += f"  (RESULT MISMATCH: {', '.join(bad)})"
@@ -546,8 +735,8 @@ def main_bench(argv=None):
         prog="fastjac bench",
         description="Time fastjac against the code a user of NumPy, PyTorch, JAX or Numba "
                     "would write (one table per workload, speed-up = numpy / fastjac), each "
-                    "framework in its own process, with each large row's ratio to its "
-                    "memory-traffic bound and the 'next to BLAS' loop step.")
+                    "framework in its own process, sampled in turn, with each large row's "
+                    "ratio to its memory-traffic bound and the 'next to BLAS' loop step.")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and few repeats: a few seconds")
     parser.add_argument("--repeat", type=int, default=None,
@@ -566,10 +755,31 @@ def main_bench(argv=None):
                         help="the Python that runs the PyTorch, JAX and Numba workers "
                              "(another environment; it needs NumPy, not fastjac)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="per framework process (default 1800, or 300 with --quick)")
+                        help="interleaved: per request to a framework's process (default "
+                             "300, or 120 with --quick); one by one: per process (default "
+                             "1800, or 300)")
     parser.add_argument("--rounds", type=int, default=1, metavar="K",
-                        help="run every framework's process K times in turn and take the "
-                             "median over rounds (default 1); shows each row's range")
+                        help="one by one: run every framework's process K times in turn "
+                             "and take the median over rounds (default 1); shows each row's "
+                             "range")
+    parser.add_argument("--interleave", action="store_true",
+                        help="the default: start every framework's process once and time "
+                             "the frameworks in turn, row by row, in short samples, so that "
+                             "all of them meet the same moments of a machine whose speed "
+                             "moves; the 'samples' column shows the quartiles of the "
+                             "per-sample vs best")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="instead, run each framework's process after the other, each "
+                             "timing all its rows (implied by --rounds)")
+    parser.add_argument("--samples", type=int, default=None, metavar="S",
+                        help="interleaved: samples per framework and row (default 5, or 3 "
+                             "with --quick); --repeat is then the loops per sample "
+                             "(default 3)")
+    parser.add_argument("--idle", choices=IDLE_MODES, default="stop",
+                        help="interleaved: how a framework that is not being sampled "
+                             "is kept from spinning threads: 'stop' its process (SIGSTOP, "
+                             "the default; a pause where there is none), 'pause' 0.2 s "
+                             "after each sample, or 'none'")
     parser.add_argument("--no-bandwidth", action="store_true",
                         help="skip the memory-bandwidth measurement (and ×bound)")
     parser.add_argument("--json", metavar="PATH", default=None,
@@ -581,6 +791,15 @@ def main_bench(argv=None):
         parser.error("--repeat must be at least 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.interleave and (args.rounds != 1 or args.one_by_one):
+        parser.error("--rounds and --interleave do not combine: interleaved, every "
+                     "framework's process runs once; use --samples S for more samples")
+    if args.samples is not None and args.samples < 1:
+        parser.error("--samples must be at least 1")
+    one_by_one = args.one_by_one or args.rounds != 1
+    if one_by_one and (args.samples is not None or args.idle != "stop"):
+        parser.error("--samples and --idle are for the interleaved mode, not with "
+                     "--one-by-one or --rounds")
     if args.max_size is not None and args.max_size < 1:
         parser.error("--max-size must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
@@ -600,6 +819,7 @@ def main_bench(argv=None):
                         bandwidth=not args.no_bandwidth, frameworks=args.framework,
                         peer_python=args.peer_python, timeout=args.timeout,
                         max_size=args.max_size, rounds=args.rounds,
+                        interleave=not one_by_one, samples=args.samples, idle=args.idle,
                         progress=lambda msg: print(f"fastjac bench: {msg}", file=sys.stderr,
                                                    flush=True))
     except RuntimeError as exc:

@@ -32,6 +32,7 @@ LAYERS = [
     ["fastjac._selfcheck"],
     ["fastjac"],                       # the package: the public API, re-exported
     ["fastjac._bench_worker"],
+    ["fastjac._bench_procs"],
     ["fastjac.bench", "fastjac.dask"],
     ["fastjac.cli"],
     ["fastjac.__main__"],
